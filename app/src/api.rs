@@ -1,0 +1,287 @@
+//! JSON types of Pipebook's control API, shared by the server (which produces them) and the
+//! browser (which draws them). Field names are the wire format documented in `docs/api.md`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Topic the producer stage writes raw reviews to.
+pub const TOPIC_REVIEWS: &str = "reviews";
+/// Topic malformed records are parked in, each with the reason it was refused.
+pub const TOPIC_DLQ: &str = "reviews.dlq";
+/// Topic the sentiment stage writes enriched reviews to.
+pub const TOPIC_SENTIMENT: &str = "reviews.sentiment";
+
+/// A Yelp-style review, the record that flows through the pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    pub review_id: String,
+    pub user_id: String,
+    pub business_id: String,
+    pub stars: u8,
+    #[serde(default)]
+    pub useful: u32,
+    #[serde(default)]
+    pub funny: u32,
+    #[serde(default)]
+    pub cool: u32,
+    pub text: String,
+    /// Event time as the Yelp dataset writes it: `YYYY-MM-DD HH:MM:SS`.
+    pub date: String,
+}
+
+/// The label a classifier gives a review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Sentiment {
+    Positive,
+    Negative,
+    Neutral,
+}
+
+impl Sentiment {
+    pub const ALL: [Sentiment; 3] = [Sentiment::Positive, Sentiment::Negative, Sentiment::Neutral];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sentiment::Positive => "POSITIVE",
+            Sentiment::Negative => "NEGATIVE",
+            Sentiment::Neutral => "NEUTRAL",
+        }
+    }
+}
+
+/// Lifecycle state of a stage (or of the embedded broker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StageState {
+    #[default]
+    Stopped,
+    Running,
+    Paused,
+    Failed,
+}
+
+impl StageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageState::Stopped => "stopped",
+            StageState::Running => "running",
+            StageState::Paused => "paused",
+            StageState::Failed => "failed",
+        }
+    }
+}
+
+/// One stage as `GET /api/pipeline` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct StageStatus {
+    pub id: String,
+    pub state: StageState,
+    /// Monotonic counters (records sent, acknowledged, refused …) since the stage last started.
+    pub counters: BTreeMap<String, u64>,
+    /// Human-readable detail of what the stage is doing now (e.g. "listening on 127.0.0.1:41234").
+    #[serde(default)]
+    pub detail: Option<String>,
+    pub last_error: Option<String>,
+    /// The configuration the stage runs with, as JSON.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+}
+
+/// `GET /api/pipeline`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct PipelineStatus {
+    pub kafka: KafkaStatus,
+    pub stages: Vec<StageStatus>,
+}
+
+impl PipelineStatus {
+    pub fn stage(&self, id: &str) -> Option<&StageStatus> {
+        self.stages.iter().find(|stage| stage.id == id)
+    }
+}
+
+/// Where the Kafka cluster is and whether it answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct KafkaStatus {
+    /// `embedded` (started by Pipebook) or `external`.
+    pub mode: String,
+    pub bootstrap_servers: String,
+    pub state: StageState,
+    pub last_error: Option<String>,
+}
+
+/// Configuration of the socket streamer stage (`POST /api/stages/streamer/start`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamerConfig {
+    /// Reviews per second; 0 means as fast as the client reads.
+    #[serde(default = "default_rate")]
+    pub rate: u32,
+    /// Reviews sent together in one write.
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: u32,
+    /// `generator` for built-in reviews, or the path of a Yelp-format JSON-lines file.
+    #[serde(default = "default_source")]
+    pub source: String,
+    /// Seed of the built-in generator: the same seed gives the same reviews.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Stop after this many reviews (for the generator; a file ends on its own).
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// TCP address the streamer listens on; port 0 picks a free port.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_rate() -> u32 {
+    500
+}
+fn default_chunk_size() -> u32 {
+    50
+}
+fn default_source() -> String {
+    "generator".to_owned()
+}
+fn default_seed() -> u64 {
+    42
+}
+fn default_listen() -> String {
+    "127.0.0.1:0".to_owned()
+}
+
+impl Default for StreamerConfig {
+    fn default() -> Self {
+        Self {
+            rate: default_rate(),
+            chunk_size: default_chunk_size(),
+            source: default_source(),
+            seed: default_seed(),
+            limit: None,
+            listen: default_listen(),
+        }
+    }
+}
+
+/// Configuration of the producer stage (`POST /api/stages/producer/start`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerConfig {
+    /// Socket to read review lines from; defaults to the running streamer's address.
+    #[serde(default)]
+    pub socket: Option<String>,
+}
+
+/// Low and high watermark of one partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionInfo {
+    pub id: i32,
+    pub low: i64,
+    pub high: i64,
+    /// Records appended per second over the last sampling interval (SSE only; 0 on a one-off query).
+    #[serde(default)]
+    pub rate: f64,
+}
+
+/// `GET /api/kafka/topics` returns a list of these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+impl TopicInfo {
+    /// Records ever appended, summed over partitions.
+    pub fn high_sum(&self) -> i64 {
+        self.partitions.iter().map(|p| p.high).sum()
+    }
+}
+
+/// Committed offset and lag of one partition for one group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupPartition {
+    pub topic: String,
+    pub partition: i32,
+    /// Next offset the group will read; `None` when the group has committed nothing yet.
+    pub committed: Option<i64>,
+    pub high: i64,
+    pub lag: i64,
+}
+
+/// A group member and the partitions assigned to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupMember {
+    pub member: String,
+    pub assignment: Vec<String>,
+}
+
+/// `GET /api/kafka/groups` returns a list of these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    pub group: String,
+    pub state: String,
+    pub members: Vec<GroupMember>,
+    pub partitions: Vec<GroupPartition>,
+}
+
+impl GroupInfo {
+    pub fn total_lag(&self) -> i64 {
+        self.partitions.iter().map(|p| p.lag).sum()
+    }
+}
+
+/// One record read by the message browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub partition: i32,
+    pub offset: i64,
+    /// Milliseconds since the Unix epoch, as the broker stamped it.
+    pub timestamp: Option<i64>,
+    pub key: Option<String>,
+    pub value: String,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What `GET /api/events` pushes about once a second.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Snapshot {
+    /// Milliseconds since the Unix epoch when the snapshot was taken.
+    pub at: i64,
+    pub pipeline: PipelineStatus,
+    pub topics: Vec<TopicInfo>,
+    pub groups: Vec<GroupInfo>,
+}
+
+impl Snapshot {
+    pub fn topic(&self, name: &str) -> Option<&TopicInfo> {
+        self.topics.iter().find(|topic| topic.name == name)
+    }
+}
+
+/// Body of every 4xx/5xx answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamer_config_fills_defaults_and_refuses_unknown_fields() {
+        let config: StreamerConfig = serde_json::from_str(r#"{"rate": 10}"#).expect("valid");
+        assert_eq!(config.rate, 10);
+        assert_eq!(config.chunk_size, 50);
+        assert_eq!(config.source, "generator");
+        let err = serde_json::from_str::<StreamerConfig>(r#"{"rat": 10}"#).expect_err("typo");
+        assert!(err.to_string().contains("rat"), "{err}");
+    }
+
+    #[test]
+    fn sentiment_serialises_upper_case() {
+        let json = serde_json::to_string(&Sentiment::Negative).expect("serialise");
+        assert_eq!(json, r#""NEGATIVE""#);
+    }
+}

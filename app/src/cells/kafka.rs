@@ -1,0 +1,235 @@
+//! Cell 2 · Kafka topic & offsets: partitions with their low/high watermarks growing live, the
+//! consumer groups with committed offsets and lag, and a browser to read records at an offset.
+
+use leptos::prelude::*;
+
+use super::{Cell, thousands};
+use crate::api::{GroupInfo, Message, TOPIC_REVIEWS, TopicInfo};
+use crate::client;
+use crate::live::Live;
+
+#[component]
+pub fn KafkaCell() -> impl IntoView {
+    let live = Live::use_context();
+    let topics = Memo::new(move |_| live.snapshot.get().map(|s| s.topics).unwrap_or_default());
+    let groups = Memo::new(move |_| live.snapshot.get().map(|s| s.groups).unwrap_or_default());
+    let reviews_high = move || {
+        topics
+            .get()
+            .iter()
+            .find(|t| t.name == TOPIC_REVIEWS)
+            .map_or(0, TopicInfo::high_sum)
+    };
+
+    view! {
+        <Cell number=2 title="Kafka topic & offsets">
+            <p class="explain">
+                "A topic is split into " <em>"partitions"</em>
+                "; each is an append-only log where every record gets the next " <em>"offset"</em>
+                ". The " <em>"high watermark"</em>
+                " is the offset the next record will get, so it counts the records ever written; the low watermark is the oldest one still kept. Records with the same key always land in the same partition."
+            </p>
+            <p class="headline">
+                <span class="stat-value" data-testid="reviews-high-sum">
+                    {move || thousands(reviews_high())}
+                </span>
+                " records in " <code>"reviews"</code> " (sum of high watermarks)"
+            </p>
+            <div class="topics">
+                {move || {
+                    topics.get().into_iter().map(|topic| view! { <TopicCard topic /> }).collect_view()
+                }}
+            </div>
+            <h3>"Consumer groups"</h3>
+            <GroupTable groups=groups.into() />
+            <h3>"Message browser"</h3>
+            <MessageBrowser topics=topics.into() />
+        </Cell>
+    }
+}
+
+#[component]
+fn TopicCard(topic: TopicInfo) -> impl IntoView {
+    let max_high = topic
+        .partitions
+        .iter()
+        .map(|p| p.high)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let total = topic.high_sum();
+    let rate: f64 = topic.partitions.iter().map(|p| p.rate).sum();
+    let name = topic.name.clone();
+    let label = topic.name.clone();
+    view! {
+        <div class="topic" data-topic=name>
+            <div class="topic-head">
+                <code>{label}</code>
+                <span>{format!("{} records · {:.0}/s", thousands(total), rate)}</span>
+            </div>
+            <table class="partitions">
+                <thead>
+                    <tr>
+                        <th>"Partition"</th>
+                        <th>"Low"</th>
+                        <th>"High"</th>
+                        <th>"Records/s"</th>
+                        <th class="bar-col">"Log"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {topic
+                        .partitions
+                        .into_iter()
+                        .map(|p| {
+                            let width = (p.high as f64 / max_high as f64 * 100.0).clamp(0.0, 100.0);
+                            view! {
+                                <tr>
+                                    <td>{p.id}</td>
+                                    <td>{thousands(p.low)}</td>
+                                    <td class="high">{thousands(p.high)}</td>
+                                    <td>{format!("{:.0}", p.rate)}</td>
+                                    <td class="bar-col">
+                                        <div class="bar">
+                                            <div class="bar-fill" style=format!("width:{width:.1}%")></div>
+                                        </div>
+                                    </td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[component]
+fn GroupTable(groups: Signal<Vec<GroupInfo>>) -> impl IntoView {
+    view! {
+        <Show
+            when=move || !groups.get().is_empty()
+            fallback=|| view! { <p class="muted">"No consumer group yet: the sentiment stage will create one."</p> }
+        >
+            <table class="groups">
+                <thead>
+                    <tr>
+                        <th>"Group"</th>
+                        <th>"State"</th>
+                        <th>"Members"</th>
+                        <th>"Partition"</th>
+                        <th>"Committed"</th>
+                        <th>"High"</th>
+                        <th>"Lag"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {move || {
+                        groups
+                            .get()
+                            .into_iter()
+                            .flat_map(|g| {
+                                let members = g.members.len();
+                                let (group, state) = (g.group.clone(), g.state.clone());
+                                g.partitions
+                                    .into_iter()
+                                    .map(move |p| {
+                                        view! {
+                                            <tr>
+                                                <td>{group.clone()}</td>
+                                                <td>{state.clone()}</td>
+                                                <td>{members}</td>
+                                                <td>{format!("{}-{}", p.topic, p.partition)}</td>
+                                                <td>{p.committed.map_or("–".to_owned(), thousands)}</td>
+                                                <td>{thousands(p.high)}</td>
+                                                <td class="lag">{thousands(p.lag)}</td>
+                                            </tr>
+                                        }
+                                    })
+                            })
+                            .collect_view()
+                    }}
+                </tbody>
+            </table>
+        </Show>
+    }
+}
+
+#[component]
+fn MessageBrowser(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
+    let topic = RwSignal::new(TOPIC_REVIEWS.to_owned());
+    let partition = RwSignal::new("0".to_owned());
+    let offset = RwSignal::new("0".to_owned());
+    let messages = RwSignal::new(Vec::<Message>::new());
+    let error = RwSignal::new(None::<String>);
+    let fetch = move |_| {
+        let path = format!(
+            "/api/kafka/topics/{}/messages?partition={}&offset={}&limit=10",
+            topic.get(),
+            partition.get().trim(),
+            offset.get().trim()
+        );
+        leptos::task::spawn_local(async move {
+            match client::get::<Vec<Message>>(&path).await {
+                Ok(found) => {
+                    error.set(None);
+                    messages.set(found);
+                }
+                Err(message) => error.set(Some(message)),
+            }
+        });
+    };
+    view! {
+        <form class="controls" on:submit=|ev| ev.prevent_default()>
+            <label>
+                "Topic"
+                <select name="topic" on:change=move |ev| topic.set(event_target_value(&ev))>
+                    {move || {
+                        topics
+                            .get()
+                            .into_iter()
+                            .map(|t| {
+                                let selected = t.name == topic.get_untracked();
+                                view! { <option value=t.name.clone() selected=selected>{t.name.clone()}</option> }
+                            })
+                            .collect_view()
+                    }}
+                </select>
+            </label>
+            <label>
+                "Partition"
+                <input type="number" min="0" name="partition" bind:value=partition />
+            </label>
+            <label>
+                "From offset"
+                <input type="number" min="0" name="offset" bind:value=offset />
+            </label>
+            <div class="buttons">
+                <button class="btn" data-testid="browse" on:click=fetch>
+                    "Read 10 records"
+                </button>
+            </div>
+        </form>
+        {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+        <table class="messages" data-testid="messages">
+            <tbody>
+                {move || {
+                    messages
+                        .get()
+                        .into_iter()
+                        .map(|m| {
+                            let excerpt: String = m.value.chars().take(160).collect();
+                            view! {
+                                <tr>
+                                    <td class="offset">{format!("{}@{}", m.partition, m.offset)}</td>
+                                    <td class="key">{m.key.unwrap_or_default()}</td>
+                                    <td class="value"><code>{excerpt}</code></td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </tbody>
+        </table>
+    }
+}

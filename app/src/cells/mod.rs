@@ -1,0 +1,156 @@
+//! The notebook page and its cells, one per pipeline stage, in the order data flows.
+
+mod kafka;
+mod streamer;
+
+use leptos::prelude::*;
+
+use crate::api::StageState;
+use crate::live::Live;
+
+/// The whole lesson: a header with the cluster's state, then the cells.
+#[component]
+pub fn Notebook() -> impl IntoView {
+    let live = Live::provide();
+    view! {
+        <header class="topbar">
+            <h1>"Pipebook"</h1>
+            <p class="tagline">"A live streaming pipeline, one stage per cell."</p>
+            <ClusterBadge live />
+        </header>
+        <main class="notebook">
+            <streamer::StreamerCell />
+            <kafka::KafkaCell />
+            <Placeholder
+                number=3
+                title="Sentiment"
+                text="A consumer group of workers reads `reviews`, labels each review POSITIVE, NEGATIVE or NEUTRAL and writes it to `reviews.sentiment`. You will see partitions assigned to workers, lag rise and fall, and a rebalance when a worker dies."
+            />
+            <Placeholder
+                number=4
+                title="Windows & aggregates"
+                text="Tumbling, sliding and session windows over event time, with a watermark, late records and checkpoints, computed with Polars."
+            />
+            <Placeholder
+                number=5
+                title="Search & dashboards"
+                text="Enriched reviews indexed into a search engine, searchable by text and sentiment, with its aggregations charted."
+            />
+        </main>
+    }
+}
+
+/// Where Kafka is and whether it answers, with the embedded broker's stop/start button.
+#[component]
+fn ClusterBadge(live: Live) -> impl IntoView {
+    let kafka = move || live.snapshot.get().map(|s| s.pipeline.kafka);
+    let busy = RwSignal::new(false);
+    let toggle = move |_| {
+        let running = kafka().is_some_and(|k| k.state == StageState::Running);
+        let path = if running {
+            "/api/stages/broker/stop"
+        } else {
+            "/api/stages/broker/start"
+        };
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            let _ = crate::client::post(path, serde_json::Value::Null).await;
+            busy.set(false);
+        });
+    };
+    view! {
+        <div class="cluster" data-testid="cluster">
+            {move || match kafka() {
+                None => {
+                    view! {
+                        <span class="pill pill-stopped">
+                            {move || if live.connected.get() { "waiting…" } else { "connecting…" }}
+                        </span>
+                    }
+                        .into_any()
+                }
+                Some(k) => {
+                    let embedded = k.mode == "embedded";
+                    let state = k.state;
+                    view! {
+                        <span class=format!("pill pill-{}", state.as_str())>
+                            {format!("Kafka {} · {} · {}", k.mode, k.bootstrap_servers, state.as_str())}
+                        </span>
+                        <Show when=move || embedded>
+                            <button class="btn btn-small" on:click=toggle disabled=move || busy.get()>
+                                {if state == StageState::Running { "Stop broker" } else { "Start broker" }}
+                            </button>
+                        </Show>
+                        {k.last_error.map(|e| view! { <span class="error">{e}</span> })}
+                    }
+                        .into_any()
+                }
+            }}
+        </div>
+    }
+}
+
+/// The frame every cell shares: number, title, what it teaches, then its body.
+#[component]
+fn Cell(number: u8, title: &'static str, children: Children) -> impl IntoView {
+    view! {
+        <section class="cell" id=format!("cell-{number}")>
+            <header class="cell-head">
+                <a class="cell-no" href=format!("#cell-{number}")>
+                    {number}
+                </a>
+                <h2>{title}</h2>
+            </header>
+            {children()}
+        </section>
+    }
+}
+
+#[component]
+fn Placeholder(number: u8, title: &'static str, text: &'static str) -> impl IntoView {
+    view! {
+        <Cell number title>
+            <p class="explain">{text}</p>
+            <p class="coming">"This cell arrives with the next stage of the pipeline."</p>
+        </Cell>
+    }
+}
+
+/// A stage's state as a coloured pill.
+#[component]
+fn StatePill(#[prop(into)] state: Signal<StageState>) -> impl IntoView {
+    view! {
+        <span class=move || format!("pill pill-{}", state.get().as_str())>
+            {move || state.get().as_str()}
+        </span>
+    }
+}
+
+/// Formats a count with thousands separators: 20000 → "20,000".
+fn thousands(value: i64) -> String {
+    let digits = value.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if value < 0 {
+        out.push('-');
+    }
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(20_000), "20,000");
+        assert_eq!(thousands(-1_234_567), "-1,234,567");
+    }
+}

@@ -1,0 +1,197 @@
+//! Cell 1 · Socket streamer: start a TCP source of reviews and the producer that reads it into
+//! Kafka; pause it, resume it, stop it, and watch the counters.
+
+use leptos::prelude::*;
+use serde_json::json;
+
+use super::{Cell, StatePill, thousands};
+use crate::api::{StageState, StageStatus};
+use crate::client;
+use crate::live::Live;
+
+fn counter(stage: &Option<StageStatus>, name: &str) -> i64 {
+    stage
+        .as_ref()
+        .and_then(|s| s.counters.get(name))
+        .map_or(0, |v| i64::try_from(*v).unwrap_or(i64::MAX))
+}
+
+/// Reads a whole number from a form field, naming the field when it is not one.
+fn whole_number(field: &str, value: &str) -> Result<u64, String> {
+    value
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| format!("{field}: enter a whole number, got {value:?}"))
+}
+
+#[component]
+pub fn StreamerCell() -> impl IntoView {
+    let live = Live::use_context();
+    let stage = move |id: &'static str| {
+        live.snapshot
+            .get()
+            .and_then(|s| s.pipeline.stage(id).cloned())
+    };
+    let streamer = Memo::new(move |_| stage("streamer"));
+    let producer = Memo::new(move |_| stage("producer"));
+    let state = Signal::derive(move || streamer.get().map(|s| s.state).unwrap_or_default());
+    let producer_state =
+        Signal::derive(move || producer.get().map(|s| s.state).unwrap_or_default());
+
+    let rate = RwSignal::new("500".to_owned());
+    let chunk = RwSignal::new("50".to_owned());
+    let source = RwSignal::new("generator".to_owned());
+    let seed = RwSignal::new("42".to_owned());
+    let error = RwSignal::new(None::<String>);
+
+    let start = move |_| {
+        let body = (|| -> Result<serde_json::Value, String> {
+            Ok(json!({
+                "rate": whole_number("rate", &rate.get())?,
+                "chunk_size": whole_number("chunk size", &chunk.get())?,
+                "source": source.get().trim(),
+                "seed": whole_number("seed", &seed.get())?,
+            }))
+        })();
+        let body = match body {
+            Ok(body) => body,
+            Err(message) => return error.set(Some(message)),
+        };
+        let producer_running = matches!(
+            producer_state.get_untracked(),
+            StageState::Running | StageState::Paused
+        );
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            if let Err(message) = client::post("/api/stages/streamer/start", body).await {
+                return error.set(Some(message));
+            }
+            if !producer_running {
+                if let Err(message) = client::post("/api/stages/producer/start", json!({})).await {
+                    error.set(Some(message));
+                }
+            }
+        });
+    };
+    let act = move |path: &'static str| {
+        move |_| {
+            error.set(None);
+            leptos::task::spawn_local(async move {
+                if let Err(message) = client::post(path, serde_json::Value::Null).await {
+                    error.set(Some(message));
+                }
+            });
+        }
+    };
+    let active = move || matches!(state.get(), StageState::Running | StageState::Paused);
+
+    view! {
+        <Cell number=1 title="Socket streamer">
+            <p class="explain">
+                "A TCP server sends reviews as JSON lines, " <em>"in chunks"</em>
+                ", at the rate you choose — the way seed tutorials feed Spark from a socket. A producer connects as its client and writes each review to the Kafka topic "
+                <code>"reviews"</code> ", keyed by " <code>"business_id"</code>
+                ". Lines that are not valid reviews go to " <code>"reviews.dlq"</code>
+                " with the reason: nothing is dropped."
+            </p>
+            <form class="controls" on:submit=|ev| ev.prevent_default()>
+                <label>
+                    "Rate (reviews/s)"
+                    <input type="number" min="0" name="rate" bind:value=rate />
+                </label>
+                <label>
+                    "Chunk size"
+                    <input type="number" min="1" name="chunk_size" bind:value=chunk />
+                </label>
+                <label class="wide">
+                    "Source: " <code>"generator"</code> " or a Yelp JSON-lines file path"
+                    <input type="text" name="source" bind:value=source />
+                </label>
+                <label>
+                    "Seed"
+                    <input type="number" min="0" name="seed" bind:value=seed />
+                </label>
+                <div class="buttons">
+                    <button
+                        class="btn btn-primary"
+                        data-testid="streamer-start"
+                        on:click=start
+                        disabled=active
+                    >
+                        "Start"
+                    </button>
+                    <Show
+                        when=move || state.get() == StageState::Paused
+                        fallback=move || {
+                            view! {
+                                <button
+                                    class="btn"
+                                    data-testid="streamer-pause"
+                                    on:click=act("/api/stages/streamer/pause")
+                                    disabled=move || state.get() != StageState::Running
+                                >
+                                    "Pause"
+                                </button>
+                            }
+                        }
+                    >
+                        <button
+                            class="btn"
+                            data-testid="streamer-resume"
+                            on:click=act("/api/stages/streamer/resume")
+                        >
+                            "Resume"
+                        </button>
+                    </Show>
+                    <button
+                        class="btn"
+                        data-testid="streamer-stop"
+                        on:click=act("/api/stages/streamer/stop")
+                        disabled=move || !active()
+                    >
+                        "Stop"
+                    </button>
+                </div>
+            </form>
+            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <div class="stats">
+                <div class="stat">
+                    <span class="stat-label">"Streamer " <StatePill state /></span>
+                    <span class="stat-value" data-testid="streamer-sent">
+                        {move || thousands(counter(&streamer.get(), "sent"))}
+                    </span>
+                    <span class="stat-unit">"reviews sent"</span>
+                    <span class="stat-detail">
+                        {move || streamer.get().and_then(|s| s.detail).unwrap_or_default()}
+                    </span>
+                </div>
+                <div class="stat">
+                    <span class="stat-label">"Producer " <StatePill state=producer_state /></span>
+                    <span class="stat-value" data-testid="producer-acked">
+                        {move || thousands(counter(&producer.get(), "acked"))}
+                    </span>
+                    <span class="stat-unit">"acknowledged by Kafka"</span>
+                    <span class="stat-detail">
+                        {move || {
+                            let p = producer.get();
+                            format!(
+                                "{} lines read · {} in flight · {} to DLQ",
+                                thousands(counter(&p, "lines")),
+                                thousands(counter(&p, "produced") - counter(&p, "acked")),
+                                thousands(counter(&p, "dlq")),
+                            )
+                        }}
+                    </span>
+                </div>
+            </div>
+            {move || {
+                [streamer.get(), producer.get()]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.last_error.map(|e| format!("{}: {e}", s.id)))
+                    .map(|e| view! { <p class="warning">{e}</p> })
+                    .collect_view()
+            }}
+        </Cell>
+    }
+}

@@ -1,0 +1,52 @@
+//! Pipebook's notebook UI: one cell per pipeline stage, drawn on the server (SSR) and brought to
+//! life in the browser (hydration) by a server-sent-events feed of the pipeline's state.
+
+pub mod api;
+mod cells;
+mod client;
+mod live;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+/// The HTML document around the app, rendered by the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/pipebook.css" />
+        <Title text="Pipebook · a live streaming pipeline" />
+        <Router>
+            <Routes fallback=|| "Page not found.".into_view()>
+                <Route path=path!("") view=cells::Notebook />
+            </Routes>
+        </Router>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

@@ -1,0 +1,67 @@
+import { defineConfig } from "@playwright/test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+
+// The server under test: the binary `cargo leptos build` produced, on a port chosen now, with a
+// fresh data dir and an embedded broker on a free port. Playwright starts it and stops it.
+function freePort(): number {
+  const out = execFileSync("python3", [
+    "-c",
+    "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])",
+  ]);
+  return Number(out.toString().trim());
+}
+
+const port = Number(process.env.PIPEBOOK_E2E_PORT ?? freePort());
+process.env.PIPEBOOK_E2E_PORT = String(port);
+const dataDir = mkdtempSync(join(tmpdir(), "pipebook-e2e-"));
+const bin = process.env.PIPEBOOK_BIN ?? "../target/debug/pipebook";
+const siteRoot = process.env.PIPEBOOK_SITE_ROOT ?? "../target/site";
+
+export default defineConfig({
+  testDir: "./tests",
+  timeout: 120_000,
+  expect: { timeout: 20_000 },
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  reporter: [["list"]],
+  outputDir: "test-results",
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    viewport: { width: 1280, height: 800 },
+    screenshot: "only-on-failure",
+    trace: "retain-on-failure",
+    launchOptions: {
+      executablePath: "/usr/bin/chromium",
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    },
+  },
+  webServer: {
+    command: bin,
+    url: `http://127.0.0.1:${port}/api/health`,
+    timeout: 120_000,
+    reuseExistingServer: false,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: {
+      PIPEBOOK_ADDR: `127.0.0.1:${port}`,
+      PIPEBOOK_DATA_DIR: dataDir,
+      PIPEBOOK_BROKER_ADDR: "127.0.0.1:0",
+      LEPTOS_SITE_ROOT: siteRoot,
+      LEPTOS_OUTPUT_NAME: "pipebook",
+      RUST_LOG: "info,tansu=warn,libsql=warn",
+    },
+  },
+});

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs what building Pipebook needs on a machine that has only the Rust toolchain, from the
+# package registries alone (crates.io, npm, Debian): the wasm32 target, cargo-leptos (pinned),
+# wasm-bindgen-cli (at the exact version in Cargo.lock) and wasm-opt (npm `binaryen`).
+# With `--browser`, also Chromium from Debian and the Playwright test runner (for the tests).
+# Sourced by scripts/run and scripts/test; safe to run again: it installs only what is missing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CARGO_LEPTOS_VERSION="0.3.10"   # 0.3.11 needs a newer rustc than 1.95
+BINARYEN_VERSION="132.0.0"      # Debian's binaryen 108 makes a release .wasm that fails to hydrate
+
+log() { printf '\033[1m[pipebook]\033[0m %s\n' "$*" >&2; }
+
+# Build outside the clone when a cache is available, so a fresh clone reuses earlier builds.
+if [[ -z "${CARGO_TARGET_DIR:-}" && -d /var/cache && -w /var/cache ]]; then
+  export CARGO_TARGET_DIR=/var/cache/pipebook-target
+fi
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export PATH="$HOME/.cargo/bin:$ROOT/.tools/node_modules/.bin:$PATH"
+# leptos_config bakes this in at compile time; setting it for every build (tests included) keeps
+# one set of artifacts instead of rebuilding leptos when switching between cargo and cargo-leptos.
+export LEPTOS_OUTPUT_NAME=pipebook
+
+install_rust_tools() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if [[ "$(cargo leptos --version 2>/dev/null || true)" != *"$CARGO_LEPTOS_VERSION"* ]]; then
+    log "installing cargo-leptos $CARGO_LEPTOS_VERSION (takes ~15 minutes once)"
+    cargo install cargo-leptos --version "=$CARGO_LEPTOS_VERSION" --locked
+  fi
+  local wb
+  wb="$(grep -A1 '^name = "wasm-bindgen"$' "$ROOT/Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')"
+  if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != *"$wb"* ]]; then
+    log "installing wasm-bindgen-cli $wb (must equal the wasm-bindgen crate in Cargo.lock)"
+    cargo install wasm-bindgen-cli --version "=$wb"
+  fi
+  if [[ ! -x "$ROOT/.tools/node_modules/.bin/wasm-opt" ]]; then
+    log "installing wasm-opt (npm binaryen $BINARYEN_VERSION)"
+    npm install --no-audit --no-fund --prefix "$ROOT/.tools" "binaryen@$BINARYEN_VERSION" >&2
+  fi
+}
+
+install_browser_tools() {
+  if [[ ! -x /usr/bin/chromium ]]; then
+    log "installing Chromium from Debian"
+    local sudo=""
+    [[ "$(id -u)" == 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  fi
+  if [[ ! -d "$ROOT/end2end/node_modules/@playwright/test" ]]; then
+    log "installing the Playwright test runner (no browser download: it uses /usr/bin/chromium)"
+    (cd "$ROOT/end2end" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2)
+  fi
+}
+
+install_rust_tools
+if [[ "${1:-}" == "--browser" ]]; then
+  install_browser_tools
+fi

@@ -1,0 +1,179 @@
+//! The JSON control API (documented in `docs/api.md`): a thin layer over [`Engine`].
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use app::api::ApiError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use serde::Deserialize;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::WatchStream;
+
+use crate::kafka::inspect::{InspectError, MAX_BROWSE};
+use crate::pipeline::{Engine, EngineError};
+use crate::stage::StageError;
+
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/pipeline", get(pipeline))
+        .route("/api/stages/{id}/start", post(start_stage))
+        .route("/api/stages/{id}/stop", post(stop_stage))
+        .route("/api/stages/{id}/pause", post(pause_stage))
+        .route("/api/stages/{id}/resume", post(resume_stage))
+        .route("/api/kafka/topics", get(topics))
+        .route("/api/kafka/groups", get(groups))
+        .route("/api/kafka/topics/{topic}/messages", get(messages))
+        .route("/api/events", get(events))
+        .with_state(engine)
+}
+
+impl IntoResponse for EngineError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            EngineError::BadRequest(_) | EngineError::Config(_) => StatusCode::BAD_REQUEST,
+            EngineError::UnknownStage(_) => StatusCode::NOT_FOUND,
+            EngineError::Stage(StageError::PauseUnsupported(_)) => StatusCode::BAD_REQUEST,
+            EngineError::Stage(_) => StatusCode::CONFLICT,
+            EngineError::Inspect(
+                InspectError::UnknownTopic(_) | InspectError::UnknownPartition { .. },
+            ) => StatusCode::NOT_FOUND,
+            EngineError::Broker(_) | EngineError::Admin(_) | EngineError::Inspect(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        let body = ApiError {
+            error: self.to_string(),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, EngineError>;
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn pipeline(State(engine): State<Arc<Engine>>) -> Json<app::api::PipelineStatus> {
+    Json(engine.pipeline_status())
+}
+
+/// An absent or empty body means "defaults"; a body that is not JSON is a 400 that says so.
+fn config_body(
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<serde_json::Value, EngineError> {
+    match body {
+        Ok(Json(value)) => Ok(value),
+        Err(JsonRejection::MissingJsonContentType(_)) => Ok(serde_json::Value::Null),
+        Err(rejection) => Err(EngineError::BadRequest(format!(
+            "config: {}",
+            rejection.body_text()
+        ))),
+    }
+}
+
+async fn start_stage(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> ApiResult<app::api::PipelineStatus> {
+    let config = config_body(body)?;
+    engine.start_stage(&id, config).await?;
+    Ok(Json(engine.pipeline_status()))
+}
+
+async fn stop_stage(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+) -> ApiResult<app::api::PipelineStatus> {
+    engine.stop_stage(&id).await?;
+    Ok(Json(engine.pipeline_status()))
+}
+
+async fn pause_stage(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+) -> ApiResult<app::api::PipelineStatus> {
+    engine.pause_stage(&id, true)?;
+    Ok(Json(engine.pipeline_status()))
+}
+
+async fn resume_stage(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+) -> ApiResult<app::api::PipelineStatus> {
+    engine.pause_stage(&id, false)?;
+    Ok(Json(engine.pipeline_status()))
+}
+
+async fn topics(State(engine): State<Arc<Engine>>) -> ApiResult<Vec<app::api::TopicInfo>> {
+    Ok(Json(engine.topics().await?))
+}
+
+async fn groups(State(engine): State<Arc<Engine>>) -> ApiResult<Vec<app::api::GroupInfo>> {
+    Ok(Json(engine.groups().await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BrowseQuery {
+    #[serde(default)]
+    partition: i32,
+    #[serde(default)]
+    offset: i64,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    20
+}
+
+async fn messages(
+    State(engine): State<Arc<Engine>>,
+    Path(topic): Path<String>,
+    query: Result<Query<BrowseQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Vec<app::api::Message>> {
+    let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
+    if query.limit == 0 || query.limit > MAX_BROWSE {
+        return Err(EngineError::BadRequest(format!(
+            "limit: must be 1..={MAX_BROWSE}, got {}",
+            query.limit
+        )));
+    }
+    if query.offset < 0 {
+        return Err(EngineError::BadRequest(format!(
+            "offset: must be ≥ 0, got {}",
+            query.offset
+        )));
+    }
+    Ok(Json(
+        engine
+            .messages(&topic, query.partition, query.offset, query.limit)
+            .await?,
+    ))
+}
+
+/// Server-sent events: the current snapshot at once, then each new one (about once a second).
+async fn events(
+    State(engine): State<Arc<Engine>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let closing = engine.closing().clone().cancelled_owned();
+    let stream = WatchStream::new(engine.subscribe()).map(|snapshot| {
+        let event = Event::default()
+            .event("snapshot")
+            .json_data(&snapshot)
+            .unwrap_or_else(|_| Event::default().comment("unserialisable snapshot"));
+        Ok(event)
+    });
+    let stream = futures::StreamExt::take_until(stream, closing);
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,230 @@
+//! Server settings: flags, each with an environment variable of the same meaning.
+//!
+//! Defaults run everything embedded on 127.0.0.1 with no network and no accounts.
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::kafka::{KafkaSecurity, KafkaSettings};
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the web UI and the HTTP API listen on.
+    #[arg(long, env = "PIPEBOOK_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Where the embedded broker keeps its data and stages keep their state.
+    #[arg(long, env = "PIPEBOOK_DATA_DIR", default_value = "pipebook-data")]
+    pub data_dir: PathBuf,
+
+    /// Address of the embedded broker; port 0 picks a free port at start.
+    #[arg(long, env = "PIPEBOOK_BROKER_ADDR", default_value = "127.0.0.1:9092")]
+    pub broker_addr: SocketAddr,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+/// Settings for an external Kafka cluster; when `brokers` is unset Pipebook embeds its own.
+#[derive(Debug, Clone, Args, Default)]
+pub struct KafkaArgs {
+    /// Bootstrap servers of an external cluster (host:port,…); unset = embedded broker.
+    #[arg(long = "kafka-brokers", env = "PIPEBOOK_KAFKA_BROKERS")]
+    pub brokers: Option<String>,
+
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    #[arg(
+        long = "kafka-security-protocol",
+        env = "PIPEBOOK_KAFKA_SECURITY_PROTOCOL"
+    )]
+    pub security_protocol: Option<String>,
+
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    #[arg(long = "kafka-sasl-mechanism", env = "PIPEBOOK_KAFKA_SASL_MECHANISM")]
+    pub sasl_mechanism: Option<String>,
+
+    #[arg(long = "kafka-sasl-username", env = "PIPEBOOK_KAFKA_SASL_USERNAME")]
+    pub sasl_username: Option<String>,
+
+    /// Read from the environment rather than a flag, so it stays out of shell history.
+    #[arg(
+        long = "kafka-sasl-password",
+        env = "PIPEBOOK_KAFKA_SASL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub sasl_password: Option<String>,
+
+    /// CA certificate file (PEM) for SSL / SASL_SSL.
+    #[arg(long = "kafka-ssl-ca-location", env = "PIPEBOOK_KAFKA_SSL_CA_LOCATION")]
+    pub ssl_ca_location: Option<PathBuf>,
+
+    /// Partitions of the topics Pipebook creates.
+    #[arg(
+        long = "topic-partitions",
+        env = "PIPEBOOK_TOPIC_PARTITIONS",
+        default_value_t = 3
+    )]
+    pub topic_partitions: i32,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+impl KafkaArgs {
+    /// Checks the external-cluster settings and turns them into client settings.
+    /// Returns `None` for the embedded default.
+    pub fn external(&self) -> Result<Option<KafkaSettings>, ConfigError> {
+        if !(1..=64).contains(&self.topic_partitions) {
+            return Err(invalid(
+                "PIPEBOOK_TOPIC_PARTITIONS",
+                format!("must be 1..=64, got {}", self.topic_partitions),
+            ));
+        }
+        let Some(brokers) = self.brokers.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        if brokers.is_empty() || brokers.split(',').any(|b| !b.contains(':')) {
+            return Err(invalid(
+                "PIPEBOOK_KAFKA_BROKERS",
+                format!("expected host:port[,host:port…], got {brokers:?}"),
+            ));
+        }
+        let security = self.security()?;
+        Ok(Some(KafkaSettings {
+            bootstrap_servers: brokers.to_owned(),
+            security,
+            topic_partitions: self.topic_partitions,
+        }))
+    }
+
+    fn security(&self) -> Result<KafkaSecurity, ConfigError> {
+        let protocol = self
+            .security_protocol
+            .as_deref()
+            .unwrap_or("PLAINTEXT")
+            .to_ascii_uppercase();
+        let uses_sasl = match protocol.as_str() {
+            "PLAINTEXT" | "SSL" => false,
+            "SASL_PLAINTEXT" | "SASL_SSL" => true,
+            other => {
+                return Err(invalid(
+                    "PIPEBOOK_KAFKA_SECURITY_PROTOCOL",
+                    format!("expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, got {other:?}"),
+                ));
+            }
+        };
+        let sasl = if uses_sasl {
+            let mechanism = self
+                .sasl_mechanism
+                .as_deref()
+                .unwrap_or("PLAIN")
+                .to_ascii_uppercase();
+            if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.as_str()) {
+                return Err(invalid(
+                    "PIPEBOOK_KAFKA_SASL_MECHANISM",
+                    format!("expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got {mechanism:?}"),
+                ));
+            }
+            let username = self.sasl_username.clone().ok_or_else(|| {
+                invalid(
+                    "PIPEBOOK_KAFKA_SASL_USERNAME",
+                    format!("required with {protocol}"),
+                )
+            })?;
+            let password = self.sasl_password.clone().ok_or_else(|| {
+                invalid(
+                    "PIPEBOOK_KAFKA_SASL_PASSWORD",
+                    format!("required with {protocol}"),
+                )
+            })?;
+            Some((mechanism, username, password))
+        } else {
+            None
+        };
+        if let Some(path) = &self.ssl_ca_location {
+            if !path.is_file() {
+                return Err(invalid(
+                    "PIPEBOOK_KAFKA_SSL_CA_LOCATION",
+                    format!("no such file: {}", path.display()),
+                ));
+            }
+        }
+        Ok(KafkaSecurity {
+            protocol,
+            sasl,
+            ssl_ca_location: self.ssl_ca_location.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(brokers: &str) -> KafkaArgs {
+        KafkaArgs {
+            brokers: Some(brokers.to_owned()),
+            topic_partitions: 3,
+            ..KafkaArgs::default()
+        }
+    }
+
+    #[test]
+    fn no_brokers_means_embedded() {
+        let args = KafkaArgs {
+            topic_partitions: 3,
+            ..KafkaArgs::default()
+        };
+        assert_eq!(args.external(), Ok(None));
+    }
+
+    #[test]
+    fn broker_list_without_port_is_refused_naming_the_variable() {
+        let err = args("kafka.example").external().expect_err("no port");
+        assert!(
+            err.to_string().starts_with("PIPEBOOK_KAFKA_BROKERS"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sasl_ssl_needs_credentials() {
+        let mut a = args("pkc.example:9092");
+        a.security_protocol = Some("sasl_ssl".into());
+        let err = a.external().expect_err("no username");
+        assert!(
+            err.to_string().starts_with("PIPEBOOK_KAFKA_SASL_USERNAME"),
+            "{err}"
+        );
+        a.sasl_username = Some("key".into());
+        a.sasl_password = Some("secret".into());
+        let settings = a.external().expect("valid").expect("external");
+        assert_eq!(settings.security.protocol, "SASL_SSL");
+    }
+
+    #[test]
+    fn unknown_protocol_and_partitions_are_refused() {
+        let mut a = args("localhost:9092");
+        a.security_protocol = Some("TLS".into());
+        let err = a.external().expect_err("bad protocol");
+        assert!(err.to_string().contains("PIPEBOOK_KAFKA_SECURITY_PROTOCOL"));
+        let mut b = args("localhost:9092");
+        b.topic_partitions = 0;
+        let err = b.external().expect_err("bad partitions");
+        assert!(err.to_string().contains("PIPEBOOK_TOPIC_PARTITIONS"));
+    }
+}

@@ -1,0 +1,62 @@
+//! Everything that talks to Kafka: client settings, the embedded broker, topic administration and
+//! the read-only inspection behind cell 2 (watermarks, groups, the message browser).
+
+pub mod admin;
+pub mod broker;
+pub mod inspect;
+
+use rdkafka::ClientConfig;
+use std::path::PathBuf;
+
+/// How to reach the cluster, embedded or external.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSettings {
+    pub bootstrap_servers: String,
+    pub security: KafkaSecurity,
+    /// Partitions of the topics Pipebook creates.
+    pub topic_partitions: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KafkaSecurity {
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
+    pub protocol: String,
+    /// Mechanism, username, password.
+    pub sasl: Option<(String, String, String)>,
+    pub ssl_ca_location: Option<PathBuf>,
+}
+
+impl KafkaSettings {
+    pub fn plaintext(bootstrap_servers: impl Into<String>, topic_partitions: i32) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            security: KafkaSecurity {
+                protocol: "PLAINTEXT".to_owned(),
+                ..KafkaSecurity::default()
+            },
+            topic_partitions,
+        }
+    }
+
+    /// A client configuration with the connection and security settings filled in; callers add
+    /// their role's settings (group id, idempotence …) on top.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("security.protocol", &self.security.protocol)
+            // Reconnect quickly after a broker restart: learners press "stop broker" on purpose.
+            .set("reconnect.backoff.max.ms", "1000")
+            .set("log_level", "4");
+        if let Some((mechanism, username, password)) = &self.security.sasl {
+            config
+                .set("sasl.mechanisms", mechanism)
+                .set("sasl.username", username)
+                .set("sasl.password", password);
+        }
+        if let Some(ca) = &self.security.ssl_ca_location {
+            config.set("ssl.ca.location", ca.display().to_string());
+        }
+        config
+    }
+}

@@ -1,0 +1,13 @@
+//! Pipebook's engine: the stages of the pipeline, laid out the way data flows —
+//! [`streamer`] → [`producer`] → Kafka ([`kafka`]) — plus the [`pipeline`] that runs them and the
+//! [`api`] that controls them.
+
+pub mod api;
+pub mod config;
+pub mod kafka;
+pub mod pipeline;
+pub mod producer;
+pub mod records;
+pub mod sentiment;
+pub mod stage;
+pub mod streamer;

@@ -1,0 +1,415 @@
+//! The engine: owns the Kafka connection (embedded broker or external cluster), the stages, and
+//! the once-a-second snapshot that the UI draws. The HTTP API is a thin layer over this.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::api::{
+    GroupInfo, KafkaStatus, Message, PipelineStatus, ProducerConfig, Snapshot, StageState,
+    StreamerConfig, TOPIC_DLQ, TOPIC_REVIEWS, TOPIC_SENTIMENT, TopicInfo,
+};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::config::{ConfigError, ServeArgs};
+use crate::kafka::KafkaSettings;
+use crate::kafka::admin::{AdminError, TopicSpec, ensure_topics};
+use crate::kafka::broker::{BrokerError, EmbeddedBroker};
+use crate::kafka::inspect::{GroupRegistry, InspectError, Inspector};
+use crate::producer::{self, ProducerMetrics, SocketSource};
+use crate::stage::{Stage, StageError};
+use crate::streamer::{self, StreamerMetrics};
+
+/// How often the snapshot behind `/api/events` is refreshed.
+pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);
+/// How long starting the streamer waits for its socket before reporting.
+const STREAMER_BIND_WAIT: Duration = Duration::from_secs(5);
+
+pub const STAGE_BROKER: &str = "broker";
+pub const STAGE_STREAMER: &str = "streamer";
+pub const STAGE_PRODUCER: &str = "producer";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A request the caller can fix: bad config, unknown stage, wrong state.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("no stage called {0:?}")]
+    UnknownStage(String),
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error(transparent)]
+    Inspect(#[from] InspectError),
+}
+
+/// Settings the engine starts from (the server's flags, or a test's choices).
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub data_dir: PathBuf,
+    pub broker_addr: std::net::SocketAddr,
+    /// `None` = embed a broker.
+    pub external_kafka: Option<KafkaSettings>,
+    pub topic_partitions: i32,
+}
+
+impl EngineSettings {
+    pub fn from_args(args: &ServeArgs) -> Result<Self, ConfigError> {
+        Ok(Self {
+            data_dir: args.data_dir.clone(),
+            broker_addr: args.broker_addr,
+            external_kafka: args.kafka.external()?,
+            topic_partitions: args.kafka.topic_partitions,
+        })
+    }
+
+    /// Embedded broker on a free port under `data_dir`: what tests use.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            broker_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            external_kafka: None,
+            topic_partitions: 3,
+        }
+    }
+}
+
+pub struct Engine {
+    kafka: KafkaSettings,
+    broker: Option<Arc<EmbeddedBroker>>,
+    inspector: Inspector,
+    streamer: Arc<Stage>,
+    streamer_metrics: Arc<StreamerMetrics>,
+    producer: Arc<Stage>,
+    producer_metrics: Arc<ProducerMetrics>,
+    snapshot: watch::Sender<Snapshot>,
+    /// Cancelled when the server shuts down, so long-lived responses (SSE) can end.
+    closing: tokio_util::sync::CancellationToken,
+}
+
+impl Engine {
+    /// Starts the embedded broker (unless external Kafka is configured), creates the topics and
+    /// starts the snapshot sampler.
+    pub async fn start(settings: EngineSettings) -> Result<Arc<Self>, EngineError> {
+        let (kafka, broker) = match settings.external_kafka.clone() {
+            Some(kafka) => (kafka, None),
+            None => {
+                let broker = EmbeddedBroker::new(&settings.data_dir, settings.broker_addr)?;
+                broker.start().await?;
+                let kafka =
+                    KafkaSettings::plaintext(broker.bootstrap_servers(), settings.topic_partitions);
+                (kafka, Some(Arc::new(broker)))
+            }
+        };
+        ensure_topics(&kafka, &topic_specs(kafka.topic_partitions)).await?;
+        let registry = Arc::new(GroupRegistry::default());
+        let inspector = Inspector::new(kafka.clone(), broker.is_some(), registry)?;
+        let engine = Arc::new(Self {
+            kafka,
+            broker,
+            inspector,
+            streamer: Stage::new(STAGE_STREAMER, true),
+            streamer_metrics: Arc::default(),
+            producer: Stage::new(STAGE_PRODUCER, false),
+            producer_metrics: Arc::default(),
+            snapshot: watch::Sender::new(Snapshot::default()),
+            closing: tokio_util::sync::CancellationToken::new(),
+        });
+        tokio::spawn(sample_forever(Arc::downgrade(&engine)));
+        Ok(engine)
+    }
+
+    pub fn kafka(&self) -> &KafkaSettings {
+        &self.kafka
+    }
+
+    pub fn inspector(&self) -> &Inspector {
+        &self.inspector
+    }
+
+    pub fn closing(&self) -> &tokio_util::sync::CancellationToken {
+        &self.closing
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
+        self.snapshot.subscribe()
+    }
+
+    pub fn kafka_status(&self) -> KafkaStatus {
+        let (mode, (state, last_error)) = match &self.broker {
+            Some(broker) => ("embedded", broker.status()),
+            None => ("external", (StageState::Running, None)),
+        };
+        KafkaStatus {
+            mode: mode.to_owned(),
+            bootstrap_servers: self.kafka.bootstrap_servers.clone(),
+            state,
+            last_error,
+        }
+    }
+
+    pub fn pipeline_status(&self) -> PipelineStatus {
+        let mut producer = self.producer.status(self.producer_metrics.counters());
+        if producer.last_error.is_none() {
+            if let Ok(last) = self.producer_metrics.last_delivery_error.lock() {
+                producer.last_error = last.clone();
+            }
+        }
+        PipelineStatus {
+            kafka: self.kafka_status(),
+            stages: vec![
+                self.streamer.status(self.streamer_metrics.counters()),
+                producer,
+            ],
+        }
+    }
+
+    pub async fn start_stage(&self, id: &str, body: serde_json::Value) -> Result<(), EngineError> {
+        match id {
+            STAGE_BROKER => self.start_broker().await,
+            STAGE_STREAMER => self.start_streamer(body).await,
+            STAGE_PRODUCER => self.start_producer(body),
+            other => Err(EngineError::UnknownStage(other.to_owned())),
+        }
+    }
+
+    pub async fn stop_stage(&self, id: &str) -> Result<(), EngineError> {
+        match id {
+            STAGE_BROKER => self.stop_broker().await,
+            _ => Ok(self.stage(id)?.stop().await?),
+        }
+    }
+
+    pub fn pause_stage(&self, id: &str, paused: bool) -> Result<(), EngineError> {
+        Ok(self.stage(id)?.pause(paused)?)
+    }
+
+    fn stage(&self, id: &str) -> Result<&Arc<Stage>, EngineError> {
+        match id {
+            STAGE_STREAMER => Ok(&self.streamer),
+            STAGE_PRODUCER => Ok(&self.producer),
+            other => Err(EngineError::UnknownStage(other.to_owned())),
+        }
+    }
+
+    async fn start_broker(&self) -> Result<(), EngineError> {
+        let broker = self.embedded_broker()?;
+        broker.start().await?;
+        Ok(())
+    }
+
+    async fn stop_broker(&self) -> Result<(), EngineError> {
+        self.embedded_broker()?.stop().await;
+        Ok(())
+    }
+
+    fn embedded_broker(&self) -> Result<&Arc<EmbeddedBroker>, EngineError> {
+        self.broker.as_ref().ok_or_else(|| {
+            EngineError::BadRequest(
+                "the broker is external; Pipebook cannot start or stop it".into(),
+            )
+        })
+    }
+
+    async fn start_streamer(&self, body: serde_json::Value) -> Result<(), EngineError> {
+        let config: StreamerConfig = parse_config(body)?;
+        streamer::validate(&config).map_err(|e| EngineError::BadRequest(e.to_string()))?;
+        let json = serde_json::to_value(&config).unwrap_or_default();
+        let metrics = self.streamer_metrics.clone();
+        self.streamer
+            .launch(json, move |ctx| streamer::run(config, metrics, ctx))?;
+        // Wait until the socket is bound, so a producer started right after finds it.
+        let deadline = tokio::time::Instant::now() + STREAMER_BIND_WAIT;
+        while self.streamer_metrics.listening().is_none()
+            && self.streamer.state() == StageState::Running
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    fn start_producer(&self, body: serde_json::Value) -> Result<(), EngineError> {
+        let config: ProducerConfig = parse_config(body)?;
+        let socket = match &config.socket {
+            Some(addr) if addr.parse::<std::net::SocketAddr>().is_err() => {
+                return Err(EngineError::BadRequest(format!(
+                    "socket: not a socket address: {addr:?}"
+                )));
+            }
+            Some(addr) => SocketSource::Fixed(addr.clone()),
+            None => SocketSource::Streamer(self.streamer_metrics.clone()),
+        };
+        let json = serde_json::to_value(&config).unwrap_or_default();
+        let (kafka, metrics) = (self.kafka.clone(), self.producer_metrics.clone());
+        self.producer
+            .launch(json, move |ctx| producer::run(socket, kafka, metrics, ctx))?;
+        Ok(())
+    }
+
+    pub async fn topics(&self) -> Result<Vec<TopicInfo>, EngineError> {
+        Ok(self.inspector.topics().await?)
+    }
+
+    pub async fn groups(&self) -> Result<Vec<GroupInfo>, EngineError> {
+        let topics = self.inspector.topics().await?;
+        Ok(self.inspector.groups(&topics).await?)
+    }
+
+    pub async fn messages(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        limit: usize,
+    ) -> Result<Vec<Message>, EngineError> {
+        Ok(self
+            .inspector
+            .messages(topic, partition, offset, limit)
+            .await?)
+    }
+
+    /// Stops every stage (then the embedded broker): used on shutdown.
+    pub async fn shutdown(&self) {
+        for stage in [&self.producer, &self.streamer] {
+            let _ = stage.stop().await;
+        }
+        if let Some(broker) = &self.broker {
+            broker.stop().await;
+        }
+    }
+
+    async fn sample(&self, previous: &Snapshot) -> Snapshot {
+        let at = chrono::Utc::now().timestamp_millis();
+        let mut pipeline = self.pipeline_status();
+        let (topics, groups) = match self.inspector.topics().await {
+            Ok(mut topics) => {
+                add_rates(&mut topics, previous, at);
+                let groups = self
+                    .inspector
+                    .groups(&topics)
+                    .await
+                    .unwrap_or_else(|error| {
+                        tracing::debug!(%error, "group sample failed");
+                        previous.groups.clone()
+                    });
+                (topics, groups)
+            }
+            Err(error) => {
+                pipeline.kafka.last_error = Some(format!("cannot reach Kafka: {error}"));
+                (previous.topics.clone(), previous.groups.clone())
+            }
+        };
+        Snapshot {
+            at,
+            pipeline,
+            topics,
+            groups,
+        }
+    }
+}
+
+fn topic_specs(partitions: i32) -> Vec<TopicSpec> {
+    [
+        (TOPIC_REVIEWS, partitions),
+        (TOPIC_DLQ, 1),
+        (TOPIC_SENTIMENT, partitions),
+    ]
+    .into_iter()
+    .map(|(name, partitions)| TopicSpec {
+        name: name.to_owned(),
+        partitions,
+    })
+    .collect()
+}
+
+/// Parses a stage config; an empty body means "all defaults".
+fn parse_config<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, EngineError> {
+    let body = if body.is_null() {
+        serde_json::json!({})
+    } else {
+        body
+    };
+    // serde_path_to_error puts the offending field's name in front of the message.
+    serde_path_to_error::deserialize(body).map_err(|e| EngineError::BadRequest(e.to_string()))
+}
+
+/// Records appended per second since the previous sample, per partition.
+fn add_rates(topics: &mut [TopicInfo], previous: &Snapshot, now_ms: i64) {
+    let elapsed = (now_ms - previous.at) as f64 / 1000.0;
+    if previous.at == 0 || elapsed <= 0.0 {
+        return;
+    }
+    for topic in topics {
+        let Some(before) = previous.topic(&topic.name) else {
+            continue;
+        };
+        for partition in &mut topic.partitions {
+            if let Some(old) = before.partitions.iter().find(|p| p.id == partition.id) {
+                partition.rate = ((partition.high - old.high).max(0) as f64 / elapsed).round();
+            }
+        }
+    }
+}
+
+async fn sample_forever(engine: std::sync::Weak<Engine>) {
+    let mut ticker = tokio::time::interval(SNAPSHOT_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        let previous = engine.snapshot.borrow().clone();
+        let next = engine.sample(&previous).await;
+        engine.snapshot.send_replace(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use app::api::PartitionInfo;
+
+    fn topic(high: i64) -> TopicInfo {
+        TopicInfo {
+            name: "reviews".into(),
+            partitions: vec![PartitionInfo {
+                id: 0,
+                low: 0,
+                high,
+                rate: 0.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn rates_are_high_watermark_growth_per_second() {
+        let previous = Snapshot {
+            at: 10_000,
+            topics: vec![topic(100)],
+            ..Snapshot::default()
+        };
+        let mut now = vec![topic(600)];
+        add_rates(&mut now, &previous, 12_000);
+        assert_eq!(now[0].partitions[0].rate, 250.0);
+    }
+
+    #[test]
+    fn empty_body_means_defaults_and_typos_are_named() {
+        let config: StreamerConfig = parse_config(serde_json::Value::Null).expect("defaults");
+        assert_eq!(config, StreamerConfig::default());
+        let err = parse_config::<StreamerConfig>(serde_json::json!({"chunk": 5}))
+            .expect_err("unknown field");
+        assert!(err.to_string().contains("chunk"), "{err}");
+        let err = parse_config::<StreamerConfig>(serde_json::json!({"rate": "fast"}))
+            .expect_err("wrong type");
+        assert!(err.to_string().starts_with("rate"), "{err}");
+    }
+}

@@ -1,0 +1,177 @@
+//! What the embedded broker (tansu 0.6, SQLite storage) does and does not do, pinned by tests so a
+//! tansu upgrade that changes any of it is noticed. docs/architecture.md lists the same findings.
+
+mod common;
+
+use std::time::Duration;
+
+use app::api::TOPIC_REVIEWS;
+use common::{eventually, high_sum, start_engine};
+use pipebook::pipeline::{Engine, EngineSettings};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+fn producer(engine: &Engine, idempotent: bool) -> BaseProducer {
+    engine
+        .kafka()
+        .client_config()
+        .set("enable.idempotence", idempotent.to_string())
+        .create()
+        .expect("producer")
+}
+
+fn produce(engine: &Engine, topic: &str, n: usize) {
+    let producer = producer(engine, true);
+    for i in 0..n {
+        let key = format!("key-{}", i % 7);
+        let payload = format!("record {i}");
+        producer
+            .send(BaseRecord::to(topic).key(&key).payload(&payload))
+            .expect("enqueue");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_data_and_committed_offsets_survive_a_restart() {
+    let t = start_engine().await;
+    let engine = t.engine.clone();
+    let consumer: BaseConsumer = {
+        let e = engine.clone();
+        tokio::task::spawn_blocking(move || {
+            produce(&e, TOPIC_REVIEWS, 1_000);
+            let consumer: BaseConsumer = e
+                .kafka()
+                .client_config()
+                .set("group.id", "restart-test")
+                .set("enable.auto.commit", "false")
+                .create()
+                .expect("consumer");
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(TOPIC_REVIEWS, 0, Offset::Offset(42))
+                .expect("tpl");
+            consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+            consumer
+        })
+        .await
+        .expect("blocking")
+    };
+    drop(consumer);
+    assert_eq!(high_sum(&engine, TOPIC_REVIEWS).await, 1_000);
+    engine.shutdown().await;
+    drop(engine);
+    drop(t.engine);
+
+    // A new engine on the same data dir (and a new port) finds everything where it was.
+    let engine = Engine::start(EngineSettings::embedded(t.dir.path()))
+        .await
+        .expect("restarted");
+    assert_eq!(high_sum(&engine, TOPIC_REVIEWS).await, 1_000);
+    let e = engine.clone();
+    let committed = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = e
+            .kafka()
+            .client_config()
+            .set("group.id", "restart-test")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(TOPIC_REVIEWS, 0);
+        consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .expect("offset fetch")
+    })
+    .await
+    .expect("blocking");
+    let offset = committed.elements()[0].offset();
+    assert_eq!(offset, Offset::Offset(42));
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_and_starting_the_broker_loses_nothing_in_flight() {
+    let t = start_engine().await;
+    let engine = t.engine.clone();
+    engine.stop_stage("broker").await.expect("stop broker");
+    assert_eq!(engine.kafka_status().state, app::api::StageState::Stopped);
+    // Records produced while the broker is down wait in the client and land after it returns.
+    let e = engine.clone();
+    let sender = tokio::task::spawn_blocking(move || produce(&e, TOPIC_REVIEWS, 500));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    engine
+        .start_stage("broker", serde_json::Value::Null)
+        .await
+        .expect("start broker");
+    sender.await.expect("producer flushed");
+    eventually("500 records", Duration::from_secs(30), || async {
+        (high_sum(&engine, TOPIC_REVIEWS).await == 500).then_some(())
+    })
+    .await;
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_are_not_auto_created() {
+    let t = start_engine().await;
+    let engine = t.engine.clone();
+    let e = engine.clone();
+    tokio::task::spawn_blocking(move || {
+        // Producing to an unknown topic does not create it.
+        let producer: BaseProducer = e
+            .kafka()
+            .client_config()
+            .set("message.timeout.ms", "2000")
+            .create()
+            .expect("producer");
+        let _ = producer.send(BaseRecord::<(), _>::to("no.such.topic").payload("x"));
+        let _ = producer.flush(Duration::from_secs(5));
+    })
+    .await
+    .expect("blocking");
+    let topics = engine.topics().await.expect("topics");
+    assert!(
+        topics.iter().all(|t| t.name != "no.such.topic"),
+        "{topics:?}"
+    );
+
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_groups_is_not_relied_on_for_the_embedded_broker() {
+    let t = start_engine().await;
+    let engine = t.engine.clone();
+    // Pipebook's own view of groups works without DescribeGroups: declared groups are listed
+    // with their committed offsets and lag.
+    engine
+        .inspector()
+        .registry()
+        .declare("lag-test", &[TOPIC_REVIEWS]);
+    let e = engine.clone();
+    tokio::task::spawn_blocking(move || produce(&e, TOPIC_REVIEWS, 90))
+        .await
+        .expect("produce");
+    let groups = engine.groups().await.expect("groups");
+    let group = groups
+        .iter()
+        .find(|g| g.group == "lag-test")
+        .expect("declared group");
+    assert_eq!(group.state, "Empty");
+    assert_eq!(group.total_lag(), 90);
+    assert!(group.partitions.iter().all(|p| p.committed.is_none()));
+
+    // The broker's own group listing does not know a group that only has committed offsets or
+    // none at all, so Pipebook's registry is what lists it.
+    let e = engine.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = e.kafka().client_config().create().expect("client");
+        consumer
+            .fetch_group_list(Some("lag-test"), Duration::from_secs(5))
+            .map(|l| l.groups().len())
+    })
+    .await
+    .expect("blocking");
+    assert_eq!(listed.ok(), Some(0));
+    engine.shutdown().await;
+}
