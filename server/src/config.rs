@@ -155,13 +155,13 @@ impl KafkaArgs {
         } else {
             None
         };
-        if let Some(path) = &self.ssl_ca_location {
-            if !path.is_file() {
-                return Err(invalid(
-                    "PIPEBOOK_KAFKA_SSL_CA_LOCATION",
-                    format!("no such file: {}", path.display()),
-                ));
-            }
+        if let Some(path) = &self.ssl_ca_location
+            && !path.is_file()
+        {
+            return Err(invalid(
+                "PIPEBOOK_KAFKA_SSL_CA_LOCATION",
+                format!("no such file: {}", path.display()),
+            ));
         }
         Ok(KafkaSecurity {
             protocol,

@@ -156,10 +156,10 @@ impl Engine {
 
     pub fn pipeline_status(&self) -> PipelineStatus {
         let mut producer = self.producer.status(self.producer_metrics.counters());
-        if producer.last_error.is_none() {
-            if let Ok(last) = self.producer_metrics.last_delivery_error.lock() {
-                producer.last_error = last.clone();
-            }
+        if producer.last_error.is_none()
+            && let Ok(last) = self.producer_metrics.last_delivery_error.lock()
+        {
+            producer.last_error = last.clone();
         }
         PipelineStatus {
             kafka: self.kafka_status(),

@@ -24,7 +24,7 @@ pub fn Notebook() -> impl IntoView {
             <Placeholder
                 number=3
                 title="Sentiment"
-                text="A consumer group of workers reads `reviews`, labels each review POSITIVE, NEGATIVE or NEUTRAL and writes it to `reviews.sentiment`. You will see partitions assigned to workers, lag rise and fall, and a rebalance when a worker dies."
+                text="A consumer group of workers reads reviews, labels each review POSITIVE, NEGATIVE or NEUTRAL and writes it to reviews.sentiment. You will see partitions assigned to workers, lag rise and fall, and a rebalance when a worker dies."
             />
             <Placeholder
                 number=4
@@ -134,7 +134,7 @@ fn thousands(value: i64) -> String {
         out.push('-');
     }
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

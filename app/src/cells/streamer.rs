@@ -66,10 +66,10 @@ pub fn StreamerCell() -> impl IntoView {
             if let Err(message) = client::post("/api/stages/streamer/start", body).await {
                 return error.set(Some(message));
             }
-            if !producer_running {
-                if let Err(message) = client::post("/api/stages/producer/start", json!({})).await {
-                    error.set(Some(message));
-                }
+            if !producer_running
+                && let Err(message) = client::post("/api/stages/producer/start", json!({})).await
+            {
+                error.set(Some(message));
             }
         });
     };
@@ -104,8 +104,13 @@ pub fn StreamerCell() -> impl IntoView {
                     <input type="number" min="1" name="chunk_size" bind:value=chunk />
                 </label>
                 <label class="wide">
-                    "Source: " <code>"generator"</code> " or a Yelp JSON-lines file path"
-                    <input type="text" name="source" bind:value=source />
+                    "Source"
+                    <input
+                        type="text"
+                        name="source"
+                        title="generator, or the path of a Yelp-format JSON-lines file on the server"
+                        bind:value=source
+                    />
                 </label>
                 <label>
                     "Seed"

@@ -121,7 +121,7 @@ impl StreamerMetrics {
 /// Where review lines come from: one pass over a file, or the generator up to a limit.
 enum Source {
     Generator {
-        generator: ReviewGenerator,
+        generator: Box<ReviewGenerator>,
         remaining: Option<u64>,
     },
     File(Lines<BufReader<File>>),
@@ -131,7 +131,7 @@ impl Source {
     async fn open(config: &StreamerConfig) -> Result<Self, StreamerError> {
         if config.source == "generator" {
             return Ok(Source::Generator {
-                generator: ReviewGenerator::new(config.seed),
+                generator: Box::new(ReviewGenerator::new(config.seed)),
                 remaining: config.limit,
             });
         }
