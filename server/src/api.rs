@@ -18,6 +18,7 @@ use tokio_stream::wrappers::WatchStream;
 
 use crate::kafka::inspect::{InspectError, MAX_BROWSE};
 use crate::pipeline::{Engine, EngineError};
+use crate::sentiment::SentimentError;
 use crate::stage::StageError;
 
 pub fn router(engine: Arc<Engine>) -> Router {
@@ -28,6 +29,12 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/api/stages/{id}/stop", post(stop_stage))
         .route("/api/stages/{id}/pause", post(pause_stage))
         .route("/api/stages/{id}/resume", post(resume_stage))
+        .route("/api/stages/sentiment/workers", post(add_worker))
+        .route(
+            "/api/stages/sentiment/workers/{worker}/kill",
+            post(kill_worker),
+        )
+        .route("/api/sentiment", get(sentiment_view))
         .route("/api/kafka/topics", get(topics))
         .route("/api/kafka/groups", get(groups))
         .route("/api/kafka/topics/{topic}/messages", get(messages))
@@ -39,6 +46,9 @@ impl IntoResponse for EngineError {
     fn into_response(self) -> Response {
         let status = match &self {
             EngineError::BadRequest(_) | EngineError::Config(_) => StatusCode::BAD_REQUEST,
+            EngineError::Sentiment(SentimentError::Config { .. }) => StatusCode::BAD_REQUEST,
+            EngineError::Sentiment(SentimentError::UnknownWorker(_)) => StatusCode::NOT_FOUND,
+            EngineError::Sentiment(SentimentError::NotRunning) => StatusCode::CONFLICT,
             EngineError::UnknownStage(_) => StatusCode::NOT_FOUND,
             EngineError::Stage(StageError::PauseUnsupported(_)) => StatusCode::BAD_REQUEST,
             EngineError::Stage(_) => StatusCode::CONFLICT,
@@ -112,6 +122,24 @@ async fn resume_stage(
 ) -> ApiResult<app::api::PipelineStatus> {
     engine.pause_stage(&id, false)?;
     Ok(Json(engine.pipeline_status()))
+}
+
+async fn add_worker(State(engine): State<Arc<Engine>>) -> ApiResult<serde_json::Value> {
+    let id = engine.add_sentiment_worker()?;
+    Ok(Json(serde_json::json!({ "worker": id })))
+}
+
+async fn kill_worker(
+    State(engine): State<Arc<Engine>>,
+    Path(worker): Path<String>,
+) -> ApiResult<serde_json::Value> {
+    engine.kill_sentiment_worker(&worker)?;
+    Ok(Json(serde_json::json!({ "killed": worker })))
+}
+
+/// The latest sampled sentiment view (workers, rebalances, latest reviews, confusion).
+async fn sentiment_view(State(engine): State<Arc<Engine>>) -> Json<app::api::SentimentView> {
+    Json(engine.subscribe().borrow().sentiment.clone())
 }
 
 async fn topics(State(engine): State<Arc<Engine>>) -> ApiResult<Vec<app::api::TopicInfo>> {

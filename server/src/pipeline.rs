@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::api::{
-    GroupInfo, KafkaStatus, Message, PipelineStatus, ProducerConfig, Snapshot, StageState,
-    StreamerConfig, TOPIC_DLQ, TOPIC_REVIEWS, TOPIC_SENTIMENT, TopicInfo,
+    GroupInfo, KafkaStatus, Message, PipelineStatus, ProducerConfig, SentimentConfig, Snapshot,
+    StageState, StreamerConfig, TOPIC_DLQ, TOPIC_REVIEWS, TOPIC_SENTIMENT, TopicInfo,
 };
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -18,6 +18,7 @@ use crate::kafka::admin::{AdminError, TopicSpec, ensure_topics};
 use crate::kafka::broker::{BrokerError, EmbeddedBroker};
 use crate::kafka::inspect::{GroupRegistry, InspectError, Inspector};
 use crate::producer::{self, ProducerMetrics, SocketSource};
+use crate::sentiment::{self, SentimentError, SentimentRuntime};
 use crate::stage::{Stage, StageError};
 use crate::streamer::{self, StreamerMetrics};
 
@@ -29,6 +30,7 @@ const STREAMER_BIND_WAIT: Duration = Duration::from_secs(5);
 pub const STAGE_BROKER: &str = "broker";
 pub const STAGE_STREAMER: &str = "streamer";
 pub const STAGE_PRODUCER: &str = "producer";
+pub const STAGE_SENTIMENT: &str = "sentiment";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -47,6 +49,8 @@ pub enum EngineError {
     Admin(#[from] AdminError),
     #[error(transparent)]
     Inspect(#[from] InspectError),
+    #[error(transparent)]
+    Sentiment(#[from] SentimentError),
 }
 
 /// Settings the engine starts from (the server's flags, or a test's choices).
@@ -88,6 +92,8 @@ pub struct Engine {
     streamer_metrics: Arc<StreamerMetrics>,
     producer: Arc<Stage>,
     producer_metrics: Arc<ProducerMetrics>,
+    sentiment: Arc<Stage>,
+    sentiment_runtime: Arc<SentimentRuntime>,
     snapshot: watch::Sender<Snapshot>,
     /// Cancelled when the server shuts down, so long-lived responses (SSE) can end.
     closing: tokio_util::sync::CancellationToken,
@@ -109,7 +115,7 @@ impl Engine {
         };
         ensure_topics(&kafka, &topic_specs(kafka.topic_partitions)).await?;
         let registry = Arc::new(GroupRegistry::default());
-        let inspector = Inspector::new(kafka.clone(), broker.is_some(), registry)?;
+        let inspector = Inspector::new(kafka.clone(), broker.is_some(), registry.clone())?;
         let engine = Arc::new(Self {
             kafka,
             broker,
@@ -118,6 +124,8 @@ impl Engine {
             streamer_metrics: Arc::default(),
             producer: Stage::new(STAGE_PRODUCER, false),
             producer_metrics: Arc::default(),
+            sentiment: Stage::new(STAGE_SENTIMENT, false),
+            sentiment_runtime: SentimentRuntime::new(registry),
             snapshot: watch::Sender::new(Snapshot::default()),
             closing: tokio_util::sync::CancellationToken::new(),
         });
@@ -166,6 +174,7 @@ impl Engine {
             stages: vec![
                 self.streamer.status(self.streamer_metrics.counters()),
                 producer,
+                self.sentiment.status(self.sentiment_runtime.counters()),
             ],
         }
     }
@@ -175,6 +184,7 @@ impl Engine {
             STAGE_BROKER => self.start_broker().await,
             STAGE_STREAMER => self.start_streamer(body).await,
             STAGE_PRODUCER => self.start_producer(body),
+            STAGE_SENTIMENT => self.start_sentiment(body),
             other => Err(EngineError::UnknownStage(other.to_owned())),
         }
     }
@@ -194,6 +204,7 @@ impl Engine {
         match id {
             STAGE_STREAMER => Ok(&self.streamer),
             STAGE_PRODUCER => Ok(&self.producer),
+            STAGE_SENTIMENT => Ok(&self.sentiment),
             other => Err(EngineError::UnknownStage(other.to_owned())),
         }
     }
@@ -253,6 +264,29 @@ impl Engine {
         Ok(())
     }
 
+    fn start_sentiment(&self, body: serde_json::Value) -> Result<(), EngineError> {
+        let config: SentimentConfig = parse_config(body)?;
+        sentiment::validate(&config)?;
+        // Build the classifier once here too, so a missing LLM setting is a 400, not a failed stage.
+        let thresholds = sentiment::validate(&config)?;
+        sentiment::Classifier::from_config(config.classifier, thresholds)?;
+        let json = serde_json::to_value(&config).unwrap_or_default();
+        let (runtime, kafka) = (self.sentiment_runtime.clone(), self.kafka.clone());
+        self.sentiment
+            .launch(json, move |ctx| runtime.run(config, kafka, ctx))?;
+        Ok(())
+    }
+
+    /// Adds a worker to the running sentiment group; returns its id.
+    pub fn add_sentiment_worker(&self) -> Result<String, EngineError> {
+        Ok(self.sentiment_runtime.add_worker()?)
+    }
+
+    /// Kills a sentiment worker abruptly (a simulated crash).
+    pub fn kill_sentiment_worker(&self, id: &str) -> Result<(), EngineError> {
+        Ok(self.sentiment_runtime.kill_worker(id)?)
+    }
+
     pub async fn topics(&self) -> Result<Vec<TopicInfo>, EngineError> {
         Ok(self.inspector.topics().await?)
     }
@@ -277,7 +311,7 @@ impl Engine {
 
     /// Stops every stage (then the embedded broker): used on shutdown.
     pub async fn shutdown(&self) {
-        for stage in [&self.producer, &self.streamer] {
+        for stage in [&self.sentiment, &self.producer, &self.streamer] {
             let _ = stage.stop().await;
         }
         if let Some(broker) = &self.broker {
@@ -306,11 +340,13 @@ impl Engine {
                 (previous.topics.clone(), previous.groups.clone())
             }
         };
+        let elapsed = Duration::from_millis(u64::try_from(at - previous.at).unwrap_or(1000));
         Snapshot {
             at,
             pipeline,
             topics,
             groups,
+            sentiment: self.sentiment_runtime.view(elapsed),
         }
     }
 }

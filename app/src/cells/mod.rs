@@ -1,6 +1,7 @@
 //! The notebook page and its cells, one per pipeline stage, in the order data flows.
 
 mod kafka;
+mod sentiment;
 mod streamer;
 
 use leptos::prelude::*;
@@ -21,11 +22,7 @@ pub fn Notebook() -> impl IntoView {
         <main class="notebook">
             <streamer::StreamerCell />
             <kafka::KafkaCell />
-            <Placeholder
-                number=3
-                title="Sentiment"
-                text="A consumer group of workers reads reviews, labels each review POSITIVE, NEGATIVE or NEUTRAL and writes it to reviews.sentiment. You will see partitions assigned to workers, lag rise and fall, and a rebalance when a worker dies."
-            />
+            <sentiment::SentimentCell />
             <Placeholder
                 number=4
                 title="Windows & aggregates"

@@ -1,6 +1,471 @@
-//! Stage 3 · sentiment: classifiers that label a review POSITIVE, NEGATIVE or NEUTRAL.
-//! `llm` asks any OpenAI-compatible chat-completions endpoint.
+//! Stage 3 · sentiment: a consumer group (`pipebook-sentiment`) of 1–8 workers that read
+//! `reviews`, label each review POSITIVE / NEGATIVE / NEUTRAL and write the enriched review to
+//! `reviews.sentiment`, committing offsets only after the broker acknowledged the output
+//! (at-least-once). Workers can be added and killed while it runs, to watch the group rebalance.
+//!
+//! Classifiers: [`lexicon`] (VADER, offline, the default) and [`llm`] (any OpenAI-compatible
+//! chat-completions endpoint, falling back to the lexicon when it cannot answer).
 
+// EVAL-PENDING pub mod eval;
+pub mod lexicon;
 pub mod llm;
+pub mod vader;
+mod worker;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 pub use app::api::Sentiment;
+use app::api::{
+    ClassifierChoice, LatestReview, RebalanceEvent, SentimentConfig, SentimentView, TOPIC_REVIEWS,
+    WorkerView,
+};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::kafka::KafkaSettings;
+use crate::kafka::inspect::GroupRegistry;
+use crate::stage::StageContext;
+use lexicon::{Classification, ClassifierKind, LexiconClassifier, Thresholds};
+use llm::{LlmClassifier, LlmConfig};
+
+/// The consumer group every sentiment worker joins.
+pub const GROUP: &str = "pipebook-sentiment";
+pub const MAX_WORKERS: u8 = 8;
+const KEEP_EVENTS: usize = 50;
+const KEEP_LATEST: usize = 20;
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SentimentError {
+    #[error("{field}: {message}")]
+    Config {
+        field: &'static str,
+        message: String,
+    },
+    #[error("the sentiment stage is not running")]
+    NotRunning,
+    #[error("no running worker called {0:?}")]
+    UnknownWorker(String),
+}
+
+/// Checks a config before anything starts; errors name the field.
+pub fn validate(config: &SentimentConfig) -> Result<Thresholds, SentimentError> {
+    if !(1..=MAX_WORKERS).contains(&config.workers) {
+        return Err(SentimentError::Config {
+            field: "workers",
+            message: format!("must be 1..={MAX_WORKERS}, got {}", config.workers),
+        });
+    }
+    let thresholds = Thresholds {
+        positive: config.positive_threshold,
+        negative: config.negative_threshold,
+    };
+    thresholds.validate().map_err(|e| SentimentError::Config {
+        field: "thresholds",
+        message: e.to_string(),
+    })?;
+    Ok(thresholds)
+}
+
+/// The classifier the workers share.
+pub enum Classifier {
+    Lexicon(LexiconClassifier),
+    Llm {
+        llm: LlmClassifier,
+        fallback: LexiconClassifier,
+    },
+}
+
+impl Classifier {
+    /// Builds the configured classifier; the LLM one reads `PIPEBOOK_LLM_*`.
+    pub fn from_config(
+        choice: ClassifierChoice,
+        thresholds: Thresholds,
+    ) -> Result<Self, SentimentError> {
+        let lexicon = LexiconClassifier::new(thresholds);
+        match choice {
+            ClassifierChoice::Lexicon => Ok(Classifier::Lexicon(lexicon)),
+            ClassifierChoice::Llm => {
+                let llm = LlmConfig::from_env()
+                    .and_then(LlmClassifier::new)
+                    .map_err(|e| SentimentError::Config {
+                        field: "classifier",
+                        message: format!("llm needs PIPEBOOK_LLM_* settings: {e}"),
+                    })?;
+                Ok(Classifier::Llm {
+                    llm,
+                    fallback: lexicon,
+                })
+            }
+        }
+    }
+
+    /// Labels one text. The LLM path falls back to the lexicon when the endpoint fails after its
+    /// retries or answers something that is not a label, and says so in `note`.
+    pub async fn classify(&self, text: &str) -> Classification {
+        match self {
+            Classifier::Lexicon(lexicon) => lexicon.classify(text),
+            Classifier::Llm { llm, fallback } => match llm.classify(text).await {
+                Ok(label) => Classification {
+                    sentiment: label.sentiment,
+                    score: 0.0,
+                    classifier: ClassifierKind::Llm,
+                    model: Some(label.model),
+                    note: None,
+                },
+                Err(error) => {
+                    let mut classification = fallback.classify(text);
+                    classification.note = Some(format!("LLM fell back to the lexicon: {error}"));
+                    classification
+                }
+            },
+        }
+    }
+}
+
+/// Counters of one worker.
+#[derive(Debug, Default)]
+pub struct WorkerMetrics {
+    pub consumed: AtomicU64,
+    pub produced: AtomicU64,
+    pub dlq: AtomicU64,
+    pub fallbacks: AtomicU64,
+    pub commits: AtomicU64,
+}
+
+struct WorkerEntry {
+    state: &'static str,
+    partitions: Vec<i32>,
+    metrics: Arc<WorkerMetrics>,
+    handle: Option<(CancellationToken, JoinHandle<()>)>,
+    /// `processed` at the previous sample, for the rate.
+    sampled: u64,
+}
+
+/// What the workers of one run share.
+struct RunContext {
+    kafka: KafkaSettings,
+    classifier: Arc<Classifier>,
+    cancel: CancellationToken,
+    next_id: u32,
+}
+
+/// Live state of the stage, shared by the workers, the API and the snapshot sampler.
+pub struct SentimentRuntime {
+    registry: Arc<GroupRegistry>,
+    workers: Mutex<BTreeMap<String, WorkerEntry>>,
+    events: Mutex<VecDeque<RebalanceEvent>>,
+    latest: Mutex<VecDeque<LatestReview>>,
+    confusion: Mutex<[[u64; 3]; 3]>,
+    run: Mutex<Option<RunContext>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl SentimentRuntime {
+    pub fn new(registry: Arc<GroupRegistry>) -> Arc<Self> {
+        registry.declare(GROUP, &[TOPIC_REVIEWS]);
+        Arc::new(Self {
+            registry,
+            workers: Mutex::new(BTreeMap::new()),
+            events: Mutex::new(VecDeque::new()),
+            latest: Mutex::new(VecDeque::new()),
+            confusion: Mutex::new([[0; 3]; 3]),
+            run: Mutex::new(None),
+        })
+    }
+
+    /// The stage's run loop: start the workers, wait until stopped, stop them gracefully.
+    pub async fn run(
+        self: Arc<Self>,
+        config: SentimentConfig,
+        kafka: KafkaSettings,
+        ctx: StageContext,
+    ) -> Result<(), SentimentError> {
+        let thresholds = validate(&config)?;
+        let classifier = Arc::new(Classifier::from_config(config.classifier, thresholds)?);
+        self.reset();
+        *lock(&self.run) = Some(RunContext {
+            kafka,
+            classifier,
+            cancel: ctx.cancel.clone(),
+            next_id: 1,
+        });
+        for _ in 0..config.workers {
+            self.add_worker()?;
+        }
+        ctx.set_detail(format!("{} workers in group {GROUP}", config.workers));
+        ctx.cancel.cancelled().await;
+        self.stop_all().await;
+        Ok(())
+    }
+
+    fn reset(&self) {
+        lock(&self.workers).clear();
+        lock(&self.events).clear();
+        lock(&self.latest).clear();
+        *lock(&self.confusion) = [[0; 3]; 3];
+    }
+
+    /// Starts one more worker in the group (a rebalance follows).
+    pub fn add_worker(self: &Arc<Self>) -> Result<String, SentimentError> {
+        let mut run = lock(&self.run);
+        let Some(context) = run.as_mut().filter(|c| !c.cancel.is_cancelled()) else {
+            return Err(SentimentError::NotRunning);
+        };
+        let alive = lock(&self.workers)
+            .values()
+            .filter(|w| w.state == "running")
+            .count();
+        if alive >= usize::from(MAX_WORKERS) {
+            return Err(SentimentError::Config {
+                field: "workers",
+                message: format!("at most {MAX_WORKERS} workers"),
+            });
+        }
+        let id = format!("worker-{}", context.next_id);
+        context.next_id += 1;
+        let metrics = Arc::new(WorkerMetrics::default());
+        let cancel = context.cancel.child_token();
+        let setup = worker::WorkerSetup {
+            id: id.clone(),
+            kafka: context.kafka.clone(),
+            classifier: context.classifier.clone(),
+            runtime: self.clone(),
+            metrics: metrics.clone(),
+            cancel: cancel.clone(),
+        };
+        drop(run);
+        let handle = tokio::spawn(worker::run(setup));
+        lock(&self.workers).insert(
+            id.clone(),
+            WorkerEntry {
+                state: "running",
+                partitions: Vec::new(),
+                metrics,
+                handle: Some((cancel, handle)),
+                sampled: 0,
+            },
+        );
+        self.event(&id, "started", Vec::new());
+        Ok(id)
+    }
+
+    /// Kills a worker abruptly, as a crash would: the batch it was working on is neither
+    /// committed nor finished, so its partitions are re-read by the others (duplicates, not loss).
+    pub fn kill_worker(&self, id: &str) -> Result<(), SentimentError> {
+        let mut workers = lock(&self.workers);
+        let Some(entry) = workers.get_mut(id).filter(|w| w.state == "running") else {
+            return Err(SentimentError::UnknownWorker(id.to_owned()));
+        };
+        if let Some((_, handle)) = entry.handle.take() {
+            handle.abort();
+        }
+        entry.state = "killed";
+        entry.partitions.clear();
+        drop(workers);
+        self.registry.remove_member(GROUP, id);
+        self.event(id, "killed", Vec::new());
+        Ok(())
+    }
+
+    async fn stop_all(&self) {
+        let handles: Vec<(String, CancellationToken, JoinHandle<()>)> = lock(&self.workers)
+            .iter_mut()
+            .filter_map(|(id, w)| w.handle.take().map(|(c, h)| (id.clone(), c, h)))
+            .collect();
+        for (_, cancel, _) in &handles {
+            cancel.cancel();
+        }
+        for (id, _, mut handle) in handles {
+            if tokio::time::timeout(STOP_GRACE, &mut handle).await.is_err() {
+                handle.abort();
+            }
+            self.worker_stopped(&id);
+        }
+        *lock(&self.run) = None;
+    }
+
+    fn worker_stopped(&self, id: &str) {
+        if let Some(entry) = lock(&self.workers).get_mut(id)
+            && entry.state == "running"
+        {
+            entry.state = "stopped";
+            entry.partitions.clear();
+        }
+        self.registry.remove_member(GROUP, id);
+        self.event(id, "stopped", Vec::new());
+    }
+
+    fn event(&self, worker: &str, kind: &str, partitions: Vec<i32>) {
+        let mut events = lock(&self.events);
+        events.push_back(RebalanceEvent {
+            at: now_ms(),
+            worker: worker.to_owned(),
+            kind: kind.to_owned(),
+            partitions,
+        });
+        while events.len() > KEEP_EVENTS {
+            events.pop_front();
+        }
+    }
+
+    /// Called from a worker's rebalance callback.
+    fn assignment_changed(&self, worker: &str, assigned: bool, partitions: Vec<i32>) {
+        {
+            let mut workers = lock(&self.workers);
+            if let Some(entry) = workers.get_mut(worker) {
+                if assigned {
+                    entry.partitions.extend(&partitions);
+                    entry.partitions.sort_unstable();
+                    entry.partitions.dedup();
+                } else {
+                    entry.partitions.retain(|p| !partitions.contains(p));
+                }
+                let labels = entry
+                    .partitions
+                    .iter()
+                    .map(|p| (TOPIC_REVIEWS.to_owned(), *p))
+                    .collect();
+                self.registry.set_assignment(GROUP, worker, labels);
+            }
+        }
+        let kind = if assigned { "assigned" } else { "revoked" };
+        self.event(worker, kind, partitions);
+    }
+
+    fn record_classified(&self, review: LatestReview) {
+        let expected = Sentiment::from_stars(review.stars).index();
+        lock(&self.confusion)[expected][review.sentiment.index()] += 1;
+        let mut latest = lock(&self.latest);
+        latest.push_front(review);
+        latest.truncate(KEEP_LATEST);
+    }
+
+    /// Stage totals over all workers of the run, killed ones included (entries are kept until the
+    /// next start, so totals never go backwards).
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        let workers = lock(&self.workers);
+        let alive = workers.values().filter(|w| w.state == "running").count() as u64;
+        let mut totals: BTreeMap<String, u64> = WorkerMetrics::NAMES
+            .iter()
+            .map(|name| ((*name).to_owned(), 0))
+            .collect();
+        for entry in workers.values() {
+            for (name, counter) in WorkerMetrics::NAMES.iter().zip(entry.metrics.counters()) {
+                *totals.entry((*name).to_owned()).or_default() += counter.load(Ordering::Relaxed);
+            }
+        }
+        totals.insert("workers".to_owned(), alive);
+        totals
+    }
+
+    /// The live view for the snapshot; rates are per second over `elapsed`.
+    pub fn view(&self, elapsed: Duration) -> SentimentView {
+        let seconds = elapsed.as_secs_f64().max(0.001);
+        let mut workers = lock(&self.workers);
+        let views = workers
+            .iter_mut()
+            .map(|(id, entry)| {
+                let processed = entry.metrics.consumed.load(Ordering::Relaxed);
+                let rate = (processed.saturating_sub(entry.sampled)) as f64 / seconds;
+                entry.sampled = processed;
+                WorkerView {
+                    id: id.clone(),
+                    state: entry.state.to_owned(),
+                    partitions: entry.partitions.clone(),
+                    processed,
+                    rate: rate.round(),
+                }
+            })
+            .collect();
+        drop(workers);
+        SentimentView {
+            workers: views,
+            rebalances: lock(&self.events).iter().rev().cloned().collect(),
+            latest: lock(&self.latest).iter().cloned().collect(),
+            confusion: *lock(&self.confusion),
+        }
+    }
+}
+
+impl WorkerMetrics {
+    const NAMES: [&'static str; 5] = ["consumed", "produced", "dlq", "fallbacks", "commits"];
+
+    fn counters(&self) -> [&AtomicU64; 5] {
+        [
+            &self.consumed,
+            &self.produced,
+            &self.dlq,
+            &self.fallbacks,
+            &self.commits,
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_validated_naming_the_field() {
+        let mut config = SentimentConfig::default();
+        assert!(validate(&config).is_ok());
+        config.workers = 9;
+        let err = validate(&config).expect_err("too many");
+        assert!(err.to_string().starts_with("workers"), "{err}");
+        config.workers = 2;
+        config.positive_threshold = -0.5;
+        let err = validate(&config).expect_err("thresholds crossed");
+        assert!(err.to_string().starts_with("thresholds"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn lexicon_classifier_labels_clear_cases() {
+        let classifier = Classifier::from_config(ClassifierChoice::Lexicon, Thresholds::default())
+            .expect("lexicon");
+        let good = classifier
+            .classify("The food was absolutely delicious!")
+            .await;
+        assert_eq!(good.sentiment, Sentiment::Positive);
+        let bad = classifier
+            .classify("Rude staff and cold, bland food.")
+            .await;
+        assert_eq!(bad.sentiment, Sentiment::Negative);
+        assert_eq!(bad.classifier, ClassifierKind::Lexicon);
+    }
+
+    #[test]
+    fn assignments_feed_the_registry_and_the_timeline() {
+        let registry = Arc::new(GroupRegistry::default());
+        let runtime = SentimentRuntime::new(registry);
+        lock(&runtime.workers).insert(
+            "worker-1".into(),
+            WorkerEntry {
+                state: "running",
+                partitions: Vec::new(),
+                metrics: Arc::default(),
+                handle: None,
+                sampled: 0,
+            },
+        );
+        runtime.assignment_changed("worker-1", true, vec![2, 0]);
+        runtime.assignment_changed("worker-1", false, vec![2]);
+        let view = runtime.view(Duration::from_secs(1));
+        assert_eq!(view.workers[0].partitions, vec![0]);
+        let kinds: Vec<&str> = view.rebalances.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["revoked", "assigned"]);
+    }
+}

@@ -67,3 +67,58 @@ pub fn review_lines(seed: u64, n: usize) -> Vec<String> {
         .map(|r| serde_json::to_string(&r).expect("serialise"))
         .collect()
 }
+
+/// Reads every record of a topic (all partitions, from the start to the high watermark).
+pub async fn read_all(engine: &pipebook::pipeline::Engine, topic: &str) -> Vec<app::api::Message> {
+    let topics = engine.topics().await.expect("topics");
+    let info = topics
+        .iter()
+        .find(|t| t.name == topic)
+        .expect("topic exists");
+    let mut out = Vec::new();
+    for partition in &info.partitions {
+        let mut offset = partition.low;
+        while offset < partition.high {
+            let page = engine
+                .messages(topic, partition.id, offset, 500)
+                .await
+                .expect("read page");
+            let Some(last) = page.last() else { break };
+            offset = last.offset + 1;
+            out.extend(page);
+        }
+    }
+    out
+}
+
+/// Streams `n` generated reviews into `reviews` through the streamer and producer stages.
+pub async fn stream_reviews(engine: &pipebook::pipeline::Engine, n: u64, seed: u64) {
+    engine
+        .start_stage(
+            "streamer",
+            serde_json::json!({"rate": 0, "chunk_size": 500, "limit": n, "seed": seed}),
+        )
+        .await
+        .expect("streamer starts");
+    engine
+        .start_stage("producer", serde_json::json!({}))
+        .await
+        .expect("producer starts");
+    eventually("reviews acknowledged", Duration::from_secs(120), || async {
+        (counter(engine, "producer", "acked") >= n).then_some(())
+    })
+    .await;
+}
+
+pub async fn group_lag(engine: &pipebook::pipeline::Engine, group: &str) -> Option<i64> {
+    let groups = engine.groups().await.ok()?;
+    let group = groups.iter().find(|g| g.group == group)?;
+    if group
+        .partitions
+        .iter()
+        .any(|p| p.committed.is_none() && p.high > 0)
+    {
+        return None;
+    }
+    Some(group.total_lag())
+}

@@ -1,0 +1,345 @@
+//! Cell 3 · Sentiment: a consumer group of workers labelling reviews. Shows the workers with their
+//! partitions, group lag per partition as a live chart, the rebalance timeline, the latest
+//! labelled reviews and how labels line up with stars.
+
+use std::collections::VecDeque;
+
+use leptos::prelude::*;
+use serde_json::json;
+
+use super::{Cell, StatePill, thousands};
+use crate::api::{Sentiment, SentimentView, StageState};
+use crate::client;
+use crate::live::Live;
+
+const GROUP: &str = "pipebook-sentiment";
+/// Samples kept for the lag chart (about a minute at one per second).
+const LAG_HISTORY: usize = 60;
+
+#[component]
+pub fn SentimentCell() -> impl IntoView {
+    let live = Live::use_context();
+    let stage = Memo::new(move |_| {
+        live.snapshot
+            .get()
+            .and_then(|s| s.pipeline.stage("sentiment").cloned())
+    });
+    let state = Signal::derive(move || stage.get().map(|s| s.state).unwrap_or_default());
+    let view_data =
+        Memo::new(move |_| live.snapshot.get().map(|s| s.sentiment).unwrap_or_default());
+    let workers = RwSignal::new("2".to_owned());
+    let classifier = RwSignal::new("lexicon".to_owned());
+    let error = RwSignal::new(None::<String>);
+
+    // Lag per partition over time, collected in the browser from the live snapshots.
+    let lag_history = RwSignal::new(VecDeque::<Vec<i64>>::new());
+    Effect::new(move |_| {
+        let Some(snapshot) = live.snapshot.get() else {
+            return;
+        };
+        let Some(group) = snapshot.groups.iter().find(|g| g.group == GROUP) else {
+            return;
+        };
+        let mut partitions = group.partitions.clone();
+        partitions.sort_by_key(|p| p.partition);
+        let lags: Vec<i64> = partitions.iter().map(|p| p.lag).collect();
+        lag_history.update(|history| {
+            history.push_back(lags);
+            while history.len() > LAG_HISTORY {
+                history.pop_front();
+            }
+        });
+    });
+
+    let post = move |path: String, body: serde_json::Value| {
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            if let Err(message) = client::post(&path, body).await {
+                error.set(Some(message));
+            }
+        });
+    };
+    let start = move |_| {
+        let Ok(n) = workers.get().trim().parse::<u8>() else {
+            return error.set(Some("workers: enter a whole number 1–8".to_owned()));
+        };
+        post(
+            "/api/stages/sentiment/start".to_owned(),
+            json!({"workers": n, "classifier": classifier.get()}),
+        );
+    };
+    let running = move || matches!(state.get(), StageState::Running);
+    let total_lag = move || {
+        live.snapshot
+            .get()
+            .and_then(|s| s.groups.into_iter().find(|g| g.group == GROUP))
+            .map_or(0, |g| g.total_lag())
+    };
+
+    view! {
+        <Cell number=3 title="Sentiment">
+            <p class="explain">
+                "Workers in one " <em>"consumer group"</em> " ("<code>{GROUP}</code>
+                ") share the partitions of " <code>"reviews"</code>
+                ": each partition is read by exactly one worker. Each worker labels reviews POSITIVE, NEGATIVE or NEUTRAL and writes them to "
+                <code>"reviews.sentiment"</code> ". It " <em>"commits"</em>
+                " its offsets only after Kafka acknowledged the output — at-least-once: kill a worker and its partitions move to the others (a "
+                <em>"rebalance"</em> "), which re-read from the last commit, so nothing is lost and a few reviews may be labelled twice. "
+                <em>"Lag"</em> " is how far the group is behind the end of the log."
+            </p>
+            <form class="controls" on:submit=|ev| ev.prevent_default()>
+                <label>
+                    "Workers"
+                    <input type="number" min="1" max="8" name="workers" bind:value=workers />
+                </label>
+                <label>
+                    "Classifier"
+                    <select name="classifier" on:change=move |ev| classifier.set(event_target_value(&ev))>
+                        <option value="lexicon" selected>"lexicon (VADER, offline)"</option>
+                        <option value="llm">"LLM (PIPEBOOK_LLM_*)"</option>
+                    </select>
+                </label>
+                <div class="buttons">
+                    <button class="btn btn-primary" data-testid="sentiment-start" on:click=start disabled=running>
+                        "Start"
+                    </button>
+                    <button
+                        class="btn"
+                        data-testid="sentiment-add"
+                        on:click=move |_| post("/api/stages/sentiment/workers".to_owned(), serde_json::Value::Null)
+                        disabled=move || !running()
+                    >
+                        "Add worker"
+                    </button>
+                    <button
+                        class="btn"
+                        data-testid="sentiment-stop"
+                        on:click=move |_| post("/api/stages/sentiment/stop".to_owned(), serde_json::Value::Null)
+                        disabled=move || !running()
+                    >
+                        "Stop"
+                    </button>
+                </div>
+            </form>
+            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <div class="stats">
+                <div class="stat">
+                    <span class="stat-label">"Stage " <StatePill state /></span>
+                    <span class="stat-value" data-testid="sentiment-produced">
+                        {move || {
+                            let produced = stage.get().and_then(|s| s.counters.get("produced").copied()).unwrap_or(0);
+                            thousands(i64::try_from(produced).unwrap_or(i64::MAX))
+                        }}
+                    </span>
+                    <span class="stat-unit">"labelled reviews written"</span>
+                </div>
+                <div class="stat">
+                    <span class="stat-label">"Group lag"</span>
+                    <span class="stat-value" data-testid="sentiment-lag">{move || thousands(total_lag())}</span>
+                    <span class="stat-unit">"reviews not yet committed"</span>
+                </div>
+            </div>
+            <div class="two-col">
+                <div>
+                    <h3>"Workers"</h3>
+                    <WorkerTable view_data=view_data.into() on_kill=post />
+                </div>
+                <div>
+                    <h3>"Lag per partition (last minute)"</h3>
+                    <LagChart history=lag_history.into() />
+                </div>
+            </div>
+            <div class="two-col">
+                <div>
+                    <h3>"Rebalance timeline"</h3>
+                    <Timeline view_data=view_data.into() />
+                </div>
+                <div>
+                    <h3>"Labels vs stars"</h3>
+                    <Confusion view_data=view_data.into() />
+                </div>
+            </div>
+            <h3>"Latest labelled reviews"</h3>
+            <LatestTable view_data=view_data.into() />
+        </Cell>
+    }
+}
+
+#[component]
+fn WorkerTable(
+    view_data: Signal<SentimentView>,
+    on_kill: impl Fn(String, serde_json::Value) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    view! {
+        <table class="workers" data-testid="workers">
+            <thead>
+                <tr><th>"Worker"</th><th>"State"</th><th>"Partitions"</th><th>"Processed"</th><th>"Rate/s"</th><th></th></tr>
+            </thead>
+            <tbody>
+                {move || {
+                    view_data.get().workers.into_iter().map(|w| {
+                        let id = w.id.clone();
+                        let alive = w.state == "running";
+                        let partitions = if w.partitions.is_empty() {
+                            "–".to_owned()
+                        } else {
+                            w.partitions.iter().map(|p| format!("reviews-{p}")).collect::<Vec<_>>().join(", ")
+                        };
+                        view! {
+                            <tr class=format!("worker-{}", w.state)>
+                                <td>{w.id.clone()}</td>
+                                <td>{w.state.clone()}</td>
+                                <td class="partitions-cell">{partitions}</td>
+                                <td>{thousands(i64::try_from(w.processed).unwrap_or(i64::MAX))}</td>
+                                <td>{format!("{:.0}", w.rate)}</td>
+                                <td>
+                                    <Show when=move || alive>
+                                        <button
+                                            class="btn btn-small btn-danger"
+                                            data-testid="kill-worker"
+                                            on:click={
+                                                let id = id.clone();
+                                                move |_| on_kill(format!("/api/stages/sentiment/workers/{id}/kill"), serde_json::Value::Null)
+                                            }
+                                        >
+                                            "Kill"
+                                        </button>
+                                    </Show>
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()
+                }}
+            </tbody>
+        </table>
+    }
+}
+
+/// Lag per partition as lines over the last minute, drawn as SVG.
+#[component]
+fn LagChart(history: Signal<VecDeque<Vec<i64>>>) -> impl IntoView {
+    const W: f64 = 360.0;
+    const H: f64 = 140.0;
+    const COLORS: [&str; 8] = [
+        "#2f6fed", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#1098ad", "#f08c00", "#5c940d",
+    ];
+    let lines = move || {
+        let history = history.get();
+        let max = history.iter().flatten().copied().max().unwrap_or(0).max(1) as f64;
+        let partitions = history.back().map_or(0, Vec::len);
+        (0..partitions)
+            .map(|p| {
+                let points: Vec<String> = history
+                    .iter()
+                    .enumerate()
+                    .map(|(i, lags)| {
+                        let x = i as f64 / (LAG_HISTORY - 1) as f64 * W;
+                        let y = H - lags.get(p).copied().unwrap_or(0) as f64 / max * (H - 10.0);
+                        format!("{x:.1},{y:.1}")
+                    })
+                    .collect();
+                (p, points.join(" "))
+            })
+            .collect::<Vec<_>>()
+    };
+    let max_label = move || thousands(history.get().iter().flatten().copied().max().unwrap_or(0));
+    view! {
+        <figure class="chart" data-testid="lag-chart">
+            <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img" aria-label="lag per partition">
+                <line x1="0" y1=H x2=W y2=H class="axis" />
+                {move || lines().into_iter().map(|(p, points)| view! {
+                    <polyline points=points fill="none" stroke=COLORS[p % COLORS.len()] stroke-width="2" class="lag-line" />
+                }).collect_view()}
+            </svg>
+            <figcaption>
+                "max " {max_label} " · "
+                {move || {
+                    let partitions = history.get().back().map_or(0, Vec::len);
+                    (0..partitions).map(|p| view! {
+                        <span class="legend" style=format!("color:{}", COLORS[p % COLORS.len()])>{format!("■ reviews-{p} ")}</span>
+                    }).collect_view()
+                }}
+            </figcaption>
+        </figure>
+    }
+}
+
+#[component]
+fn Timeline(view_data: Signal<SentimentView>) -> impl IntoView {
+    view! {
+        <ol class="timeline" data-testid="rebalances">
+            {move || {
+                let events = view_data.get().rebalances;
+                let start = events.last().map_or(0, |e| e.at);
+                events.into_iter().take(12).map(|e| {
+                    let partitions = if e.partitions.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" reviews-{}", e.partitions.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+                    };
+                    let class = format!("event-{}", e.kind);
+                    view! {
+                        <li class=class>
+                            <span class="muted">{format!("+{:.1}s ", (e.at - start) as f64 / 1000.0)}</span>
+                            <strong>{e.worker}</strong>" "{e.kind}{partitions}
+                        </li>
+                    }
+                }).collect_view()
+            }}
+        </ol>
+    }
+}
+
+#[component]
+fn Confusion(view_data: Signal<SentimentView>) -> impl IntoView {
+    let rows = ["4–5★", "1–2★", "3★"];
+    view! {
+        <table class="confusion" data-testid="confusion">
+            <thead>
+                <tr>
+                    <th>"Stars \\ label"</th>
+                    {Sentiment::ALL.iter().map(|s| view! { <th>{s.as_str()}</th> }).collect_view()}
+                </tr>
+            </thead>
+            <tbody>
+                {move || {
+                    let matrix = view_data.get().confusion;
+                    rows.iter().enumerate().map(|(r, label)| view! {
+                        <tr>
+                            <th>{*label}</th>
+                            {(0..3).map(|c| view! {
+                                <td class=if r == c { "agree" } else { "" }>
+                                    {thousands(i64::try_from(matrix[r][c]).unwrap_or(i64::MAX))}
+                                </td>
+                            }).collect_view()}
+                        </tr>
+                    }).collect_view()
+                }}
+            </tbody>
+        </table>
+    }
+}
+
+#[component]
+fn LatestTable(view_data: Signal<SentimentView>) -> impl IntoView {
+    view! {
+        <table class="latest" data-testid="latest-reviews">
+            <thead>
+                <tr><th>"Review"</th><th>"Stars"</th><th>"Label"</th><th>"Score"</th><th>"By"</th></tr>
+            </thead>
+            <tbody>
+                {move || {
+                    view_data.get().latest.into_iter().take(8).map(|r| view! {
+                        <tr>
+                            <td class="excerpt">{r.excerpt}"…"</td>
+                            <td>{"★".repeat(usize::from(r.stars))}</td>
+                            <td><span class=format!("label label-{}", r.sentiment.as_str().to_lowercase())>{r.sentiment.as_str()}</span></td>
+                            <td>{format!("{:+.3}", r.score)}</td>
+                            <td class="muted">{format!("{} · {}", r.classifier, r.worker)}</td>
+                        </tr>
+                    }).collect_view()
+                }}
+            </tbody>
+        </table>
+    }
+}

@@ -1,0 +1,299 @@
+//! One sentiment worker: a real consumer in the group, with its own idempotent producer.
+//!
+//! Loop: read a batch → classify → produce every output record → wait for the broker's
+//! acknowledgements → only then commit the batch's offsets. A crash anywhere before the commit
+//! means the batch is read again (at-least-once): duplicates are possible, loss is not.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use app::api::{EnrichedReview, LatestReview, TOPIC_DLQ, TOPIC_REVIEWS, TOPIC_SENTIMENT};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::{Classifier, GROUP, SentimentRuntime, WorkerMetrics};
+use crate::kafka::KafkaSettings;
+use crate::records::{DeadLetter, parse_review};
+
+/// Most records handled (and committed) together.
+const BATCH_MAX: usize = 500;
+/// How long a batch waits for more records once it has one.
+const BATCH_WAIT: Duration = Duration::from_millis(20);
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+const STAGE: &str = "sentiment";
+
+pub(super) struct WorkerSetup {
+    pub id: String,
+    pub kafka: KafkaSettings,
+    pub classifier: Arc<Classifier>,
+    pub runtime: Arc<SentimentRuntime>,
+    pub metrics: Arc<WorkerMetrics>,
+    pub cancel: CancellationToken,
+}
+
+/// Reports this worker's partition assignments as the group rebalances.
+struct WorkerContext {
+    id: String,
+    runtime: Arc<SentimentRuntime>,
+}
+
+impl ClientContext for WorkerContext {}
+
+impl ConsumerContext for WorkerContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let partitions = |tpl: &TopicPartitionList| {
+            tpl.elements()
+                .iter()
+                .filter(|e| e.topic() == TOPIC_REVIEWS)
+                .map(|e| e.partition())
+                .collect::<Vec<_>>()
+        };
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                self.runtime
+                    .assignment_changed(&self.id, true, partitions(tpl));
+            }
+            Rebalance::Revoke(tpl) => {
+                self.runtime
+                    .assignment_changed(&self.id, false, partitions(tpl));
+            }
+            Rebalance::Error(error) => {
+                tracing::warn!(worker = %self.id, %error, "rebalance error");
+            }
+        }
+    }
+}
+
+type WorkerConsumer = StreamConsumer<WorkerContext>;
+
+/// One consumed record, copied out of the client's buffer.
+struct Input {
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+}
+
+pub(super) async fn run(setup: WorkerSetup) {
+    let id = setup.id.clone();
+    if let Err(error) = run_loop(setup).await {
+        tracing::error!(worker = %id, %error, "sentiment worker stopped");
+    }
+}
+
+async fn run_loop(setup: WorkerSetup) -> Result<(), KafkaError> {
+    let consumer: WorkerConsumer = setup
+        .kafka
+        .client_config()
+        .set("group.id", GROUP)
+        .set("client.id", &setup.id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        // Short timeouts so a learner sees a dead worker's partitions move within seconds.
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .create_with_context(WorkerContext {
+            id: setup.id.clone(),
+            runtime: setup.runtime.clone(),
+        })?;
+    let producer: FutureProducer = setup
+        .kafka
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "0")
+        .create()?;
+    consumer.subscribe(&[TOPIC_REVIEWS])?;
+    loop {
+        let batch = tokio::select! {
+            _ = setup.cancel.cancelled() => break,
+            batch = next_batch(&consumer) => batch,
+        };
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(worker = %setup.id, %error, "consume failed; retrying");
+                tokio::time::sleep(RETRY_PAUSE).await;
+                continue;
+            }
+        };
+        setup
+            .metrics
+            .consumed
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        process(&setup, &producer, &batch).await;
+        commit(&consumer, &batch, &setup).await;
+    }
+    consumer.unsubscribe();
+    Ok(())
+}
+
+/// Waits for one record, then gathers whatever else arrives within [`BATCH_WAIT`].
+async fn next_batch(consumer: &WorkerConsumer) -> Result<Vec<Input>, KafkaError> {
+    let first = consumer.recv().await?;
+    let mut batch = vec![copy(&first)];
+    drop(first);
+    let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+    while batch.len() < BATCH_MAX {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(message)) => batch.push(copy(&message)),
+            Ok(Err(error)) => return Err(error),
+            Err(_) => break,
+        }
+    }
+    Ok(batch)
+}
+
+fn copy(message: &rdkafka::message::BorrowedMessage<'_>) -> Input {
+    Input {
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+    }
+}
+
+/// Classifies the batch and produces every output, returning once all are acknowledged.
+async fn process(setup: &WorkerSetup, producer: &FutureProducer, batch: &[Input]) {
+    let outputs = futures::future::join_all(batch.iter().map(|input| enrich(setup, input))).await;
+    let sends = outputs
+        .iter()
+        .zip(batch)
+        .map(|(output, input)| deliver(producer, output, input, setup));
+    futures::future::join_all(sends).await;
+}
+
+/// What one input becomes: an enriched review, or a dead letter.
+enum Output {
+    Enriched(String),
+    Dead(DeadLetter),
+}
+
+async fn enrich(setup: &WorkerSetup, input: &Input) -> Output {
+    let origin = Some(format!(
+        "{TOPIC_REVIEWS}/{}@{}",
+        input.partition, input.offset
+    ));
+    let review = match parse_review(&input.payload) {
+        Ok(review) => review,
+        Err(reason) => return Output::Dead(DeadLetter::new(STAGE, reason, &input.payload, origin)),
+    };
+    if review.text.trim().is_empty() {
+        let reason = "text is empty: nothing to classify";
+        return Output::Dead(DeadLetter::new(STAGE, reason, &input.payload, origin));
+    }
+    let classification = setup.classifier.classify(&review.text).await;
+    if classification.note.is_some() {
+        setup.metrics.fallbacks.fetch_add(1, Ordering::Relaxed);
+    }
+    let classifier = classification.classifier.as_str();
+    setup.runtime.record_classified(LatestReview {
+        review_id: review.review_id.clone(),
+        excerpt: review.text.chars().take(120).collect(),
+        stars: review.stars,
+        sentiment: classification.sentiment,
+        score: classification.score,
+        classifier: classifier.to_owned(),
+        worker: setup.id.clone(),
+        partition: input.partition,
+        offset: input.offset,
+    });
+    let enriched = EnrichedReview {
+        review,
+        sentiment: classification.sentiment,
+        score: classification.score,
+        classifier: classifier.to_owned(),
+        model: classification.model,
+        processed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        worker: setup.id.clone(),
+    };
+    match serde_json::to_string(&enriched) {
+        Ok(json) => Output::Enriched(json),
+        Err(error) => Output::Dead(DeadLetter::new(
+            STAGE,
+            format!("cannot serialise: {error}"),
+            &input.payload,
+            origin,
+        )),
+    }
+}
+
+/// Produces one output, retrying until the broker acknowledges it (or the worker is stopped).
+async fn deliver(producer: &FutureProducer, output: &Output, input: &Input, setup: &WorkerSetup) {
+    loop {
+        let result = match output {
+            Output::Enriched(json) => {
+                let mut record = FutureRecord::<[u8], str>::to(TOPIC_SENTIMENT).payload(json);
+                if let Some(key) = &input.key {
+                    record = record.key(key.as_slice());
+                }
+                producer.send(record, Timeout::Never).await
+            }
+            Output::Dead(letter) => {
+                let payload = letter.to_json();
+                let headers = OwnedHeaders::new()
+                    .insert(Header {
+                        key: "pipebook.stage",
+                        value: Some(STAGE),
+                    })
+                    .insert(Header {
+                        key: "pipebook.reason",
+                        value: Some(letter.reason.as_str()),
+                    });
+                let record = FutureRecord::<(), str>::to(TOPIC_DLQ)
+                    .payload(&payload)
+                    .headers(headers);
+                producer.send(record, Timeout::Never).await
+            }
+        };
+        match result {
+            Ok(_) => {
+                let counter = match output {
+                    Output::Enriched(_) => &setup.metrics.produced,
+                    Output::Dead(_) => &setup.metrics.dlq,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err((error, _)) if !setup.cancel.is_cancelled() => {
+                tracing::warn!(worker = %setup.id, %error, "delivery failed; retrying");
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Commits the offset after the last record of each partition in the batch.
+async fn commit(consumer: &WorkerConsumer, batch: &[Input], setup: &WorkerSetup) {
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    for input in batch {
+        let entry = next.entry(input.partition).or_insert(0);
+        *entry = (*entry).max(input.offset + 1);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (partition, offset) in next {
+        if tpl
+            .add_partition_offset(TOPIC_REVIEWS, partition, Offset::Offset(offset))
+            .is_err()
+        {
+            return;
+        }
+    }
+    match consumer.commit(&tpl, CommitMode::Async) {
+        Ok(()) => {
+            setup.metrics.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        // A partition revoked meanwhile: its new owner re-reads from the last commit.
+        Err(error) => tracing::debug!(worker = %setup.id, %error, "commit refused"),
+    }
+}
