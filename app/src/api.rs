@@ -217,6 +217,13 @@ pub struct SentimentConfig {
     /// Compound score at or below which a review is NEGATIVE.
     #[serde(default = "default_negative")]
     pub negative_threshold: f64,
+    /// Consumer group; a new group starts from the beginning of `reviews` with its own offsets.
+    #[serde(default = "default_group")]
+    pub group: String,
+}
+
+fn default_group() -> String {
+    "pipebook-sentiment".to_owned()
 }
 
 fn default_workers() -> u8 {
@@ -236,6 +243,7 @@ impl Default for SentimentConfig {
             classifier: ClassifierChoice::default(),
             positive_threshold: default_positive(),
             negative_threshold: default_negative(),
+            group: default_group(),
         }
     }
 }

@@ -40,7 +40,7 @@ test("the message browser reads records at an offset, keyed by business", async 
   await page.goto("/#cell-2");
   await waitForHydration(page);
   await expect.poll(() => reviewsOnScreen(page), { timeout: 15_000 }).toBeGreaterThan(0);
-  await page.getByLabel("Partition").fill("0");
+  await page.getByLabel("Partition", { exact: true }).fill("0");
   await page.getByLabel("From offset").fill("0");
   await page.getByTestId("browse").click();
   const rows = page.getByTestId("messages").locator("tr");

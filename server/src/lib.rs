@@ -3,6 +3,7 @@
 //! [`api`] that controls them.
 
 pub mod api;
+pub mod bench;
 pub mod config;
 pub mod kafka;
 pub mod pipeline;

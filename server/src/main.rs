@@ -10,6 +10,9 @@ use leptos::config::get_configuration;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use pipebook::config::ServeArgs;
 use pipebook::pipeline::{Engine, EngineSettings};
+use pipebook::sentiment::eval::{EvalClassifier, evaluate};
+use pipebook::sentiment::lexicon::{LexiconClassifier, Thresholds};
+use pipebook::sentiment::llm::{LlmClassifier, LlmConfig};
 use tower_http::compression::CompressionLayer;
 
 #[derive(Debug, Parser)]
@@ -30,6 +33,43 @@ struct Cli {
 enum Command {
     /// Serve the notebook (the default).
     Serve(ServeArgs),
+    /// Score a sentiment classifier on a labelled file (one `text TAB 0|1` a line).
+    Eval(EvalArgs),
+    /// Measure pipeline throughput on an embedded broker (see docs/benchmarks.md).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct EvalArgs {
+    /// Labelled file, e.g. ../shared/data/yelp_labelled.txt (1 = positive, 0 = negative).
+    file: std::path::PathBuf,
+    /// Classifier to score; `llm` reads the PIPEBOOK_LLM_* environment variables.
+    #[arg(long, value_enum, default_value_t = EvalClassifierArg::Lexicon)]
+    classifier: EvalClassifierArg,
+    /// Print the report as one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum EvalClassifierArg {
+    /// VADER with the default thresholds (0.05 / -0.05), offline.
+    Lexicon,
+    /// An OpenAI-compatible endpoint; reviews it fails on fall back to the lexicon.
+    Llm,
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Reviews per measurement.
+    #[arg(long, default_value_t = 100_000)]
+    n: u64,
+    /// Tiny sizes, to check the harness works (CI).
+    #[arg(long)]
+    smoke: bool,
+    /// Write results.md and results.json here.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -39,12 +79,56 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,tansu=warn,libsql=warn".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Bench(args)) => bench(args).await,
+        Some(Command::Eval(args)) => eval(args).await,
         None => serve(cli.serve).await,
     }
+}
+
+/// `pipebook eval FILE [--classifier lexicon|llm] [--json]`.
+async fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    let classifier = match args.classifier {
+        EvalClassifierArg::Lexicon => {
+            EvalClassifier::Lexicon(LexiconClassifier::new(Thresholds::default()))
+        }
+        EvalClassifierArg::Llm => {
+            let config = LlmConfig::from_env()
+                .context("--classifier llm needs the PIPEBOOK_LLM_* settings")?;
+            EvalClassifier::Llm(LlmClassifier::new(config).context("invalid LLM settings")?)
+        }
+    };
+    let report = evaluate(&args.file, &classifier).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let n = if args.smoke { 2_000 } else { args.n };
+    let dir = tempfile::tempdir().context("cannot create a temporary data dir")?;
+    let results = pipebook::bench::run(dir.path(), n)
+        .await
+        .context("benchmark failed")?;
+    let table = pipebook::bench::to_markdown(&results);
+    println!("{table}");
+    if let Some(out) = args.out {
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("cannot create {}", out.display()))?;
+        std::fs::write(out.join("results.md"), &table)?;
+        std::fs::write(
+            out.join("results.json"),
+            serde_json::to_string_pretty(&results)?,
+        )?;
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

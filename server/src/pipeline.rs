@@ -266,7 +266,6 @@ impl Engine {
 
     fn start_sentiment(&self, body: serde_json::Value) -> Result<(), EngineError> {
         let config: SentimentConfig = parse_config(body)?;
-        sentiment::validate(&config)?;
         // Build the classifier once here too, so a missing LLM setting is a 400, not a failed stage.
         let thresholds = sentiment::validate(&config)?;
         sentiment::Classifier::from_config(config.classifier, thresholds)?;
@@ -275,6 +274,16 @@ impl Engine {
         self.sentiment
             .launch(json, move |ctx| runtime.run(config, kafka, ctx))?;
         Ok(())
+    }
+
+    /// Starts the sentiment stage with `workers` workers in a group of its own (benchmarks).
+    pub fn start_sentiment_in_group(&self, workers: u8, group: &str) -> Result<(), EngineError> {
+        let config = SentimentConfig {
+            workers,
+            group: group.to_owned(),
+            ..SentimentConfig::default()
+        };
+        self.start_sentiment(serde_json::to_value(config).unwrap_or_default())
     }
 
     /// Adds a worker to the running sentiment group; returns its id.

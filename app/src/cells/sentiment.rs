@@ -229,11 +229,13 @@ fn LagChart(history: Signal<VecDeque<Vec<i64>>>) -> impl IntoView {
         let partitions = history.back().map_or(0, Vec::len);
         (0..partitions)
             .map(|p| {
+                // Newest sample at the right edge, one step per second to the left.
+                let offset = LAG_HISTORY.saturating_sub(history.len());
                 let points: Vec<String> = history
                     .iter()
                     .enumerate()
                     .map(|(i, lags)| {
-                        let x = i as f64 / (LAG_HISTORY - 1) as f64 * W;
+                        let x = (i + offset) as f64 / (LAG_HISTORY - 1) as f64 * W;
                         let y = H - lags.get(p).copied().unwrap_or(0) as f64 / max * (H - 10.0);
                         format!("{x:.1},{y:.1}")
                     })

@@ -6,7 +6,7 @@
 //! Classifiers: [`lexicon`] (VADER, offline, the default) and [`llm`] (any OpenAI-compatible
 //! chat-completions endpoint, falling back to the lexicon when it cannot answer).
 
-// EVAL-PENDING pub mod eval;
+pub mod eval;
 pub mod lexicon;
 pub mod llm;
 pub mod vader;
@@ -31,7 +31,7 @@ use crate::stage::StageContext;
 use lexicon::{Classification, ClassifierKind, LexiconClassifier, Thresholds};
 use llm::{LlmClassifier, LlmConfig};
 
-/// The consumer group every sentiment worker joins.
+/// The consumer group the sentiment workers join unless configured otherwise.
 pub const GROUP: &str = "pipebook-sentiment";
 pub const MAX_WORKERS: u8 = 8;
 const KEEP_EVENTS: usize = 50;
@@ -161,6 +161,8 @@ pub struct SentimentRuntime {
     latest: Mutex<VecDeque<LatestReview>>,
     confusion: Mutex<[[u64; 3]; 3]>,
     run: Mutex<Option<RunContext>>,
+    /// The group of the current (or last) run.
+    group: Mutex<String>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -184,6 +186,7 @@ impl SentimentRuntime {
             latest: Mutex::new(VecDeque::new()),
             confusion: Mutex::new([[0; 3]; 3]),
             run: Mutex::new(None),
+            group: Mutex::new(GROUP.to_owned()),
         })
     }
 
@@ -197,6 +200,8 @@ impl SentimentRuntime {
         let thresholds = validate(&config)?;
         let classifier = Arc::new(Classifier::from_config(config.classifier, thresholds)?);
         self.reset();
+        self.registry.declare(&config.group, &[TOPIC_REVIEWS]);
+        *lock(&self.group) = config.group.clone();
         *lock(&self.run) = Some(RunContext {
             kafka,
             classifier,
@@ -206,7 +211,10 @@ impl SentimentRuntime {
         for _ in 0..config.workers {
             self.add_worker()?;
         }
-        ctx.set_detail(format!("{} workers in group {GROUP}", config.workers));
+        ctx.set_detail(format!(
+            "{} workers in group {}",
+            config.workers, config.group
+        ));
         ctx.cancel.cancelled().await;
         self.stop_all().await;
         Ok(())
@@ -241,6 +249,7 @@ impl SentimentRuntime {
         let cancel = context.cancel.child_token();
         let setup = worker::WorkerSetup {
             id: id.clone(),
+            group: self.group(),
             kafka: context.kafka.clone(),
             classifier: context.classifier.clone(),
             runtime: self.clone(),
@@ -263,6 +272,10 @@ impl SentimentRuntime {
         Ok(id)
     }
 
+    pub fn group(&self) -> String {
+        lock(&self.group).clone()
+    }
+
     /// Kills a worker abruptly, as a crash would: the batch it was working on is neither
     /// committed nor finished, so its partitions are re-read by the others (duplicates, not loss).
     pub fn kill_worker(&self, id: &str) -> Result<(), SentimentError> {
@@ -276,7 +289,7 @@ impl SentimentRuntime {
         entry.state = "killed";
         entry.partitions.clear();
         drop(workers);
-        self.registry.remove_member(GROUP, id);
+        self.registry.remove_member(&self.group(), id);
         self.event(id, "killed", Vec::new());
         Ok(())
     }
@@ -305,7 +318,7 @@ impl SentimentRuntime {
             entry.state = "stopped";
             entry.partitions.clear();
         }
-        self.registry.remove_member(GROUP, id);
+        self.registry.remove_member(&self.group(), id);
         self.event(id, "stopped", Vec::new());
     }
 
@@ -324,24 +337,25 @@ impl SentimentRuntime {
 
     /// Called from a worker's rebalance callback.
     fn assignment_changed(&self, worker: &str, assigned: bool, partitions: Vec<i32>) {
-        {
-            let mut workers = lock(&self.workers);
-            if let Some(entry) = workers.get_mut(worker) {
-                if assigned {
-                    entry.partitions.extend(&partitions);
-                    entry.partitions.sort_unstable();
-                    entry.partitions.dedup();
-                } else {
-                    entry.partitions.retain(|p| !partitions.contains(p));
-                }
-                let labels = entry
-                    .partitions
-                    .iter()
-                    .map(|p| (TOPIC_REVIEWS.to_owned(), *p))
-                    .collect();
-                self.registry.set_assignment(GROUP, worker, labels);
-            }
+        let mut workers = lock(&self.workers);
+        // A killed worker's client may still report its last callbacks while it closes.
+        let Some(entry) = workers.get_mut(worker).filter(|w| w.state == "running") else {
+            return;
+        };
+        if assigned {
+            entry.partitions.extend(&partitions);
+            entry.partitions.sort_unstable();
+            entry.partitions.dedup();
+        } else {
+            entry.partitions.retain(|p| !partitions.contains(p));
         }
+        let labels = entry
+            .partitions
+            .iter()
+            .map(|p| (TOPIC_REVIEWS.to_owned(), *p))
+            .collect();
+        self.registry.set_assignment(&self.group(), worker, labels);
+        drop(workers);
         let kind = if assigned { "assigned" } else { "revoked" };
         self.event(worker, kind, partitions);
     }

@@ -20,7 +20,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use super::{Classifier, GROUP, SentimentRuntime, WorkerMetrics};
+use super::{Classifier, SentimentRuntime, WorkerMetrics};
 use crate::kafka::KafkaSettings;
 use crate::records::{DeadLetter, parse_review};
 
@@ -33,6 +33,7 @@ const STAGE: &str = "sentiment";
 
 pub(super) struct WorkerSetup {
     pub id: String,
+    pub group: String,
     pub kafka: KafkaSettings,
     pub classifier: Arc<Classifier>,
     pub runtime: Arc<SentimentRuntime>,
@@ -94,7 +95,7 @@ async fn run_loop(setup: WorkerSetup) -> Result<(), KafkaError> {
     let consumer: WorkerConsumer = setup
         .kafka
         .client_config()
-        .set("group.id", GROUP)
+        .set("group.id", &setup.group)
         .set("client.id", &setup.id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
