@@ -61,7 +61,7 @@ export default defineConfig({
       PIPEBOOK_BROKER_ADDR: "127.0.0.1:0",
       LEPTOS_SITE_ROOT: siteRoot,
       LEPTOS_OUTPUT_NAME: "pipebook",
-      RUST_LOG: "info,tansu=warn,libsql=warn",
+      RUST_LOG: "info,tansu=warn,libsql=warn,librdkafka=off,rdkafka::client=off",
     },
   },
 });

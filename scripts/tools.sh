@@ -22,6 +22,13 @@ export PATH="$HOME/.cargo/bin:$ROOT/.tools/node_modules/.bin:$PATH"
 # one set of artifacts instead of rebuilding leptos when switching between cargo and cargo-leptos.
 export LEPTOS_OUTPUT_NAME=pipebook
 
+# Build tools for speed of building, not of running: cargo-leptos ships with lto + one codegen unit,
+# which makes a cold install take several times longer on two cores.
+fast_install() {
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 cargo install "$@"
+}
+
 install_rust_tools() {
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     log "adding the wasm32-unknown-unknown target"
@@ -29,13 +36,13 @@ install_rust_tools() {
   fi
   if [[ "$(cargo leptos --version 2>/dev/null || true)" != *"$CARGO_LEPTOS_VERSION"* ]]; then
     log "installing cargo-leptos $CARGO_LEPTOS_VERSION (takes ~15 minutes once)"
-    cargo install cargo-leptos --version "=$CARGO_LEPTOS_VERSION" --locked
+    fast_install cargo-leptos --version "=$CARGO_LEPTOS_VERSION" --locked
   fi
   local wb
   wb="$(grep -A1 '^name = "wasm-bindgen"$' "$ROOT/Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')"
   if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != *"$wb"* ]]; then
     log "installing wasm-bindgen-cli $wb (must equal the wasm-bindgen crate in Cargo.lock)"
-    cargo install wasm-bindgen-cli --version "=$wb"
+    fast_install wasm-bindgen-cli --version "=$wb"
   fi
   if [[ ! -x "$ROOT/.tools/node_modules/.bin/wasm-opt" ]]; then
     log "installing wasm-opt (npm binaryen $BINARYEN_VERSION)"

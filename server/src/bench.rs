@@ -121,6 +121,16 @@ async fn sentiment_stage(engine: &Engine, workers: u8, n: u64) -> Result<Measure
     })
 }
 
+/// Writes the review texts the lexicon benchmark uses, one per line, for the Python baseline.
+pub fn write_texts(path: &Path, n: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for review in ReviewGenerator::new(7).take(n as usize) {
+        writeln!(file, "{}", review.text.replace('\n', " "))?;
+    }
+    file.flush()
+}
+
 /// Markdown table of the results.
 pub fn to_markdown(results: &[Measurement]) -> String {
     let mut out = String::from("| metric | value | unit | n |\n| --- | ---: | --- | ---: |\n");

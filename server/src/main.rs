@@ -77,7 +77,11 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tansu=warn,libsql=warn".into()),
+                // librdkafka reports every refused reconnect at ERROR; the UI shows the cluster's
+                // state instead, and RUST_LOG=librdkafka=debug brings them back.
+                .unwrap_or_else(|_| {
+                    "info,tansu=warn,libsql=warn,librdkafka=off,rdkafka::client=off".into()
+                }),
         )
         .with_writer(std::io::stderr)
         .init();

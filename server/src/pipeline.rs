@@ -269,6 +269,10 @@ impl Engine {
         // Build the classifier once here too, so a missing LLM setting is a 400, not a failed stage.
         let thresholds = sentiment::validate(&config)?;
         sentiment::Classifier::from_config(config.classifier, thresholds)?;
+        if self.sentiment.is_active() {
+            return Err(StageError::AlreadyRunning(STAGE_SENTIMENT).into());
+        }
+        self.sentiment_runtime.reset();
         let json = serde_json::to_value(&config).unwrap_or_default();
         let (runtime, kafka) = (self.sentiment_runtime.clone(), self.kafka.clone());
         self.sentiment

@@ -199,7 +199,9 @@ impl SentimentRuntime {
     ) -> Result<(), SentimentError> {
         let thresholds = validate(&config)?;
         let classifier = Arc::new(Classifier::from_config(config.classifier, thresholds)?);
-        self.reset();
+        if ctx.cancel.is_cancelled() {
+            return Ok(());
+        }
         self.registry.declare(&config.group, &[TOPIC_REVIEWS]);
         *lock(&self.group) = config.group.clone();
         *lock(&self.run) = Some(RunContext {
@@ -220,7 +222,9 @@ impl SentimentRuntime {
         Ok(())
     }
 
-    fn reset(&self) {
+    /// Clears the previous run's workers, events and counters; called before a run starts, so
+    /// nobody reads the old run's totals as the new one's.
+    pub fn reset(&self) {
         lock(&self.workers).clear();
         lock(&self.events).clear();
         lock(&self.latest).clear();
