@@ -1,4 +1,9 @@
 import { expect, test, type Page } from "@playwright/test";
+import { stopAllStages } from "./reset";
+
+test.beforeEach(async ({ request }) => {
+  await stopAllStages(request);
+});
 
 async function number(page: Page, testId: string): Promise<number> {
   return Number((await page.getByTestId(testId).innerText()).replace(/,/g, ""));

@@ -1,4 +1,9 @@
 import { expect, test, type Page } from "@playwright/test";
+import { stopAllStages } from "./reset";
+
+test.beforeEach(async ({ request }) => {
+  await stopAllStages(request);
+});
 
 // Reads the number shown as the sum of the `reviews` high watermarks.
 async function reviewsOnScreen(page: Page): Promise<number> {
@@ -39,7 +44,9 @@ test("streaming at 500 reviews/s grows the reviews offsets live, and stop stops 
 test("the message browser reads records at an offset, keyed by business", async ({ page }) => {
   await page.goto("/#cell-2");
   await waitForHydration(page);
+  await page.getByTestId("streamer-start").click();
   await expect.poll(() => reviewsOnScreen(page), { timeout: 15_000 }).toBeGreaterThan(0);
+  await page.getByTestId("streamer-stop").click();
   await page.getByLabel("Partition", { exact: true }).fill("0");
   await page.getByLabel("From offset").fill("0");
   await page.getByTestId("browse").click();

@@ -176,42 +176,64 @@ fn WorkerTable(
                 <tr><th>"Worker"</th><th>"State"</th><th>"Partitions"</th><th>"Processed"</th><th>"Rate/s"</th><th></th></tr>
             </thead>
             <tbody>
-                {move || {
-                    view_data.get().workers.into_iter().map(|w| {
-                        let id = w.id.clone();
-                        let alive = w.state == "running";
-                        let partitions = if w.partitions.is_empty() {
-                            "–".to_owned()
-                        } else {
-                            w.partitions.iter().map(|p| format!("reviews-{p}")).collect::<Vec<_>>().join(", ")
-                        };
-                        view! {
-                            <tr class=format!("worker-{}", w.state)>
-                                <td>{w.id.clone()}</td>
-                                <td>{w.state.clone()}</td>
-                                <td class="partitions-cell">{partitions}</td>
-                                <td>{thousands(i64::try_from(w.processed).unwrap_or(i64::MAX))}</td>
-                                <td>{format!("{:.0}", w.rate)}</td>
-                                <td>
-                                    <Show when=move || alive>
-                                        <button
-                                            class="btn btn-small btn-danger"
-                                            data-testid="kill-worker"
-                                            on:click={
-                                                let id = id.clone();
-                                                move |_| on_kill(format!("/api/stages/sentiment/workers/{id}/kill"), serde_json::Value::Null)
-                                            }
-                                        >
-                                            "Kill"
-                                        </button>
-                                    </Show>
-                                </td>
-                            </tr>
-                        }
-                    }).collect_view()
-                }}
+                // Keyed by worker id, so a row (and its Kill button) stays the same element while
+                // its numbers change every second.
+                <For
+                    each=move || view_data.get().workers
+                    key=|w| w.id.clone()
+                    children=move |w| view! { <WorkerRow id=w.id view_data on_kill /> }
+                />
             </tbody>
         </table>
+    }
+}
+
+#[component]
+fn WorkerRow(
+    id: String,
+    view_data: Signal<SentimentView>,
+    on_kill: impl Fn(String, serde_json::Value) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let current = {
+        let id = id.clone();
+        Memo::new(move |_| view_data.get().workers.into_iter().find(|w| w.id == id))
+    };
+    let field = move |f: fn(&crate::api::WorkerView) -> String| {
+        move || current.get().as_ref().map(f).unwrap_or_default()
+    };
+    let state = field(|w| w.state.clone());
+    let alive = move || current.get().is_some_and(|w| w.state == "running");
+    let kill_path = format!("/api/stages/sentiment/workers/{id}/kill");
+    view! {
+        <tr class=move || format!("worker-{}", state())>
+            <td>{id.clone()}</td>
+            <td>{state}</td>
+            <td class="partitions-cell">
+                {field(|w| {
+                    if w.partitions.is_empty() {
+                        "–".to_owned()
+                    } else {
+                        w.partitions.iter().map(|p| format!("reviews-{p}")).collect::<Vec<_>>().join(", ")
+                    }
+                })}
+            </td>
+            <td>{field(|w| thousands(i64::try_from(w.processed).unwrap_or(i64::MAX)))}</td>
+            <td>{field(|w| format!("{:.0}", w.rate))}</td>
+            <td>
+                <Show when=alive>
+                    <button
+                        class="btn btn-small btn-danger"
+                        data-testid="kill-worker"
+                        on:click={
+                            let path = kill_path.clone();
+                            move |_| on_kill(path.clone(), serde_json::Value::Null)
+                        }
+                    >
+                        "Kill"
+                    </button>
+                </Show>
+            </td>
+        </tr>
     }
 }
 
