@@ -131,6 +131,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             out.join("results.json"),
             serde_json::to_string_pretty(&results)?,
         )?;
+        pipebook::bench::write_texts(&out.join("texts.txt"), n)?;
     }
     Ok(())
 }
