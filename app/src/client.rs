@@ -4,6 +4,21 @@
 use crate::api::ApiError;
 use serde::de::DeserializeOwned;
 
+/// Fires a POST from an event handler and shows its error (or clears it) in `error`.
+pub fn post_reporting(
+    error: leptos::prelude::RwSignal<Option<String>>,
+    path: String,
+    body: serde_json::Value,
+) {
+    use leptos::prelude::Set;
+    error.set(None);
+    leptos::task::spawn_local(async move {
+        if let Err(message) = post(&path, body).await {
+            error.set(Some(message));
+        }
+    });
+}
+
 /// POSTs a JSON body; on a 4xx/5xx returns the server's error message.
 #[cfg(feature = "hydrate")]
 pub async fn post(path: &str, body: serde_json::Value) -> Result<(), String> {

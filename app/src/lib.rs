@@ -1,6 +1,8 @@
 //! Pipebook's notebook UI: one cell per pipeline stage, drawn on the server (SSR) and brought to
 //! life in the browser (hydration) by a server-sent-events feed of the pipeline's state.
 
+#![recursion_limit = "256"]
+
 pub mod api;
 mod cells;
 mod client;

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::{Cell, thousands};
+use super::{Cell, ErrorLine, thousands};
 use crate::api::{GroupInfo, Message, TOPIC_REVIEWS, TopicInfo};
 use crate::client;
 use crate::live::Live;
@@ -210,7 +210,7 @@ fn MessageBrowser(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
                 </button>
             </div>
         </form>
-        {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+        <ErrorLine error />
         <table class="messages" data-testid="messages">
             <tbody>
                 {move || {

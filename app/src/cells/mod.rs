@@ -113,6 +113,16 @@ fn Placeholder(number: u8, title: &'static str, text: &'static str) -> impl Into
     }
 }
 
+/// The last error of a cell's action, if any.
+#[component]
+fn ErrorLine(error: RwSignal<Option<String>>) -> impl IntoView {
+    move || {
+        error
+            .get()
+            .map(|e| view! { <p class="error" role="alert">{e}</p> })
+    }
+}
+
 /// A stage's state as a coloured pill.
 #[component]
 fn StatePill(#[prop(into)] state: Signal<StageState>) -> impl IntoView {

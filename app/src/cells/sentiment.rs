@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use leptos::prelude::*;
 use serde_json::json;
 
-use super::{Cell, StatePill, thousands};
+use super::{Cell, ErrorLine, StatePill, thousands};
 use crate::api::{Sentiment, SentimentView, StageState};
 use crate::client;
 use crate::live::Live;
@@ -51,14 +51,8 @@ pub fn SentimentCell() -> impl IntoView {
         });
     });
 
-    let post = move |path: String, body: serde_json::Value| {
-        error.set(None);
-        leptos::task::spawn_local(async move {
-            if let Err(message) = client::post(&path, body).await {
-                error.set(Some(message));
-            }
-        });
-    };
+    let post =
+        move |path: String, body: serde_json::Value| client::post_reporting(error, path, body);
     let start = move |_| {
         let Ok(n) = workers.get().trim().parse::<u8>() else {
             return error.set(Some("workers: enter a whole number 1–8".to_owned()));
@@ -121,7 +115,7 @@ pub fn SentimentCell() -> impl IntoView {
                     </button>
                 </div>
             </form>
-            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <ErrorLine error />
             <div class="stats">
                 <div class="stat">
                     <span class="stat-label">"Stage " <StatePill state /></span>

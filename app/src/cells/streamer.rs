@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use serde_json::json;
 
-use super::{Cell, StatePill, thousands};
+use super::{Cell, ErrorLine, StatePill, thousands};
 use crate::api::{StageState, StageStatus};
 use crate::client;
 use crate::live::Live;
@@ -74,14 +74,7 @@ pub fn StreamerCell() -> impl IntoView {
         });
     };
     let act = move |path: &'static str| {
-        move |_| {
-            error.set(None);
-            leptos::task::spawn_local(async move {
-                if let Err(message) = client::post(path, serde_json::Value::Null).await {
-                    error.set(Some(message));
-                }
-            });
-        }
+        move |_| client::post_reporting(error, path.to_owned(), serde_json::Value::Null)
     };
     let active = move || matches!(state.get(), StageState::Running | StageState::Paused);
 
@@ -158,7 +151,7 @@ pub fn StreamerCell() -> impl IntoView {
                     </button>
                 </div>
             </form>
-            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <ErrorLine error />
             <div class="stats">
                 <div class="stat">
                     <span class="stat-label">"Streamer " <StatePill state /></span>
