@@ -157,3 +157,36 @@ async fn pausing_the_streamer_holds_the_count_and_resuming_continues() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_producer_follows_a_restarted_streamer_to_its_new_port() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    let start_streamer = || async {
+        engine
+            .start_stage("streamer", json!({"rate": 1000, "chunk_size": 50}))
+            .await
+            .expect("streamer starts");
+    };
+    start_streamer().await;
+    engine
+        .start_stage("producer", json!({}))
+        .await
+        .expect("producer starts");
+    eventually("first records", Duration::from_secs(30), || async {
+        (counter(engine, "producer", "acked") > 100).then_some(())
+    })
+    .await;
+    engine.stop_stage("streamer").await.expect("stop");
+    let before = counter(engine, "producer", "lines");
+    // A new run listens on a new free port; the producer finds it without being restarted.
+    start_streamer().await;
+    eventually(
+        "records from the new streamer",
+        Duration::from_secs(30),
+        || async { (counter(engine, "producer", "lines") > before + 100).then_some(()) },
+    )
+    .await;
+    assert!(counter(engine, "producer", "reconnects") <= 50);
+    engine.shutdown().await;
+}
