@@ -266,9 +266,12 @@ impl Engine {
 
     fn start_sentiment(&self, body: serde_json::Value) -> Result<(), EngineError> {
         let config: SentimentConfig = parse_config(body)?;
-        // Build the classifier once here too, so a missing LLM setting is a 400, not a failed stage.
+        // Built before launching, so a missing LLM setting is a 400, not a failed stage.
         let thresholds = sentiment::validate(&config)?;
-        sentiment::Classifier::from_config(config.classifier, thresholds)?;
+        let classifier = Arc::new(sentiment::Classifier::from_config(
+            config.classifier,
+            thresholds,
+        )?);
         if self.sentiment.is_active() {
             return Err(StageError::AlreadyRunning(STAGE_SENTIMENT).into());
         }
@@ -276,7 +279,7 @@ impl Engine {
         let json = serde_json::to_value(&config).unwrap_or_default();
         let (runtime, kafka) = (self.sentiment_runtime.clone(), self.kafka.clone());
         self.sentiment
-            .launch(json, move |ctx| runtime.run(config, kafka, ctx))?;
+            .launch(json, move |ctx| runtime.run(config, classifier, kafka, ctx))?;
         Ok(())
     }
 

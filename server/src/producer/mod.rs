@@ -84,6 +84,16 @@ impl ProducerMetrics {
         }
     }
 
+    /// Counts a record the Kafka client refused outright (too large, …): never silently.
+    fn refused(&self, what: &str) {
+        self.delivery_failed.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_delivery_error.lock() {
+            *last = Some(format!(
+                "the Kafka client refused {what}; see the server log"
+            ));
+        }
+    }
+
     pub fn counters(&self) -> BTreeMap<String, u64> {
         self.counters_list()
             .into_iter()
@@ -246,6 +256,8 @@ async fn handle_line(line: &[u8], producer: &ReviewProducer, metrics: &ProducerM
                 .payload(&payload);
             if send_with_backpressure(producer, record).await {
                 metrics.produced.fetch_add(1, Ordering::Relaxed);
+            } else {
+                metrics.refused(&review.review_id);
             }
         }
         Err(reason) => {
@@ -279,6 +291,8 @@ async fn send_dead_letter(
         .headers(headers);
     if send_with_backpressure(producer, record).await {
         metrics.dlq.fetch_add(1, Ordering::Relaxed);
+    } else {
+        metrics.refused("a dead letter");
     }
 }
 

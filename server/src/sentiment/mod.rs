@@ -191,14 +191,14 @@ impl SentimentRuntime {
     }
 
     /// The stage's run loop: start the workers, wait until stopped, stop them gracefully.
+    /// `config` has been validated and `classifier` built from it by the caller.
     pub async fn run(
         self: Arc<Self>,
         config: SentimentConfig,
+        classifier: Arc<Classifier>,
         kafka: KafkaSettings,
         ctx: StageContext,
     ) -> Result<(), SentimentError> {
-        let thresholds = validate(&config)?;
-        let classifier = Arc::new(Classifier::from_config(config.classifier, thresholds)?);
         if ctx.cancel.is_cancelled() {
             return Ok(());
         }
