@@ -17,6 +17,9 @@ if [[ -z "${CARGO_TARGET_DIR:-}" && -d /var/cache && -w /var/cache ]]; then
   export CARGO_TARGET_DIR=/var/cache/pipebook-target
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+# Incremental caches pay off for an editing session, not for clean clones; they were most of the
+# disk the shared target dir used.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export PATH="$HOME/.cargo/bin:$ROOT/.tools/node_modules/.bin:$PATH"
 # leptos_config bakes this in at compile time; setting it for every build (tests included) keeps
 # one set of artifacts instead of rebuilding leptos when switching between cargo and cargo-leptos.
