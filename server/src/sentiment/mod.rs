@@ -140,9 +140,16 @@ struct WorkerEntry {
     state: &'static str,
     partitions: Vec<i32>,
     metrics: Arc<WorkerMetrics>,
-    handle: Option<(CancellationToken, JoinHandle<()>)>,
+    handle: Option<WorkerHandle>,
     /// `processed` at the previous sample, for the rate.
     sampled: u64,
+}
+
+/// How to stop (gracefully or by crashing) a running worker, and its task.
+struct WorkerHandle {
+    cancel: CancellationToken,
+    kill: CancellationToken,
+    task: JoinHandle<()>,
 }
 
 /// What the workers of one run share.
@@ -251,6 +258,7 @@ impl SentimentRuntime {
         context.next_id += 1;
         let metrics = Arc::new(WorkerMetrics::default());
         let cancel = context.cancel.child_token();
+        let kill = CancellationToken::new();
         let setup = worker::WorkerSetup {
             id: id.clone(),
             group: self.group(),
@@ -259,16 +267,17 @@ impl SentimentRuntime {
             runtime: self.clone(),
             metrics: metrics.clone(),
             cancel: cancel.clone(),
+            kill: kill.clone(),
         };
         drop(run);
-        let handle = tokio::spawn(worker::run(setup));
+        let task = tokio::spawn(worker::run(setup));
         lock(&self.workers).insert(
             id.clone(),
             WorkerEntry {
                 state: "running",
                 partitions: Vec::new(),
                 metrics,
-                handle: Some((cancel, handle)),
+                handle: Some(WorkerHandle { cancel, kill, task }),
                 sampled: 0,
             },
         );
@@ -287,8 +296,9 @@ impl SentimentRuntime {
         let Some(entry) = workers.get_mut(id).filter(|w| w.state == "running") else {
             return Err(SentimentError::UnknownWorker(id.to_owned()));
         };
-        if let Some((_, handle)) = entry.handle.take() {
-            handle.abort();
+        // Not `abort()`: the worker must close its Kafka clients off the runtime threads.
+        if let Some(handle) = entry.handle.as_ref() {
+            handle.kill.cancel();
         }
         entry.state = "killed";
         entry.partitions.clear();
@@ -299,16 +309,19 @@ impl SentimentRuntime {
     }
 
     async fn stop_all(&self) {
-        let handles: Vec<(String, CancellationToken, JoinHandle<()>)> = lock(&self.workers)
+        let handles: Vec<(String, WorkerHandle)> = lock(&self.workers)
             .iter_mut()
-            .filter_map(|(id, w)| w.handle.take().map(|(c, h)| (id.clone(), c, h)))
+            .filter_map(|(id, w)| w.handle.take().map(|h| (id.clone(), h)))
             .collect();
-        for (_, cancel, _) in &handles {
-            cancel.cancel();
+        for (_, handle) in &handles {
+            handle.cancel.cancel();
         }
-        for (id, _, mut handle) in handles {
-            if tokio::time::timeout(STOP_GRACE, &mut handle).await.is_err() {
-                handle.abort();
+        for (id, mut handle) in handles {
+            if tokio::time::timeout(STOP_GRACE, &mut handle.task)
+                .await
+                .is_err()
+            {
+                handle.task.abort();
             }
             self.worker_stopped(&id);
         }

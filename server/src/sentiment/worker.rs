@@ -38,7 +38,10 @@ pub(super) struct WorkerSetup {
     pub classifier: Arc<Classifier>,
     pub runtime: Arc<SentimentRuntime>,
     pub metrics: Arc<WorkerMetrics>,
+    /// Stop gracefully: finish the batch, commit, leave the group.
     pub cancel: CancellationToken,
+    /// Crash: drop the batch in hand without committing it.
+    pub kill: CancellationToken,
 }
 
 /// Reports this worker's partition assignments as the group rebalances.
@@ -117,6 +120,7 @@ async fn run_loop(setup: WorkerSetup) -> Result<(), KafkaError> {
     loop {
         let batch = tokio::select! {
             _ = setup.cancel.cancelled() => break,
+            _ = setup.kill.cancelled() => break,
             batch = next_batch(&consumer) => batch,
         };
         let batch = match batch {
@@ -131,10 +135,27 @@ async fn run_loop(setup: WorkerSetup) -> Result<(), KafkaError> {
             .metrics
             .consumed
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        process(&setup, &producer, &batch).await;
-        commit(&consumer, &batch, &setup).await;
+        let crashed = tokio::select! {
+            _ = setup.kill.cancelled() => true,
+            _ = async {
+                process(&setup, &producer, &batch).await;
+                commit(&consumer, &batch, &setup).await;
+            } => false,
+        };
+        if crashed {
+            break;
+        }
     }
-    consumer.unsubscribe();
+    // librdkafka's close waits for the group to finish rebalancing, which needs the other
+    // workers' tasks to keep polling: never block a runtime thread with it.
+    let closed = tokio::task::spawn_blocking(move || {
+        consumer.unsubscribe();
+        drop(consumer);
+        drop(producer);
+    });
+    if let Err(error) = closed.await {
+        tracing::warn!(worker = %setup.id, %error, "closing the worker's clients failed");
+    }
     Ok(())
 }
 
