@@ -117,6 +117,13 @@ impl PipelineStatus {
     pub fn stage(&self, id: &str) -> Option<&StageStatus> {
         self.stages.iter().find(|stage| stage.id == id)
     }
+
+    /// One counter of one stage; 0 when either is unknown.
+    pub fn counter(&self, stage: &str, name: &str) -> u64 {
+        self.stage(stage)
+            .and_then(|s| s.counters.get(name).copied())
+            .unwrap_or(0)
+    }
 }
 
 /// Where the Kafka cluster is and whether it answers.

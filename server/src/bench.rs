@@ -25,7 +25,7 @@ pub async fn run(data_dir: &Path, n: u64) -> Result<Vec<Measurement>, EngineErro
     let engine = Engine::start(EngineSettings::embedded(data_dir)).await?;
     results.push(stream_to_broker(&engine, n).await?);
     for workers in [1u8, 2, 4] {
-        results.push(sentiment_stage(&engine, workers, n).await?);
+        results.push(sentiment_stage(&engine, workers).await?);
     }
     engine.shutdown().await;
     Ok(results)
@@ -63,11 +63,7 @@ async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) {
 }
 
 fn counter(engine: &Engine, stage: &str, name: &str) -> u64 {
-    engine
-        .pipeline_status()
-        .stage(stage)
-        .and_then(|s| s.counters.get(name).copied())
-        .unwrap_or(0)
+    engine.pipeline_status().counter(stage, name)
 }
 
 async fn stream_to_broker(engine: &Engine, n: u64) -> Result<Measurement, EngineError> {
@@ -96,7 +92,7 @@ async fn stream_to_broker(engine: &Engine, n: u64) -> Result<Measurement, Engine
 }
 
 /// Re-reads all of `reviews` with a fresh group each time: the stage starts from offset 0.
-async fn sentiment_stage(engine: &Engine, workers: u8, n: u64) -> Result<Measurement, EngineError> {
+async fn sentiment_stage(engine: &Engine, workers: u8) -> Result<Measurement, EngineError> {
     let total = engine
         .topics()
         .await?
@@ -117,7 +113,7 @@ async fn sentiment_stage(engine: &Engine, workers: u8, n: u64) -> Result<Measure
         metric: format!("sentiment stage, {workers} worker(s), reviews → reviews.sentiment"),
         value: produced as f64 / elapsed.as_secs_f64(),
         unit: "reviews/s".to_owned(),
-        n: produced.min(n.max(total)),
+        n: produced,
     })
 }
 

@@ -3,6 +3,7 @@
 
 use app::api::Review;
 use chrono::NaiveDateTime;
+use rdkafka::message::{Header, OwnedHeaders};
 use serde::{Deserialize, Serialize};
 
 /// The timestamp format of the Yelp dataset's `date` field.
@@ -84,6 +85,19 @@ impl DeadLetter {
             origin,
             raw_truncated: cut,
         }
+    }
+
+    /// Headers that let a reader filter dead letters without parsing them.
+    pub fn headers(&self) -> OwnedHeaders {
+        OwnedHeaders::new()
+            .insert(Header {
+                key: "pipebook.stage",
+                value: Some(self.stage.as_str()),
+            })
+            .insert(Header {
+                key: "pipebook.reason",
+                value: Some(self.reason.as_str()),
+            })
     }
 
     pub fn to_json(&self) -> String {

@@ -12,7 +12,7 @@ use app::api::{TOPIC_DLQ, TOPIC_REVIEWS};
 use futures::StreamExt;
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use tokio::net::TcpStream;
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
@@ -277,18 +277,9 @@ async fn send_dead_letter(
     letter: DeadLetter,
 ) {
     let payload = letter.to_json();
-    let headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "pipebook.stage",
-            value: Some(letter.stage.as_str()),
-        })
-        .insert(Header {
-            key: "pipebook.reason",
-            value: Some(letter.reason.as_str()),
-        });
     let record = BaseRecord::<(), _>::to(TOPIC_DLQ)
         .payload(&payload)
-        .headers(headers);
+        .headers(letter.headers());
     if send_with_backpressure(producer, record).await {
         metrics.dlq.fetch_add(1, Ordering::Relaxed);
     } else {

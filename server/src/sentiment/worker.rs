@@ -14,7 +14,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -262,18 +262,9 @@ async fn deliver(producer: &FutureProducer, output: &Output, input: &Input, setu
             }
             Output::Dead(letter) => {
                 let payload = letter.to_json();
-                let headers = OwnedHeaders::new()
-                    .insert(Header {
-                        key: "pipebook.stage",
-                        value: Some(STAGE),
-                    })
-                    .insert(Header {
-                        key: "pipebook.reason",
-                        value: Some(letter.reason.as_str()),
-                    });
                 let record = FutureRecord::<(), str>::to(TOPIC_DLQ)
                     .payload(&payload)
-                    .headers(headers);
+                    .headers(letter.headers());
                 producer.send(record, Timeout::Never).await
             }
         };

@@ -43,11 +43,7 @@ where
 }
 
 pub fn counter(engine: &Engine, stage: &str, name: &str) -> u64 {
-    engine
-        .pipeline_status()
-        .stage(stage)
-        .and_then(|s| s.counters.get(name).copied())
-        .unwrap_or(0)
+    engine.pipeline_status().counter(stage, name)
 }
 
 pub async fn high_sum(engine: &Engine, topic: &str) -> i64 {
