@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use app::api::ApiError;
+use app::api::{ApiError, Sentiment};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -16,6 +16,8 @@ use serde::Deserialize;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::WatchStream;
 
+use crate::index::SearchError;
+use crate::index::query::DEFAULT_INTERVAL;
 use crate::kafka::inspect::{InspectError, MAX_BROWSE};
 use crate::pipeline::{Engine, EngineError};
 use crate::sentiment::SentimentError;
@@ -38,6 +40,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/api/kafka/topics", get(topics))
         .route("/api/kafka/groups", get(groups))
         .route("/api/kafka/topics/{topic}/messages", get(messages))
+        .route("/api/search", get(search))
+        .route("/api/search/aggregations", get(search_aggregations))
         .route("/api/events", get(events))
         .with_state(engine)
 }
@@ -55,9 +59,11 @@ impl IntoResponse for EngineError {
             EngineError::Inspect(
                 InspectError::UnknownTopic(_) | InspectError::UnknownPartition { .. },
             ) => StatusCode::NOT_FOUND,
-            EngineError::Broker(_) | EngineError::Admin(_) | EngineError::Inspect(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            EngineError::Search(SearchError::BadRequest(_)) => StatusCode::BAD_REQUEST,
+            EngineError::Broker(_)
+            | EngineError::Admin(_)
+            | EngineError::Inspect(_)
+            | EngineError::Search(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let body = ApiError {
             error: self.to_string(),
@@ -188,6 +194,81 @@ async fn messages(
             .messages(&topic, query.partition, query.offset, query.limit)
             .await?,
     ))
+}
+
+/// `GET /api/search` parameters as they arrive: empty values mean "no filter".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    sentiment: String,
+    #[serde(default)]
+    stars_min: String,
+    #[serde(default)]
+    limit: String,
+}
+
+impl SearchQuery {
+    fn request(self) -> Result<app::api::SearchRequest, EngineError> {
+        let sentiment = match self.sentiment.trim() {
+            "" => None,
+            label => Some(
+                Sentiment::ALL
+                    .into_iter()
+                    .find(|s| s.as_str().eq_ignore_ascii_case(label))
+                    .ok_or_else(|| {
+                        EngineError::BadRequest(format!(
+                            "sentiment: expected POSITIVE, NEGATIVE or NEUTRAL, got {label:?}"
+                        ))
+                    })?,
+            ),
+        };
+        Ok(app::api::SearchRequest {
+            q: self.q,
+            sentiment,
+            stars_min: number("stars_min", &self.stars_min)?,
+            limit: number("limit", &self.limit)?,
+        })
+    }
+}
+
+/// An optional whole-number parameter; the error names it.
+fn number<T: std::str::FromStr>(name: &str, raw: &str) -> Result<Option<T>, EngineError> {
+    match raw.trim() {
+        "" => Ok(None),
+        value => value.parse().map(Some).map_err(|_| {
+            EngineError::BadRequest(format!("{name}: expected a whole number, got {value:?}"))
+        }),
+    }
+}
+
+async fn search(
+    State(engine): State<Arc<Engine>>,
+    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<app::api::SearchResults> {
+    let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
+    Ok(Json(engine.search(&query.request()?).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AggregationsQuery {
+    #[serde(default = "default_interval")]
+    interval: String,
+}
+
+fn default_interval() -> String {
+    DEFAULT_INTERVAL.to_owned()
+}
+
+async fn search_aggregations(
+    State(engine): State<Arc<Engine>>,
+    query: Result<Query<AggregationsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<app::api::SearchAggregations> {
+    let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
+    Ok(Json(engine.search_aggregations(&query.interval).await?))
 }
 
 /// Server-sent events: the current snapshot at once, then each new one (about once a second).

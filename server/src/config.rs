@@ -6,6 +6,8 @@ use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::index::SearchSettings;
+use crate::index::elastic::{ElasticAuth, ElasticSettings};
 use crate::kafka::{KafkaSecurity, KafkaSettings};
 
 #[derive(Debug, Clone, Args)]
@@ -24,6 +26,122 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub search: SearchArgs,
+}
+
+/// Settings for Elasticsearch; when `url` is unset Pipebook uses its embedded search index.
+#[derive(Debug, Clone, Args, Default)]
+pub struct SearchArgs {
+    /// Elasticsearch 8 URL (e.g. http://localhost:9200); unset = embedded index.
+    #[arg(long = "elasticsearch-url", env = "PIPEBOOK_ELASTICSEARCH_URL")]
+    pub url: Option<String>,
+
+    /// Index the indexer writes to and searches read from.
+    #[arg(
+        long = "elasticsearch-index",
+        env = "PIPEBOOK_ELASTICSEARCH_INDEX",
+        default_value = "reviews"
+    )]
+    pub index: String,
+
+    #[arg(
+        long = "elasticsearch-username",
+        env = "PIPEBOOK_ELASTICSEARCH_USERNAME"
+    )]
+    pub username: Option<String>,
+
+    #[arg(
+        long = "elasticsearch-password",
+        env = "PIPEBOOK_ELASTICSEARCH_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+
+    /// An encoded API key (the `encoded` value Elasticsearch prints); instead of a password.
+    #[arg(
+        long = "elasticsearch-api-key",
+        env = "PIPEBOOK_ELASTICSEARCH_API_KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+
+    /// CA certificate (PEM) to trust, e.g. the http_ca.crt of a self-signed cluster.
+    #[arg(long = "elasticsearch-ca-cert", env = "PIPEBOOK_ELASTICSEARCH_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl SearchArgs {
+    /// Checks the Elasticsearch settings; the embedded index when no URL is set.
+    pub fn settings(&self) -> Result<SearchSettings, ConfigError> {
+        let Some(raw) = self.url.as_deref().map(str::trim) else {
+            return Ok(SearchSettings::Embedded);
+        };
+        let url = url::Url::parse(raw)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+            .ok_or_else(|| {
+                invalid(
+                    "PIPEBOOK_ELASTICSEARCH_URL",
+                    format!("expected http(s)://host:port, got {raw:?}"),
+                )
+            })?;
+        let index = self.index.trim();
+        if index.is_empty()
+            || index != index.to_ascii_lowercase()
+            || index.starts_with(['_', '-', '+'])
+            || index.contains([' ', '/', '\\', '*', '?', '"', '<', '>', '|', ',', '#'])
+        {
+            return Err(invalid(
+                "PIPEBOOK_ELASTICSEARCH_INDEX",
+                format!(
+                    "not a valid index name (lower case, no spaces or /\\*?\"<>|,#): {index:?}"
+                ),
+            ));
+        }
+        let auth = match (&self.username, &self.password, &self.api_key) {
+            (None, None, None) => ElasticAuth::None,
+            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                return Err(invalid(
+                    "PIPEBOOK_ELASTICSEARCH_API_KEY",
+                    "set either an API key or a username and password, not both",
+                ));
+            }
+            (None, None, Some(key)) => ElasticAuth::ApiKey(key.clone()),
+            (Some(username), Some(password), None) => ElasticAuth::Basic {
+                username: username.clone(),
+                password: password.clone(),
+            },
+            (Some(_), None, None) => {
+                return Err(invalid(
+                    "PIPEBOOK_ELASTICSEARCH_PASSWORD",
+                    "required with PIPEBOOK_ELASTICSEARCH_USERNAME",
+                ));
+            }
+            (None, Some(_), None) => {
+                return Err(invalid(
+                    "PIPEBOOK_ELASTICSEARCH_USERNAME",
+                    "required with PIPEBOOK_ELASTICSEARCH_PASSWORD",
+                ));
+            }
+        };
+        let ca_cert = match &self.ca_cert {
+            None => None,
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                invalid(
+                    "PIPEBOOK_ELASTICSEARCH_CA_CERT",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?),
+        };
+        Ok(SearchSettings::Elastic(ElasticSettings {
+            url,
+            index: index.to_owned(),
+            auth,
+            ca_cert,
+        }))
+    }
 }
 
 /// Settings for an external Kafka cluster; when `brokers` is unset Pipebook embeds its own.
@@ -214,6 +332,51 @@ mod tests {
         a.sasl_password = Some("secret".into());
         let settings = a.external().expect("valid").expect("external");
         assert_eq!(settings.security.protocol, "SASL_SSL");
+    }
+
+    fn search(url: &str) -> SearchArgs {
+        SearchArgs {
+            url: Some(url.to_owned()),
+            index: "reviews".into(),
+            ..SearchArgs::default()
+        }
+    }
+
+    #[test]
+    fn elasticsearch_settings_are_checked_and_named() {
+        assert!(matches!(
+            SearchArgs::default().settings(),
+            Ok(SearchSettings::Embedded)
+        ));
+        let err = search("localhost:9200").settings().expect_err("no scheme");
+        assert!(
+            err.to_string().starts_with("PIPEBOOK_ELASTICSEARCH_URL"),
+            "{err}"
+        );
+        let mut upper = search("http://localhost:9200");
+        upper.index = "Reviews".into();
+        let err = upper.settings().expect_err("upper case");
+        assert!(
+            err.to_string().starts_with("PIPEBOOK_ELASTICSEARCH_INDEX"),
+            "{err}"
+        );
+        let mut half = search("https://es:9200");
+        half.username = Some("elastic".into());
+        let err = half.settings().expect_err("no password");
+        assert!(
+            err.to_string()
+                .starts_with("PIPEBOOK_ELASTICSEARCH_PASSWORD"),
+            "{err}"
+        );
+        half.password = Some("secret".into());
+        assert!(matches!(half.settings(), Ok(SearchSettings::Elastic(_))));
+        half.api_key = Some("a2V5".into());
+        let err = half.settings().expect_err("both");
+        assert!(
+            err.to_string()
+                .starts_with("PIPEBOOK_ELASTICSEARCH_API_KEY"),
+            "{err}"
+        );
     }
 
     #[test]

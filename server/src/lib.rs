@@ -1,10 +1,11 @@
 //! Pipebook's engine: the stages of the pipeline, laid out the way data flows —
-//! [`streamer`] → [`producer`] → Kafka ([`kafka`]) — plus the [`pipeline`] that runs them and the
+//! [`streamer`] → [`producer`] → Kafka ([`kafka`]) → [`sentiment`] → [`index`] — plus the [`pipeline`] that runs them and the
 //! [`api`] that controls them.
 
 pub mod api;
 pub mod bench;
 pub mod config;
+pub mod index;
 pub mod kafka;
 pub mod pipeline;
 pub mod producer;

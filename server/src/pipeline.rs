@@ -6,13 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::api::{
-    GroupInfo, KafkaStatus, Message, PipelineStatus, ProducerConfig, SentimentConfig, Snapshot,
+    GroupInfo, IndexerConfig, KafkaStatus, Message, PipelineStatus, ProducerConfig,
+    SearchAggregations, SearchRequest, SearchResults, SearchStatus, SentimentConfig, Snapshot,
     StageState, StreamerConfig, TOPIC_DLQ, TOPIC_REVIEWS, TOPIC_SENTIMENT, TopicInfo,
 };
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::config::{ConfigError, ServeArgs};
+use crate::index::indexer::{self, IndexerMetrics, IndexerSetup};
+use crate::index::query::{Search, check_interval};
+use crate::index::{Backend, SearchBackend, SearchError, SearchSettings};
 use crate::kafka::KafkaSettings;
 use crate::kafka::admin::{AdminError, TopicSpec, ensure_topics};
 use crate::kafka::broker::{BrokerError, EmbeddedBroker};
@@ -31,6 +35,9 @@ pub const STAGE_BROKER: &str = "broker";
 pub const STAGE_STREAMER: &str = "streamer";
 pub const STAGE_PRODUCER: &str = "producer";
 pub const STAGE_SENTIMENT: &str = "sentiment";
+pub const STAGE_INDEXER: &str = "indexer";
+/// How long the snapshot waits for the search backend's document count.
+const SEARCH_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -51,6 +58,8 @@ pub enum EngineError {
     Inspect(#[from] InspectError),
     #[error(transparent)]
     Sentiment(#[from] SentimentError),
+    #[error(transparent)]
+    Search(#[from] SearchError),
 }
 
 /// Settings the engine starts from (the server's flags, or a test's choices).
@@ -61,6 +70,7 @@ pub struct EngineSettings {
     /// `None` = embed a broker.
     pub external_kafka: Option<KafkaSettings>,
     pub topic_partitions: i32,
+    pub search: SearchSettings,
 }
 
 impl EngineSettings {
@@ -70,6 +80,7 @@ impl EngineSettings {
             broker_addr: args.broker_addr,
             external_kafka: args.kafka.external()?,
             topic_partitions: args.kafka.topic_partitions,
+            search: args.search.settings()?,
         })
     }
 
@@ -80,6 +91,7 @@ impl EngineSettings {
             broker_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             external_kafka: None,
             topic_partitions: 3,
+            search: SearchSettings::Embedded,
         }
     }
 }
@@ -94,6 +106,9 @@ pub struct Engine {
     producer_metrics: Arc<ProducerMetrics>,
     sentiment: Arc<Stage>,
     sentiment_runtime: Arc<SentimentRuntime>,
+    indexer: Arc<Stage>,
+    indexer_metrics: Arc<IndexerMetrics>,
+    search: Arc<Backend>,
     snapshot: watch::Sender<Snapshot>,
     /// Cancelled when the server shuts down, so long-lived responses (SSE) can end.
     closing: tokio_util::sync::CancellationToken,
@@ -103,6 +118,7 @@ impl Engine {
     /// Starts the embedded broker (unless external Kafka is configured), creates the topics and
     /// starts the snapshot sampler.
     pub async fn start(settings: EngineSettings) -> Result<Arc<Self>, EngineError> {
+        let search = Backend::open(&settings.search, &settings.data_dir)?;
         let (kafka, broker) = match settings.external_kafka.clone() {
             Some(kafka) => (kafka, None),
             None => {
@@ -126,6 +142,9 @@ impl Engine {
             producer_metrics: Arc::default(),
             sentiment: Stage::new(STAGE_SENTIMENT, false),
             sentiment_runtime: SentimentRuntime::new(registry),
+            indexer: Stage::new(STAGE_INDEXER, false),
+            indexer_metrics: Arc::default(),
+            search,
             snapshot: watch::Sender::new(Snapshot::default()),
             closing: tokio_util::sync::CancellationToken::new(),
         });
@@ -175,6 +194,7 @@ impl Engine {
                 self.streamer.status(self.streamer_metrics.counters()),
                 producer,
                 self.sentiment.status(self.sentiment_runtime.counters()),
+                self.indexer.status(self.indexer_metrics.counters()),
             ],
         }
     }
@@ -185,6 +205,7 @@ impl Engine {
             STAGE_STREAMER => self.start_streamer(body).await,
             STAGE_PRODUCER => self.start_producer(body),
             STAGE_SENTIMENT => self.start_sentiment(body),
+            STAGE_INDEXER => self.start_indexer(body),
             other => Err(EngineError::UnknownStage(other.to_owned())),
         }
     }
@@ -205,6 +226,7 @@ impl Engine {
             STAGE_STREAMER => Ok(&self.streamer),
             STAGE_PRODUCER => Ok(&self.producer),
             STAGE_SENTIMENT => Ok(&self.sentiment),
+            STAGE_INDEXER => Ok(&self.indexer),
             other => Err(EngineError::UnknownStage(other.to_owned())),
         }
     }
@@ -283,6 +305,62 @@ impl Engine {
         Ok(())
     }
 
+    fn start_indexer(&self, body: serde_json::Value) -> Result<(), EngineError> {
+        let config: IndexerConfig = parse_config(body)?;
+        indexer::validate(&config).map_err(EngineError::BadRequest)?;
+        if self.indexer.is_active() {
+            return Err(StageError::AlreadyRunning(STAGE_INDEXER).into());
+        }
+        self.indexer_metrics.reset();
+        let json = serde_json::to_value(&config).unwrap_or_default();
+        let setup = IndexerSetup {
+            config,
+            backend: self.search.clone(),
+            kafka: self.kafka.clone(),
+            metrics: self.indexer_metrics.clone(),
+        };
+        self.indexer
+            .launch(json, move |ctx| indexer::run(setup, ctx))?;
+        Ok(())
+    }
+
+    /// The search backend (for tests and benchmarks that query it directly).
+    pub fn search_backend(&self) -> &Arc<Backend> {
+        &self.search
+    }
+
+    pub async fn search(&self, request: &SearchRequest) -> Result<SearchResults, EngineError> {
+        let search = Search::from_request(request)?;
+        Ok(self.search.search(search).await?)
+    }
+
+    pub async fn search_aggregations(
+        &self,
+        interval: &str,
+    ) -> Result<SearchAggregations, EngineError> {
+        check_interval(interval)?;
+        Ok(self.search.aggregations(interval.to_owned()).await?)
+    }
+
+    async fn search_status(&self) -> SearchStatus {
+        let (backend, location) = self.search.describe();
+        let count = tokio::time::timeout(SEARCH_STATUS_TIMEOUT, self.search.count()).await;
+        let (documents, last_error) = match count {
+            Ok(Ok(documents)) => (Some(documents), None),
+            Ok(Err(error)) => (None, Some(error.to_string())),
+            Err(_) => (
+                None,
+                Some("search backend did not answer within 2 s".to_owned()),
+            ),
+        };
+        SearchStatus {
+            backend,
+            location,
+            documents,
+            last_error,
+        }
+    }
+
     /// Starts the sentiment stage with `workers` workers in a group of its own (benchmarks).
     pub fn start_sentiment_in_group(&self, workers: u8, group: &str) -> Result<(), EngineError> {
         let config = SentimentConfig {
@@ -327,7 +405,12 @@ impl Engine {
 
     /// Stops every stage (then the embedded broker): used on shutdown.
     pub async fn shutdown(&self) {
-        for stage in [&self.sentiment, &self.producer, &self.streamer] {
+        for stage in [
+            &self.indexer,
+            &self.sentiment,
+            &self.producer,
+            &self.streamer,
+        ] {
             let _ = stage.stop().await;
         }
         if let Some(broker) = &self.broker {
@@ -363,6 +446,7 @@ impl Engine {
             topics,
             groups,
             sentiment: self.sentiment_runtime.view(elapsed),
+            search: self.search_status().await,
         }
     }
 }

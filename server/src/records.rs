@@ -1,10 +1,13 @@
 //! The records that flow between stages: parsing a raw review line, and the dead-letter record a
 //! stage writes when it refuses one.
 
-use app::api::Review;
+use app::api::{Review, TOPIC_DLQ};
 use chrono::NaiveDateTime;
 use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 /// The timestamp format of the Yelp dataset's `date` field.
 pub const DATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
@@ -102,6 +105,32 @@ impl DeadLetter {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| format!("{{\"reason\":{:?}}}", self.reason))
+    }
+}
+
+/// How long to wait before producing a dead letter again after the broker refused it.
+const DEAD_LETTER_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Produces a dead letter and waits for the broker's acknowledgement, retrying until it lands.
+/// Returns false only when `cancel` fires first.
+pub async fn deliver_dead_letter(
+    producer: &FutureProducer,
+    letter: &DeadLetter,
+    cancel: &CancellationToken,
+) -> bool {
+    let payload = letter.to_json();
+    loop {
+        let record = FutureRecord::<(), str>::to(TOPIC_DLQ)
+            .payload(&payload)
+            .headers(letter.headers());
+        match producer.send(record, Timeout::Never).await {
+            Ok(_) => return true,
+            Err(_) if cancel.is_cancelled() => return false,
+            Err((error, _)) => {
+                tracing::warn!(stage = %letter.stage, %error, "dead letter not delivered; retrying");
+                tokio::time::sleep(DEAD_LETTER_RETRY).await;
+            }
+        }
     }
 }
 

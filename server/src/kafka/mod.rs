@@ -2,6 +2,7 @@
 //! the read-only inspection behind cell 2 (watermarks, groups, the message browser).
 
 pub mod admin;
+pub mod batch;
 pub mod broker;
 pub mod inspect;
 

@@ -4,30 +4,29 @@
 //! acknowledgements → only then commit the batch's offsets. A crash anywhere before the commit
 //! means the batch is read again (at-least-once): duplicates are possible, loss is not.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use app::api::{EnrichedReview, LatestReview, TOPIC_DLQ, TOPIC_REVIEWS, TOPIC_SENTIMENT};
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::{Classifier, SentimentRuntime, WorkerMetrics};
 use crate::kafka::KafkaSettings;
+use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
 use crate::records::{DeadLetter, parse_review};
 
-/// Most records handled (and committed) together.
-const BATCH_MAX: usize = 500;
-/// How long a batch waits for more records once it has one.
-const BATCH_WAIT: Duration = Duration::from_millis(20);
+/// Most records handled (and committed) together, and how long a batch waits to fill.
+const BATCH: BatchLimits = BatchLimits {
+    records: 500,
+    bytes: 8 * 1024 * 1024,
+    wait: Duration::from_millis(20),
+};
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 const STAGE: &str = "sentiment";
 
@@ -79,14 +78,6 @@ impl ConsumerContext for WorkerContext {
 
 type WorkerConsumer = StreamConsumer<WorkerContext>;
 
-/// One consumed record, copied out of the client's buffer.
-struct Input {
-    partition: i32,
-    offset: i64,
-    key: Option<Vec<u8>>,
-    payload: Vec<u8>,
-}
-
 pub(super) async fn run(setup: WorkerSetup) {
     let id = setup.id.clone();
     if let Err(error) = run_loop(setup).await {
@@ -121,7 +112,7 @@ async fn run_loop(setup: WorkerSetup) -> Result<(), KafkaError> {
         let batch = tokio::select! {
             _ = setup.cancel.cancelled() => break,
             _ = setup.kill.cancelled() => break,
-            batch = next_batch(&consumer) => batch,
+            batch = next_batch(&consumer, BATCH) => batch,
         };
         let batch = match batch {
             Ok(batch) => batch,
@@ -146,46 +137,12 @@ async fn run_loop(setup: WorkerSetup) -> Result<(), KafkaError> {
             break;
         }
     }
-    // librdkafka's close waits for the group to finish rebalancing, which needs the other
-    // workers' tasks to keep polling: never block a runtime thread with it.
-    let closed = tokio::task::spawn_blocking(move || {
-        consumer.unsubscribe();
-        drop(consumer);
-        drop(producer);
-    });
-    if let Err(error) = closed.await {
-        tracing::warn!(worker = %setup.id, %error, "closing the worker's clients failed");
-    }
+    close_off_runtime(consumer, producer).await;
     Ok(())
 }
 
-/// Waits for one record, then gathers whatever else arrives within [`BATCH_WAIT`].
-async fn next_batch(consumer: &WorkerConsumer) -> Result<Vec<Input>, KafkaError> {
-    let first = consumer.recv().await?;
-    let mut batch = vec![copy(&first)];
-    drop(first);
-    let deadline = tokio::time::Instant::now() + BATCH_WAIT;
-    while batch.len() < BATCH_MAX {
-        match tokio::time::timeout_at(deadline, consumer.recv()).await {
-            Ok(Ok(message)) => batch.push(copy(&message)),
-            Ok(Err(error)) => return Err(error),
-            Err(_) => break,
-        }
-    }
-    Ok(batch)
-}
-
-fn copy(message: &rdkafka::message::BorrowedMessage<'_>) -> Input {
-    Input {
-        partition: message.partition(),
-        offset: message.offset(),
-        key: message.key().map(<[u8]>::to_vec),
-        payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-    }
-}
-
 /// Classifies the batch and produces every output, returning once all are acknowledged.
-async fn process(setup: &WorkerSetup, producer: &FutureProducer, batch: &[Input]) {
+async fn process(setup: &WorkerSetup, producer: &FutureProducer, batch: &[Record]) {
     let outputs = futures::future::join_all(batch.iter().map(|input| enrich(setup, input))).await;
     let sends = outputs
         .iter()
@@ -200,7 +157,7 @@ enum Output {
     Dead(DeadLetter),
 }
 
-async fn enrich(setup: &WorkerSetup, input: &Input) -> Output {
+async fn enrich(setup: &WorkerSetup, input: &Record) -> Output {
     let origin = Some(format!(
         "{TOPIC_REVIEWS}/{}@{}",
         input.partition, input.offset
@@ -250,7 +207,7 @@ async fn enrich(setup: &WorkerSetup, input: &Input) -> Output {
 }
 
 /// Produces one output, retrying until the broker acknowledges it (or the worker is stopped).
-async fn deliver(producer: &FutureProducer, output: &Output, input: &Input, setup: &WorkerSetup) {
+async fn deliver(producer: &FutureProducer, output: &Output, input: &Record, setup: &WorkerSetup) {
     loop {
         let result = match output {
             Output::Enriched(json) => {
@@ -286,23 +243,9 @@ async fn deliver(producer: &FutureProducer, output: &Output, input: &Input, setu
     }
 }
 
-/// Commits the offset after the last record of each partition in the batch.
-async fn commit(consumer: &WorkerConsumer, batch: &[Input], setup: &WorkerSetup) {
-    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-    for input in batch {
-        let entry = next.entry(input.partition).or_insert(0);
-        *entry = (*entry).max(input.offset + 1);
-    }
-    let mut tpl = TopicPartitionList::new();
-    for (partition, offset) in next {
-        if tpl
-            .add_partition_offset(TOPIC_REVIEWS, partition, Offset::Offset(offset))
-            .is_err()
-        {
-            return;
-        }
-    }
-    match consumer.commit(&tpl, CommitMode::Async) {
+/// Commits the offsets after the batch.
+async fn commit(consumer: &WorkerConsumer, batch: &[Record], setup: &WorkerSetup) {
+    match batch::commit(consumer, TOPIC_REVIEWS, batch) {
         Ok(()) => {
             setup.metrics.commits.fetch_add(1, Ordering::Relaxed);
         }

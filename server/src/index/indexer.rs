@@ -1,0 +1,346 @@
+//! The indexer's run loop and metrics: a consumer group on `reviews.sentiment` that bulk-indexes.
+//!
+//! Loop: read a batch (bounded by documents and bytes) → build documents (malformed ones go to
+//! the dead-letter topic with their reason) → bulk-index, retrying with backoff while the backend
+//! is down → only then commit the offsets. A crash before the commit re-reads the batch, and the
+//! documents overwrite themselves by `review_id`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use app::api::{EnrichedReview, IndexerConfig, TOPIC_SENTIMENT};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+
+use super::{Backend, SearchBackend, SearchDoc, SearchError};
+use crate::kafka::KafkaSettings;
+use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
+use crate::records::{DeadLetter, deliver_dead_letter};
+use crate::stage::StageContext;
+
+const STAGE: &str = "indexer";
+/// How long a batch waits to fill once it has a record.
+const BATCH_WAIT: Duration = Duration::from_millis(200);
+/// First and longest pause between retries of a failed bulk.
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// Bulk latencies kept for the percentiles the cell shows.
+const LATENCY_WINDOW: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexerError {
+    #[error("Kafka client: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Search(#[from] SearchError),
+}
+
+/// Checks a config before the stage starts; the message names the field.
+pub fn validate(config: &IndexerConfig) -> Result<(), String> {
+    if !(1..=10_000).contains(&config.batch_docs) {
+        return Err(format!(
+            "batch_docs: must be 1..=10000, got {}",
+            config.batch_docs
+        ));
+    }
+    if !(1024..=100 * 1024 * 1024).contains(&config.batch_bytes) {
+        return Err(format!(
+            "batch_bytes: must be 1 KiB..=100 MiB, got {}",
+            config.batch_bytes
+        ));
+    }
+    if config.group.trim().is_empty() {
+        return Err("group: must not be empty".to_owned());
+    }
+    Ok(())
+}
+
+/// Counters of the indexer since it last started.
+#[derive(Default)]
+pub struct IndexerMetrics {
+    consumed: AtomicU64,
+    indexed: AtomicU64,
+    dlq: AtomicU64,
+    retries: AtomicU64,
+    bulks: AtomicU64,
+    /// Milliseconds each recent bulk took, oldest first.
+    latencies: Mutex<VecDeque<u64>>,
+}
+
+impl IndexerMetrics {
+    pub fn reset(&self) {
+        for counter in [
+            &self.consumed,
+            &self.indexed,
+            &self.dlq,
+            &self.retries,
+            &self.bulks,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        if let Ok(mut latencies) = self.latencies.lock() {
+            latencies.clear();
+        }
+    }
+
+    fn record_bulk(&self, took: Duration) {
+        self.bulks.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut latencies) = self.latencies.lock() {
+            if latencies.len() == LATENCY_WINDOW {
+                latencies.pop_front();
+            }
+            latencies.push_back(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+        }
+    }
+
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        let mut counters: BTreeMap<String, u64> = [
+            ("consumed", &self.consumed),
+            ("indexed", &self.indexed),
+            ("dlq", &self.dlq),
+            ("retries", &self.retries),
+            ("bulks", &self.bulks),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.load(Ordering::Relaxed)))
+        .collect();
+        if let Ok(latencies) = self.latencies.lock()
+            && let Some(last) = latencies.back()
+        {
+            let mut sorted: Vec<u64> = latencies.iter().copied().collect();
+            sorted.sort_unstable();
+            counters.insert("bulk_ms_last".into(), *last);
+            counters.insert("bulk_ms_p50".into(), percentile(&sorted, 0.50));
+            counters.insert("bulk_ms_p99".into(), percentile(&sorted, 0.99));
+        }
+        counters
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[u64], quantile: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (quantile * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Everything the run loop needs.
+pub struct IndexerSetup {
+    pub config: IndexerConfig,
+    pub backend: std::sync::Arc<Backend>,
+    pub kafka: KafkaSettings,
+    pub metrics: std::sync::Arc<IndexerMetrics>,
+}
+
+pub async fn run(setup: IndexerSetup, ctx: StageContext) -> Result<(), IndexerError> {
+    let consumer: StreamConsumer = setup
+        .kafka
+        .client_config()
+        .set("group.id", &setup.config.group)
+        .set("client.id", "pipebook-indexer")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    let producer: FutureProducer = setup
+        .kafka
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "0")
+        .create()?;
+    let outcome = match with_retry(&ctx, &setup.metrics, || setup.backend.prepare()).await {
+        Ok(Some(())) => {
+            consumer.subscribe(&[TOPIC_SENTIMENT])?;
+            ctx.set_detail(format!(
+                "indexing {TOPIC_SENTIMENT} in group {}",
+                setup.config.group
+            ));
+            index_until_stopped(&setup, &consumer, &producer, &ctx).await
+        }
+        Ok(None) => Ok(()),
+        Err(error) => Err(error),
+    };
+    close_off_runtime(consumer, producer).await;
+    Ok(outcome?)
+}
+
+async fn index_until_stopped(
+    setup: &IndexerSetup,
+    consumer: &StreamConsumer,
+    producer: &FutureProducer,
+    ctx: &StageContext,
+) -> Result<(), SearchError> {
+    let limits = BatchLimits {
+        records: setup.config.batch_docs as usize,
+        bytes: setup.config.batch_bytes as usize,
+        wait: BATCH_WAIT,
+    };
+    loop {
+        let batch = tokio::select! {
+            _ = ctx.cancel.cancelled() => return Ok(()),
+            batch = next_batch(consumer, limits) => batch,
+        };
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(error) => {
+                ctx.report_error(format!("consume failed, retrying: {error}"));
+                tokio::time::sleep(BACKOFF_START).await;
+                continue;
+            }
+        };
+        let count = batch.len() as u64;
+        setup.metrics.consumed.fetch_add(count, Ordering::Relaxed);
+        // Cancelled while the backend was down: leave the batch uncommitted for next time.
+        if !index_batch(setup, producer, ctx, &batch).await? {
+            return Ok(());
+        }
+        if let Err(error) = batch::commit(consumer, TOPIC_SENTIMENT, &batch) {
+            // A partition revoked meanwhile: its next owner re-reads; the ids keep it idempotent.
+            tracing::debug!(%error, "indexer commit refused");
+        }
+    }
+}
+
+/// Indexes one batch and dead-letters what cannot be indexed. False when cancelled first.
+async fn index_batch(
+    setup: &IndexerSetup,
+    producer: &FutureProducer,
+    ctx: &StageContext,
+    batch: &[Record],
+) -> Result<bool, SearchError> {
+    let mut letters = Vec::new();
+    let mut docs = Vec::with_capacity(batch.len());
+    let mut sources = Vec::with_capacity(batch.len());
+    for record in batch {
+        match document(&record.payload) {
+            Ok(doc) => {
+                docs.push(doc);
+                sources.push(record);
+            }
+            Err(reason) => letters.push(dead_letter(record, reason)),
+        }
+    }
+    while !docs.is_empty() {
+        let started = Instant::now();
+        let sent = docs.clone();
+        let attempt = || setup.backend.bulk(sent.clone());
+        let Some(outcome) = with_retry(ctx, &setup.metrics, attempt).await? else {
+            return Ok(false);
+        };
+        setup.metrics.record_bulk(started.elapsed());
+        setup
+            .metrics
+            .indexed
+            .fetch_add(outcome.indexed as u64, Ordering::Relaxed);
+        for (position, reason) in &outcome.rejected {
+            letters.push(dead_letter(sources[*position], reason.clone()));
+        }
+        if !outcome.retry.is_empty() {
+            setup.metrics.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(BACKOFF_START).await;
+        }
+        sources = outcome.retry.iter().map(|&i| sources[i]).collect();
+        docs = outcome.retry.iter().map(|&i| docs[i].clone()).collect();
+    }
+    for letter in &letters {
+        if !deliver_dead_letter(producer, letter, &ctx.cancel).await {
+            return Ok(false);
+        }
+        setup.metrics.dlq.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(true)
+}
+
+fn document(payload: &[u8]) -> Result<SearchDoc, String> {
+    let enriched: EnrichedReview = serde_json::from_slice(payload)
+        .map_err(|e| format!("not an enriched review JSON object: {e}"))?;
+    SearchDoc::from_enriched(enriched)
+}
+
+fn dead_letter(record: &Record, reason: String) -> DeadLetter {
+    let origin = format!("{TOPIC_SENTIMENT}/{}@{}", record.partition, record.offset);
+    DeadLetter::new(STAGE, reason, &record.payload, Some(origin))
+}
+
+/// Runs `attempt` until it succeeds, backing off while the backend is unavailable and showing
+/// why on the stage. `Ok(None)` when cancelled; `Err` when a retry cannot help (bad mapping,
+/// bad credentials): the stage then fails with that error.
+async fn with_retry<T, F, Fut>(
+    ctx: &StageContext,
+    metrics: &IndexerMetrics,
+    attempt: F,
+) -> Result<Option<T>, SearchError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SearchError>>,
+{
+    let mut pause = BACKOFF_START;
+    let mut failures = 0_u32;
+    loop {
+        let result = tokio::select! {
+            _ = ctx.cancel.cancelled() => return Ok(None),
+            result = attempt() => result,
+        };
+        match result {
+            Ok(value) => {
+                if failures > 0 {
+                    ctx.clear_error();
+                }
+                return Ok(Some(value));
+            }
+            Err(error) if error.is_retryable() => {
+                failures += 1;
+                metrics.retries.fetch_add(1, Ordering::Relaxed);
+                ctx.report_error(format!(
+                    "{error} — retry {failures} in {:.1} s; offsets not committed",
+                    pause.as_secs_f64()
+                ));
+                tokio::select! {
+                    _ = ctx.cancel.cancelled() => return Ok(None),
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(BACKOFF_MAX);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let sorted: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&sorted, 0.50), 50);
+        assert_eq!(percentile(&sorted, 0.99), 99);
+        assert_eq!(percentile(&[7], 0.99), 7);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn config_limits_are_named() {
+        let mut config = IndexerConfig::default();
+        validate(&config).expect("defaults are valid");
+        config.batch_docs = 0;
+        assert!(validate(&config).expect_err("0").starts_with("batch_docs"));
+        config.batch_docs = 10;
+        config.batch_bytes = 10;
+        assert!(
+            validate(&config)
+                .expect_err("tiny")
+                .starts_with("batch_bytes")
+        );
+    }
+
+    #[test]
+    fn malformed_records_get_a_reason() {
+        let reason = document(b"{\"review_id\": 1}").expect_err("malformed");
+        assert!(reason.starts_with("not an enriched review"), "{reason}");
+    }
+}
