@@ -2,13 +2,15 @@
 # Installs what building Pipebook needs on a machine that has only the Rust toolchain, from the
 # package registries alone (crates.io, npm, Debian): the wasm32 target, cargo-leptos (pinned),
 # wasm-bindgen-cli (at the exact version in Cargo.lock) and wasm-opt (npm `binaryen`).
-# With `--browser`, also Chromium from Debian and the Playwright test runner (for the tests).
+# With `--browser`, also what the tests need: Chromium from Debian, the Playwright test runner
+# (npm) and osmem-server (PyPI), an Elasticsearch-API test server the search tests index into.
 # Sourced by scripts/run and scripts/test; safe to run again: it installs only what is missing.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CARGO_LEPTOS_VERSION="0.3.10"   # 0.3.11 needs a newer rustc than 1.95
 BINARYEN_VERSION="132.0.0"      # Debian's binaryen 108 makes a release .wasm that fails to hydrate
+OSMEM_VERSION="0.1.6"
 
 log() { printf '\033[1m[pipebook]\033[0m %s\n' "$*" >&2; }
 
@@ -67,7 +69,22 @@ install_browser_tools() {
   fi
 }
 
+# osmem-server: an in-memory server speaking Elasticsearch's REST API (a static Go binary in a
+# PyPI wheel). Exports PIPEBOOK_TEST_OSMEM, the binary's path, for server/tests/search.rs.
+install_search_test_server() {
+  local venv="$ROOT/.tools/search-venv"
+  if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import osmem_server" 2>/dev/null; then
+    log "installing osmem-server $OSMEM_VERSION from PyPI (Elasticsearch-API test server)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet "osmem-server==$OSMEM_VERSION"
+  fi
+  PIPEBOOK_TEST_OSMEM="$("$venv/bin/python" -c \
+    'import os, osmem_server; print(os.path.join(os.path.dirname(osmem_server.__file__), "bin", "osmem-server"))')"
+  export PIPEBOOK_TEST_OSMEM
+}
+
 install_rust_tools
 if [[ "${1:-}" == "--browser" ]]; then
   install_browser_tools
+  install_search_test_server
 fi

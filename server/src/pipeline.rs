@@ -315,6 +315,7 @@ impl Engine {
         let json = serde_json::to_value(&config).unwrap_or_default();
         let setup = IndexerSetup {
             config,
+            registry: self.inspector.registry().clone(),
             backend: self.search.clone(),
             kafka: self.kafka.clone(),
             metrics: self.indexer_metrics.clone(),

@@ -204,7 +204,11 @@ impl SearchBackend for ElasticIndex {
             .send()
             .await
             .map_err(transport)?;
-        let answer = read_json(response).await?;
+        let answer = match read_json(response).await {
+            // No index yet: the indexer creates it on its first start.
+            Err(SearchError::Rejected { status: 404, .. }) => return Ok(0),
+            other => other?,
+        };
         answer["count"]
             .as_u64()
             .ok_or_else(|| SearchError::BadResponse(format!("_count answered {answer}")))

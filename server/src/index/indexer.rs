@@ -18,10 +18,13 @@ use rdkafka::producer::FutureProducer;
 use super::{Backend, SearchBackend, SearchDoc, SearchError};
 use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
+use crate::kafka::inspect::{GroupRegistry, RegisteringContext};
 use crate::records::{DeadLetter, deliver_dead_letter};
 use crate::stage::StageContext;
 
 const STAGE: &str = "indexer";
+/// The indexer's member name in its group.
+const MEMBER: &str = "indexer-1";
 /// How long a batch waits to fill once it has a record.
 const BATCH_WAIT: Duration = Duration::from_millis(200);
 /// First and longest pause between retries of a failed bulk.
@@ -132,20 +135,29 @@ fn percentile(sorted: &[u64], quantile: f64) -> u64 {
 /// Everything the run loop needs.
 pub struct IndexerSetup {
     pub config: IndexerConfig,
+    pub registry: std::sync::Arc<GroupRegistry>,
     pub backend: std::sync::Arc<Backend>,
     pub kafka: KafkaSettings,
     pub metrics: std::sync::Arc<IndexerMetrics>,
 }
 
+type IndexerConsumer = StreamConsumer<RegisteringContext>;
+
 pub async fn run(setup: IndexerSetup, ctx: StageContext) -> Result<(), IndexerError> {
-    let consumer: StreamConsumer = setup
+    let group = setup.config.group.clone();
+    setup.registry.declare(&group, &[TOPIC_SENTIMENT]);
+    let consumer: IndexerConsumer = setup
         .kafka
         .client_config()
         .set("group.id", &setup.config.group)
-        .set("client.id", "pipebook-indexer")
+        .set("client.id", MEMBER)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .create()?;
+        .create_with_context(RegisteringContext {
+            registry: setup.registry.clone(),
+            group: group.clone(),
+            member: MEMBER.to_owned(),
+        })?;
     let producer: FutureProducer = setup
         .kafka
         .client_config()
@@ -165,12 +177,13 @@ pub async fn run(setup: IndexerSetup, ctx: StageContext) -> Result<(), IndexerEr
         Err(error) => Err(error),
     };
     close_off_runtime(consumer, producer).await;
+    setup.registry.remove_member(&group, MEMBER);
     Ok(outcome?)
 }
 
 async fn index_until_stopped(
     setup: &IndexerSetup,
-    consumer: &StreamConsumer,
+    consumer: &IndexerConsumer,
     producer: &FutureProducer,
     ctx: &StageContext,
 ) -> Result<(), SearchError> {

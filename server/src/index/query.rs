@@ -111,7 +111,9 @@ pub fn aggregations_body(interval: &str) -> Value {
             "date_histogram": {"field": "date", "fixed_interval": interval, "min_doc_count": 1},
             "aggs": {"by_sentiment": {"terms": {"field": "sentiment", "size": 3}}}
         },
-        "top_businesses": {"terms": {"field": "business_id", "size": 5}},
+        // Each tantivy segment (like each Elasticsearch shard) reports its top `shard_size`
+        // terms; counts are exact while there are fewer businesses than that.
+        "top_businesses": {"terms": {"field": "business_id", "size": 5, "shard_size": 5000}},
         "score_percentiles": {"percentiles": {"field": "score", "percents": PERCENTS}}
     })
 }

@@ -79,6 +79,39 @@ impl GroupRegistry {
     }
 }
 
+/// A consumer context that reports its member's assignment to the [`GroupRegistry`], so the
+/// groups table shows who owns which partition (the embedded broker's DescribeGroups cannot).
+pub struct RegisteringContext {
+    pub registry: Arc<GroupRegistry>,
+    pub group: String,
+    pub member: String,
+}
+
+impl rdkafka::ClientContext for RegisteringContext {}
+
+impl rdkafka::consumer::ConsumerContext for RegisteringContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+        match rebalance {
+            rdkafka::consumer::Rebalance::Assign(tpl) => {
+                let assigned = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
+                self.registry
+                    .set_assignment(&self.group, &self.member, assigned);
+            }
+            rdkafka::consumer::Rebalance::Revoke(_) => {
+                self.registry
+                    .set_assignment(&self.group, &self.member, Vec::new());
+            }
+            rdkafka::consumer::Rebalance::Error(error) => {
+                tracing::warn!(group = %self.group, %error, "rebalance error");
+            }
+        }
+    }
+}
+
 /// Answers inspection queries; cheap to clone.
 #[derive(Clone)]
 pub struct Inspector {

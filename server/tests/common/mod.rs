@@ -16,8 +16,15 @@ pub struct TestEngine {
 }
 
 pub async fn start_engine() -> TestEngine {
+    start_engine_with(|_| {}).await
+}
+
+/// Like [`start_engine`], with settings changed by `adjust` first (e.g. another search backend).
+pub async fn start_engine_with(adjust: impl FnOnce(&mut EngineSettings)) -> TestEngine {
     let dir = tempfile::tempdir().expect("temp dir");
-    let engine = Engine::start(EngineSettings::embedded(dir.path()))
+    let mut settings = EngineSettings::embedded(dir.path());
+    adjust(&mut settings);
+    let engine = Engine::start(settings)
         .await
         .expect("engine starts with an embedded broker");
     TestEngine { engine, dir }
