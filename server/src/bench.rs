@@ -4,9 +4,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use app::api::TOPIC_REVIEWS;
+use app::api::{Sentiment, TOPIC_REVIEWS, TOPIC_SENTIMENT};
 use serde::Serialize;
 
+use crate::index::embedded::EmbeddedIndex;
+use crate::index::indexer::percentile;
+use crate::index::query::Search;
+use crate::index::{SearchBackend, SearchDoc, SearchError};
 use crate::pipeline::{Engine, EngineError, EngineSettings};
 use crate::sentiment::lexicon::{LexiconClassifier, Thresholds};
 use crate::streamer::generator::ReviewGenerator;
@@ -27,8 +31,146 @@ pub async fn run(data_dir: &Path, n: u64) -> Result<Vec<Measurement>, EngineErro
     for workers in [1u8, 2, 4] {
         results.push(sentiment_stage(&engine, workers).await?);
     }
+    results.push(indexer_stage(&engine).await?);
     engine.shutdown().await;
+    results.extend(embedded_search(&data_dir.join("bench-search"), n).await?);
     Ok(results)
+}
+
+/// Documents per bulk in the search benchmark (the indexer's default).
+const BENCH_BULK: usize = 1_000;
+/// Searches timed for the latency percentiles.
+const BENCH_QUERIES: usize = 300;
+
+/// Generated reviews as search documents, labelled by the lexicon.
+fn search_docs(n: u64) -> Vec<SearchDoc> {
+    let classifier = LexiconClassifier::new(Thresholds::default());
+    ReviewGenerator::new(11)
+        .take(n as usize)
+        .map(|review| {
+            let verdict = classifier.classify(&review.text);
+            let date =
+                chrono::NaiveDateTime::parse_from_str(&review.date, crate::records::DATE_FORMAT)
+                    .map(|d| {
+                        d.and_utc()
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    })
+                    .unwrap_or_default();
+            SearchDoc {
+                review_id: review.review_id,
+                business_id: review.business_id,
+                user_id: review.user_id,
+                stars: review.stars,
+                text: review.text,
+                sentiment: verdict.sentiment,
+                score: verdict.score,
+                classifier: "lexicon".to_owned(),
+                date,
+                processed_at: "2026-11-23T00:00:00.000Z".to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// Bulk-indexing rate into a fresh embedded index, then query latency percentiles on it.
+async fn embedded_search(dir: &Path, n: u64) -> Result<Vec<Measurement>, SearchError> {
+    let _ = std::fs::remove_dir_all(dir);
+    let index = EmbeddedIndex::open(dir)?;
+    let docs = search_docs(n);
+    let started = Instant::now();
+    for chunk in docs.chunks(BENCH_BULK) {
+        index.bulk(chunk.to_vec()).await?;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let words = [
+        "service",
+        "tacos",
+        "friendly staff",
+        "cold food",
+        "waited",
+        "delicious",
+    ];
+    let mut searches = Vec::with_capacity(BENCH_QUERIES);
+    for i in 0..BENCH_QUERIES {
+        let search = Search {
+            text: words[i % words.len()].to_owned(),
+            sentiment: (i % 2 == 0).then_some(Sentiment::Negative),
+            stars_min: None,
+            limit: 20,
+        };
+        let started = Instant::now();
+        index.search(search).await?;
+        searches.push(started.elapsed());
+    }
+    let mut aggregations = Vec::with_capacity(BENCH_QUERIES / 10);
+    for _ in 0..BENCH_QUERIES / 10 {
+        let started = Instant::now();
+        index.aggregations("1h".to_owned()).await?;
+        aggregations.push(started.elapsed());
+    }
+    let mut results = vec![Measurement {
+        metric: format!("embedded index, bulks of {BENCH_BULK} documents"),
+        value: rate,
+        unit: "docs/s".to_owned(),
+        n,
+    }];
+    results.extend(latency(
+        "embedded search, match + sentiment filter, top 20",
+        &searches,
+        n,
+    ));
+    results.extend(latency(
+        "embedded aggregations (5, with date_histogram 1h)",
+        &aggregations,
+        n,
+    ));
+    Ok(results)
+}
+
+/// p50 and p99 of `durations`, in milliseconds.
+fn latency(what: &str, durations: &[Duration], n: u64) -> Vec<Measurement> {
+    let mut micros: Vec<u64> = durations
+        .iter()
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .collect();
+    micros.sort_unstable();
+    [("p50", 0.50), ("p99", 0.99)]
+        .into_iter()
+        .map(|(name, q)| Measurement {
+            metric: format!("{what}, {name} over {} queries", durations.len()),
+            value: percentile(&micros, q) as f64 / 1000.0,
+            unit: "ms".to_owned(),
+            n,
+        })
+        .collect()
+}
+
+/// The indexer stage reading all of `reviews.sentiment` into the engine's embedded index.
+async fn indexer_stage(engine: &Engine) -> Result<Measurement, EngineError> {
+    let total = engine
+        .topics()
+        .await?
+        .iter()
+        .find(|t| t.name == TOPIC_SENTIMENT)
+        .map_or(0, |t| t.high_sum()) as u64;
+    let started = Instant::now();
+    engine
+        .start_stage("indexer", serde_json::json!({"group": "bench-indexer"}))
+        .await?;
+    wait_until(Duration::from_secs(600), || {
+        counter(engine, "indexer", "consumed") >= total
+            && counter(engine, "indexer", "indexed") + counter(engine, "indexer", "dlq") >= total
+    })
+    .await;
+    let elapsed = started.elapsed();
+    let indexed = counter(engine, "indexer", "indexed");
+    engine.stop_stage("indexer").await?;
+    Ok(Measurement {
+        metric: "indexer stage, reviews.sentiment → embedded index".to_owned(),
+        value: indexed as f64 / elapsed.as_secs_f64(),
+        unit: "docs/s".to_owned(),
+        n: indexed,
+    })
 }
 
 fn lexicon_one_core(n: u64) -> Measurement {
@@ -131,8 +273,10 @@ pub fn write_texts(path: &Path, n: u64) -> std::io::Result<()> {
 pub fn to_markdown(results: &[Measurement]) -> String {
     let mut out = String::from("| metric | value | unit | n |\n| --- | ---: | --- | ---: |\n");
     for m in results {
+        // Whole numbers for rates; a decimal for milliseconds.
+        let precision = usize::from(m.value < 100.0);
         out.push_str(&format!(
-            "| {} | {:.0} | {} | {} |\n",
+            "| {} | {:.precision$} | {} | {} |\n",
             m.metric, m.value, m.unit, m.n
         ));
     }

@@ -1,6 +1,8 @@
 //! The notebook page and its cells, one per pipeline stage, in the order data flows.
 
+mod charts;
 mod kafka;
+mod search;
 mod sentiment;
 mod streamer;
 
@@ -28,11 +30,7 @@ pub fn Notebook() -> impl IntoView {
                 title="Windows & aggregates"
                 text="Tumbling, sliding and session windows over event time, with a watermark, late records and checkpoints, computed with Polars."
             />
-            <Placeholder
-                number=5
-                title="Search & dashboards"
-                text="Enriched reviews indexed into a search engine, searchable by text and sentiment, with its aggregations charted."
-            />
+            <search::SearchCell />
         </main>
     }
 }

@@ -42,6 +42,8 @@ pub fn StreamerCell() -> impl IntoView {
     let chunk = RwSignal::new("50".to_owned());
     let source = RwSignal::new("generator".to_owned());
     let seed = RwSignal::new("42".to_owned());
+    // Empty = keep streaming until stopped.
+    let limit = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
 
     let start = move |_| {
@@ -51,6 +53,10 @@ pub fn StreamerCell() -> impl IntoView {
                 "chunk_size": whole_number("chunk size", &chunk.get())?,
                 "source": source.get().trim(),
                 "seed": whole_number("seed", &seed.get())?,
+                "limit": match limit.get().trim() {
+                    "" => None,
+                    value => Some(whole_number("stop after", value)?),
+                },
             }))
         })();
         let body = match body {
@@ -104,6 +110,10 @@ pub fn StreamerCell() -> impl IntoView {
                         title="generator, or the path of a Yelp-format JSON-lines file on the server"
                         bind:value=source
                     />
+                </label>
+                <label>
+                    "Stop after"
+                    <input type="number" min="1" name="limit" placeholder="never" bind:value=limit />
                 </label>
                 <label>
                     "Seed"

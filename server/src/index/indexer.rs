@@ -124,7 +124,7 @@ impl IndexerMetrics {
 }
 
 /// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[u64], quantile: f64) -> u64 {
+pub fn percentile(sorted: &[u64], quantile: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
