@@ -10,6 +10,12 @@ pub const TOPIC_REVIEWS: &str = "reviews";
 pub const TOPIC_DLQ: &str = "reviews.dlq";
 /// Topic the sentiment stage writes enriched reviews to.
 pub const TOPIC_SENTIMENT: &str = "reviews.sentiment";
+/// Topic the aggregate stage writes window results to (key = window type, bounds and key).
+pub const TOPIC_AGGREGATES: &str = "reviews.aggregates";
+/// Topic the aggregate stage sends records behind the watermark to, when told to keep them.
+pub const TOPIC_LATE: &str = "reviews.late";
+/// Consumer group of the aggregate stage, unless its config names another.
+pub const GROUP_AGGREGATE: &str = "pipebook-aggregate";
 /// Consumer group of the indexer stage, unless its config names another.
 pub const GROUP_INDEXER: &str = "pipebook-indexer";
 
@@ -160,6 +166,29 @@ pub struct StreamerConfig {
     /// TCP address the streamer listens on; port 0 picks a free port.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Event time of each review: the moment it is sent (`live`), or the source's own dates
+    /// (`replay`: the generator spaces reviews 10 s apart from 2024-01-01 09:00).
+    #[serde(default)]
+    pub clock: EventClock,
+    /// Share of reviews (0–1) sent late: their event time is moved back by `late_by_secs`, so
+    /// they arrive out of order, behind the watermark when the delay exceeds the lateness allowed.
+    #[serde(default)]
+    pub late_share: f64,
+    #[serde(default = "default_late_by")]
+    pub late_by_secs: u32,
+}
+
+/// Where a review's event time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EventClock {
+    #[default]
+    Live,
+    Replay,
+}
+
+fn default_late_by() -> u32 {
+    120
 }
 
 fn default_rate() -> u32 {
@@ -187,6 +216,9 @@ impl Default for StreamerConfig {
             seed: default_seed(),
             limit: None,
             listen: default_listen(),
+            clock: EventClock::default(),
+            late_share: 0.0,
+            late_by_secs: default_late_by(),
         }
     }
 }
@@ -403,6 +435,8 @@ pub struct Snapshot {
     pub sentiment: SentimentView,
     #[serde(default)]
     pub search: SearchStatus,
+    #[serde(default)]
+    pub aggregate: AggregateView,
 }
 
 impl Snapshot {
@@ -445,6 +479,180 @@ impl Default for IndexerConfig {
             batch_bytes: default_batch_bytes(),
         }
     }
+}
+
+/// Which clock windows are computed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeDomain {
+    /// The review's own `date`: results do not depend on when records arrive.
+    #[default]
+    Event,
+    /// When the aggregate stage reads the record: simple, but a replay gives other results.
+    Processing,
+}
+
+/// When a window's result is written to `reviews.aggregates`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputMode {
+    /// Once, when the watermark passes the window's end (final; needs a watermark).
+    #[default]
+    Append,
+    /// Every trigger, the windows that changed.
+    Update,
+    /// Every trigger, every window kept (state is never evicted).
+    Complete,
+}
+
+/// What happens to records behind the watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LatePolicy {
+    /// Counted, then dropped.
+    #[default]
+    Drop,
+    /// Counted and written to `reviews.late`.
+    Topic,
+}
+
+/// Configuration of the aggregate stage (`POST /api/stages/aggregate/start`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateConfig {
+    #[serde(default = "default_aggregate_group")]
+    pub group: String,
+    /// Micro-batch trigger interval in milliseconds; 0 = "once": process what is there, stop.
+    #[serde(default = "default_trigger_ms")]
+    pub trigger_ms: u64,
+    #[serde(default)]
+    pub time: TimeDomain,
+    #[serde(default = "default_tumbling_secs")]
+    pub tumbling_secs: u64,
+    #[serde(default = "default_sliding_secs")]
+    pub sliding_secs: u64,
+    /// How far a sliding window moves each time; must divide `sliding_secs`.
+    #[serde(default = "default_slide_secs")]
+    pub slide_secs: u64,
+    /// A business's session ends after this long without a review.
+    #[serde(default = "default_session_gap_secs")]
+    pub session_gap_secs: u64,
+    /// Watermark = latest event time seen − this.
+    #[serde(default = "default_lateness_secs")]
+    pub allowed_lateness_secs: u64,
+    #[serde(default)]
+    pub late_policy: LatePolicy,
+    #[serde(default)]
+    pub output_mode: OutputMode,
+}
+
+fn default_aggregate_group() -> String {
+    GROUP_AGGREGATE.to_owned()
+}
+fn default_trigger_ms() -> u64 {
+    1_000
+}
+fn default_tumbling_secs() -> u64 {
+    60
+}
+fn default_sliding_secs() -> u64 {
+    60
+}
+fn default_slide_secs() -> u64 {
+    15
+}
+fn default_session_gap_secs() -> u64 {
+    30
+}
+fn default_lateness_secs() -> u64 {
+    30
+}
+
+impl Default for AggregateConfig {
+    fn default() -> Self {
+        Self {
+            group: default_aggregate_group(),
+            trigger_ms: default_trigger_ms(),
+            time: TimeDomain::default(),
+            tumbling_secs: default_tumbling_secs(),
+            sliding_secs: default_sliding_secs(),
+            slide_secs: default_slide_secs(),
+            session_gap_secs: default_session_gap_secs(),
+            allowed_lateness_secs: default_lateness_secs(),
+            late_policy: LatePolicy::default(),
+            output_mode: OutputMode::default(),
+        }
+    }
+}
+
+/// Tumbling, sliding or session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowKind {
+    Tumbling,
+    Sliding,
+    Session,
+}
+
+impl WindowKind {
+    pub const ALL: [WindowKind; 3] = [
+        WindowKind::Tumbling,
+        WindowKind::Sliding,
+        WindowKind::Session,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WindowKind::Tumbling => "tumbling",
+            WindowKind::Sliding => "sliding",
+            WindowKind::Session => "session",
+        }
+    }
+}
+
+/// Counts per sentiment, keyed like the API: `{"POSITIVE": 3, "NEGATIVE": 1, "NEUTRAL": 0}`.
+pub type SentimentCounts = BTreeMap<Sentiment, u64>;
+
+/// One window's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowRow {
+    pub kind: WindowKind,
+    /// Window start and end (exclusive), milliseconds since the Unix epoch.
+    pub start: i64,
+    pub end: i64,
+    /// The business a session window belongs to; `None` for tumbling and sliding windows.
+    pub key: Option<String>,
+    pub counts: SentimentCounts,
+    pub avg_score: Option<f64>,
+    pub avg_stars: Option<f64>,
+    /// Reviews per stars value, 1★ … 5★.
+    pub stars: [u64; 5],
+    /// Up to three businesses with the most reviews in the window.
+    pub top_businesses: Vec<TermCount>,
+    /// Whether the watermark has passed the end: the result will not change any more.
+    pub closed: bool,
+}
+
+impl WindowRow {
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+}
+
+/// `GET /api/aggregates?window=…` and the aggregate part of the live snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct AggregateView {
+    /// Milliseconds since the Unix epoch; `None` before the first record.
+    pub watermark: Option<i64>,
+    pub max_event_time: Option<i64>,
+    /// Records that arrived behind the watermark (dropped or sent to `reviews.late`).
+    pub late_records: u64,
+    /// Records skipped because their `review_id` was already counted.
+    pub duplicates: u64,
+    /// Records counted in windows since the stage's state began.
+    pub counted: u64,
+    /// Open windows and the latest closed ones, by kind and start.
+    pub windows: Vec<WindowRow>,
 }
 
 /// Which search engine holds the index, and how it is doing.

@@ -26,6 +26,8 @@ test("indexed reviews are searchable by word and sentiment, and the aggregations
   // Feed the pipeline: 3,000 reviews, labelled, then indexed.
   await page.getByLabel("Rate (reviews/s)").fill("0");
   await page.getByLabel("Stop after").fill("3000");
+  // Replay the generator's own dates (10 s apart), so the histogram spans several hours.
+  await page.getByTestId("streamer-clock").selectOption("replay");
   await page.getByTestId("streamer-start").click();
   await page.getByTestId("sentiment-start").click();
   await page.getByTestId("indexer-start").click();

@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use app::api::{ApiError, Sentiment};
+use app::api::{ApiError, Sentiment, WindowKind};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -40,6 +40,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/api/kafka/topics", get(topics))
         .route("/api/kafka/groups", get(groups))
         .route("/api/kafka/topics/{topic}/messages", get(messages))
+        .route("/api/aggregates", get(aggregates))
+        .route("/api/stages/{id}/crash", post(crash_stage))
         .route("/api/search", get(search))
         .route("/api/search/aggregations", get(search_aggregations))
         .route("/api/events", get(events))
@@ -194,6 +196,36 @@ async fn messages(
             .messages(&topic, query.partition, query.offset, query.limit)
             .await?,
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AggregatesQuery {
+    #[serde(default)]
+    window: Option<WindowKind>,
+}
+
+/// The aggregate stage's watermark, late count and windows (of one kind, or all).
+async fn aggregates(
+    State(engine): State<Arc<Engine>>,
+    query: Result<Query<AggregatesQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<app::api::AggregateView> {
+    let Query(query) = query.map_err(|e| {
+        EngineError::BadRequest(format!(
+            "window: tumbling, sliding or session ({})",
+            e.body_text()
+        ))
+    })?;
+    Ok(Json(engine.aggregates(query.window)))
+}
+
+/// Kills a stage's run loop at once, as a crash would.
+async fn crash_stage(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+) -> ApiResult<app::api::PipelineStatus> {
+    engine.crash_stage(&id)?;
+    Ok(Json(engine.pipeline_status()))
 }
 
 /// `GET /api/search` parameters as they arrive: empty values mean "no filter".

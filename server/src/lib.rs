@@ -1,7 +1,8 @@
 //! Pipebook's engine: the stages of the pipeline, laid out the way data flows —
-//! [`streamer`] → [`producer`] → Kafka ([`kafka`]) → [`sentiment`] → [`index`] — plus the [`pipeline`] that runs them and the
+//! [`streamer`] → [`producer`] → Kafka ([`kafka`]) → [`sentiment`] → [`aggregate`] / [`index`] — plus the [`pipeline`] that runs them and the
 //! [`api`] that controls them.
 
+pub mod aggregate;
 pub mod api;
 pub mod bench;
 pub mod config;

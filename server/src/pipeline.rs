@@ -6,13 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::api::{
-    GroupInfo, IndexerConfig, KafkaStatus, Message, PipelineStatus, ProducerConfig,
-    SearchAggregations, SearchRequest, SearchResults, SearchStatus, SentimentConfig, Snapshot,
-    StageState, StreamerConfig, TOPIC_DLQ, TOPIC_REVIEWS, TOPIC_SENTIMENT, TopicInfo,
+    AggregateConfig, AggregateView, GroupInfo, IndexerConfig, KafkaStatus, Message, PipelineStatus,
+    ProducerConfig, SearchAggregations, SearchRequest, SearchResults, SearchStatus,
+    SentimentConfig, Snapshot, StageState, StreamerConfig, TOPIC_AGGREGATES, TOPIC_DLQ, TOPIC_LATE,
+    TOPIC_REVIEWS, TOPIC_SENTIMENT, TopicInfo, WindowKind,
 };
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use crate::aggregate::run::AggregateSetup;
+use crate::aggregate::{self, AggregateMetrics};
 use crate::config::{ConfigError, ServeArgs};
 use crate::index::indexer::{self, IndexerMetrics, IndexerSetup};
 use crate::index::query::{Search, check_interval};
@@ -35,6 +38,7 @@ pub const STAGE_BROKER: &str = "broker";
 pub const STAGE_STREAMER: &str = "streamer";
 pub const STAGE_PRODUCER: &str = "producer";
 pub const STAGE_SENTIMENT: &str = "sentiment";
+pub const STAGE_AGGREGATE: &str = "aggregate";
 pub const STAGE_INDEXER: &str = "indexer";
 /// How long the snapshot waits for the search backend's document count.
 const SEARCH_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -106,6 +110,9 @@ pub struct Engine {
     producer_metrics: Arc<ProducerMetrics>,
     sentiment: Arc<Stage>,
     sentiment_runtime: Arc<SentimentRuntime>,
+    aggregate: Arc<Stage>,
+    aggregate_metrics: Arc<AggregateMetrics>,
+    data_dir: PathBuf,
     indexer: Arc<Stage>,
     indexer_metrics: Arc<IndexerMetrics>,
     search: Arc<Backend>,
@@ -142,6 +149,9 @@ impl Engine {
             producer_metrics: Arc::default(),
             sentiment: Stage::new(STAGE_SENTIMENT, false),
             sentiment_runtime: SentimentRuntime::new(registry),
+            aggregate: Stage::new(STAGE_AGGREGATE, false),
+            aggregate_metrics: Arc::default(),
+            data_dir: settings.data_dir.clone(),
             indexer: Stage::new(STAGE_INDEXER, false),
             indexer_metrics: Arc::default(),
             search,
@@ -194,6 +204,7 @@ impl Engine {
                 self.streamer.status(self.streamer_metrics.counters()),
                 producer,
                 self.sentiment.status(self.sentiment_runtime.counters()),
+                self.aggregate.status(self.aggregate_metrics.counters()),
                 self.indexer.status(self.indexer_metrics.counters()),
             ],
         }
@@ -205,6 +216,7 @@ impl Engine {
             STAGE_STREAMER => self.start_streamer(body).await,
             STAGE_PRODUCER => self.start_producer(body),
             STAGE_SENTIMENT => self.start_sentiment(body),
+            STAGE_AGGREGATE => self.start_aggregate(body),
             STAGE_INDEXER => self.start_indexer(body),
             other => Err(EngineError::UnknownStage(other.to_owned())),
         }
@@ -226,6 +238,7 @@ impl Engine {
             STAGE_STREAMER => Ok(&self.streamer),
             STAGE_PRODUCER => Ok(&self.producer),
             STAGE_SENTIMENT => Ok(&self.sentiment),
+            STAGE_AGGREGATE => Ok(&self.aggregate),
             STAGE_INDEXER => Ok(&self.indexer),
             other => Err(EngineError::UnknownStage(other.to_owned())),
         }
@@ -303,6 +316,39 @@ impl Engine {
         self.sentiment
             .launch(json, move |ctx| runtime.run(config, classifier, kafka, ctx))?;
         Ok(())
+    }
+
+    fn start_aggregate(&self, body: serde_json::Value) -> Result<(), EngineError> {
+        let config: AggregateConfig = parse_config(body)?;
+        let spec = aggregate::validate(&config).map_err(EngineError::BadRequest)?;
+        if self.aggregate.is_active() {
+            return Err(StageError::AlreadyRunning(STAGE_AGGREGATE).into());
+        }
+        self.aggregate_metrics.reset();
+        let json = serde_json::to_value(&config).unwrap_or_default();
+        let setup = AggregateSetup {
+            config,
+            spec,
+            kafka: self.kafka.clone(),
+            data_dir: self.data_dir.clone(),
+            metrics: self.aggregate_metrics.clone(),
+        };
+        self.aggregate
+            .launch(json, move |ctx| aggregate::run::run(setup, ctx))?;
+        Ok(())
+    }
+
+    /// The aggregate stage's windows of one kind (all kinds when `None`).
+    pub fn aggregates(&self, kind: Option<WindowKind>) -> AggregateView {
+        match kind {
+            Some(kind) => self.aggregate_metrics.view_of(kind),
+            None => self.aggregate_metrics.view(),
+        }
+    }
+
+    /// Kills a stage's run loop at once, as a crash would (fault buttons, recovery tests).
+    pub fn crash_stage(&self, id: &str) -> Result<(), EngineError> {
+        Ok(self.stage(id)?.crash()?)
     }
 
     fn start_indexer(&self, body: serde_json::Value) -> Result<(), EngineError> {
@@ -408,6 +454,7 @@ impl Engine {
     pub async fn shutdown(&self) {
         for stage in [
             &self.indexer,
+            &self.aggregate,
             &self.sentiment,
             &self.producer,
             &self.streamer,
@@ -448,6 +495,7 @@ impl Engine {
             groups,
             sentiment: self.sentiment_runtime.view(elapsed),
             search: self.search_status().await,
+            aggregate: self.aggregate_metrics.view(),
         }
     }
 }
@@ -457,6 +505,8 @@ fn topic_specs(partitions: i32) -> Vec<TopicSpec> {
         (TOPIC_REVIEWS, partitions),
         (TOPIC_DLQ, 1),
         (TOPIC_SENTIMENT, partitions),
+        (TOPIC_LATE, partitions),
+        (TOPIC_AGGREGATES, 1),
     ]
     .into_iter()
     .map(|(name, partitions)| TopicSpec {

@@ -179,6 +179,19 @@ impl Stage {
         Ok(())
     }
 
+    /// Kills the run loop at once, as a crash would: no final commit, no checkpoint, no
+    /// goodbye. The stage is `failed` with "crashed" as its error.
+    pub fn crash(&self) -> Result<(), StageError> {
+        let mut inner = self.lock();
+        let Some(run) = inner.run.take() else {
+            return Err(StageError::NotRunning(self.id));
+        };
+        run.task.abort();
+        inner.state = StageState::Failed;
+        inner.last_error = Some("crashed (killed on purpose); start it again to recover".into());
+        Ok(())
+    }
+
     pub fn pause(&self, paused: bool) -> Result<(), StageError> {
         if !self.pausable {
             return Err(StageError::PauseUnsupported(self.id));

@@ -44,6 +44,9 @@ pub fn StreamerCell() -> impl IntoView {
     let seed = RwSignal::new("42".to_owned());
     // Empty = keep streaming until stopped.
     let limit = RwSignal::new(String::new());
+    let clock = RwSignal::new("live".to_owned());
+    let late_percent = RwSignal::new("0".to_owned());
+    let late_by = RwSignal::new("120".to_owned());
     let error = RwSignal::new(None::<String>);
 
     let start = move |_| {
@@ -57,6 +60,9 @@ pub fn StreamerCell() -> impl IntoView {
                     "" => None,
                     value => Some(whole_number("stop after", value)?),
                 },
+                "clock": clock.get(),
+                "late_share": whole_number("late %", &late_percent.get())? as f64 / 100.0,
+                "late_by_secs": whole_number("late by", &late_by.get())?,
             }))
         })();
         let body = match body {
@@ -118,6 +124,21 @@ pub fn StreamerCell() -> impl IntoView {
                 <label>
                     "Seed"
                     <input type="number" min="0" name="seed" bind:value=seed />
+                </label>
+                <label title="live: the moment a review is sent; replay: the source's own dates (the generator's are 10 s apart)">
+                    "Event time"
+                    <select name="clock" data-testid="streamer-clock" on:change=move |ev| clock.set(event_target_value(&ev))>
+                        <option value="live" selected>"live (now)"</option>
+                        <option value="replay">"replay (source dates)"</option>
+                    </select>
+                </label>
+                <label title="share of reviews whose event time is moved back: they arrive out of order">
+                    "Late %"
+                    <input type="number" min="0" max="100" name="late_share" bind:value=late_percent />
+                </label>
+                <label>
+                    "Late by (s)"
+                    <input type="number" min="0" name="late_by_secs" bind:value=late_by />
                 </label>
                 <div class="buttons">
                     <button

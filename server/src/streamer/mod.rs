@@ -11,17 +11,23 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use app::api::StreamerConfig;
+use app::api::{EventClock, StreamerConfig};
+use chrono::NaiveDateTime;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tokio::fs::File;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
+use crate::records::DATE_FORMAT;
 use crate::stage::StageContext;
 use generator::ReviewGenerator;
 
 pub const MAX_RATE: u32 = 1_000_000;
 pub const MAX_CHUNK: u32 = 10_000;
+/// Longest delay a late review can be given: one day.
+pub const MAX_LATE_BY_SECS: u32 = 86_400;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamerError {
@@ -61,6 +67,24 @@ pub fn validate(config: &StreamerConfig) -> Result<(), StreamerError> {
         return bad(
             "listen",
             format!("not a socket address: {:?}", config.listen),
+        );
+    }
+    if !(0.0..=1.0).contains(&config.late_share) {
+        return bad(
+            "late_share",
+            format!(
+                "must be 0..=1 (a share of reviews), got {}",
+                config.late_share
+            ),
+        );
+    }
+    if config.late_by_secs > MAX_LATE_BY_SECS {
+        return bad(
+            "late_by_secs",
+            format!(
+                "must be 0..={MAX_LATE_BY_SECS}, got {}",
+                config.late_by_secs
+            ),
         );
     }
     if config.source != "generator" && !PathBuf::from(&config.source).is_file() {
@@ -127,6 +151,65 @@ enum Source {
     File(Lines<BufReader<File>>),
 }
 
+/// Sets each review's event time: now (live clock) or its own, moved back for late ones.
+struct EventTimes {
+    clock: EventClock,
+    late_share: f64,
+    late_by: chrono::Duration,
+    rng: ChaCha8Rng,
+}
+
+impl EventTimes {
+    fn new(config: &StreamerConfig) -> Self {
+        Self {
+            clock: config.clock,
+            late_share: config.late_share,
+            late_by: chrono::Duration::seconds(i64::from(config.late_by_secs)),
+            // Its own stream of randomness, so the late knob does not change the reviews.
+            rng: ChaCha8Rng::seed_from_u64(config.seed ^ 0x1a7e),
+        }
+    }
+
+    /// The event time to write, given the source's own (`YYYY-MM-DD HH:MM:SS`).
+    fn stamp(&mut self, original: &str) -> Option<String> {
+        let base = match self.clock {
+            EventClock::Live => chrono::Utc::now().naive_utc(),
+            EventClock::Replay => NaiveDateTime::parse_from_str(original, DATE_FORMAT).ok()?,
+        };
+        let late = self.late_share > 0.0 && self.rng.random_bool(self.late_share);
+        let time = if late { base - self.late_by } else { base };
+        Some(time.format(DATE_FORMAT).to_string())
+    }
+
+    /// Whether lines are sent as they are.
+    fn untouched(&self) -> bool {
+        self.clock == EventClock::Replay && self.late_share == 0.0
+    }
+
+    /// A file line with its `date` re-stamped; lines that are not review objects pass as they
+    /// are (the producer sends those to the dead-letter topic).
+    fn restamp_line(&mut self, line: String) -> String {
+        if self.untouched() {
+            return line;
+        }
+        let Ok(serde_json::Value::Object(mut review)) = serde_json::from_str(&line) else {
+            return line;
+        };
+        let original = review
+            .get("date")
+            .and_then(|d| d.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        match self.stamp(&original) {
+            Some(date) => {
+                review.insert("date".to_owned(), serde_json::Value::String(date));
+                serde_json::Value::Object(review).to_string()
+            }
+            None => line,
+        }
+    }
+}
+
 impl Source {
     async fn open(config: &StreamerConfig) -> Result<Self, StreamerError> {
         if config.source == "generator" {
@@ -143,7 +226,10 @@ impl Source {
     }
 
     /// The next line to send, without its newline; `None` at the end.
-    async fn next_line(&mut self) -> Result<Option<String>, std::io::Error> {
+    async fn next_line(
+        &mut self,
+        times: &mut EventTimes,
+    ) -> Result<Option<String>, std::io::Error> {
         match self {
             Source::Generator {
                 generator,
@@ -155,13 +241,18 @@ impl Source {
                 if let Some(left) = remaining {
                     *left -= 1;
                 }
-                let review = generator.next();
-                Ok(review.and_then(|r| serde_json::to_string(&r).ok()))
+                let Some(mut review) = generator.next() else {
+                    return Ok(None);
+                };
+                if let Some(date) = times.stamp(&review.date) {
+                    review.date = date;
+                }
+                Ok(serde_json::to_string(&review).ok())
             }
             Source::File(lines) => loop {
                 match lines.next_line().await? {
                     Some(line) if line.trim().is_empty() => continue,
-                    other => return Ok(other),
+                    other => return Ok(other.map(|line| times.restamp_line(line))),
                 }
             },
         }
@@ -192,6 +283,7 @@ pub async fn run(
         })?;
     metrics.set_listening(Some(addr));
     let mut source = Source::open(&config).await?;
+    let mut times = EventTimes::new(&config);
     ctx.set_detail(format!("listening on {addr}, waiting for a client"));
     loop {
         let accepted = tokio::select! {
@@ -207,7 +299,7 @@ pub async fn run(
         };
         metrics.clients.fetch_add(1, Ordering::Relaxed);
         ctx.set_detail(format!("streaming to {peer} from {addr}"));
-        match serve_client(socket, &config, &mut source, &metrics, &ctx).await {
+        match serve_client(socket, &config, &mut source, &mut times, &metrics, &ctx).await {
             Ok(Served::SourceEnded) => {
                 ctx.set_detail(format!(
                     "finished: sent {} reviews",
@@ -236,6 +328,7 @@ async fn serve_client(
     mut socket: TcpStream,
     config: &StreamerConfig,
     source: &mut Source,
+    times: &mut EventTimes,
     metrics: &StreamerMetrics,
     ctx: &StageContext,
 ) -> Result<Served, std::io::Error> {
@@ -262,7 +355,7 @@ async fn serve_client(
         let mut in_chunk = 0u64;
         let mut ended = false;
         while (in_chunk as usize) < chunk_size {
-            match source.next_line().await? {
+            match source.next_line(times).await? {
                 Some(line) => {
                     buffer.push_str(&line);
                     buffer.push('\n');
@@ -294,6 +387,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn late_reviews_are_moved_back_by_the_delay_and_replay_keeps_dates() {
+        let config = StreamerConfig {
+            clock: EventClock::Replay,
+            late_share: 0.25,
+            late_by_secs: 600,
+            ..StreamerConfig::default()
+        };
+        let mut times = EventTimes::new(&config);
+        let original = "2024-01-01 10:00:00";
+        let stamped: Vec<String> = (0..4000).filter_map(|_| times.stamp(original)).collect();
+        let late = stamped
+            .iter()
+            .filter(|d| *d == "2024-01-01 09:50:00")
+            .count();
+        let on_time = stamped.iter().filter(|d| *d == original).count();
+        assert_eq!(late + on_time, 4000);
+        assert!((900..1100).contains(&late), "{late} of 4000 late at 25%");
+
+        let live = StreamerConfig::default();
+        let mut times = EventTimes::new(&live);
+        let now = chrono::Utc::now().naive_utc();
+        let stamped = times.stamp(original).expect("stamp");
+        let stamped = NaiveDateTime::parse_from_str(&stamped, DATE_FORMAT).expect("date");
+        assert!(
+            (stamped - now).num_seconds().abs() <= 1,
+            "live clock stamps now"
+        );
+    }
+
+    #[test]
+    fn file_lines_are_restamped_only_when_they_are_review_objects() {
+        let mut times = EventTimes::new(&StreamerConfig::default());
+        let line = r#"{"review_id":"r","date":"2018-07-07 22:09:11"}"#.to_owned();
+        assert!(!times.restamp_line(line).contains("2018-07-07"));
+        assert_eq!(times.restamp_line("not json".to_owned()), "not json");
+    }
+
+    #[test]
     fn validate_names_the_bad_field() {
         let mut config = StreamerConfig::default();
         assert!(validate(&config).is_ok());
@@ -306,6 +437,12 @@ mod tests {
         };
         let err = validate(&config).expect_err("missing file");
         assert!(err.to_string().starts_with("source"), "{err}");
+        config = StreamerConfig {
+            late_share: 1.5,
+            ..StreamerConfig::default()
+        };
+        let err = validate(&config).expect_err("late share");
+        assert!(err.to_string().starts_with("late_share"), "{err}");
         config = StreamerConfig {
             listen: "nowhere".into(),
             ..StreamerConfig::default()

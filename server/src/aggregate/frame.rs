@@ -1,0 +1,262 @@
+//! One micro-batch as a Polars DataFrame, and its tumbling and sliding windows computed with
+//! `group_by_dynamic` — the same query a learner would write in Python Polars.
+
+use std::collections::BTreeMap;
+
+use app::api::WindowKind;
+use polars::prelude::*;
+
+use super::windows::{Agg, Event, Partials, Spec, WindowId};
+
+const TIME: &str = "time";
+const LOWER: &str = "_lower_boundary";
+const UPPER: &str = "_upper_boundary";
+
+/// The batch as columns: time (datetime, ms), sentiment (0 positive, 1 negative, 2 neutral),
+/// score, stars, business.
+pub fn events_frame(events: &[Event]) -> PolarsResult<LazyFrame> {
+    let time: Vec<i64> = events.iter().map(|e| e.time).collect();
+    let sentiment: Vec<i32> = events.iter().map(|e| e.sentiment.index() as i32).collect();
+    let score: Vec<f64> = events.iter().map(|e| e.score).collect();
+    let stars: Vec<i32> = events.iter().map(|e| i32::from(e.stars)).collect();
+    let business: Vec<&str> = events.iter().map(|e| e.business_id.as_str()).collect();
+    let frame = df!(
+        TIME => time,
+        "sentiment" => sentiment,
+        "score" => score,
+        "stars" => stars,
+        "business" => business,
+    )?;
+    Ok(frame
+        .lazy()
+        .with_column(col(TIME).cast(DataType::Datetime(TimeUnit::Milliseconds, None)))
+        .sort([TIME], SortMultipleOptions::default()))
+}
+
+/// Windows of `size_ms` starting every `every_ms`, aligned to multiples of `every_ms`, each
+/// holding every event in `[start, start + size)`. Polars starts the first window at the first
+/// event's time truncated to `every`; moving the boundaries back by `size − every` makes it the
+/// earliest window that contains that event (for sliding windows, `size` a multiple of `every`).
+fn dynamic_options(size_ms: i64, every_ms: i64) -> PolarsResult<DynamicGroupOptions> {
+    let millis = |ms: i64| Duration::try_parse(&format!("{ms}ms"));
+    let back = size_ms - every_ms;
+    Ok(DynamicGroupOptions {
+        every: millis(every_ms)?,
+        period: millis(size_ms)?,
+        offset: if back > 0 {
+            Duration::try_parse(&format!("-{back}ms"))?
+        } else {
+            millis(0)?
+        },
+        label: Label::Left,
+        include_boundaries: true,
+        closed_window: ClosedWindow::Left,
+        start_by: StartBy::WindowBound,
+        ..Default::default()
+    })
+}
+
+/// Per-window counts and sums: the window aggregate the stage and the benchmark run.
+pub fn window_counts(frame: LazyFrame, size_ms: i64, every_ms: i64) -> PolarsResult<DataFrame> {
+    let count_of = |column: &str, value: i32, name: &str| {
+        col(column)
+            .eq(lit(value))
+            .cast(DataType::UInt64)
+            .sum()
+            .alias(name)
+    };
+    let mut aggregations = vec![
+        count_of("sentiment", 0, "positive"),
+        count_of("sentiment", 1, "negative"),
+        count_of("sentiment", 2, "neutral"),
+        col("score").sum().alias("score_sum"),
+        col("stars").cast(DataType::UInt64).sum().alias("stars_sum"),
+    ];
+    for stars in 1..=5 {
+        aggregations.push(count_of("stars", stars, &format!("stars_{stars}")));
+    }
+    frame
+        .group_by_dynamic(col(TIME), [], dynamic_options(size_ms, every_ms)?)
+        .agg(aggregations)
+        .collect()
+}
+
+/// Reviews per business and window.
+fn business_counts(frame: LazyFrame, size_ms: i64, every_ms: i64) -> PolarsResult<DataFrame> {
+    frame
+        .group_by_dynamic(
+            col(TIME),
+            [col("business")],
+            dynamic_options(size_ms, every_ms)?,
+        )
+        .agg([len().cast(DataType::UInt64).alias("n")])
+        .collect()
+}
+
+/// The batch's tumbling and sliding windows, ready to merge into the stage's state.
+pub fn window_partials(events: &[Event], spec: &Spec) -> PolarsResult<Partials> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let frame = events_frame(events)?;
+    let mut partials = Vec::new();
+    for (kind, size, every) in [
+        (WindowKind::Tumbling, spec.tumbling_ms, spec.tumbling_ms),
+        (WindowKind::Sliding, spec.sliding_ms, spec.slide_ms),
+    ] {
+        let mut windows = read_counts(kind, &window_counts(frame.clone(), size, every)?)?;
+        add_businesses(
+            kind,
+            &business_counts(frame.clone(), size, every)?,
+            &mut windows,
+        )?;
+        partials.extend(windows.into_iter().filter(|(_, agg)| agg.total() > 0));
+    }
+    Ok(partials)
+}
+
+fn read_counts(kind: WindowKind, frame: &DataFrame) -> PolarsResult<BTreeMap<WindowId, Agg>> {
+    let starts = i64s(frame, LOWER)?;
+    let ends = i64s(frame, UPPER)?;
+    let sentiments: Vec<Vec<u64>> = ["positive", "negative", "neutral"]
+        .iter()
+        .map(|name| u64s(frame, name))
+        .collect::<PolarsResult<_>>()?;
+    let stars: Vec<Vec<u64>> = (1..=5)
+        .map(|s| u64s(frame, &format!("stars_{s}")))
+        .collect::<PolarsResult<_>>()?;
+    let score_sums = f64s(frame, "score_sum")?;
+    let stars_sums = u64s(frame, "stars_sum")?;
+    let mut windows = BTreeMap::new();
+    for row in 0..frame.height() {
+        let agg = Agg {
+            counts: [sentiments[0][row], sentiments[1][row], sentiments[2][row]],
+            score_sum: score_sums[row],
+            stars_sum: stars_sums[row],
+            stars: [
+                stars[0][row],
+                stars[1][row],
+                stars[2][row],
+                stars[3][row],
+                stars[4][row],
+            ],
+            businesses: BTreeMap::new(),
+        };
+        let id = WindowId {
+            kind,
+            start: starts[row],
+            end: ends[row],
+            key: None,
+        };
+        windows.insert(id, agg);
+    }
+    Ok(windows)
+}
+
+fn add_businesses(
+    kind: WindowKind,
+    frame: &DataFrame,
+    windows: &mut BTreeMap<WindowId, Agg>,
+) -> PolarsResult<()> {
+    let starts = i64s(frame, LOWER)?;
+    let ends = i64s(frame, UPPER)?;
+    let counts = u64s(frame, "n")?;
+    let businesses = frame.column("business")?.str()?;
+    for (row, business) in businesses.iter().enumerate() {
+        let id = WindowId {
+            kind,
+            start: starts[row],
+            end: ends[row],
+            key: None,
+        };
+        if let (Some(agg), Some(business)) = (windows.get_mut(&id), business) {
+            agg.businesses.insert(business.to_owned(), counts[row]);
+        }
+    }
+    Ok(())
+}
+
+fn i64s(frame: &DataFrame, name: &str) -> PolarsResult<Vec<i64>> {
+    let column = frame.column(name)?.cast(&DataType::Int64)?;
+    Ok(column
+        .i64()?
+        .iter()
+        .map(Option::unwrap_or_default)
+        .collect())
+}
+
+fn u64s(frame: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
+    let column = frame.column(name)?.cast(&DataType::UInt64)?;
+    Ok(column
+        .u64()?
+        .iter()
+        .map(Option::unwrap_or_default)
+        .collect())
+}
+
+fn f64s(frame: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
+    let column = frame.column(name)?.cast(&DataType::Float64)?;
+    Ok(column
+        .f64()?
+        .iter()
+        .map(Option::unwrap_or_default)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::windows::reference_partials;
+    use app::api::{OutputMode, Sentiment};
+
+    fn events(n: usize) -> Vec<Event> {
+        // Irregular times over ~40 minutes, some negative (before 1970), shuffled order.
+        (0..n)
+            .map(|i| {
+                let i = i as i64;
+                Event {
+                    review_id: format!("r{i}"),
+                    time: (i * 7_919 % 2_400_000) - 600_000 + (i % 13) * 1_000,
+                    sentiment: Sentiment::ALL[(i % 3) as usize],
+                    score: (i % 11) as f64 / 10.0 - 0.5,
+                    stars: (i % 5 + 1) as u8,
+                    business_id: format!("b{}", i % 4),
+                }
+            })
+            .collect()
+    }
+
+    fn spec() -> Spec {
+        Spec {
+            tumbling_ms: 60_000,
+            sliding_ms: 60_000,
+            slide_ms: 15_000,
+            gap_ms: 30_000,
+            lateness_ms: 0,
+            mode: OutputMode::Append,
+        }
+    }
+
+    #[test]
+    fn polars_windows_equal_the_one_event_at_a_time_reference() {
+        let events = events(2_000);
+        let mut polars = window_partials(&events, &spec()).expect("polars");
+        let mut reference = reference_partials(&events, &spec());
+        polars.sort_by(|a, b| a.0.cmp(&b.0));
+        reference.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(polars.len(), reference.len());
+        for ((wp, ap), (wr, ar)) in polars.iter().zip(&reference) {
+            assert_eq!(wp, wr);
+            assert_eq!(ap.counts, ar.counts, "{wp:?}");
+            assert_eq!(ap.stars, ar.stars, "{wp:?}");
+            assert_eq!(ap.stars_sum, ar.stars_sum);
+            assert_eq!(ap.businesses, ar.businesses, "{wp:?}");
+            assert!((ap.score_sum - ar.score_sum).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn an_empty_batch_has_no_windows() {
+        assert!(window_partials(&[], &spec()).expect("empty").is_empty());
+    }
+}

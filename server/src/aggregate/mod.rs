@@ -1,0 +1,207 @@
+//! Stage 4, windowed aggregates: a micro-batch job on `reviews.sentiment`, like a Spark
+//! Structured Streaming query with a trigger, a watermark and an output mode.
+//!
+//! Each trigger reads what arrived, drops (or sets aside) records behind the watermark and
+//! records already counted, computes tumbling and sliding windows with Polars ([`frame`]),
+//! merges them and the per-business sessions into the state ([`windows`]), writes what the
+//! output mode emits to `reviews.aggregates`, and checkpoints state + offsets atomically
+//! ([`checkpoint`]) before committing. A restart resumes from the checkpoint.
+
+pub mod checkpoint;
+pub mod frame;
+pub mod run;
+pub mod windows;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use app::api::{AggregateConfig, AggregateView, WindowKind};
+
+use windows::{Spec, WindowState};
+
+/// Most windows one event may fall into (sliding size ÷ slide).
+const MAX_WINDOWS_PER_EVENT: u64 = 60;
+/// Longest window, gap or lateness: one week, in seconds.
+const MAX_SPAN_SECS: u64 = 7 * 24 * 3600;
+
+/// Checks a config; the message names the field.
+pub fn validate(config: &AggregateConfig) -> Result<Spec, String> {
+    let span = |name: &str, value: u64| -> Result<i64, String> {
+        if (1..=MAX_SPAN_SECS).contains(&value) {
+            Ok(value as i64 * 1000)
+        } else {
+            Err(format!(
+                "{name}: must be 1..={MAX_SPAN_SECS} seconds, got {value}"
+            ))
+        }
+    };
+    let tumbling_ms = span("tumbling_secs", config.tumbling_secs)?;
+    let sliding_ms = span("sliding_secs", config.sliding_secs)?;
+    let slide_ms = span("slide_secs", config.slide_secs)?;
+    let gap_ms = span("session_gap_secs", config.session_gap_secs)?;
+    if config.allowed_lateness_secs > MAX_SPAN_SECS {
+        return Err(format!(
+            "allowed_lateness_secs: must be 0..={MAX_SPAN_SECS}, got {}",
+            config.allowed_lateness_secs
+        ));
+    }
+    if config.slide_secs > config.sliding_secs || config.sliding_secs % config.slide_secs != 0 {
+        return Err(format!(
+            "slide_secs: must divide sliding_secs ({}), got {}",
+            config.sliding_secs, config.slide_secs
+        ));
+    }
+    if config.sliding_secs / config.slide_secs > MAX_WINDOWS_PER_EVENT {
+        return Err(format!(
+            "slide_secs: a review would fall into {} sliding windows; at most {MAX_WINDOWS_PER_EVENT}",
+            config.sliding_secs / config.slide_secs
+        ));
+    }
+    if config.trigger_ms != 0 && !(100..=60_000).contains(&config.trigger_ms) {
+        return Err(format!(
+            "trigger_ms: must be 0 (once) or 100..=60000, got {}",
+            config.trigger_ms
+        ));
+    }
+    if config.group.trim().is_empty() {
+        return Err("group: must not be empty".to_owned());
+    }
+    Ok(Spec {
+        tumbling_ms,
+        sliding_ms,
+        slide_ms,
+        gap_ms,
+        lateness_ms: config.allowed_lateness_secs as i64 * 1000,
+        mode: config.output_mode,
+    })
+}
+
+/// Counters of the stage since it last started, and the latest view of its windows.
+#[derive(Default)]
+pub struct AggregateMetrics {
+    consumed: AtomicU64,
+    late_to_topic: AtomicU64,
+    dlq: AtomicU64,
+    emitted: AtomicU64,
+    triggers: AtomicU64,
+    batch_ms: AtomicU64,
+    checkpoint_ms: AtomicU64,
+    last_batch: AtomicU64,
+    view: Mutex<AggregateView>,
+}
+
+impl AggregateMetrics {
+    pub fn reset(&self) {
+        for counter in [
+            &self.consumed,
+            &self.late_to_topic,
+            &self.dlq,
+            &self.emitted,
+            &self.triggers,
+            &self.batch_ms,
+            &self.checkpoint_ms,
+            &self.last_batch,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        let view = self.view();
+        let mut counters: BTreeMap<String, u64> = [
+            ("consumed", &self.consumed),
+            ("late_to_topic", &self.late_to_topic),
+            ("dlq", &self.dlq),
+            ("emitted", &self.emitted),
+            ("triggers", &self.triggers),
+            ("batch_ms", &self.batch_ms),
+            ("checkpoint_ms", &self.checkpoint_ms),
+            ("last_batch", &self.last_batch),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.load(Ordering::Relaxed)))
+        .collect();
+        counters.insert("counted".into(), view.counted);
+        counters.insert("late".into(), view.late_records);
+        counters.insert("duplicates".into(), view.duplicates);
+        counters
+    }
+
+    /// The windows and watermark as of the last trigger.
+    pub fn view(&self) -> AggregateView {
+        match self.view.lock() {
+            Ok(view) => view.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The view with only one kind of window.
+    pub fn view_of(&self, kind: WindowKind) -> AggregateView {
+        let mut view = self.view();
+        view.windows.retain(|w| w.kind == kind);
+        view
+    }
+
+    fn publish(&self, state: &WindowState) {
+        let view = AggregateView {
+            watermark: state.watermark,
+            max_event_time: state.max_event_time,
+            late_records: state.late,
+            duplicates: state.duplicates,
+            counted: state.counted,
+            windows: state.rows(None),
+        };
+        match self.view.lock() {
+            Ok(mut slot) => *slot = view,
+            Err(poisoned) => *poisoned.into_inner() = view,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_are_checked_and_errors_name_the_field() {
+        let spec = validate(&AggregateConfig::default()).expect("defaults");
+        assert_eq!(
+            (spec.tumbling_ms, spec.sliding_ms, spec.slide_ms),
+            (60_000, 60_000, 15_000)
+        );
+        let bad = |config: AggregateConfig, field: &str| {
+            let err = validate(&config).expect_err(field);
+            assert!(err.starts_with(field), "{err}");
+        };
+        bad(
+            AggregateConfig {
+                slide_secs: 7,
+                ..AggregateConfig::default()
+            },
+            "slide_secs",
+        );
+        bad(
+            AggregateConfig {
+                tumbling_secs: 0,
+                ..AggregateConfig::default()
+            },
+            "tumbling_secs",
+        );
+        bad(
+            AggregateConfig {
+                trigger_ms: 5,
+                ..AggregateConfig::default()
+            },
+            "trigger_ms",
+        );
+        bad(
+            AggregateConfig {
+                sliding_secs: 3600,
+                slide_secs: 1,
+                ..AggregateConfig::default()
+            },
+            "slide_secs",
+        );
+    }
+}

@@ -1,0 +1,644 @@
+//! Window state across micro-batches: which records are late or duplicates, what each window
+//! holds, when the watermark closes it, and what each output mode emits.
+//!
+//! Tumbling and sliding windows of a batch are computed by Polars ([`super::frame`]) and merged
+//! here (counts and sums add up). Session windows (per business) are merged here directly: a
+//! batch's events can join, extend or bridge sessions of earlier batches.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use app::api::{OutputMode, Sentiment, SentimentCounts, TermCount, WindowKind, WindowRow};
+use serde::{Deserialize, Serialize};
+
+/// Closed windows kept for display, per kind.
+const CLOSED_KEPT: usize = 120;
+/// Businesses listed per window.
+const TOP_BUSINESSES: usize = 3;
+
+/// One enriched review, reduced to what the windows need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub review_id: String,
+    /// Event or processing time, milliseconds since the Unix epoch.
+    pub time: i64,
+    pub sentiment: Sentiment,
+    pub score: f64,
+    pub stars: u8,
+    pub business_id: String,
+}
+
+/// Window sizes in milliseconds, the watermark delay and the output mode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spec {
+    pub tumbling_ms: i64,
+    pub sliding_ms: i64,
+    pub slide_ms: i64,
+    pub gap_ms: i64,
+    pub lateness_ms: i64,
+    pub mode: OutputMode,
+}
+
+/// What a window has counted; adding two gives the aggregate of both.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Agg {
+    /// Per sentiment, in [`Sentiment::ALL`] order.
+    pub counts: [u64; 3],
+    pub score_sum: f64,
+    pub stars_sum: u64,
+    /// Per stars value, 1★ … 5★.
+    pub stars: [u64; 5],
+    pub businesses: BTreeMap<String, u64>,
+}
+
+impl Agg {
+    pub fn add(&mut self, event: &Event) {
+        self.counts[event.sentiment.index()] += 1;
+        self.score_sum += event.score;
+        self.stars_sum += u64::from(event.stars);
+        if let Some(slot) = self.stars.get_mut(usize::from(event.stars).wrapping_sub(1)) {
+            *slot += 1;
+        }
+        *self
+            .businesses
+            .entry(event.business_id.clone())
+            .or_default() += 1;
+    }
+
+    pub fn merge(&mut self, other: &Agg) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
+            *mine += theirs;
+        }
+        self.score_sum += other.score_sum;
+        self.stars_sum += other.stars_sum;
+        for (mine, theirs) in self.stars.iter_mut().zip(other.stars) {
+            *mine += theirs;
+        }
+        for (business, count) in &other.businesses {
+            *self.businesses.entry(business.clone()).or_default() += count;
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// A window: its kind, bounds (`start` inclusive, `end` exclusive) and, for sessions, business.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WindowId {
+    pub kind: WindowKind,
+    pub start: i64,
+    pub end: i64,
+    pub key: Option<String>,
+}
+
+impl WindowId {
+    /// The record key in `reviews.aggregates`: the same window always has the same key.
+    pub fn record_key(&self) -> String {
+        match &self.key {
+            Some(key) => format!("{}:{key}:{}", self.kind.as_str(), self.start),
+            None => format!("{}:{}:{}", self.kind.as_str(), self.start, self.end),
+        }
+    }
+}
+
+/// One result written to `reviews.aggregates`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emitted {
+    pub window: WindowId,
+    pub agg: Agg,
+    pub closed: bool,
+}
+
+/// What one batch did.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    pub emitted: Vec<Emitted>,
+    /// Records behind the watermark, in arrival order.
+    pub late: Vec<Event>,
+    pub duplicates: u64,
+    pub counted: u64,
+}
+
+/// Everything the stage remembers between batches; checkpointed after each one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowState {
+    /// Tumbling and sliding windows not yet closed (or all of them in complete mode).
+    #[serde(with = "as_pairs")]
+    pub open: BTreeMap<WindowId, Agg>,
+    /// Session windows per business, not yet closed, sorted by start.
+    pub sessions: BTreeMap<String, Vec<(i64, i64, Agg)>>,
+    /// The latest closed windows, for display.
+    pub closed: VecDeque<(WindowId, Agg)>,
+    pub watermark: Option<i64>,
+    pub max_event_time: Option<i64>,
+    /// `review_id` → time, for records not yet behind the watermark (dedup horizon).
+    pub seen: HashMap<String, i64>,
+    pub late: u64,
+    pub duplicates: u64,
+    pub counted: u64,
+}
+
+/// Per-window partial aggregates of one batch, as Polars computes them.
+pub type Partials = Vec<(WindowId, Agg)>;
+
+impl WindowState {
+    /// Folds one batch into the state. `partials` computes the batch's tumbling and sliding
+    /// windows (Polars); everything else happens here.
+    pub fn process<E>(
+        &mut self,
+        spec: &Spec,
+        events: Vec<Event>,
+        partials: impl FnOnce(&[Event]) -> Result<Partials, E>,
+    ) -> Result<BatchOutcome, E> {
+        let mut outcome = BatchOutcome::default();
+        let kept = self.admit(events, &mut outcome);
+        let mut changed: BTreeSet<WindowId> = BTreeSet::new();
+        for (window, agg) in partials(&kept)? {
+            self.open.entry(window.clone()).or_default().merge(&agg);
+            changed.insert(window);
+        }
+        for event in &kept {
+            changed.insert(self.add_to_session(event, spec.gap_ms));
+        }
+        // A session that was later merged into another no longer exists: emit only live ones.
+        let live_sessions = self.session_ids();
+        changed.retain(|w| w.kind != WindowKind::Session || live_sessions.contains(w));
+
+        if let Some(latest) = kept.iter().map(|e| e.time).max() {
+            let max = self.max_event_time.map_or(latest, |m| m.max(latest));
+            self.max_event_time = Some(max);
+            // The watermark only moves forward.
+            let candidate = max - spec.lateness_ms;
+            self.watermark = Some(self.watermark.map_or(candidate, |w| w.max(candidate)));
+        }
+        outcome.emitted = self.emit(spec.mode, &changed);
+        self.forget_seen_behind_watermark();
+        Ok(outcome)
+    }
+
+    /// Splits off late records and duplicates; returns the records to count.
+    fn admit(&mut self, events: Vec<Event>, outcome: &mut BatchOutcome) -> Vec<Event> {
+        let mut kept = Vec::with_capacity(events.len());
+        for event in events {
+            if self.watermark.is_some_and(|w| event.time < w) {
+                self.late += 1;
+                outcome.late.push(event);
+            } else if self.seen.contains_key(&event.review_id) {
+                self.duplicates += 1;
+                outcome.duplicates += 1;
+            } else {
+                self.seen.insert(event.review_id.clone(), event.time);
+                self.counted += 1;
+                outcome.counted += 1;
+                kept.push(event);
+            }
+        }
+        kept
+    }
+
+    /// Adds an event to its business's session, extending or bridging sessions as needed.
+    fn add_to_session(&mut self, event: &Event, gap: i64) -> WindowId {
+        let sessions = self.sessions.entry(event.business_id.clone()).or_default();
+        let mut merged = (event.time, event.time + gap, Agg::default());
+        merged.2.add(event);
+        // Every session this event's own [t, t + gap) touches joins it.
+        let (touching, rest): (Vec<_>, Vec<_>) = std::mem::take(sessions)
+            .into_iter()
+            .partition(|(start, end, _)| *start < merged.1 && merged.0 < *end);
+        for (start, end, agg) in touching {
+            merged.0 = merged.0.min(start);
+            merged.1 = merged.1.max(end);
+            merged.2.merge(&agg);
+        }
+        *sessions = rest;
+        let id = WindowId {
+            kind: WindowKind::Session,
+            start: merged.0,
+            end: merged.1,
+            key: Some(event.business_id.clone()),
+        };
+        let position = sessions.partition_point(|(start, _, _)| *start < merged.0);
+        sessions.insert(position, merged);
+        id
+    }
+
+    fn session_ids(&self) -> BTreeSet<WindowId> {
+        self.sessions
+            .iter()
+            .flat_map(|(business, sessions)| {
+                sessions.iter().map(|(start, end, _)| WindowId {
+                    kind: WindowKind::Session,
+                    start: *start,
+                    end: *end,
+                    key: Some(business.clone()),
+                })
+            })
+            .collect()
+    }
+
+    fn session(&self, id: &WindowId) -> Option<&Agg> {
+        let sessions = self.sessions.get(id.key.as_deref()?)?;
+        sessions
+            .iter()
+            .find(|(start, end, _)| *start == id.start && *end == id.end)
+            .map(|(_, _, agg)| agg)
+    }
+
+    fn agg(&self, id: &WindowId) -> Option<&Agg> {
+        match id.kind {
+            WindowKind::Session => self.session(id),
+            _ => self.open.get(id),
+        }
+    }
+
+    fn is_closed(&self, id: &WindowId) -> bool {
+        self.watermark.is_some_and(|w| id.end <= w)
+    }
+
+    /// What the output mode emits now; closed windows leave the state (except in complete mode).
+    fn emit(&mut self, mode: OutputMode, changed: &BTreeSet<WindowId>) -> Vec<Emitted> {
+        let all: Vec<WindowId> = self
+            .open
+            .keys()
+            .cloned()
+            .chain(self.session_ids())
+            .collect();
+        let chosen: Vec<&WindowId> = match mode {
+            OutputMode::Append => all.iter().filter(|w| self.is_closed(w)).collect(),
+            OutputMode::Update => all.iter().filter(|w| changed.contains(*w)).collect(),
+            OutputMode::Complete => all.iter().collect(),
+        };
+        let emitted = chosen
+            .into_iter()
+            .filter_map(|window| {
+                Some(Emitted {
+                    window: window.clone(),
+                    agg: self.agg(window)?.clone(),
+                    closed: self.is_closed(window),
+                })
+            })
+            .collect();
+        if mode != OutputMode::Complete {
+            self.evict_closed(&all);
+        }
+        emitted
+    }
+
+    fn evict_closed(&mut self, all: &[WindowId]) {
+        let closed: Vec<&WindowId> = all.iter().filter(|w| self.is_closed(w)).collect();
+        for window in closed {
+            let agg = match window.kind {
+                WindowKind::Session => {
+                    let Some(sessions) = window.key.as_ref().and_then(|k| self.sessions.get_mut(k))
+                    else {
+                        continue;
+                    };
+                    let Some(i) = sessions
+                        .iter()
+                        .position(|(s, e, _)| *s == window.start && *e == window.end)
+                    else {
+                        continue;
+                    };
+                    sessions.remove(i).2
+                }
+                _ => match self.open.remove(window) {
+                    Some(agg) => agg,
+                    None => continue,
+                },
+            };
+            self.closed.push_back((window.clone(), agg));
+        }
+        self.sessions.retain(|_, sessions| !sessions.is_empty());
+        self.trim_closed();
+    }
+
+    fn trim_closed(&mut self) {
+        for kind in WindowKind::ALL {
+            let kept = self.closed.iter().filter(|(w, _)| w.kind == kind).count();
+            let mut excess = kept.saturating_sub(CLOSED_KEPT);
+            self.closed.retain(|(w, _)| {
+                if w.kind == kind && excess > 0 {
+                    excess -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+    }
+
+    fn forget_seen_behind_watermark(&mut self) {
+        if let Some(watermark) = self.watermark {
+            self.seen.retain(|_, time| *time >= watermark);
+        }
+    }
+
+    /// Open and recently closed windows of `kind` (all kinds when `None`), oldest first.
+    pub fn rows(&self, kind: Option<WindowKind>) -> Vec<WindowRow> {
+        let open = self.open.iter().map(|(w, a)| (w.clone(), a)).chain(
+            self.session_ids().into_iter().filter_map(|w| {
+                let agg = self.session(&w)?;
+                Some((w, agg))
+            }),
+        );
+        let closed = self.closed.iter().map(|(w, a)| (w.clone(), a));
+        let mut rows: Vec<WindowRow> = closed
+            .chain(open)
+            .filter(|(w, _)| kind.is_none_or(|k| w.kind == k))
+            .map(|(w, a)| row(&w, a, self.is_closed(&w)))
+            .collect();
+        rows.sort_by(|a, b| (a.kind, a.start, &a.key).cmp(&(b.kind, b.start, &b.key)));
+        rows
+    }
+}
+
+/// JSON objects need string keys: a map keyed by window is stored as a list of pairs.
+mod as_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{Agg, WindowId};
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<WindowId, Agg>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<WindowId, Agg>, D::Error> {
+        let pairs: Vec<(WindowId, Agg)> = Vec::deserialize(deserializer)?;
+        Ok(pairs.into_iter().collect())
+    }
+}
+
+/// A window as the API shows it.
+pub fn row(window: &WindowId, agg: &Agg, closed: bool) -> WindowRow {
+    let n = agg.total();
+    let counts: SentimentCounts = Sentiment::ALL
+        .iter()
+        .map(|s| (*s, agg.counts[s.index()]))
+        .collect();
+    let mut top: Vec<TermCount> = agg
+        .businesses
+        .iter()
+        .map(|(key, count)| TermCount {
+            key: key.clone(),
+            count: *count,
+        })
+        .collect();
+    top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+    top.truncate(TOP_BUSINESSES);
+    WindowRow {
+        kind: window.kind,
+        start: window.start,
+        end: window.end,
+        key: window.key.clone(),
+        counts,
+        avg_score: (n > 0).then(|| agg.score_sum / n as f64),
+        avg_stars: (n > 0).then(|| agg.stars_sum as f64 / n as f64),
+        stars: agg.stars,
+        top_businesses: top,
+        closed,
+    }
+}
+
+/// Tumbling and sliding windows computed one event at a time: the reference the Polars
+/// computation is tested against, and a fallback-free way to state what a window is.
+pub fn reference_partials(events: &[Event], spec: &Spec) -> Partials {
+    let mut windows: BTreeMap<WindowId, Agg> = BTreeMap::new();
+    for event in events {
+        for (kind, size, every) in [
+            (WindowKind::Tumbling, spec.tumbling_ms, spec.tumbling_ms),
+            (WindowKind::Sliding, spec.sliding_ms, spec.slide_ms),
+        ] {
+            // Windows start at multiples of `every`; the event is in those starting within
+            // (time − size, time].
+            let last = event.time.div_euclid(every) * every;
+            let mut start = last;
+            while start > event.time - size {
+                let id = WindowId {
+                    kind,
+                    start,
+                    end: start + size,
+                    key: None,
+                };
+                windows.entry(id).or_default().add(event);
+                start -= every;
+            }
+        }
+    }
+    windows.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    fn event(id: &str, minute_tenths: i64, sentiment: Sentiment, business: &str) -> Event {
+        Event {
+            review_id: id.into(),
+            time: minute_tenths * MIN / 10,
+            sentiment,
+            score: match sentiment {
+                Sentiment::Positive => 0.5,
+                Sentiment::Negative => -0.5,
+                Sentiment::Neutral => 0.0,
+            },
+            stars: match sentiment {
+                Sentiment::Positive => 5,
+                Sentiment::Negative => 1,
+                Sentiment::Neutral => 3,
+            },
+            business_id: business.into(),
+        }
+    }
+
+    fn spec(mode: OutputMode) -> Spec {
+        Spec {
+            tumbling_ms: MIN,
+            sliding_ms: MIN,
+            slide_ms: MIN / 2,
+            gap_ms: MIN,
+            lateness_ms: MIN,
+            mode,
+        }
+    }
+
+    fn process(state: &mut WindowState, spec: &Spec, events: Vec<Event>) -> BatchOutcome {
+        state
+            .process(spec, events, |kept| {
+                Ok::<_, ()>(reference_partials(kept, spec))
+            })
+            .expect("process")
+    }
+
+    /// (kind, start minute ×10, end minute ×10, total) of the emitted windows.
+    fn summary(emitted: &[Emitted]) -> Vec<(WindowKind, i64, i64, u64)> {
+        emitted
+            .iter()
+            .map(|e| {
+                (
+                    e.window.kind,
+                    e.window.start * 10 / MIN,
+                    e.window.end * 10 / MIN,
+                    e.agg.total(),
+                )
+            })
+            .collect()
+    }
+
+    use Sentiment::{Negative as N, Positive as P};
+    use WindowKind::{Session as Se, Sliding as Sl, Tumbling as Tu};
+
+    #[test]
+    fn tumbling_and_sliding_windows_by_hand() {
+        // Events at 0.2, 0.7, 1.1 and 2.5 minutes.
+        let events = vec![
+            event("a", 2, P, "b1"),
+            event("b", 7, N, "b1"),
+            event("c", 11, P, "b2"),
+            event("d", 25, P, "b1"),
+        ];
+        let partials = reference_partials(&events, &spec(OutputMode::Update));
+        let got: Vec<_> = partials
+            .iter()
+            .map(|(w, a)| (w.kind, w.start * 10 / MIN, w.end * 10 / MIN, a.counts))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                // Tumbling 1 min: [0,1) a b · [1,2) c · [2,3) d
+                (Tu, 0, 10, [1, 1, 0]),
+                (Tu, 10, 20, [1, 0, 0]),
+                (Tu, 20, 30, [1, 0, 0]),
+                // Sliding 1 min every 30 s: [-0.5,0.5) a · [0,1) a b · [0.5,1.5) b c ·
+                // [1,2) c · [2,3) d · [2.5,3.5) d
+                (Sl, -5, 5, [1, 0, 0]),
+                (Sl, 0, 10, [1, 1, 0]),
+                (Sl, 5, 15, [1, 1, 0]),
+                (Sl, 10, 20, [1, 0, 0]),
+                (Sl, 20, 30, [1, 0, 0]),
+                (Sl, 25, 35, [1, 0, 0]),
+            ]
+        );
+    }
+
+    #[test]
+    fn append_emits_each_window_once_when_the_watermark_passes_it() {
+        let spec = spec(OutputMode::Append);
+        let mut state = WindowState::default();
+        let first = process(
+            &mut state,
+            &spec,
+            vec![event("a", 2, P, "b1"), event("b", 7, N, "b1")],
+        );
+        // max 0.7, watermark −0.3: nothing closed yet.
+        assert!(first.emitted.is_empty());
+        assert_eq!(state.watermark, Some(-3 * MIN / 10));
+
+        let second = process(&mut state, &spec, vec![event("c", 25, P, "b2")]);
+        // max 2.5, watermark 1.5: closes tumbling [0,1), sliding [-0.5,0.5) [0,1) [0.5,1.5),
+        // and b1's session [0.2, 1.7)? No: it ends at 0.7 + 1 = 1.7 > 1.5, still open.
+        assert_eq!(
+            summary(&second.emitted),
+            [
+                (Tu, 0, 10, 2),
+                (Sl, -5, 5, 1),
+                (Sl, 0, 10, 2),
+                (Sl, 5, 15, 1)
+            ]
+        );
+        let third = process(&mut state, &spec, vec![event("d", 40, N, "b2")]);
+        // watermark 3.0: closes tumbling [2,3), sliding [2,3) and b1's session [0.2,1.7).
+        assert_eq!(
+            summary(&third.emitted),
+            [(Tu, 20, 30, 1), (Sl, 20, 30, 1), (Se, 2, 17, 2)]
+        );
+        // Nothing is emitted twice.
+        let again = process(&mut state, &spec, vec![]);
+        assert!(again.emitted.is_empty());
+    }
+
+    #[test]
+    fn update_emits_changed_windows_and_complete_emits_all() {
+        let mut update = WindowState::default();
+        let spec_u = spec(OutputMode::Update);
+        process(&mut update, &spec_u, vec![event("a", 2, P, "b1")]);
+        let out = process(&mut update, &spec_u, vec![event("b", 4, N, "b1")]);
+        // b changes tumbling [0,1), sliding [-0.5,0.5) and [0,1), and b1's session.
+        assert_eq!(
+            summary(&out.emitted),
+            [
+                (Tu, 0, 10, 2),
+                (Sl, -5, 5, 2),
+                (Sl, 0, 10, 2),
+                (Se, 2, 14, 2)
+            ]
+        );
+
+        let mut complete = WindowState::default();
+        let spec_c = spec(OutputMode::Complete);
+        process(&mut complete, &spec_c, vec![event("a", 2, P, "b1")]);
+        process(&mut complete, &spec_c, vec![event("b", 40, N, "b2")]);
+        let out = process(&mut complete, &spec_c, vec![]);
+        // Everything ever seen, closed or not, 4 windows per event: complete mode never evicts.
+        assert_eq!(out.emitted.len(), 8);
+        assert!(out.emitted.iter().any(|e| e.closed));
+        assert!(out.emitted.iter().any(|e| !e.closed));
+    }
+
+    #[test]
+    fn late_records_are_counted_and_set_aside_and_duplicates_skipped() {
+        let spec = spec(OutputMode::Update);
+        let mut state = WindowState::default();
+        process(&mut state, &spec, vec![event("a", 50, P, "b1")]);
+        // Watermark 4.0: an event at 3.5 is late, one at 4.5 is not; "a" again is a duplicate.
+        let out = process(
+            &mut state,
+            &spec,
+            vec![
+                event("x", 35, N, "b1"),
+                event("y", 45, N, "b1"),
+                event("a", 50, P, "b1"),
+            ],
+        );
+        assert_eq!(out.late.len(), 1);
+        assert_eq!(out.late[0].review_id, "x");
+        assert_eq!(out.duplicates, 1);
+        assert_eq!(out.counted, 1);
+        assert_eq!((state.late, state.duplicates, state.counted), (1, 1, 2));
+    }
+
+    #[test]
+    fn sessions_extend_and_bridge_across_batches() {
+        let spec = Spec {
+            lateness_ms: 10 * MIN,
+            ..spec(OutputMode::Update)
+        };
+        let mut state = WindowState::default();
+        process(
+            &mut state,
+            &spec,
+            vec![
+                event("a", 0, P, "b1"),
+                event("b", 18, P, "b1"),
+                event("c", 5, P, "b2"),
+            ],
+        );
+        // b1 has two sessions, [0,1) and [1.8,2.8); b2 one.
+        assert_eq!(state.sessions["b1"].len(), 2);
+        // An event at 0.9 is within the gap of both: it bridges them into [0, 2.8).
+        let out = process(&mut state, &spec, vec![event("d", 9, N, "b1")]);
+        assert_eq!(state.sessions["b1"].len(), 1);
+        let (start, end, agg) = &state.sessions["b1"][0];
+        assert_eq!((*start, *end, agg.total()), (0, 28 * MIN / 10, 3));
+        assert!(summary(&out.emitted).contains(&(Se, 0, 28, 3)));
+    }
+}
