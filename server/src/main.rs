@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the notebook (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Score a sentiment classifier on a labelled file (one `text TAB 0|1` a line).
     Eval(EvalArgs),
     /// Measure pipeline throughput on an embedded broker (see docs/benchmarks.md).
@@ -87,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Bench(args)) => bench(args).await,
         Some(Command::Eval(args)) => eval(args).await,
         None => serve(cli.serve).await,

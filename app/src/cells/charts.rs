@@ -17,6 +17,8 @@ pub struct Bar {
     pub label: String,
     pub segments: Vec<(u64, &'static str)>,
     pub note: Option<String>,
+    /// Drawn lighter: a value that can still change (an open window).
+    pub faded: bool,
 }
 
 impl Bar {
@@ -86,7 +88,7 @@ pub fn BarChart(
                         </text>
                     }
                 });
-                view! { <g>{segments}{label}{note}</g> }
+                view! { <g class:faded=bar.faded>{segments}{label}{note}</g> }
             })
             .collect_view()
     };

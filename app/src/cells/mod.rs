@@ -1,5 +1,6 @@
 //! The notebook page and its cells, one per pipeline stage, in the order data flows.
 
+mod aggregate;
 mod charts;
 mod kafka;
 mod search;
@@ -25,11 +26,7 @@ pub fn Notebook() -> impl IntoView {
             <streamer::StreamerCell />
             <kafka::KafkaCell />
             <sentiment::SentimentCell />
-            <Placeholder
-                number=4
-                title="Windows & aggregates"
-                text="Tumbling, sliding and session windows over event time, with a watermark, late records and checkpoints, computed with Polars."
-            />
+            <aggregate::AggregateCell />
             <search::SearchCell />
         </main>
     }
@@ -98,16 +95,6 @@ fn Cell(number: u8, title: &'static str, children: Children) -> impl IntoView {
             </header>
             {children()}
         </section>
-    }
-}
-
-#[component]
-fn Placeholder(number: u8, title: &'static str, text: &'static str) -> impl IntoView {
-    view! {
-        <Cell number title>
-            <p class="explain">{text}</p>
-            <p class="coming">"This cell arrives with the next stage of the pipeline."</p>
-        </Cell>
     }
 }
 

@@ -249,6 +249,7 @@ fn Dashboards(documents: Signal<u64>) -> impl IntoView {
                     label: s.as_str().to_owned(),
                     segments: vec![(count, sentiment_class(s.index()))],
                     note: Some(thousands(i64::try_from(count).unwrap_or(i64::MAX))),
+                    faded: false,
                 }
             })
             .collect()
@@ -262,6 +263,7 @@ fn Dashboards(documents: Signal<u64>) -> impl IntoView {
                 label: format!("{}★", b.stars),
                 segments: vec![(b.count, "seg-count")],
                 note: b.avg_score.map(|v| format!("{v:+.2}")),
+                faded: false,
             })
             .collect()
     });
@@ -276,6 +278,7 @@ fn Dashboards(documents: Signal<u64>) -> impl IntoView {
                     .map(|i| (b.by_sentiment[i], sentiment_class(i)))
                     .collect(),
                 note: None,
+                faded: false,
             })
             .collect()
     });

@@ -46,7 +46,9 @@ pub fn validate(config: &AggregateConfig) -> Result<Spec, String> {
             config.allowed_lateness_secs
         ));
     }
-    if config.slide_secs > config.sliding_secs || config.sliding_secs % config.slide_secs != 0 {
+    if config.slide_secs > config.sliding_secs
+        || !config.sliding_secs.is_multiple_of(config.slide_secs)
+    {
         return Err(format!(
             "slide_secs: must divide sliding_secs ({}), got {}",
             config.sliding_secs, config.slide_secs

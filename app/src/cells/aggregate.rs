@@ -1,0 +1,312 @@
+//! Cell 4 · Windows & aggregates: a micro-batch job with a trigger, a watermark and an output
+//! mode, counting labelled reviews in tumbling, sliding and session windows side by side.
+
+use leptos::prelude::*;
+use serde_json::json;
+
+use super::charts::{Bar, BarChart, sentiment_class};
+use super::{Cell, ErrorLine, StatePill, thousands};
+use crate::api::{AggregateView, Sentiment, StageState, WindowKind, WindowRow};
+use crate::client;
+use crate::live::Live;
+
+/// Windows drawn per chart (the latest ones).
+const BARS: usize = 24;
+
+#[component]
+pub fn AggregateCell() -> impl IntoView {
+    let live = Live::use_context();
+    let stage = Memo::new(move |_| {
+        live.snapshot
+            .get()
+            .and_then(|s| s.pipeline.stage("aggregate").cloned())
+    });
+    let state = Signal::derive(move || stage.get().map(|s| s.state).unwrap_or_default());
+    let view = Memo::new(move |_| live.snapshot.get().map(|s| s.aggregate).unwrap_or_default());
+    let counter = move |name: &'static str| {
+        move || {
+            stage
+                .get()
+                .and_then(|s| s.counters.get(name).copied())
+                .unwrap_or(0)
+        }
+    };
+    let form = AggregateForm::new();
+    let error = RwSignal::new(None::<String>);
+    let running = move || matches!(state.get(), StageState::Running);
+    let start = move |_| match form.body() {
+        Ok(body) => client::post_reporting(error, "/api/stages/aggregate/start".into(), body),
+        Err(message) => error.set(Some(message)),
+    };
+    let act = move |path: &'static str| {
+        move |_| client::post_reporting(error, path.to_owned(), serde_json::Value::Null)
+    };
+
+    view! {
+        <Cell number=4 title="Windows & aggregates">
+            <p class="explain">
+                "A " <em>"micro-batch"</em> " job reads " <code>"reviews.sentiment"</code>
+                " every " <em>"trigger"</em> " and counts reviews per window with Polars. " <em>"Event time"</em>
+                " is when a review was written (its " <code>"date"</code> "); " <em>"processing time"</em>
+                " is when the job reads it. The " <em>"watermark"</em>
+                " trails the latest event time by the allowed lateness: a window closes when the watermark passes its end, and a review older than the watermark is "
+                <em>"late"</em> " — counted apart, dropped or kept in " <code>"reviews.late"</code>
+                ". Duplicates (same review id) are skipped. After every trigger the window state and the offsets it covers are "
+                <em>"checkpointed"</em> " together: crash the job, start it again, and it resumes without losing or double-counting a review."
+            </p>
+            <AggregateControls form />
+            <div class="buttons">
+                <button class="btn btn-primary" data-testid="aggregate-start" on:click=start disabled=running>
+                    "Start"
+                </button>
+                <button class="btn" data-testid="aggregate-stop" on:click=act("/api/stages/aggregate/stop") disabled=move || !running()>
+                    "Stop"
+                </button>
+                <button
+                    class="btn btn-danger"
+                    data-testid="aggregate-crash"
+                    title="Kill the job without a final checkpoint, as a crash would"
+                    on:click=act("/api/stages/aggregate/crash")
+                    disabled=move || !running()
+                >
+                    "Crash"
+                </button>
+            </div>
+            <ErrorLine error />
+            {move || stage.get().and_then(|s| s.detail).map(|d| view! { <p class="muted">{d}</p> })}
+            <div class="stats">
+                <div class="stat">
+                    <span class="stat-label">"Job " <StatePill state /></span>
+                    <span class="stat-value" data-testid="aggregate-counted">
+                        {move || thousands(i64::try_from(view.get().counted).unwrap_or(i64::MAX))}
+                    </span>
+                    <span class="stat-unit">"reviews counted in windows"</span>
+                    <span class="stat-detail">
+                        {move || format!(
+                            "{} triggers · last batch {} · {} ms · checkpoint {} ms · {} results written",
+                            counter("triggers")(), counter("last_batch")(), counter("batch_ms")(),
+                            counter("checkpoint_ms")(), counter("emitted")(),
+                        )}
+                    </span>
+                </div>
+                <div class="stat">
+                    <span class="stat-label">"Late · behind the watermark"</span>
+                    <span class="stat-value" data-testid="aggregate-late">
+                        {move || thousands(i64::try_from(view.get().late_records).unwrap_or(i64::MAX))}
+                    </span>
+                    <span class="stat-unit">{move || format!("late · {} duplicates skipped", view.get().duplicates)}</span>
+                    <Watermark view=view.into() />
+                </div>
+            </div>
+            <div class="two-col">
+                <div>
+                    <h4>"Tumbling " <span class="muted">{move || format!("· {} s", form.tumbling.get())}</span></h4>
+                    <WindowChart view=view.into() kind=WindowKind::Tumbling testid="chart-tumbling" />
+                </div>
+                <div>
+                    <h4>"Sliding " <span class="muted">{move || format!("· {} s every {} s", form.sliding.get(), form.slide.get())}</span></h4>
+                    <WindowChart view=view.into() kind=WindowKind::Sliding testid="chart-sliding" />
+                </div>
+            </div>
+            <p class="legend-row">
+                <span class="legend legend-positive">"■ positive"</span>
+                <span class="legend legend-negative">"■ negative"</span>
+                <span class="legend legend-neutral">"■ neutral"</span>
+                <span class="muted">"faded = window still open (its count can change)"</span>
+            </p>
+            <h4>"Sessions per business " <span class="muted">{move || format!("· gap {} s", form.gap.get())}</span></h4>
+            <SessionTable view=view.into() />
+        </Cell>
+    }
+}
+
+/// The form's fields, as text the learner edits.
+#[derive(Clone, Copy)]
+struct AggregateForm {
+    time: RwSignal<String>,
+    trigger: RwSignal<String>,
+    tumbling: RwSignal<String>,
+    sliding: RwSignal<String>,
+    slide: RwSignal<String>,
+    gap: RwSignal<String>,
+    lateness: RwSignal<String>,
+    late_policy: RwSignal<String>,
+    mode: RwSignal<String>,
+}
+
+impl AggregateForm {
+    fn new() -> Self {
+        let text = |s: &str| RwSignal::new(s.to_owned());
+        Self {
+            time: text("event"),
+            trigger: text("1000"),
+            tumbling: text("60"),
+            sliding: text("60"),
+            slide: text("15"),
+            gap: text("30"),
+            lateness: text("30"),
+            late_policy: text("drop"),
+            mode: text("append"),
+        }
+    }
+
+    fn body(&self) -> Result<serde_json::Value, String> {
+        let number = |field: &str, value: RwSignal<String>| {
+            let value = value.get();
+            value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{field}: enter a whole number, got {value:?}"))
+        };
+        Ok(json!({
+            "time": self.time.get(),
+            "trigger_ms": number("trigger", self.trigger)?,
+            "tumbling_secs": number("tumbling", self.tumbling)?,
+            "sliding_secs": number("sliding", self.sliding)?,
+            "slide_secs": number("slide", self.slide)?,
+            "session_gap_secs": number("session gap", self.gap)?,
+            "allowed_lateness_secs": number("allowed lateness", self.lateness)?,
+            "late_policy": self.late_policy.get(),
+            "output_mode": self.mode.get(),
+        }))
+    }
+}
+
+#[component]
+fn AggregateControls(form: AggregateForm) -> impl IntoView {
+    let select = |signal: RwSignal<String>| move |ev| signal.set(event_target_value(&ev));
+    view! {
+        <form class="controls" on:submit=|ev| ev.prevent_default()>
+            <label>
+                "Time"
+                <select name="time" on:change=select(form.time)>
+                    <option value="event" selected>"event time"</option>
+                    <option value="processing">"processing time"</option>
+                </select>
+            </label>
+            <label>"Tumbling (s)" <input type="number" min="1" name="tumbling_secs" bind:value=form.tumbling /></label>
+            <label>"Sliding (s)" <input type="number" min="1" name="sliding_secs" bind:value=form.sliding /></label>
+            <label>"Slide (s)" <input type="number" min="1" name="slide_secs" bind:value=form.slide /></label>
+            <label>"Session gap (s)" <input type="number" min="1" name="session_gap_secs" bind:value=form.gap /></label>
+            <label>"Allowed lateness (s)" <input type="number" min="0" name="allowed_lateness_secs" bind:value=form.lateness /></label>
+            <label>
+                "Late records"
+                <select name="late_policy" on:change=select(form.late_policy)>
+                    <option value="drop" selected>"count and drop"</option>
+                    <option value="topic">"count, keep in reviews.late"</option>
+                </select>
+            </label>
+            <label>
+                "Output mode"
+                <select name="output_mode" on:change=select(form.mode)>
+                    <option value="append" selected>"append (closed windows, once)"</option>
+                    <option value="update">"update (changed windows)"</option>
+                    <option value="complete">"complete (every window)"</option>
+                </select>
+            </label>
+            <label>"Trigger (ms, 0 = once)" <input type="number" min="0" name="trigger_ms" bind:value=form.trigger /></label>
+        </form>
+    }
+}
+
+/// The watermark against the latest event time.
+#[component]
+fn Watermark(view: Signal<AggregateView>) -> impl IntoView {
+    let text = move || {
+        let v = view.get();
+        match (v.watermark, v.max_event_time) {
+            (Some(watermark), Some(max)) => format!(
+                "watermark {} · latest event {} · {:.0} s behind",
+                clock(watermark),
+                clock(max),
+                (max - watermark) as f64 / 1000.0
+            ),
+            _ => "no watermark yet: it starts with the first record".to_owned(),
+        }
+    };
+    view! { <span class="stat-detail" data-testid="aggregate-watermark">{text}</span> }
+}
+
+/// The latest windows of one kind as bars stacked by sentiment; open windows faded.
+#[component]
+fn WindowChart(
+    view: Signal<AggregateView>,
+    kind: WindowKind,
+    testid: &'static str,
+) -> impl IntoView {
+    let bars = Signal::derive(move || {
+        let windows: Vec<WindowRow> = view
+            .get()
+            .windows
+            .into_iter()
+            .filter(|w| w.kind == kind)
+            .collect();
+        let skip = windows.len().saturating_sub(BARS);
+        windows
+            .into_iter()
+            .skip(skip)
+            .map(|w| Bar {
+                label: clock(w.start),
+                segments: Sentiment::ALL
+                    .iter()
+                    .map(|s| {
+                        (
+                            w.counts.get(s).copied().unwrap_or(0),
+                            sentiment_class(s.index()),
+                        )
+                    })
+                    .collect(),
+                note: None,
+                faded: !w.closed,
+            })
+            .collect::<Vec<_>>()
+    });
+    let caption = Signal::derive(move || {
+        let windows: Vec<WindowRow> = view
+            .get()
+            .windows
+            .into_iter()
+            .filter(|w| w.kind == kind)
+            .collect();
+        let open = windows.iter().filter(|w| !w.closed).count();
+        format!(
+            "{} windows ({open} open) · hover a bar for its count",
+            windows.len()
+        )
+    });
+    view! { <BarChart bars label=format!("{} windows", kind.as_str()) testid caption /> }
+}
+
+#[component]
+fn SessionTable(view: Signal<AggregateView>) -> impl IntoView {
+    view! {
+        <table class="latest" data-testid="sessions">
+            <thead>
+                <tr><th>"Business"</th><th>"From"</th><th>"To"</th><th>"Reviews"</th><th>"Avg score"</th><th>"State"</th></tr>
+            </thead>
+            <tbody>
+                {move || {
+                    let mut sessions: Vec<WindowRow> = view.get().windows.into_iter().filter(|w| w.kind == WindowKind::Session).collect();
+                    sessions.sort_by_key(|w| std::cmp::Reverse(w.end));
+                    sessions.into_iter().take(8).map(|w| view! {
+                        <tr>
+                            <td><code>{w.key.clone().unwrap_or_default().chars().take(10).collect::<String>()}</code></td>
+                            <td>{clock(w.start)}</td>
+                            <td>{clock(w.end)}</td>
+                            <td>{w.total()}</td>
+                            <td>{w.avg_score.map(|s| format!("{s:+.2}")).unwrap_or_default()}</td>
+                            <td class="muted">{if w.closed { "closed" } else { "open" }}</td>
+                        </tr>
+                    }).collect_view()
+                }}
+            </tbody>
+        </table>
+    }
+}
+
+/// `MM-DD HH:MM:SS` (UTC) of epoch milliseconds.
+fn clock(epoch_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(epoch_ms)
+        .map(|t| t.format("%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
