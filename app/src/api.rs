@@ -437,6 +437,9 @@ pub struct Snapshot {
     pub search: SearchStatus,
     #[serde(default)]
     pub aggregate: AggregateView,
+    /// The newest Parquet files, newest first.
+    #[serde(default)]
+    pub parquet: Vec<ParquetFile>,
 }
 
 impl Snapshot {
@@ -583,6 +586,49 @@ impl Default for AggregateConfig {
             output_mode: OutputMode::default(),
         }
     }
+}
+
+/// Configuration of the Parquet sink (`POST /api/stages/parquet/start`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetConfig {
+    #[serde(default = "default_parquet_group")]
+    pub group: String,
+    /// Start a new file after this many reviews…
+    #[serde(default = "default_roll_rows")]
+    pub roll_rows: u32,
+    /// …or after this many seconds, whichever comes first.
+    #[serde(default = "default_roll_secs")]
+    pub roll_secs: u32,
+}
+
+fn default_parquet_group() -> String {
+    "pipebook-parquet".to_owned()
+}
+fn default_roll_rows() -> u32 {
+    10_000
+}
+fn default_roll_secs() -> u32 {
+    30
+}
+
+impl Default for ParquetConfig {
+    fn default() -> Self {
+        Self {
+            group: default_parquet_group(),
+            roll_rows: default_roll_rows(),
+            roll_secs: default_roll_secs(),
+        }
+    }
+}
+
+/// One file the Parquet sink wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParquetFile {
+    /// Relative to `<data dir>/parquet`, e.g. `date=2024-01-01/part-1732363200000-0.parquet`.
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
 }
 
 /// Tumbling, sliding or session.

@@ -57,4 +57,12 @@ test("tumbling and sliding windows fill live; late reviews are counted behind th
   await page.getByTestId("streamer-start").click();
   await expect.poll(() => number(page, "aggregate-late"), { timeout: 60_000 }).toBeGreaterThan(10);
   await page.locator("#cell-4").screenshot({ path: "screenshots/09-windows-late.png" });
+
+  // The Parquet sink rolls a file within seconds and lists it with its row count.
+  await page.getByLabel("or after (s)").fill("2");
+  await page.getByTestId("parquet-start").click();
+  await expect(page.getByTestId("parquet-files").locator("tbody tr").first()).toContainText("date=", {
+    timeout: 30_000,
+  });
+  await page.getByTestId("parquet-stop").click();
 });

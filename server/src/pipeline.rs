@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::api::{
-    AggregateConfig, AggregateView, GroupInfo, IndexerConfig, KafkaStatus, Message, PipelineStatus,
-    ProducerConfig, SearchAggregations, SearchRequest, SearchResults, SearchStatus,
+    AggregateConfig, AggregateView, GroupInfo, IndexerConfig, KafkaStatus, Message, ParquetConfig,
+    PipelineStatus, ProducerConfig, SearchAggregations, SearchRequest, SearchResults, SearchStatus,
     SentimentConfig, Snapshot, StageState, StreamerConfig, TOPIC_AGGREGATES, TOPIC_DLQ, TOPIC_LATE,
     TOPIC_REVIEWS, TOPIC_SENTIMENT, TopicInfo, WindowKind,
 };
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use crate::aggregate::parquet::{self as parquet_sink, ParquetMetrics, ParquetSetup};
 use crate::aggregate::run::AggregateSetup;
 use crate::aggregate::{self, AggregateMetrics};
 use crate::config::{ConfigError, ServeArgs};
@@ -39,6 +40,7 @@ pub const STAGE_STREAMER: &str = "streamer";
 pub const STAGE_PRODUCER: &str = "producer";
 pub const STAGE_SENTIMENT: &str = "sentiment";
 pub const STAGE_AGGREGATE: &str = "aggregate";
+pub const STAGE_PARQUET: &str = "parquet";
 pub const STAGE_INDEXER: &str = "indexer";
 /// How long the snapshot waits for the search backend's document count.
 const SEARCH_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -113,6 +115,8 @@ pub struct Engine {
     aggregate: Arc<Stage>,
     aggregate_metrics: Arc<AggregateMetrics>,
     data_dir: PathBuf,
+    parquet: Arc<Stage>,
+    parquet_metrics: Arc<ParquetMetrics>,
     indexer: Arc<Stage>,
     indexer_metrics: Arc<IndexerMetrics>,
     search: Arc<Backend>,
@@ -152,12 +156,15 @@ impl Engine {
             aggregate: Stage::new(STAGE_AGGREGATE, false),
             aggregate_metrics: Arc::default(),
             data_dir: settings.data_dir.clone(),
+            parquet: Stage::new(STAGE_PARQUET, false),
+            parquet_metrics: Arc::default(),
             indexer: Stage::new(STAGE_INDEXER, false),
             indexer_metrics: Arc::default(),
             search,
             snapshot: watch::Sender::new(Snapshot::default()),
             closing: tokio_util::sync::CancellationToken::new(),
         });
+        engine.parquet_metrics.scan(&engine.parquet_root());
         tokio::spawn(sample_forever(Arc::downgrade(&engine)));
         Ok(engine)
     }
@@ -205,6 +212,7 @@ impl Engine {
                 producer,
                 self.sentiment.status(self.sentiment_runtime.counters()),
                 self.aggregate.status(self.aggregate_metrics.counters()),
+                self.parquet.status(self.parquet_metrics.counters()),
                 self.indexer.status(self.indexer_metrics.counters()),
             ],
         }
@@ -217,6 +225,7 @@ impl Engine {
             STAGE_PRODUCER => self.start_producer(body),
             STAGE_SENTIMENT => self.start_sentiment(body),
             STAGE_AGGREGATE => self.start_aggregate(body),
+            STAGE_PARQUET => self.start_parquet(body),
             STAGE_INDEXER => self.start_indexer(body),
             other => Err(EngineError::UnknownStage(other.to_owned())),
         }
@@ -239,6 +248,7 @@ impl Engine {
             STAGE_PRODUCER => Ok(&self.producer),
             STAGE_SENTIMENT => Ok(&self.sentiment),
             STAGE_AGGREGATE => Ok(&self.aggregate),
+            STAGE_PARQUET => Ok(&self.parquet),
             STAGE_INDEXER => Ok(&self.indexer),
             other => Err(EngineError::UnknownStage(other.to_owned())),
         }
@@ -336,6 +346,32 @@ impl Engine {
         self.aggregate
             .launch(json, move |ctx| aggregate::run::run(setup, ctx))?;
         Ok(())
+    }
+
+    fn start_parquet(&self, body: serde_json::Value) -> Result<(), EngineError> {
+        let config: ParquetConfig = parse_config(body)?;
+        parquet_sink::validate(&config).map_err(EngineError::BadRequest)?;
+        if self.parquet.is_active() {
+            return Err(StageError::AlreadyRunning(STAGE_PARQUET).into());
+        }
+        let root = self.parquet_root();
+        self.parquet_metrics.scan(&root);
+        let json = serde_json::to_value(&config).unwrap_or_default();
+        let setup = ParquetSetup {
+            config,
+            kafka: self.kafka.clone(),
+            root,
+            registry: self.inspector.registry().clone(),
+            metrics: self.parquet_metrics.clone(),
+        };
+        self.parquet
+            .launch(json, move |ctx| parquet_sink::run(setup, ctx))?;
+        Ok(())
+    }
+
+    /// Where the Parquet sink writes: `<data dir>/parquet`.
+    pub fn parquet_root(&self) -> PathBuf {
+        self.data_dir.join("parquet")
     }
 
     /// The aggregate stage's windows of one kind (all kinds when `None`).
@@ -455,6 +491,7 @@ impl Engine {
         for stage in [
             &self.indexer,
             &self.aggregate,
+            &self.parquet,
             &self.sentiment,
             &self.producer,
             &self.streamer,
@@ -496,6 +533,7 @@ impl Engine {
             sentiment: self.sentiment_runtime.view(elapsed),
             search: self.search_status().await,
             aggregate: self.aggregate_metrics.view(),
+            parquet: self.parquet_metrics.newest(),
         }
     }
 }

@@ -164,3 +164,43 @@ async fn late_reviews_are_counted_and_kept_in_reviews_late() {
     assert!(view.watermark < view.max_event_time);
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parquet_sink_writes_every_review_into_date_folders() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    engine
+        .start_stage(
+            "streamer",
+            json!({"rate": 0, "chunk_size": 500, "limit": 5000, "seed": 63, "clock": "replay"}),
+        )
+        .await
+        .expect("streamer");
+    engine
+        .start_stage("producer", json!({}))
+        .await
+        .expect("producer");
+    engine
+        .start_stage("sentiment", json!({"workers": 1}))
+        .await
+        .expect("sentiment");
+    engine
+        .start_stage("parquet", json!({"roll_secs": 1}))
+        .await
+        .expect("parquet sink");
+    eventually("5,000 rows on disk", Duration::from_secs(120), || async {
+        (counter(engine, "parquet", "rows_on_disk") == 5_000).then_some(())
+    })
+    .await;
+    engine.stop_stage("parquet").await.expect("stop");
+    // 5,000 reviews 10 s apart from 2024-01-01 09:00 end before midnight: one date folder.
+    let root = engine.parquet_root();
+    let mut dates: Vec<String> = std::fs::read_dir(&root)
+        .expect("parquet dir")
+        .flatten()
+        .map(|d| d.file_name().to_string_lossy().into_owned())
+        .collect();
+    dates.sort();
+    assert_eq!(dates, ["date=2024-01-01"], "{dates:?}");
+    engine.shutdown().await;
+}

@@ -114,9 +114,86 @@ pub fn AggregateCell() -> impl IntoView {
                 <span class="legend legend-neutral">"■ neutral"</span>
                 <span class="muted">"faded = window still open (its count can change)"</span>
             </p>
+            <ParquetSink />
             <h4>"Sessions per business " <span class="muted">{move || format!("· gap {} s", form.gap.get())}</span></h4>
             <SessionTable view=view.into() />
         </Cell>
+    }
+}
+
+/// The Parquet sink: start/stop, roll settings, and the files it wrote.
+#[component]
+fn ParquetSink() -> impl IntoView {
+    let live = Live::use_context();
+    let stage = Memo::new(move |_| {
+        live.snapshot
+            .get()
+            .and_then(|s| s.pipeline.stage("parquet").cloned())
+    });
+    let state = Signal::derive(move || stage.get().map(|s| s.state).unwrap_or_default());
+    let running = move || matches!(state.get(), StageState::Running);
+    let rows = RwSignal::new("10000".to_owned());
+    let secs = RwSignal::new("10".to_owned());
+    let error = RwSignal::new(None::<String>);
+    let start = move |_| {
+        let (Ok(roll_rows), Ok(roll_secs)) = (
+            rows.get().trim().parse::<u32>(),
+            secs.get().trim().parse::<u32>(),
+        ) else {
+            return error.set(Some("roll: enter whole numbers".to_owned()));
+        };
+        client::post_reporting(
+            error,
+            "/api/stages/parquet/start".into(),
+            json!({"roll_rows": roll_rows, "roll_secs": roll_secs}),
+        );
+    };
+    let stop = move |_| {
+        client::post_reporting(
+            error,
+            "/api/stages/parquet/stop".into(),
+            serde_json::Value::Null,
+        )
+    };
+    let counter = move |name: &'static str| {
+        move || {
+            stage
+                .get()
+                .and_then(|s| s.counters.get(name).copied())
+                .unwrap_or(0)
+        }
+    };
+    view! {
+        <h4>"Parquet sink " <StatePill state /></h4>
+        <p class="muted">
+            "Enriched reviews written by Polars as Parquet files, one folder per event date ("
+            <code>"date=YYYY-MM-DD"</code> "), a new file per roll — the seed tutorials' "
+            <code>"writeStream.format(\"parquet\")"</code> "."
+        </p>
+        <form class="controls" on:submit=|ev| ev.prevent_default()>
+            <label>"Roll after (reviews)" <input type="number" min="1" name="roll_rows" bind:value=rows /></label>
+            <label>"or after (s)" <input type="number" min="1" name="roll_secs" bind:value=secs /></label>
+            <div class="buttons">
+                <button class="btn" data-testid="parquet-start" on:click=start disabled=running>"Start sink"</button>
+                <button class="btn" data-testid="parquet-stop" on:click=stop disabled=move || !running()>"Stop"</button>
+            </div>
+        </form>
+        <ErrorLine error />
+        <p class="muted" data-testid="parquet-summary">
+            {move || format!("{} files · {} reviews on disk", counter("files_on_disk")(), thousands(i64::try_from(counter("rows_on_disk")()).unwrap_or(i64::MAX)))}
+        </p>
+        <table class="latest" data-testid="parquet-files">
+            <thead><tr><th>"File (under <data dir>/parquet)"</th><th>"Rows"</th><th>"Size"</th></tr></thead>
+            <tbody>
+                {move || live.snapshot.get().map(|s| s.parquet).unwrap_or_default().into_iter().map(|f| view! {
+                    <tr>
+                        <td><code>{f.path}</code></td>
+                        <td>{thousands(i64::try_from(f.rows).unwrap_or(i64::MAX))}</td>
+                        <td>{format!("{:.1} KiB", f.bytes as f64 / 1024.0)}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod checkpoint;
 pub mod frame;
+pub mod parquet;
 pub mod run;
 pub mod windows;
 

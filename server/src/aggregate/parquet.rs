@@ -1,0 +1,387 @@
+//! The Parquet sink (seed 001's `writeStream.format("parquet")`): enriched reviews written by
+//! Polars as Parquet files partitioned by event date, `<data dir>/parquet/date=YYYY-MM-DD/`,
+//! a new file per roll (rows or seconds). Offsets are committed after the files are on disk:
+//! a crash in between writes those reviews again in a new file (at-least-once).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use app::api::{EnrichedReview, ParquetConfig, ParquetFile, TOPIC_SENTIMENT};
+use polars::prelude::*;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+
+use crate::kafka::KafkaSettings;
+use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
+use crate::kafka::inspect::{GroupRegistry, RegisteringContext};
+use crate::records::{DeadLetter, deliver_dead_letter};
+use crate::stage::StageContext;
+
+const STAGE: &str = "parquet";
+const MEMBER: &str = "parquet-1";
+/// Files listed in the cell.
+const FILES_SHOWN: usize = 12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParquetError {
+    #[error("Kafka client: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("Polars: {0}")]
+    Polars(#[from] PolarsError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Task(String),
+}
+
+pub fn validate(config: &ParquetConfig) -> Result<(), String> {
+    if !(1..=1_000_000).contains(&config.roll_rows) {
+        return Err(format!(
+            "roll_rows: must be 1..=1000000, got {}",
+            config.roll_rows
+        ));
+    }
+    if !(1..=3600).contains(&config.roll_secs) {
+        return Err(format!(
+            "roll_secs: must be 1..=3600, got {}",
+            config.roll_secs
+        ));
+    }
+    if config.group.trim().is_empty() {
+        return Err("group: must not be empty".to_owned());
+    }
+    Ok(())
+}
+
+/// Counters, and the files written (or found on disk at start).
+#[derive(Default)]
+pub struct ParquetMetrics {
+    rows: AtomicU64,
+    files: AtomicU64,
+    dlq: AtomicU64,
+    written: Mutex<BTreeMap<String, ParquetFile>>,
+}
+
+impl ParquetMetrics {
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        let on_disk = self.lock();
+        BTreeMap::from([
+            ("rows".to_owned(), self.rows.load(Ordering::Relaxed)),
+            ("files".to_owned(), self.files.load(Ordering::Relaxed)),
+            ("dlq".to_owned(), self.dlq.load(Ordering::Relaxed)),
+            ("files_on_disk".to_owned(), on_disk.len() as u64),
+            (
+                "rows_on_disk".to_owned(),
+                on_disk.values().map(|f| f.rows).sum(),
+            ),
+        ])
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ParquetFile>> {
+        match self.written.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The newest files, newest first (names start with the time they were written).
+    pub fn newest(&self) -> Vec<ParquetFile> {
+        let mut files: Vec<ParquetFile> = self.lock().values().cloned().collect();
+        let written_at = |f: &ParquetFile| {
+            f.path
+                .rsplit('/')
+                .next()
+                .and_then(|name| name.strip_prefix("part-"))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|ms| ms.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        files.sort_by_key(|f| std::cmp::Reverse((written_at(f), f.path.clone())));
+        files.truncate(FILES_SHOWN);
+        files
+    }
+
+    /// Lists the Parquet files already under `root` with their row counts.
+    pub fn scan(&self, root: &Path) {
+        let Ok(dates) = std::fs::read_dir(root) else {
+            return;
+        };
+        let mut found = BTreeMap::new();
+        for date in dates.flatten() {
+            let Ok(files) = std::fs::read_dir(date.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let path = file.path();
+                if path.extension().is_none_or(|e| e != "parquet") {
+                    continue;
+                }
+                if let Some(listed) = describe(root, &path) {
+                    found.insert(listed.path.clone(), listed);
+                }
+            }
+        }
+        *self.lock() = found;
+    }
+}
+
+fn describe(root: &Path, path: &Path) -> Option<ParquetFile> {
+    let bytes = std::fs::metadata(path).ok()?.len();
+    let rows = std::fs::File::open(path)
+        .ok()
+        .and_then(|file| ParquetReader::new(file).num_rows().ok())? as u64;
+    let relative = path
+        .strip_prefix(root)
+        .ok()?
+        .to_string_lossy()
+        .replace('\\', "/");
+    Some(ParquetFile {
+        path: relative,
+        rows,
+        bytes,
+    })
+}
+
+pub struct ParquetSetup {
+    pub config: ParquetConfig,
+    pub kafka: KafkaSettings,
+    pub root: PathBuf,
+    pub registry: std::sync::Arc<GroupRegistry>,
+    pub metrics: std::sync::Arc<ParquetMetrics>,
+}
+
+type SinkConsumer = StreamConsumer<RegisteringContext>;
+
+pub async fn run(setup: ParquetSetup, ctx: StageContext) -> Result<(), ParquetError> {
+    let group = setup.config.group.clone();
+    setup.registry.declare(&group, &[TOPIC_SENTIMENT]);
+    let consumer: SinkConsumer = setup
+        .kafka
+        .client_config()
+        .set("group.id", &group)
+        .set("client.id", MEMBER)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create_with_context(RegisteringContext {
+            registry: setup.registry.clone(),
+            group: group.clone(),
+            member: MEMBER.to_owned(),
+        })?;
+    let producer: FutureProducer = setup
+        .kafka
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "0")
+        .create()?;
+    consumer.subscribe(&[TOPIC_SENTIMENT])?;
+    ctx.set_detail(format!("writing {}", setup.root.display()));
+    let outcome = sink_until_stopped(&setup, &consumer, &producer, &ctx).await;
+    close_off_runtime(consumer, producer).await;
+    setup.registry.remove_member(&group, MEMBER);
+    outcome
+}
+
+async fn sink_until_stopped(
+    setup: &ParquetSetup,
+    consumer: &SinkConsumer,
+    producer: &FutureProducer,
+    ctx: &StageContext,
+) -> Result<(), ParquetError> {
+    let roll_rows = setup.config.roll_rows as usize;
+    let roll_every = Duration::from_secs(u64::from(setup.config.roll_secs));
+    let mut buffer: Vec<Record> = Vec::new();
+    let mut deadline = tokio::time::Instant::now() + roll_every;
+    loop {
+        let limits = BatchLimits {
+            records: roll_rows - buffer.len(),
+            bytes: usize::MAX,
+            wait: Duration::from_millis(100),
+        };
+        let stop = tokio::select! {
+            _ = ctx.cancel.cancelled() => true,
+            _ = tokio::time::sleep_until(deadline) => false,
+            batch = next_batch(consumer, limits) => {
+                match batch {
+                    Ok(records) => buffer.extend(records),
+                    Err(error) => ctx.report_error(format!("consume failed, retrying: {error}")),
+                }
+                false
+            }
+        };
+        let due = buffer.len() >= roll_rows || tokio::time::Instant::now() >= deadline || stop;
+        if due && !buffer.is_empty() {
+            write_files(setup, producer, ctx, &buffer).await?;
+            if let Err(error) = batch::commit(consumer, TOPIC_SENTIMENT, &buffer) {
+                tracing::debug!(%error, "parquet commit refused");
+            }
+            buffer.clear();
+        }
+        if due {
+            deadline = tokio::time::Instant::now() + roll_every;
+        }
+        if stop {
+            return Ok(());
+        }
+    }
+}
+
+/// One roll: a file per event date present in the buffer.
+async fn write_files(
+    setup: &ParquetSetup,
+    producer: &FutureProducer,
+    ctx: &StageContext,
+    buffer: &[Record],
+) -> Result<(), ParquetError> {
+    let mut by_date: BTreeMap<String, Vec<EnrichedReview>> = BTreeMap::new();
+    for record in buffer {
+        match serde_json::from_slice::<EnrichedReview>(&record.payload) {
+            Ok(review) => {
+                let day = review.review.date.get(..10).unwrap_or("unknown").to_owned();
+                by_date.entry(day).or_default().push(review);
+            }
+            Err(error) => {
+                let origin = format!("{TOPIC_SENTIMENT}/{}@{}", record.partition, record.offset);
+                let reason = format!("not an enriched review JSON object: {error}");
+                let letter = DeadLetter::new(STAGE, reason, &record.payload, Some(origin));
+                if deliver_dead_letter(producer, &letter, &ctx.cancel).await {
+                    setup.metrics.dlq.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    let written_at = chrono::Utc::now().timestamp_millis();
+    for (sequence, (day, reviews)) in by_date.into_iter().enumerate() {
+        let root = setup.root.clone();
+        let name = format!("date={day}/part-{written_at}-{sequence}.parquet");
+        let rows = reviews.len() as u64;
+        let listed = tokio::task::spawn_blocking(move || write_file(&root, &name, &reviews))
+            .await
+            .map_err(|e| ParquetError::Task(e.to_string()))??;
+        setup.metrics.rows.fetch_add(rows, Ordering::Relaxed);
+        setup.metrics.files.fetch_add(1, Ordering::Relaxed);
+        setup.metrics.lock().insert(listed.path.clone(), listed);
+    }
+    Ok(())
+}
+
+/// The reviews as a DataFrame, written to a temporary file and renamed into place, so a reader
+/// never sees half a file.
+fn write_file(
+    root: &Path,
+    name: &str,
+    reviews: &[EnrichedReview],
+) -> Result<ParquetFile, ParquetError> {
+    let path = root.join(name);
+    let io = |source| ParquetError::Io {
+        path: path.clone(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut frame = reviews_frame(reviews)?;
+    let temporary = path.with_extension("parquet.tmp");
+    let file = std::fs::File::create(&temporary).map_err(io)?;
+    ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Snappy)
+        .finish(&mut frame)?;
+    std::fs::rename(&temporary, &path).map_err(io)?;
+    describe(root, &path).ok_or_else(|| io(std::io::Error::other("written file is unreadable")))
+}
+
+pub fn reviews_frame(reviews: &[EnrichedReview]) -> PolarsResult<DataFrame> {
+    let text = |f: fn(&EnrichedReview) -> &str| reviews.iter().map(f).collect::<Vec<&str>>();
+    // Event time as a real timestamp column, so readers can filter and window on it.
+    let event_ms: Vec<Option<i64>> = reviews
+        .iter()
+        .map(|r| {
+            chrono::NaiveDateTime::parse_from_str(&r.review.date, crate::records::DATE_FORMAT)
+                .ok()
+                .map(|d| d.and_utc().timestamp_millis())
+        })
+        .collect();
+    df!(
+        "review_id" => text(|r| &r.review.review_id),
+        "business_id" => text(|r| &r.review.business_id),
+        "user_id" => text(|r| &r.review.user_id),
+        "stars" => reviews.iter().map(|r| u32::from(r.review.stars)).collect::<Vec<_>>(),
+        "text" => text(|r| &r.review.text),
+        "date" => event_ms,
+        "sentiment" => text(|r| r.sentiment.as_str()),
+        "score" => reviews.iter().map(|r| r.score).collect::<Vec<_>>(),
+        "classifier" => text(|r| &r.classifier),
+        "processed_at" => text(|r| &r.processed_at),
+    )?
+    .lazy()
+    .with_column(col("date").cast(DataType::Datetime(TimeUnit::Milliseconds, None)))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use app::api::{Review, Sentiment};
+
+    fn review(id: &str, date: &str) -> EnrichedReview {
+        EnrichedReview {
+            review: Review {
+                review_id: id.into(),
+                user_id: "u".into(),
+                business_id: "b".into(),
+                stars: 4,
+                useful: 0,
+                funny: 0,
+                cool: 0,
+                text: "Great tacos".into(),
+                date: date.into(),
+            },
+            sentiment: Sentiment::Positive,
+            score: 0.6,
+            classifier: "lexicon".into(),
+            model: None,
+            processed_at: "2026-11-23T10:00:00.000Z".into(),
+            worker: "w".into(),
+        }
+    }
+
+    #[test]
+    fn files_hold_every_row_with_a_timestamp_column_and_are_listed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let reviews = [
+            review("a", "2024-01-01 09:00:00"),
+            review("b", "2024-01-01 10:30:00"),
+        ];
+        let listed =
+            write_file(dir.path(), "date=2024-01-01/part-1-0.parquet", &reviews).expect("write");
+        assert_eq!(listed.rows, 2);
+        assert_eq!(listed.path, "date=2024-01-01/part-1-0.parquet");
+        let file = std::fs::File::open(dir.path().join(&listed.path)).expect("open");
+        let frame = ParquetReader::new(file).finish().expect("read");
+        assert_eq!(frame.height(), 2);
+        assert!(matches!(
+            frame.column("date").expect("date").dtype(),
+            DataType::Datetime(_, _)
+        ));
+        let metrics = ParquetMetrics::default();
+        metrics.scan(dir.path());
+        assert_eq!(metrics.counters()["rows_on_disk"], 2);
+        assert_eq!(metrics.newest()[0].path, listed.path);
+    }
+
+    #[test]
+    fn roll_settings_are_checked() {
+        let bad = ParquetConfig {
+            roll_rows: 0,
+            ..ParquetConfig::default()
+        };
+        assert!(validate(&bad).expect_err("0 rows").starts_with("roll_rows"));
+        validate(&ParquetConfig::default()).expect("defaults");
+    }
+}
