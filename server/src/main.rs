@@ -118,9 +118,16 @@ async fn eval(args: EvalArgs) -> anyhow::Result<()> {
 async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let n = if args.smoke { 2_000 } else { args.n };
     let dir = tempfile::tempdir().context("cannot create a temporary data dir")?;
-    let results = pipebook::bench::run(dir.path(), n)
+    let mut results = pipebook::bench::run(dir.path(), n)
         .await
         .context("benchmark failed")?;
+    let window_events = if args.smoke {
+        20_000
+    } else {
+        pipebook::bench::WINDOW_EVENTS
+    };
+    let events = pipebook::bench::window_events(window_events);
+    results.push(pipebook::bench::polars_window_aggregate(&events));
     let table = pipebook::bench::to_markdown(&results);
     println!("{table}");
     if let Some(out) = args.out {
@@ -132,6 +139,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             serde_json::to_string_pretty(&results)?,
         )?;
         pipebook::bench::write_texts(&out.join("texts.txt"), n)?;
+        pipebook::bench::write_window_events(&out.join("events.csv"), &events)?;
     }
     Ok(())
 }

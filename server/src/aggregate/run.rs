@@ -90,6 +90,12 @@ pub async fn run(setup: AggregateSetup, ctx: StageContext) -> Result<(), Aggrega
         .set("message.timeout.ms", "0")
         .create()?;
 
+    // "Once": read up to the end of the topic as it is now, then stop.
+    let end = if setup.config.trigger_ms == 0 {
+        Some(end_offsets(&consumer).await?)
+    } else {
+        None
+    };
     let trigger = Duration::from_millis(setup.config.trigger_ms.max(1));
     let mut ticker = tokio::time::interval(trigger);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -99,20 +105,27 @@ pub async fn run(setup: AggregateSetup, ctx: StageContext) -> Result<(), Aggrega
             _ = ticker.tick() => {}
         }
         let batch = drain(&consumer).await?;
-        let once = setup.config.trigger_ms == 0;
-        if batch.is_empty() && once {
+        if !batch.is_empty() {
+            trigger_once(
+                &setup,
+                &ctx,
+                &consumer,
+                &producer,
+                &mut checkpoint,
+                batch,
+                &path,
+            )
+            .await?;
+        }
+        if let Some(end) = &end
+            && reached(&checkpoint.offsets, end)
+        {
+            ctx.set_detail(format!(
+                "once: read to the end after trigger {}",
+                checkpoint.triggers
+            ));
             break;
         }
-        trigger_once(
-            &setup,
-            &ctx,
-            &consumer,
-            &producer,
-            &mut checkpoint,
-            batch,
-            &path,
-        )
-        .await?;
     }
     let closing = tokio::task::spawn_blocking(move || {
         drop(consumer);
@@ -157,6 +170,33 @@ async fn assign_from(
     .await
     .map_err(|e| AggregateError::Task(e.to_string()))??;
     Ok(())
+}
+
+/// The high watermark of every partition of `reviews.sentiment` now.
+async fn end_offsets(consumer: &Arc<BaseConsumer>) -> Result<BTreeMap<i32, i64>, AggregateError> {
+    let consumer = consumer.clone();
+    tokio::task::spawn_blocking(move || -> Result<BTreeMap<i32, i64>, KafkaError> {
+        let assigned = consumer.assignment()?;
+        let mut end = BTreeMap::new();
+        for element in assigned.elements() {
+            let (_, high) = consumer.fetch_watermarks(
+                TOPIC_SENTIMENT,
+                element.partition(),
+                METADATA_TIMEOUT,
+            )?;
+            end.insert(element.partition(), high);
+        }
+        Ok(end)
+    })
+    .await
+    .map_err(|e| AggregateError::Task(e.to_string()))?
+    .map_err(AggregateError::from)
+}
+
+/// Whether every partition has been read up to `end`.
+fn reached(offsets: &BTreeMap<i32, i64>, end: &BTreeMap<i32, i64>) -> bool {
+    end.iter()
+        .all(|(partition, high)| *high == 0 || offsets.get(partition).is_some_and(|o| o >= high))
 }
 
 /// Reads what has arrived, up to [`MAX_BATCH`] records.
