@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building Pipebook needs on a machine that has only the Rust toolchain, from the
-# package registries alone (crates.io, npm, Debian): the wasm32 target, cargo-leptos (pinned),
-# wasm-bindgen-cli (at the exact version in Cargo.lock) and wasm-opt (npm `binaryen`).
-# With `--browser`, also what the tests need: Chromium from Debian, the Playwright test runner
-# (npm) and osmem-server (PyPI), an Elasticsearch-API test server the search tests index into.
-# Sourced by scripts/run and scripts/test; safe to run again: it installs only what is missing.
+# package registries alone (crates.io, npm, Debian, PyPI): the wasm32 target and wasm-bindgen-cli
+# (at the exact version in Cargo.lock) always; then
+#   (no flag)  cargo-leptos (pinned) and wasm-opt (npm `binaryen`), for scripts/run's release build;
+#   --test     Chromium from Debian, the Playwright test runner (npm) and osmem-server (PyPI), an
+#              Elasticsearch-API test server the search tests index into. The tests build the
+#              site with scripts/site (plain cargo + wasm-bindgen), which saves installing
+#              cargo-leptos (~20 min cold on two cores) on a CI machine.
+# Sourced by scripts/run, scripts/test and scripts/bench; safe to run again: it installs only
+# what is missing.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,20 +38,23 @@ fast_install() {
     CARGO_PROFILE_RELEASE_OPT_LEVEL=1 cargo install "$@"
 }
 
-install_rust_tools() {
+install_wasm_tools() {
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     log "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
-  fi
-  if [[ "$(cargo leptos --version 2>/dev/null || true)" != *"$CARGO_LEPTOS_VERSION"* ]]; then
-    log "installing cargo-leptos $CARGO_LEPTOS_VERSION (takes ~15 minutes once)"
-    fast_install cargo-leptos --version "=$CARGO_LEPTOS_VERSION" --locked
   fi
   local wb
   wb="$(grep -A1 '^name = "wasm-bindgen"$' "$ROOT/Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')"
   if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != *"$wb"* ]]; then
     log "installing wasm-bindgen-cli $wb (must equal the wasm-bindgen crate in Cargo.lock)"
     fast_install wasm-bindgen-cli --version "=$wb"
+  fi
+}
+
+install_release_tools() {
+  if [[ "$(cargo leptos --version 2>/dev/null || true)" != *"$CARGO_LEPTOS_VERSION"* ]]; then
+    log "installing cargo-leptos $CARGO_LEPTOS_VERSION (takes ~15 minutes once)"
+    fast_install cargo-leptos --version "=$CARGO_LEPTOS_VERSION" --locked
   fi
   if [[ ! -x "$ROOT/.tools/node_modules/.bin/wasm-opt" ]]; then
     log "installing wasm-opt (npm binaryen $BINARYEN_VERSION)"
@@ -83,8 +90,10 @@ install_search_test_server() {
   export PIPEBOOK_TEST_OSMEM
 }
 
-install_rust_tools
-if [[ "${1:-}" == "--browser" ]]; then
+install_wasm_tools
+if [[ "${1:-}" == "--test" ]]; then
   install_browser_tools
   install_search_test_server
+else
+  install_release_tools
 fi
