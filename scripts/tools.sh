@@ -3,6 +3,7 @@
 # package registries alone (crates.io, npm, Debian, PyPI): the wasm32 target and wasm-bindgen-cli
 # (at the exact version in Cargo.lock) always; then
 #   (no flag)  cargo-leptos (pinned) and wasm-opt (npm `binaryen`), for scripts/run's release build;
+#   --bench    nothing more (scripts/bench sets up its own Python venv);
 #   --test     Chromium from Debian, the Playwright test runner (npm) and osmem-server (PyPI), an
 #              Elasticsearch-API test server the search tests index into. The tests build the
 #              site with scripts/site (plain cargo + wasm-bindgen), which saves installing
@@ -91,9 +92,11 @@ install_search_test_server() {
 }
 
 install_wasm_tools
-if [[ "${1:-}" == "--test" ]]; then
-  install_browser_tools
-  install_search_test_server
-else
-  install_release_tools
-fi
+case "${1:-}" in
+  --test)
+    install_browser_tools
+    install_search_test_server
+    ;;
+  --bench) ;;
+  *) install_release_tools ;;
+esac

@@ -70,6 +70,13 @@ struct BenchArgs {
     /// Write results.md and results.json here.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// Python interpreter with vaderSentiment, confluent-kafka and pandas: runs the baselines
+    /// (scripts/bench sets up .tools/bench-venv and passes it).
+    #[arg(long)]
+    python: Option<std::path::PathBuf>,
+    /// Where the baseline scripts are.
+    #[arg(long, default_value = "scripts")]
+    scripts: std::path::PathBuf,
 }
 
 #[tokio::main]
@@ -116,18 +123,31 @@ async fn eval(args: EvalArgs) -> anyhow::Result<()> {
 }
 
 async fn bench(args: BenchArgs) -> anyhow::Result<()> {
-    let n = if args.smoke { 2_000 } else { args.n };
+    let python = args
+        .python
+        .map(|interpreter| pipebook::bench::baseline::Python {
+            interpreter,
+            scripts: args.scripts.clone(),
+        });
+    let options = if args.smoke {
+        pipebook::bench::BenchOptions {
+            n: 2_000,
+            window_events: 20_000,
+            latency_loads: vec![(1_000, 2)],
+            python,
+        }
+    } else {
+        pipebook::bench::BenchOptions {
+            n: args.n,
+            window_events: pipebook::bench::WINDOW_EVENTS,
+            latency_loads: vec![(1_000, 20), (10_000, 10)],
+            python,
+        }
+    };
     let dir = tempfile::tempdir().context("cannot create a temporary data dir")?;
-    let mut results = pipebook::bench::run(dir.path(), n)
+    let results = pipebook::bench::run(dir.path(), &options)
         .await
         .context("benchmark failed")?;
-    let window_events = if args.smoke {
-        20_000
-    } else {
-        pipebook::bench::WINDOW_EVENTS
-    };
-    let events = pipebook::bench::window_events(window_events);
-    results.push(pipebook::bench::polars_window_aggregate(&events));
     let table = pipebook::bench::to_markdown(&results);
     println!("{table}");
     if let Some(out) = args.out {
@@ -138,8 +158,6 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             out.join("results.json"),
             serde_json::to_string_pretty(&results)?,
         )?;
-        pipebook::bench::write_texts(&out.join("texts.txt"), n)?;
-        pipebook::bench::write_window_events(&out.join("events.csv"), &events)?;
     }
     Ok(())
 }
