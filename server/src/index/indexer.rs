@@ -151,6 +151,7 @@ pub async fn run(setup: IndexerSetup, ctx: StageContext) -> Result<(), IndexerEr
         .client_config()
         .set("group.id", &setup.config.group)
         .set("client.id", MEMBER)
+        .set("fetch.wait.max.ms", "100")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .create_with_context(RegisteringContext {
