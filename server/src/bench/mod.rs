@@ -733,7 +733,11 @@ async fn latency_at(root: &Path, rate: u32, seconds: u64) -> Result<Vec<Measurem
     let snapshots = engine.subscribe();
     wait_until(Duration::from_secs(60), || {
         let view = &snapshots.borrow().sentiment;
-        view.workers.iter().map(|w| w.partitions.len()).sum::<usize>() >= partitions
+        view.workers
+            .iter()
+            .map(|w| w.partitions.len())
+            .sum::<usize>()
+            >= partitions
     })
     .await;
     engine
