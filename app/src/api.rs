@@ -673,6 +673,9 @@ pub struct WindowRow {
     pub avg_stars: Option<f64>,
     /// Reviews per stars value, 1★ … 5★.
     pub stars: [u64; 5],
+    /// Average sentiment score per stars value, 1★ … 5★ (`None` where there is no review).
+    #[serde(default)]
+    pub avg_score_by_stars: [Option<f64>; 5],
     /// Up to three businesses with the most reviews in the window.
     pub top_businesses: Vec<TermCount>,
     /// Whether the watermark has passed the end: the result will not change any more.

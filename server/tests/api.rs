@@ -122,7 +122,16 @@ async fn status_codes_and_messages() {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(names, ["reviews", "reviews.dlq", "reviews.sentiment"]);
+    assert_eq!(
+        names,
+        [
+            "reviews",
+            "reviews.aggregates",
+            "reviews.dlq",
+            "reviews.late",
+            "reviews.sentiment"
+        ]
+    );
     t.engine.shutdown().await;
 }
 

@@ -5,8 +5,8 @@ use leptos::prelude::*;
 use serde_json::json;
 
 use super::charts::{Bar, BarChart, sentiment_class};
-use super::{Cell, ErrorLine, StatePill, thousands};
-use crate::api::{AggregateView, Sentiment, StageState, WindowKind, WindowRow};
+use super::{Cell, ErrorLine, LiveStage, StatePill, thousands};
+use crate::api::{AggregateView, Sentiment, WindowKind, WindowRow};
 use crate::client;
 use crate::live::Live;
 
@@ -16,24 +16,13 @@ const BARS: usize = 24;
 #[component]
 pub fn AggregateCell() -> impl IntoView {
     let live = Live::use_context();
-    let stage = Memo::new(move |_| {
-        live.snapshot
-            .get()
-            .and_then(|s| s.pipeline.stage("aggregate").cloned())
-    });
-    let state = Signal::derive(move || stage.get().map(|s| s.state).unwrap_or_default());
+    let stage = LiveStage::new(live, "aggregate");
+    let state = stage.state;
     let view = Memo::new(move |_| live.snapshot.get().map(|s| s.aggregate).unwrap_or_default());
-    let counter = move |name: &'static str| {
-        move || {
-            stage
-                .get()
-                .and_then(|s| s.counters.get(name).copied())
-                .unwrap_or(0)
-        }
-    };
+    let counter = move |name: &'static str| stage.counter(name);
     let form = AggregateForm::new();
     let error = RwSignal::new(None::<String>);
-    let running = move || matches!(state.get(), StageState::Running);
+    let running = move || stage.running();
     let start = move |_| match form.body() {
         Ok(body) => client::post_reporting(error, "/api/stages/aggregate/start".into(), body),
         Err(message) => error.set(Some(message)),
@@ -73,7 +62,7 @@ pub fn AggregateCell() -> impl IntoView {
                 </button>
             </div>
             <ErrorLine error />
-            {move || stage.get().and_then(|s| s.detail).map(|d| view! { <p class="muted">{d}</p> })}
+            {move || stage.status.get().and_then(|s| s.detail).map(|d| view! { <p class="muted">{d}</p> })}
             <div class="stats">
                 <div class="stat">
                     <span class="stat-label">"Job " <StatePill state /></span>
@@ -108,6 +97,10 @@ pub fn AggregateCell() -> impl IntoView {
                     <WindowChart view=view.into() kind=WindowKind::Sliding testid="chart-sliding" />
                 </div>
             </div>
+            <div>
+                <h4>"Average score per stars value " <span class="muted">"· all tumbling windows shown"</span></h4>
+                <ScoreByStars view=view.into() />
+            </div>
             <p class="legend-row">
                 <span class="legend legend-positive">"■ positive"</span>
                 <span class="legend legend-negative">"■ negative"</span>
@@ -125,13 +118,9 @@ pub fn AggregateCell() -> impl IntoView {
 #[component]
 fn ParquetSink() -> impl IntoView {
     let live = Live::use_context();
-    let stage = Memo::new(move |_| {
-        live.snapshot
-            .get()
-            .and_then(|s| s.pipeline.stage("parquet").cloned())
-    });
-    let state = Signal::derive(move || stage.get().map(|s| s.state).unwrap_or_default());
-    let running = move || matches!(state.get(), StageState::Running);
+    let stage = LiveStage::new(live, "parquet");
+    let state = stage.state;
+    let running = move || stage.running();
     let rows = RwSignal::new("10000".to_owned());
     let secs = RwSignal::new("10".to_owned());
     let error = RwSignal::new(None::<String>);
@@ -155,14 +144,7 @@ fn ParquetSink() -> impl IntoView {
             serde_json::Value::Null,
         )
     };
-    let counter = move |name: &'static str| {
-        move || {
-            stage
-                .get()
-                .and_then(|s| s.counters.get(name).copied())
-                .unwrap_or(0)
-        }
-    };
+    let counter = move |name: &'static str| stage.counter(name);
     view! {
         <h4>"Parquet sink " <StatePill state /></h4>
         <p class="muted">
@@ -352,6 +334,35 @@ fn WindowChart(
         )
     });
     view! { <BarChart bars label=format!("{} windows", kind.as_str()) testid caption /> }
+}
+
+/// Reviews per stars value across the tumbling windows, each bar noted with its average score.
+#[component]
+fn ScoreByStars(view: Signal<AggregateView>) -> impl IntoView {
+    let bars = Signal::derive(move || {
+        let mut counts = [0u64; 5];
+        let mut sums = [0f64; 5];
+        for window in view
+            .get()
+            .windows
+            .iter()
+            .filter(|w| w.kind == WindowKind::Tumbling)
+        {
+            for i in 0..5 {
+                counts[i] += window.stars[i];
+                sums[i] += window.avg_score_by_stars[i].unwrap_or(0.0) * window.stars[i] as f64;
+            }
+        }
+        (0..5)
+            .map(|i| Bar {
+                label: format!("{}★", i + 1),
+                segments: vec![(counts[i], "seg-count")],
+                note: (counts[i] > 0).then(|| format!("{:+.2}", sums[i] / counts[i] as f64)),
+                faded: false,
+            })
+            .collect::<Vec<_>>()
+    });
+    view! { <BarChart bars label="average score per stars value" testid="chart-score-by-stars" /> }
 }
 
 #[component]

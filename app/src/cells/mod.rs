@@ -98,6 +98,39 @@ fn Cell(number: u8, title: &'static str, children: Children) -> impl IntoView {
     }
 }
 
+/// One stage's live status from the snapshot feed, as the cells read it.
+#[derive(Clone, Copy)]
+struct LiveStage {
+    status: Memo<Option<crate::api::StageStatus>>,
+    state: Signal<StageState>,
+}
+
+impl LiveStage {
+    fn new(live: Live, id: &'static str) -> Self {
+        let status = Memo::new(move |_| {
+            live.snapshot
+                .get()
+                .and_then(|s| s.pipeline.stage(id).cloned())
+        });
+        let state = Signal::derive(move || status.get().map(|s| s.state).unwrap_or_default());
+        Self { status, state }
+    }
+
+    /// A counter of the stage; 0 before the first snapshot.
+    fn counter(self, name: &'static str) -> impl Fn() -> u64 + Copy + Send + Sync + 'static {
+        move || {
+            self.status
+                .get()
+                .and_then(|s| s.counters.get(name).copied())
+                .unwrap_or(0)
+        }
+    }
+
+    fn running(self) -> bool {
+        matches!(self.state.get(), StageState::Running)
+    }
+}
+
 /// The last error of a cell's action, if any.
 #[component]
 fn ErrorLine(error: RwSignal<Option<String>>) -> impl IntoView {

@@ -6,8 +6,8 @@ use leptos::prelude::*;
 use serde_json::json;
 
 use super::charts::{Bar, BarChart, sentiment_class};
-use super::{Cell, ErrorLine, StatePill, thousands};
-use crate::api::{GROUP_INDEXER, SearchAggregations, SearchResults, Sentiment, StageState};
+use super::{Cell, ErrorLine, LiveStage, StatePill, thousands};
+use crate::api::{GROUP_INDEXER, SearchAggregations, SearchResults, Sentiment};
 use crate::client;
 use crate::live::Live;
 
@@ -17,26 +17,16 @@ const INTERVALS: [&str; 5] = ["15m", "1h", "6h", "1d", "7d"];
 #[component]
 pub fn SearchCell() -> impl IntoView {
     let live = Live::use_context();
-    let stage = Memo::new(move |_| {
-        live.snapshot
-            .get()
-            .and_then(|s| s.pipeline.stage("indexer").cloned())
-    });
-    let state = Signal::derive(move || stage.get().map(|s| s.state).unwrap_or_default());
+    let stage = LiveStage::new(live, "indexer");
+    let state = stage.state;
     let status = Memo::new(move |_| live.snapshot.get().map(|s| s.search).unwrap_or_default());
-    let counter = move |name: &'static str| {
-        move || {
-            stage
-                .get()
-                .and_then(|s| s.counters.get(name).copied())
-                .unwrap_or(0)
-        }
-    };
+    let counter = move |name: &'static str| stage.counter(name);
     let group = RwSignal::new(GROUP_INDEXER.to_owned());
     let error = RwSignal::new(None::<String>);
-    let running = move || matches!(state.get(), StageState::Running);
+    let running = move || stage.running();
     let lag = move || {
         let group = stage
+            .status
             .get()
             .and_then(|s| s.config)
             .and_then(|c| c["group"].as_str().map(str::to_owned))
@@ -62,6 +52,7 @@ pub fn SearchCell() -> impl IntoView {
     };
     let problem = move || {
         stage
+            .status
             .get()
             .and_then(|s| s.last_error)
             .or_else(|| status.get().last_error)

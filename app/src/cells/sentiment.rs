@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use leptos::prelude::*;
 use serde_json::json;
 
-use super::{Cell, ErrorLine, StatePill, thousands};
-use crate::api::{Sentiment, SentimentView, StageState};
+use super::{Cell, ErrorLine, LiveStage, StatePill, thousands};
+use crate::api::{Sentiment, SentimentView};
 use crate::client;
 use crate::live::Live;
 
@@ -19,12 +19,8 @@ const LAG_HISTORY: usize = 60;
 #[component]
 pub fn SentimentCell() -> impl IntoView {
     let live = Live::use_context();
-    let stage = Memo::new(move |_| {
-        live.snapshot
-            .get()
-            .and_then(|s| s.pipeline.stage("sentiment").cloned())
-    });
-    let state = Signal::derive(move || stage.get().map(|s| s.state).unwrap_or_default());
+    let stage = LiveStage::new(live, "sentiment");
+    let state = stage.state;
     let view_data =
         Memo::new(move |_| live.snapshot.get().map(|s| s.sentiment).unwrap_or_default());
     let workers = RwSignal::new("2".to_owned());
@@ -62,7 +58,7 @@ pub fn SentimentCell() -> impl IntoView {
             json!({"workers": n, "classifier": classifier.get()}),
         );
     };
-    let running = move || matches!(state.get(), StageState::Running);
+    let running = move || stage.running();
     let total_lag = move || {
         live.snapshot
             .get()
@@ -121,7 +117,7 @@ pub fn SentimentCell() -> impl IntoView {
                     <span class="stat-label">"Stage " <StatePill state /></span>
                     <span class="stat-value" data-testid="sentiment-produced">
                         {move || {
-                            let produced = stage.get().and_then(|s| s.counters.get("produced").copied()).unwrap_or(0);
+                            let produced = stage.counter("produced")();
                             thousands(i64::try_from(produced).unwrap_or(i64::MAX))
                         }}
                     </span>

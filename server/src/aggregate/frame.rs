@@ -74,6 +74,11 @@ pub fn window_counts(frame: LazyFrame, size_ms: i64, every_ms: i64) -> PolarsRes
     ];
     for stars in 1..=5 {
         aggregations.push(count_of("stars", stars, &format!("stars_{stars}")));
+        aggregations.push(
+            (col("score") * col("stars").eq(lit(stars)).cast(DataType::Float64))
+                .sum()
+                .alias(format!("score_stars_{stars}")),
+        );
     }
     frame
         .group_by_dynamic(col(TIME), [], dynamic_options(size_ms, every_ms)?)
@@ -126,6 +131,9 @@ fn read_counts(kind: WindowKind, frame: &DataFrame) -> PolarsResult<BTreeMap<Win
         .map(|s| u64s(frame, &format!("stars_{s}")))
         .collect::<PolarsResult<_>>()?;
     let score_sums = f64s(frame, "score_sum")?;
+    let score_by_stars: Vec<Vec<f64>> = (1..=5)
+        .map(|s| f64s(frame, &format!("score_stars_{s}")))
+        .collect::<PolarsResult<_>>()?;
     let stars_sums = u64s(frame, "stars_sum")?;
     let mut windows = BTreeMap::new();
     for row in 0..frame.height() {
@@ -140,6 +148,7 @@ fn read_counts(kind: WindowKind, frame: &DataFrame) -> PolarsResult<BTreeMap<Win
                 stars[3][row],
                 stars[4][row],
             ],
+            score_by_stars: std::array::from_fn(|i| score_by_stars[i][row]),
             businesses: BTreeMap::new(),
         };
         let id = WindowId {
@@ -252,6 +261,9 @@ mod tests {
             assert_eq!(ap.stars_sum, ar.stars_sum);
             assert_eq!(ap.businesses, ar.businesses, "{wp:?}");
             assert!((ap.score_sum - ar.score_sum).abs() < 1e-9);
+            for (p, r) in ap.score_by_stars.iter().zip(ar.score_by_stars) {
+                assert!((p - r).abs() < 1e-9, "{wp:?}");
+            }
         }
     }
 

@@ -16,7 +16,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 
 use crate::kafka::KafkaSettings;
-use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
+use crate::kafka::batch::{self, Record, close_off_runtime};
 use crate::kafka::inspect::{GroupRegistry, RegisteringContext};
 use crate::records::{DeadLetter, deliver_dead_letter};
 use crate::stage::StageContext;
@@ -199,18 +199,16 @@ async fn sink_until_stopped(
     let mut buffer: Vec<Record> = Vec::new();
     let mut deadline = tokio::time::Instant::now() + roll_every;
     loop {
-        let limits = BatchLimits {
-            records: roll_rows - buffer.len(),
-            bytes: usize::MAX,
-            wait: Duration::from_millis(100),
-        };
+        // One record at a time: a `recv` cut short by the deadline has taken nothing, whereas
+        // a half-gathered batch dropped by it would lose records whose offsets are committed
+        // with the next roll.
         let stop = tokio::select! {
             _ = ctx.cancel.cancelled() => true,
-            _ = tokio::time::sleep_until(deadline) => false,
-            batch = next_batch(consumer, limits) => {
-                match batch {
-                    Ok(records) => buffer.extend(records),
-                    Err(error) => ctx.report_error(format!("consume failed, retrying: {error}")),
+            received = tokio::time::timeout_at(deadline, consumer.recv()) => {
+                match received {
+                    Ok(Ok(message)) => buffer.push(batch::copy(&message)),
+                    Ok(Err(error)) => ctx.report_error(format!("consume failed, retrying: {error}")),
+                    Err(_) => {}
                 }
                 false
             }

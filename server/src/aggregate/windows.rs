@@ -47,6 +47,9 @@ pub struct Agg {
     pub stars_sum: u64,
     /// Per stars value, 1★ … 5★.
     pub stars: [u64; 5],
+    /// Sum of scores per stars value, 1★ … 5★ (for the average score per stars value).
+    #[serde(default)]
+    pub score_by_stars: [f64; 5],
     pub businesses: BTreeMap<String, u64>,
 }
 
@@ -55,8 +58,12 @@ impl Agg {
         self.counts[event.sentiment.index()] += 1;
         self.score_sum += event.score;
         self.stars_sum += u64::from(event.stars);
-        if let Some(slot) = self.stars.get_mut(usize::from(event.stars).wrapping_sub(1)) {
-            *slot += 1;
+        let star = usize::from(event.stars).wrapping_sub(1);
+        if let (Some(count), Some(sum)) =
+            (self.stars.get_mut(star), self.score_by_stars.get_mut(star))
+        {
+            *count += 1;
+            *sum += event.score;
         }
         *self
             .businesses
@@ -71,6 +78,9 @@ impl Agg {
         self.score_sum += other.score_sum;
         self.stars_sum += other.stars_sum;
         for (mine, theirs) in self.stars.iter_mut().zip(other.stars) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.score_by_stars.iter_mut().zip(other.score_by_stars) {
             *mine += theirs;
         }
         for (business, count) in &other.businesses {
@@ -402,6 +412,9 @@ pub fn row(window: &WindowId, agg: &Agg, closed: bool) -> WindowRow {
         avg_score: (n > 0).then(|| agg.score_sum / n as f64),
         avg_stars: (n > 0).then(|| agg.stars_sum as f64 / n as f64),
         stars: agg.stars,
+        avg_score_by_stars: std::array::from_fn(|i| {
+            (agg.stars[i] > 0).then(|| agg.score_by_stars[i] / agg.stars[i] as f64)
+        }),
         top_businesses: top,
         closed,
     }

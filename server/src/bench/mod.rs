@@ -463,6 +463,19 @@ fn lexicon_one_core(n: u64) -> Measurement {
     )
 }
 
+/// Streams `n` generated reviews (seed 1) at full speed into `reviews`.
+async fn start_source(engine: &Engine, n: u64) -> Result<(), EngineError> {
+    engine
+        .start_stage(
+            "streamer",
+            serde_json::json!({"rate": 0, "chunk_size": 1000, "limit": n, "seed": 1}),
+        )
+        .await?;
+    engine
+        .start_stage("producer", serde_json::Value::Null)
+        .await
+}
+
 async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() && Instant::now() < deadline {
@@ -476,15 +489,7 @@ fn counter(engine: &Engine, stage: &str, name: &str) -> u64 {
 
 async fn stream_to_broker(engine: &Engine, n: u64) -> Result<Measurement, EngineError> {
     let started = Instant::now();
-    engine
-        .start_stage(
-            "streamer",
-            serde_json::json!({"rate": 0, "chunk_size": 1000, "limit": n, "seed": 1}),
-        )
-        .await?;
-    engine
-        .start_stage("producer", serde_json::Value::Null)
-        .await?;
+    start_source(engine, n).await?;
     wait_until(Duration::from_secs(600), || {
         counter(engine, "producer", "acked") >= n
     })
@@ -682,15 +687,7 @@ async fn end_to_end(root: &Path, n: u64) -> Result<(Measurement, Measurement), E
         .start_stage("indexer", serde_json::Value::Null)
         .await?;
     engine.start_sentiment_in_group(2, "pipebook-sentiment")?;
-    engine
-        .start_stage(
-            "streamer",
-            serde_json::json!({"rate": 0, "chunk_size": 1000, "limit": n, "seed": 1}),
-        )
-        .await?;
-    engine
-        .start_stage("producer", serde_json::Value::Null)
-        .await?;
+    start_source(&engine, n).await?;
     wait_until(Duration::from_secs(900), || {
         counter(&engine, "sentiment", "produced") >= n
     })

@@ -28,6 +28,10 @@ pub struct BatchLimits {
 }
 
 /// Waits for one record, then gathers what else arrives within `limits.wait`, up to the limits.
+///
+/// Not cancellation-safe: dropping the future mid-batch drops the records gathered so far.
+/// Callers race it only against stopping, and then commit nothing, so those records are read
+/// again.
 pub async fn next_batch<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
     limits: BatchLimits,
@@ -50,7 +54,8 @@ pub async fn next_batch<C: ConsumerContext + 'static>(
     Ok(batch)
 }
 
-fn copy(message: &BorrowedMessage<'_>) -> Record {
+/// Copies a message out of the client's buffer.
+pub fn copy(message: &BorrowedMessage<'_>) -> Record {
     Record {
         partition: message.partition(),
         offset: message.offset(),
