@@ -170,11 +170,14 @@ impl EventTimes {
         }
     }
 
-    /// The event time to write, given the source's own (`YYYY-MM-DD HH:MM:SS`).
+    /// The event time to write, given the source's own (`YYYY-MM-DD HH:MM:SS`). `None` when
+    /// the source's date is not a date: the record is sent as it is, so the producer refuses it
+    /// to the dead-letter topic with the reason instead of the clock hiding the problem.
     fn stamp(&mut self, original: &str) -> Option<String> {
+        let own = NaiveDateTime::parse_from_str(original, DATE_FORMAT).ok()?;
         let base = match self.clock {
             EventClock::Live => chrono::Utc::now().naive_utc(),
-            EventClock::Replay => NaiveDateTime::parse_from_str(original, DATE_FORMAT).ok()?,
+            EventClock::Replay => own,
         };
         let late = self.late_share > 0.0 && self.rng.random_bool(self.late_share);
         let time = if late { base - self.late_by } else { base };
@@ -422,6 +425,9 @@ mod tests {
         let line = r#"{"review_id":"r","date":"2018-07-07 22:09:11"}"#.to_owned();
         assert!(!times.restamp_line(line).contains("2018-07-07"));
         assert_eq!(times.restamp_line("not json".to_owned()), "not json");
+        // A bad date stays bad, for the producer to refuse with its reason.
+        let bad = r#"{"review_id":"r","date":"someday 2018-07-07"}"#.to_owned();
+        assert_eq!(times.restamp_line(bad.clone()), bad);
     }
 
     #[test]
