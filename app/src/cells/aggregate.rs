@@ -97,19 +97,24 @@ pub fn AggregateCell() -> impl IntoView {
                     <WindowChart view=view.into() kind=WindowKind::Sliding testid="chart-sliding" />
                 </div>
             </div>
-            <div>
-                <h4>"Average score per stars value " <span class="muted">"· all tumbling windows shown"</span></h4>
-                <ScoreByStars view=view.into() />
-            </div>
             <p class="legend-row">
                 <span class="legend legend-positive">"■ positive"</span>
                 <span class="legend legend-negative">"■ negative"</span>
                 <span class="legend legend-neutral">"■ neutral"</span>
                 <span class="muted">"faded = window still open (its count can change)"</span>
             </p>
+            <div class="two-col">
+                <div>
+                    <h4>"Average score per stars value " <span class="muted">"· tumbling windows shown"</span></h4>
+                    <ScoreByStars view=view.into() />
+                </div>
+                <div>
+                    <h4>"Sessions per business " <span class="muted">{move || format!("· gap {} s", form.gap.get())}</span></h4>
+                    <SessionTable view=view.into() />
+                </div>
+            </div>
             <ParquetSink />
-            <h4>"Sessions per business " <span class="muted">{move || format!("· gap {} s", form.gap.get())}</span></h4>
-            <SessionTable view=view.into() />
+
         </Cell>
     }
 }
@@ -305,7 +310,7 @@ fn WindowChart(
             .into_iter()
             .skip(skip)
             .map(|w| Bar {
-                label: clock(w.start),
+                label: time_of_day(w.start),
                 segments: Sentiment::ALL
                     .iter()
                     .map(|s| {
@@ -379,8 +384,8 @@ fn SessionTable(view: Signal<AggregateView>) -> impl IntoView {
                     sessions.into_iter().take(8).map(|w| view! {
                         <tr>
                             <td><code>{w.key.clone().unwrap_or_default().chars().take(10).collect::<String>()}</code></td>
-                            <td>{clock(w.start)}</td>
-                            <td>{clock(w.end)}</td>
+                            <td>{time_of_day(w.start)}</td>
+                            <td>{time_of_day(w.end)}</td>
                             <td>{w.total()}</td>
                             <td>{w.avg_score.map(|s| format!("{s:+.2}")).unwrap_or_default()}</td>
                             <td class="muted">{if w.closed { "closed" } else { "open" }}</td>
@@ -390,6 +395,13 @@ fn SessionTable(view: Signal<AggregateView>) -> impl IntoView {
             </tbody>
         </table>
     }
+}
+
+/// `HH:MM:SS` (UTC) of epoch milliseconds: short enough to sit under a bar.
+fn time_of_day(epoch_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(epoch_ms)
+        .map(|t| t.format("%H:%M:%S").to_string())
+        .unwrap_or_default()
 }
 
 /// `MM-DD HH:MM:SS` (UTC) of epoch milliseconds.
