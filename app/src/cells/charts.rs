@@ -57,7 +57,8 @@ pub fn BarChart(
                     .iter()
                     .filter(|(value, _)| *value > 0)
                     .map(|&(value, class)| {
-                        let height = value as f64 / max * plot;
+                        // At least one unit tall: a count that is not zero stays visible.
+                        let height = (value as f64 / max * plot).max(1.0);
                         bottom -= height;
                         view! {
                             <rect
