@@ -174,12 +174,7 @@ pub async fn run(setup: ParquetSetup, ctx: StageContext) -> Result<(), ParquetEr
             group: group.clone(),
             member: MEMBER.to_owned(),
         })?;
-    let producer: FutureProducer = setup
-        .kafka
-        .client_config()
-        .set("enable.idempotence", "true")
-        .set("message.timeout.ms", "0")
-        .create()?;
+    let producer = setup.kafka.reliable_producer()?;
     consumer.subscribe(&[TOPIC_SENTIMENT])?;
     ctx.set_detail(format!("writing {}", setup.root.display()));
     let outcome = sink_until_stopped(&setup, &consumer, &producer, &ctx).await;

@@ -82,13 +82,7 @@ pub async fn run(setup: AggregateSetup, ctx: StageContext) -> Result<(), Aggrega
         .create()?;
     let consumer = Arc::new(consumer);
     assign_from(&consumer, &checkpoint.offsets).await?;
-    let producer: FutureProducer = setup
-        .kafka
-        .client_config()
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "0")
-        .create()?;
+    let producer = setup.kafka.reliable_producer()?;
 
     // "Once": read up to the end of the topic as it is now, then stop.
     let end = if setup.config.trigger_ms == 0 {

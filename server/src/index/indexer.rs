@@ -159,12 +159,7 @@ pub async fn run(setup: IndexerSetup, ctx: StageContext) -> Result<(), IndexerEr
             group: group.clone(),
             member: MEMBER.to_owned(),
         })?;
-    let producer: FutureProducer = setup
-        .kafka
-        .client_config()
-        .set("enable.idempotence", "true")
-        .set("message.timeout.ms", "0")
-        .create()?;
+    let producer = setup.kafka.reliable_producer()?;
     let outcome = match with_retry(&ctx, &setup.metrics, || setup.backend.prepare()).await {
         Ok(Some(())) => {
             consumer.subscribe(&[TOPIC_SENTIMENT])?;

@@ -7,6 +7,8 @@ pub mod broker;
 pub mod inspect;
 
 use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
 use std::path::PathBuf;
 
 /// How to reach the cluster, embedded or external.
@@ -59,5 +61,16 @@ impl KafkaSettings {
             config.set("ssl.ca.location", ca.display().to_string());
         }
         config
+    }
+
+    /// The producer every consuming stage writes its outputs with: idempotent (a retried send
+    /// is not a duplicate) and with no delivery timeout (a stopped broker delays records, it
+    /// never drops them), batching for 5 ms.
+    pub fn reliable_producer(&self) -> Result<FutureProducer, KafkaError> {
+        self.client_config()
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "0")
+            .create()
     }
 }

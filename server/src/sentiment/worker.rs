@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use app::api::{EnrichedReview, LatestReview, TOPIC_DLQ, TOPIC_REVIEWS, TOPIC_SENTIMENT};
+use app::api::{EnrichedReview, LatestReview, TOPIC_REVIEWS, TOPIC_SENTIMENT};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Classifier, SentimentRuntime, WorkerMetrics};
 use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
-use crate::records::{DeadLetter, parse_review};
+use crate::records::{DeadLetter, deliver_dead_letter, parse_review};
 
 /// Most records handled (and committed) together, and how long a batch waits to fill.
 const BATCH: BatchLimits = BatchLimits {
@@ -103,13 +103,7 @@ async fn run_loop(setup: WorkerSetup) -> Result<(), KafkaError> {
             id: setup.id.clone(),
             runtime: setup.runtime.clone(),
         })?;
-    let producer: FutureProducer = setup
-        .kafka
-        .client_config()
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "0")
-        .create()?;
+    let producer = setup.kafka.reliable_producer()?;
     consumer.subscribe(&[TOPIC_REVIEWS])?;
     loop {
         let batch = tokio::select! {
@@ -211,30 +205,23 @@ async fn enrich(setup: &WorkerSetup, input: &Record) -> Output {
 
 /// Produces one output, retrying until the broker acknowledges it (or the worker is stopped).
 async fn deliver(producer: &FutureProducer, output: &Output, input: &Record, setup: &WorkerSetup) {
+    let json = match output {
+        Output::Dead(letter) => {
+            if deliver_dead_letter(producer, letter, &setup.cancel).await {
+                setup.metrics.dlq.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        Output::Enriched(json) => json,
+    };
     loop {
-        let result = match output {
-            Output::Enriched(json) => {
-                let mut record = FutureRecord::<[u8], str>::to(TOPIC_SENTIMENT).payload(json);
-                if let Some(key) = &input.key {
-                    record = record.key(key.as_slice());
-                }
-                producer.send(record, Timeout::Never).await
-            }
-            Output::Dead(letter) => {
-                let payload = letter.to_json();
-                let record = FutureRecord::<(), str>::to(TOPIC_DLQ)
-                    .payload(&payload)
-                    .headers(letter.headers());
-                producer.send(record, Timeout::Never).await
-            }
-        };
-        match result {
+        let mut record = FutureRecord::<[u8], str>::to(TOPIC_SENTIMENT).payload(json);
+        if let Some(key) = &input.key {
+            record = record.key(key.as_slice());
+        }
+        match producer.send(record, Timeout::Never).await {
             Ok(_) => {
-                let counter = match output {
-                    Output::Enriched(_) => &setup.metrics.produced,
-                    Output::Dead(_) => &setup.metrics.dlq,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
+                setup.metrics.produced.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             Err((error, _)) if !setup.cancel.is_cancelled() => {
