@@ -16,9 +16,11 @@ use serde::Deserialize;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::WatchStream;
 
+use crate::faults::FaultError;
 use crate::index::SearchError;
 use crate::index::query::DEFAULT_INTERVAL;
 use crate::kafka::inspect::{InspectError, MAX_BROWSE};
+use crate::lesson::Action;
 use crate::pipeline::{Engine, EngineError};
 use crate::sentiment::SentimentError;
 use crate::stage::StageError;
@@ -44,6 +46,14 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/api/stages/{id}/crash", post(crash_stage))
         .route("/api/search", get(search))
         .route("/api/search/aggregations", get(search_aggregations))
+        .route("/api/stages/{id}/restart", post(restart_stage))
+        .route("/api/pipeline/start-all", post(start_all))
+        .route("/api/pipeline/stop-all", post(stop_all))
+        .route("/api/lesson", get(lesson))
+        .route("/api/lesson/reset", post(reset_lesson))
+        .route("/api/faults/malformed", post(flood_malformed))
+        .route("/api/faults/resend", post(resend_newest))
+        .route("/api/faults/search-outage", post(search_outage))
         .route("/api/events", get(events))
         .with_state(engine)
 }
@@ -62,10 +72,12 @@ impl IntoResponse for EngineError {
                 InspectError::UnknownTopic(_) | InspectError::UnknownPartition { .. },
             ) => StatusCode::NOT_FOUND,
             EngineError::Search(SearchError::BadRequest(_)) => StatusCode::BAD_REQUEST,
+            EngineError::Fault(FaultError::Count(_)) => StatusCode::BAD_REQUEST,
             EngineError::Broker(_)
             | EngineError::Admin(_)
             | EngineError::Inspect(_)
-            | EngineError::Search(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | EngineError::Search(_)
+            | EngineError::Fault(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let body = ApiError {
             error: self.to_string(),
@@ -191,11 +203,11 @@ async fn messages(
             query.offset
         )));
     }
-    Ok(Json(
-        engine
-            .messages(&topic, query.partition, query.offset, query.limit)
-            .await?,
-    ))
+    let messages = engine
+        .messages(&topic, query.partition, query.offset, query.limit)
+        .await?;
+    engine.record_action(Action::BrowsedMessages);
+    Ok(Json(messages))
 }
 
 #[derive(Debug, Deserialize)]
@@ -281,7 +293,12 @@ async fn search(
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<app::api::SearchResults> {
     let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
-    Ok(Json(engine.search(&query.request()?).await?))
+    let request = query.request()?;
+    let results = engine.search(&request).await?;
+    if !request.q.trim().is_empty() && request.sentiment.is_some() {
+        engine.record_action(Action::Searched);
+    }
+    Ok(Json(results))
 }
 
 #[derive(Debug, Deserialize)]
@@ -317,4 +334,81 @@ async fn events(
     });
     let stream = futures::StreamExt::take_until(stream, closing);
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+// ---- The lesson: run all / stop all, restart, progress, fault buttons ----
+
+async fn restart_stage(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+) -> ApiResult<app::api::PipelineStatus> {
+    engine.restart_stage(&id).await?;
+    Ok(Json(engine.pipeline_status()))
+}
+
+async fn start_all(State(engine): State<Arc<Engine>>) -> ApiResult<app::api::PipelineStatus> {
+    engine.start_all().await?;
+    Ok(Json(engine.pipeline_status()))
+}
+
+async fn stop_all(State(engine): State<Arc<Engine>>) -> ApiResult<app::api::PipelineStatus> {
+    engine.stop_all().await?;
+    Ok(Json(engine.pipeline_status()))
+}
+
+/// The lesson as of the latest snapshot.
+async fn lesson(State(engine): State<Arc<Engine>>) -> Json<app::api::LessonView> {
+    Json(engine.subscribe().borrow().lesson.clone())
+}
+
+async fn reset_lesson(State(engine): State<Arc<Engine>>) -> Json<serde_json::Value> {
+    engine.reset_lesson();
+    Json(serde_json::json!({"reset": true}))
+}
+
+/// A fault body: absent means the default count; anything else must parse.
+fn fault_body(
+    body: Result<Json<app::api::FaultRequest>, JsonRejection>,
+) -> Result<app::api::FaultRequest, EngineError> {
+    match body {
+        Ok(Json(request)) => Ok(request),
+        Err(JsonRejection::MissingJsonContentType(_)) => {
+            Ok(serde_json::from_value(serde_json::json!({}))
+                .unwrap_or(app::api::FaultRequest { count: 100 }))
+        }
+        Err(rejection) => Err(EngineError::BadRequest(rejection.body_text())),
+    }
+}
+
+async fn flood_malformed(
+    State(engine): State<Arc<Engine>>,
+    body: Result<Json<app::api::FaultRequest>, JsonRejection>,
+) -> ApiResult<serde_json::Value> {
+    let request = fault_body(body)?;
+    let written = engine.flood_malformed(request.count).await?;
+    Ok(Json(serde_json::json!({ "written": written })))
+}
+
+async fn resend_newest(
+    State(engine): State<Arc<Engine>>,
+    body: Result<Json<app::api::FaultRequest>, JsonRejection>,
+) -> ApiResult<serde_json::Value> {
+    let request = fault_body(body)?;
+    let sent = engine.resend_newest(request.count).await?;
+    Ok(Json(serde_json::json!({ "resent": sent })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutageRequest {
+    down: bool,
+}
+
+async fn search_outage(
+    State(engine): State<Arc<Engine>>,
+    body: Result<Json<OutageRequest>, JsonRejection>,
+) -> ApiResult<serde_json::Value> {
+    let Json(request) = body.map_err(|e| EngineError::BadRequest(e.body_text()))?;
+    engine.set_search_outage(request.down);
+    Ok(Json(serde_json::json!({ "down": request.down })))
 }

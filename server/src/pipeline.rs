@@ -18,6 +18,7 @@ use crate::aggregate::parquet::{self as parquet_sink, ParquetMetrics, ParquetSet
 use crate::aggregate::run::AggregateSetup;
 use crate::aggregate::{self, AggregateMetrics};
 use crate::config::{ConfigError, ServeArgs};
+use crate::faults::{self, FaultError};
 use crate::index::indexer::{self, IndexerMetrics, IndexerSetup};
 use crate::index::query::{Search, check_interval};
 use crate::index::{Backend, SearchBackend, SearchError, SearchSettings};
@@ -25,6 +26,7 @@ use crate::kafka::KafkaSettings;
 use crate::kafka::admin::{AdminError, TopicSpec, ensure_topics};
 use crate::kafka::broker::{BrokerError, EmbeddedBroker};
 use crate::kafka::inspect::{GroupRegistry, InspectError, Inspector};
+use crate::lesson::{Action, Lesson};
 use crate::producer::{self, ProducerMetrics, SocketSource};
 use crate::sentiment::{self, SentimentError, SentimentRuntime};
 use crate::stage::{Stage, StageError};
@@ -66,6 +68,8 @@ pub enum EngineError {
     Sentiment(#[from] SentimentError),
     #[error(transparent)]
     Search(#[from] SearchError),
+    #[error(transparent)]
+    Fault(#[from] FaultError),
 }
 
 /// Settings the engine starts from (the server's flags, or a test's choices).
@@ -121,6 +125,7 @@ pub struct Engine {
     indexer_metrics: Arc<IndexerMetrics>,
     search: Arc<Backend>,
     snapshot: watch::Sender<Snapshot>,
+    lesson: Lesson,
     /// Cancelled when the server shuts down, so long-lived responses (SSE) can end.
     closing: tokio_util::sync::CancellationToken,
 }
@@ -162,6 +167,7 @@ impl Engine {
             indexer_metrics: Arc::default(),
             search,
             snapshot: watch::Sender::new(Snapshot::default()),
+            lesson: Lesson::open(&settings.data_dir),
             closing: tokio_util::sync::CancellationToken::new(),
         });
         engine.parquet_metrics.scan(&engine.parquet_root());
@@ -441,6 +447,7 @@ impl Engine {
             location,
             documents,
             last_error,
+            paused: self.search.in_outage(),
         }
     }
 
@@ -486,6 +493,85 @@ impl Engine {
             .await?)
     }
 
+    /// Notes something the learner did that the lesson checks (reading records, searching).
+    pub fn record_action(&self, action: Action) {
+        self.lesson.record(action);
+    }
+
+    pub fn reset_lesson(&self) {
+        self.lesson.reset();
+    }
+
+    /// Fault button: `count` malformed records into `reviews`.
+    pub async fn flood_malformed(&self, count: u32) -> Result<u32, EngineError> {
+        let written = faults::flood_malformed(&self.kafka, count).await?;
+        self.lesson.record(Action::FloodedMalformed);
+        Ok(written)
+    }
+
+    /// Fault button: the newest `count` reviews sent again.
+    pub async fn resend_newest(&self, count: u32) -> Result<u32, EngineError> {
+        let sent = faults::resend_newest(&self.kafka, &self.inspector, count).await?;
+        self.lesson.record(Action::ResentReviews);
+        Ok(sent)
+    }
+
+    /// Fault button: the search backend fails every call until resumed.
+    pub fn set_search_outage(&self, down: bool) {
+        self.search.set_outage(down);
+    }
+
+    /// Stops a stage and starts it again with the configuration it ran with: consumers resume
+    /// from their committed offsets (or checkpoint).
+    pub async fn restart_stage(&self, id: &str) -> Result<(), EngineError> {
+        if id == STAGE_BROKER {
+            self.stop_broker().await?;
+            return self.start_broker().await;
+        }
+        let stage = self.stage(id)?;
+        let config = stage.status(Default::default()).config;
+        if stage.is_active() {
+            stage.stop().await?;
+        }
+        self.start_stage(id, config.unwrap_or_default()).await
+    }
+
+    /// Run all: every stage of the lesson that is not running yet, with its defaults (the
+    /// sentiment group with two workers, so the partitions are shared).
+    pub async fn start_all(&self) -> Result<(), EngineError> {
+        let defaults = [
+            (STAGE_PRODUCER, serde_json::json!({})),
+            (STAGE_STREAMER, serde_json::json!({})),
+            (STAGE_SENTIMENT, serde_json::json!({"workers": 2})),
+            (STAGE_AGGREGATE, serde_json::json!({})),
+            (STAGE_INDEXER, serde_json::json!({})),
+        ];
+        for (id, config) in defaults {
+            if self.stage(id)?.is_active() {
+                continue;
+            }
+            self.start_stage(id, config).await?;
+        }
+        Ok(())
+    }
+
+    /// Stop all: every stage, source first so the consumers can drain; the broker stays up.
+    pub async fn stop_all(&self) -> Result<(), EngineError> {
+        for stage in [
+            &self.streamer,
+            &self.producer,
+            &self.sentiment,
+            &self.aggregate,
+            &self.parquet,
+            &self.indexer,
+        ] {
+            if stage.is_active() {
+                stage.stop().await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Stops every stage (then the embedded broker): used on shutdown.
     pub async fn shutdown(&self) {
         for stage in [
@@ -525,7 +611,7 @@ impl Engine {
             }
         };
         let elapsed = Duration::from_millis(u64::try_from(at - previous.at).unwrap_or(1000));
-        Snapshot {
+        let mut snapshot = Snapshot {
             at,
             pipeline,
             topics,
@@ -534,7 +620,10 @@ impl Engine {
             search: self.search_status().await,
             aggregate: self.aggregate_metrics.view(),
             parquet: self.parquet_metrics.newest(),
-        }
+            lesson: Default::default(),
+        };
+        snapshot.lesson = self.lesson.observe(&snapshot);
+        snapshot
     }
 }
 

@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use serde_json::json;
 
 use super::charts::{Bar, BarChart, sentiment_class};
+use super::lesson::FaultButton;
 use super::{Cell, ErrorLine, LiveStage, StatePill, thousands};
 use crate::api::{AggregateView, Sentiment, WindowKind, WindowRow};
 use crate::client;
@@ -45,7 +46,7 @@ pub fn AggregateCell() -> impl IntoView {
             </p>
             <AggregateControls form />
             <div class="buttons">
-                <button class="btn btn-primary" data-testid="aggregate-start" on:click=start disabled=running>
+                <button class="btn btn-primary" data-primary data-testid="aggregate-start" on:click=start disabled=running>
                     "Start"
                 </button>
                 <button class="btn" data-testid="aggregate-stop" on:click=act("/api/stages/aggregate/stop") disabled=move || !running()>
@@ -60,6 +61,19 @@ pub fn AggregateCell() -> impl IntoView {
                 >
                     "Crash"
                 </button>
+                <FaultButton
+                    label="Restart"
+                    path="/api/stages/aggregate/restart"
+                    testid="aggregate-restart"
+                    title="Start the job again with the settings it ran with: it resumes from its checkpoint"
+                />
+                <FaultButton
+                    label="Send newest 100 again"
+                    path="/api/faults/resend"
+                    body=json!({"count": 100})
+                    testid="fault-resend"
+                    title="Write the newest 100 reviews to reviews a second time, as a producer retry would: the windows must skip them as duplicates"
+                />
             </div>
             <ErrorLine error />
             {move || stage.status.get().and_then(|s| s.detail).map(|d| view! { <p class="muted">{d}</p> })}

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::{Cell, ErrorLine, thousands};
+use super::{BrokerToggle, Cell, ErrorLine, thousands};
 use crate::api::{GroupInfo, Message, TOPIC_REVIEWS, TopicInfo};
 use crate::client;
 use crate::live::Live;
@@ -29,6 +29,12 @@ pub fn KafkaCell() -> impl IntoView {
                 ". The " <em>"high watermark"</em>
                 " is the offset the next record will get, so it counts the records ever written; the low watermark is the oldest one still kept. Records with the same key always land in the same partition."
             </p>
+            <div class="buttons faults">
+                <BrokerToggle testid="kafka-broker-toggle" />
+                <span class="muted">
+                    "Stop the broker and watch the producer and the consumers wait and retry; start it again and they go on from where they were."
+                </span>
+            </div>
             <p class="headline">
                 <span class="stat-value" data-testid="reviews-high-sum">
                     {move || thousands(reviews_high())}
@@ -205,7 +211,7 @@ fn MessageBrowser(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
                 <input type="number" min="0" name="offset" bind:value=offset />
             </label>
             <div class="buttons">
-                <button class="btn" data-testid="browse" on:click=fetch>
+                <button class="btn" data-primary data-testid="browse" on:click=fetch>
                     "Read 10 records"
                 </button>
             </div>

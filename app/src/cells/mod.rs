@@ -3,6 +3,7 @@
 mod aggregate;
 mod charts;
 mod kafka;
+mod lesson;
 mod search;
 mod sentiment;
 mod streamer;
@@ -20,7 +21,9 @@ pub fn Notebook() -> impl IntoView {
         <header class="topbar">
             <h1>"Pipebook"</h1>
             <p class="tagline">"A live streaming pipeline, one stage per cell."</p>
+            <lesson::ViewToggles />
             <ClusterBadge live />
+            <lesson::LessonBar />
         </header>
         <main class="notebook">
             <streamer::StreamerCell />
@@ -32,14 +35,15 @@ pub fn Notebook() -> impl IntoView {
     }
 }
 
-/// Where Kafka is and whether it answers, with the embedded broker's stop/start button.
+/// Stops or starts the embedded broker (a fault button: the stages wait and retry).
 #[component]
-fn ClusterBadge(live: Live) -> impl IntoView {
+fn BrokerToggle(testid: &'static str) -> impl IntoView {
+    let live = Live::use_context();
     let kafka = move || live.snapshot.get().map(|s| s.pipeline.kafka);
+    let running = move || kafka().is_some_and(|k| k.state == StageState::Running);
     let busy = RwSignal::new(false);
     let toggle = move |_| {
-        let running = kafka().is_some_and(|k| k.state == StageState::Running);
-        let path = if running {
+        let path = if running() {
             "/api/stages/broker/stop"
         } else {
             "/api/stages/broker/start"
@@ -50,6 +54,21 @@ fn ClusterBadge(live: Live) -> impl IntoView {
             busy.set(false);
         });
     };
+    move || {
+        kafka().filter(|k| k.mode == "embedded").map(|_| {
+            view! {
+                <button class="btn btn-small" data-testid=testid on:click=toggle disabled=move || busy.get()>
+                    {if running() { "Stop broker" } else { "Start broker" }}
+                </button>
+            }
+        })
+    }
+}
+
+/// Where Kafka is and whether it answers, with the embedded broker's stop/start button.
+#[component]
+fn ClusterBadge(live: Live) -> impl IntoView {
+    let kafka = move || live.snapshot.get().map(|s| s.pipeline.kafka);
     view! {
         <div class="cluster" data-testid="cluster">
             {move || match kafka() {
@@ -62,17 +81,12 @@ fn ClusterBadge(live: Live) -> impl IntoView {
                         .into_any()
                 }
                 Some(k) => {
-                    let embedded = k.mode == "embedded";
                     let state = k.state;
                     view! {
                         <span class=format!("pill pill-{}", state.as_str())>
                             {format!("Kafka {} · {} · {}", k.mode, k.bootstrap_servers, state.as_str())}
                         </span>
-                        <Show when=move || embedded>
-                            <button class="btn btn-small" on:click=toggle disabled=move || busy.get()>
-                                {if state == StageState::Running { "Stop broker" } else { "Start broker" }}
-                            </button>
-                        </Show>
+                        <BrokerToggle testid="broker-toggle" />
                         {k.last_error.map(|e| view! { <span class="error">{e}</span> })}
                     }
                         .into_any()
@@ -82,17 +96,19 @@ fn ClusterBadge(live: Live) -> impl IntoView {
     }
 }
 
-/// The frame every cell shares: number, title, what it teaches, then its body.
+/// The frame every cell shares: number (a deep link, `/#cell-3`), title, the cell's "Try this"
+/// steps, then its body. Focusable, so the keyboard can move between cells.
 #[component]
 fn Cell(number: u8, title: &'static str, children: Children) -> impl IntoView {
     view! {
-        <section class="cell" id=format!("cell-{number}")>
+        <section class="cell" id=format!("cell-{number}") tabindex="-1" aria-label=title>
             <header class="cell-head">
                 <a class="cell-no" href=format!("#cell-{number}")>
                     {number}
                 </a>
                 <h2>{title}</h2>
             </header>
+            <lesson::TryThis cell=number />
             {children()}
         </section>
     }

@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use serde_json::json;
 
 use super::charts::{Bar, BarChart, sentiment_class};
+use super::lesson::FaultButton;
 use super::{Cell, ErrorLine, LiveStage, StatePill, thousands};
 use crate::api::{GROUP_INDEXER, SearchAggregations, SearchResults, Sentiment};
 use crate::client;
@@ -73,12 +74,13 @@ pub fn SearchCell() -> impl IntoView {
                     <input type="text" name="group" bind:value=group />
                 </label>
                 <div class="buttons">
-                    <button class="btn btn-primary" data-testid="indexer-start" on:click=start disabled=running>
+                    <button class="btn btn-primary" data-primary data-testid="indexer-start" on:click=start disabled=running>
                         "Start indexer"
                     </button>
                     <button class="btn" data-testid="indexer-stop" on:click=stop disabled=move || !running()>
                         "Stop"
                     </button>
+                    <OutageToggle paused=Signal::derive(move || status.get().paused) />
                 </div>
             </form>
             <ErrorLine error />
@@ -462,5 +464,35 @@ mod tests {
         assert_eq!(query_component("service"), "service");
         assert_eq!(query_component("cold & slow"), "cold%20%26%20slow");
         assert_eq!(query_component("café"), "caf%C3%A9");
+    }
+}
+
+/// Pauses the search backend (every call fails, as if the cluster were down) or resumes it.
+#[component]
+fn OutageToggle(paused: Signal<bool>) -> impl IntoView {
+    move || {
+        if paused.get() {
+            view! {
+                <FaultButton
+                    label="Resume search backend"
+                    path="/api/faults/search-outage"
+                    body=json!({"down": false})
+                    testid="search-resume"
+                    title="End the simulated outage: the indexer's next retry succeeds and it catches up"
+                />
+            }
+            .into_any()
+        } else {
+            view! {
+                <FaultButton
+                    label="Pause search backend"
+                    path="/api/faults/search-outage"
+                    body=json!({"down": true})
+                    testid="search-pause"
+                    title="Simulate an outage: every call to the search backend fails until you resume it"
+                />
+            }
+            .into_any()
+        }
     }
 }

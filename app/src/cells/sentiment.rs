@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use leptos::prelude::*;
 use serde_json::json;
 
+use super::lesson::FaultButton;
 use super::{Cell, ErrorLine, LiveStage, StatePill, thousands};
 use crate::api::{Sentiment, SentimentView};
 use crate::client;
@@ -90,7 +91,7 @@ pub fn SentimentCell() -> impl IntoView {
                     </select>
                 </label>
                 <div class="buttons">
-                    <button class="btn btn-primary" data-testid="sentiment-start" on:click=start disabled=running>
+                    <button class="btn btn-primary" data-primary data-testid="sentiment-start" on:click=start disabled=running>
                         "Start"
                     </button>
                     <button
@@ -109,6 +110,21 @@ pub fn SentimentCell() -> impl IntoView {
                     >
                         "Stop"
                     </button>
+                </div>
+                <div class="buttons faults">
+                    <FaultButton
+                        label="Flood 100 malformed records"
+                        path="/api/faults/malformed"
+                        body=json!({"count": 100})
+                        testid="fault-malformed"
+                        title="Write 100 broken records into reviews: the workers send each to reviews.dlq with its reason and go on"
+                    />
+                    <FaultButton
+                        label="Restart stage"
+                        path="/api/stages/sentiment/restart"
+                        testid="sentiment-restart"
+                        title="Stop the group and start it again with the same settings: it resumes from the committed offsets"
+                    />
                 </div>
             </form>
             <ErrorLine error />

@@ -143,6 +143,7 @@ pub fn StreamerCell() -> impl IntoView {
                 <div class="buttons">
                     <button
                         class="btn btn-primary"
+                        data-primary
                         data-testid="streamer-start"
                         on:click=start
                         disabled=active
@@ -183,6 +184,7 @@ pub fn StreamerCell() -> impl IntoView {
                 </div>
             </form>
             <ErrorLine error />
+            <LimitProgress streamer />
             <div class="stats">
                 <div class="stat">
                     <span class="stat-label">"Streamer " <StatePill state /></span>
@@ -222,5 +224,28 @@ pub fn StreamerCell() -> impl IntoView {
                     .collect_view()
             }}
         </Cell>
+    }
+}
+
+/// How far a streamer with a "stop after" limit has got, as a progress bar.
+#[component]
+fn LimitProgress(streamer: Memo<Option<StageStatus>>) -> impl IntoView {
+    let limit = move || {
+        streamer
+            .get()
+            .filter(|s| s.state == StageState::Running)
+            .and_then(|s| s.config)
+            .and_then(|c| c["limit"].as_i64())
+    };
+    move || {
+        limit().map(|limit| {
+            let sent = counter(&streamer.get(), "sent");
+            view! {
+                <p class="progress-line" data-testid="streamer-progress">
+                    <progress max=limit value=sent></progress>
+                    <span class="muted">{format!("{} of {} reviews sent", thousands(sent), thousands(limit))}</span>
+                </p>
+            }
+        })
     }
 }

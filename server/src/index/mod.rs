@@ -15,6 +15,7 @@ pub mod query;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use app::api::{EnrichedReview, SearchAggregations, SearchResults, Sentiment};
 use chrono::{NaiveDateTime, SecondsFormat};
@@ -145,8 +146,15 @@ pub trait SearchBackend: Send + Sync {
     ) -> impl Future<Output = Result<SearchAggregations, SearchError>> + Send;
 }
 
-/// The configured backend.
-pub enum Backend {
+/// The configured backend, with the lesson's outage switch in front of it.
+pub struct Backend {
+    kind: BackendKind,
+    /// Set by the "pause the search backend" fault button: every call fails as if the
+    /// backend were down, so the learner sees the indexer retry and then catch up.
+    outage: AtomicBool,
+}
+
+enum BackendKind {
     Embedded(EmbeddedIndex),
     Elastic(ElasticIndex),
 }
@@ -155,29 +163,54 @@ impl Backend {
     /// Opens the embedded index under `data_dir/search`, or builds the Elasticsearch client
     /// (which contacts the cluster only when first used).
     pub fn open(settings: &SearchSettings, data_dir: &Path) -> Result<Arc<Self>, SearchError> {
-        let backend = match settings {
+        let kind = match settings {
             SearchSettings::Embedded => {
-                Backend::Embedded(EmbeddedIndex::open(&data_dir.join("search"))?)
+                BackendKind::Embedded(EmbeddedIndex::open(&data_dir.join("search"))?)
             }
-            SearchSettings::Elastic(settings) => Backend::Elastic(ElasticIndex::new(settings)?),
+            SearchSettings::Elastic(settings) => BackendKind::Elastic(ElasticIndex::new(settings)?),
         };
-        Ok(Arc::new(backend))
+        Ok(Arc::new(Backend {
+            kind,
+            outage: AtomicBool::new(false),
+        }))
+    }
+
+    /// Simulates the backend going down (`true`) or coming back (`false`).
+    pub fn set_outage(&self, down: bool) {
+        self.outage.store(down, Ordering::Relaxed);
+    }
+
+    pub fn in_outage(&self) -> bool {
+        self.outage.load(Ordering::Relaxed)
+    }
+
+    fn available(&self) -> Result<(), SearchError> {
+        if self.in_outage() {
+            return Err(SearchError::Unavailable(
+                "paused with the fault button (a simulated outage)".to_owned(),
+            ));
+        }
+        Ok(())
     }
 }
 
-/// Forwards each call to the configured backend.
+/// Forwards each call to the configured backend, unless a simulated outage is on.
 macro_rules! dispatch {
-    ($self:ident, $backend:ident => $call:expr) => {
-        match $self {
-            Backend::Embedded($backend) => $call,
-            Backend::Elastic($backend) => $call,
+    ($self:ident, $backend:ident => $call:expr) => {{
+        $self.available()?;
+        match &$self.kind {
+            BackendKind::Embedded($backend) => $call,
+            BackendKind::Elastic($backend) => $call,
         }
-    };
+    }};
 }
 
 impl SearchBackend for Backend {
     fn describe(&self) -> (String, String) {
-        dispatch!(self, b => b.describe())
+        match &self.kind {
+            BackendKind::Embedded(b) => b.describe(),
+            BackendKind::Elastic(b) => b.describe(),
+        }
     }
     async fn prepare(&self) -> Result<(), SearchError> {
         dispatch!(self, b => b.prepare().await)

@@ -1,0 +1,146 @@
+//! The lesson around the cells: progress at the top with run-all / stop-all, each cell's
+//! "Try this" steps that turn green when the pipeline shows they were done, the fault buttons,
+//! and the view toggles (theme, large font) that `public/notebook.js` applies.
+
+use leptos::prelude::*;
+
+use super::ErrorLine;
+use crate::api::LessonStep;
+use crate::client;
+use crate::live::Live;
+
+/// Progress through the lesson, with run-all, stop-all and start-over.
+#[component]
+pub fn LessonBar() -> impl IntoView {
+    let live = Live::use_context();
+    let lesson = Memo::new(move |_| live.snapshot.get().map(|s| s.lesson).unwrap_or_default());
+    let done = move || lesson.get().done();
+    let total = move || lesson.get().steps.len();
+    let error = RwSignal::new(None::<String>);
+    let act = move |path: &'static str| {
+        move |_| client::post_reporting(error, path.to_owned(), serde_json::Value::Null)
+    };
+    view! {
+        <div class="lesson-bar" data-testid="lesson-progress">
+            <span class="lesson-count">
+                "Lesson " <strong data-testid="lesson-done">{done}</strong> " / " {total}
+            </span>
+            <progress
+                max=move || total().max(1)
+                value=done
+                aria-label="steps of the lesson done"
+            ></progress>
+            <button class="btn btn-small" data-testid="run-all" on:click=act("/api/pipeline/start-all")
+                title="Start every stage that is not running, with its defaults">
+                "Run all"
+            </button>
+            <button class="btn btn-small" data-testid="stop-all" on:click=act("/api/pipeline/stop-all")>
+                "Stop all"
+            </button>
+            <button class="btn btn-small" data-testid="lesson-reset" on:click=act("/api/lesson/reset")
+                title="Mark every step as not done">
+                "Start over"
+            </button>
+            <ErrorLine error />
+        </div>
+    }
+}
+
+/// Theme and font-size toggles and the keyboard hint; `notebook.js` does the switching, so it
+/// also works before the page has hydrated.
+#[component]
+pub fn ViewToggles() -> impl IntoView {
+    view! {
+        <div class="view-toggles">
+            <button class="btn btn-small" data-toggle="theme" data-testid="toggle-theme"
+                title="Switch light / dark (follows the OS until you choose)">
+                "◐ Theme"
+            </button>
+            <button class="btn btn-small" data-toggle="size" data-testid="toggle-size"
+                title="Large font, for a projector">
+                "A+ Large"
+            </button>
+            <span class="muted keys-hint" title="Shift+Enter runs the focused cell; J / K or Alt+↓ / Alt+↑ move between cells">
+                "⇧⏎ run · J/K move"
+            </span>
+        </div>
+    }
+}
+
+/// The steps of one cell, each with a check that turns green when it has been done.
+#[component]
+pub fn TryThis(cell: u8) -> impl IntoView {
+    let live = Live::use_context();
+    let steps = Memo::new(move |_| {
+        live.snapshot
+            .get()
+            .map(|s| s.lesson.for_cell(cell).cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    });
+    move || {
+        let steps = steps.get();
+        (!steps.is_empty()).then(|| {
+            view! {
+                <aside class="try-this" aria-label="Try this">
+                    <h3>"Try this"</h3>
+                    <ol>{steps.into_iter().map(|step| view! { <StepItem step /> }).collect_view()}</ol>
+                </aside>
+            }
+        })
+    }
+}
+
+#[component]
+fn StepItem(step: LessonStep) -> impl IntoView {
+    let done = step.done();
+    let progress =
+        (!done && step.parts > 1).then(|| format!(" ({} of {} parts)", step.reached, step.parts));
+    view! {
+        <li
+            class=if done { "step step-done" } else { "step" }
+            data-testid=format!("step-{}", step.id)
+            data-done=if done { "true" } else { "false" }
+        >
+            <span class="check" aria-hidden="true">{if done { "✓" } else { "○" }}</span>
+            <span>
+                {step.task}
+                {progress}
+                <span class="concepts">
+                    {step.concepts.into_iter().map(|c| view! { <span class="concept">{c}</span> }).collect_view()}
+                </span>
+            </span>
+        </li>
+    }
+}
+
+/// A button that breaks something on purpose (or repairs it), reporting the server's answer.
+#[component]
+pub fn FaultButton(
+    label: &'static str,
+    path: &'static str,
+    #[prop(optional)] body: Option<serde_json::Value>,
+    testid: &'static str,
+    title: &'static str,
+    #[prop(optional, into)] disabled: Option<Signal<bool>>,
+) -> impl IntoView {
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let click = move |_| {
+        let body = body.clone().unwrap_or(serde_json::Value::Null);
+        busy.set(true);
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            if let Err(message) = client::post(path, body).await {
+                error.set(Some(message));
+            }
+            busy.set(false);
+        });
+    };
+    let disabled = move || busy.get() || disabled.is_some_and(|d| d.get());
+    view! {
+        <button class="btn btn-fault" data-testid=testid title=title on:click=click disabled=disabled>
+            "⚡ " {label}
+        </button>
+        <ErrorLine error />
+    }
+}
