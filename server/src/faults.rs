@@ -12,7 +12,8 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 
 use crate::kafka::KafkaSettings;
-use crate::kafka::inspect::{InspectError, Inspector};
+use crate::kafka::inspect::{InspectError, Inspector, MAX_BROWSE};
+use crate::records::parse_review;
 
 /// How long a fault press waits for the broker to acknowledge its records.
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -114,7 +115,8 @@ pub async fn resend_newest(
     Ok(sent)
 }
 
-/// The newest records of `reviews`, about `count` in all, taken evenly from its partitions.
+/// The newest valid reviews of `reviews`, about `count` in all, taken evenly from its partitions
+/// (records that are not reviews, such as a malformed flood, are passed over).
 async fn newest_records(inspector: &Inspector, count: usize) -> Result<Vec<Message>, FaultError> {
     let topics = inspector.topics().await?;
     let Some(reviews) = topics.iter().find(|t| t.name == TOPIC_REVIEWS) else {
@@ -123,11 +125,19 @@ async fn newest_records(inspector: &Inspector, count: usize) -> Result<Vec<Messa
     let per_partition = count.div_ceil(reviews.partitions.len().max(1));
     let mut newest = Vec::with_capacity(count);
     for partition in &reviews.partitions {
-        let from = (partition.high - per_partition as i64).max(partition.low);
+        // Look back further than needed, so a few hundred malformed records do not hide the
+        // reviews before them.
+        let window = (per_partition * 4).clamp(per_partition, MAX_BROWSE);
+        let from = (partition.high - window as i64).max(partition.low);
         let messages = inspector
-            .messages(TOPIC_REVIEWS, partition.id, from, per_partition)
+            .messages(TOPIC_REVIEWS, partition.id, from, window)
             .await?;
-        newest.extend(messages);
+        let valid: Vec<Message> = messages
+            .into_iter()
+            .filter(|m| parse_review(m.value.as_bytes()).is_ok())
+            .collect();
+        let skip = valid.len().saturating_sub(per_partition);
+        newest.extend(valid.into_iter().skip(skip));
     }
     newest.truncate(count);
     Ok(newest)
@@ -172,7 +182,6 @@ async fn produce_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::parse_review;
 
     #[test]
     fn every_malformed_record_is_refused_with_a_reason() {
