@@ -1,0 +1,133 @@
+import { expect, test, type Page, type TestInfo } from "@playwright/test";
+import { mkdirSync } from "node:fs";
+import { stopAllStages } from "./reset";
+
+// The whole lesson from a fresh start, through the real UI only: every "Try this" step must turn
+// green from what the learner does. Ends with screenshots of every cell, light and dark, at a
+// laptop and a projector size.
+
+test.setTimeout(600_000);
+
+async function done(page: Page, step: string, timeout = 90_000) {
+  await expect(page.getByTestId(`step-${step}`)).toHaveAttribute("data-done", "true", { timeout });
+}
+
+async function stateOf(page: Page, cell: number): Promise<string> {
+  return (await page.locator(`#cell-${cell} .stat-label .pill`).first().innerText()).trim();
+}
+
+test("a learner completes the whole lesson from a cold start", async ({ page, request }, testInfo) => {
+  await stopAllStages(request);
+  await request.post("/api/lesson/reset");
+  await page.goto("/");
+  await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
+  await expect(page.getByTestId("lesson-done")).toHaveText("0", { timeout: 30_000 });
+
+  // Cell 1: stream, and see Kafka acknowledge.
+  await page.getByLabel("Rate (reviews/s)").fill("400");
+  await page.getByLabel("Stop after").fill("");
+  await page.getByLabel("Late %").fill("0");
+  await page.getByTestId("streamer-start").click();
+  await done(page, "stream");
+
+  // Cell 2: read records at an offset; stop and start the broker.
+  await page.getByTestId("browse").click();
+  await expect(page.getByTestId("messages").locator("tbody tr").first()).toBeVisible();
+  await done(page, "offsets");
+  await page.getByTestId("kafka-broker-toggle").click();
+  await expect(page.getByTestId("cluster")).toContainText("stopped", { timeout: 30_000 });
+  await page.getByTestId("kafka-broker-toggle").click();
+  await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
+  await done(page, "broker-restart");
+
+  // Cell 3: a group of two; kill one (rebalance); lag up and back down; malformed flood.
+  await page.getByLabel("Workers").fill("2");
+  await page.getByTestId("sentiment-start").click();
+  await done(page, "group");
+  await page.getByTestId("kill-worker").first().click();
+  await done(page, "rebalance");
+  await page.getByTestId("sentiment-stop").click();
+  await expect.poll(async () => Number((await page.getByTestId("sentiment-lag").innerText()).replace(/\D/g, "")), {
+    timeout: 60_000,
+  }).toBeGreaterThan(1_000);
+  // Pause the source so the group can reach the end of the log.
+  await page.getByTestId("streamer-pause").click();
+  await page.getByTestId("sentiment-start").click();
+  await done(page, "lag");
+  await page.getByTestId("fault-malformed").click();
+  await done(page, "dead-letter");
+  await page.getByTestId("streamer-resume").click();
+
+  // Reloading mid-stream shows the same running state and the same progress.
+  const before = await page.getByTestId("lesson-done").innerText();
+  await page.reload();
+  await expect(page.getByTestId("lesson-done")).toHaveText(before, { timeout: 30_000 });
+  await expect.poll(() => stateOf(page, 1)).toBe("running");
+  await expect.poll(() => stateOf(page, 3)).toBe("running");
+
+  // Cell 4: windows, late data, an output mode, a crash and the checkpoint, dedup.
+  await page.getByTestId("aggregate-start").click();
+  await done(page, "windows");
+  await page.getByTestId("streamer-stop").click();
+  await page.getByLabel("Late %").fill("20");
+  await page.getByLabel("Late by (s)").fill("120");
+  await page.getByTestId("streamer-start").click();
+  await done(page, "late");
+  await page.getByTestId("aggregate-stop").click();
+  await page.locator("select[name=output_mode]").selectOption("update");
+  await page.getByTestId("aggregate-start").click();
+  await done(page, "output-mode");
+  await page.getByTestId("aggregate-crash").click();
+  await expect.poll(() => stateOf(page, 4), { timeout: 30_000 }).toBe("failed");
+  await page.getByTestId("aggregate-restart").click();
+  await done(page, "checkpoint");
+  await page.getByTestId("fault-resend").click();
+  await done(page, "dedup");
+
+  // Cell 5: index, search, the idempotent sink, a search outage.
+  await page.getByTestId("indexer-start").click();
+  await page.getByTestId("search-q").fill("service");
+  await page.getByTestId("search-sentiment").selectOption("NEGATIVE");
+  await expect.poll(async () => {
+    await page.getByTestId("search-submit").click();
+    return page.getByTestId("search-hit").count();
+  }, { timeout: 60_000 }).toBeGreaterThan(0);
+  await done(page, "search");
+  await page.getByTestId("search-pause").click();
+  await done(page, "search-outage", 5_000).catch(() => undefined);
+  await expect(page.getByTestId("step-search-outage")).toContainText("(1 of 2 parts)", { timeout: 60_000 });
+  await page.getByTestId("search-resume").click();
+  // Let the sinks reach the end of the log: pause the source.
+  await page.getByTestId("streamer-pause").click();
+  await done(page, "search-outage");
+  await done(page, "idempotent-sink");
+
+  const total = await page.locator("[data-testid^=step-]").count();
+  await expect(page.getByTestId("lesson-done")).toHaveText(String(total));
+  await page.getByTestId("streamer-resume").click();
+  await screenshotEveryCell(page, testInfo);
+});
+
+/** Every cell, light and dark, at 1280×800 and 1920×1080, saved and attached to the report. */
+async function screenshotEveryCell(page: Page, testInfo: TestInfo) {
+  mkdirSync("screenshots/lesson", { recursive: true });
+  const cells = await page.locator("section.cell").count();
+  for (const [width, height] of [[1280, 800], [1920, 1080]]) {
+    await page.setViewportSize({ width, height });
+    for (const scheme of ["light", "dark"] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await expect(page.locator("html")).toHaveAttribute("data-theme", scheme);
+      // Let the live feed redraw once at this size.
+      await page.waitForTimeout(1_500);
+      for (let cell = 1; cell <= cells; cell++) {
+        const path = `screenshots/lesson/${scheme}-${width}x${height}-cell-${cell}.png`;
+        await page.locator(`#cell-${cell}`).screenshot({ path });
+        await testInfo.attach(`${scheme} ${width}×${height} cell ${cell}`, { path, contentType: "image/png" });
+      }
+      const top = `screenshots/lesson/${scheme}-${width}x${height}-top.png`;
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: top });
+      await testInfo.attach(`${scheme} ${width}×${height} top`, { path: top, contentType: "image/png" });
+    }
+  }
+}
