@@ -8,6 +8,7 @@ pub mod bench;
 pub mod config;
 pub mod index;
 pub mod kafka;
+pub mod lab;
 pub mod pipeline;
 pub mod producer;
 pub mod records;
