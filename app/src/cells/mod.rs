@@ -3,6 +3,7 @@
 mod aggregate;
 mod charts;
 mod kafka;
+mod lab;
 mod search;
 mod sentiment;
 mod streamer;
@@ -28,6 +29,7 @@ pub fn Notebook() -> impl IntoView {
             <sentiment::SentimentCell />
             <aggregate::AggregateCell />
             <search::SearchCell />
+            <lab::LabCell />
         </main>
     }
 }
