@@ -102,6 +102,10 @@ test("a learner completes the whole lesson from a cold start", async ({ page, re
   await done(page, "search-outage");
   await done(page, "idempotent-sink");
 
+  // Cell 6: the delivery-semantics lab, the same records and the same crash three ways.
+  await page.getByTestId("lab-run").click();
+  await done(page, "delivery", 240_000);
+
   const total = await page.locator("[data-testid^=step-]").count();
   await expect(page.getByTestId("lesson-done")).toHaveText(String(total));
   await page.getByTestId("streamer-resume").click();

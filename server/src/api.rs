@@ -20,6 +20,7 @@ use crate::faults::FaultError;
 use crate::index::SearchError;
 use crate::index::query::DEFAULT_INTERVAL;
 use crate::kafka::inspect::{InspectError, MAX_BROWSE};
+use crate::lab::LabError;
 use crate::lesson::Action;
 use crate::pipeline::{Engine, EngineError};
 use crate::sentiment::SentimentError;
@@ -54,6 +55,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/api/faults/malformed", post(flood_malformed))
         .route("/api/faults/resend", post(resend_newest))
         .route("/api/faults/search-outage", post(search_outage))
+        .route(
+            "/api/lab/delivery",
+            get(delivery_lab).post(start_delivery_lab),
+        )
         .route("/api/events", get(events))
         .with_state(engine)
 }
@@ -73,6 +78,8 @@ impl IntoResponse for EngineError {
             ) => StatusCode::NOT_FOUND,
             EngineError::Search(SearchError::BadRequest(_)) => StatusCode::BAD_REQUEST,
             EngineError::Fault(FaultError::Count(_)) => StatusCode::BAD_REQUEST,
+            EngineError::Lab(LabError::Invalid { .. }) => StatusCode::BAD_REQUEST,
+            EngineError::Lab(LabError::Busy) => StatusCode::CONFLICT,
             EngineError::Broker(_)
             | EngineError::Admin(_)
             | EngineError::Inspect(_)
@@ -318,6 +325,21 @@ async fn search_aggregations(
 ) -> ApiResult<app::api::SearchAggregations> {
     let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
     Ok(Json(engine.search_aggregations(&query.interval).await?))
+}
+
+/// Starts a delivery-semantics lab run; 202 with the run's first view.
+async fn start_delivery_lab(
+    State(engine): State<Arc<Engine>>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<app::api::DeliveryLabView>), EngineError> {
+    let body = config_body(body)?;
+    engine.start_delivery_lab(body)?;
+    Ok((StatusCode::ACCEPTED, Json(engine.delivery_lab())))
+}
+
+/// The lab's latest run: per mode its state and counts, and the progress of a running one.
+async fn delivery_lab(State(engine): State<Arc<Engine>>) -> Json<app::api::DeliveryLabView> {
+    Json(engine.delivery_lab())
 }
 
 /// Server-sent events: the current snapshot at once, then each new one (about once a second).

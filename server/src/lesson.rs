@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use app::api::{LessonStep, LessonView, Snapshot, StageState, TOPIC_SENTIMENT};
+use app::api::{DeliveryMode, LessonStep, LessonView, Snapshot, StageState, TOPIC_SENTIMENT};
 use serde::{Deserialize, Serialize};
 
 /// What a learner did that no snapshot shows (reading records, searching).
@@ -196,6 +196,25 @@ const STEPS: &[Step] = &[
             |o| o.snapshot.search.paused && counter(o, "indexer", "retries") >= 1,
             |o| !o.snapshot.search.paused && group_lag(o, "indexer", "pipebook-indexer") == Some(0),
         ],
+    },
+    Step {
+        id: "delivery",
+        cell: 6,
+        concepts: &[
+            "delivery semantics",
+            "at-most-once",
+            "at-least-once",
+            "exactly-once",
+        ],
+        task: "Run the lab: the same records, the same crash — count what at-most-once loses and at-least-once duplicates.",
+        parts: &[|o| {
+            let lab = &o.snapshot.lab;
+            let lost = lab.result(DeliveryMode::AtMostOnce).map_or(0, |r| r.lost);
+            let duplicated = lab
+                .result(DeliveryMode::AtLeastOnce)
+                .map_or(0, |r| r.duplicated);
+            !lab.running && lost > 0 && duplicated > 0
+        }],
     },
 ];
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod faults;
 pub mod index;
 pub mod kafka;
+pub mod lab;
 pub mod lesson;
 pub mod pipeline;
 pub mod producer;

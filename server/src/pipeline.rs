@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::api::{
-    AggregateConfig, AggregateView, GroupInfo, IndexerConfig, KafkaStatus, Message, ParquetConfig,
-    PipelineStatus, ProducerConfig, SearchAggregations, SearchRequest, SearchResults, SearchStatus,
-    SentimentConfig, Snapshot, StageState, StreamerConfig, TOPIC_AGGREGATES, TOPIC_DLQ, TOPIC_LATE,
-    TOPIC_REVIEWS, TOPIC_SENTIMENT, TopicInfo, WindowKind,
+    AggregateConfig, AggregateView, DeliveryLabRequest, DeliveryLabView, GroupInfo, IndexerConfig,
+    KafkaStatus, Message, ParquetConfig, PipelineStatus, ProducerConfig, SearchAggregations,
+    SearchRequest, SearchResults, SearchStatus, SentimentConfig, Snapshot, StageState,
+    StreamerConfig, TOPIC_AGGREGATES, TOPIC_DLQ, TOPIC_LATE, TOPIC_REVIEWS, TOPIC_SENTIMENT,
+    TopicInfo, WindowKind,
 };
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -26,6 +27,7 @@ use crate::kafka::KafkaSettings;
 use crate::kafka::admin::{AdminError, TopicSpec, ensure_topics};
 use crate::kafka::broker::{BrokerError, EmbeddedBroker};
 use crate::kafka::inspect::{GroupRegistry, InspectError, Inspector};
+use crate::lab::{DeliveryLab, LabError};
 use crate::lesson::{Action, Lesson};
 use crate::producer::{self, ProducerMetrics, SocketSource};
 use crate::sentiment::{self, SentimentError, SentimentRuntime};
@@ -70,6 +72,8 @@ pub enum EngineError {
     Search(#[from] SearchError),
     #[error(transparent)]
     Fault(#[from] FaultError),
+    #[error(transparent)]
+    Lab(#[from] LabError),
 }
 
 /// Settings the engine starts from (the server's flags, or a test's choices).
@@ -124,6 +128,7 @@ pub struct Engine {
     indexer: Arc<Stage>,
     indexer_metrics: Arc<IndexerMetrics>,
     search: Arc<Backend>,
+    lab: Arc<DeliveryLab>,
     snapshot: watch::Sender<Snapshot>,
     lesson: Lesson,
     /// Cancelled when the server shuts down, so long-lived responses (SSE) can end.
@@ -166,6 +171,7 @@ impl Engine {
             indexer: Stage::new(STAGE_INDEXER, false),
             indexer_metrics: Arc::default(),
             search,
+            lab: Arc::default(),
             snapshot: watch::Sender::new(Snapshot::default()),
             lesson: Lesson::open(&settings.data_dir),
             closing: tokio_util::sync::CancellationToken::new(),
@@ -572,8 +578,23 @@ impl Engine {
         Ok(())
     }
 
+    /// Starts a delivery-semantics lab run in the background (`POST /api/lab/delivery`).
+    pub fn start_delivery_lab(&self, body: serde_json::Value) -> Result<(), EngineError> {
+        let request: DeliveryLabRequest = parse_config(body)?;
+        let plan = crate::lab::validate(&request)?;
+        self.lab
+            .start(plan, self.kafka.clone(), self.broker.is_some())?;
+        Ok(())
+    }
+
+    /// The delivery-semantics lab's latest run.
+    pub fn delivery_lab(&self) -> DeliveryLabView {
+        self.lab.view()
+    }
+
     /// Stops every stage (then the embedded broker): used on shutdown.
     pub async fn shutdown(&self) {
+        self.lab.stop();
         for stage in [
             &self.indexer,
             &self.aggregate,
@@ -620,6 +641,7 @@ impl Engine {
             search: self.search_status().await,
             aggregate: self.aggregate_metrics.view(),
             parquet: self.parquet_metrics.newest(),
+            lab: self.lab.view(),
             lesson: Default::default(),
         };
         snapshot.lesson = self.lesson.observe(&snapshot);

@@ -3,6 +3,7 @@
 mod aggregate;
 mod charts;
 mod kafka;
+mod lab;
 mod lesson;
 mod search;
 mod sentiment;
@@ -31,6 +32,7 @@ pub fn Notebook() -> impl IntoView {
             <sentiment::SentimentCell />
             <aggregate::AggregateCell />
             <search::SearchCell />
+            <lab::LabCell />
         </main>
     }
 }
