@@ -125,7 +125,8 @@ async function screenshotEveryCell(page: Page, testInfo: TestInfo) {
       await page.waitForTimeout(1_500);
       for (let cell = 1; cell <= cells; cell++) {
         const path = `screenshots/lesson/${scheme}-${width}x${height}-cell-${cell}.png`;
-        await page.locator(`#cell-${cell}`).screenshot({ path });
+        // The sticky top bar would be stitched into the middle of tall cells.
+        await page.locator(`#cell-${cell}`).screenshot({ path, style: ".topbar { position: static !important; }" });
         await testInfo.attach(`${scheme} ${width}×${height} cell ${cell}`, { path, contentType: "image/png" });
       }
       const top = `screenshots/lesson/${scheme}-${width}x${height}-top.png`;
