@@ -22,6 +22,7 @@ use crate::kafka::inspect::{InspectError, MAX_BROWSE};
 use crate::pipeline::{Engine, EngineError};
 use crate::sentiment::SentimentError;
 use crate::stage::StageError;
+use crate::trace::TraceError;
 
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
@@ -44,6 +45,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/api/stages/{id}/crash", post(crash_stage))
         .route("/api/search", get(search))
         .route("/api/search/aggregations", get(search_aggregations))
+        .route("/api/trace", get(trace))
+        .route("/api/trace/next", get(trace_next))
         .route("/api/events", get(events))
         .with_state(engine)
 }
@@ -62,10 +65,18 @@ impl IntoResponse for EngineError {
                 InspectError::UnknownTopic(_) | InspectError::UnknownPartition { .. },
             ) => StatusCode::NOT_FOUND,
             EngineError::Search(SearchError::BadRequest(_)) => StatusCode::BAD_REQUEST,
+            EngineError::Trace(TraceError::BadReviewId(_)) => StatusCode::BAD_REQUEST,
+            EngineError::Trace(TraceError::NotFound { .. } | TraceError::NoNextReview(_)) => {
+                StatusCode::NOT_FOUND
+            }
+            EngineError::Trace(TraceError::Inspect(
+                InspectError::UnknownTopic(_) | InspectError::UnknownPartition { .. },
+            )) => StatusCode::NOT_FOUND,
             EngineError::Broker(_)
             | EngineError::Admin(_)
             | EngineError::Inspect(_)
-            | EngineError::Search(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | EngineError::Search(_)
+            | EngineError::Trace(TraceError::Inspect(_)) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let body = ApiError {
             error: self.to_string(),
@@ -301,6 +312,35 @@ async fn search_aggregations(
 ) -> ApiResult<app::api::SearchAggregations> {
     let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
     Ok(Json(engine.search_aggregations(&query.interval).await?))
+}
+
+/// `GET /api/trace` parameters: `review_id`, or `next` for the next review produced.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TraceQuery {
+    #[serde(default)]
+    review_id: Option<String>,
+}
+
+/// Follows one review hop by hop; `review_id=next` waits for the next one produced.
+async fn trace(
+    State(engine): State<Arc<Engine>>,
+    query: Result<Query<TraceQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<app::api::Trace> {
+    let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
+    let Some(review_id) = query.review_id else {
+        return Err(EngineError::BadRequest(
+            "review_id: required (a review's id, or \"next\")".to_owned(),
+        ));
+    };
+    match review_id.trim() {
+        "next" => Ok(Json(engine.trace_next().await?)),
+        review_id => Ok(Json(engine.trace(review_id).await?)),
+    }
+}
+
+async fn trace_next(State(engine): State<Arc<Engine>>) -> ApiResult<app::api::Trace> {
+    Ok(Json(engine.trace_next().await?))
 }
 
 /// Server-sent events: the current snapshot at once, then each new one (about once a second).

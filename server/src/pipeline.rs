@@ -29,6 +29,7 @@ use crate::producer::{self, ProducerMetrics, SocketSource};
 use crate::sentiment::{self, SentimentError, SentimentRuntime};
 use crate::stage::{Stage, StageError};
 use crate::streamer::{self, StreamerMetrics};
+use crate::trace::{self as tracing_a_record, TraceError, Tracer};
 
 /// How often the snapshot behind `/api/events` is refreshed.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);
@@ -66,6 +67,8 @@ pub enum EngineError {
     Sentiment(#[from] SentimentError),
     #[error(transparent)]
     Search(#[from] SearchError),
+    #[error(transparent)]
+    Trace(#[from] TraceError),
 }
 
 /// Settings the engine starts from (the server's flags, or a test's choices).
@@ -121,6 +124,7 @@ pub struct Engine {
     indexer_metrics: Arc<IndexerMetrics>,
     search: Arc<Backend>,
     snapshot: watch::Sender<Snapshot>,
+    tracer: Tracer,
     /// Cancelled when the server shuts down, so long-lived responses (SSE) can end.
     closing: tokio_util::sync::CancellationToken,
 }
@@ -162,6 +166,7 @@ impl Engine {
             indexer_metrics: Arc::default(),
             search,
             snapshot: watch::Sender::new(Snapshot::default()),
+            tracer: Tracer::default(),
             closing: tokio_util::sync::CancellationToken::new(),
         });
         engine.parquet_metrics.scan(&engine.parquet_root());
@@ -484,6 +489,32 @@ impl Engine {
             .inspector
             .messages(topic, partition, offset, limit)
             .await?)
+    }
+
+    /// Follows one review through the pipeline (`GET /api/trace`).
+    pub async fn trace(&self, review_id: &str) -> Result<app::api::Trace, EngineError> {
+        Ok(self.tracer.trace(&self.trace_pipeline(), review_id).await?)
+    }
+
+    /// Waits for the next review produced to `reviews` and traces it (`GET /api/trace/next`).
+    pub async fn trace_next(&self) -> Result<app::api::Trace, EngineError> {
+        Ok(self.tracer.trace_next(&self.trace_pipeline()).await?)
+    }
+
+    fn trace_pipeline(&self) -> tracing_a_record::Pipeline<'_> {
+        let status = |stage: &Stage| stage.status(Default::default());
+        tracing_a_record::Pipeline {
+            inspector: &self.inspector,
+            search: &self.search,
+            streamer: status(&self.streamer),
+            chunks: &self.streamer_metrics.chunks_sent,
+            producer: status(&self.producer),
+            sentiment: status(&self.sentiment),
+            aggregate: status(&self.aggregate),
+            aggregate_metrics: &self.aggregate_metrics,
+            indexer: status(&self.indexer),
+            bulks: &self.indexer_metrics.bulks_indexed,
+        }
     }
 
     /// Stops every stage (then the embedded broker): used on shutdown.

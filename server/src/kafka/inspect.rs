@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use app::api::{GroupInfo, GroupMember, GroupPartition, Message, PartitionInfo, TopicInfo};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -21,6 +21,8 @@ use super::KafkaSettings;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most records the message browser returns at once.
 pub const MAX_BROWSE: usize = 500;
+/// Longest a bounded scan reads before it gives up.
+const SCAN_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -323,14 +325,7 @@ impl Inspector {
         limit: usize,
     ) -> Result<Vec<Message>, InspectError> {
         let limit = limit.min(MAX_BROWSE);
-        let metadata = self.metadata.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
-        let Some(meta) = metadata.topics().iter().find(|t| t.name() == topic) else {
-            return Err(InspectError::UnknownTopic(topic.to_owned()));
-        };
-        if meta.error().is_some() || meta.partitions().is_empty() {
-            return Err(InspectError::UnknownTopic(topic.to_owned()));
-        }
-        if !meta.partitions().iter().any(|p| p.id() == partition) {
+        if !self.partitions_of(topic)?.contains(&partition) {
             return Err(InspectError::UnknownPartition {
                 topic: topic.to_owned(),
                 partition,
@@ -360,6 +355,240 @@ impl Inspector {
         }
         Ok(out)
     }
+
+    /// The partition ids of `topic`, sorted; an unknown topic is an error.
+    fn partitions_of(&self, topic: &str) -> Result<Vec<i32>, InspectError> {
+        let metadata = self.metadata.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
+        let Some(meta) = metadata.topics().iter().find(|t| t.name() == topic) else {
+            return Err(InspectError::UnknownTopic(topic.to_owned()));
+        };
+        if meta.error().is_some() || meta.partitions().is_empty() {
+            return Err(InspectError::UnknownTopic(topic.to_owned()));
+        }
+        let mut ids: Vec<i32> = meta.partitions().iter().map(|p| p.id()).collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// The next offset `group` will read in one partition; `None` when it committed nothing.
+    pub async fn committed(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, InspectError> {
+        let this = self.clone();
+        let (group, topic) = (group.to_owned(), topic.to_owned());
+        blocking(move || {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&topic, partition);
+            let committed = this
+                .offset_reader(&group)?
+                .committed_offsets(tpl, REQUEST_TIMEOUT)?;
+            Ok(committed.elements().first().and_then(|e| match e.offset() {
+                Offset::Offset(offset) => Some(offset),
+                _ => None,
+            }))
+        })
+        .await
+    }
+
+    /// Reads records of `topic` looking for those whose payload `matches`, within the bounds
+    /// of `request`: a topic can hold millions of records, so a search reads only the newest
+    /// (or those since a time), at most `budget` in all, and says whether it read to the end.
+    pub async fn scan<F>(
+        &self,
+        request: ScanRequest,
+        matches: F,
+    ) -> Result<ScanOutcome, InspectError>
+    where
+        F: Fn(&[u8]) -> bool + Send + 'static,
+    {
+        let this = self.clone();
+        blocking(move || this.scan_blocking(&request, &matches)).await
+    }
+
+    fn scan_blocking(
+        &self,
+        request: &ScanRequest,
+        matches: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<ScanOutcome, InspectError> {
+        let started = Instant::now();
+        let topic = request.topic.as_str();
+        let reader = idle_consumer(&self.settings, "pipebook-trace")?;
+        let mut tpl = TopicPartitionList::new();
+        // partition → high watermark when the scan began: where it stops reading.
+        let mut ends = BTreeMap::new();
+        let partitions: Vec<i32> = self
+            .partitions_of(topic)?
+            .into_iter()
+            .filter(|p| request.partitions.as_ref().is_none_or(|w| w.contains(p)))
+            .collect();
+        let mut outcome = ScanOutcome {
+            from_start: true,
+            ..ScanOutcome::default()
+        };
+        // The newest records, split evenly over the partitions read.
+        let newest = request.newest / i64::try_from(partitions.len().max(1)).unwrap_or(1);
+        for partition in partitions {
+            let (low, high) = self
+                .metadata
+                .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)?;
+            let start =
+                self.scan_start(&reader, request, partition, (high - newest).max(low), high);
+            outcome.from_start &= start <= low;
+            if start < high {
+                tpl.add_partition_offset(topic, partition, Offset::Offset(start))?;
+                ends.insert(partition, high);
+            }
+        }
+        if !ends.is_empty() {
+            reader.assign(&tpl)?;
+        }
+        let deadline = started + SCAN_TIMEOUT;
+        while !ends.is_empty() && outcome.scanned < request.budget && Instant::now() < deadline {
+            match reader.poll(Duration::from_millis(200)) {
+                Some(Ok(message)) => {
+                    outcome.scanned += 1;
+                    if message.payload().is_some_and(matches) {
+                        outcome.matches.push(to_message(&message));
+                        if outcome.matches.len() >= request.max_matches {
+                            break;
+                        }
+                    }
+                    if ends
+                        .get(&message.partition())
+                        .is_some_and(|high| message.offset() + 1 >= *high)
+                    {
+                        ends.remove(&message.partition());
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    ends.remove(&partition);
+                }
+                Some(Err(error)) => return Err(error.into()),
+                None => {}
+            }
+        }
+        outcome.complete = ends.is_empty();
+        outcome.took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(outcome)
+    }
+
+    /// Where a scan starts reading one partition: at `newest` (the oldest offset it may read),
+    /// or later when it reads from a time on.
+    fn scan_start(
+        &self,
+        reader: &BaseConsumer,
+        request: &ScanRequest,
+        partition: i32,
+        newest: i64,
+        high: i64,
+    ) -> i64 {
+        let ScanFrom::Time(at_ms) = request.from else {
+            return newest;
+        };
+        // ListOffsets by timestamp: the first record stamped at or after `at_ms`.
+        let mut tpl = TopicPartitionList::new();
+        if tpl
+            .add_partition_offset(&request.topic, partition, Offset::Offset(at_ms))
+            .is_err()
+        {
+            return newest;
+        }
+        match reader.offsets_for_times(tpl, REQUEST_TIMEOUT) {
+            Ok(found) => match found.elements().first().map(|e| e.offset()) {
+                Some(Offset::Offset(offset)) => offset.clamp(newest, high),
+                // No record that new yet.
+                Some(Offset::End) => high,
+                _ => newest,
+            },
+            Err(error) => {
+                tracing::debug!(%error, "offsets by time failed; scanning the newest records");
+                newest
+            }
+        }
+    }
+
+    /// How many partitions `topic` has.
+    pub async fn partition_count(&self, topic: &str) -> Result<i32, InspectError> {
+        let this = self.clone();
+        let topic = topic.to_owned();
+        blocking(move || {
+            let count = this.partitions_of(&topic)?.len();
+            Ok(i32::try_from(count).unwrap_or(i32::MAX))
+        })
+        .await
+    }
+
+    /// Waits up to `wait` for the next record appended to `topic` (any partition) after now.
+    pub async fn next_record(
+        &self,
+        topic: &str,
+        wait: Duration,
+    ) -> Result<Option<Message>, InspectError> {
+        let this = self.clone();
+        let topic = topic.to_owned();
+        blocking(move || {
+            let reader = idle_consumer(&this.settings, "pipebook-trace")?;
+            let mut tpl = TopicPartitionList::new();
+            for partition in this.partitions_of(&topic)? {
+                let (_, high) =
+                    this.metadata
+                        .fetch_watermarks(&topic, partition, REQUEST_TIMEOUT)?;
+                tpl.add_partition_offset(&topic, partition, Offset::Offset(high))?;
+            }
+            reader.assign(&tpl)?;
+            let deadline = Instant::now() + wait;
+            while Instant::now() < deadline {
+                match reader.poll(Duration::from_millis(100)) {
+                    Some(Ok(message)) => return Ok(Some(to_message(&message))),
+                    Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+                    Some(Err(error)) => return Err(error.into()),
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+}
+
+/// Where a bounded scan starts in each partition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ScanFrom {
+    /// The newest `newest` records.
+    Newest,
+    /// The first record stamped at or after this time (ms since the epoch), but no further
+    /// back than the newest `newest`.
+    Time(i64),
+}
+
+/// What to scan, and how much at most.
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    pub topic: String,
+    /// Only these partitions; all when `None`.
+    pub partitions: Option<Vec<i32>>,
+    pub from: ScanFrom,
+    /// How far back the scan may start, in records over all partitions read (split evenly).
+    pub newest: i64,
+    /// Most records read in all.
+    pub budget: u64,
+    /// Stop after this many matches.
+    pub max_matches: usize,
+}
+
+/// What a bounded scan found.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOutcome {
+    /// Matching records in the order read (by offset within a partition).
+    pub matches: Vec<Message>,
+    pub scanned: u64,
+    /// Whether every partition was read to the end (false: budget, time or matches ran out).
+    pub complete: bool,
+    /// Whether every partition was read from its oldest record (the whole topic was searched).
+    pub from_start: bool,
+    pub took_ms: u64,
 }
 
 fn to_message(message: &rdkafka::message::BorrowedMessage<'_>) -> Message {
