@@ -6,6 +6,7 @@ mod kafka;
 mod search;
 mod sentiment;
 mod streamer;
+mod trace;
 
 use leptos::prelude::*;
 
@@ -28,6 +29,7 @@ pub fn Notebook() -> impl IntoView {
             <sentiment::SentimentCell />
             <aggregate::AggregateCell />
             <search::SearchCell />
+            <trace::TraceCell />
         </main>
     }
 }
