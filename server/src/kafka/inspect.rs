@@ -415,7 +415,7 @@ impl Inspector {
     ) -> Result<ScanOutcome, InspectError> {
         let started = Instant::now();
         let topic = request.topic.as_str();
-        let reader = idle_consumer(&self.settings, "pipebook-trace")?;
+        let reader = scan_consumer(&self.settings)?;
         let mut tpl = TopicPartitionList::new();
         // partition → high watermark when the scan began: where it stops reading.
         let mut ends = BTreeMap::new();
@@ -626,6 +626,20 @@ fn idle_consumer(settings: &KafkaSettings, group: &str) -> Result<BaseConsumer, 
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
+        .create()
+}
+
+/// An idle consumer for bounded scans. The embedded broker answers a fetch only when its wait
+/// expires, so librdkafka's default 500 ms wait would make every round of a scan take half a
+/// second; 10 ms keeps a scan reading.
+fn scan_consumer(settings: &KafkaSettings) -> Result<BaseConsumer, KafkaError> {
+    settings
+        .client_config()
+        .set("group.id", "pipebook-trace")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "10")
         .create()
 }
 

@@ -156,7 +156,15 @@ impl Tracer {
                 });
             }
         }
-        let outcome = scan_for(inspector, TOPIC_REVIEWS, review_id, ScanFrom::Newest, None).await?;
+        let outcome = scan_for(
+            inspector,
+            TOPIC_REVIEWS,
+            review_id,
+            ScanFrom::Newest,
+            None,
+            MAX_MATCHES,
+        )
+        .await?;
         tracing::debug!(
             review_id,
             scanned = outcome.scanned,
@@ -226,6 +234,7 @@ async fn scan_for(
     review_id: &str,
     from: ScanFrom,
     partitions: Option<Vec<i32>>,
+    max_matches: usize,
 ) -> Result<ScanOutcome, InspectError> {
     let needle = path::review_id_needle(review_id);
     let request = ScanRequest {
@@ -234,7 +243,7 @@ async fn scan_for(
         from,
         newest: SCAN_LIMIT as i64,
         budget: SCAN_LIMIT,
-        max_matches: MAX_MATCHES,
+        max_matches,
     };
     inspector
         .scan(request, move |payload| path::contains(payload, &needle))
@@ -266,7 +275,7 @@ async fn trace_located(pipeline: &Pipeline<'_>, located: Located) -> Trace {
         .unwrap_or(0);
     let socket = socket_hop(pipeline, &review_id);
     let reviews = reviews_hop(&located, partitions);
-    let (sentiment, sentiment_record) = sentiment_hop(pipeline, &located).await;
+    let (sentiment, sentiment_record) = sentiment_hop(pipeline, &located, partitions).await;
     if let Some(outcome) = &sentiment_record.outcome {
         scanned += outcome.scanned;
         scan_ms += outcome.took_ms;
@@ -395,16 +404,42 @@ struct SentimentRecord {
     outcome: Option<ScanOutcome>,
 }
 
+/// Where to look for the sentiment output: it keeps the review's key, so when the key's hash
+/// explains the review's partition in `reviews`, the output is in the same-numbered partition
+/// of `reviews.sentiment` (same partitioner, same partition count), and its first copy there is
+/// the one. Otherwise every partition, keeping the copies to pick the earliest.
+fn sentiment_partitions(located: &Located, partitions: i32) -> (Option<Vec<i32>>, usize) {
+    let key = located.record.key.as_deref().unwrap_or_default();
+    match path::partition_for_key(key.as_bytes(), partitions) {
+        Some(p) if p == located.record.partition => (Some(vec![p]), 1),
+        _ => (None, MAX_MATCHES),
+    }
+}
+
 /// Hop 3: the sentiment worker's output record, read from `reviews.sentiment` from the time the
 /// review was produced on (the output can only be newer).
-async fn sentiment_hop(pipeline: &Pipeline<'_>, located: &Located) -> (TraceHop, SentimentRecord) {
+async fn sentiment_hop(
+    pipeline: &Pipeline<'_>,
+    located: &Located,
+    partitions: i32,
+) -> (TraceHop, SentimentRecord) {
     let kind = TraceHopKind::Sentiment;
     let review_id = located.review.review_id.as_str();
     let from = located
         .record
         .timestamp
         .map_or(ScanFrom::Newest, ScanFrom::Time);
-    let outcome = match scan_for(pipeline.inspector, TOPIC_SENTIMENT, review_id, from, None).await {
+    let (only, max_matches) = sentiment_partitions(located, partitions);
+    let scanned = scan_for(
+        pipeline.inspector,
+        TOPIC_SENTIMENT,
+        review_id,
+        from,
+        only,
+        max_matches,
+    )
+    .await;
+    let outcome = match scanned {
         Ok(outcome) => outcome,
         Err(error) => {
             let detail = format!("Could not read {TOPIC_SENTIMENT}: {error}");
@@ -472,7 +507,8 @@ async fn sentiment_hop(pipeline: &Pipeline<'_>, located: &Located) -> (TraceHop,
             score = enriched.score,
             dup = if copies > 1 {
                 format!(
-                    " {copies} copies were found (a re-read batch or a second group); this is the first."
+                    " {copies} copies were found (a re-read batch or a second group); this is the \
+                     first."
                 )
             } else {
                 String::new()
