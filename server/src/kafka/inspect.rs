@@ -22,7 +22,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most records the message browser returns at once.
 pub const MAX_BROWSE: usize = 500;
 /// Longest a bounded scan reads before it gives up.
-const SCAN_TIMEOUT: Duration = Duration::from_secs(20);
+pub const SCAN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Records per partition a newest-first scan reads in its first step back; each next step
+/// reads twice as many, up to the last: recent records are found at once, old ones in few rounds.
+const SCAN_FIRST_STEP: i64 = 1_000;
+const SCAN_LAST_STEP: i64 = 16_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -416,9 +420,6 @@ impl Inspector {
         let started = Instant::now();
         let topic = request.topic.as_str();
         let reader = scan_consumer(&self.settings)?;
-        let mut tpl = TopicPartitionList::new();
-        // partition → high watermark when the scan began: where it stops reading.
-        let mut ends = BTreeMap::new();
         let partitions: Vec<i32> = self
             .partitions_of(topic)?
             .into_iter()
@@ -426,51 +427,56 @@ impl Inspector {
             .collect();
         let mut outcome = ScanOutcome {
             from_start: true,
+            complete: true,
             ..ScanOutcome::default()
         };
         // The newest records, split evenly over the partitions read.
         let newest = request.newest / i64::try_from(partitions.len().max(1)).unwrap_or(1);
+        // partition → (oldest offset the scan may read, end of what is left to read)
+        let mut left = BTreeMap::new();
         for partition in partitions {
             let (low, high) = self
                 .metadata
                 .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)?;
-            let start =
+            let oldest =
                 self.scan_start(&reader, request, partition, (high - newest).max(low), high);
-            outcome.from_start &= start <= low;
-            if start < high {
-                tpl.add_partition_offset(topic, partition, Offset::Offset(start))?;
-                ends.insert(partition, high);
-            }
+            outcome.from_start &= oldest <= low;
+            left.insert(partition, (oldest, high));
         }
-        if !ends.is_empty() {
-            reader.assign(&tpl)?;
-        }
+        // Newest first, a step at a time, so the newest records are read even when time runs
+        // out on a big topic; from a time on, in one forward pass (the earliest copy first).
+        let mut step = match request.from {
+            ScanFrom::Newest => SCAN_FIRST_STEP,
+            ScanFrom::Time(_) => i64::MAX,
+        };
         let deadline = started + SCAN_TIMEOUT;
-        while !ends.is_empty() && outcome.scanned < request.budget && Instant::now() < deadline {
-            match reader.poll(Duration::from_millis(200)) {
-                Some(Ok(message)) => {
-                    outcome.scanned += 1;
-                    if message.payload().is_some_and(matches) {
-                        outcome.matches.push(to_message(&message));
-                        if outcome.matches.len() >= request.max_matches {
-                            break;
-                        }
-                    }
-                    if ends
-                        .get(&message.partition())
-                        .is_some_and(|high| message.offset() + 1 >= *high)
-                    {
-                        ends.remove(&message.partition());
-                    }
+        loop {
+            let round: BTreeMap<i32, (i64, i64)> = left
+                .iter()
+                .filter(|(_, (oldest, end))| end > oldest)
+                .map(|(p, (oldest, end))| (*p, (end.saturating_sub(step).max(*oldest), *end)))
+                .collect();
+            if round.is_empty() {
+                break;
+            }
+            let found_before = outcome.matches.len();
+            let finished = read_round(&reader, request, &round, matches, deadline, &mut outcome)?;
+            for (partition, (start, _)) in &round {
+                if let Some(span) = left.get_mut(partition) {
+                    span.1 = *start;
                 }
-                Some(Err(KafkaError::PartitionEOF(partition))) => {
-                    ends.remove(&partition);
-                }
-                Some(Err(error)) => return Err(error.into()),
-                None => {}
+            }
+            if !finished {
+                outcome.complete = false;
+                break;
+            }
+            step = step.saturating_mul(2).min(SCAN_LAST_STEP.max(step));
+            // Newest first: what an older round would find is an older copy.
+            if request.from == ScanFrom::Newest && outcome.matches.len() > found_before {
+                outcome.complete = left.values().all(|(oldest, end)| end <= oldest);
+                break;
             }
         }
-        outcome.complete = ends.is_empty();
         outcome.took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         Ok(outcome)
     }
@@ -553,6 +559,58 @@ impl Inspector {
     }
 }
 
+/// Reads one round of a scan: each partition of `round` from its start to its end. False when
+/// the scan's budget, time or matches ran out first.
+fn read_round(
+    reader: &BaseConsumer,
+    request: &ScanRequest,
+    round: &BTreeMap<i32, (i64, i64)>,
+    matches: &dyn Fn(&[u8]) -> bool,
+    deadline: Instant,
+    outcome: &mut ScanOutcome,
+) -> Result<bool, InspectError> {
+    let mut tpl = TopicPartitionList::new();
+    for (partition, (start, _)) in round {
+        tpl.add_partition_offset(&request.topic, *partition, Offset::Offset(*start))?;
+    }
+    reader.assign(&tpl)?;
+    let mut open: BTreeMap<i32, i64> = round.iter().map(|(p, (_, end))| (*p, *end)).collect();
+    while !open.is_empty() {
+        if outcome.scanned >= request.budget
+            || outcome.matches.len() >= request.max_matches
+            || Instant::now() >= deadline
+        {
+            return Ok(false);
+        }
+        match reader.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let partition = message.partition();
+                let Some(end) = open.get(&partition).copied() else {
+                    continue;
+                };
+                if message.offset() >= end {
+                    // Past this round's end: the next (newer) round already read it.
+                    open.remove(&partition);
+                    continue;
+                }
+                outcome.scanned += 1;
+                if message.payload().is_some_and(matches) {
+                    outcome.matches.push(to_message(&message));
+                }
+                if message.offset() + 1 >= end {
+                    open.remove(&partition);
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                open.remove(&partition);
+            }
+            Some(Err(error)) => return Err(error.into()),
+            None => {}
+        }
+    }
+    Ok(true)
+}
+
 /// Where a bounded scan starts in each partition.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ScanFrom {
@@ -584,7 +642,8 @@ pub struct ScanOutcome {
     /// Matching records in the order read (by offset within a partition).
     pub matches: Vec<Message>,
     pub scanned: u64,
-    /// Whether every partition was read to the end (false: budget, time or matches ran out).
+    /// Whether everything the request allowed was read (false: budget, time or matches ran
+    /// out, or a newest-first scan stopped at its newest match).
     pub complete: bool,
     /// Whether every partition was read from its oldest record (the whole topic was searched).
     pub from_start: bool,

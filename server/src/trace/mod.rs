@@ -24,7 +24,9 @@ use chrono::NaiveDateTime;
 
 use crate::aggregate::AggregateMetrics;
 use crate::index::{Backend, SearchBackend, SearchError};
-use crate::kafka::inspect::{InspectError, Inspector, ScanFrom, ScanOutcome, ScanRequest};
+use crate::kafka::inspect::{
+    InspectError, Inspector, SCAN_TIMEOUT, ScanFrom, ScanOutcome, ScanRequest,
+};
 use crate::records::DATE_FORMAT;
 use recent::{KEPT_IDS, RecentBatches};
 
@@ -220,9 +222,11 @@ fn searched(outcome: &ScanOutcome) -> String {
         )
     } else {
         format!(
-            "not among the newest {} records read in {} ms; the search gives up there \
-             (it reads at most {SCAN_LIMIT})",
-            outcome.scanned, outcome.took_ms
+            "not among the newest {} records, read in {} ms; the search gives up there (it \
+             reads at most {SCAN_LIMIT} records, for at most {} s)",
+            outcome.scanned,
+            outcome.took_ms,
+            SCAN_TIMEOUT.as_secs()
         )
     }
 }
