@@ -106,9 +106,13 @@ test("a learner completes the whole lesson from a cold start", async ({ page, re
   await page.getByTestId("lab-run").click();
   await done(page, "delivery", 240_000);
 
+  // Cell 7: follow the next review hop by hop (the source must be running).
+  await page.getByTestId("streamer-resume").click();
+  await page.getByTestId("trace-next").click();
+  await done(page, "trace", 120_000);
+
   const total = await page.locator("[data-testid^=step-]").count();
   await expect(page.getByTestId("lesson-done")).toHaveText(String(total));
-  await page.getByTestId("streamer-resume").click();
   await screenshotEveryCell(page, testInfo);
 });
 

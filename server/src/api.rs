@@ -25,6 +25,7 @@ use crate::lesson::Action;
 use crate::pipeline::{Engine, EngineError};
 use crate::sentiment::SentimentError;
 use crate::stage::StageError;
+use crate::trace::TraceError;
 
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
@@ -59,6 +60,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
             "/api/lab/delivery",
             get(delivery_lab).post(start_delivery_lab),
         )
+        .route("/api/trace", get(trace))
+        .route("/api/trace/next", get(trace_next))
         .route("/api/events", get(events))
         .with_state(engine)
 }
@@ -80,11 +83,19 @@ impl IntoResponse for EngineError {
             EngineError::Fault(FaultError::Count(_)) => StatusCode::BAD_REQUEST,
             EngineError::Lab(LabError::Invalid { .. }) => StatusCode::BAD_REQUEST,
             EngineError::Lab(LabError::Busy) => StatusCode::CONFLICT,
+            EngineError::Trace(TraceError::BadReviewId(_)) => StatusCode::BAD_REQUEST,
+            EngineError::Trace(TraceError::NotFound { .. } | TraceError::NoNextReview(_)) => {
+                StatusCode::NOT_FOUND
+            }
+            EngineError::Trace(TraceError::Inspect(
+                InspectError::UnknownTopic(_) | InspectError::UnknownPartition { .. },
+            )) => StatusCode::NOT_FOUND,
             EngineError::Broker(_)
             | EngineError::Admin(_)
             | EngineError::Inspect(_)
             | EngineError::Search(_)
             | EngineError::Fault(_) => StatusCode::SERVICE_UNAVAILABLE,
+            EngineError::Trace(TraceError::Inspect(_)) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let body = ApiError {
             error: self.to_string(),
@@ -340,6 +351,45 @@ async fn start_delivery_lab(
 /// The lab's latest run: per mode its state and counts, and the progress of a running one.
 async fn delivery_lab(State(engine): State<Arc<Engine>>) -> Json<app::api::DeliveryLabView> {
     Json(engine.delivery_lab())
+}
+
+/// A trace that reached every hop completes the lesson's tracing step.
+fn noted(engine: &Engine, trace: app::api::Trace) -> app::api::Trace {
+    if trace.complete {
+        engine.record_action(Action::TracedRecord);
+    }
+    trace
+}
+
+/// `GET /api/trace` parameters: `review_id`, or `next` for the next review produced.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TraceQuery {
+    #[serde(default)]
+    review_id: Option<String>,
+}
+
+/// Follows one review hop by hop; `review_id=next` waits for the next one produced.
+async fn trace(
+    State(engine): State<Arc<Engine>>,
+    query: Result<Query<TraceQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<app::api::Trace> {
+    let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
+    let Some(review_id) = query.review_id else {
+        return Err(EngineError::BadRequest(
+            "review_id: required (a review's id, or \"next\")".to_owned(),
+        ));
+    };
+    let trace = match review_id.trim() {
+        "next" => engine.trace_next().await?,
+        review_id => engine.trace(review_id).await?,
+    };
+    Ok(Json(noted(&engine, trace)))
+}
+
+async fn trace_next(State(engine): State<Arc<Engine>>) -> ApiResult<app::api::Trace> {
+    let trace = engine.trace_next().await?;
+    Ok(Json(noted(&engine, trace)))
 }
 
 /// Server-sent events: the current snapshot at once, then each new one (about once a second).

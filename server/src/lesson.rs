@@ -216,6 +216,13 @@ const STEPS: &[Step] = &[
             !lab.running && lost > 0 && duplicated > 0
         }],
     },
+    Step {
+        id: "trace",
+        cell: 7,
+        concepts: &["key → partition", "offset", "latency per hop"],
+        task: "Trace the next review until every hop is found: its chunk, its partition (the key's hash chose it), its worker, its windows, its document.",
+        parts: &[|o| o.actions.contains(&Action::TracedRecord)],
+    },
 ];
 
 fn stage<'a>(o: &'a Observed, id: &str) -> Option<&'a app::api::StageStatus> {

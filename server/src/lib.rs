@@ -1,6 +1,6 @@
 //! Pipebook's engine: the stages of the pipeline, laid out the way data flows —
 //! [`streamer`] → [`producer`] → Kafka ([`kafka`]) → [`sentiment`] → [`aggregate`] / [`index`] — plus the [`pipeline`] that runs them and the
-//! [`api`] that controls them.
+//! [`api`] that controls them, and [`trace`], which follows one review through all of them.
 
 pub mod aggregate;
 pub mod api;
@@ -17,3 +17,4 @@ pub mod records;
 pub mod sentiment;
 pub mod stage;
 pub mod streamer;
+pub mod trace;

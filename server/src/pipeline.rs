@@ -33,6 +33,7 @@ use crate::producer::{self, ProducerMetrics, SocketSource};
 use crate::sentiment::{self, SentimentError, SentimentRuntime};
 use crate::stage::{Stage, StageError};
 use crate::streamer::{self, StreamerMetrics};
+use crate::trace::{self as tracing_a_record, TraceError, Tracer};
 
 /// How often the snapshot behind `/api/events` is refreshed.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);
@@ -74,6 +75,8 @@ pub enum EngineError {
     Fault(#[from] FaultError),
     #[error(transparent)]
     Lab(#[from] LabError),
+    #[error(transparent)]
+    Trace(#[from] TraceError),
 }
 
 /// Settings the engine starts from (the server's flags, or a test's choices).
@@ -131,6 +134,7 @@ pub struct Engine {
     lab: Arc<DeliveryLab>,
     snapshot: watch::Sender<Snapshot>,
     lesson: Lesson,
+    tracer: Tracer,
     /// Cancelled when the server shuts down, so long-lived responses (SSE) can end.
     closing: tokio_util::sync::CancellationToken,
 }
@@ -174,6 +178,7 @@ impl Engine {
             lab: Arc::default(),
             snapshot: watch::Sender::new(Snapshot::default()),
             lesson: Lesson::open(&settings.data_dir),
+            tracer: Tracer::default(),
             closing: tokio_util::sync::CancellationToken::new(),
         });
         engine.parquet_metrics.scan(&engine.parquet_root());
@@ -590,6 +595,32 @@ impl Engine {
     /// The delivery-semantics lab's latest run.
     pub fn delivery_lab(&self) -> DeliveryLabView {
         self.lab.view()
+    }
+
+    /// Follows one review through the pipeline (`GET /api/trace`).
+    pub async fn trace(&self, review_id: &str) -> Result<app::api::Trace, EngineError> {
+        Ok(self.tracer.trace(&self.trace_pipeline(), review_id).await?)
+    }
+
+    /// Waits for the next review produced to `reviews` and traces it (`GET /api/trace/next`).
+    pub async fn trace_next(&self) -> Result<app::api::Trace, EngineError> {
+        Ok(self.tracer.trace_next(&self.trace_pipeline()).await?)
+    }
+
+    fn trace_pipeline(&self) -> tracing_a_record::Pipeline<'_> {
+        let status = |stage: &Stage| stage.status(Default::default());
+        tracing_a_record::Pipeline {
+            inspector: &self.inspector,
+            search: &self.search,
+            streamer: status(&self.streamer),
+            chunks: &self.streamer_metrics.chunks_sent,
+            producer: status(&self.producer),
+            sentiment: status(&self.sentiment),
+            aggregate: status(&self.aggregate),
+            aggregate_metrics: &self.aggregate_metrics,
+            indexer: status(&self.indexer),
+            bulks: &self.indexer_metrics.bulks_indexed,
+        }
     }
 
     /// Stops every stage (then the embedded broker): used on shutdown.

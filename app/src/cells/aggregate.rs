@@ -419,7 +419,7 @@ fn time_of_day(epoch_ms: i64) -> String {
 }
 
 /// `MM-DD HH:MM:SS` (UTC) of epoch milliseconds.
-fn clock(epoch_ms: i64) -> String {
+pub(super) fn clock(epoch_ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(epoch_ms)
         .map(|t| t.format("%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()

@@ -8,6 +8,7 @@ mod lesson;
 mod search;
 mod sentiment;
 mod streamer;
+mod trace;
 
 use leptos::prelude::*;
 
@@ -33,6 +34,7 @@ pub fn Notebook() -> impl IntoView {
             <aggregate::AggregateCell />
             <search::SearchCell />
             <lab::LabCell />
+            <trace::TraceCell />
         </main>
     }
 }

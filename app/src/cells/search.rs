@@ -417,7 +417,7 @@ fn day_hour(epoch_ms: i64) -> String {
 }
 
 /// Percent-encodes a query-string value (RFC 3986 unreserved characters stay as they are).
-fn query_component(value: &str) -> String {
+pub(super) fn query_component(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {

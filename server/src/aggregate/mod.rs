@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use app::api::{AggregateConfig, AggregateView, WindowKind};
 
+use crate::trace::recent::RecentBatches;
 use windows::{Spec, WindowState};
 
 /// Most windows one event may fall into (sliding size ÷ slide).
@@ -92,6 +93,10 @@ pub struct AggregateMetrics {
     checkpoint_ms: AtomicU64,
     last_batch: AtomicU64,
     view: Mutex<AggregateView>,
+    /// The reviews each recent trigger read, and those of them behind the watermark (for
+    /// tracing a record).
+    pub triggers_read: RecentBatches,
+    pub late_read: RecentBatches,
 }
 
 impl AggregateMetrics {
@@ -108,6 +113,8 @@ impl AggregateMetrics {
         ] {
             counter.store(0, Ordering::Relaxed);
         }
+        self.triggers_read.clear();
+        self.late_read.clear();
     }
 
     pub fn counters(&self) -> BTreeMap<String, u64> {

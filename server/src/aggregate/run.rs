@@ -25,6 +25,7 @@ use crate::kafka::KafkaSettings;
 use crate::kafka::batch::Record;
 use crate::records::{DATE_FORMAT, DeadLetter, deliver_dead_letter};
 use crate::stage::StageContext;
+use crate::trace::recent::{BatchIds, BatchMark};
 
 const STAGE: &str = "aggregate";
 /// Most records one trigger reads.
@@ -279,6 +280,7 @@ async fn trigger_once(
         }
     }
     let spec = setup.spec;
+    let read: BatchIds = events.iter().map(|e| e.review_id.as_str()).collect();
     let outcome = checkpoint
         .state
         .process(&spec, events, |kept| frame::window_partials(kept, &spec))?;
@@ -330,6 +332,14 @@ async fn trigger_once(
     );
     commit(consumer, &checkpoint.offsets);
     metrics.publish(&checkpoint.state);
+    // Stamped with the trigger's own time: what processing-time windows use for its records.
+    let mark = BatchMark {
+        number: checkpoint.triggers,
+        at_ms: now,
+    };
+    metrics.triggers_read.record(mark, read);
+    let late: BatchIds = outcome.late.iter().map(|e| e.review_id.as_str()).collect();
+    metrics.late_read.record(mark, late);
     metrics.triggers.fetch_add(1, Ordering::Relaxed);
     metrics
         .last_batch

@@ -11,7 +11,7 @@ use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::response::Response;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::indices::{IndicesCreateParts, IndicesExistsParts, IndicesRefreshParts};
-use elasticsearch::{BulkOperation, BulkParts, CountParts, Elasticsearch, SearchParts};
+use elasticsearch::{BulkOperation, BulkParts, CountParts, Elasticsearch, GetParts, SearchParts};
 use serde_json::{Value, json};
 use url::Url;
 
@@ -212,6 +212,24 @@ impl SearchBackend for ElasticIndex {
         answer["count"]
             .as_u64()
             .ok_or_else(|| SearchError::BadResponse(format!("_count answered {answer}")))
+    }
+
+    async fn get(&self, review_id: String) -> Result<Option<Value>, SearchError> {
+        let response = self
+            .client
+            .get(GetParts::IndexId(&self.index, &review_id))
+            .send()
+            .await
+            .map_err(transport)?;
+        match read_json(response).await {
+            // No such document (or no index yet).
+            Err(SearchError::Rejected { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+            Ok(answer) if answer["found"].as_bool() == Some(true) => {
+                Ok(answer.get("_source").cloned())
+            }
+            Ok(_) => Ok(None),
+        }
     }
 
     async fn search(&self, search: Search) -> Result<SearchResults, SearchError> {

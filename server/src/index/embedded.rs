@@ -239,6 +239,21 @@ impl EmbeddedIndex {
         })
     }
 
+    /// The stored document with this `review_id`: a term lookup on the untokenised id field.
+    fn run_get(&self, review_id: &str) -> Result<Option<Value>, SearchError> {
+        let searcher = self.reader.searcher();
+        let term = Term::from_field_text(self.fields.review_id, review_id);
+        let query = TermQuery::new(term, IndexRecordOption::Basic);
+        let top = searcher
+            .search(&query, &TopDocs::with_limit(1).order_by_score())
+            .map_err(embedded)?;
+        let Some((_, address)) = top.into_iter().next() else {
+            return Ok(None);
+        };
+        let doc: TantivyDocument = searcher.doc(address).map_err(embedded)?;
+        flatten(&doc.to_json(&self.index.schema())).map(Some)
+    }
+
     fn run_aggregations(&self, interval: &str) -> Result<SearchAggregations, SearchError> {
         let started = Instant::now();
         let request: Aggregations = serde_json::from_value(aggregations_body(interval))
@@ -279,6 +294,11 @@ impl SearchBackend for EmbeddedIndex {
     async fn search(&self, search: Search) -> Result<SearchResults, SearchError> {
         let this = self.clone();
         blocking(move || this.run_search(&search)).await
+    }
+
+    async fn get(&self, review_id: String) -> Result<Option<Value>, SearchError> {
+        let this = self.clone();
+        blocking(move || this.run_get(&review_id)).await
     }
 
     async fn aggregations(&self, interval: String) -> Result<SearchAggregations, SearchError> {
@@ -399,6 +419,18 @@ mod tests {
         drop(index);
         let reopened = EmbeddedIndex::open(dir.path()).expect("reopen");
         assert_eq!(reopened.count().await.expect("count"), 4);
+    }
+
+    #[tokio::test]
+    async fn a_document_is_found_by_its_review_id_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let index = EmbeddedIndex::open(dir.path()).expect("open");
+        index.bulk(sample()).await.expect("bulk");
+        let doc = index.get("b".into()).await.expect("get").expect("b exists");
+        assert_eq!(doc["review_id"], "b");
+        assert_eq!(doc["stars"], 2);
+        assert_eq!(doc["sentiment"], "NEGATIVE");
+        assert_eq!(index.get("nope".into()).await.expect("get"), None);
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_bat
 use crate::kafka::inspect::{GroupRegistry, RegisteringContext};
 use crate::records::{DeadLetter, deliver_dead_letter};
 use crate::stage::StageContext;
+use crate::trace::recent::{BatchIds, BatchMark, RecentBatches};
 
 const STAGE: &str = "indexer";
 /// The indexer's member name in its group.
@@ -71,6 +72,8 @@ pub struct IndexerMetrics {
     bulks: AtomicU64,
     /// Milliseconds each recent bulk took, oldest first.
     latencies: Mutex<VecDeque<u64>>,
+    /// The reviews each recent bulk indexed, and when the engine accepted them (for tracing).
+    pub bulks_indexed: RecentBatches,
 }
 
 impl IndexerMetrics {
@@ -87,6 +90,7 @@ impl IndexerMetrics {
         if let Ok(mut latencies) = self.latencies.lock() {
             latencies.clear();
         }
+        self.bulks_indexed.clear();
     }
 
     fn record_bulk(&self, took: Duration) {
@@ -245,6 +249,7 @@ async fn index_batch(
             .metrics
             .indexed
             .fetch_add(outcome.indexed as u64, Ordering::Relaxed);
+        record_indexed(&setup.metrics, &docs, &outcome);
         for (position, reason) in &outcome.rejected {
             letters.push(dead_letter(sources[*position], reason.clone()));
         }
@@ -262,6 +267,22 @@ async fn index_batch(
         setup.metrics.dlq.fetch_add(1, Ordering::Relaxed);
     }
     Ok(true)
+}
+
+/// Remembers which reviews this bulk indexed (not those to retry or refused).
+fn record_indexed(metrics: &IndexerMetrics, docs: &[SearchDoc], outcome: &super::BulkOutcome) {
+    let failed = |i: usize| outcome.retry.contains(&i) || outcome.rejected.iter().any(|r| r.0 == i);
+    let ids: BatchIds = docs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !failed(*i))
+        .map(|(_, doc)| doc.review_id.as_str())
+        .collect();
+    let mark = BatchMark {
+        number: metrics.bulks.load(Ordering::Relaxed),
+        at_ms: chrono::Utc::now().timestamp_millis(),
+    };
+    metrics.bulks_indexed.record(mark, ids);
 }
 
 fn document(payload: &[u8]) -> Result<SearchDoc, String> {

@@ -136,6 +136,11 @@ pub trait SearchBackend: Send + Sync {
     fn refresh(&self) -> impl Future<Output = Result<(), SearchError>> + Send;
     /// Documents searchable now.
     fn count(&self) -> impl Future<Output = Result<u64, SearchError>> + Send;
+    /// The indexed fields of the document whose id is `review_id`, if it is searchable.
+    fn get(
+        &self,
+        review_id: String,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>, SearchError>> + Send;
     fn search(
         &self,
         search: Search,
@@ -223,6 +228,9 @@ impl SearchBackend for Backend {
     }
     async fn count(&self) -> Result<u64, SearchError> {
         dispatch!(self, b => b.count().await)
+    }
+    async fn get(&self, review_id: String) -> Result<Option<serde_json::Value>, SearchError> {
+        dispatch!(self, b => b.get(review_id).await)
     }
     async fn search(&self, search: Search) -> Result<SearchResults, SearchError> {
         dispatch!(self, b => b.search(search).await)

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use app::api::{GroupInfo, GroupMember, GroupPartition, Message, PartitionInfo, TopicInfo};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -21,6 +21,12 @@ use super::KafkaSettings;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most records the message browser returns at once.
 pub const MAX_BROWSE: usize = 500;
+/// Longest a bounded scan reads before it gives up.
+pub const SCAN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Records per partition a newest-first scan reads in its first step back; each next step
+/// reads twice as many, up to the last: recent records are found at once, old ones in few rounds.
+const SCAN_FIRST_STEP: i64 = 1_000;
+const SCAN_LAST_STEP: i64 = 16_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -323,14 +329,7 @@ impl Inspector {
         limit: usize,
     ) -> Result<Vec<Message>, InspectError> {
         let limit = limit.min(MAX_BROWSE);
-        let metadata = self.metadata.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
-        let Some(meta) = metadata.topics().iter().find(|t| t.name() == topic) else {
-            return Err(InspectError::UnknownTopic(topic.to_owned()));
-        };
-        if meta.error().is_some() || meta.partitions().is_empty() {
-            return Err(InspectError::UnknownTopic(topic.to_owned()));
-        }
-        if !meta.partitions().iter().any(|p| p.id() == partition) {
+        if !self.partitions_of(topic)?.contains(&partition) {
             return Err(InspectError::UnknownPartition {
                 topic: topic.to_owned(),
                 partition,
@@ -360,6 +359,295 @@ impl Inspector {
         }
         Ok(out)
     }
+
+    /// The partition ids of `topic`, sorted; an unknown topic is an error.
+    fn partitions_of(&self, topic: &str) -> Result<Vec<i32>, InspectError> {
+        let metadata = self.metadata.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
+        let Some(meta) = metadata.topics().iter().find(|t| t.name() == topic) else {
+            return Err(InspectError::UnknownTopic(topic.to_owned()));
+        };
+        if meta.error().is_some() || meta.partitions().is_empty() {
+            return Err(InspectError::UnknownTopic(topic.to_owned()));
+        }
+        let mut ids: Vec<i32> = meta.partitions().iter().map(|p| p.id()).collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// The next offset `group` will read in one partition; `None` when it committed nothing.
+    pub async fn committed(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, InspectError> {
+        let this = self.clone();
+        let (group, topic) = (group.to_owned(), topic.to_owned());
+        blocking(move || {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&topic, partition);
+            let committed = this
+                .offset_reader(&group)?
+                .committed_offsets(tpl, REQUEST_TIMEOUT)?;
+            Ok(committed.elements().first().and_then(|e| match e.offset() {
+                Offset::Offset(offset) => Some(offset),
+                _ => None,
+            }))
+        })
+        .await
+    }
+
+    /// Reads records of `topic` looking for those whose payload `matches`, within the bounds
+    /// of `request`: a topic can hold millions of records, so a search reads only the newest
+    /// (or those since a time), at most `budget` in all, and says whether it read to the end.
+    pub async fn scan<F>(
+        &self,
+        request: ScanRequest,
+        matches: F,
+    ) -> Result<ScanOutcome, InspectError>
+    where
+        F: Fn(&[u8]) -> bool + Send + 'static,
+    {
+        let this = self.clone();
+        blocking(move || this.scan_blocking(&request, &matches)).await
+    }
+
+    fn scan_blocking(
+        &self,
+        request: &ScanRequest,
+        matches: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<ScanOutcome, InspectError> {
+        let started = Instant::now();
+        let topic = request.topic.as_str();
+        let reader = scan_consumer(&self.settings)?;
+        let partitions: Vec<i32> = self
+            .partitions_of(topic)?
+            .into_iter()
+            .filter(|p| request.partitions.as_ref().is_none_or(|w| w.contains(p)))
+            .collect();
+        let mut outcome = ScanOutcome {
+            from_start: true,
+            complete: true,
+            ..ScanOutcome::default()
+        };
+        // The newest records, split evenly over the partitions read.
+        let newest = request.newest / i64::try_from(partitions.len().max(1)).unwrap_or(1);
+        // partition → (oldest offset the scan may read, end of what is left to read)
+        let mut left = BTreeMap::new();
+        for partition in partitions {
+            let (low, high) = self
+                .metadata
+                .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)?;
+            let oldest =
+                self.scan_start(&reader, request, partition, (high - newest).max(low), high);
+            outcome.from_start &= oldest <= low;
+            left.insert(partition, (oldest, high));
+        }
+        // Newest first, a step at a time, so the newest records are read even when time runs
+        // out on a big topic; from a time on, in one forward pass (the earliest copy first).
+        let mut step = match request.from {
+            ScanFrom::Newest => SCAN_FIRST_STEP,
+            ScanFrom::Time(_) => i64::MAX,
+        };
+        let deadline = started + SCAN_TIMEOUT;
+        loop {
+            let round: BTreeMap<i32, (i64, i64)> = left
+                .iter()
+                .filter(|(_, (oldest, end))| end > oldest)
+                .map(|(p, (oldest, end))| (*p, (end.saturating_sub(step).max(*oldest), *end)))
+                .collect();
+            if round.is_empty() {
+                break;
+            }
+            let found_before = outcome.matches.len();
+            let finished = read_round(&reader, request, &round, matches, deadline, &mut outcome)?;
+            for (partition, (start, _)) in &round {
+                if let Some(span) = left.get_mut(partition) {
+                    span.1 = *start;
+                }
+            }
+            if !finished {
+                outcome.complete = false;
+                break;
+            }
+            step = step.saturating_mul(2).min(SCAN_LAST_STEP.max(step));
+            // Newest first: what an older round would find is an older copy.
+            if request.from == ScanFrom::Newest && outcome.matches.len() > found_before {
+                outcome.complete = left.values().all(|(oldest, end)| end <= oldest);
+                break;
+            }
+        }
+        outcome.took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(outcome)
+    }
+
+    /// Where a scan starts reading one partition: at `newest` (the oldest offset it may read),
+    /// or later when it reads from a time on.
+    fn scan_start(
+        &self,
+        reader: &BaseConsumer,
+        request: &ScanRequest,
+        partition: i32,
+        newest: i64,
+        high: i64,
+    ) -> i64 {
+        let ScanFrom::Time(at_ms) = request.from else {
+            return newest;
+        };
+        // ListOffsets by timestamp: the first record stamped at or after `at_ms`.
+        let mut tpl = TopicPartitionList::new();
+        if tpl
+            .add_partition_offset(&request.topic, partition, Offset::Offset(at_ms))
+            .is_err()
+        {
+            return newest;
+        }
+        match reader.offsets_for_times(tpl, REQUEST_TIMEOUT) {
+            Ok(found) => match found.elements().first().map(|e| e.offset()) {
+                Some(Offset::Offset(offset)) => offset.clamp(newest, high),
+                // No record that new yet.
+                Some(Offset::End) => high,
+                _ => newest,
+            },
+            Err(error) => {
+                tracing::debug!(%error, "offsets by time failed; scanning the newest records");
+                newest
+            }
+        }
+    }
+
+    /// How many partitions `topic` has.
+    pub async fn partition_count(&self, topic: &str) -> Result<i32, InspectError> {
+        let this = self.clone();
+        let topic = topic.to_owned();
+        blocking(move || {
+            let count = this.partitions_of(&topic)?.len();
+            Ok(i32::try_from(count).unwrap_or(i32::MAX))
+        })
+        .await
+    }
+
+    /// Waits up to `wait` for the next record appended to `topic` (any partition) after now.
+    pub async fn next_record(
+        &self,
+        topic: &str,
+        wait: Duration,
+    ) -> Result<Option<Message>, InspectError> {
+        let this = self.clone();
+        let topic = topic.to_owned();
+        blocking(move || {
+            let reader = idle_consumer(&this.settings, "pipebook-trace")?;
+            let mut tpl = TopicPartitionList::new();
+            for partition in this.partitions_of(&topic)? {
+                let (_, high) =
+                    this.metadata
+                        .fetch_watermarks(&topic, partition, REQUEST_TIMEOUT)?;
+                tpl.add_partition_offset(&topic, partition, Offset::Offset(high))?;
+            }
+            reader.assign(&tpl)?;
+            let deadline = Instant::now() + wait;
+            while Instant::now() < deadline {
+                match reader.poll(Duration::from_millis(100)) {
+                    Some(Ok(message)) => return Ok(Some(to_message(&message))),
+                    Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+                    Some(Err(error)) => return Err(error.into()),
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+}
+
+/// Reads one round of a scan: each partition of `round` from its start to its end. False when
+/// the scan's budget, time or matches ran out first.
+fn read_round(
+    reader: &BaseConsumer,
+    request: &ScanRequest,
+    round: &BTreeMap<i32, (i64, i64)>,
+    matches: &dyn Fn(&[u8]) -> bool,
+    deadline: Instant,
+    outcome: &mut ScanOutcome,
+) -> Result<bool, InspectError> {
+    let mut tpl = TopicPartitionList::new();
+    for (partition, (start, _)) in round {
+        tpl.add_partition_offset(&request.topic, *partition, Offset::Offset(*start))?;
+    }
+    reader.assign(&tpl)?;
+    let mut open: BTreeMap<i32, i64> = round.iter().map(|(p, (_, end))| (*p, *end)).collect();
+    while !open.is_empty() {
+        if outcome.scanned >= request.budget
+            || outcome.matches.len() >= request.max_matches
+            || Instant::now() >= deadline
+        {
+            return Ok(false);
+        }
+        match reader.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let partition = message.partition();
+                let Some(end) = open.get(&partition).copied() else {
+                    continue;
+                };
+                if message.offset() >= end {
+                    // Past this round's end: the next (newer) round already read it.
+                    open.remove(&partition);
+                    continue;
+                }
+                outcome.scanned += 1;
+                if message.payload().is_some_and(matches) {
+                    outcome.matches.push(to_message(&message));
+                }
+                if message.offset() + 1 >= end {
+                    open.remove(&partition);
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                open.remove(&partition);
+            }
+            Some(Err(error)) => return Err(error.into()),
+            None => {}
+        }
+    }
+    Ok(true)
+}
+
+/// Where a bounded scan starts in each partition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ScanFrom {
+    /// The newest `newest` records.
+    Newest,
+    /// The first record stamped at or after this time (ms since the epoch), but no further
+    /// back than the newest `newest`.
+    Time(i64),
+}
+
+/// What to scan, and how much at most.
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    pub topic: String,
+    /// Only these partitions; all when `None`.
+    pub partitions: Option<Vec<i32>>,
+    pub from: ScanFrom,
+    /// How far back the scan may start, in records over all partitions read (split evenly).
+    pub newest: i64,
+    /// Most records read in all.
+    pub budget: u64,
+    /// Stop after this many matches.
+    pub max_matches: usize,
+}
+
+/// What a bounded scan found.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOutcome {
+    /// Matching records in the order read (by offset within a partition).
+    pub matches: Vec<Message>,
+    pub scanned: u64,
+    /// Whether everything the request allowed was read (false: budget, time or matches ran
+    /// out, or a newest-first scan stopped at its newest match).
+    pub complete: bool,
+    /// Whether every partition was read from its oldest record (the whole topic was searched).
+    pub from_start: bool,
+    pub took_ms: u64,
 }
 
 fn to_message(message: &rdkafka::message::BorrowedMessage<'_>) -> Message {
@@ -397,6 +685,20 @@ fn idle_consumer(settings: &KafkaSettings, group: &str) -> Result<BaseConsumer, 
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
+        .create()
+}
+
+/// An idle consumer for bounded scans. The embedded broker answers a fetch only when its wait
+/// expires, so librdkafka's default 500 ms wait would make every round of a scan take half a
+/// second; 10 ms keeps a scan reading.
+fn scan_consumer(settings: &KafkaSettings) -> Result<BaseConsumer, KafkaError> {
+    settings
+        .client_config()
+        .set("group.id", "pipebook-trace")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "10")
         .create()
 }
 

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::records::DATE_FORMAT;
 use crate::stage::StageContext;
+use crate::trace::recent::{BatchIds, BatchMark, RecentBatches};
 use generator::ReviewGenerator;
 
 pub const MAX_RATE: u32 = 1_000_000;
@@ -108,6 +109,8 @@ pub struct StreamerMetrics {
     pub clients: AtomicU64,
     /// Where the streamer listens, once bound.
     pub listening: Mutex<Option<SocketAddr>>,
+    /// Which chunk each recent review was sent in, and when (for tracing a record).
+    pub chunks_sent: RecentBatches,
 }
 
 impl StreamerMetrics {
@@ -116,6 +119,7 @@ impl StreamerMetrics {
             counter.store(0, Ordering::Relaxed);
         }
         self.set_listening(None);
+        self.chunks_sent.clear();
     }
 
     pub fn counters(&self) -> BTreeMap<String, u64> {
@@ -213,6 +217,24 @@ impl EventTimes {
     }
 }
 
+/// One line to send, and the review id in it when there is one (for the chunk log).
+struct SourceLine {
+    text: String,
+    review_id: Option<String>,
+}
+
+/// The `review_id` of a file line, without parsing the rest of the review.
+fn review_id_of(line: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id<'a> {
+        #[serde(borrow)]
+        review_id: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_str::<Id<'_>>(line)
+        .ok()
+        .map(|id| id.review_id.into_owned())
+}
+
 impl Source {
     async fn open(config: &StreamerConfig) -> Result<Self, StreamerError> {
         if config.source == "generator" {
@@ -232,7 +254,7 @@ impl Source {
     async fn next_line(
         &mut self,
         times: &mut EventTimes,
-    ) -> Result<Option<String>, std::io::Error> {
+    ) -> Result<Option<SourceLine>, std::io::Error> {
         match self {
             Source::Generator {
                 generator,
@@ -250,12 +272,21 @@ impl Source {
                 if let Some(date) = times.stamp(&review.date) {
                     review.date = date;
                 }
-                Ok(serde_json::to_string(&review).ok())
+                Ok(serde_json::to_string(&review).ok().map(|text| SourceLine {
+                    text,
+                    review_id: Some(review.review_id),
+                }))
             }
             Source::File(lines) => loop {
                 match lines.next_line().await? {
                     Some(line) if line.trim().is_empty() => continue,
-                    other => return Ok(other.map(|line| times.restamp_line(line))),
+                    other => {
+                        return Ok(other.map(|line| {
+                            let text = times.restamp_line(line);
+                            let review_id = review_id_of(&text);
+                            SourceLine { text, review_id }
+                        }));
+                    }
                 }
             },
         }
@@ -355,13 +386,17 @@ async fn serve_client(
             return Ok(Served::Cancelled);
         }
         buffer.clear();
+        let mut ids = BatchIds::default();
         let mut in_chunk = 0u64;
         let mut ended = false;
         while (in_chunk as usize) < chunk_size {
             match source.next_line(times).await? {
                 Some(line) => {
-                    buffer.push_str(&line);
+                    buffer.push_str(&line.text);
                     buffer.push('\n');
+                    if let Some(id) = &line.review_id {
+                        ids.push(id);
+                    }
                     in_chunk += 1;
                 }
                 None => {
@@ -371,9 +406,13 @@ async fn serve_client(
             }
         }
         if in_chunk > 0 {
+            // Stamped before the write: the producer may read the first lines while the rest of
+            // a large chunk is still being written.
+            let at_ms = chrono::Utc::now().timestamp_millis();
             socket.write_all(buffer.as_bytes()).await?;
             metrics.sent.fetch_add(in_chunk, Ordering::Relaxed);
-            metrics.chunks.fetch_add(1, Ordering::Relaxed);
+            let number = metrics.chunks.fetch_add(1, Ordering::Relaxed) + 1;
+            metrics.chunks_sent.record(BatchMark { number, at_ms }, ids);
             metrics
                 .bytes
                 .fetch_add(buffer.len() as u64, Ordering::Relaxed);

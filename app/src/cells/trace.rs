@@ -1,0 +1,283 @@
+//! Cell 7 · Trace a record: pick a review (by id, or the next one produced) and watch it move
+//! hop by hop — socket chunk, `reviews`, sentiment worker, windows, search document — with the
+//! time it reached each hop and the latency from the hop it came from.
+
+use leptos::prelude::*;
+
+use super::aggregate::clock;
+use super::search::query_component;
+use super::{Cell, ErrorLine, thousands};
+use crate::api::{Trace, TraceHop, TraceHopKind, TraceHopState, TraceWindow};
+use crate::client;
+
+/// How often an unfinished trace is asked again, and for how long at most.
+const POLL_MS: u32 = 1_000;
+const MAX_POLLS: u32 = 60;
+
+#[component]
+pub fn TraceCell() -> impl IntoView {
+    let review_id = RwSignal::new(String::new());
+    let trace = RwSignal::new(None::<Trace>);
+    let error = RwSignal::new(None::<String>);
+    let following = RwSignal::new(false);
+    // Each new trace bumps this; an older polling loop sees it and stops.
+    let run = RwSignal::new(0_u32);
+    let follow = move |path: String| {
+        let this_run = run.get_untracked() + 1;
+        run.set(this_run);
+        error.set(None);
+        trace.set(None);
+        following.set(true);
+        let still_mine = move || run.get_untracked() == this_run;
+        leptos::task::spawn_local(async move {
+            follow_until_complete(path, trace, error, review_id, still_mine).await;
+            if still_mine() {
+                following.set(false);
+            }
+        });
+    };
+    let by_id = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let id = review_id.get_untracked();
+        follow(format!(
+            "/api/trace?review_id={}",
+            query_component(id.trim())
+        ));
+    };
+    let next = move |_| follow("/api/trace/next".to_owned());
+
+    view! {
+        <Cell number=7 title="Trace a record">
+            <p class="explain">
+                "Follow one review through the whole pipeline. Type a " <code>"review_id"</code>
+                " (copy one from the sentiment cell's table or the message browser), or take the next review the producer writes, and watch it move: the time it reached each hop, and how long it waited since the hop it came from."
+            </p>
+            <form class="controls" on:submit=by_id data-testid="trace-form">
+                <label class="wide">
+                    "review_id"
+                    <input type="text" name="review_id" placeholder="e.g. r-000042-…" bind:value=review_id data-testid="trace-id" />
+                </label>
+                <div class="buttons">
+                    <button class="btn" type="submit" data-testid="trace-submit" disabled=move || following.get()>
+                        "Trace"
+                    </button>
+                    <button class="btn btn-primary" type="button" data-primary data-testid="trace-next" on:click=next disabled=move || following.get()>
+                        "Trace the next review"
+                    </button>
+                </div>
+            </form>
+            <ErrorLine error />
+            {move || following.get().then(|| view! {
+                <p class="muted" data-testid="trace-following">
+                    {move || if trace.get().is_some() { "Following it: asking again every second…" } else { "Waiting for a review…" }}
+                </p>
+            })}
+            {move || trace.get().map(|t| view! { <Timeline trace=t /> })}
+        </Cell>
+    }
+}
+
+/// Asks for the trace at `path`, then again every second until no hop is waiting any more.
+async fn follow_until_complete(
+    path: String,
+    trace: RwSignal<Option<Trace>>,
+    error: RwSignal<Option<String>>,
+    review_id: RwSignal<String>,
+    still_mine: impl Fn() -> bool,
+) {
+    let first = match client::get::<Trace>(&path).await {
+        Ok(first) => first,
+        Err(message) => {
+            if still_mine() {
+                error.set(Some(message));
+            }
+            return;
+        }
+    };
+    if !still_mine() {
+        return;
+    }
+    let again = format!("/api/trace?review_id={}", query_component(&first.review_id));
+    review_id.set(first.review_id.clone());
+    let mut complete = first.complete;
+    trace.set(Some(first));
+    for _ in 0..MAX_POLLS {
+        if complete || !still_mine() {
+            return;
+        }
+        pause(POLL_MS).await;
+        match client::get::<Trace>(&again).await {
+            Ok(next) if still_mine() => {
+                complete = next.complete;
+                trace.set(Some(next));
+            }
+            Ok(_) => return,
+            Err(message) => {
+                if still_mine() {
+                    error.set(Some(message));
+                }
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+async fn pause(ms: u32) {
+    gloo_timers::future::TimeoutFuture::new(ms).await;
+}
+
+/// The server never polls (effects and handlers run in the browser only).
+#[cfg(not(feature = "hydrate"))]
+async fn pause(_ms: u32) {}
+
+#[component]
+fn Timeline(trace: Trace) -> impl IntoView {
+    let summary = format!(
+        "{} · {} · searched {} records in {} ms",
+        trace.review_id,
+        if trace.complete {
+            "nothing more to wait for"
+        } else {
+            "still moving"
+        },
+        thousands(i64::try_from(trace.scanned).unwrap_or(i64::MAX)),
+        trace.scan_ms
+    );
+    view! {
+        <p class="muted" data-testid="trace-summary">{summary}</p>
+        <ol class="timeline" data-testid="trace-timeline">
+            {trace.hops.into_iter().map(|hop| view! { <HopItem hop /> }).collect_view()}
+        </ol>
+    }
+}
+
+#[component]
+fn HopItem(hop: TraceHop) -> impl IntoView {
+    let state = hop.state;
+    let place = place(&hop);
+    let time = hop.at_ms.map(time_ms);
+    let latency = hop.latency_ms.map(|ms| format!("+{} ms", thousands(ms)));
+    let facts = hop.facts;
+    let windows = hop.windows;
+    view! {
+        <li
+            class=format!("hop hop-{}", state_class(state))
+            data-testid=format!("trace-hop-{}", hop.hop.as_str())
+            data-state=state_class(state)
+        >
+            <div class="hop-head">
+                <strong>{title(hop.hop)}</strong>
+                <span class=format!("pill hop-state-{}", state_class(state)) data-testid="hop-state">
+                    {state.as_str()}
+                </span>
+                {place.map(|p| view! { <code data-testid="hop-place">{p}</code> })}
+                {time.map(|t| view! { <span class="muted">{t}</span> })}
+                {latency.map(|l| view! { <span class="hop-latency" data-testid="hop-latency">{l}</span> })}
+            </div>
+            <p class="hop-detail">{hop.detail}</p>
+            {(!facts.is_empty()).then(|| view! {
+                <dl class="hop-facts">
+                    {facts.into_iter().map(|f| view! { <dt>{f.name}</dt><dd>{f.value}</dd> }).collect_view()}
+                </dl>
+            })}
+            {(!windows.is_empty()).then(|| view! { <WindowList windows /> })}
+            <p class="hop-notice">{notice(hop.hop)}</p>
+        </li>
+    }
+}
+
+#[component]
+fn WindowList(windows: Vec<TraceWindow>) -> impl IntoView {
+    view! {
+        <ul class="hop-windows" data-testid="hop-windows">
+            {windows.into_iter().map(|w| {
+                let count = w.count.map_or(String::new(), |c| format!(" · {} reviews now", thousands(i64::try_from(c).unwrap_or(i64::MAX))));
+                let closed = if w.closed { " · closed" } else { "" };
+                view! {
+                    <li>{format!("{} {} → {}{count}{closed}", w.kind.as_str(), clock(w.start), clock(w.end))}</li>
+                }
+            }).collect_view()}
+        </ul>
+    }
+}
+
+fn title(hop: TraceHopKind) -> &'static str {
+    match hop {
+        TraceHopKind::Socket => "1 · Socket chunk",
+        TraceHopKind::Reviews => "2 · reviews",
+        TraceHopKind::Sentiment => "3 · Sentiment → reviews.sentiment",
+        TraceHopKind::Window => "4 · Window",
+        TraceHopKind::Search => "5 · Search document",
+    }
+}
+
+/// What the learner should notice at each hop.
+fn notice(hop: TraceHopKind) -> &'static str {
+    match hop {
+        TraceHopKind::Socket => {
+            "A socket carries bytes, not records: the streamer writes chunks of lines, and the producer splits them back into reviews."
+        }
+        TraceHopKind::Reviews => {
+            "Key → partition: the same business always hashes to the same partition, so its reviews stay in order. The offset is the review's address in that partition's log."
+        }
+        TraceHopKind::Sentiment => {
+            "Which worker of the consumer group handled it depends on who owned that partition at the time: kill a worker and its partitions move to another."
+        }
+        TraceHopKind::Window => {
+            "Windows follow the review's event time, not when it arrived: a review behind the watermark is late and not counted."
+        }
+        TraceHopKind::Search => {
+            "Document id = review_id makes the sink idempotent: indexing the same review twice overwrites it instead of counting it twice."
+        }
+    }
+}
+
+/// `topic[partition]@offset`, when the hop is a record in a topic.
+fn place(hop: &TraceHop) -> Option<String> {
+    let topic = hop.topic.as_ref()?;
+    Some(match (hop.partition, hop.offset) {
+        (Some(p), Some(o)) => format!("{topic}[{p}]@{o}"),
+        _ => topic.clone(),
+    })
+}
+
+fn state_class(state: TraceHopState) -> &'static str {
+    match state {
+        TraceHopState::Found => "found",
+        TraceHopState::NotYet => "not_yet",
+        TraceHopState::NotRunning => "not_running",
+        TraceHopState::Unknown => "unknown",
+    }
+}
+
+/// `HH:MM:SS.mmm` (UTC): hops are milliseconds apart.
+fn time_ms(epoch_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(epoch_ms)
+        .map(|t| t.format("%H:%M:%S%.3f").to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_and_times_read_as_the_learner_expects() {
+        let hop = TraceHop {
+            hop: TraceHopKind::Reviews,
+            state: TraceHopState::Found,
+            topic: Some("reviews".into()),
+            partition: Some(2),
+            offset: Some(41),
+            at_ms: None,
+            latency_ms: None,
+            detail: String::new(),
+            facts: Vec::new(),
+            windows: Vec::new(),
+        };
+        assert_eq!(place(&hop).as_deref(), Some("reviews[2]@41"));
+        assert_eq!(time_ms(1_704_099_600_123), "09:00:00.123");
+        assert_eq!(state_class(TraceHopState::NotYet), "not_yet");
+    }
+}

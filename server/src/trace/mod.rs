@@ -1,0 +1,804 @@
+//! Trace a record: follow one review through the pipeline, hop by hop — the streamer's socket
+//! chunk, its partition and offset in `reviews`, the sentiment worker and its record in
+//! `reviews.sentiment`, the windows it was counted in, and its document in the search engine —
+//! with the time it reached each hop and the latency from the hop before.
+//!
+//! Everything is read from where it really is: the topics are scanned with the broker-side
+//! reader of [`crate::kafka::inspect`] (bounded: a topic can hold millions of records), the
+//! search engine is asked for the document by id, and the stages' small memories of their recent
+//! batches ([`recent`]) say which chunk, trigger or bulk a review was in and when.
+
+pub mod path;
+pub mod recent;
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use app::api::{
+    AggregateConfig, EnrichedReview, Message, Review, StageState, StageStatus, TOPIC_REVIEWS,
+    TOPIC_SENTIMENT, TimeDomain, Trace, TraceFact, TraceHop, TraceHopKind, TraceHopState,
+    TraceWindow, WindowKind,
+};
+use chrono::NaiveDateTime;
+
+use crate::aggregate::AggregateMetrics;
+use crate::index::{Backend, SearchBackend, SearchError};
+use crate::kafka::inspect::{
+    InspectError, Inspector, SCAN_TIMEOUT, ScanFrom, ScanOutcome, ScanRequest,
+};
+use crate::records::DATE_FORMAT;
+use recent::{KEPT_IDS, RecentBatches};
+
+/// Most records one search for a review reads, over all partitions of a topic.
+pub const SCAN_LIMIT: u64 = 200_000;
+/// How long "trace the next review" waits for one to be produced.
+pub const NEXT_WAIT: Duration = Duration::from_secs(10);
+/// Longest review id accepted.
+const MAX_REVIEW_ID: usize = 200;
+/// Copies of one review a scan keeps (a replayed seed writes the same ids again).
+const MAX_MATCHES: usize = 16;
+/// Reviews located in `reviews` remembered, so a trace polled every second does not scan again.
+const LOCATED_KEPT: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("review_id: {0}")]
+    BadReviewId(String),
+    #[error("no review {review_id:?} in `reviews`: {searched}")]
+    NotFound { review_id: String, searched: String },
+    #[error(
+        "no review was produced to `reviews` within {0} s: start the streamer and the producer (cell 1)"
+    )]
+    NoNextReview(u64),
+    #[error(transparent)]
+    Inspect(#[from] InspectError),
+}
+
+/// What a trace reads: the broker, the search engine, and each stage's state and memory.
+pub struct Pipeline<'a> {
+    pub inspector: &'a Inspector,
+    pub search: &'a Backend,
+    pub streamer: StageStatus,
+    pub chunks: &'a RecentBatches,
+    pub producer: StageStatus,
+    pub sentiment: StageStatus,
+    pub aggregate: StageStatus,
+    pub aggregate_metrics: &'a AggregateMetrics,
+    pub indexer: StageStatus,
+    pub bulks: &'a RecentBatches,
+}
+
+/// Where recently traced reviews are in `reviews`.
+#[derive(Default)]
+pub struct Tracer {
+    located: Mutex<VecDeque<(String, i32, i64)>>,
+}
+
+/// How a review was found in `reviews`, and what finding it cost.
+struct Located {
+    record: Message,
+    review: Review,
+    scanned: u64,
+    scan_ms: u64,
+}
+
+impl Tracer {
+    /// Traces the review with this id: 404-style [`TraceError::NotFound`] when it is not among
+    /// the newest [`SCAN_LIMIT`] records of `reviews`.
+    pub async fn trace(
+        &self,
+        pipeline: &Pipeline<'_>,
+        review_id: &str,
+    ) -> Result<Trace, TraceError> {
+        check_review_id(review_id)?;
+        let located = self.locate(pipeline.inspector, review_id).await?;
+        Ok(trace_located(pipeline, located).await)
+    }
+
+    /// Waits (up to [`NEXT_WAIT`]) for the next review produced to `reviews`, and traces it.
+    pub async fn trace_next(&self, pipeline: &Pipeline<'_>) -> Result<Trace, TraceError> {
+        let next = pipeline
+            .inspector
+            .next_record(TOPIC_REVIEWS, NEXT_WAIT)
+            .await?
+            .ok_or(TraceError::NoNextReview(NEXT_WAIT.as_secs()))?;
+        let review: Review = serde_json::from_str(&next.value).map_err(|e| {
+            TraceError::BadReviewId(format!("the next record of `reviews` is not a review: {e}"))
+        })?;
+        self.remember(&review.review_id, next.partition, next.offset);
+        let located = Located {
+            record: next,
+            review,
+            scanned: 1,
+            scan_ms: 0,
+        };
+        Ok(trace_located(pipeline, located).await)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, i32, i64)>> {
+        match self.located.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn remember(&self, review_id: &str, partition: i32, offset: i64) {
+        let mut located = self.lock();
+        located.retain(|(id, _, _)| id != review_id);
+        if located.len() >= LOCATED_KEPT {
+            located.pop_front();
+        }
+        located.push_back((review_id.to_owned(), partition, offset));
+    }
+
+    fn remembered(&self, review_id: &str) -> Option<(i32, i64)> {
+        self.lock()
+            .iter()
+            .find(|(id, _, _)| id == review_id)
+            .map(|(_, partition, offset)| (*partition, *offset))
+    }
+
+    /// Finds the review in `reviews`: where a recent trace found it, or by a bounded scan of the
+    /// newest records (the newest copy wins: a replayed seed writes the same ids again).
+    async fn locate(&self, inspector: &Inspector, review_id: &str) -> Result<Located, TraceError> {
+        if let Some((partition, offset)) = self.remembered(review_id) {
+            let again = inspector
+                .messages(TOPIC_REVIEWS, partition, offset, 1)
+                .await?;
+            if let Some((record, review)) = again
+                .into_iter()
+                .find_map(|m| review_with_id(&m, review_id).map(|r| (m, r)))
+            {
+                return Ok(Located {
+                    record,
+                    review,
+                    scanned: 1,
+                    scan_ms: 0,
+                });
+            }
+        }
+        let outcome = scan_for(
+            inspector,
+            TOPIC_REVIEWS,
+            review_id,
+            ScanFrom::Newest,
+            None,
+            MAX_MATCHES,
+        )
+        .await?;
+        tracing::debug!(
+            review_id,
+            scanned = outcome.scanned,
+            took_ms = outcome.took_ms,
+            "scanned reviews"
+        );
+        let found = outcome
+            .matches
+            .iter()
+            .filter_map(|m| review_with_id(m, review_id).map(|r| (m, r)))
+            .max_by_key(|(m, _)| m.timestamp);
+        let Some((record, review)) = found else {
+            return Err(TraceError::NotFound {
+                review_id: review_id.to_owned(),
+                searched: searched(&outcome),
+            });
+        };
+        self.remember(review_id, record.partition, record.offset);
+        Ok(Located {
+            record: record.clone(),
+            review,
+            scanned: outcome.scanned,
+            scan_ms: outcome.took_ms,
+        })
+    }
+}
+
+/// A review id must be a short printable string.
+fn check_review_id(review_id: &str) -> Result<(), TraceError> {
+    if review_id.trim().is_empty() {
+        return Err(TraceError::BadReviewId("must not be empty".into()));
+    }
+    if review_id.len() > MAX_REVIEW_ID {
+        return Err(TraceError::BadReviewId(format!(
+            "at most {MAX_REVIEW_ID} bytes, got {}",
+            review_id.len()
+        )));
+    }
+    if review_id.chars().any(char::is_control) {
+        return Err(TraceError::BadReviewId(
+            "must not contain control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// How much a scan read, in words, for a "not found" message.
+fn searched(outcome: &ScanOutcome) -> String {
+    if outcome.from_start && outcome.complete {
+        format!(
+            "read all {} of its records in {} ms",
+            outcome.scanned, outcome.took_ms
+        )
+    } else {
+        format!(
+            "not among the newest {} records, read in {} ms; the search gives up there (it \
+             reads at most {SCAN_LIMIT} records, for at most {} s)",
+            outcome.scanned,
+            outcome.took_ms,
+            SCAN_TIMEOUT.as_secs()
+        )
+    }
+}
+
+/// Scans `topic` for records holding `review_id`, within [`SCAN_LIMIT`].
+async fn scan_for(
+    inspector: &Inspector,
+    topic: &str,
+    review_id: &str,
+    from: ScanFrom,
+    partitions: Option<Vec<i32>>,
+    max_matches: usize,
+) -> Result<ScanOutcome, InspectError> {
+    let needle = path::review_id_needle(review_id);
+    let request = ScanRequest {
+        topic: topic.to_owned(),
+        partitions,
+        from,
+        newest: SCAN_LIMIT as i64,
+        budget: SCAN_LIMIT,
+        max_matches,
+    };
+    inspector
+        .scan(request, move |payload| path::contains(payload, &needle))
+        .await
+}
+
+/// The review in a `reviews` record, if it is the one with this id.
+fn review_with_id(record: &Message, review_id: &str) -> Option<Review> {
+    serde_json::from_str::<Review>(&record.value)
+        .ok()
+        .filter(|r| r.review_id == review_id)
+}
+
+/// The enriched review in a `reviews.sentiment` record, if it is the one with this id.
+fn enriched_with_id(record: &Message, review_id: &str) -> Option<EnrichedReview> {
+    serde_json::from_str::<EnrichedReview>(&record.value)
+        .ok()
+        .filter(|r| r.review.review_id == review_id)
+}
+
+async fn trace_located(pipeline: &Pipeline<'_>, located: Located) -> Trace {
+    let review_id = located.review.review_id.clone();
+    let mut scanned = located.scanned;
+    let mut scan_ms = located.scan_ms;
+    let partitions = pipeline
+        .inspector
+        .partition_count(TOPIC_REVIEWS)
+        .await
+        .unwrap_or(0);
+    let socket = socket_hop(pipeline, &review_id);
+    let reviews = reviews_hop(&located, partitions);
+    let (sentiment, sentiment_record) = sentiment_hop(pipeline, &located, partitions).await;
+    if let Some(outcome) = &sentiment_record.outcome {
+        scanned += outcome.scanned;
+        scan_ms += outcome.took_ms;
+    }
+    let window = window_hop(pipeline, &located.review, sentiment_record.found.as_ref()).await;
+    let search = search_hop(pipeline, &review_id).await;
+    let mut hops = vec![socket, reviews, sentiment, window, search];
+    path::fill_latencies(&mut hops);
+    Trace {
+        complete: hops.iter().all(|h| h.state != TraceHopState::NotYet),
+        review_id,
+        hops,
+        scanned,
+        scan_ms,
+        traced_at: chrono::Utc::now().timestamp_millis(),
+    }
+}
+
+fn hop(kind: TraceHopKind, state: TraceHopState, detail: impl Into<String>) -> TraceHop {
+    TraceHop {
+        hop: kind,
+        state,
+        topic: None,
+        partition: None,
+        offset: None,
+        at_ms: None,
+        latency_ms: None,
+        detail: detail.into(),
+        facts: Vec::new(),
+        windows: Vec::new(),
+    }
+}
+
+fn fact(name: &str, value: impl ToString) -> TraceFact {
+    TraceFact {
+        name: name.to_owned(),
+        value: value.to_string(),
+    }
+}
+
+fn is_active(stage: &StageStatus) -> bool {
+    matches!(stage.state, StageState::Running | StageState::Paused)
+}
+
+/// Hop 1: which chunk the streamer sent it in, from the streamer's memory of its chunks.
+fn socket_hop(pipeline: &Pipeline<'_>, review_id: &str) -> TraceHop {
+    let kind = TraceHopKind::Socket;
+    if let Some(mark) = pipeline.chunks.find(review_id) {
+        let mut found = hop(
+            kind,
+            TraceHopState::Found,
+            format!(
+                "The streamer wrote it to its TCP socket in chunk {} (one write of several JSON \
+                 lines); the producer reads the socket line by line.",
+                mark.number
+            ),
+        );
+        found.at_ms = Some(mark.at_ms);
+        found.facts.push(fact("chunk", mark.number));
+        return found;
+    }
+    let fixed_socket = pipeline
+        .producer
+        .config
+        .as_ref()
+        .and_then(|c| c["socket"].as_str().map(str::to_owned));
+    let detail = match fixed_socket {
+        Some(addr) => format!(
+            "The producer reads from {addr}, not from Pipebook's streamer: its chunks are not known."
+        ),
+        None => format!(
+            "Sent before what the streamer remembers: it keeps the chunks of its last {KEPT_IDS} \
+             reviews since it last started."
+        ),
+    };
+    hop(kind, TraceHopState::Unknown, detail)
+}
+
+/// Hop 2: its record in `reviews`, and why it is in that partition.
+fn reviews_hop(located: &Located, partitions: i32) -> TraceHop {
+    let record = &located.record;
+    let key = record.key.clone().unwrap_or_default();
+    let predicted = path::partition_for_key(key.as_bytes(), partitions);
+    let hash = path::key_hash(key.as_bytes());
+    let why = match predicted {
+        Some(p) if p == record.partition => format!(
+            "Keyed by business_id {key:?}: the producer's partitioner hashes the key (CRC-32 \
+             {hash:#010x}) modulo {partitions} partitions = {p}, so every review of this \
+             business lands in partition {p}, in order."
+        ),
+        Some(p) => format!(
+            "Keyed by business_id {key:?}, whose hash picks partition {p} of {partitions}; this \
+             record is in partition {} (written by a producer with another partitioner, or \
+             before the topic had {partitions} partitions).",
+            record.partition
+        ),
+        None => format!("Keyed by business_id {key:?}."),
+    };
+    let mut found = hop(
+        TraceHopKind::Reviews,
+        TraceHopState::Found,
+        format!(
+            "{why} It got offset {} there: its position in that partition's log. The time is \
+             the record's timestamp (set by the producer when it sent it).",
+            record.offset
+        ),
+    );
+    found.topic = Some(TOPIC_REVIEWS.to_owned());
+    found.partition = Some(record.partition);
+    found.offset = Some(record.offset);
+    found.at_ms = record.timestamp;
+    found.facts = vec![
+        fact("key", &key),
+        fact("key hash (CRC-32)", format!("{hash:#010x}")),
+        fact("partitions", partitions),
+        fact("event time", &located.review.date),
+        fact("stars", located.review.stars),
+    ];
+    found
+}
+
+/// The record of a review in `reviews.sentiment`, and the scan that looked for it.
+#[derive(Default)]
+struct SentimentRecord {
+    found: Option<(Message, EnrichedReview)>,
+    outcome: Option<ScanOutcome>,
+}
+
+/// Where to look for the sentiment output: it keeps the review's key, so when the key's hash
+/// explains the review's partition in `reviews`, the output is in the same-numbered partition
+/// of `reviews.sentiment` (same partitioner, same partition count), and its first copy there is
+/// the one. Otherwise every partition, keeping the copies to pick the earliest.
+fn sentiment_partitions(located: &Located, partitions: i32) -> (Option<Vec<i32>>, usize) {
+    let key = located.record.key.as_deref().unwrap_or_default();
+    match path::partition_for_key(key.as_bytes(), partitions) {
+        Some(p) if p == located.record.partition => (Some(vec![p]), 1),
+        _ => (None, MAX_MATCHES),
+    }
+}
+
+/// Hop 3: the sentiment worker's output record, read from `reviews.sentiment` from the time the
+/// review was produced on (the output can only be newer).
+async fn sentiment_hop(
+    pipeline: &Pipeline<'_>,
+    located: &Located,
+    partitions: i32,
+) -> (TraceHop, SentimentRecord) {
+    let kind = TraceHopKind::Sentiment;
+    let review_id = located.review.review_id.as_str();
+    let from = located
+        .record
+        .timestamp
+        .map_or(ScanFrom::Newest, ScanFrom::Time);
+    let (only, max_matches) = sentiment_partitions(located, partitions);
+    let scanned = scan_for(
+        pipeline.inspector,
+        TOPIC_SENTIMENT,
+        review_id,
+        from,
+        only,
+        max_matches,
+    )
+    .await;
+    let outcome = match scanned {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            let detail = format!("Could not read {TOPIC_SENTIMENT}: {error}");
+            return (
+                hop(kind, TraceHopState::Unknown, detail),
+                SentimentRecord::default(),
+            );
+        }
+    };
+    // The first output after the review was produced: a second copy (at-least-once, or a new
+    // group re-reading the topic) came later.
+    let found = outcome
+        .matches
+        .iter()
+        .filter_map(|m| enriched_with_id(m, review_id).map(|e| (m.clone(), e)))
+        .min_by_key(|(m, _)| m.timestamp);
+    let copies = outcome.matches.len();
+    let Some((record, enriched)) = found else {
+        let hop = if !outcome.complete {
+            hop(
+                kind,
+                TraceHopState::Unknown,
+                format!(
+                    "Not among the {} records of {TOPIC_SENTIMENT} read in {} ms; the search \
+                     gives up there.",
+                    outcome.scanned, outcome.took_ms
+                ),
+            )
+        } else if is_active(&pipeline.sentiment) {
+            hop(
+                kind,
+                TraceHopState::NotYet,
+                "Waiting in `reviews` for a sentiment worker to read it: the group's lag.",
+            )
+        } else {
+            hop(
+                kind,
+                TraceHopState::NotRunning,
+                "Sentiment stage not running: start it in cell 3 and the review moves on.",
+            )
+        };
+        let record = SentimentRecord {
+            found: None,
+            outcome: Some(outcome),
+        };
+        return (hop, record);
+    };
+    let group = pipeline
+        .sentiment
+        .config
+        .as_ref()
+        .and_then(|c| c["group"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| crate::sentiment::GROUP.to_owned());
+    let mut found = hop(
+        kind,
+        TraceHopState::Found,
+        format!(
+            "{worker}, the member of consumer group {group} that owned partition {p} of \
+             `reviews`, read it, labelled it {label} (score {score:.3}) and wrote it to \
+             {TOPIC_SENTIMENT} with the same key — so the same partition number. It committed \
+             the offset only after the broker acknowledged this output (at-least-once).{dup}",
+            worker = enriched.worker,
+            p = located.record.partition,
+            label = enriched.sentiment.as_str(),
+            score = enriched.score,
+            dup = if copies > 1 {
+                format!(
+                    " {copies} copies were found (a re-read batch or a second group); this is the \
+                     first."
+                )
+            } else {
+                String::new()
+            },
+        ),
+    );
+    found.topic = Some(TOPIC_SENTIMENT.to_owned());
+    found.partition = Some(record.partition);
+    found.offset = Some(record.offset);
+    found.at_ms = record.timestamp;
+    found.facts = vec![
+        fact("worker", &enriched.worker),
+        fact("group", &group),
+        fact("label", enriched.sentiment.as_str()),
+        fact("score", format!("{:.3}", enriched.score)),
+        fact("classifier", &enriched.classifier),
+        fact("processed at", &enriched.processed_at),
+    ];
+    let record = SentimentRecord {
+        found: Some((record, enriched)),
+        outcome: Some(outcome),
+    };
+    (found, record)
+}
+
+/// Hop 4: the windows of the running aggregate stage the review falls into, and whether a
+/// trigger counted it or found it late.
+async fn window_hop(
+    pipeline: &Pipeline<'_>,
+    review: &Review,
+    sentiment: Option<&(Message, EnrichedReview)>,
+) -> TraceHop {
+    let kind = TraceHopKind::Window;
+    let stage = &pipeline.aggregate;
+    let config: Option<AggregateConfig> = stage
+        .config
+        .clone()
+        .and_then(|c| serde_json::from_value(c).ok());
+    let (Some(config), true) = (config, is_active(stage)) else {
+        return hop(
+            kind,
+            TraceHopState::NotRunning,
+            "Aggregate stage not running: start it in cell 4 to see which windows this review \
+             falls into.",
+        );
+    };
+    let Ok(spec) = crate::aggregate::validate(&config) else {
+        return hop(
+            kind,
+            TraceHopState::Unknown,
+            "The aggregate stage's config is not valid.",
+        );
+    };
+    let metrics = pipeline.aggregate_metrics;
+    let read = metrics.triggers_read.find(&review.review_id);
+    let late = metrics.late_read.find(&review.review_id).is_some();
+    let event_time = NaiveDateTime::parse_from_str(&review.date, DATE_FORMAT)
+        .ok()
+        .map(|t| t.and_utc().timestamp_millis());
+    // Processing time is the moment the trigger read it; event time is the review's own date.
+    let time = match config.time {
+        TimeDomain::Event => event_time,
+        TimeDomain::Processing => read.map(|mark| mark.at_ms),
+    };
+    let mut result = match (read, sentiment) {
+        (Some(mark), _) => {
+            let what = if late {
+                format!(
+                    "arrived behind the watermark: late, not counted ({})",
+                    match config.late_policy {
+                        app::api::LatePolicy::Drop => "dropped".to_owned(),
+                        app::api::LatePolicy::Topic => format!("kept in {}", app::api::TOPIC_LATE),
+                    }
+                )
+            } else {
+                "counted in the windows below".to_owned()
+            };
+            let mut found = hop(
+                kind,
+                TraceHopState::Found,
+                format!(
+                    "Read by trigger {} of the aggregate stage: {what}.",
+                    mark.number
+                ),
+            );
+            found.at_ms = Some(mark.at_ms);
+            found.facts.push(fact("trigger", mark.number));
+            found
+                .facts
+                .push(fact("late", if late { "yes" } else { "no" }));
+            found
+        }
+        (None, None) => hop(
+            kind,
+            TraceHopState::NotYet,
+            "Not in reviews.sentiment yet, so not in a window yet.",
+        ),
+        (None, Some((record, _))) => {
+            let committed = pipeline
+                .inspector
+                .committed(&config.group, TOPIC_SENTIMENT, record.partition)
+                .await
+                .ok()
+                .flatten();
+            if committed.is_some_and(|c| c > record.offset) {
+                hop(
+                    kind,
+                    TraceHopState::Unknown,
+                    format!(
+                        "Read by the aggregate stage (group {} is past offset {}) before it last \
+                         started: which trigger, and whether it was late, is not remembered.",
+                        config.group, record.offset
+                    ),
+                )
+            } else {
+                hop(
+                    kind,
+                    TraceHopState::NotYet,
+                    "Waiting for the next trigger of the aggregate stage to read it.",
+                )
+            }
+        }
+    };
+    result.facts.push(fact(
+        "time",
+        match config.time {
+            TimeDomain::Event => "event time (the review's date)",
+            TimeDomain::Processing => "processing time (when the trigger read it)",
+        },
+    ));
+    if let Some(time) = time {
+        result.windows = traced_windows(pipeline, &spec, time, &review.business_id);
+    }
+    result
+}
+
+/// The windows holding `time`, with what the aggregate stage shows of each now.
+fn traced_windows(
+    pipeline: &Pipeline<'_>,
+    spec: &crate::aggregate::windows::Spec,
+    time: i64,
+    business_id: &str,
+) -> Vec<TraceWindow> {
+    let view = pipeline.aggregate_metrics.view();
+    let shown = |kind: WindowKind, start: i64, end: i64| {
+        view.windows
+            .iter()
+            .find(|w| w.kind == kind && w.start == start && w.end == end)
+    };
+    let mut windows: Vec<TraceWindow> = path::windows_containing(spec, time)
+        .into_iter()
+        .map(|(kind, start, end)| {
+            let row = shown(kind, start, end);
+            TraceWindow {
+                kind,
+                start,
+                end,
+                count: row.map(|w| w.total()),
+                closed: row.is_some_and(|w| w.closed),
+            }
+        })
+        .collect();
+    // Sessions depend on the business's other reviews: the one the stage shows holding it.
+    if let Some(session) = view.windows.iter().find(|w| {
+        w.kind == WindowKind::Session
+            && w.key.as_deref() == Some(business_id)
+            && w.start <= time
+            && time < w.end
+    }) {
+        windows.push(TraceWindow {
+            kind: WindowKind::Session,
+            start: session.start,
+            end: session.end,
+            count: Some(session.total()),
+            closed: session.closed,
+        });
+    }
+    windows
+}
+
+/// Hop 5: the review's document in the search engine (document id = review_id).
+async fn search_hop(pipeline: &Pipeline<'_>, review_id: &str) -> TraceHop {
+    let kind = TraceHopKind::Search;
+    let doc = match pipeline.search.get(review_id.to_owned()).await {
+        Ok(doc) => doc,
+        Err(error) => return search_error(kind, &error),
+    };
+    let Some(doc) = doc else {
+        return if is_active(&pipeline.indexer) {
+            hop(
+                kind,
+                TraceHopState::NotYet,
+                "Not indexed yet: waiting for the indexer's next bulk request.",
+            )
+        } else {
+            hop(
+                kind,
+                TraceHopState::NotRunning,
+                "Indexer not running: start it in cell 5 to index this review.",
+            )
+        };
+    };
+    let bulk = pipeline.bulks.find(review_id);
+    let when = match bulk {
+        Some(mark) => format!("Indexed in bulk {} of the indexer.", mark.number),
+        None => "Indexed before the indexer last started (when is not remembered).".to_owned(),
+    };
+    let mut found = hop(
+        kind,
+        TraceHopState::Found,
+        format!(
+            "{when} Its document id is its review_id, so indexing it again (a re-read batch, \
+             a second pass) overwrites it instead of adding a copy: the sink is idempotent."
+        ),
+    );
+    found.at_ms = bulk.map(|mark| mark.at_ms);
+    found.facts.push(fact("document id", review_id));
+    if let Some(mark) = bulk {
+        found.facts.push(fact("bulk", mark.number));
+    }
+    for field in [
+        "sentiment",
+        "score",
+        "stars",
+        "business_id",
+        "date",
+        "processed_at",
+    ] {
+        if let Some(value) = doc.get(field) {
+            let text = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
+            found.facts.push(fact(field, text));
+        }
+    }
+    found
+}
+
+fn search_error(kind: TraceHopKind, error: &SearchError) -> TraceHop {
+    hop(
+        kind,
+        TraceHopState::Unknown,
+        format!("Could not ask the search engine: {error}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn review_ids_are_checked_and_the_error_names_the_field() {
+        assert!(check_review_id("abc-123_XYZ").is_ok());
+        for bad in ["", "  ", "a\nb", &"x".repeat(MAX_REVIEW_ID + 1)] {
+            let err = check_review_id(bad).expect_err(bad);
+            assert!(err.to_string().starts_with("review_id: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn not_found_says_how_far_the_search_went() {
+        let all = ScanOutcome {
+            scanned: 500,
+            complete: true,
+            from_start: true,
+            took_ms: 12,
+            ..ScanOutcome::default()
+        };
+        assert!(searched(&all).contains("all 500"), "{}", searched(&all));
+        let bounded = ScanOutcome {
+            from_start: false,
+            ..all
+        };
+        assert!(searched(&bounded).contains("gives up"));
+    }
+
+    #[test]
+    fn the_tracer_remembers_a_bounded_number_of_locations() {
+        let tracer = Tracer::default();
+        for i in 0..(LOCATED_KEPT + 5) {
+            tracer.remember(&format!("r{i}"), 1, i as i64);
+        }
+        assert_eq!(tracer.remembered("r0"), None);
+        assert_eq!(tracer.remembered("r260"), Some((1, 260)));
+        tracer.remember("r260", 2, 7);
+        assert_eq!(tracer.remembered("r260"), Some((2, 7)));
+        assert_eq!(tracer.lock().len(), LOCATED_KEPT);
+    }
+}
