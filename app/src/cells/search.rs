@@ -471,28 +471,29 @@ mod tests {
 #[component]
 fn OutageToggle(paused: Signal<bool>) -> impl IntoView {
     move || {
-        if paused.get() {
-            view! {
-                <FaultButton
-                    label="Resume search backend"
-                    path="/api/faults/search-outage"
-                    body=json!({"down": false})
-                    testid="search-resume"
-                    title="End the simulated outage: the indexer's next retry succeeds and it catches up"
-                />
-            }
-            .into_any()
+        let (label, down, testid, title) = if paused.get() {
+            (
+                "Resume search backend",
+                false,
+                "search-resume",
+                "End the simulated outage: the indexer's next retry succeeds and it catches up",
+            )
         } else {
-            view! {
-                <FaultButton
-                    label="Pause search backend"
-                    path="/api/faults/search-outage"
-                    body=json!({"down": true})
-                    testid="search-pause"
-                    title="Simulate an outage: every call to the search backend fails until you resume it"
-                />
-            }
-            .into_any()
+            (
+                "Pause search backend",
+                true,
+                "search-pause",
+                "Simulate an outage: every call to the search backend fails until you resume it",
+            )
+        };
+        view! {
+            <FaultButton
+                label
+                path="/api/faults/search-outage"
+                body=json!({"down": down})
+                testid
+                title
+            />
         }
     }
 }
