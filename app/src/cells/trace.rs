@@ -146,7 +146,7 @@ fn Timeline(trace: Trace) -> impl IntoView {
     );
     view! {
         <p class="muted" data-testid="trace-summary">{summary}</p>
-        <ol class="timeline" data-testid="trace-timeline">
+        <ol class="hop-timeline" data-testid="trace-timeline">
             {trace.hops.into_iter().map(|hop| view! { <HopItem hop /> }).collect_view()}
         </ol>
     }
