@@ -11,3 +11,41 @@ test("the notebook fits a narrow screen without horizontal scrolling", async ({ 
   expect(overflow).toBeLessThanOrEqual(0);
   await page.screenshot({ path: "screenshots/06-narrow.png", fullPage: true });
 });
+
+// Notebook ergonomics: keys move between cells and run the focused one; theme and font size
+// toggle and are remembered over a reload.
+test("J/K move between cells, Shift+Enter runs the focused cell, theme and size are remembered", async ({
+  page,
+  request,
+}) => {
+  await request.post("/api/stages/streamer/stop");
+  await page.goto("/");
+  await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
+
+  await page.keyboard.press("j");
+  await expect(page).toHaveURL(/#cell-2$/);
+  await page.keyboard.press("j");
+  await expect(page).toHaveURL(/#cell-3$/);
+  await page.keyboard.press("k");
+  await page.keyboard.press("k");
+  await expect(page).toHaveURL(/#cell-1$/);
+  await expect(page.locator("#cell-1")).toBeFocused();
+  // Shift+Enter presses the focused cell's main button: cell 1 starts streaming.
+  await page.keyboard.press("Shift+Enter");
+  await expect(page.locator("#cell-1 .pill").first()).toHaveText("running", { timeout: 20_000 });
+  await request.post("/api/stages/streamer/stop");
+
+  const theme = await page.locator("html").getAttribute("data-theme");
+  await page.getByTestId("toggle-theme").click();
+  const other = theme === "dark" ? "light" : "dark";
+  await expect(page.locator("html")).toHaveAttribute("data-theme", other);
+  await page.getByTestId("toggle-size").click();
+  await expect(page.locator("html")).toHaveAttribute("data-size", "large");
+  await page.reload();
+  await expect(page.locator("html")).toHaveAttribute("data-theme", other);
+  await expect(page.locator("html")).toHaveAttribute("data-size", "large");
+  await page.screenshot({ path: "screenshots/07-large-font.png" });
+  // Back to normal for the specs that follow.
+  await page.getByTestId("toggle-size").click();
+  await page.getByTestId("toggle-theme").click();
+});
