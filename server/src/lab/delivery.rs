@@ -598,19 +598,25 @@ fn commit(consumer: &BaseConsumer, topics: &Topics, batch: &[Input]) -> Result<(
     step("commit offsets", consumer.commit(&tpl, CommitMode::Sync))
 }
 
+/// What every lab consumer shares: manual commits, from the start, only committed records.
+fn lab_consumer_config(kafka: &KafkaSettings, group: &str) -> rdkafka::ClientConfig {
+    let mut config = kafka.client_config();
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        // The embedded broker answers a fetch only when its wait expires.
+        .set("fetch.wait.max.ms", "100");
+    config
+}
+
 /// A consumer in the job's group, assigned the input partition at the group's committed offset.
 fn job_consumer(kafka: &KafkaSettings, topics: &Topics) -> Result<BaseConsumer, RunError> {
     let consumer: BaseConsumer = step(
         "create consumer",
-        kafka
-            .client_config()
-            .set("group.id", &topics.group)
-            .set("enable.auto.commit", "false")
+        lab_consumer_config(kafka, &topics.group)
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
-            // The embedded broker answers a fetch only when its wait expires.
-            .set("fetch.wait.max.ms", "100")
             .create(),
     )?;
     let mut tpl = TopicPartitionList::new();
@@ -680,14 +686,8 @@ fn count_output(
 ) -> Result<OutputCounts, RunError> {
     let consumer: BaseConsumer = step(
         "create output reader",
-        kafka
-            .client_config()
-            .set("group.id", format!("{}.reader", topics.group))
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
+        lab_consumer_config(kafka, &format!("{}.reader", topics.group))
             .set("enable.partition.eof", "true")
-            .set("fetch.wait.max.ms", "100")
             .create(),
     )?;
     let mut tpl = TopicPartitionList::new();

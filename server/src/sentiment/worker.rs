@@ -4,6 +4,7 @@
 //! acknowledgements → only then commit the batch's offsets. A crash anywhere before the commit
 //! means the batch is read again (at-least-once): duplicates are possible, loss is not.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -43,10 +44,24 @@ pub(super) struct WorkerSetup {
     pub kill: CancellationToken,
 }
 
-/// Reports this worker's partition assignments as the group rebalances.
+/// Reports this worker's partition assignments as the group rebalances, and remembers which
+/// partitions were taken away while a batch was filling.
 struct WorkerContext {
     id: String,
     runtime: Arc<SentimentRuntime>,
+    revoked: std::sync::Mutex<BTreeSet<i32>>,
+}
+
+impl WorkerContext {
+    /// Partitions revoked since the last call.
+    fn take_revoked(&self) -> BTreeSet<i32> {
+        std::mem::take(
+            &mut *self
+                .revoked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
 }
 
 impl ClientContext for WorkerContext {}
@@ -66,8 +81,12 @@ impl ConsumerContext for WorkerContext {
                     .assignment_changed(&self.id, true, partitions(tpl));
             }
             Rebalance::Revoke(tpl) => {
-                self.runtime
-                    .assignment_changed(&self.id, false, partitions(tpl));
+                let revoked = partitions(tpl);
+                self.revoked
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend(revoked.iter().copied());
+                self.runtime.assignment_changed(&self.id, false, revoked);
             }
             Rebalance::Error(error) => {
                 tracing::warn!(worker = %self.id, %error, "rebalance error");
@@ -102,23 +121,28 @@ async fn run_loop(setup: WorkerSetup) -> Result<(), KafkaError> {
         .create_with_context(WorkerContext {
             id: setup.id.clone(),
             runtime: setup.runtime.clone(),
+            revoked: Default::default(),
         })?;
     let producer = setup.kafka.reliable_producer()?;
     consumer.subscribe(&[TOPIC_REVIEWS])?;
     loop {
+        consumer.context().take_revoked();
         let batch = tokio::select! {
             _ = setup.cancel.cancelled() => break,
             _ = setup.kill.cancelled() => break,
             batch = next_batch(&consumer, BATCH) => batch,
         };
         let batch = match batch {
-            Ok(batch) => batch,
+            Ok(batch) => after_rebalance(&consumer, batch),
             Err(error) => {
                 tracing::warn!(worker = %setup.id, %error, "consume failed; retrying");
                 tokio::time::sleep(RETRY_PAUSE).await;
                 continue;
             }
         };
+        if batch.is_empty() {
+            continue;
+        }
         setup
             .metrics
             .consumed
@@ -234,6 +258,52 @@ async fn deliver(producer: &FutureProducer, output: &Output, input: &Record, set
 }
 
 /// Commits the offsets after the batch.
+/// A batch can straddle a rebalance: its partitions are revoked and maybe assigned back while
+/// it fills, and librdkafka then fetches them again from the last commit. Keeps only what will
+/// not be delivered again, so a rebalance where nothing failed duplicates nothing.
+fn after_rebalance(consumer: &WorkerConsumer, batch: Vec<Record>) -> Vec<Record> {
+    let revoked = consumer.context().take_revoked();
+    if revoked.is_empty() {
+        return batch;
+    }
+    let positions: BTreeMap<i32, i64> = consumer
+        .position()
+        .map(|tpl| {
+            tpl.elements_for_topic(TOPIC_REVIEWS)
+                .iter()
+                .filter_map(|e| e.offset().to_raw().map(|o| (e.partition(), o)))
+                .collect()
+        })
+        .unwrap_or_default();
+    redeliverable_removed(batch, &revoked, &positions)
+}
+
+/// For each revoked partition: drops records at or past the consumer's position (they will be
+/// fetched again) — all of them when the partition is no longer assigned or its position is not
+/// known yet — and keeps one copy of an offset received twice (before and after the rebalance).
+fn redeliverable_removed(
+    batch: Vec<Record>,
+    revoked: &BTreeSet<i32>,
+    positions: &BTreeMap<i32, i64>,
+) -> Vec<Record> {
+    let mut seen = BTreeSet::new();
+    let mut kept: Vec<Record> = batch
+        .into_iter()
+        .rev()
+        .filter(|record| {
+            if !revoked.contains(&record.partition) {
+                return true;
+            }
+            let fetched_again = positions
+                .get(&record.partition)
+                .is_none_or(|&position| position < 0 || record.offset >= position);
+            !fetched_again && seen.insert((record.partition, record.offset))
+        })
+        .collect();
+    kept.reverse();
+    kept
+}
+
 async fn commit(consumer: &WorkerConsumer, batch: &[Record], setup: &WorkerSetup) {
     match batch::commit(consumer, TOPIC_REVIEWS, batch) {
         Ok(()) => {
@@ -241,5 +311,49 @@ async fn commit(consumer: &WorkerConsumer, batch: &[Record], setup: &WorkerSetup
         }
         // A partition revoked meanwhile: its new owner re-reads from the last commit.
         Err(error) => tracing::debug!(worker = %setup.id, %error, "commit refused"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(partition: i32, offset: i64) -> Record {
+        Record {
+            partition,
+            offset,
+            key: None,
+            payload: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_batch_straddling_a_rebalance_keeps_only_what_will_not_come_again() {
+        // Partition 1 was revoked and assigned back: offsets 7..9 came before, 7..8 again after,
+        // and the consumer will next return offset 9. Partition 2 was revoked for good.
+        let batch = vec![
+            record(0, 1),
+            record(1, 7),
+            record(1, 8),
+            record(1, 9),
+            record(2, 3),
+            record(1, 7),
+            record(1, 8),
+        ];
+        let revoked = BTreeSet::from([1, 2]);
+        let positions = BTreeMap::from([(0, 2), (1, 9)]);
+        let kept = redeliverable_removed(batch, &revoked, &positions);
+        let kept: Vec<(i32, i64)> = kept.iter().map(|r| (r.partition, r.offset)).collect();
+        assert_eq!(kept, vec![(0, 1), (1, 7), (1, 8)]);
+    }
+
+    #[test]
+    fn an_unknown_position_means_everything_comes_again() {
+        let kept = redeliverable_removed(
+            vec![record(1, 7), record(1, 8)],
+            &BTreeSet::from([1]),
+            &BTreeMap::from([(1, -1001)]),
+        );
+        assert!(kept.is_empty());
     }
 }
