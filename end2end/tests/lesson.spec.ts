@@ -64,6 +64,8 @@ test("a learner completes the whole lesson from a cold start", async ({ page, re
   await expect(page.getByTestId("lesson-done")).toHaveText(before, { timeout: 30_000 });
   await expect.poll(() => stateOf(page, 1)).toBe("running");
   await expect.poll(() => stateOf(page, 3)).toBe("running");
+  // The forms show the settings the stages run with, not the defaults.
+  await expect(page.getByLabel("Rate (reviews/s)")).toHaveValue("400");
 
   // Cell 4: windows, late data, an output mode, a crash and the checkpoint, dedup.
   await page.getByTestId("aggregate-start").click();

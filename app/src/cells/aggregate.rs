@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::charts::{Bar, BarChart, sentiment_class};
 use super::lesson::FaultButton;
-use super::{Cell, ErrorLine, LiveStage, StatePill, thousands};
+use super::{Cell, ErrorLine, LiveStage, StatePill, restore_form_once, set_field, thousands};
 use crate::api::{AggregateView, Sentiment, WindowKind, WindowRow};
 use crate::client;
 use crate::live::Live;
@@ -22,6 +22,7 @@ pub fn AggregateCell() -> impl IntoView {
     let view = Memo::new(move |_| live.snapshot.get().map(|s| s.aggregate).unwrap_or_default());
     let counter = move |name: &'static str| stage.counter(name);
     let form = AggregateForm::new();
+    restore_form_once(stage.status, move |config| form.restore(config));
     let error = RwSignal::new(None::<String>);
     let running = move || stage.running();
     let start = move |_| match form.body() {
@@ -228,6 +229,19 @@ impl AggregateForm {
         }
     }
 
+    /// Fills the fields from a running stage's configuration.
+    fn restore(&self, config: &serde_json::Value) {
+        set_field(self.time, &config["time"]);
+        set_field(self.trigger, &config["trigger_ms"]);
+        set_field(self.tumbling, &config["tumbling_secs"]);
+        set_field(self.sliding, &config["sliding_secs"]);
+        set_field(self.slide, &config["slide_secs"]);
+        set_field(self.gap, &config["session_gap_secs"]);
+        set_field(self.lateness, &config["allowed_lateness_secs"]);
+        set_field(self.late_policy, &config["late_policy"]);
+        set_field(self.mode, &config["output_mode"]);
+    }
+
     fn body(&self) -> Result<serde_json::Value, String> {
         let number = |field: &str, value: RwSignal<String>| {
             let value = value.get();
@@ -257,7 +271,7 @@ fn AggregateControls(form: AggregateForm) -> impl IntoView {
         <form class="controls" on:submit=|ev| ev.prevent_default()>
             <label>
                 "Time"
-                <select name="time" on:change=select(form.time)>
+                <select name="time" prop:value=move || form.time.get() on:change=select(form.time)>
                     <option value="event" selected>"event time"</option>
                     <option value="processing">"processing time"</option>
                 </select>
@@ -269,14 +283,14 @@ fn AggregateControls(form: AggregateForm) -> impl IntoView {
             <label>"Allowed lateness (s)" <input type="number" min="0" name="allowed_lateness_secs" bind:value=form.lateness /></label>
             <label>
                 "Late records"
-                <select name="late_policy" on:change=select(form.late_policy)>
+                <select name="late_policy" prop:value=move || form.late_policy.get() on:change=select(form.late_policy)>
                     <option value="drop" selected>"count and drop"</option>
                     <option value="topic">"count, keep in reviews.late"</option>
                 </select>
             </label>
             <label>
                 "Output mode"
-                <select name="output_mode" on:change=select(form.mode)>
+                <select name="output_mode" prop:value=move || form.mode.get() on:change=select(form.mode)>
                     <option value="append" selected>"append (closed windows, once)"</option>
                     <option value="update">"update (changed windows)"</option>
                     <option value="complete">"complete (every window)"</option>

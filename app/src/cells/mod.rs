@@ -151,6 +151,39 @@ impl LiveStage {
     }
 }
 
+/// After a page load, fills a cell's form once from the configuration its stage is running with
+/// (the server is the source of truth), so a reload mid-stream shows the same settings. A stage
+/// that is not running leaves the form at its defaults; later edits are never overwritten.
+fn restore_form_once(
+    status: Memo<Option<crate::api::StageStatus>>,
+    apply: impl Fn(&serde_json::Value) + 'static,
+) {
+    let done = StoredValue::new(false);
+    Effect::new(move |_| {
+        if done.get_value() {
+            return;
+        }
+        let Some(status) = status.get() else {
+            return;
+        };
+        done.set_value(true);
+        let active = matches!(status.state, StageState::Running | StageState::Paused);
+        if let Some(config) = status.config.filter(|_| active) {
+            apply(&config);
+        }
+    });
+}
+
+/// Sets a text field from a config value (numbers and strings as they are; null = empty).
+fn set_field(field: RwSignal<String>, value: &serde_json::Value) {
+    let text = match value {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    field.set(text);
+}
+
 /// The last error of a cell's action, if any.
 #[component]
 fn ErrorLine(error: RwSignal<Option<String>>) -> impl IntoView {

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use serde_json::json;
 
-use super::{Cell, ErrorLine, StatePill, thousands};
+use super::{Cell, ErrorLine, StatePill, restore_form_once, set_field, thousands};
 use crate::api::{StageState, StageStatus};
 use crate::client;
 use crate::live::Live;
@@ -48,6 +48,17 @@ pub fn StreamerCell() -> impl IntoView {
     let late_percent = RwSignal::new("0".to_owned());
     let late_by = RwSignal::new("120".to_owned());
     let error = RwSignal::new(None::<String>);
+    restore_form_once(streamer, move |config| {
+        set_field(rate, &config["rate"]);
+        set_field(chunk, &config["chunk_size"]);
+        set_field(source, &config["source"]);
+        set_field(seed, &config["seed"]);
+        set_field(limit, &config["limit"]);
+        set_field(clock, &config["clock"]);
+        let share = config["late_share"].as_f64().unwrap_or(0.0);
+        late_percent.set(format!("{}", (share * 100.0).round()));
+        set_field(late_by, &config["late_by_secs"]);
+    });
 
     let start = move |_| {
         let body = (|| -> Result<serde_json::Value, String> {
@@ -127,7 +138,7 @@ pub fn StreamerCell() -> impl IntoView {
                 </label>
                 <label title="live: the moment a review is sent; replay: the source's own dates (the generator's are 10 s apart)">
                     "Event time"
-                    <select name="clock" data-testid="streamer-clock" on:change=move |ev| clock.set(event_target_value(&ev))>
+                    <select name="clock" data-testid="streamer-clock" prop:value=move || clock.get() on:change=move |ev| clock.set(event_target_value(&ev))>
                         <option value="live" selected>"live (now)"</option>
                         <option value="replay">"replay (source dates)"</option>
                     </select>
