@@ -126,8 +126,9 @@ async fn newest_records(inspector: &Inspector, count: usize) -> Result<Vec<Messa
     let mut newest = Vec::with_capacity(count);
     for partition in &reviews.partitions {
         // Look back further than needed, so a few hundred malformed records do not hide the
-        // reviews before them.
-        let window = (per_partition * 4).clamp(per_partition, MAX_BROWSE);
+        // reviews before them; one browse reads at most MAX_BROWSE records (`clamp` would
+        // panic when a large count makes per_partition exceed it).
+        let window = (per_partition * 4).min(MAX_BROWSE);
         let from = (partition.high - window as i64).max(partition.low);
         let messages = inspector
             .messages(TOPIC_REVIEWS, partition.id, from, window)
