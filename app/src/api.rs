@@ -850,6 +850,14 @@ fn default_fault_count() -> u32 {
     100
 }
 
+impl Default for FaultRequest {
+    fn default() -> Self {
+        Self {
+            count: default_fault_count(),
+        }
+    }
+}
+
 /// Body of every 4xx/5xx answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiError {

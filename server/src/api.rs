@@ -444,10 +444,7 @@ fn fault_body(
 ) -> Result<app::api::FaultRequest, EngineError> {
     match body {
         Ok(Json(request)) => Ok(request),
-        Err(JsonRejection::MissingJsonContentType(_)) => {
-            Ok(serde_json::from_value(serde_json::json!({}))
-                .unwrap_or(app::api::FaultRequest { count: 100 }))
-        }
+        Err(JsonRejection::MissingJsonContentType(_)) => Ok(app::api::FaultRequest::default()),
         Err(rejection) => Err(EngineError::BadRequest(rejection.body_text())),
     }
 }

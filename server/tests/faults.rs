@@ -155,6 +155,9 @@ async fn fault_counts_out_of_range_are_refused_by_name() {
     assert_eq!(engine.resend_newest(10).await.expect("empty topic"), 0);
     // The largest count reads more per partition than one browse holds: bounded, no panic.
     let largest = pipebook::faults::MAX_FAULT_RECORDS;
-    assert_eq!(engine.resend_newest(largest).await.expect("largest count"), 0);
+    assert_eq!(
+        engine.resend_newest(largest).await.expect("largest count"),
+        0
+    );
     engine.shutdown().await;
 }

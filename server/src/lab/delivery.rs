@@ -154,20 +154,7 @@ pub(super) async fn run_mode(
     mode: DeliveryMode,
 ) -> DeliveryResult {
     let topics = Topics::new(mode, run);
-    let mut result = DeliveryResult {
-        mode,
-        state: LabState::Done,
-        input_topic: topics.input.clone(),
-        output_topic: topics.output.clone(),
-        produced_in: 0,
-        read_out: 0,
-        distinct: 0,
-        lost: 0,
-        duplicated: 0,
-        crash_at_offset: None,
-        processed: 0,
-        note: None,
-    };
+    let mut result = empty_result(mode, &topics, LabState::Done);
     let measured = measure(lab, kafka, plan, &topics, mode, &mut result).await;
     result.processed = lab.view().result(mode).map_or(0, |r| r.processed);
     match measured {
@@ -591,6 +578,24 @@ fn next_offsets(topics: &Topics, batch: &[Input]) -> Result<TopicPartitionList, 
         tpl.add_partition_offset(&topics.input, PARTITION, Offset::Offset(next as i64)),
     )?;
     Ok(tpl)
+}
+
+/// A mode's result before anything is counted.
+pub(super) fn empty_result(mode: DeliveryMode, topics: &Topics, state: LabState) -> DeliveryResult {
+    DeliveryResult {
+        mode,
+        state,
+        input_topic: topics.input.clone(),
+        output_topic: topics.output.clone(),
+        produced_in: 0,
+        read_out: 0,
+        distinct: 0,
+        lost: 0,
+        duplicated: 0,
+        crash_at_offset: None,
+        processed: 0,
+        note: None,
+    }
 }
 
 fn commit(consumer: &BaseConsumer, topics: &Topics, batch: &[Input]) -> Result<(), RunError> {

@@ -168,20 +168,7 @@ fn fresh_view(plan: &LabPlan, run: &str) -> DeliveryLabView {
             .iter()
             .map(|&mode| {
                 let topics = delivery::Topics::new(mode, run);
-                DeliveryResult {
-                    mode,
-                    state: LabState::Waiting,
-                    input_topic: topics.input,
-                    output_topic: topics.output,
-                    produced_in: 0,
-                    read_out: 0,
-                    distinct: 0,
-                    lost: 0,
-                    duplicated: 0,
-                    crash_at_offset: None,
-                    processed: 0,
-                    note: None,
-                }
+                delivery::empty_result(mode, &topics, LabState::Waiting)
             })
             .collect(),
     }
