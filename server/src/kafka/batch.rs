@@ -105,11 +105,13 @@ pub async fn close_off_runtime<C: ConsumerContext + 'static, T: Send + 'static>(
     }
 }
 
+/// Test records for the modules that handle batches.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod tests_support {
+    use super::Record;
 
-    fn record(partition: i32, offset: i64) -> Record {
+    /// An empty record at a partition and offset.
+    pub(crate) fn record(partition: i32, offset: i64) -> Record {
         Record {
             partition,
             offset,
@@ -117,6 +119,13 @@ mod tests {
             payload: Vec::new(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::tests_support::record;
 
     #[test]
     fn commits_the_offset_after_each_partitions_last_record() {

@@ -318,14 +318,7 @@ async fn commit(consumer: &WorkerConsumer, batch: &[Record], setup: &WorkerSetup
 mod tests {
     use super::*;
 
-    fn record(partition: i32, offset: i64) -> Record {
-        Record {
-            partition,
-            offset,
-            key: None,
-            payload: Vec::new(),
-        }
-    }
+    use crate::kafka::batch::tests_support::record;
 
     #[test]
     fn a_batch_straddling_a_rebalance_keeps_only_what_will_not_come_again() {
