@@ -3,16 +3,17 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use app::api::{ApiError, Sentiment, WindowKind};
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use app::api::{ApiError, Role, Sentiment, WindowKind};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures::Stream;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::WatchStream;
 
@@ -114,26 +115,49 @@ async fn pipeline(State(engine): State<Arc<Engine>>) -> Json<app::api::PipelineS
     Json(engine.pipeline_status())
 }
 
-/// An absent or empty body means "defaults"; a body that is not JSON is a 400 that says so.
-fn config_body(
-    body: Result<Json<serde_json::Value>, JsonRejection>,
-) -> Result<serde_json::Value, EngineError> {
-    match body {
-        Ok(Json(value)) => Ok(value),
-        Err(JsonRejection::MissingJsonContentType(_)) => Ok(serde_json::Value::Null),
-        Err(rejection) => Err(EngineError::BadRequest(format!(
-            "config: {}",
-            rejection.body_text()
-        ))),
+/// A JSON request body. An empty body (or `null`) is `{}`: a button that posts nothing asks for
+/// the defaults; anything else must parse, and the refusal names the field in the API's error shape.
+/// The access guard has already required `Content-Type: application/json` for state changes.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                let body = ApiError {
+                    error: rejection.body_text(),
+                };
+                (rejection.status(), Json(body)).into_response()
+            })?;
+        let blank = bytes.trim_ascii();
+        let text: &[u8] = if blank.is_empty() || blank == b"null" {
+            b"{}"
+        } else {
+            &bytes
+        };
+        let mut json = serde_json::Deserializer::from_slice(text);
+        let refuse = |message: String| EngineError::BadRequest(message).into_response();
+        let value =
+            serde_path_to_error::deserialize(&mut json).map_err(|e| refuse(e.to_string()))?;
+        json.end().map_err(|e| refuse(e.to_string()))?;
+        Ok(JsonBody(value))
     }
+}
+
+/// Whether this request is the operator's: a viewer's searches and browses must not tick the
+/// operator's lesson steps. (No role at all: the API router without the guard, as in tests.)
+fn is_operator(role: Option<Extension<Role>>) -> bool {
+    role.is_none_or(|Extension(role)| role == Role::Operator)
 }
 
 async fn start_stage(
     State(engine): State<Arc<Engine>>,
     Path(id): Path<String>,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    JsonBody(config): JsonBody<serde_json::Value>,
 ) -> ApiResult<app::api::PipelineStatus> {
-    let config = config_body(body)?;
     engine.start_stage(&id, config).await?;
     Ok(Json(engine.pipeline_status()))
 }
@@ -205,6 +229,7 @@ fn default_limit() -> usize {
 
 async fn messages(
     State(engine): State<Arc<Engine>>,
+    role: Option<Extension<Role>>,
     Path(topic): Path<String>,
     query: Result<Query<BrowseQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Vec<app::api::Message>> {
@@ -224,7 +249,9 @@ async fn messages(
     let messages = engine
         .messages(&topic, query.partition, query.offset, query.limit)
         .await?;
-    engine.record_action(Action::BrowsedMessages);
+    if is_operator(role) {
+        engine.record_action(Action::BrowsedMessages);
+    }
     Ok(Json(messages))
 }
 
@@ -308,12 +335,13 @@ fn number<T: std::str::FromStr>(name: &str, raw: &str) -> Result<Option<T>, Engi
 
 async fn search(
     State(engine): State<Arc<Engine>>,
+    role: Option<Extension<Role>>,
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<app::api::SearchResults> {
     let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
     let request = query.request()?;
     let results = engine.search(&request).await?;
-    if !request.q.trim().is_empty() && request.sentiment.is_some() {
+    if is_operator(role) && !request.q.trim().is_empty() && request.sentiment.is_some() {
         engine.record_action(Action::Searched);
     }
     Ok(Json(results))
@@ -341,9 +369,8 @@ async fn search_aggregations(
 /// Starts a delivery-semantics lab run; 202 with the run's first view.
 async fn start_delivery_lab(
     State(engine): State<Arc<Engine>>,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<(StatusCode, Json<app::api::DeliveryLabView>), EngineError> {
-    let body = config_body(body)?;
     engine.start_delivery_lab(body)?;
     Ok((StatusCode::ACCEPTED, Json(engine.delivery_lab())))
 }
@@ -354,8 +381,12 @@ async fn delivery_lab(State(engine): State<Arc<Engine>>) -> Json<app::api::Deliv
 }
 
 /// A trace that reached every hop completes the lesson's tracing step.
-fn noted(engine: &Engine, trace: app::api::Trace) -> app::api::Trace {
-    if trace.complete {
+fn noted(
+    engine: &Engine,
+    role: Option<Extension<Role>>,
+    trace: app::api::Trace,
+) -> app::api::Trace {
+    if trace.complete && is_operator(role) {
         engine.record_action(Action::TracedRecord);
     }
     trace
@@ -372,6 +403,7 @@ struct TraceQuery {
 /// Follows one review hop by hop; `review_id=next` waits for the next one produced.
 async fn trace(
     State(engine): State<Arc<Engine>>,
+    role: Option<Extension<Role>>,
     query: Result<Query<TraceQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<app::api::Trace> {
     let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
@@ -384,12 +416,15 @@ async fn trace(
         "next" => engine.trace_next().await?,
         review_id => engine.trace(review_id).await?,
     };
-    Ok(Json(noted(&engine, trace)))
+    Ok(Json(noted(&engine, role, trace)))
 }
 
-async fn trace_next(State(engine): State<Arc<Engine>>) -> ApiResult<app::api::Trace> {
+async fn trace_next(
+    State(engine): State<Arc<Engine>>,
+    role: Option<Extension<Role>>,
+) -> ApiResult<app::api::Trace> {
     let trace = engine.trace_next().await?;
-    Ok(Json(noted(&engine, trace)))
+    Ok(Json(noted(&engine, role, trace)))
 }
 
 /// Server-sent events: the current snapshot at once, then each new one (about once a second).
@@ -438,31 +473,18 @@ async fn reset_lesson(State(engine): State<Arc<Engine>>) -> Json<serde_json::Val
     Json(serde_json::json!({"reset": true}))
 }
 
-/// A fault body: absent means the default count; anything else must parse.
-fn fault_body(
-    body: Result<Json<app::api::FaultRequest>, JsonRejection>,
-) -> Result<app::api::FaultRequest, EngineError> {
-    match body {
-        Ok(Json(request)) => Ok(request),
-        Err(JsonRejection::MissingJsonContentType(_)) => Ok(app::api::FaultRequest::default()),
-        Err(rejection) => Err(EngineError::BadRequest(rejection.body_text())),
-    }
-}
-
 async fn flood_malformed(
     State(engine): State<Arc<Engine>>,
-    body: Result<Json<app::api::FaultRequest>, JsonRejection>,
+    JsonBody(request): JsonBody<app::api::FaultRequest>,
 ) -> ApiResult<serde_json::Value> {
-    let request = fault_body(body)?;
     let written = engine.flood_malformed(request.count).await?;
     Ok(Json(serde_json::json!({ "written": written })))
 }
 
 async fn resend_newest(
     State(engine): State<Arc<Engine>>,
-    body: Result<Json<app::api::FaultRequest>, JsonRejection>,
+    JsonBody(request): JsonBody<app::api::FaultRequest>,
 ) -> ApiResult<serde_json::Value> {
-    let request = fault_body(body)?;
     let sent = engine.resend_newest(request.count).await?;
     Ok(Json(serde_json::json!({ "resent": sent })))
 }
@@ -475,9 +497,8 @@ struct OutageRequest {
 
 async fn search_outage(
     State(engine): State<Arc<Engine>>,
-    body: Result<Json<OutageRequest>, JsonRejection>,
+    JsonBody(request): JsonBody<OutageRequest>,
 ) -> ApiResult<serde_json::Value> {
-    let Json(request) = body.map_err(|e| EngineError::BadRequest(e.body_text()))?;
     engine.set_search_outage(request.down);
     Ok(Json(serde_json::json!({ "down": request.down })))
 }

@@ -6,6 +6,7 @@ use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::access::{AccessError, AccessSettings, Token, parse_public_names};
 use crate::index::SearchSettings;
 use crate::index::elastic::{ElasticAuth, ElasticSettings};
 use crate::kafka::{KafkaSecurity, KafkaSettings};
@@ -29,6 +30,104 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub search: SearchArgs,
+
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// Who may use the workbench (docs/security.md). On loopback nothing is needed; bound to any
+/// other address, a token is generated at start unless one is set, and printed in the links.
+#[derive(Debug, Clone, Args, Default)]
+pub struct AccessArgs {
+    /// The operator's token (16+ URL-safe characters). A flag is visible to other users of this
+    /// machine in `ps`: prefer the variable or PIPEBOOK_TOKEN_FILE.
+    #[arg(long = "token", env = "PIPEBOOK_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// A file holding the operator's token (as container secrets are mounted).
+    #[arg(long = "token-file", env = "PIPEBOOK_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// The read-only viewers' token; generated when the operator's is in force and this is unset.
+    #[arg(
+        long = "viewer-token",
+        env = "PIPEBOOK_VIEWER_TOKEN",
+        hide_env_values = true
+    )]
+    pub viewer_token: Option<String>,
+
+    /// A file holding the viewers' token.
+    #[arg(long = "viewer-token-file", env = "PIPEBOOK_VIEWER_TOKEN_FILE")]
+    pub viewer_token_file: Option<PathBuf>,
+
+    /// Host names learners use to reach this machine (comma-separated, no ports), besides IP
+    /// addresses, `localhost` and the machine's own name; other names are refused (DNS rebinding).
+    #[arg(
+        long = "public-names",
+        env = "PIPEBOOK_PUBLIC_NAMES",
+        default_value = ""
+    )]
+    pub public_names: String,
+}
+
+impl AccessArgs {
+    /// Checks the settings for a server bound to `bind`; errors name the variable.
+    pub fn settings(&self, bind: SocketAddr) -> Result<AccessSettings, ConfigError> {
+        let token = |value: &Option<String>, file: &Option<PathBuf>, variable, file_variable| {
+            let raw = secret_value(value, file, variable, file_variable)?;
+            let token = raw.map(|raw| Token::parse(variable, &raw)).transpose()?;
+            Ok::<_, ConfigError>(token)
+        };
+        Ok(AccessSettings {
+            bind,
+            operator_token: token(
+                &self.token,
+                &self.token_file,
+                "PIPEBOOK_TOKEN",
+                "PIPEBOOK_TOKEN_FILE",
+            )?,
+            viewer_token: token(
+                &self.viewer_token,
+                &self.viewer_token_file,
+                "PIPEBOOK_VIEWER_TOKEN",
+                "PIPEBOOK_VIEWER_TOKEN_FILE",
+            )?,
+            public_names: parse_public_names(&self.public_names)?,
+        })
+    }
+}
+
+/// A secret given directly or in a file (whose trailing newline is dropped); not both.
+fn secret_value(
+    value: &Option<String>,
+    file: &Option<PathBuf>,
+    variable: &'static str,
+    file_variable: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    match (value, file) {
+        (Some(_), Some(_)) => Err(invalid(
+            variable,
+            format!("set either {variable} or {file_variable}, not both"),
+        )),
+        (Some(value), None) => Ok(Some(value.clone())),
+        (None, None) => Ok(None),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                invalid(
+                    file_variable,
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            let text = text.trim_end_matches(['\n', '\r']);
+            if text.is_empty() {
+                return Err(invalid(
+                    file_variable,
+                    format!("{} is empty", path.display()),
+                ));
+            }
+            Ok(Some(text.to_owned()))
+        }
+    }
 }
 
 /// Settings for Elasticsearch; when `url` is unset Pipebook uses its embedded search index.
@@ -193,6 +292,14 @@ pub enum ConfigError {
         field: &'static str,
         message: String,
     },
+}
+
+impl From<AccessError> for ConfigError {
+    fn from(error: AccessError) -> Self {
+        match error {
+            AccessError::Invalid { variable, message } => invalid(variable, message),
+        }
+    }
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
@@ -389,5 +496,60 @@ mod tests {
         b.topic_partitions = 0;
         let err = b.external().expect_err("bad partitions");
         assert!(err.to_string().contains("PIPEBOOK_TOPIC_PARTITIONS"));
+    }
+
+    #[test]
+    fn access_tokens_come_from_a_value_or_a_file_not_both() {
+        let bind: SocketAddr = "0.0.0.0:3000".parse().expect("addr");
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "file-token-0123456789\n").expect("write");
+        let from_file = AccessArgs {
+            token_file: Some(file.clone()),
+            ..AccessArgs::default()
+        };
+        let settings = from_file.settings(bind).expect("valid");
+        let token = settings.operator_token.expect("token");
+        assert_eq!(token.expose(), "file-token-0123456789", "newline trimmed");
+        let both = AccessArgs {
+            token: Some("value-token-0123456789".into()),
+            token_file: Some(file),
+            ..AccessArgs::default()
+        };
+        let err = both.settings(bind).expect_err("both");
+        assert!(err.to_string().starts_with("PIPEBOOK_TOKEN:"), "{err}");
+        let missing = AccessArgs {
+            viewer_token_file: Some(dir.path().join("nope")),
+            ..AccessArgs::default()
+        };
+        let err = missing.settings(bind).expect_err("missing file");
+        assert!(
+            err.to_string().starts_with("PIPEBOOK_VIEWER_TOKEN_FILE"),
+            "{err}"
+        );
+        let short = AccessArgs {
+            token: Some("short".into()),
+            ..AccessArgs::default()
+        };
+        let err = short.settings(bind).expect_err("short");
+        assert!(err.to_string().starts_with("PIPEBOOK_TOKEN"), "{err}");
+        let names = AccessArgs {
+            public_names: "ok.lan,bad/name".into(),
+            ..AccessArgs::default()
+        };
+        let err = names.settings(bind).expect_err("bad name");
+        assert!(
+            err.to_string().starts_with("PIPEBOOK_PUBLIC_NAMES"),
+            "{err}"
+        );
+        let configured = AccessArgs {
+            token: Some("debug-token-0123456789".into()),
+            ..AccessArgs::default()
+        };
+        let settings = configured.settings(bind).expect("valid");
+        assert!(
+            !format!("{settings:?}").contains("0123456789"),
+            "token in Debug"
+        );
     }
 }

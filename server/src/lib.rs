@@ -2,6 +2,7 @@
 //! [`streamer`] → [`producer`] → Kafka ([`kafka`]) → [`sentiment`] → [`aggregate`] / [`index`] — plus the [`pipeline`] that runs them and the
 //! [`api`] that controls them, and [`trace`], which follows one review through all of them.
 
+pub mod access;
 pub mod aggregate;
 pub mod api;
 pub mod bench;
@@ -18,3 +19,4 @@ pub mod sentiment;
 pub mod stage;
 pub mod streamer;
 pub mod trace;
+pub mod web;

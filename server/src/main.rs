@@ -3,17 +3,14 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use app::{App, shell};
-use axum::Router;
 use clap::{Parser, Subcommand};
 use leptos::config::get_configuration;
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use pipebook::access::Access;
 use pipebook::config::ServeArgs;
 use pipebook::pipeline::{Engine, EngineSettings};
 use pipebook::sentiment::eval::{EvalClassifier, evaluate};
 use pipebook::sentiment::lexicon::{LexiconClassifier, Thresholds};
 use pipebook::sentiment::llm::{LlmClassifier, LlmConfig};
-use tower_http::compression::CompressionLayer;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -164,6 +161,10 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = EngineSettings::from_args(&args).context("invalid configuration")?;
+    // Checked before anything starts, so a bad token is refused without touching the broker.
+    args.access
+        .settings(args.addr)
+        .context("invalid configuration")?;
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
     let engine = Engine::start(settings)
@@ -177,28 +178,46 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         leptos_options.output_name = Arc::from("pipebook");
     }
     leptos_options.site_addr = args.addr;
-    let routes = generate_route_list(App);
-    let ui = Router::new()
-        .leptos_routes(&leptos_options, routes, {
-            let options = leptos_options.clone();
-            move || shell(options.clone())
-        })
-        .fallback(leptos_axum::file_and_error_handler(shell))
-        .with_state(leptos_options);
-    let router = pipebook::api::router(engine.clone())
-        .merge(ui)
-        .layer(CompressionLayer::new());
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {} (set PIPEBOOK_ADDR)", args.addr))?;
-    tracing::info!("Pipebook is serving http://{}", listener.local_addr()?);
+    let bound = listener.local_addr()?;
+    let access = Arc::new(Access::new(
+        args.access
+            .settings(bound)
+            .context("invalid configuration")?,
+    ));
+    announce(&access, bound);
+    let router = pipebook::web::router(engine.clone(), access, leptos_options);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal(engine.clone()))
         .await
         .context("server failed")?;
     engine.shutdown().await;
     Ok(())
+}
+
+/// Says where to open the notebook. Links with tokens go to the terminal (stdout), never to the
+/// log: whoever can read the terminal started the server; logs are shipped and kept.
+fn announce(access: &Access, bound: std::net::SocketAddr) {
+    if access.exposed() {
+        tracing::warn!(
+            "Pipebook listens on {bound}, reachable from other machines: every request needs a \
+             token (the links are printed on standard output)"
+        );
+    }
+    match access.links() {
+        Some((operator, viewer)) => {
+            println!("\nPipebook is serving {bound}. Open the notebook with:\n");
+            println!("    operator (can change the pipeline): {operator}");
+            println!("    viewer   (read-only, for a room):   {viewer}\n");
+        }
+        None => {
+            println!("\nPipebook is serving: open http://{bound}/\n");
+            tracing::info!("Pipebook is serving http://{bound}");
+        }
+    }
 }
 
 /// Waits for Ctrl-C or SIGTERM, then ends the live feeds so the server can drain.
