@@ -3,6 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
+import { viewerToken } from "./tests/tokens";
 
 // The server under test: the binary `cargo leptos build` produced, on a port chosen now, with a
 // fresh data dir and an embedded broker on a free port. Playwright starts it and stops it.
@@ -66,6 +67,7 @@ export default defineConfig({
       PIPEBOOK_ADDR: `127.0.0.1:${port}`,
       PIPEBOOK_DATA_DIR: dataDir,
       PIPEBOOK_BROKER_ADDR: "127.0.0.1:0",
+      PIPEBOOK_VIEWER_TOKEN: viewerToken,
       LEPTOS_SITE_ROOT: siteRoot,
       LEPTOS_OUTPUT_NAME: "pipebook",
       RUST_LOG: "info,tansu=warn,libsql=warn,librdkafka=off,rdkafka::client=off",

@@ -5,6 +5,15 @@
 (function () {
   "use strict";
   var root = document.documentElement;
+
+  // The server swapped a link's ?token= for a cookie: drop the token from the address bar and the
+  // history, so it is not shared by copying the URL, nor shown on a projector.
+  if (/[?&]token=/.test(location.search)) {
+    var params = new URLSearchParams(location.search);
+    params.delete("token");
+    var rest = params.toString();
+    history.replaceState(null, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
+  }
   var dark = window.matchMedia("(prefers-color-scheme: dark)");
 
   function saved(key) {

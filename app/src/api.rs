@@ -864,6 +864,43 @@ pub struct ApiError {
     pub error: String,
 }
 
+/// What the person at this browser may do: the operator changes the pipeline; a viewer (the
+/// read-only link a teacher hands a room) watches it live and can search and trace, nothing more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    Operator,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Self {
+        if name == "viewer" {
+            Role::Viewer
+        } else {
+            Role::Operator
+        }
+    }
+}
+
+/// `GET /api/session`: who this request is, and how the workbench is exposed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub role: Role,
+    /// Whether every request needs a token (server bound to the network, or a token set).
+    pub token_required: bool,
+    /// Whether the server listens on a non-loopback address.
+    pub exposed: bool,
+}
+
 // ─────────────────────────────────────────────────────────────────────────────────────────────
 // Delivery-semantics lab (`/api/lab/delivery`, cell 6). Kept together at the end of the file.
 // ─────────────────────────────────────────────────────────────────────────────────────────────

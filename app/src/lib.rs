@@ -7,6 +7,7 @@ pub mod api;
 mod cells;
 mod client;
 mod live;
+mod session;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -15,9 +16,11 @@ use leptos_router::path;
 
 /// The HTML document around the app, rendered by the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // Written for the browser to read back before hydrating (see session::page_role).
+    let role = session::page_role().as_str();
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang="en" data-role=role>
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />

@@ -18,7 +18,7 @@ test("J/K move between cells, Shift+Enter runs the focused cell, theme and size 
   page,
   request,
 }) => {
-  await request.post("/api/stages/streamer/stop");
+  await request.post("/api/stages/streamer/stop", { data: {} });
   await page.goto("/");
   await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
 
@@ -33,7 +33,7 @@ test("J/K move between cells, Shift+Enter runs the focused cell, theme and size 
   // Shift+Enter presses the focused cell's main button: cell 1 starts streaming.
   await page.keyboard.press("Shift+Enter");
   await expect(page.locator("#cell-1 .pill").first()).toHaveText("running", { timeout: 20_000 });
-  await request.post("/api/stages/streamer/stop");
+  await request.post("/api/stages/streamer/stop", { data: {} });
 
   const theme = await page.locator("html").getAttribute("data-theme");
   await page.getByTestId("toggle-theme").click();

@@ -18,7 +18,7 @@ async function stateOf(page: Page, cell: number): Promise<string> {
 
 test("a learner completes the whole lesson from a cold start", async ({ page, request }, testInfo) => {
   await stopAllStages(request);
-  await request.post("/api/lesson/reset");
+  await request.post("/api/lesson/reset", { data: {} });
   await page.goto("/");
   await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
   await expect(page.getByTestId("lesson-done")).toHaveText("0", { timeout: 30_000 });

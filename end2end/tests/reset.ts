@@ -4,6 +4,6 @@ import type { APIRequestContext } from "@playwright/test";
 // the UI uses (a 409 "not running" is fine).
 export async function stopAllStages(request: APIRequestContext) {
   for (const stage of ["indexer", "parquet", "aggregate", "sentiment", "producer", "streamer"]) {
-    await request.post(`/api/stages/${stage}/stop`);
+    await request.post(`/api/stages/${stage}/stop`, { data: {} });
   }
 }

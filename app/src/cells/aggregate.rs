@@ -2,6 +2,8 @@
 //! mode, counting labelled reviews in tumbling, sliding and session windows side by side.
 
 use leptos::prelude::*;
+
+use crate::session::Controls;
 use serde_json::json;
 
 use super::charts::{Bar, BarChart, sentiment_class};
@@ -45,6 +47,7 @@ pub fn AggregateCell() -> impl IntoView {
                 ". Duplicates (same review id) are skipped. After every trigger the window state and the offsets it covers are "
                 <em>"checkpointed"</em> " together: crash the job, start it again, and it resumes without losing or double-counting a review."
             </p>
+            <Controls>
             <AggregateControls form />
             <div class="buttons">
                 <button class="btn btn-primary" data-primary data-testid="aggregate-start" on:click=start disabled=running>
@@ -76,6 +79,7 @@ pub fn AggregateCell() -> impl IntoView {
                     title="Write the newest 100 reviews to reviews a second time, as a producer retry would: the windows must skip them as duplicates"
                 />
             </div>
+            </Controls>
             <ErrorLine error />
             {move || stage.status.get().and_then(|s| s.detail).map(|d| view! { <p class="muted">{d}</p> })}
             <div class="stats">
@@ -172,6 +176,7 @@ fn ParquetSink() -> impl IntoView {
             <code>"date=YYYY-MM-DD"</code> "), a new file per roll — the seed tutorials' "
             <code>"writeStream.format(\"parquet\")"</code> "."
         </p>
+        <Controls>
         <form class="controls" on:submit=|ev| ev.prevent_default()>
             <label>"Roll after (reviews)" <input type="number" min="1" name="roll_rows" bind:value=rows /></label>
             <label>"or after (s)" <input type="number" min="1" name="roll_secs" bind:value=secs /></label>
@@ -180,6 +185,7 @@ fn ParquetSink() -> impl IntoView {
                 <button class="btn" data-testid="parquet-stop" on:click=stop disabled=move || !running()>"Stop"</button>
             </div>
         </form>
+        </Controls>
         <ErrorLine error />
         <p class="muted" data-testid="parquet-summary">
             {move || format!("{} files · {} reviews on disk", counter("files_on_disk")(), thousands(i64::try_from(counter("rows_on_disk")()).unwrap_or(i64::MAX)))}

@@ -2,6 +2,8 @@
 //! and what the crash cost each way, counted from the output topics.
 
 use leptos::prelude::*;
+
+use crate::session::Controls;
 use serde_json::json;
 
 use super::{Cell, ErrorLine, thousands};
@@ -57,6 +59,7 @@ pub fn LabCell() -> impl IntoView {
                 ": a crash aborts both, and readers with " <code>"isolation.level=read_committed"</code>
                 " never see the aborted copies. Each run copies the same records three ways, crashes each job at the same record, restarts it, and counts the output."
             </p>
+            <Controls>
             <form class="controls" on:submit=|ev| ev.prevent_default()>
                 <label>
                     "Records"
@@ -72,6 +75,7 @@ pub fn LabCell() -> impl IntoView {
                     </button>
                 </div>
             </form>
+            </Controls>
             <ErrorLine error />
             <Progress lab=lab.into() />
             <ResultTable lab=lab.into() />

@@ -4,6 +4,8 @@
 
 use leptos::prelude::*;
 
+use crate::session::Controls;
+
 use super::ErrorLine;
 use crate::api::LessonStep;
 use crate::client;
@@ -30,6 +32,7 @@ pub fn LessonBar() -> impl IntoView {
                 value=done
                 aria-label="steps of the lesson done"
             ></progress>
+            <Controls>
             <button class="btn btn-small" data-testid="run-all" on:click=act("/api/pipeline/start-all")
                 title="Start every stage that is not running, with its defaults">
                 "Run all"
@@ -41,6 +44,7 @@ pub fn LessonBar() -> impl IntoView {
                 title="Mark every step as not done">
                 "Start over"
             </button>
+            </Controls>
             <ErrorLine error />
         </div>
     }
@@ -136,7 +140,8 @@ pub fn FaultButton(
             busy.set(false);
         });
     };
-    let disabled = move || busy.get() || disabled.is_some_and(|d| d.get());
+    let read_only = crate::session::read_only();
+    let disabled = move || read_only || busy.get() || disabled.is_some_and(|d| d.get());
     view! {
         <button class="btn btn-fault" data-testid=testid title=title on:click=click disabled=disabled>
             "⚡ " {label}

@@ -19,13 +19,20 @@ use crate::live::Live;
 #[component]
 pub fn Notebook() -> impl IntoView {
     let live = Live::provide();
+    let viewer = crate::session::provide() == crate::api::Role::Viewer;
     view! {
-        <header class="topbar">
+        <header class="topbar" class:viewer=viewer>
             <h1>"Pipebook"</h1>
             <p class="tagline">"A live streaming pipeline, one stage per cell."</p>
             <lesson::ViewToggles />
             <ClusterBadge live />
             <lesson::LessonBar />
+            {viewer.then(|| view! {
+                <p class="viewer-banner" role="status" data-testid="viewer-banner">
+                    <strong>"Read-only view"</strong>
+                    " · you are watching this workbench's live pipeline; its controls belong to the operator. Search, browse and trace work."
+                </p>
+            })}
         </header>
         <main class="notebook">
             <streamer::StreamerCell />
@@ -46,6 +53,7 @@ fn BrokerToggle(testid: &'static str) -> impl IntoView {
     let kafka = move || live.snapshot.get().map(|s| s.pipeline.kafka);
     let running = move || kafka().is_some_and(|k| k.state == StageState::Running);
     let busy = RwSignal::new(false);
+    let read_only = crate::session::read_only();
     let toggle = move |_| {
         let path = if running() {
             "/api/stages/broker/stop"
@@ -61,7 +69,7 @@ fn BrokerToggle(testid: &'static str) -> impl IntoView {
     move || {
         kafka().filter(|k| k.mode == "embedded").map(|_| {
             view! {
-                <button class="btn btn-small" data-testid=testid on:click=toggle disabled=move || busy.get()>
+                <button class="btn btn-small" data-testid=testid on:click=toggle disabled=move || read_only || busy.get()>
                     {if running() { "Stop broker" } else { "Start broker" }}
                 </button>
             }

@@ -3,6 +3,8 @@
 //! aggregations charted.
 
 use leptos::prelude::*;
+
+use crate::session::Controls;
 use serde_json::json;
 
 use super::charts::{Bar, BarChart, sentiment_class};
@@ -68,6 +70,7 @@ pub fn SearchCell() -> impl IntoView {
                 <code>"review_id"</code> ", so a review delivered twice overwrites itself: at-least-once delivery plus an "
                 <em>"idempotent sink"</em> " gives each review exactly once in the index. Start a second pass in a new group and watch the count stay put."
             </p>
+            <Controls>
             <form class="controls" on:submit=|ev| ev.prevent_default()>
                 <label>
                     "Consumer group"
@@ -83,6 +86,7 @@ pub fn SearchCell() -> impl IntoView {
                     <OutageToggle paused=Signal::derive(move || status.get().paused) />
                 </div>
             </form>
+            </Controls>
             <ErrorLine error />
             {move || problem().map(|p| view! { <p class="warning" role="status" data-testid="indexer-problem">{p}</p> })}
             <div class="stats">

@@ -5,6 +5,8 @@
 use std::collections::VecDeque;
 
 use leptos::prelude::*;
+
+use crate::session::Controls;
 use serde_json::json;
 
 use super::lesson::FaultButton;
@@ -78,6 +80,7 @@ pub fn SentimentCell() -> impl IntoView {
                 <em>"rebalance"</em> "), which re-read from the last commit, so nothing is lost and a few reviews may be labelled twice. "
                 <em>"Lag"</em> " is how far the group is behind the end of the log."
             </p>
+            <Controls>
             <form class="controls" on:submit=|ev| ev.prevent_default()>
                 <label>
                     "Workers"
@@ -127,6 +130,7 @@ pub fn SentimentCell() -> impl IntoView {
                     />
                 </div>
             </form>
+            </Controls>
             <ErrorLine error />
             <div class="stats">
                 <div class="stat">
@@ -230,6 +234,7 @@ fn WorkerRow(
                     <button
                         class="btn btn-small btn-danger"
                         data-testid="kill-worker"
+                        disabled=crate::session::read_only()
                         on:click={
                             let path = kill_path.clone();
                             move |_| on_kill(path.clone(), serde_json::Value::Null)

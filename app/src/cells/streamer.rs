@@ -2,6 +2,8 @@
 //! Kafka; pause it, resume it, stop it, and watch the counters.
 
 use leptos::prelude::*;
+
+use crate::session::Controls;
 use serde_json::json;
 
 use super::{Cell, ErrorLine, StatePill, restore_form_once, set_field, thousands};
@@ -110,6 +112,7 @@ pub fn StreamerCell() -> impl IntoView {
                 ". Lines that are not valid reviews go to " <code>"reviews.dlq"</code>
                 " with the reason: nothing is dropped."
             </p>
+            <Controls>
             <form class="controls" on:submit=|ev| ev.prevent_default()>
                 <label>
                     "Rate (reviews/s)"
@@ -194,6 +197,7 @@ pub fn StreamerCell() -> impl IntoView {
                     </button>
                 </div>
             </form>
+            </Controls>
             <ErrorLine error />
             <LimitProgress streamer />
             <div class="stats">
