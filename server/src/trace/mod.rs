@@ -446,9 +446,11 @@ async fn sentiment_hop(
     let outcome = match scanned {
         Ok(outcome) => outcome,
         Err(error) => {
-            let detail = format!("Could not read {TOPIC_SENTIMENT}: {error}");
+            // A read that failed (a broker too busy to answer in time) is not an answer:
+            // the next look may succeed, so the trace keeps following.
+            let detail = format!("Could not read {TOPIC_SENTIMENT} ({error}); looking again.");
             return (
-                hop(kind, TraceHopState::Unknown, detail),
+                hop(kind, TraceHopState::NotYet, detail),
                 SentimentRecord::default(),
             );
         }
@@ -751,11 +753,13 @@ async fn search_hop(pipeline: &Pipeline<'_>, review_id: &str) -> TraceHop {
     found
 }
 
+/// The search engine did not answer (down, or the outage fault): the indexer retries, so the
+/// document may still come; the trace keeps looking.
 fn search_error(kind: TraceHopKind, error: &SearchError) -> TraceHop {
     hop(
         kind,
-        TraceHopState::Unknown,
-        format!("Could not ask the search engine: {error}"),
+        TraceHopState::NotYet,
+        format!("Could not ask the search engine ({error}); looking again."),
     )
 }
 
