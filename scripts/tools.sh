@@ -2,7 +2,7 @@
 # Installs what building Pipebook needs on a machine that has only the Rust toolchain, from the
 # package registries alone (crates.io, npm, Debian, PyPI): the wasm32 target and wasm-bindgen-cli
 # (at the exact version in Cargo.lock) always; then
-#   (no flag)  cargo-leptos (pinned) and wasm-opt (npm `binaryen`), for scripts/run's release build;
+#   (no flag)  wasm-opt (npm `binaryen`), for scripts/run's release build;
 #   --bench    nothing more (scripts/bench sets up its own Python venv);
 #   --test     Chromium from Debian, the Playwright test runner (npm) and osmem-server (PyPI), an
 #              Elasticsearch-API test server the search tests index into. The tests build the
@@ -13,7 +13,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CARGO_LEPTOS_VERSION="0.3.10"   # 0.3.11 needs a newer rustc than 1.95
+# cargo-leptos is not on the README commands' path (scripts/site does its job); contributors who
+# want `cargo leptos watch` install 0.3.10 (0.3.11 needs a newer rustc than 1.95).
 BINARYEN_VERSION="132.0.0"      # Debian's binaryen 108 makes a release .wasm that fails to hydrate
 OSMEM_VERSION="0.1.6"
 
@@ -53,10 +54,6 @@ install_wasm_tools() {
 }
 
 install_release_tools() {
-  if [[ "$(cargo leptos --version 2>/dev/null || true)" != *"$CARGO_LEPTOS_VERSION"* ]]; then
-    log "installing cargo-leptos $CARGO_LEPTOS_VERSION (takes ~15 minutes once)"
-    fast_install cargo-leptos --version "=$CARGO_LEPTOS_VERSION" --locked
-  fi
   if [[ ! -x "$ROOT/.tools/node_modules/.bin/wasm-opt" ]]; then
     log "installing wasm-opt (npm binaryen $BINARYEN_VERSION)"
     npm install --no-audit --no-fund --prefix "$ROOT/.tools" "binaryen@$BINARYEN_VERSION" >&2
