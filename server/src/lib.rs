@@ -14,6 +14,7 @@ pub mod lesson;
 pub mod pipeline;
 pub mod producer;
 pub mod records;
+pub mod secret;
 pub mod sentiment;
 pub mod stage;
 pub mod streamer;
