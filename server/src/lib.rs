@@ -5,6 +5,7 @@
 pub mod aggregate;
 pub mod api;
 pub mod bench;
+pub mod bounds;
 pub mod config;
 pub mod faults;
 pub mod index;

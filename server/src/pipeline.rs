@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::aggregate::parquet::{self as parquet_sink, ParquetMetrics, ParquetSetup};
 use crate::aggregate::run::AggregateSetup;
 use crate::aggregate::{self, AggregateMetrics};
+use crate::bounds::{Bounded, Bounds};
 use crate::config::{ConfigError, ServeArgs};
 use crate::faults::{self, FaultError};
 use crate::index::indexer::{self, IndexerMetrics, IndexerSetup};
@@ -57,6 +58,9 @@ pub enum EngineError {
     BadRequest(String),
     #[error("no stage called {0:?}")]
     UnknownStage(String),
+    /// Too many reads of one kind already running (see [`crate::bounds`]): 429, try again.
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     Stage(#[from] StageError),
     #[error(transparent)]
@@ -135,6 +139,8 @@ pub struct Engine {
     snapshot: watch::Sender<Snapshot>,
     lesson: Lesson,
     tracer: Tracer,
+    /// How many browses, traces, searches and listings may run at once.
+    bounds: Bounds,
     /// Cancelled when the server shuts down, so long-lived responses (SSE) can end.
     closing: tokio_util::sync::CancellationToken,
 }
@@ -179,6 +185,7 @@ impl Engine {
             snapshot: watch::Sender::new(Snapshot::default()),
             lesson: Lesson::open(&settings.data_dir),
             tracer: Tracer::default(),
+            bounds: Bounds::default(),
             closing: tokio_util::sync::CancellationToken::new(),
         });
         engine.parquet_metrics.scan(&engine.parquet_root());
@@ -431,6 +438,7 @@ impl Engine {
 
     pub async fn search(&self, request: &SearchRequest) -> Result<SearchResults, EngineError> {
         let search = Search::from_request(request)?;
+        let _permit = self.bounds.try_acquire(Bounded::Search)?;
         Ok(self.search.search(search).await?)
     }
 
@@ -439,6 +447,7 @@ impl Engine {
         interval: &str,
     ) -> Result<SearchAggregations, EngineError> {
         check_interval(interval)?;
+        let _permit = self.bounds.try_acquire(Bounded::Search)?;
         Ok(self.search.aggregations(interval.to_owned()).await?)
     }
 
@@ -483,10 +492,12 @@ impl Engine {
     }
 
     pub async fn topics(&self) -> Result<Vec<TopicInfo>, EngineError> {
+        let _permit = self.bounds.try_acquire(Bounded::Listing)?;
         Ok(self.inspector.topics().await?)
     }
 
     pub async fn groups(&self) -> Result<Vec<GroupInfo>, EngineError> {
+        let _permit = self.bounds.try_acquire(Bounded::Listing)?;
         let topics = self.inspector.topics().await?;
         Ok(self.inspector.groups(&topics).await?)
     }
@@ -498,6 +509,7 @@ impl Engine {
         offset: i64,
         limit: usize,
     ) -> Result<Vec<Message>, EngineError> {
+        let _permit = self.bounds.try_acquire(Bounded::Browse)?;
         Ok(self
             .inspector
             .messages(topic, partition, offset, limit)
@@ -599,11 +611,13 @@ impl Engine {
 
     /// Follows one review through the pipeline (`GET /api/trace`).
     pub async fn trace(&self, review_id: &str) -> Result<app::api::Trace, EngineError> {
+        let _permit = self.bounds.try_acquire(Bounded::Trace)?;
         Ok(self.tracer.trace(&self.trace_pipeline(), review_id).await?)
     }
 
     /// Waits for the next review produced to `reviews` and traces it (`GET /api/trace/next`).
     pub async fn trace_next(&self) -> Result<app::api::Trace, EngineError> {
+        let _permit = self.bounds.try_acquire(Bounded::Trace)?;
         Ok(self.tracer.trace_next(&self.trace_pipeline()).await?)
     }
 

@@ -38,6 +38,35 @@ pub struct SaslCredentials {
     pub password: Secret,
 }
 
+/// Longest consumer group name a stage accepts (Kafka's own limit for topic names; a group
+/// name has none of its own, but every listed group costs a client and a row in cell 2).
+pub const MAX_GROUP_NAME: usize = 249;
+
+/// A consumer group name a stage may use: not blank, at most [`MAX_GROUP_NAME`] characters, no
+/// control characters (librdkafka cannot take a NUL). The message is for after "group: ".
+pub fn check_group_name(group: &str) -> Result<(), String> {
+    if group.trim().is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    let length = group.chars().count();
+    if length > MAX_GROUP_NAME {
+        return Err(format!("at most {MAX_GROUP_NAME} characters, got {length}"));
+    }
+    if group.chars().any(char::is_control) {
+        return Err("must not contain control characters".to_owned());
+    }
+    Ok(())
+}
+
+/// Whether `name` can be a Kafka topic: 1..=249 of `[A-Za-z0-9._-]`. Anything else is not a
+/// topic the broker can have, and is answered "unknown topic" without asking it.
+pub fn is_topic_name(name: &str) -> bool {
+    (1..=249).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 impl KafkaSettings {
     pub fn plaintext(bootstrap_servers: impl Into<String>, topic_partitions: i32) -> Self {
         Self {
@@ -88,6 +117,20 @@ impl KafkaSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_and_topic_names_are_checked() {
+        assert!(check_group_name("pipebook-sentiment").is_ok());
+        assert!(check_group_name("  ").is_err());
+        assert!(check_group_name("a\u{0}b").is_err());
+        assert!(check_group_name(&"g".repeat(MAX_GROUP_NAME)).is_ok());
+        assert!(check_group_name(&"g".repeat(MAX_GROUP_NAME + 1)).is_err());
+        assert!(is_topic_name("reviews.dlq"));
+        assert!(!is_topic_name(""));
+        assert!(!is_topic_name("a\u{0}b"));
+        assert!(!is_topic_name("../x"));
+        assert!(!is_topic_name(&"t".repeat(250)));
+    }
 
     #[test]
     fn debug_of_the_settings_hides_the_sasl_password() {
