@@ -18,5 +18,6 @@ pub mod records;
 pub mod secret;
 pub mod sentiment;
 pub mod stage;
+pub mod stage_config;
 pub mod streamer;
 pub mod trace;

@@ -6,13 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::api::{
-    AggregateConfig, AggregateView, DeliveryLabRequest, DeliveryLabView, GroupInfo, IndexerConfig,
-    KafkaStatus, Message, ParquetConfig, PipelineStatus, ProducerConfig, SearchAggregations,
-    SearchRequest, SearchResults, SearchStatus, SentimentConfig, Snapshot, StageState,
-    StreamerConfig, TOPIC_AGGREGATES, TOPIC_DLQ, TOPIC_LATE, TOPIC_REVIEWS, TOPIC_SENTIMENT,
-    TopicInfo, WindowKind,
+    AggregateConfig, AggregateView, DeliveryLabView, GroupInfo, IndexerConfig, KafkaStatus,
+    Message, ParquetConfig, PipelineStatus, ProducerConfig, SearchAggregations, SearchRequest,
+    SearchResults, SearchStatus, SentimentConfig, Snapshot, StageState, StreamerConfig,
+    TOPIC_AGGREGATES, TOPIC_DLQ, TOPIC_LATE, TOPIC_REVIEWS, TOPIC_SENTIMENT, TopicInfo, WindowKind,
 };
-use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::aggregate::parquet::{self as parquet_sink, ParquetMetrics, ParquetSetup};
@@ -33,6 +31,7 @@ use crate::lesson::{Action, Lesson};
 use crate::producer::{self, ProducerMetrics, SocketSource};
 use crate::sentiment::{self, SentimentError, SentimentRuntime};
 use crate::stage::{Stage, StageError};
+use crate::stage_config::{StageConfig, parse_and_validate, parse_lab_request};
 use crate::streamer::{self, StreamerMetrics};
 use crate::trace::{self as tracing_a_record, TraceError, Tracer};
 
@@ -242,16 +241,18 @@ impl Engine {
         }
     }
 
+    /// Starts a stage with the settings in `body` (checked first: see [`parse_and_validate`]).
     pub async fn start_stage(&self, id: &str, body: serde_json::Value) -> Result<(), EngineError> {
-        match id {
-            STAGE_BROKER => self.start_broker().await,
-            STAGE_STREAMER => self.start_streamer(body).await,
-            STAGE_PRODUCER => self.start_producer(body),
-            STAGE_SENTIMENT => self.start_sentiment(body),
-            STAGE_AGGREGATE => self.start_aggregate(body),
-            STAGE_PARQUET => self.start_parquet(body),
-            STAGE_INDEXER => self.start_indexer(body),
-            other => Err(EngineError::UnknownStage(other.to_owned())),
+        match parse_and_validate(id, body)? {
+            StageConfig::Broker => self.start_broker().await,
+            StageConfig::Streamer(config) => self.start_streamer(config).await,
+            StageConfig::Producer(config) => self.start_producer(config),
+            StageConfig::Sentiment { config, thresholds } => {
+                self.start_sentiment(config, thresholds)
+            }
+            StageConfig::Aggregate { config, spec } => self.start_aggregate(config, spec),
+            StageConfig::Parquet(config) => self.start_parquet(config),
+            StageConfig::Indexer(config) => self.start_indexer(config),
         }
     }
 
@@ -297,9 +298,7 @@ impl Engine {
         })
     }
 
-    async fn start_streamer(&self, body: serde_json::Value) -> Result<(), EngineError> {
-        let config: StreamerConfig = parse_config(body)?;
-        streamer::validate(&config).map_err(|e| EngineError::BadRequest(e.to_string()))?;
+    async fn start_streamer(&self, config: StreamerConfig) -> Result<(), EngineError> {
         let json = serde_json::to_value(&config).unwrap_or_default();
         let metrics = self.streamer_metrics.clone();
         self.streamer
@@ -315,14 +314,8 @@ impl Engine {
         Ok(())
     }
 
-    fn start_producer(&self, body: serde_json::Value) -> Result<(), EngineError> {
-        let config: ProducerConfig = parse_config(body)?;
+    fn start_producer(&self, config: ProducerConfig) -> Result<(), EngineError> {
         let socket = match &config.socket {
-            Some(addr) if addr.parse::<std::net::SocketAddr>().is_err() => {
-                return Err(EngineError::BadRequest(format!(
-                    "socket: not a socket address: {addr:?}"
-                )));
-            }
             Some(addr) => SocketSource::Fixed(addr.clone()),
             None => SocketSource::Streamer(self.streamer_metrics.clone()),
         };
@@ -333,10 +326,12 @@ impl Engine {
         Ok(())
     }
 
-    fn start_sentiment(&self, body: serde_json::Value) -> Result<(), EngineError> {
-        let config: SentimentConfig = parse_config(body)?;
+    fn start_sentiment(
+        &self,
+        config: SentimentConfig,
+        thresholds: sentiment::lexicon::Thresholds,
+    ) -> Result<(), EngineError> {
         // Built before launching, so a missing LLM setting is a 400, not a failed stage.
-        let thresholds = sentiment::validate(&config)?;
         let classifier = Arc::new(sentiment::Classifier::from_config(
             config.classifier,
             thresholds,
@@ -352,9 +347,11 @@ impl Engine {
         Ok(())
     }
 
-    fn start_aggregate(&self, body: serde_json::Value) -> Result<(), EngineError> {
-        let config: AggregateConfig = parse_config(body)?;
-        let spec = aggregate::validate(&config).map_err(EngineError::BadRequest)?;
+    fn start_aggregate(
+        &self,
+        config: AggregateConfig,
+        spec: aggregate::windows::Spec,
+    ) -> Result<(), EngineError> {
         if self.aggregate.is_active() {
             return Err(StageError::AlreadyRunning(STAGE_AGGREGATE).into());
         }
@@ -372,9 +369,7 @@ impl Engine {
         Ok(())
     }
 
-    fn start_parquet(&self, body: serde_json::Value) -> Result<(), EngineError> {
-        let config: ParquetConfig = parse_config(body)?;
-        parquet_sink::validate(&config).map_err(EngineError::BadRequest)?;
+    fn start_parquet(&self, config: ParquetConfig) -> Result<(), EngineError> {
         if self.parquet.is_active() {
             return Err(StageError::AlreadyRunning(STAGE_PARQUET).into());
         }
@@ -411,9 +406,7 @@ impl Engine {
         Ok(self.stage(id)?.crash()?)
     }
 
-    fn start_indexer(&self, body: serde_json::Value) -> Result<(), EngineError> {
-        let config: IndexerConfig = parse_config(body)?;
-        indexer::validate(&config).map_err(EngineError::BadRequest)?;
+    fn start_indexer(&self, config: IndexerConfig) -> Result<(), EngineError> {
         if self.indexer.is_active() {
             return Err(StageError::AlreadyRunning(STAGE_INDEXER).into());
         }
@@ -478,7 +471,8 @@ impl Engine {
             group: group.to_owned(),
             ..SentimentConfig::default()
         };
-        self.start_sentiment(serde_json::to_value(config).unwrap_or_default())
+        let thresholds = sentiment::validate(&config)?;
+        self.start_sentiment(config, thresholds)
     }
 
     /// Adds a worker to the running sentiment group; returns its id.
@@ -597,8 +591,7 @@ impl Engine {
 
     /// Starts a delivery-semantics lab run in the background (`POST /api/lab/delivery`).
     pub fn start_delivery_lab(&self, body: serde_json::Value) -> Result<(), EngineError> {
-        let request: DeliveryLabRequest = parse_config(body)?;
-        let plan = crate::lab::validate(&request)?;
+        let plan = parse_lab_request(body)?;
         self.lab
             .start(plan, self.kafka.clone(), self.broker.is_some())?;
         Ok(())
@@ -710,17 +703,6 @@ fn topic_specs(partitions: i32) -> Vec<TopicSpec> {
     .collect()
 }
 
-/// Parses a stage config; an empty body means "all defaults".
-fn parse_config<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, EngineError> {
-    let body = if body.is_null() {
-        serde_json::json!({})
-    } else {
-        body
-    };
-    // serde_path_to_error puts the offending field's name in front of the message.
-    serde_path_to_error::deserialize(body).map_err(|e| EngineError::BadRequest(e.to_string()))
-}
-
 /// Records appended per second since the previous sample, per partition.
 fn add_rates(topics: &mut [TopicInfo], previous: &Snapshot, now_ms: i64) {
     let elapsed = (now_ms - previous.at) as f64 / 1000.0;
@@ -780,17 +762,5 @@ mod tests {
         let mut now = vec![topic(600)];
         add_rates(&mut now, &previous, 12_000);
         assert_eq!(now[0].partitions[0].rate, 250.0);
-    }
-
-    #[test]
-    fn empty_body_means_defaults_and_typos_are_named() {
-        let config: StreamerConfig = parse_config(serde_json::Value::Null).expect("defaults");
-        assert_eq!(config, StreamerConfig::default());
-        let err = parse_config::<StreamerConfig>(serde_json::json!({"chunk": 5}))
-            .expect_err("unknown field");
-        assert!(err.to_string().contains("chunk"), "{err}");
-        let err = parse_config::<StreamerConfig>(serde_json::json!({"rate": "fast"}))
-            .expect_err("wrong type");
-        assert!(err.to_string().starts_with("rate"), "{err}");
     }
 }
