@@ -20,7 +20,6 @@
 //!    have their own limit), and every request but the live feeds and uploads ends after
 //!    [`REQUEST_TIMEOUT`].
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +32,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use rand::Rng;
+
+use crate::secret::Secret;
 
 /// Largest request body the API reads (a stage config is well under 1 KiB).
 pub const MAX_JSON_BODY: usize = 64 * 1024;
@@ -47,15 +48,18 @@ const STREAMING_ROUTES: [&str; 1] = ["/api/events"];
 /// Answers without a token, so a load balancer or a test harness can ask whether the server is up.
 const HEALTH_ROUTE: &str = "/api/health";
 
-/// A secret that grants a role. Never printed by `Debug`; compared in constant time.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(String);
+/// A secret that grants a role. Never printed by `Debug` (a [`Secret`]); compared in constant
+/// time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token(Secret);
 
 impl Token {
     /// 192 random bits, hex-encoded (48 characters), as Jupyter's tokens are.
     pub fn generate() -> Self {
         let bytes: [u8; 24] = rand::rng().random();
-        Self(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        Self(Secret::new(
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        ))
     }
 
     /// A configured token; refused when too short to resist guessing or not URL-safe.
@@ -76,21 +80,15 @@ impl Token {
                 message: "may contain only letters, digits and - . _ ~".to_owned(),
             });
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(Secret::new(raw)))
     }
 
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose()
     }
 
     fn matches(&self, presented: &str) -> bool {
-        constant_time_eq::constant_time_eq(self.0.as_bytes(), presented.as_bytes())
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(***)")
+        constant_time_eq::constant_time_eq(self.expose().as_bytes(), presented.as_bytes())
     }
 }
 
@@ -752,6 +750,6 @@ mod tests {
             err.to_string().starts_with("PIPEBOOK_PUBLIC_NAMES"),
             "{err}"
         );
-        assert_eq!(format!("{:?}", Token::generate()), "Token(***)");
+        assert_eq!(format!("{:?}", Token::generate()), "Token(Secret(***))");
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use app::api::{ApiError, Role, Sentiment, WindowKind};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -71,6 +71,7 @@ impl IntoResponse for EngineError {
     fn into_response(self) -> Response {
         let status = match &self {
             EngineError::BadRequest(_) | EngineError::Config(_) => StatusCode::BAD_REQUEST,
+            EngineError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             EngineError::Sentiment(SentimentError::Config { .. }) => StatusCode::BAD_REQUEST,
             EngineError::Sentiment(SentimentError::UnknownWorker(_)) => StatusCode::NOT_FOUND,
             EngineError::Sentiment(SentimentError::NotRunning) => StatusCode::CONFLICT,
@@ -101,7 +102,14 @@ impl IntoResponse for EngineError {
         let body = ApiError {
             error: self.to_string(),
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // A bound is released as soon as a read ends: a second is plenty.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

@@ -1,15 +1,22 @@
 //! Server settings: flags, each with an environment variable of the same meaning.
 //!
 //! Defaults run everything embedded on 127.0.0.1 with no network and no accounts.
+//!
+//! Secrets (passwords, API keys, tokens) are held as [`Secret`], so `Debug` of any settings
+//! struct never shows them. Each can be given three ways: a flag (visible to every user of the
+//! machine in `ps`, so documented as the last resort), an environment variable, or a file named
+//! by the variable's `_FILE` form, as container secrets are mounted ([`read_secret`]).
 
 use clap::Args;
+use std::io::Read;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::access::{AccessError, AccessSettings, Token, parse_public_names};
 use crate::index::SearchSettings;
 use crate::index::elastic::{ElasticAuth, ElasticSettings};
-use crate::kafka::{KafkaSecurity, KafkaSettings};
+use crate::kafka::{KafkaSecurity, KafkaSettings, SaslCredentials};
+use crate::secret::Secret;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -42,7 +49,7 @@ pub struct AccessArgs {
     /// The operator's token (16+ URL-safe characters). A flag is visible to other users of this
     /// machine in `ps`: prefer the variable or PIPEBOOK_TOKEN_FILE.
     #[arg(long = "token", env = "PIPEBOOK_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
 
     /// A file holding the operator's token (as container secrets are mounted).
     #[arg(long = "token-file", env = "PIPEBOOK_TOKEN_FILE")]
@@ -54,7 +61,7 @@ pub struct AccessArgs {
         env = "PIPEBOOK_VIEWER_TOKEN",
         hide_env_values = true
     )]
-    pub viewer_token: Option<String>,
+    pub viewer_token: Option<Secret>,
 
     /// A file holding the viewers' token.
     #[arg(long = "viewer-token-file", env = "PIPEBOOK_VIEWER_TOKEN_FILE")]
@@ -73,60 +80,19 @@ pub struct AccessArgs {
 impl AccessArgs {
     /// Checks the settings for a server bound to `bind`; errors name the variable.
     pub fn settings(&self, bind: SocketAddr) -> Result<AccessSettings, ConfigError> {
-        let token = |value: &Option<String>, file: &Option<PathBuf>, variable, file_variable| {
-            let raw = secret_value(value, file, variable, file_variable)?;
-            let token = raw.map(|raw| Token::parse(variable, &raw)).transpose()?;
+        let token = |value: &Option<Secret>, file: &Option<PathBuf>, var: SecretVar| {
+            let raw = read_secret(value.clone(), file.as_deref(), var)?;
+            let token = raw
+                .map(|raw| Token::parse(var.var, raw.expose()))
+                .transpose()?;
             Ok::<_, ConfigError>(token)
         };
         Ok(AccessSettings {
             bind,
-            operator_token: token(
-                &self.token,
-                &self.token_file,
-                "PIPEBOOK_TOKEN",
-                "PIPEBOOK_TOKEN_FILE",
-            )?,
-            viewer_token: token(
-                &self.viewer_token,
-                &self.viewer_token_file,
-                "PIPEBOOK_VIEWER_TOKEN",
-                "PIPEBOOK_VIEWER_TOKEN_FILE",
-            )?,
+            operator_token: token(&self.token, &self.token_file, TOKEN)?,
+            viewer_token: token(&self.viewer_token, &self.viewer_token_file, VIEWER_TOKEN)?,
             public_names: parse_public_names(&self.public_names)?,
         })
-    }
-}
-
-/// A secret given directly or in a file (whose trailing newline is dropped); not both.
-fn secret_value(
-    value: &Option<String>,
-    file: &Option<PathBuf>,
-    variable: &'static str,
-    file_variable: &'static str,
-) -> Result<Option<String>, ConfigError> {
-    match (value, file) {
-        (Some(_), Some(_)) => Err(invalid(
-            variable,
-            format!("set either {variable} or {file_variable}, not both"),
-        )),
-        (Some(value), None) => Ok(Some(value.clone())),
-        (None, None) => Ok(None),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                invalid(
-                    file_variable,
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
-            let text = text.trim_end_matches(['\n', '\r']);
-            if text.is_empty() {
-                return Err(invalid(
-                    file_variable,
-                    format!("{} is empty", path.display()),
-                ));
-            }
-            Ok(Some(text.to_owned()))
-        }
     }
 }
 
@@ -151,20 +117,38 @@ pub struct SearchArgs {
     )]
     pub username: Option<String>,
 
+    /// Password for the username. A flag is visible to other users of the machine in `ps`:
+    /// prefer the variable, or PIPEBOOK_ELASTICSEARCH_PASSWORD_FILE.
     #[arg(
         long = "elasticsearch-password",
         env = "PIPEBOOK_ELASTICSEARCH_PASSWORD",
         hide_env_values = true
     )]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
+
+    /// A file holding the password (a container secret); one trailing newline is ignored.
+    #[arg(
+        long = "elasticsearch-password-file",
+        env = "PIPEBOOK_ELASTICSEARCH_PASSWORD_FILE"
+    )]
+    pub password_file: Option<PathBuf>,
 
     /// An encoded API key (the `encoded` value Elasticsearch prints); instead of a password.
+    /// A flag is visible to other users of the machine in `ps`: prefer the variable, or
+    /// PIPEBOOK_ELASTICSEARCH_API_KEY_FILE.
     #[arg(
         long = "elasticsearch-api-key",
         env = "PIPEBOOK_ELASTICSEARCH_API_KEY",
         hide_env_values = true
     )]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
+
+    /// A file holding the encoded API key (a container secret).
+    #[arg(
+        long = "elasticsearch-api-key-file",
+        env = "PIPEBOOK_ELASTICSEARCH_API_KEY_FILE"
+    )]
+    pub api_key_file: Option<PathBuf>,
 
     /// CA certificate (PEM) to trust, e.g. the http_ca.crt of a self-signed cluster.
     #[arg(long = "elasticsearch-ca-cert", env = "PIPEBOOK_ELASTICSEARCH_CA_CERT")]
@@ -183,9 +167,17 @@ impl SearchArgs {
             .ok_or_else(|| {
                 invalid(
                     "PIPEBOOK_ELASTICSEARCH_URL",
-                    format!("expected http(s)://host:port, got {raw:?}"),
+                    "expected http(s)://host:port, e.g. http://localhost:9200 (the value is not repeated: it may hold a password)",
                 )
             })?;
+        // A password in the URL would be printed wherever the URL is (errors, logs, `ps`).
+        if url.password().is_some() {
+            return Err(invalid(
+                "PIPEBOOK_ELASTICSEARCH_URL",
+                "must not carry a password: use PIPEBOOK_ELASTICSEARCH_USERNAME and \
+                 PIPEBOOK_ELASTICSEARCH_PASSWORD (or its _FILE form)",
+            ));
+        }
         let index = self.index.trim();
         if index.is_empty()
             || index != index.to_ascii_lowercase()
@@ -199,7 +191,17 @@ impl SearchArgs {
                 ),
             ));
         }
-        let auth = match (&self.username, &self.password, &self.api_key) {
+        let password = read_secret(
+            self.password.clone(),
+            self.password_file.as_deref(),
+            ELASTICSEARCH_PASSWORD,
+        )?;
+        let api_key = read_secret(
+            self.api_key.clone(),
+            self.api_key_file.as_deref(),
+            ELASTICSEARCH_API_KEY,
+        )?;
+        let auth = match (&self.username, password, api_key) {
             (None, None, None) => ElasticAuth::None,
             (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
                 return Err(invalid(
@@ -207,10 +209,10 @@ impl SearchArgs {
                     "set either an API key or a username and password, not both",
                 ));
             }
-            (None, None, Some(key)) => ElasticAuth::ApiKey(key.clone()),
+            (None, None, Some(key)) => ElasticAuth::ApiKey(key),
             (Some(username), Some(password), None) => ElasticAuth::Basic {
                 username: username.clone(),
-                password: password.clone(),
+                password,
             },
             (Some(_), None, None) => {
                 return Err(invalid(
@@ -264,13 +266,21 @@ pub struct KafkaArgs {
     #[arg(long = "kafka-sasl-username", env = "PIPEBOOK_KAFKA_SASL_USERNAME")]
     pub sasl_username: Option<String>,
 
-    /// Read from the environment rather than a flag, so it stays out of shell history.
+    /// SASL password. A flag is visible to other users of the machine in `ps` (and stays in
+    /// shell history): prefer the variable, or PIPEBOOK_KAFKA_SASL_PASSWORD_FILE.
     #[arg(
         long = "kafka-sasl-password",
         env = "PIPEBOOK_KAFKA_SASL_PASSWORD",
         hide_env_values = true
     )]
-    pub sasl_password: Option<String>,
+    pub sasl_password: Option<Secret>,
+
+    /// A file holding the SASL password (a container secret); one trailing newline is ignored.
+    #[arg(
+        long = "kafka-sasl-password-file",
+        env = "PIPEBOOK_KAFKA_SASL_PASSWORD_FILE"
+    )]
+    pub sasl_password_file: Option<PathBuf>,
 
     /// CA certificate file (PEM) for SSL / SASL_SSL.
     #[arg(long = "kafka-ssl-ca-location", env = "PIPEBOOK_KAFKA_SSL_CA_LOCATION")]
@@ -307,6 +317,95 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
         field,
         message: message.into(),
     }
+}
+
+/// Largest secret file read: a password, key or token is at most a few hundred bytes, so a
+/// bigger file is the wrong file (and is not read into memory whole).
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// An environment variable that holds a secret, and its `_FILE` form (a file holding it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretVar {
+    pub var: &'static str,
+    pub file_var: &'static str,
+}
+
+pub const KAFKA_SASL_PASSWORD: SecretVar = SecretVar {
+    var: "PIPEBOOK_KAFKA_SASL_PASSWORD",
+    file_var: "PIPEBOOK_KAFKA_SASL_PASSWORD_FILE",
+};
+pub const ELASTICSEARCH_PASSWORD: SecretVar = SecretVar {
+    var: "PIPEBOOK_ELASTICSEARCH_PASSWORD",
+    file_var: "PIPEBOOK_ELASTICSEARCH_PASSWORD_FILE",
+};
+pub const ELASTICSEARCH_API_KEY: SecretVar = SecretVar {
+    var: "PIPEBOOK_ELASTICSEARCH_API_KEY",
+    file_var: "PIPEBOOK_ELASTICSEARCH_API_KEY_FILE",
+};
+pub const LLM_API_KEY: SecretVar = SecretVar {
+    var: "PIPEBOOK_LLM_API_KEY",
+    file_var: "PIPEBOOK_LLM_API_KEY_FILE",
+};
+/// The operator's access token (used by the access-control layer).
+pub const TOKEN: SecretVar = SecretVar {
+    var: "PIPEBOOK_TOKEN",
+    file_var: "PIPEBOOK_TOKEN_FILE",
+};
+/// The read-only viewers' token (used by the access-control layer).
+pub const VIEWER_TOKEN: SecretVar = SecretVar {
+    var: "PIPEBOOK_VIEWER_TOKEN",
+    file_var: "PIPEBOOK_VIEWER_TOKEN_FILE",
+};
+
+/// A secret given as a value (flag or variable) or as a file (`var.file_var`), or neither.
+/// An empty value counts as unset. Both set is an error naming `var.var`; a file that cannot be
+/// read, is empty, is not UTF-8 or is over [`MAX_SECRET_FILE_BYTES`] is an error naming
+/// `var.file_var`. One trailing newline (`\n` or `\r\n`) of the file is dropped, as `echo`
+/// and editors add one; any other whitespace is part of the secret.
+pub fn read_secret(
+    value: Option<Secret>,
+    file: Option<&Path>,
+    var: SecretVar,
+) -> Result<Option<Secret>, ConfigError> {
+    match (value.filter(|v| !v.is_empty()), file) {
+        (Some(_), Some(_)) => Err(invalid(
+            var.var,
+            format!("set either {} or {}, not both", var.var, var.file_var),
+        )),
+        (Some(value), None) => Ok(Some(value)),
+        (None, Some(path)) => read_secret_file(path, var.file_var).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+fn read_secret_file(path: &Path, file_var: &'static str) -> Result<Secret, ConfigError> {
+    let unreadable =
+        |e: std::io::Error| invalid(file_var, format!("cannot read {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(invalid(
+            file_var,
+            format!(
+                "{} is larger than {} KiB: not a secret file",
+                path.display(),
+                MAX_SECRET_FILE_BYTES / 1024
+            ),
+        ));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| invalid(file_var, format!("{} is not UTF-8 text", path.display())))?;
+    let secret = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if secret.is_empty() {
+        return Err(invalid(file_var, format!("{} is empty", path.display())));
+    }
+    Ok(Secret::new(secret))
 }
 
 impl KafkaArgs {
@@ -370,13 +469,22 @@ impl KafkaArgs {
                     format!("required with {protocol}"),
                 )
             })?;
-            let password = self.sasl_password.clone().ok_or_else(|| {
+            let password = read_secret(
+                self.sasl_password.clone(),
+                self.sasl_password_file.as_deref(),
+                KAFKA_SASL_PASSWORD,
+            )?
+            .ok_or_else(|| {
                 invalid(
                     "PIPEBOOK_KAFKA_SASL_PASSWORD",
-                    format!("required with {protocol}"),
+                    format!("required with {protocol} (or PIPEBOOK_KAFKA_SASL_PASSWORD_FILE)"),
                 )
             })?;
-            Some((mechanism, username, password))
+            Some(SaslCredentials {
+                mechanism,
+                username,
+                password,
+            })
         } else {
             None
         };
@@ -436,7 +544,7 @@ mod tests {
             "{err}"
         );
         a.sasl_username = Some("key".into());
-        a.sasl_password = Some("secret".into());
+        a.sasl_password = Some(Secret::new("secret"));
         let settings = a.external().expect("valid").expect("external");
         assert_eq!(settings.security.protocol, "SASL_SSL");
     }
@@ -475,15 +583,219 @@ mod tests {
                 .starts_with("PIPEBOOK_ELASTICSEARCH_PASSWORD"),
             "{err}"
         );
-        half.password = Some("secret".into());
+        half.password = Some(Secret::new("secret"));
         assert!(matches!(half.settings(), Ok(SearchSettings::Elastic(_))));
-        half.api_key = Some("a2V5".into());
+        half.api_key = Some(Secret::new("a2V5"));
         let err = half.settings().expect_err("both");
         assert!(
             err.to_string()
                 .starts_with("PIPEBOOK_ELASTICSEARCH_API_KEY"),
             "{err}"
         );
+    }
+
+    const KNOWN: &str = "pw-KNOWN-7f3a";
+
+    fn secret_file(dir: &tempfile::TempDir, name: &str, contents: &[u8]) -> PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).expect("write secret file");
+        path
+    }
+
+    #[test]
+    fn read_secret_takes_the_value_or_the_file_not_both() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = secret_file(&dir, "pw", b"from-file\n");
+        assert_eq!(read_secret(None, None, TOKEN), Ok(None));
+        assert_eq!(
+            read_secret(Some(Secret::new("v")), None, TOKEN),
+            Ok(Some(Secret::new("v")))
+        );
+        assert_eq!(
+            read_secret(None, Some(&file), TOKEN),
+            Ok(Some(Secret::new("from-file")))
+        );
+        // An empty value counts as unset, so the file is used.
+        assert_eq!(
+            read_secret(Some(Secret::new("")), Some(&file), TOKEN),
+            Ok(Some(Secret::new("from-file")))
+        );
+        let err =
+            read_secret(Some(Secret::new(KNOWN)), Some(&file), VIEWER_TOKEN).expect_err("both set");
+        let message = err.to_string();
+        assert!(message.starts_with("PIPEBOOK_VIEWER_TOKEN:"), "{message}");
+        assert!(message.contains("PIPEBOOK_VIEWER_TOKEN_FILE"), "{message}");
+        assert!(!message.contains(KNOWN), "{message}");
+    }
+
+    #[test]
+    fn read_secret_trims_one_trailing_newline_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        for (contents, expected) in [
+            (&b"abc\n"[..], "abc"),
+            (b"abc\r\n", "abc"),
+            (b"abc", "abc"),
+            (b" abc \n\n", " abc \n"),
+        ] {
+            let file = secret_file(&dir, "s", contents);
+            assert_eq!(
+                read_secret(None, Some(&file), KAFKA_SASL_PASSWORD)
+                    .expect("read")
+                    .expect("some")
+                    .expose(),
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn bad_secret_files_are_refused_naming_the_file_variable() {
+        let dir = tempfile::tempdir().expect("dir");
+        let empty = secret_file(&dir, "empty", b"\n");
+        let big = secret_file(&dir, "big", &vec![b'x'; 64 * 1024 + 1]);
+        let binary = secret_file(&dir, "binary", &[0xff, 0xfe, 0x00]);
+        let missing = dir.path().join("missing");
+        for (path, why) in [
+            (&empty, "is empty"),
+            (&big, "larger than 64 KiB"),
+            (&binary, "not UTF-8"),
+            (&missing, "cannot read"),
+            (&dir.path().to_path_buf(), "cannot read"),
+        ] {
+            let err = read_secret(None, Some(path), ELASTICSEARCH_API_KEY).expect_err(why);
+            let message = err.to_string();
+            assert!(
+                message.starts_with("PIPEBOOK_ELASTICSEARCH_API_KEY_FILE:"),
+                "{message}"
+            );
+            assert!(message.contains(why), "{message}");
+        }
+        // Exactly at the cap is still read.
+        let at_cap = secret_file(&dir, "cap", &vec![b'y'; 64 * 1024]);
+        assert!(read_secret(None, Some(&at_cap), ELASTICSEARCH_API_KEY).is_ok());
+    }
+
+    #[test]
+    fn kafka_sasl_password_can_come_from_a_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = secret_file(&dir, "sasl", format!("{KNOWN}\n").as_bytes());
+        let mut a = args("pkc.example:9092");
+        a.security_protocol = Some("SASL_SSL".into());
+        a.sasl_username = Some("learner".into());
+        a.sasl_password_file = Some(file);
+        let settings = a.external().expect("valid").expect("external");
+        let sasl = settings.security.sasl.expect("sasl");
+        assert_eq!(sasl.password.expose(), KNOWN);
+        a.sasl_password = Some(Secret::new("also"));
+        let err = a.external().expect_err("both");
+        assert!(
+            err.to_string().starts_with("PIPEBOOK_KAFKA_SASL_PASSWORD:"),
+            "{err}"
+        );
+        a.sasl_password = None;
+        a.sasl_password_file = Some(dir.path().join("missing"));
+        let err = a.external().expect_err("missing file");
+        assert!(
+            err.to_string()
+                .starts_with("PIPEBOOK_KAFKA_SASL_PASSWORD_FILE:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn elasticsearch_secrets_can_come_from_files() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut basic = search("https://es:9200");
+        basic.username = Some("elastic".into());
+        basic.password_file = Some(secret_file(&dir, "es_pw", b"es-pw\n"));
+        match basic.settings() {
+            Ok(SearchSettings::Elastic(ElasticSettings {
+                auth: ElasticAuth::Basic { password, .. },
+                ..
+            })) => assert_eq!(password.expose(), "es-pw"),
+            other => panic!("expected basic auth, got {other:?}"),
+        }
+        let mut keyed = search("https://es:9200");
+        keyed.api_key_file = Some(secret_file(&dir, "es_key", b"a2V5\n"));
+        match keyed.settings() {
+            Ok(SearchSettings::Elastic(ElasticSettings {
+                auth: ElasticAuth::ApiKey(key),
+                ..
+            })) => assert_eq!(key.expose(), "a2V5"),
+            other => panic!("expected an API key, got {other:?}"),
+        }
+        keyed.api_key = Some(Secret::new("a2V5"));
+        let err = keyed.settings().expect_err("both");
+        assert!(
+            err.to_string()
+                .starts_with("PIPEBOOK_ELASTICSEARCH_API_KEY:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_password_in_the_elasticsearch_url_is_refused_without_repeating_it() {
+        let err = search(&format!("https://elastic:{KNOWN}@es:9200"))
+            .settings()
+            .expect_err("password in URL");
+        assert!(
+            err.to_string().starts_with("PIPEBOOK_ELASTICSEARCH_URL"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains(KNOWN), "{err}");
+    }
+
+    /// Every settings struct that holds a secret, printed with `{:?}` and `{:#?}`.
+    #[test]
+    fn debug_of_every_settings_struct_hides_the_secrets() {
+        let kafka = KafkaArgs {
+            brokers: Some("pkc.example:9092".into()),
+            security_protocol: Some("SASL_SSL".into()),
+            sasl_username: Some("learner".into()),
+            sasl_password: Some(Secret::new(KNOWN)),
+            topic_partitions: 3,
+            ..KafkaArgs::default()
+        };
+        let basic = SearchArgs {
+            username: Some("elastic".into()),
+            password: Some(Secret::new(KNOWN)),
+            ..search("https://es:9200")
+        };
+        let keyed = SearchArgs {
+            api_key: Some(Secret::new(KNOWN)),
+            ..search("https://es:9200")
+        };
+        let serve = ServeArgs {
+            addr: "127.0.0.1:3000".parse().expect("addr"),
+            data_dir: "data".into(),
+            broker_addr: "127.0.0.1:9092".parse().expect("addr"),
+            kafka: kafka.clone(),
+            search: basic.clone(),
+            access: AccessArgs {
+                token: Some(Secret::new(format!("token-{KNOWN}-0123456789"))),
+                viewer_token: Some(Secret::new(format!("viewer-{KNOWN}-0123456789"))),
+                ..AccessArgs::default()
+            },
+        };
+        let engine = crate::pipeline::EngineSettings::from_args(&serve).expect("valid");
+        let access = serve.access.settings(serve.addr).expect("valid");
+        let keyed_settings = keyed.settings().expect("valid");
+        let printed = [
+            format!("{kafka:?}"),
+            format!("{basic:?}"),
+            format!("{keyed:?}"),
+            format!("{serve:?}"),
+            format!("{serve:#?}"),
+            format!("{engine:?}"),
+            format!("{engine:#?}"),
+            format!("{:?}", engine.external_kafka),
+            format!("{:?}", engine.search),
+            format!("{keyed_settings:?}"),
+            format!("{access:?}"),
+        ];
+        for text in printed {
+            assert!(!text.contains(KNOWN), "secret in {text}");
+        }
     }
 
     #[test]

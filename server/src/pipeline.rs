@@ -6,18 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::api::{
-    AggregateConfig, AggregateView, DeliveryLabRequest, DeliveryLabView, GroupInfo, IndexerConfig,
-    KafkaStatus, Message, ParquetConfig, PipelineStatus, ProducerConfig, SearchAggregations,
-    SearchRequest, SearchResults, SearchStatus, SentimentConfig, Snapshot, StageState,
-    StreamerConfig, TOPIC_AGGREGATES, TOPIC_DLQ, TOPIC_LATE, TOPIC_REVIEWS, TOPIC_SENTIMENT,
-    TopicInfo, WindowKind,
+    AggregateConfig, AggregateView, DeliveryLabView, GroupInfo, IndexerConfig, KafkaStatus,
+    Message, ParquetConfig, PipelineStatus, ProducerConfig, SearchAggregations, SearchRequest,
+    SearchResults, SearchStatus, SentimentConfig, Snapshot, StageState, StreamerConfig,
+    TOPIC_AGGREGATES, TOPIC_DLQ, TOPIC_LATE, TOPIC_REVIEWS, TOPIC_SENTIMENT, TopicInfo, WindowKind,
 };
-use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::aggregate::parquet::{self as parquet_sink, ParquetMetrics, ParquetSetup};
 use crate::aggregate::run::AggregateSetup;
 use crate::aggregate::{self, AggregateMetrics};
+use crate::bounds::{Bounded, Bounds};
 use crate::config::{ConfigError, ServeArgs};
 use crate::faults::{self, FaultError};
 use crate::index::indexer::{self, IndexerMetrics, IndexerSetup};
@@ -32,6 +31,7 @@ use crate::lesson::{Action, Lesson};
 use crate::producer::{self, ProducerMetrics, SocketSource};
 use crate::sentiment::{self, SentimentError, SentimentRuntime};
 use crate::stage::{Stage, StageError};
+use crate::stage_config::{StageConfig, parse_and_validate, parse_lab_request};
 use crate::streamer::{self, StreamerMetrics};
 use crate::trace::{self as tracing_a_record, TraceError, Tracer};
 
@@ -57,6 +57,9 @@ pub enum EngineError {
     BadRequest(String),
     #[error("no stage called {0:?}")]
     UnknownStage(String),
+    /// Too many reads of one kind already running (see [`crate::bounds`]): 429, try again.
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     Stage(#[from] StageError),
     #[error(transparent)]
@@ -135,6 +138,8 @@ pub struct Engine {
     snapshot: watch::Sender<Snapshot>,
     lesson: Lesson,
     tracer: Tracer,
+    /// How many browses, traces, searches and listings may run at once.
+    bounds: Bounds,
     /// Cancelled when the server shuts down, so long-lived responses (SSE) can end.
     closing: tokio_util::sync::CancellationToken,
 }
@@ -179,6 +184,7 @@ impl Engine {
             snapshot: watch::Sender::new(Snapshot::default()),
             lesson: Lesson::open(&settings.data_dir),
             tracer: Tracer::default(),
+            bounds: Bounds::default(),
             closing: tokio_util::sync::CancellationToken::new(),
         });
         engine.parquet_metrics.scan(&engine.parquet_root());
@@ -235,16 +241,18 @@ impl Engine {
         }
     }
 
+    /// Starts a stage with the settings in `body` (checked first: see [`parse_and_validate`]).
     pub async fn start_stage(&self, id: &str, body: serde_json::Value) -> Result<(), EngineError> {
-        match id {
-            STAGE_BROKER => self.start_broker().await,
-            STAGE_STREAMER => self.start_streamer(body).await,
-            STAGE_PRODUCER => self.start_producer(body),
-            STAGE_SENTIMENT => self.start_sentiment(body),
-            STAGE_AGGREGATE => self.start_aggregate(body),
-            STAGE_PARQUET => self.start_parquet(body),
-            STAGE_INDEXER => self.start_indexer(body),
-            other => Err(EngineError::UnknownStage(other.to_owned())),
+        match parse_and_validate(id, body)? {
+            StageConfig::Broker => self.start_broker().await,
+            StageConfig::Streamer(config) => self.start_streamer(config).await,
+            StageConfig::Producer(config) => self.start_producer(config),
+            StageConfig::Sentiment { config, thresholds } => {
+                self.start_sentiment(config, thresholds)
+            }
+            StageConfig::Aggregate { config, spec } => self.start_aggregate(config, spec),
+            StageConfig::Parquet(config) => self.start_parquet(config),
+            StageConfig::Indexer(config) => self.start_indexer(config),
         }
     }
 
@@ -290,9 +298,7 @@ impl Engine {
         })
     }
 
-    async fn start_streamer(&self, body: serde_json::Value) -> Result<(), EngineError> {
-        let config: StreamerConfig = parse_config(body)?;
-        streamer::validate(&config).map_err(|e| EngineError::BadRequest(e.to_string()))?;
+    async fn start_streamer(&self, config: StreamerConfig) -> Result<(), EngineError> {
         let json = serde_json::to_value(&config).unwrap_or_default();
         let metrics = self.streamer_metrics.clone();
         self.streamer
@@ -308,14 +314,8 @@ impl Engine {
         Ok(())
     }
 
-    fn start_producer(&self, body: serde_json::Value) -> Result<(), EngineError> {
-        let config: ProducerConfig = parse_config(body)?;
+    fn start_producer(&self, config: ProducerConfig) -> Result<(), EngineError> {
         let socket = match &config.socket {
-            Some(addr) if addr.parse::<std::net::SocketAddr>().is_err() => {
-                return Err(EngineError::BadRequest(format!(
-                    "socket: not a socket address: {addr:?}"
-                )));
-            }
             Some(addr) => SocketSource::Fixed(addr.clone()),
             None => SocketSource::Streamer(self.streamer_metrics.clone()),
         };
@@ -326,10 +326,12 @@ impl Engine {
         Ok(())
     }
 
-    fn start_sentiment(&self, body: serde_json::Value) -> Result<(), EngineError> {
-        let config: SentimentConfig = parse_config(body)?;
+    fn start_sentiment(
+        &self,
+        config: SentimentConfig,
+        thresholds: sentiment::lexicon::Thresholds,
+    ) -> Result<(), EngineError> {
         // Built before launching, so a missing LLM setting is a 400, not a failed stage.
-        let thresholds = sentiment::validate(&config)?;
         let classifier = Arc::new(sentiment::Classifier::from_config(
             config.classifier,
             thresholds,
@@ -345,9 +347,11 @@ impl Engine {
         Ok(())
     }
 
-    fn start_aggregate(&self, body: serde_json::Value) -> Result<(), EngineError> {
-        let config: AggregateConfig = parse_config(body)?;
-        let spec = aggregate::validate(&config).map_err(EngineError::BadRequest)?;
+    fn start_aggregate(
+        &self,
+        config: AggregateConfig,
+        spec: aggregate::windows::Spec,
+    ) -> Result<(), EngineError> {
         if self.aggregate.is_active() {
             return Err(StageError::AlreadyRunning(STAGE_AGGREGATE).into());
         }
@@ -365,9 +369,7 @@ impl Engine {
         Ok(())
     }
 
-    fn start_parquet(&self, body: serde_json::Value) -> Result<(), EngineError> {
-        let config: ParquetConfig = parse_config(body)?;
-        parquet_sink::validate(&config).map_err(EngineError::BadRequest)?;
+    fn start_parquet(&self, config: ParquetConfig) -> Result<(), EngineError> {
         if self.parquet.is_active() {
             return Err(StageError::AlreadyRunning(STAGE_PARQUET).into());
         }
@@ -404,9 +406,7 @@ impl Engine {
         Ok(self.stage(id)?.crash()?)
     }
 
-    fn start_indexer(&self, body: serde_json::Value) -> Result<(), EngineError> {
-        let config: IndexerConfig = parse_config(body)?;
-        indexer::validate(&config).map_err(EngineError::BadRequest)?;
+    fn start_indexer(&self, config: IndexerConfig) -> Result<(), EngineError> {
         if self.indexer.is_active() {
             return Err(StageError::AlreadyRunning(STAGE_INDEXER).into());
         }
@@ -431,6 +431,7 @@ impl Engine {
 
     pub async fn search(&self, request: &SearchRequest) -> Result<SearchResults, EngineError> {
         let search = Search::from_request(request)?;
+        let _permit = self.bounds.try_acquire(Bounded::Search)?;
         Ok(self.search.search(search).await?)
     }
 
@@ -439,6 +440,7 @@ impl Engine {
         interval: &str,
     ) -> Result<SearchAggregations, EngineError> {
         check_interval(interval)?;
+        let _permit = self.bounds.try_acquire(Bounded::Search)?;
         Ok(self.search.aggregations(interval.to_owned()).await?)
     }
 
@@ -469,7 +471,8 @@ impl Engine {
             group: group.to_owned(),
             ..SentimentConfig::default()
         };
-        self.start_sentiment(serde_json::to_value(config).unwrap_or_default())
+        let thresholds = sentiment::validate(&config)?;
+        self.start_sentiment(config, thresholds)
     }
 
     /// Adds a worker to the running sentiment group; returns its id.
@@ -483,10 +486,12 @@ impl Engine {
     }
 
     pub async fn topics(&self) -> Result<Vec<TopicInfo>, EngineError> {
+        let _permit = self.bounds.try_acquire(Bounded::Listing)?;
         Ok(self.inspector.topics().await?)
     }
 
     pub async fn groups(&self) -> Result<Vec<GroupInfo>, EngineError> {
+        let _permit = self.bounds.try_acquire(Bounded::Listing)?;
         let topics = self.inspector.topics().await?;
         Ok(self.inspector.groups(&topics).await?)
     }
@@ -498,6 +503,7 @@ impl Engine {
         offset: i64,
         limit: usize,
     ) -> Result<Vec<Message>, EngineError> {
+        let _permit = self.bounds.try_acquire(Bounded::Browse)?;
         Ok(self
             .inspector
             .messages(topic, partition, offset, limit)
@@ -585,8 +591,7 @@ impl Engine {
 
     /// Starts a delivery-semantics lab run in the background (`POST /api/lab/delivery`).
     pub fn start_delivery_lab(&self, body: serde_json::Value) -> Result<(), EngineError> {
-        let request: DeliveryLabRequest = parse_config(body)?;
-        let plan = crate::lab::validate(&request)?;
+        let plan = parse_lab_request(body)?;
         self.lab
             .start(plan, self.kafka.clone(), self.broker.is_some())?;
         Ok(())
@@ -599,11 +604,13 @@ impl Engine {
 
     /// Follows one review through the pipeline (`GET /api/trace`).
     pub async fn trace(&self, review_id: &str) -> Result<app::api::Trace, EngineError> {
+        let _permit = self.bounds.try_acquire(Bounded::Trace)?;
         Ok(self.tracer.trace(&self.trace_pipeline(), review_id).await?)
     }
 
     /// Waits for the next review produced to `reviews` and traces it (`GET /api/trace/next`).
     pub async fn trace_next(&self) -> Result<app::api::Trace, EngineError> {
+        let _permit = self.bounds.try_acquire(Bounded::Trace)?;
         Ok(self.tracer.trace_next(&self.trace_pipeline()).await?)
     }
 
@@ -696,17 +703,6 @@ fn topic_specs(partitions: i32) -> Vec<TopicSpec> {
     .collect()
 }
 
-/// Parses a stage config; an empty body means "all defaults".
-fn parse_config<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, EngineError> {
-    let body = if body.is_null() {
-        serde_json::json!({})
-    } else {
-        body
-    };
-    // serde_path_to_error puts the offending field's name in front of the message.
-    serde_path_to_error::deserialize(body).map_err(|e| EngineError::BadRequest(e.to_string()))
-}
-
 /// Records appended per second since the previous sample, per partition.
 fn add_rates(topics: &mut [TopicInfo], previous: &Snapshot, now_ms: i64) {
     let elapsed = (now_ms - previous.at) as f64 / 1000.0;
@@ -766,17 +762,5 @@ mod tests {
         let mut now = vec![topic(600)];
         add_rates(&mut now, &previous, 12_000);
         assert_eq!(now[0].partitions[0].rate, 250.0);
-    }
-
-    #[test]
-    fn empty_body_means_defaults_and_typos_are_named() {
-        let config: StreamerConfig = parse_config(serde_json::Value::Null).expect("defaults");
-        assert_eq!(config, StreamerConfig::default());
-        let err = parse_config::<StreamerConfig>(serde_json::json!({"chunk": 5}))
-            .expect_err("unknown field");
-        assert!(err.to_string().contains("chunk"), "{err}");
-        let err = parse_config::<StreamerConfig>(serde_json::json!({"rate": "fast"}))
-            .expect_err("wrong type");
-        assert!(err.to_string().starts_with("rate"), "{err}");
     }
 }

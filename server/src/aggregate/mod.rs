@@ -68,9 +68,7 @@ pub fn validate(config: &AggregateConfig) -> Result<Spec, String> {
             config.trigger_ms
         ));
     }
-    if config.group.trim().is_empty() {
-        return Err("group: must not be empty".to_owned());
-    }
+    crate::kafka::check_group_name(&config.group).map_err(|e| format!("group: {e}"))?;
     Ok(Spec {
         tumbling_ms,
         sliding_ms,

@@ -54,9 +54,7 @@ pub fn validate(config: &ParquetConfig) -> Result<(), String> {
             config.roll_secs
         ));
     }
-    if config.group.trim().is_empty() {
-        return Err("group: must not be empty".to_owned());
-    }
+    crate::kafka::check_group_name(&config.group).map_err(|e| format!("group: {e}"))?;
     Ok(())
 }
 

@@ -17,6 +17,7 @@ use url::Url;
 
 use super::query::{Search, aggregations_body, parse_aggregations, parse_hit, search_body};
 use super::{BulkOutcome, SearchBackend, SearchDoc, SearchError};
+use crate::secret::Secret;
 
 /// Longest an Elasticsearch request may take before it counts as failed (and is retried).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,27 +32,32 @@ pub struct ElasticSettings {
     pub ca_cert: Option<Vec<u8>>,
 }
 
-#[derive(Clone)]
+/// `Debug` never shows the password or key (they are [`Secret`]s).
+#[derive(Clone, Debug)]
 pub enum ElasticAuth {
     None,
     Basic {
         username: String,
-        password: String,
+        password: Secret,
     },
     /// The base64 `id:key` that Kibana and the `_security/api_key` API print as `encoded`.
-    ApiKey(String),
+    ApiKey(Secret),
 }
 
 impl std::fmt::Debug for ElasticSettings {
-    /// Never prints a password or key.
+    /// Never prints a password or key, nor a password left in the URL.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let auth = match &self.auth {
             ElasticAuth::None => "none",
             ElasticAuth::Basic { .. } => "basic (redacted)",
             ElasticAuth::ApiKey(_) => "api key (redacted)",
         };
+        let mut url = self.url.clone();
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
+        }
         f.debug_struct("ElasticSettings")
-            .field("url", &self.url.as_str())
+            .field("url", &url.as_str())
             .field("index", &self.index)
             .field("auth", &auth)
             .field("ca_cert", &self.ca_cert.as_ref().map(|_| "PEM"))
@@ -74,10 +80,13 @@ impl ElasticIndex {
             .disable_proxy();
         transport = match &settings.auth {
             ElasticAuth::None => transport,
-            ElasticAuth::Basic { username, password } => {
-                transport.auth(Credentials::Basic(username.clone(), password.clone()))
+            ElasticAuth::Basic { username, password } => transport.auth(Credentials::Basic(
+                username.clone(),
+                password.expose().to_owned(),
+            )),
+            ElasticAuth::ApiKey(key) => {
+                transport.auth(Credentials::EncodedApiKey(key.expose().to_owned()))
             }
-            ElasticAuth::ApiKey(key) => transport.auth(Credentials::EncodedApiKey(key.clone())),
         };
         if let Some(pem) = &settings.ca_cert {
             let certificate = Certificate::from_pem(pem)
@@ -347,5 +356,13 @@ mod tests {
         };
         let printed = format!("{settings:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
+        let key = ElasticAuth::ApiKey("a2V5LXNlY3JldA==".into());
+        assert!(!format!("{key:?}").contains("a2V5LXNlY3JldA=="));
+        let in_url = ElasticSettings {
+            url: Url::parse("https://elastic:urlpass@es.example:9200").expect("url"),
+            ..settings
+        };
+        let printed = format!("{in_url:?}");
+        assert!(!printed.contains("urlpass"), "{printed}");
     }
 }

@@ -56,9 +56,7 @@ pub fn validate(config: &IndexerConfig) -> Result<(), String> {
             config.batch_bytes
         ));
     }
-    if config.group.trim().is_empty() {
-        return Err("group: must not be empty".to_owned());
-    }
+    crate::kafka::check_group_name(&config.group).map_err(|e| format!("group: {e}"))?;
     Ok(())
 }
 

@@ -6,17 +6,21 @@
 //! their own rebalance callbacks into a [`GroupRegistry`]. On external Kafka the broker's
 //! DescribeGroups answer is used.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use app::api::{GroupInfo, GroupMember, GroupPartition, Message, PartitionInfo, TopicInfo};
+use lru::LruCache;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaSettings;
+use crate::bounds::{MAX_BROWSES, MAX_TRACES};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most records the message browser returns at once.
@@ -27,6 +31,18 @@ pub const SCAN_TIMEOUT: Duration = Duration::from_secs(20);
 /// reads twice as many, up to the last: recent records are found at once, old ones in few rounds.
 const SCAN_FIRST_STEP: i64 = 1_000;
 const SCAN_LAST_STEP: i64 = 16_000;
+/// Groups whose committed offsets are read through a cached consumer (one librdkafka client
+/// each, with its threads): the least recently used beyond this are closed. Pipebook's own
+/// groups are at most a handful at a time; the [`GroupRegistry`] forgets idle groups past the
+/// same bound, so the once-a-second sampler does not churn through the cache on the embedded
+/// broker.
+pub const OFFSET_READERS_KEPT: usize = 32;
+/// Groups the [`GroupRegistry`] lists at most: every stage start may name a new group, and each
+/// listed group costs an OffsetFetch a second. Groups with members are never forgotten.
+pub const REGISTERED_GROUPS_KEPT: usize = OFFSET_READERS_KEPT;
+/// Queued events drained from a pooled reader before it is reused (a bound, not a target:
+/// after `unassign` there is normally nothing left).
+const DRAIN_LIMIT: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -51,6 +67,9 @@ struct RegisteredGroup {
     topics: Vec<String>,
     /// member name → assigned "topic-partition" labels
     members: BTreeMap<String, Vec<(String, i32)>>,
+    /// When it was last declared or assigned (a counter): the oldest idle group is forgotten
+    /// first.
+    touched: u64,
 }
 
 impl GroupRegistry {
@@ -62,16 +81,33 @@ impl GroupRegistry {
     }
 
     /// Declares a group and the topics it consumes, so it is listed even with no member.
+    /// Past [`REGISTERED_GROUPS_KEPT`] groups, the least recently used one without members is
+    /// forgotten (it is no longer listed; its offsets stay in Kafka).
     pub fn declare(&self, group: &str, topics: &[&str]) {
         let mut groups = self.lock();
+        let touched = next_touch(&groups);
         let entry = groups.entry(group.to_owned()).or_default();
         entry.topics = topics.iter().map(|t| (*t).to_owned()).collect();
+        entry.touched = touched;
+        forget_idle_groups(&mut groups, REGISTERED_GROUPS_KEPT);
     }
 
     pub fn set_assignment(&self, group: &str, member: &str, partitions: Vec<(String, i32)>) {
         let mut groups = self.lock();
+        let touched = next_touch(&groups);
         let entry = groups.entry(group.to_owned()).or_default();
         entry.members.insert(member.to_owned(), partitions);
+        entry.touched = touched;
+        forget_idle_groups(&mut groups, REGISTERED_GROUPS_KEPT);
+    }
+
+    /// How many groups are listed.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 
     pub fn remove_member(&self, group: &str, member: &str) {
@@ -82,6 +118,29 @@ impl GroupRegistry {
 
     fn snapshot(&self) -> BTreeMap<String, RegisteredGroup> {
         self.lock().clone()
+    }
+}
+
+fn next_touch(groups: &BTreeMap<String, RegisteredGroup>) -> u64 {
+    groups
+        .values()
+        .map(|g| g.touched)
+        .max()
+        .map_or(0, |t| t + 1)
+}
+
+/// Forgets the least recently touched groups without members until at most `keep` are left.
+fn forget_idle_groups(groups: &mut BTreeMap<String, RegisteredGroup>, keep: usize) {
+    while groups.len() > keep {
+        let oldest_idle = groups
+            .iter()
+            .filter(|(_, g)| g.members.is_empty())
+            .min_by_key(|(_, g)| g.touched)
+            .map(|(name, _)| name.clone());
+        match oldest_idle {
+            Some(name) => groups.remove(&name),
+            None => return,
+        };
     }
 }
 
@@ -118,6 +177,91 @@ impl rdkafka::consumer::ConsumerContext for RegisteringContext {
     }
 }
 
+/// Reading consumers kept between requests, so a browse or a scan does not build a new
+/// librdkafka client (its threads, connection and buffers) every time. Each request takes one
+/// (or makes one when none is idle: how many run at once is bounded by the API's semaphores,
+/// see [`crate::bounds`]) and gives it back unassigned; at most `keep` idle ones are kept.
+///
+/// Nothing of one request reaches the next: a reader never joins its group nor commits, every
+/// request assigns its own partitions at explicit offsets (`assign` replaces the assignment),
+/// and a returned reader is unassigned and its queue drained. A reader whose request failed is
+/// closed rather than reused.
+///
+/// Use only on blocking threads: closing a librdkafka consumer blocks.
+struct ReaderPool {
+    idle: Mutex<Vec<BaseConsumer>>,
+    keep: usize,
+    make: fn(&KafkaSettings) -> Result<BaseConsumer, KafkaError>,
+    created: AtomicU64,
+}
+
+impl ReaderPool {
+    fn new(keep: usize, make: fn(&KafkaSettings) -> Result<BaseConsumer, KafkaError>) -> Self {
+        Self {
+            idle: Mutex::new(Vec::new()),
+            keep,
+            make,
+            created: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<BaseConsumer>> {
+        match self.idle.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Runs `read` with a pooled reader.
+    fn with<T>(
+        &self,
+        settings: &KafkaSettings,
+        read: impl FnOnce(&BaseConsumer) -> Result<T, InspectError>,
+    ) -> Result<T, InspectError> {
+        let pooled = self.lock().pop();
+        let reader = match pooled {
+            Some(reader) => reader,
+            None => {
+                self.created.fetch_add(1, Ordering::Relaxed);
+                (self.make)(settings)?
+            }
+        };
+        let result = read(&reader);
+        if result.is_ok() {
+            self.give_back(reader);
+        }
+        result
+    }
+
+    fn give_back(&self, reader: BaseConsumer) {
+        // Stop fetching (an idle reader must not keep reading its last partition into memory)
+        // and drop whatever the last request left queued.
+        if reader.unassign().is_err() {
+            return;
+        }
+        for _ in 0..DRAIN_LIMIT {
+            if reader.poll(Duration::ZERO).is_none() {
+                break;
+            }
+        }
+        let extra = {
+            let mut idle = self.lock();
+            if idle.len() < self.keep {
+                idle.push(reader);
+                None
+            } else {
+                Some(reader)
+            }
+        };
+        // Closed here, outside the lock, on the caller's blocking thread.
+        drop(extra);
+    }
+
+    fn idle(&self) -> usize {
+        self.lock().len()
+    }
+}
+
 /// Answers inspection queries; cheap to clone.
 #[derive(Clone)]
 pub struct Inspector {
@@ -125,8 +269,23 @@ pub struct Inspector {
     embedded: bool,
     registry: Arc<GroupRegistry>,
     metadata: Arc<BaseConsumer>,
-    /// One idle consumer per group, used only for OffsetFetch (committed offsets).
-    offset_readers: Arc<Mutex<HashMap<String, Arc<BaseConsumer>>>>,
+    /// One idle consumer per group, used only for OffsetFetch (committed offsets); the least
+    /// recently used beyond [`OFFSET_READERS_KEPT`] are closed.
+    offset_readers: Arc<Mutex<LruCache<String, Arc<BaseConsumer>>>>,
+    /// Readers for the message browser and "the next record".
+    browsers: Arc<ReaderPool>,
+    /// Readers for bounded scans (tracing a record).
+    scanners: Arc<ReaderPool>,
+}
+
+/// How many librdkafka clients the inspector holds or has made (for tests and benchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReaderCounts {
+    pub offset_readers: usize,
+    pub idle_browsers: usize,
+    pub browsers_created: u64,
+    pub idle_scanners: usize,
+    pub scanners_created: u64,
 }
 
 impl Inspector {
@@ -141,8 +300,29 @@ impl Inspector {
             embedded,
             registry,
             metadata: Arc::new(metadata),
-            offset_readers: Arc::new(Mutex::new(HashMap::new())),
+            offset_readers: Arc::new(Mutex::new(LruCache::new(
+                NonZeroUsize::new(OFFSET_READERS_KEPT).unwrap_or(NonZeroUsize::MIN),
+            ))),
+            browsers: Arc::new(ReaderPool::new(MAX_BROWSES, browse_consumer)),
+            scanners: Arc::new(ReaderPool::new(MAX_TRACES, scan_consumer)),
         })
+    }
+
+    pub fn reader_counts(&self) -> ReaderCounts {
+        ReaderCounts {
+            offset_readers: self.lock_offset_readers().len(),
+            idle_browsers: self.browsers.idle(),
+            browsers_created: self.browsers.created.load(Ordering::Relaxed),
+            idle_scanners: self.scanners.idle(),
+            scanners_created: self.scanners.created.load(Ordering::Relaxed),
+        }
+    }
+
+    fn lock_offset_readers(&self) -> MutexGuard<'_, LruCache<String, Arc<BaseConsumer>>> {
+        match self.offset_readers.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     pub fn registry(&self) -> &Arc<GroupRegistry> {
@@ -295,16 +475,19 @@ impl Inspector {
         Ok(partitions)
     }
 
+    /// The cached OffsetFetch consumer of `group` (made when missing). Runs on a blocking
+    /// thread: a consumer evicted from the cache is closed here.
     fn offset_reader(&self, group: &str) -> Result<Arc<BaseConsumer>, InspectError> {
-        let mut readers = match self.offset_readers.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(reader) = readers.get(group) {
+        if let Some(reader) = self.lock_offset_readers().get(group) {
             return Ok(reader.clone());
         }
+        // Made outside the lock: creating a client takes a while, and other groups' reads
+        // should not wait for it.
         let reader = Arc::new(idle_consumer(&self.settings, group)?);
-        readers.insert(group.to_owned(), reader.clone());
+        let evicted = self
+            .lock_offset_readers()
+            .push(group.to_owned(), reader.clone());
+        drop(evicted);
         Ok(reader)
     }
 
@@ -343,25 +526,40 @@ impl Inspector {
         if wanted == 0 {
             return Ok(Vec::new());
         }
-        let browser = idle_consumer(&self.settings, "pipebook-browser")?;
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(start))?;
-        browser.assign(&tpl)?;
-        let mut out = Vec::with_capacity(wanted);
-        let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
-        while out.len() < wanted && std::time::Instant::now() < deadline {
-            match browser.poll(Duration::from_millis(200)) {
-                Some(Ok(message)) => out.push(to_message(&message)),
-                Some(Err(KafkaError::PartitionEOF(_))) => break,
-                Some(Err(error)) => return Err(error.into()),
-                None => {}
+        self.browsers.with(&self.settings, |browser| {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(topic, partition, Offset::Offset(start))?;
+            browser.assign(&tpl)?;
+            let mut out = Vec::with_capacity(wanted);
+            let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
+            while out.len() < wanted && std::time::Instant::now() < deadline {
+                match browser.poll(Duration::from_millis(200)) {
+                    // Only this request's partition, from its start on: a pooled reader must
+                    // never hand over anything a previous request asked for.
+                    Some(Ok(message))
+                        if message.topic() == topic
+                            && message.partition() == partition
+                            && message.offset() >= start =>
+                    {
+                        out.push(to_message(&message));
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(KafkaError::PartitionEOF(p))) if p == partition => break,
+                    Some(Err(KafkaError::PartitionEOF(_))) => {}
+                    Some(Err(error)) => return Err(error.into()),
+                    None => {}
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// The partition ids of `topic`, sorted; an unknown topic is an error.
     fn partitions_of(&self, topic: &str) -> Result<Vec<i32>, InspectError> {
+        // librdkafka refuses a name with a NUL as a client error; no broker has such a topic.
+        if !super::is_topic_name(topic) {
+            return Err(InspectError::UnknownTopic(topic.to_owned()));
+        }
         let metadata = self.metadata.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
         let Some(meta) = metadata.topics().iter().find(|t| t.name() == topic) else {
             return Err(InspectError::UnknownTopic(topic.to_owned()));
@@ -417,9 +615,19 @@ impl Inspector {
         request: &ScanRequest,
         matches: &dyn Fn(&[u8]) -> bool,
     ) -> Result<ScanOutcome, InspectError> {
+        self.scanners.with(&self.settings, |reader| {
+            self.scan_with(reader, request, matches)
+        })
+    }
+
+    fn scan_with(
+        &self,
+        reader: &BaseConsumer,
+        request: &ScanRequest,
+        matches: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<ScanOutcome, InspectError> {
         let started = Instant::now();
         let topic = request.topic.as_str();
-        let reader = scan_consumer(&self.settings)?;
         let partitions: Vec<i32> = self
             .partitions_of(topic)?
             .into_iter()
@@ -439,7 +647,7 @@ impl Inspector {
                 .metadata
                 .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)?;
             let oldest =
-                self.scan_start(&reader, request, partition, (high - newest).max(low), high);
+                self.scan_start(reader, request, partition, (high - newest).max(low), high);
             outcome.from_start &= oldest <= low;
             left.insert(partition, (oldest, high));
         }
@@ -460,7 +668,7 @@ impl Inspector {
                 break;
             }
             let found_before = outcome.matches.len();
-            let finished = read_round(&reader, request, &round, matches, deadline, &mut outcome)?;
+            let finished = read_round(reader, request, &round, matches, deadline, &mut outcome)?;
             for (partition, (start, _)) in &round {
                 if let Some(span) = left.get_mut(partition) {
                     span.1 = *start;
@@ -536,7 +744,6 @@ impl Inspector {
         let this = self.clone();
         let topic = topic.to_owned();
         blocking(move || {
-            let reader = idle_consumer(&this.settings, "pipebook-trace")?;
             let mut tpl = TopicPartitionList::new();
             for partition in this.partitions_of(&topic)? {
                 let (_, high) =
@@ -544,16 +751,20 @@ impl Inspector {
                         .fetch_watermarks(&topic, partition, REQUEST_TIMEOUT)?;
                 tpl.add_partition_offset(&topic, partition, Offset::Offset(high))?;
             }
-            reader.assign(&tpl)?;
-            let deadline = Instant::now() + wait;
-            while Instant::now() < deadline {
-                match reader.poll(Duration::from_millis(100)) {
-                    Some(Ok(message)) => return Ok(Some(to_message(&message))),
-                    Some(Err(KafkaError::PartitionEOF(_))) | None => {}
-                    Some(Err(error)) => return Err(error.into()),
+            this.browsers.with(&this.settings, |reader| {
+                reader.assign(&tpl)?;
+                let deadline = Instant::now() + wait;
+                while Instant::now() < deadline {
+                    match reader.poll(Duration::from_millis(100)) {
+                        Some(Ok(message)) if message.topic() == topic => {
+                            return Ok(Some(to_message(&message)));
+                        }
+                        Some(Ok(_)) | Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+                        Some(Err(error)) => return Err(error.into()),
+                    }
                 }
-            }
-            Ok(None)
+                Ok(None)
+            })
         })
         .await
     }
@@ -588,6 +799,9 @@ fn read_round(
                 let Some(end) = open.get(&partition).copied() else {
                     continue;
                 };
+                if message.topic() != request.topic {
+                    continue;
+                }
                 if message.offset() >= end {
                     // Past this round's end: the next (newer) round already read it.
                     open.remove(&partition);
@@ -688,6 +902,21 @@ fn idle_consumer(settings: &KafkaSettings, group: &str) -> Result<BaseConsumer, 
         .create()
 }
 
+/// A pooled reader for the message browser and "the next record": an idle consumer whose
+/// read-ahead is bounded (librdkafka's default prefetches up to 100,000 records or 64 MB per
+/// partition; a browse reads at most [`MAX_BROWSE`]).
+fn browse_consumer(settings: &KafkaSettings) -> Result<BaseConsumer, KafkaError> {
+    settings
+        .client_config()
+        .set("group.id", "pipebook-browser")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("queued.min.messages", "1000")
+        .set("queued.max.messages.kbytes", "4096")
+        .create()
+}
+
 /// An idle consumer for bounded scans. The embedded broker answers a fetch only when its wait
 /// expires, so librdkafka's default 500 ms wait would make every round of a scan take half a
 /// second; 10 ms keeps a scan reading.
@@ -710,4 +939,30 @@ where
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| InspectError::Join(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_forgets_the_oldest_idle_groups_past_its_bound() {
+        let registry = GroupRegistry::default();
+        registry.declare("busy", &["reviews"]);
+        registry.set_assignment("busy", "worker-1", vec![("reviews".to_owned(), 0)]);
+        for i in 0..100 {
+            registry.declare(&format!("g-{i}"), &["reviews"]);
+        }
+        assert_eq!(registry.len(), REGISTERED_GROUPS_KEPT);
+        let groups = registry.snapshot();
+        assert!(groups.contains_key("busy"), "a group with members stays");
+        assert!(groups.contains_key("g-99"), "the newest stays");
+        assert!(!groups.contains_key("g-0"), "the oldest idle one goes");
+        // Declaring an old group again makes it the newest.
+        registry.declare("g-70", &["reviews"]);
+        registry.declare("new", &["reviews"]);
+        let groups = registry.snapshot();
+        assert!(groups.contains_key("g-70"));
+        assert!(!groups.contains_key("g-69"));
+    }
 }

@@ -37,6 +37,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use super::Sentiment;
+use crate::config::{ConfigError, LLM_API_KEY, read_secret};
+use crate::secret::Secret;
 
 /// Default per-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -57,6 +59,9 @@ pub const ENV_BASE_URL: &str = "PIPEBOOK_LLM_BASE_URL";
 pub const ENV_MODEL: &str = "PIPEBOOK_LLM_MODEL";
 /// Environment variable holding the API key (optional).
 pub const ENV_API_KEY: &str = "PIPEBOOK_LLM_API_KEY";
+/// Environment variable naming a file that holds the API key (a container secret); instead of
+/// `PIPEBOOK_LLM_API_KEY`.
+pub const ENV_API_KEY_FILE: &str = "PIPEBOOK_LLM_API_KEY_FILE";
 /// Fallback environment variable for the API key.
 pub const ENV_OPENAI_API_KEY: &str = "OPENAI_API_KEY";
 /// Environment variable holding the per-request timeout in milliseconds.
@@ -173,8 +178,10 @@ impl LlmConfig {
 
     /// Reads the `PIPEBOOK_LLM_*` environment variables (see the `ENV_*`
     /// constants) and validates the result. `PIPEBOOK_LLM_BASE_URL` and
-    /// `PIPEBOOK_LLM_MODEL` are required; the key falls back to
-    /// `OPENAI_API_KEY`. A variable set to an empty string counts as unset.
+    /// `PIPEBOOK_LLM_MODEL` are required; the key is `PIPEBOOK_LLM_API_KEY`, or
+    /// read from the file `PIPEBOOK_LLM_API_KEY_FILE` names (not both), and
+    /// falls back to `OPENAI_API_KEY`. A variable set to an empty string counts
+    /// as unset.
     pub fn from_env() -> Result<Self, LlmConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -195,9 +202,15 @@ impl LlmConfig {
         let model = get(ENV_MODEL).ok_or(LlmConfigError::MissingEnv { var: ENV_MODEL })?;
         let mut config = LlmConfig::new(base_url, model);
 
-        config.api_key = get(ENV_API_KEY)
-            .or_else(|| get(ENV_OPENAI_API_KEY))
-            .map(ApiKey::new);
+        let key_file = get(ENV_API_KEY_FILE).map(std::path::PathBuf::from);
+        let key = read_secret(
+            get(ENV_API_KEY).map(Secret::new),
+            key_file.as_deref(),
+            LLM_API_KEY,
+        )?;
+        config.api_key = key
+            .map(|key| ApiKey::new(key.expose()))
+            .or_else(|| get(ENV_OPENAI_API_KEY).map(ApiKey::new));
 
         if let Some(value) = get(ENV_TIMEOUT_MS) {
             let millis: u64 = parse_env_number(ENV_TIMEOUT_MS, &value)?;
@@ -297,6 +310,14 @@ fn chat_completions_url(base_url: &str) -> Result<Url, LlmConfigError> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("has no host".to_string()));
     }
+    // Not repeated in the message: it would print the password.
+    if url.password().is_some() {
+        return Err(LlmConfigError::InvalidField {
+            field: "base_url",
+            reason: "must not carry a password: use PIPEBOOK_LLM_API_KEY (or its _FILE form)"
+                .to_string(),
+        });
+    }
     match url.path_segments_mut() {
         Ok(mut segments) => {
             segments.pop_if_empty().push("chat").push("completions");
@@ -348,6 +369,9 @@ pub enum LlmConfigError {
     InvalidField { field: &'static str, reason: String },
     #[error("could not build the HTTP client: {0}")]
     HttpClient(String),
+    /// The key's variable and its `_FILE` form both set, or the file unreadable.
+    #[error(transparent)]
+    KeyFile(#[from] ConfigError),
 }
 
 // ---------------------------------------------------------------------------
@@ -1236,6 +1260,60 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.to_string().contains("base_url"), "{err}");
+    }
+
+    #[test]
+    fn config_from_env_reads_the_key_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("llm_key");
+        std::fs::write(&path, "sk-from-file\n").unwrap();
+        let path_text = path.display().to_string();
+        let base = [
+            (ENV_BASE_URL, "http://127.0.0.1:11434/v1"),
+            (ENV_MODEL, "m"),
+        ];
+        let config = LlmConfig::from_lookup(lookup_in(
+            &[&base[..], &[(ENV_API_KEY_FILE, path_text.as_str())]].concat(),
+        ))
+        .unwrap();
+        assert_eq!(
+            config.api_key.as_ref().map(ApiKey::expose_secret),
+            Some("sk-from-file")
+        );
+
+        // Both forms: refused, naming the variable.
+        let err = LlmConfig::from_lookup(lookup_in(
+            &[
+                &base[..],
+                &[
+                    (ENV_API_KEY_FILE, path_text.as_str()),
+                    (ENV_API_KEY, "sk-x"),
+                ],
+            ]
+            .concat(),
+        ))
+        .unwrap_err();
+        assert!(err.to_string().starts_with(ENV_API_KEY), "{err}");
+        assert!(!err.to_string().contains("sk-x"), "{err}");
+
+        // A missing file: refused, naming the _FILE variable.
+        let missing = dir.path().join("nope").display().to_string();
+        let err = LlmConfig::from_lookup(lookup_in(
+            &[&base[..], &[(ENV_API_KEY_FILE, missing.as_str())]].concat(),
+        ))
+        .unwrap_err();
+        assert!(err.to_string().starts_with(ENV_API_KEY_FILE), "{err}");
+    }
+
+    #[test]
+    fn a_password_in_the_base_url_is_refused_without_repeating_it() {
+        let err = LlmConfig::from_lookup(lookup_in(&[
+            (ENV_BASE_URL, "https://user:url-SECRET@llm.example/v1"),
+            (ENV_MODEL, "m"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("base_url"), "{err}");
+        assert!(!err.to_string().contains("url-SECRET"), "{err}");
     }
 
     #[test]

@@ -59,13 +59,21 @@ pub fn validate(config: &SentimentConfig) -> Result<Thresholds, SentimentError> 
             message: format!("must be 1..={MAX_WORKERS}, got {}", config.workers),
         });
     }
+    crate::kafka::check_group_name(&config.group).map_err(|message| SentimentError::Config {
+        field: "group",
+        message,
+    })?;
     let thresholds = Thresholds {
         positive: config.positive_threshold,
         negative: config.negative_threshold,
     };
+    // Named as the request names them (`positive_threshold`), not as the lexicon does.
     thresholds.validate().map_err(|e| SentimentError::Config {
-        field: "thresholds",
-        message: e.to_string(),
+        field: match e.field {
+            "negative" => "negative_threshold",
+            _ => "positive_threshold",
+        },
+        message: e.message,
     })?;
     Ok(thresholds)
 }
@@ -460,7 +468,15 @@ mod tests {
         config.workers = 2;
         config.positive_threshold = -0.5;
         let err = validate(&config).expect_err("thresholds crossed");
-        assert!(err.to_string().starts_with("thresholds"), "{err}");
+        assert!(err.to_string().starts_with("positive_threshold:"), "{err}");
+        config.positive_threshold = 0.05;
+        config.negative_threshold = -2.0;
+        let err = validate(&config).expect_err("out of range");
+        assert!(err.to_string().starts_with("negative_threshold:"), "{err}");
+        config.negative_threshold = -0.05;
+        config.group = "a\u{0}b".to_owned();
+        let err = validate(&config).expect_err("NUL in group");
+        assert!(err.to_string().starts_with("group:"), "{err}");
     }
 
     #[tokio::test]
