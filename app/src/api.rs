@@ -921,6 +921,22 @@ pub fn check_dataset_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A size as people write it, in binary units: 104857600 → "100 MiB", 1536 → "1.5 KiB".
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// Body of every 4xx/5xx answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiError {
@@ -1271,6 +1287,15 @@ mod tests {
             let err = check_dataset_name(bad).expect_err(bad);
             assert!(err.starts_with("name: "), "{bad:?}: {err}");
         }
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(100 * 1024 * 1024), "100 MiB");
+        assert_eq!(human_bytes(1024), "1 KiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(1_300_000), "1.2 MiB");
+        assert_eq!(human_bytes(999), "999 bytes");
     }
 
     #[test]

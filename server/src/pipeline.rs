@@ -164,8 +164,13 @@ impl Engine {
     /// starts the snapshot sampler.
     pub async fn start(settings: EngineSettings) -> Result<Arc<Self>, EngineError> {
         let datasets = Datasets::open(&settings.datasets_dir, settings.max_upload_bytes)?;
+        let seeding = std::time::Instant::now();
         if let Some(sample) = datasets.seed_if_empty()? {
-            tracing::info!(name = %sample.name, "wrote a sample dataset into the empty datasets folder");
+            tracing::info!(
+                name = %sample.name,
+                elapsed_ms = seeding.elapsed().as_millis(),
+                "wrote a sample dataset into the empty datasets folder"
+            );
         }
         tracing::info!(folder = %datasets.dir().display(), "the streamer reads datasets from this folder only");
         let search = Backend::open(&settings.search, &settings.data_dir)?;

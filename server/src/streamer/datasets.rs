@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use app::api::{DatasetInfo, DatasetList, SOURCE_GENERATOR, check_dataset_name};
+use app::api::{DatasetInfo, DatasetList, SOURCE_GENERATOR, check_dataset_name, human_bytes};
 use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
@@ -507,10 +507,11 @@ fn count_lines(path: &Path) -> std::io::Result<u64> {
     }
 }
 
-/// Counts lines that are not blank, fed in pieces of any size.
+/// Counts lines that are not blank (and all line breaks), fed in pieces of any size.
 #[derive(Debug, Default)]
 struct LineCounter {
     lines: u64,
+    breaks: u64,
     in_line: bool,
 }
 
@@ -520,6 +521,7 @@ impl LineCounter {
             match byte {
                 b'\n' => {
                     self.lines += u64::from(self.in_line);
+                    self.breaks += 1;
                     self.in_line = false;
                 }
                 // What `str::trim` removes, in ASCII: such lines are blank to the streamer.
@@ -539,8 +541,7 @@ impl LineCounter {
 /// purpose: the producer sends each to `reviews.dlq` with its reason, which is the lesson.
 struct ContentCheck {
     name: String,
-    /// Line breaks seen so far, for the line number in a message.
-    breaks: u64,
+    /// Lines and line breaks so far (the breaks give a message its line number).
     counter: LineCounter,
     /// The end of the last chunk when it stopped inside a UTF-8 character (at most 3 bytes).
     carry: Vec<u8>,
@@ -552,7 +553,6 @@ impl ContentCheck {
     fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
-            breaks: 0,
             counter: LineCounter::default(),
             carry: Vec::new(),
             first_line: Some(Vec::new()),
@@ -577,13 +577,12 @@ impl ContentCheck {
             Err(error) if error.error_len().is_none() => error.valid_up_to(),
             Err(error) => {
                 let before = &data[..error.valid_up_to()];
-                let line = self.breaks + count_breaks(before) + 1;
+                let line = self.counter.breaks + count_breaks(before) + 1;
                 return Err(self.error(line, "not UTF-8 text (a JSON-lines file must be UTF-8)"));
             }
         };
         let (text, rest) = data.split_at(valid);
         self.scan_first_line(text)?;
-        self.breaks += count_breaks(text);
         self.counter.feed(text);
         self.carry = rest.to_vec();
         Ok(())
@@ -594,7 +593,7 @@ impl ContentCheck {
         let Some(mut line) = self.first_line.take() else {
             return Ok(());
         };
-        let mut breaks = self.breaks;
+        let mut breaks = self.counter.breaks;
         for piece in text.split_inclusive(|&b| b == b'\n') {
             let complete = piece.ends_with(b"\n");
             line.extend_from_slice(piece);
@@ -638,14 +637,14 @@ impl ContentCheck {
     fn finish(mut self) -> Result<u64, DatasetError> {
         if !self.carry.is_empty() {
             return Err(self.error(
-                self.breaks + 1,
+                self.counter.breaks + 1,
                 "not UTF-8 text (the file ends inside a character)",
             ));
         }
         if let Some(line) = self.first_line.take()
             && !line.trim_ascii().is_empty()
         {
-            self.check_first_line(&line, self.breaks + 1)?;
+            self.check_first_line(&line, self.counter.breaks + 1)?;
         }
         let lines = self.counter.finish();
         if lines == 0 {
@@ -664,22 +663,6 @@ fn count_breaks(bytes: &[u8]) -> u64 {
 
 fn human_limit(limit: &u64) -> String {
     human_bytes(*limit)
-}
-
-/// 104857600 → "100 MiB", for messages.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 || value.fract() == 0.0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 #[cfg(test)]
@@ -839,7 +822,11 @@ mod tests {
         assert_eq!(info.lines, Some(3));
         assert_eq!(entries(&datasets), ["cafe.jsonl"]);
         let listed = datasets.list().expect("list");
-        assert_eq!(listed.datasets, [info.clone()], "counted at upload");
+        assert_eq!(
+            listed.datasets,
+            std::slice::from_ref(&info),
+            "counted at upload"
+        );
 
         let again = datasets
             .upload("cafe.jsonl", false, chunks(&[b"{}\n"]))
@@ -949,13 +936,5 @@ mod tests {
         }
         assert!(datasets.seed_if_empty().expect("seed").is_none());
         assert_eq!(datasets.list().expect("list").datasets, [sample]);
-    }
-
-    #[test]
-    fn sizes_read_as_people_write_them() {
-        assert_eq!(human_bytes(DEFAULT_MAX_UPLOAD_BYTES), "100 MiB");
-        assert_eq!(human_bytes(1024), "1 KiB");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(999), "999 bytes");
     }
 }
