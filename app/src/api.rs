@@ -119,6 +119,10 @@ pub struct StageStatus {
 pub struct PipelineStatus {
     pub kafka: KafkaStatus,
     pub stages: Vec<StageStatus>,
+    /// Whether the operator lets the streamer listen on, and the producer connect to, addresses
+    /// other than loopback (`PIPEBOOK_ALLOW_NETWORK_SOCKETS`); cell 1 shows it.
+    #[serde(default)]
+    pub network_sockets_allowed: bool,
 }
 
 impl PipelineStatus {
@@ -154,7 +158,8 @@ pub struct StreamerConfig {
     /// Reviews sent together in one write.
     #[serde(default = "default_chunk_size")]
     pub chunk_size: u32,
-    /// `generator` for built-in reviews, or the path of a Yelp-format JSON-lines file.
+    /// `generator` for built-in reviews, or the name of a Yelp-format JSON-lines file in the
+    /// datasets folder (`GET /api/datasets`); never a path.
     #[serde(default = "default_source")]
     pub source: String,
     /// Seed of the built-in generator: the same seed gives the same reviews.
@@ -227,7 +232,8 @@ impl Default for StreamerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ProducerConfig {
-    /// Socket to read review lines from; defaults to the running streamer's address.
+    /// Socket to read review lines from; defaults to the running streamer's address. Unless the
+    /// operator allows network sockets, only that address is accepted.
     #[serde(default)]
     pub socket: Option<String>,
 }
@@ -858,6 +864,79 @@ impl Default for FaultRequest {
     }
 }
 
+/// `StreamerConfig::source` that means the built-in generator rather than a dataset.
+pub const SOURCE_GENERATOR: &str = "generator";
+/// The only content type `PUT /api/datasets/{name}` accepts: a cross-site form cannot send it.
+pub const DATASET_CONTENT_TYPE: &str = "application/x-ndjson";
+/// Longest dataset name accepted for an upload.
+pub const DATASET_NAME_MAX_CHARS: usize = 100;
+
+/// A file in the datasets folder the streamer can read (`GET /api/datasets`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    /// File name in the datasets folder: what `StreamerConfig::source` takes.
+    pub name: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Lines that are not blank (what the streamer sends); `null` while still being counted.
+    #[serde(default)]
+    pub lines: Option<u64>,
+}
+
+/// `GET /api/datasets`: the files in the datasets folder, by name. The built-in generator is not
+/// a file and is not listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DatasetList {
+    pub datasets: Vec<DatasetInfo>,
+    /// Largest upload the server accepts (`PIPEBOOK_MAX_UPLOAD_BYTES`).
+    pub max_upload_bytes: u64,
+}
+
+/// The rule for a name a dataset is uploaded (or deleted) under: 1–100 of `A-Z a-z 0-9 . _ -`,
+/// not starting with `.`, ending in `.jsonl` or `.json`. Shared by the server and the upload
+/// control, so the browser can say so before sending the file. The error names `name`.
+pub fn check_dataset_name(name: &str) -> Result<(), String> {
+    let length = name.chars().count();
+    if !(1..=DATASET_NAME_MAX_CHARS).contains(&length) {
+        return Err(format!(
+            "name: must be 1..={DATASET_NAME_MAX_CHARS} characters, got {length}"
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "name: only letters, digits, '.', '_' and '-' are allowed, got {bad:?} in {name:?}"
+        ));
+    }
+    if name.starts_with('.') {
+        return Err(format!("name: must not start with '.', got {name:?}"));
+    }
+    if !(name.ends_with(".jsonl") || name.ends_with(".json")) {
+        return Err(format!(
+            "name: must end in .jsonl or .json (one review per line), got {name:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// A size as people write it, in binary units: 104857600 → "100 MiB", 1536 → "1.5 KiB".
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// Body of every 4xx/5xx answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiError {
@@ -1216,6 +1295,52 @@ mod tests {
         assert_eq!(config.source, "generator");
         let err = serde_json::from_str::<StreamerConfig>(r#"{"rat": 10}"#).expect_err("typo");
         assert!(err.to_string().contains("rat"), "{err}");
+    }
+
+    #[test]
+    fn dataset_names_follow_one_rule_and_errors_name_the_field() {
+        for good in [
+            "sample-yelp.jsonl",
+            "a.json",
+            "Yelp_2019.v2.jsonl",
+            &("x".repeat(94) + ".jsonl"),
+        ] {
+            assert_eq!(check_dataset_name(good), Ok(()), "{good}");
+        }
+        let too_long = "x".repeat(95) + ".jsonl";
+        for bad in [
+            "",
+            ".hidden.jsonl",
+            ".jsonl",
+            "../etc/passwd.jsonl",
+            "/etc/passwd.json",
+            "a b.jsonl",
+            "a\0.jsonl",
+            "reviews.csv",
+            "reviews",
+            "réviews.jsonl",
+            too_long.as_str(),
+        ] {
+            let err = check_dataset_name(bad).expect_err(bad);
+            assert!(err.starts_with("name: "), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(100 * 1024 * 1024), "100 MiB");
+        assert_eq!(human_bytes(1024), "1 KiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(1_300_000), "1.2 MiB");
+        assert_eq!(human_bytes(999), "999 bytes");
+    }
+
+    #[test]
+    fn pipeline_status_without_the_sockets_flag_reads_as_loopback_only() {
+        let status: PipelineStatus =
+            serde_json::from_str(r#"{"kafka": {"mode": "embedded", "bootstrap_servers": "x", "state": "running", "last_error": null}, "stages": []}"#)
+                .expect("older status");
+        assert!(!status.network_sockets_allowed);
     }
 
     #[test]

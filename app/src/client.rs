@@ -1,7 +1,7 @@
 //! Calls to the JSON API from the browser. On the server these are never called (event handlers
 //! and effects run only after hydration), so the SSR build gets stubs.
 
-use crate::api::ApiError;
+use crate::api::{ApiError, DatasetInfo};
 use serde::de::DeserializeOwned;
 
 /// Fires a POST from an event handler and shows its error (or clears it) in `error`.
@@ -45,6 +45,62 @@ pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, String> {
     response.json::<T>().await.map_err(|e| e.to_string())
 }
 
+/// PUTs a blob (a file the learner chose) as the raw body with `content_type`, and decodes the
+/// JSON answer; on a 4xx/5xx returns the server's error message. The browser streams the blob
+/// from disk: it is never copied into the wasm memory, whatever its size.
+#[cfg(feature = "hydrate")]
+pub async fn put_blob<T: DeserializeOwned>(
+    path: &str,
+    blob: &web_sys::Blob,
+    content_type: &str,
+) -> Result<T, String> {
+    let response = gloo_net::http::Request::put(path)
+        .header("Content-Type", content_type)
+        .body(blob.clone())
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.ok() {
+        return Err(error_text(response).await);
+    }
+    response.json::<T>().await.map_err(|e| e.to_string())
+}
+
+/// Uploads the file chosen in `input` as a dataset named after it (`PUT /api/datasets/{name}`).
+/// The name rule and the size limit are checked here first, so a learner hears at once; the
+/// server checks both again.
+#[cfg(feature = "hydrate")]
+pub async fn upload_dataset(
+    input: leptos::prelude::NodeRef<leptos::html::Input>,
+    replace: bool,
+    max_upload_bytes: u64,
+) -> Result<DatasetInfo, String> {
+    use leptos::prelude::GetUntracked;
+    let file = input
+        .get_untracked()
+        .and_then(|input| input.files())
+        .and_then(|files| files.get(0))
+        .ok_or_else(|| "choose a .jsonl file first".to_owned())?;
+    let name = file.name();
+    crate::api::check_dataset_name(&name)?;
+    let size = file.size() as u64;
+    if max_upload_bytes > 0 && size > max_upload_bytes {
+        return Err(format!(
+            "body: {name} is {}, larger than the upload limit of {}",
+            crate::api::human_bytes(size),
+            crate::api::human_bytes(max_upload_bytes)
+        ));
+    }
+    let query = if replace { "?replace=true" } else { "" };
+    put_blob(
+        &format!("/api/datasets/{name}{query}"),
+        &file,
+        crate::api::DATASET_CONTENT_TYPE,
+    )
+    .await
+}
+
 #[cfg(feature = "hydrate")]
 async fn error_text(response: gloo_net::http::Response) -> String {
     let status = response.status();
@@ -61,6 +117,15 @@ pub async fn post(_path: &str, _body: serde_json::Value) -> Result<(), String> {
 
 #[cfg(not(feature = "hydrate"))]
 pub async fn get<T: DeserializeOwned>(_path: &str) -> Result<T, String> {
+    Err(not_in_browser())
+}
+
+#[cfg(not(feature = "hydrate"))]
+pub async fn upload_dataset(
+    _input: leptos::prelude::NodeRef<leptos::html::Input>,
+    _replace: bool,
+    _max_upload_bytes: u64,
+) -> Result<DatasetInfo, String> {
     Err(not_in_browser())
 }
 

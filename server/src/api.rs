@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use app::api::{ApiError, Role, Sentiment, WindowKind};
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use futures::Stream;
 use serde::Deserialize;
@@ -26,6 +26,7 @@ use crate::lesson::Action;
 use crate::pipeline::{Engine, EngineError};
 use crate::sentiment::SentimentError;
 use crate::stage::StageError;
+use crate::streamer::datasets::DatasetError;
 use crate::trace::TraceError;
 
 pub fn router(engine: Arc<Engine>) -> Router {
@@ -64,6 +65,15 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/api/trace", get(trace))
         .route("/api/trace/next", get(trace_next))
         .route("/api/events", get(events))
+        .route("/api/datasets", get(list_datasets))
+        .route(
+            "/api/datasets/{name}",
+            // The upload is streamed and counted against PIPEBOOK_MAX_UPLOAD_BYTES by the
+            // handler, so axum's default body limit (and any smaller global one) is lifted here.
+            put(upload_dataset)
+                .delete(delete_dataset)
+                .route_layer(DefaultBodyLimit::disable()),
+        )
         .with_state(engine)
 }
 
@@ -98,6 +108,7 @@ impl IntoResponse for EngineError {
             | EngineError::Search(_)
             | EngineError::Fault(_) => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::Trace(TraceError::Inspect(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            EngineError::Dataset(error) => dataset_status(error),
         };
         let body = ApiError {
             error: self.to_string(),
@@ -110,6 +121,23 @@ impl IntoResponse for EngineError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+fn dataset_status(error: &DatasetError) -> StatusCode {
+    match error {
+        DatasetError::Source(_)
+        | DatasetError::Name(_)
+        | DatasetError::Content(_)
+        | DatasetError::Body(_) => StatusCode::BAD_REQUEST,
+        DatasetError::ContentType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        DatasetError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        DatasetError::Exists(_) => StatusCode::CONFLICT,
+        DatasetError::NotFound(_) => StatusCode::NOT_FOUND,
+        DatasetError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+            StatusCode::INSUFFICIENT_STORAGE
+        }
+        DatasetError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -509,4 +537,72 @@ async fn search_outage(
 ) -> ApiResult<serde_json::Value> {
     engine.set_search_outage(request.down);
     Ok(Json(serde_json::json!({ "down": request.down })))
+}
+
+// ---- Datasets: the files the streamer may read ----
+
+async fn list_datasets(State(engine): State<Arc<Engine>>) -> ApiResult<app::api::DatasetList> {
+    Ok(Json(engine.list_datasets().await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    #[serde(default)]
+    replace: bool,
+}
+
+/// `PUT /api/datasets/{name}`: the raw JSON-lines file as the body, with
+/// `Content-Type: application/x-ndjson` (which a cross-site form cannot send). 201 with the
+/// dataset's size and line count.
+async fn upload_dataset(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<app::api::DatasetInfo>), EngineError> {
+    let Query(query) = query.map_err(|e| {
+        EngineError::BadRequest(format!("replace: true or false ({})", e.body_text()))
+    })?;
+    check_upload_content_type(&headers)?;
+    let datasets = engine.datasets();
+    // Refused before a byte is read when the client says how much it will send.
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > datasets.max_upload_bytes()) {
+        return Err(DatasetError::TooLarge {
+            limit: datasets.max_upload_bytes(),
+        }
+        .into());
+    }
+    let info = datasets
+        .upload(&name, query.replace, body.into_data_stream())
+        .await?;
+    tracing::info!(name = %info.name, bytes = info.bytes, lines = ?info.lines, "dataset uploaded");
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// Exactly `application/x-ndjson` (parameters such as `charset` aside), else 415.
+fn check_upload_content_type(headers: &HeaderMap) -> Result<(), DatasetError> {
+    let got = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let essence = got.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case(app::api::DATASET_CONTENT_TYPE) {
+        Ok(())
+    } else {
+        Err(DatasetError::ContentType { got })
+    }
+}
+
+async fn delete_dataset(
+    State(engine): State<Arc<Engine>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, EngineError> {
+    engine.datasets().delete(&name)?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -32,6 +32,25 @@ pub struct ServeArgs {
     #[arg(long, env = "PIPEBOOK_BROKER_ADDR", default_value = "127.0.0.1:9092")]
     pub broker_addr: SocketAddr,
 
+    /// The only folder the streamer reads files from (and uploads go to); created at start.
+    /// Default: `<data dir>/datasets`.
+    #[arg(long, env = "PIPEBOOK_DATASETS_DIR")]
+    pub datasets_dir: Option<PathBuf>,
+
+    /// Largest dataset upload accepted, in bytes (default 100 MiB).
+    #[arg(long, env = "PIPEBOOK_MAX_UPLOAD_BYTES", default_value_t = crate::streamer::datasets::DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: u64,
+
+    /// Let the streamer listen on, and the producer connect to, addresses other than loopback
+    /// (by default the streamer listens on 127.0.0.0/8 or ::1 only and the producer reads only
+    /// from it).
+    #[arg(
+        long,
+        env = "PIPEBOOK_ALLOW_NETWORK_SOCKETS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_network_sockets: bool,
+
     #[command(flatten)]
     pub kafka: KafkaArgs,
 
@@ -309,6 +328,32 @@ impl From<AccessError> for ConfigError {
         match error {
             AccessError::Invalid { variable, message } => invalid(variable, message),
         }
+    }
+}
+
+/// Largest `PIPEBOOK_MAX_UPLOAD_BYTES` accepted: 1 TiB.
+pub const MAX_UPLOAD_LIMIT: u64 = 1 << 40;
+
+impl ServeArgs {
+    /// The datasets folder: the flag, or `<data dir>/datasets`.
+    pub fn datasets_dir(&self) -> PathBuf {
+        self.datasets_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("datasets"))
+    }
+
+    /// `PIPEBOOK_MAX_UPLOAD_BYTES`, checked: 1 byte to 1 TiB.
+    pub fn max_upload_bytes(&self) -> Result<u64, ConfigError> {
+        if !(1..=MAX_UPLOAD_LIMIT).contains(&self.max_upload_bytes) {
+            return Err(invalid(
+                "PIPEBOOK_MAX_UPLOAD_BYTES",
+                format!(
+                    "must be 1..={MAX_UPLOAD_LIMIT} bytes, got {}",
+                    self.max_upload_bytes
+                ),
+            ));
+        }
+        Ok(self.max_upload_bytes)
     }
 }
 
@@ -702,6 +747,45 @@ mod tests {
         );
     }
 
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("pipebook").chain(args.iter().copied()))
+            .expect("parses")
+            .serve
+    }
+
+    #[test]
+    fn datasets_and_sockets_settings_have_safe_defaults() {
+        let defaults = serve_args(&["--data-dir", "/srv/pb"]);
+        assert_eq!(defaults.datasets_dir(), PathBuf::from("/srv/pb/datasets"));
+        assert_eq!(defaults.max_upload_bytes(), Ok(100 * 1024 * 1024));
+        assert!(!defaults.allow_network_sockets);
+
+        let set = serve_args(&[
+            "--datasets-dir",
+            "/data/yelp",
+            "--max-upload-bytes",
+            "1000",
+            "--allow-network-sockets",
+        ]);
+        assert_eq!(set.datasets_dir(), PathBuf::from("/data/yelp"));
+        assert_eq!(set.max_upload_bytes(), Ok(1000));
+        assert!(set.allow_network_sockets);
+
+        let zero = serve_args(&["--max-upload-bytes", "0"]);
+        let err = zero.max_upload_bytes().expect_err("zero");
+        assert!(
+            err.to_string().starts_with("PIPEBOOK_MAX_UPLOAD_BYTES"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn elasticsearch_secrets_can_come_from_files() {
         let dir = tempfile::tempdir().expect("dir");
@@ -771,6 +855,9 @@ mod tests {
             broker_addr: "127.0.0.1:9092".parse().expect("addr"),
             kafka: kafka.clone(),
             search: basic.clone(),
+            datasets_dir: None,
+            max_upload_bytes: 100 * 1024 * 1024,
+            allow_network_sockets: false,
             access: AccessArgs {
                 token: Some(Secret::new(format!("token-{KNOWN}-0123456789"))),
                 viewer_token: Some(Secret::new(format!("viewer-{KNOWN}-0123456789"))),

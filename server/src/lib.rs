@@ -15,6 +15,7 @@ pub mod lab;
 pub mod lesson;
 pub mod pipeline;
 pub mod producer;
+pub mod reach;
 pub mod records;
 pub mod secret;
 pub mod sentiment;

@@ -29,10 +29,12 @@ use crate::kafka::inspect::{GroupRegistry, InspectError, Inspector};
 use crate::lab::{DeliveryLab, LabError};
 use crate::lesson::{Action, Lesson};
 use crate::producer::{self, ProducerMetrics, SocketSource};
+use crate::reach::NetworkReach;
 use crate::sentiment::{self, SentimentError, SentimentRuntime};
 use crate::stage::{Stage, StageError};
 use crate::stage_config::{StageConfig, parse_and_validate, parse_lab_request};
-use crate::streamer::{self, StreamerMetrics};
+use crate::streamer::datasets::{DatasetError, Datasets};
+use crate::streamer::{self, SourceInput, StreamerMetrics};
 use crate::trace::{self as tracing_a_record, TraceError, Tracer};
 
 /// How often the snapshot behind `/api/events` is refreshed.
@@ -80,6 +82,8 @@ pub enum EngineError {
     Lab(#[from] LabError),
     #[error(transparent)]
     Trace(#[from] TraceError),
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
 }
 
 /// Settings the engine starts from (the server's flags, or a test's choices).
@@ -91,6 +95,11 @@ pub struct EngineSettings {
     pub external_kafka: Option<KafkaSettings>,
     pub topic_partitions: i32,
     pub search: SearchSettings,
+    /// The only folder the streamer reads files from; uploads land here.
+    pub datasets_dir: PathBuf,
+    pub max_upload_bytes: u64,
+    /// Whether the stages' sockets may reach beyond loopback.
+    pub reach: NetworkReach,
 }
 
 impl EngineSettings {
@@ -101,17 +110,26 @@ impl EngineSettings {
             external_kafka: args.kafka.external()?,
             topic_partitions: args.kafka.topic_partitions,
             search: args.search.settings()?,
+            datasets_dir: args.datasets_dir(),
+            max_upload_bytes: args.max_upload_bytes()?,
+            reach: NetworkReach {
+                allow_network: args.allow_network_sockets,
+            },
         })
     }
 
     /// Embedded broker on a free port under `data_dir`: what tests use.
     pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
         Self {
-            data_dir: data_dir.into(),
+            datasets_dir: data_dir.join("datasets"),
+            data_dir,
             broker_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             external_kafka: None,
             topic_partitions: 3,
             search: SearchSettings::Embedded,
+            max_upload_bytes: streamer::datasets::DEFAULT_MAX_UPLOAD_BYTES,
+            reach: NetworkReach::default(),
         }
     }
 }
@@ -134,6 +152,8 @@ pub struct Engine {
     indexer: Arc<Stage>,
     indexer_metrics: Arc<IndexerMetrics>,
     search: Arc<Backend>,
+    datasets: Arc<Datasets>,
+    reach: NetworkReach,
     lab: Arc<DeliveryLab>,
     snapshot: watch::Sender<Snapshot>,
     lesson: Lesson,
@@ -148,6 +168,16 @@ impl Engine {
     /// Starts the embedded broker (unless external Kafka is configured), creates the topics and
     /// starts the snapshot sampler.
     pub async fn start(settings: EngineSettings) -> Result<Arc<Self>, EngineError> {
+        let datasets = Datasets::open(&settings.datasets_dir, settings.max_upload_bytes)?;
+        let seeding = std::time::Instant::now();
+        if let Some(sample) = datasets.seed_if_empty()? {
+            tracing::info!(
+                name = %sample.name,
+                elapsed_ms = seeding.elapsed().as_millis(),
+                "wrote a sample dataset into the empty datasets folder"
+            );
+        }
+        tracing::info!(folder = %datasets.dir().display(), "the streamer reads datasets from this folder only");
         let search = Backend::open(&settings.search, &settings.data_dir)?;
         let (kafka, broker) = match settings.external_kafka.clone() {
             Some(kafka) => (kafka, None),
@@ -180,6 +210,8 @@ impl Engine {
             indexer: Stage::new(STAGE_INDEXER, false),
             indexer_metrics: Arc::default(),
             search,
+            datasets: Arc::new(datasets),
+            reach: settings.reach,
             lab: Arc::default(),
             snapshot: watch::Sender::new(Snapshot::default()),
             lesson: Lesson::open(&settings.data_dir),
@@ -238,6 +270,7 @@ impl Engine {
                 self.parquet.status(self.parquet_metrics.counters()),
                 self.indexer.status(self.indexer_metrics.counters()),
             ],
+            network_sockets_allowed: self.reach.allow_network,
         }
     }
 
@@ -299,10 +332,20 @@ impl Engine {
     }
 
     async fn start_streamer(&self, config: StreamerConfig) -> Result<(), EngineError> {
+        let listen = config.listen.parse().map_err(|_| {
+            EngineError::BadRequest(format!("listen: not a socket address: {:?}", config.listen))
+        })?;
+        self.reach
+            .check_listen(listen)
+            .map_err(EngineError::BadRequest)?;
+        let input = match config.source.as_str() {
+            app::api::SOURCE_GENERATOR => SourceInput::Generator,
+            name => SourceInput::File(self.datasets.open_source(name)?),
+        };
         let json = serde_json::to_value(&config).unwrap_or_default();
         let metrics = self.streamer_metrics.clone();
         self.streamer
-            .launch(json, move |ctx| streamer::run(config, metrics, ctx))?;
+            .launch(json, move |ctx| streamer::run(config, input, metrics, ctx))?;
         // Wait until the socket is bound, so a producer started right after finds it.
         let deadline = tokio::time::Instant::now() + STREAMER_BIND_WAIT;
         while self.streamer_metrics.listening().is_none()
@@ -316,7 +359,15 @@ impl Engine {
 
     fn start_producer(&self, config: ProducerConfig) -> Result<(), EngineError> {
         let socket = match &config.socket {
-            Some(addr) => SocketSource::Fixed(addr.clone()),
+            Some(addr) => {
+                let parsed = addr.parse::<std::net::SocketAddr>().map_err(|_| {
+                    EngineError::BadRequest(format!("socket: not a socket address: {addr:?}"))
+                })?;
+                self.reach
+                    .check_producer_socket(parsed, self.streamer_metrics.listening())
+                    .map_err(EngineError::BadRequest)?;
+                SocketSource::Fixed(addr.clone())
+            }
             None => SocketSource::Streamer(self.streamer_metrics.clone()),
         };
         let json = serde_json::to_value(&config).unwrap_or_default();
@@ -386,6 +437,28 @@ impl Engine {
         self.parquet
             .launch(json, move |ctx| parquet_sink::run(setup, ctx))?;
         Ok(())
+    }
+
+    /// Where the streamer listens now (`None` when it is not running).
+    pub fn streamer_listening(&self) -> Option<std::net::SocketAddr> {
+        self.streamer_metrics.listening()
+    }
+
+    /// The datasets folder: what the streamer may read, and where uploads go.
+    pub fn datasets(&self) -> &Arc<Datasets> {
+        &self.datasets
+    }
+
+    /// `GET /api/datasets`: the folder is read on a blocking thread.
+    pub async fn list_datasets(&self) -> Result<app::api::DatasetList, EngineError> {
+        let datasets = self.datasets.clone();
+        let listed = tokio::task::spawn_blocking(move || datasets.list())
+            .await
+            .map_err(|e| DatasetError::Io {
+                path: self.datasets.dir().to_owned(),
+                source: std::io::Error::other(e),
+            })?;
+        Ok(listed?)
     }
 
     /// Where the Parquet sink writes: `<data dir>/parquet`.

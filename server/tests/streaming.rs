@@ -49,7 +49,8 @@ async fn a_yelp_file_with_malformed_lines_sends_each_bad_line_to_the_dlq_with_it
     let t = start_engine().await;
     let engine = &t.engine;
     let good = review_lines(5, 20_000);
-    let path = t.dir.path().join("yelp_reviews.json");
+    // The streamer reads only from the datasets folder, by name.
+    let path = engine.datasets().dir().join("yelp_reviews.json");
     let mut file = std::fs::File::create(&path).expect("file");
     for (i, line) in good.iter().enumerate() {
         writeln!(file, "{line}").expect("write");
@@ -68,7 +69,7 @@ async fn a_yelp_file_with_malformed_lines_sends_each_bad_line_to_the_dlq_with_it
     engine
         .start_stage(
             "streamer",
-            json!({"rate": 0, "chunk_size": 1000, "source": path.display().to_string()}),
+            json!({"rate": 0, "chunk_size": 1000, "source": "yelp_reviews.json"}),
         )
         .await
         .expect("streamer starts");

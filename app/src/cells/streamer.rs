@@ -1,5 +1,6 @@
 //! Cell 1 · Socket streamer: start a TCP source of reviews and the producer that reads it into
-//! Kafka; pause it, resume it, stop it, and watch the counters.
+//! Kafka; pause it, resume it, stop it, and watch the counters. The source is the built-in
+//! generator or a dataset in the server's datasets folder, which the learner can upload to.
 
 use leptos::prelude::*;
 
@@ -7,7 +8,9 @@ use crate::session::Controls;
 use serde_json::json;
 
 use super::{Cell, ErrorLine, StatePill, restore_form_once, set_field, thousands};
-use crate::api::{StageState, StageStatus};
+use crate::api::{
+    DatasetInfo, DatasetList, SOURCE_GENERATOR, StageState, StageStatus, human_bytes,
+};
 use crate::client;
 use crate::live::Live;
 
@@ -42,7 +45,7 @@ pub fn StreamerCell() -> impl IntoView {
 
     let rate = RwSignal::new("500".to_owned());
     let chunk = RwSignal::new("50".to_owned());
-    let source = RwSignal::new("generator".to_owned());
+    let source = RwSignal::new(SOURCE_GENERATOR.to_owned());
     let seed = RwSignal::new("42".to_owned());
     // Empty = keep streaming until stopped.
     let limit = RwSignal::new(String::new());
@@ -103,6 +106,7 @@ pub fn StreamerCell() -> impl IntoView {
     };
     let active = move || matches!(state.get(), StageState::Running | StageState::Paused);
 
+    let datasets = Datasets::fetch();
     view! {
         <Cell number=1 title="Socket streamer">
             <p class="explain">
@@ -110,7 +114,9 @@ pub fn StreamerCell() -> impl IntoView {
                 ", at the rate you choose — the way seed tutorials feed Spark from a socket. A producer connects as its client and writes each review to the Kafka topic "
                 <code>"reviews"</code> ", keyed by " <code>"business_id"</code>
                 ". Lines that are not valid reviews go to " <code>"reviews.dlq"</code>
-                " with the reason: nothing is dropped."
+                " with the reason: nothing is dropped. The source is a seeded generator or a "
+                <em>"dataset"</em>
+                ": a Yelp-format JSON-lines file in the server's datasets folder — upload your own below."
             </p>
             <Controls>
             <form class="controls" on:submit=|ev| ev.prevent_default()>
@@ -122,15 +128,7 @@ pub fn StreamerCell() -> impl IntoView {
                     "Chunk size"
                     <input type="number" min="1" name="chunk_size" bind:value=chunk />
                 </label>
-                <label class="wide">
-                    "Source"
-                    <input
-                        type="text"
-                        name="source"
-                        title="generator, or the path of a Yelp-format JSON-lines file on the server"
-                        bind:value=source
-                    />
-                </label>
+                <SourcePicker source datasets />
                 <label>
                     "Stop after"
                     <input type="number" min="1" name="limit" placeholder="never" bind:value=limit />
@@ -198,6 +196,10 @@ pub fn StreamerCell() -> impl IntoView {
                 </div>
             </form>
             </Controls>
+            <Controls>
+                <DatasetUpload source datasets />
+            </Controls>
+            <SocketsNote />
             <ErrorLine error />
             <LimitProgress streamer />
             <div class="stats">
@@ -262,5 +264,204 @@ fn LimitProgress(streamer: Memo<Option<StageStatus>>) -> impl IntoView {
                 </p>
             }
         })
+    }
+}
+
+/// The datasets folder as last listed, and a way to list it again.
+#[derive(Clone, Copy)]
+struct Datasets {
+    list: RwSignal<Option<DatasetList>>,
+    /// Bumped to list again (after an upload, or while lines are still being counted).
+    refresh: RwSignal<u32>,
+    error: RwSignal<Option<String>>,
+}
+
+impl Datasets {
+    /// Lists the folder once hydrated, and again whenever `refresh` changes. Lines still being
+    /// counted on the server (`null`) are asked for again two seconds later.
+    fn fetch() -> Self {
+        let datasets = Self {
+            list: RwSignal::new(None),
+            refresh: RwSignal::new(0),
+            error: RwSignal::new(None),
+        };
+        Effect::new(move |_| {
+            datasets.refresh.track();
+            leptos::task::spawn_local(async move {
+                match crate::client::get::<DatasetList>("/api/datasets").await {
+                    Ok(list) => {
+                        if list.datasets.iter().any(|d| d.lines.is_none()) {
+                            set_timeout(
+                                move || datasets.reload(),
+                                std::time::Duration::from_secs(2),
+                            );
+                        }
+                        datasets.list.set(Some(list));
+                    }
+                    Err(message) => datasets.error.set(Some(format!("datasets: {message}"))),
+                }
+            });
+        });
+        datasets
+    }
+
+    fn reload(self) {
+        self.refresh.update(|n| *n = n.wrapping_add(1));
+    }
+
+    fn max_upload_bytes(self) -> u64 {
+        self.list
+            .with_untracked(|l| l.as_ref().map_or(0, |l| l.max_upload_bytes))
+    }
+}
+
+/// "sample-yelp.jsonl · 1.3 MiB · 2,000 lines".
+fn dataset_label(dataset: &DatasetInfo) -> String {
+    let lines = match dataset.lines {
+        Some(lines) => format!(
+            "{} lines",
+            thousands(i64::try_from(lines).unwrap_or(i64::MAX))
+        ),
+        None => "counting lines…".to_owned(),
+    };
+    format!(
+        "{} · {} · {lines}",
+        dataset.name,
+        human_bytes(dataset.bytes)
+    )
+}
+
+/// The source: the built-in generator, or one of the datasets on the server.
+#[component]
+fn SourcePicker(source: RwSignal<String>, datasets: Datasets) -> impl IntoView {
+    let options = move || {
+        let listed = datasets.list.get().map(|l| l.datasets).unwrap_or_default();
+        let chosen = source.get();
+        // A source the folder no longer has (a stage restored from its config) stays visible.
+        let missing = (chosen != SOURCE_GENERATOR && !listed.iter().any(|d| d.name == chosen))
+            .then(|| format!("{chosen} · not in the datasets folder"));
+        let listed = listed
+            .into_iter()
+            .map(|d| (d.name.clone(), dataset_label(&d)));
+        missing
+            .map(|label| (chosen.clone(), label))
+            .into_iter()
+            .chain(listed)
+            .map(|(name, label)| {
+                let selected = name == chosen;
+                view! { <option value=name selected=selected>{label}</option> }
+            })
+            .collect_view()
+    };
+    view! {
+        <label class="wide">
+            "Source"
+            <select
+                name="source"
+                data-testid="streamer-source"
+                title="the built-in generator, or a Yelp-format JSON-lines file in the server's datasets folder"
+                prop:value=move || source.get()
+                on:change=move |ev| source.set(event_target_value(&ev))
+            >
+                <option value=SOURCE_GENERATOR selected=move || source.get() == SOURCE_GENERATOR>
+                    "Built-in generator (seeded)"
+                </option>
+                {options}
+            </select>
+        </label>
+    }
+}
+
+/// Upload a JSON-lines file into the datasets folder; on success it becomes the source.
+#[component]
+fn DatasetUpload(source: RwSignal<String>, datasets: Datasets) -> impl IntoView {
+    let file_input = NodeRef::<leptos::html::Input>::new();
+    let replace = RwSignal::new(false);
+    let uploading = RwSignal::new(false);
+    let done = RwSignal::new(None::<String>);
+    let error = datasets.error;
+    let upload = move |_| {
+        error.set(None);
+        done.set(None);
+        uploading.set(true);
+        let max = datasets.max_upload_bytes();
+        leptos::task::spawn_local(async move {
+            match crate::client::upload_dataset(file_input, replace.get_untracked(), max).await {
+                Ok(info) => {
+                    source.set(info.name.clone());
+                    done.set(Some(format!(
+                        "Uploaded {} — selected as the source: press Start to stream it.",
+                        dataset_label(&info)
+                    )));
+                    datasets.reload();
+                }
+                Err(message) => error.set(Some(message)),
+            }
+            uploading.set(false);
+        });
+    };
+    let limit = move || {
+        datasets
+            .list
+            .get()
+            .map(|l| format!(" (up to {})", human_bytes(l.max_upload_bytes)))
+            .unwrap_or_default()
+    };
+    view! {
+        <form class="controls dataset-upload" on:submit=|ev| ev.prevent_default()>
+            <label class="wide">
+                {move || format!("Add a dataset: a Yelp-format .jsonl file{}", limit())}
+                <input
+                    type="file"
+                    name="dataset"
+                    accept=".jsonl,.json,application/x-ndjson"
+                    data-testid="dataset-file"
+                    node_ref=file_input
+                    on:change=move |_| {
+                        error.set(None);
+                        done.set(None);
+                    }
+                />
+            </label>
+            <label class="check" title="replace a dataset of the same name">
+                <input type="checkbox" name="replace" bind:checked=replace />
+                "Replace"
+            </label>
+            <button
+                type="submit"
+                class="btn"
+                data-testid="dataset-upload"
+                on:click=upload
+                disabled=move || uploading.get()
+            >
+                {move || if uploading.get() { "Uploading…" } else { "Upload" }}
+            </button>
+        </form>
+        <ErrorLine error />
+        {move || {
+            done.get().map(|note| view! { <p class="note" data-testid="dataset-uploaded">{note}</p> })
+        }}
+    }
+}
+
+/// Whether the stages' sockets stay on this machine (the operator's setting).
+#[component]
+fn SocketsNote() -> impl IntoView {
+    let live = Live::use_context();
+    let allowed = move || {
+        live.snapshot
+            .get()
+            .is_some_and(|s| s.pipeline.network_sockets_allowed)
+    };
+    view! {
+        <p class="muted sockets-note" data-testid="sockets-note">
+            {move || {
+                if allowed() {
+                    "Sockets: network addresses allowed by the operator — the streamer may listen, and the producer connect, beyond this machine."
+                } else {
+                    "Sockets: loopback only — the streamer listens on 127.0.0.1 and the producer reads only from it."
+                }
+            }}
+        </p>
     }
 }

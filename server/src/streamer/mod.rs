@@ -1,12 +1,13 @@
 //! Stage 1 · the socket streamer: a TCP server on 127.0.0.1 that writes review JSON lines in
-//! chunks at a chosen rate, from a Yelp-format file or the built-in generator. It plays the part of
-//! seed 000's socket source; the producer stage is its client.
+//! chunks at a chosen rate, from a Yelp-format file in the datasets folder ([`datasets`]) or the
+//! built-in generator. It plays the part of seed 000's socket source; the producer stage is its
+//! client.
 
+pub mod datasets;
 pub mod generator;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -40,11 +41,6 @@ pub enum StreamerError {
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
-        source: std::io::Error,
-    },
-    #[error("cannot read {path}: {source}")]
-    Source {
-        path: PathBuf,
         source: std::io::Error,
     },
 }
@@ -88,16 +84,20 @@ pub fn validate(config: &StreamerConfig) -> Result<(), StreamerError> {
             ),
         );
     }
-    if config.source != "generator" && !PathBuf::from(&config.source).is_file() {
-        return bad(
-            "source",
-            format!(
-                "expected \"generator\" or a readable file, got {:?}",
-                config.source
-            ),
-        );
+    // Only the form of the name here; the datasets folder resolves it (Datasets::open_source).
+    if let Err(datasets::DatasetError::Source(message)) =
+        datasets::check_source_name(&config.source)
+    {
+        return bad("source", message);
     }
     Ok(())
+}
+
+/// What the streamer reads: the generator, or a dataset already opened (and checked to be inside
+/// the datasets folder) before the stage starts.
+pub enum SourceInput {
+    Generator,
+    File(std::fs::File),
 }
 
 /// Counters of the streamer, shown in its cell.
@@ -236,18 +236,14 @@ fn review_id_of(line: &str) -> Option<String> {
 }
 
 impl Source {
-    async fn open(config: &StreamerConfig) -> Result<Self, StreamerError> {
-        if config.source == "generator" {
-            return Ok(Source::Generator {
+    fn open(config: &StreamerConfig, input: SourceInput) -> Self {
+        match input {
+            SourceInput::Generator => Source::Generator {
                 generator: Box::new(ReviewGenerator::new(config.seed)),
                 remaining: config.limit,
-            });
+            },
+            SourceInput::File(file) => Source::File(BufReader::new(File::from_std(file)).lines()),
         }
-        let path = PathBuf::from(&config.source);
-        let file = File::open(&path)
-            .await
-            .map_err(|source| StreamerError::Source { path, source })?;
-        Ok(Source::File(BufReader::new(file).lines()))
     }
 
     /// The next line to send, without its newline; `None` at the end.
@@ -298,6 +294,7 @@ impl Source {
 /// stage is stopped.
 pub async fn run(
     config: StreamerConfig,
+    input: SourceInput,
     metrics: std::sync::Arc<StreamerMetrics>,
     ctx: StageContext,
 ) -> Result<(), StreamerError> {
@@ -316,7 +313,7 @@ pub async fn run(
             source,
         })?;
     metrics.set_listening(Some(addr));
-    let mut source = Source::open(&config).await?;
+    let mut source = Source::open(&config, input);
     let mut times = EventTimes::new(&config);
     ctx.set_detail(format!("listening on {addr}, waiting for a client"));
     loop {
@@ -476,12 +473,16 @@ mod tests {
         config.chunk_size = 0;
         let err = validate(&config).expect_err("chunk 0");
         assert!(err.to_string().starts_with("chunk_size"), "{err}");
-        config = StreamerConfig {
-            source: "/no/such/file.json".into(),
-            ..StreamerConfig::default()
-        };
-        let err = validate(&config).expect_err("missing file");
-        assert!(err.to_string().starts_with("source"), "{err}");
+        for path in ["/no/such/file.json", "../../etc/passwd", "/etc/passwd", ""] {
+            config = StreamerConfig {
+                source: path.into(),
+                ..StreamerConfig::default()
+            };
+            let err = validate(&config).expect_err("a path");
+            assert!(err.to_string().starts_with("source: "), "{err}");
+        }
+        config.source = "sample-yelp.jsonl".into();
+        assert!(validate(&config).is_ok(), "a name is resolved later");
         config = StreamerConfig {
             late_share: 1.5,
             ..StreamerConfig::default()
