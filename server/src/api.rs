@@ -1,20 +1,15 @@
 //! The JSON control API (documented in `docs/api.md`): a thin layer over [`Engine`].
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use app::api::{ApiError, Sentiment, WindowKind};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::Stream;
 use serde::Deserialize;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::WatchStream;
 
 use crate::faults::FaultError;
 use crate::index::SearchError;
@@ -392,20 +387,11 @@ async fn trace_next(State(engine): State<Arc<Engine>>) -> ApiResult<app::api::Tr
     Ok(Json(noted(&engine, trace)))
 }
 
-/// Server-sent events: the current snapshot at once, then each new one (about once a second).
-async fn events(
-    State(engine): State<Arc<Engine>>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let closing = engine.closing().clone().cancelled_owned();
-    let stream = WatchStream::new(engine.subscribe()).map(|snapshot| {
-        let event = Event::default()
-            .event("snapshot")
-            .json_data(&snapshot)
-            .unwrap_or_else(|_| Event::default().comment("unserialisable snapshot"));
-        Ok(event)
-    });
-    let stream = futures::StreamExt::take_until(stream, closing);
-    Sse::new(stream).keep_alive(KeepAlive::default())
+/// Server-sent events: the current snapshot at once, then about once a second the parts of it
+/// that changed (see [`crate::feed`]); gzip-compressed when the client takes it.
+async fn events(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
+    let gzip = crate::feed::gzip::accepts_gzip(&headers);
+    crate::feed::response(engine.feed(), engine.closing().clone(), gzip)
 }
 
 // ---- The lesson: run all / stop all, restart, progress, fault buttons ----

@@ -7,6 +7,7 @@ pub mod api;
 pub mod bench;
 pub mod config;
 pub mod faults;
+pub mod feed;
 pub mod index;
 pub mod kafka;
 pub mod lab;

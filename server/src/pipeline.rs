@@ -20,6 +20,7 @@ use crate::aggregate::run::AggregateSetup;
 use crate::aggregate::{self, AggregateMetrics};
 use crate::config::{ConfigError, ServeArgs};
 use crate::faults::{self, FaultError};
+use crate::feed::Frame;
 use crate::index::indexer::{self, IndexerMetrics, IndexerSetup};
 use crate::index::query::{Search, check_interval};
 use crate::index::{Backend, SearchBackend, SearchError, SearchSettings};
@@ -133,6 +134,8 @@ pub struct Engine {
     search: Arc<Backend>,
     lab: Arc<DeliveryLab>,
     snapshot: watch::Sender<Snapshot>,
+    /// The live feed: each snapshot cut down and serialised once, for every viewer.
+    feed: watch::Sender<Arc<Frame>>,
     lesson: Lesson,
     tracer: Tracer,
     /// Cancelled when the server shuts down, so long-lived responses (SSE) can end.
@@ -177,6 +180,7 @@ impl Engine {
             search,
             lab: Arc::default(),
             snapshot: watch::Sender::new(Snapshot::default()),
+            feed: watch::Sender::new(Arc::new(Frame::first(&Snapshot::default()))),
             lesson: Lesson::open(&settings.data_dir),
             tracer: Tracer::default(),
             closing: tokio_util::sync::CancellationToken::new(),
@@ -198,8 +202,14 @@ impl Engine {
         &self.closing
     }
 
+    /// The latest snapshot, whole: every window, event and review the engine keeps.
     pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
         self.snapshot.subscribe()
+    }
+
+    /// The live feed's latest frame: the same snapshot as viewers get it (see [`crate::feed`]).
+    pub fn feed(&self) -> watch::Receiver<Arc<Frame>> {
+        self.feed.subscribe()
     }
 
     pub fn kafka_status(&self) -> KafkaStatus {
@@ -735,7 +745,9 @@ async fn sample_forever(engine: std::sync::Weak<Engine>) {
         };
         let previous = engine.snapshot.borrow().clone();
         let next = engine.sample(&previous).await;
+        let frame = engine.feed.borrow().next(&next);
         engine.snapshot.send_replace(next);
+        engine.feed.send_replace(Arc::new(frame));
     }
 }
 

@@ -161,6 +161,7 @@ impl AggregateMetrics {
             duplicates: state.duplicates,
             counted: state.counted,
             windows: state.rows(None),
+            totals: None,
         };
         match self.view.lock() {
             Ok(mut slot) => *slot = view,
