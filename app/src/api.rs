@@ -457,6 +457,100 @@ impl Snapshot {
     pub fn topic(&self, name: &str) -> Option<&TopicInfo> {
         self.topics.iter().find(|topic| topic.name == name)
     }
+
+    /// Brings the snapshot up to date with an `event: parts` of the live feed: the parts it
+    /// carries replace the ones held, the others stay as they are.
+    pub fn apply(&mut self, delta: SnapshotDelta) {
+        let parts = delta.parts;
+        self.at = delta.at;
+        if let Some(pipeline) = parts.pipeline {
+            self.pipeline = pipeline;
+        }
+        if let Some(topics) = parts.topics {
+            self.topics = topics;
+        }
+        if let Some(groups) = parts.groups {
+            self.groups = groups;
+        }
+        if let Some(sentiment) = parts.sentiment {
+            self.sentiment = sentiment;
+        }
+        if let Some(search) = parts.search {
+            self.search = search;
+        }
+        if let Some(aggregate) = parts.aggregate {
+            self.aggregate = aggregate;
+        }
+        if let Some(parquet) = parts.parquet {
+            self.parquet = parquet;
+        }
+        if let Some(lesson) = parts.lesson {
+            self.lesson = lesson;
+        }
+        if let Some(lab) = parts.lab {
+            self.lab = lab;
+        }
+    }
+}
+
+// ─────────────────────────────────────────────────────────────────────────────────────────────
+// The live feed (`GET /api/events`): a full snapshot on connect, then the parts that changed.
+// ─────────────────────────────────────────────────────────────────────────────────────────────
+
+/// The parts of a [`Snapshot`] the live feed sends on their own (every field but `at`), named
+/// as in its JSON.
+pub const SNAPSHOT_PARTS: [&str; 9] = [
+    "pipeline",
+    "topics",
+    "groups",
+    "sentiment",
+    "search",
+    "aggregate",
+    "parquet",
+    "lesson",
+    "lab",
+];
+
+/// Windows of each kind (tumbling, sliding) the live feed sends and the window charts draw:
+/// the latest ones.
+pub const LIVE_WINDOWS_PER_KIND: usize = 24;
+/// Session windows the live feed sends and the sessions table shows: the latest-ending ones.
+pub const LIVE_SESSIONS: usize = 8;
+/// Rebalance events the timeline lists, newest first (the feed also sends the oldest one kept,
+/// from which the timeline counts its seconds).
+pub const LIVE_REBALANCES: usize = 12;
+/// Labelled reviews the live table shows, newest first.
+pub const LIVE_LATEST_REVIEWS: usize = 8;
+
+/// `event: parts` of the live feed: the snapshot's time and the parts that changed since the
+/// event before it on the same connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SnapshotDelta {
+    pub at: i64,
+    pub parts: SnapshotParts,
+}
+
+/// Parts of a snapshot, each present only when it changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SnapshotParts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Vec<TopicInfo>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<GroupInfo>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentiment: Option<SentimentView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<AggregateView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parquet: Option<Vec<ParquetFile>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lesson: Option<LessonView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab: Option<DeliveryLabView>,
 }
 
 /// Configuration of the indexer stage (`POST /api/stages/indexer/start`).
@@ -711,8 +805,102 @@ pub struct AggregateView {
     pub duplicates: u64,
     /// Records counted in windows since the stage's state began.
     pub counted: u64,
-    /// Open windows and the latest closed ones, by kind and start.
+    /// Open windows and the latest closed ones, by kind and start. The live feed sends only the
+    /// ones the cell draws (see [`LIVE_WINDOWS_PER_KIND`], [`LIVE_SESSIONS`]) and `totals`.
     pub windows: Vec<WindowRow>,
+    /// What the cell shows about every window, for a view whose `windows` were cut down to the
+    /// ones drawn (the live feed's); absent when `windows` are all there (`GET /api/aggregates`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<WindowTotals>,
+}
+
+/// How many windows of one kind there are, and how many of them are open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct WindowCount {
+    pub windows: u64,
+    pub open: u64,
+}
+
+/// Figures over all windows of an [`AggregateView`], kept when its list is cut down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct WindowTotals {
+    pub tumbling: WindowCount,
+    pub sliding: WindowCount,
+    pub session: WindowCount,
+    /// Over the tumbling windows: reviews per stars value, 1★ … 5★ …
+    pub tumbling_stars: [u64; 5],
+    /// … and the sum of their sentiment scores (average per window × its count, added up).
+    pub tumbling_score_sums: [f64; 5],
+}
+
+impl AggregateView {
+    /// Windows of `kind`, and open ones among them: from `totals` when the list was cut down.
+    pub fn count_of(&self, kind: WindowKind) -> WindowCount {
+        if let Some(totals) = &self.totals {
+            return match kind {
+                WindowKind::Tumbling => totals.tumbling,
+                WindowKind::Sliding => totals.sliding,
+                WindowKind::Session => totals.session,
+            };
+        }
+        let of_kind = self.windows.iter().filter(|w| w.kind == kind);
+        let (windows, open) = of_kind.fold((0, 0), |(all, open), w| {
+            (all + 1, open + u64::from(!w.closed))
+        });
+        WindowCount { windows, open }
+    }
+
+    /// Over all tumbling windows: reviews per stars value and the sum of their scores.
+    pub fn tumbling_stars(&self) -> ([u64; 5], [f64; 5]) {
+        if let Some(totals) = &self.totals {
+            return (totals.tumbling_stars, totals.tumbling_score_sums);
+        }
+        let mut counts = [0u64; 5];
+        let mut sums = [0f64; 5];
+        for window in self
+            .windows
+            .iter()
+            .filter(|w| w.kind == WindowKind::Tumbling)
+        {
+            for i in 0..5 {
+                counts[i] += window.stars[i];
+                sums[i] += window.avg_score_by_stars[i].unwrap_or(0.0) * window.stars[i] as f64;
+            }
+        }
+        (counts, sums)
+    }
+
+    /// The latest `n` windows of `kind` in list order, oldest first: the bars of a window chart.
+    pub fn latest_windows(&self, kind: WindowKind, n: usize) -> Vec<&WindowRow> {
+        let of_kind: Vec<&WindowRow> = self.windows.iter().filter(|w| w.kind == kind).collect();
+        let skip = of_kind.len().saturating_sub(n);
+        of_kind.into_iter().skip(skip).collect()
+    }
+
+    /// The `n` session windows that end last, latest first (ties in list order): the sessions
+    /// table.
+    pub fn latest_sessions(&self, n: usize) -> Vec<&WindowRow> {
+        let mut sessions: Vec<&WindowRow> = self
+            .windows
+            .iter()
+            .filter(|w| w.kind == WindowKind::Session)
+            .collect();
+        sessions.sort_by_key(|w| std::cmp::Reverse(w.end));
+        sessions.truncate(n);
+        sessions
+    }
+
+    /// The totals of this view's windows, as [`AggregateView::totals`] keeps them.
+    pub fn totals(&self) -> WindowTotals {
+        let (tumbling_stars, tumbling_score_sums) = self.tumbling_stars();
+        WindowTotals {
+            tumbling: self.count_of(WindowKind::Tumbling),
+            sliding: self.count_of(WindowKind::Sliding),
+            session: self.count_of(WindowKind::Session),
+            tumbling_stars,
+            tumbling_score_sums,
+        }
+    }
 }
 
 /// Which search engine holds the index, and how it is doing.

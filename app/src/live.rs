@@ -1,6 +1,8 @@
-//! The live feed: one EventSource on `/api/events`, whose snapshots every cell reads from context.
+//! The live feed: one EventSource on `/api/events`, whose snapshot every cell reads from context.
+//! The server sends the whole snapshot when the feed (re)connects, then only the parts that
+//! changed; they are applied to the snapshot held here, in place.
 
-use crate::api::Snapshot;
+use crate::api::{Snapshot, SnapshotDelta};
 use leptos::prelude::*;
 
 /// The latest snapshot (None until the first one arrives) and whether the feed is connected.
@@ -29,22 +31,28 @@ impl Live {
     #[cfg(feature = "hydrate")]
     fn subscribe(self) {
         use futures::StreamExt;
-        use gloo_net::eventsource::futures::EventSource;
         leptos::task::spawn_local(async move {
             loop {
-                if let Ok(mut source) = EventSource::new("/api/events") {
-                    if let Ok(mut events) = source.subscribe("snapshot") {
-                        while let Some(Ok((_, message))) = events.next().await {
-                            let Some(data) = message.data().as_string() else {
+                if let Some(mut source) = source::Source::open("/api/events") {
+                    while let Some(message) = source.messages.next().await {
+                        let event = match message {
+                            source::Message::Event(event) => event,
+                            // The browser reconnects by itself and starts with a snapshot again.
+                            source::Message::Reconnecting => {
+                                self.connected.set(false);
                                 continue;
-                            };
-                            if let Ok(snapshot) = serde_json::from_str::<Snapshot>(&data) {
-                                self.connected.set(true);
-                                self.snapshot.set(Some(snapshot));
                             }
+                            source::Message::Closed => break,
+                        };
+                        let mut applied = Ok(());
+                        self.snapshot
+                            .update(|snapshot| applied = apply_event(snapshot, &event));
+                        if applied.is_err() {
+                            // A part could not be read: start again from a whole snapshot.
+                            break;
                         }
+                        self.connected.set(true);
                     }
-                    source.close();
                 }
                 self.connected.set(false);
                 gloo_timers::future::TimeoutFuture::new(1_000).await;
@@ -54,4 +62,177 @@ impl Live {
 
     #[cfg(not(feature = "hydrate"))]
     fn subscribe(self) {}
+}
+
+/// One event of the feed: its type (`snapshot` or `parts`) and its data.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FeedEvent {
+    pub kind: String,
+    pub data: String,
+}
+
+/// Brings `current` up to date with one event, in the order the server sent them: a snapshot
+/// replaces it, parts are applied to it (none can come before the first snapshot of a
+/// connection). An event that does not parse leaves it unchanged and is an error.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub(crate) fn apply_event(
+    current: &mut Option<Snapshot>,
+    event: &FeedEvent,
+) -> Result<(), serde_json::Error> {
+    match event.kind.as_str() {
+        "snapshot" => *current = Some(serde_json::from_str(&event.data)?),
+        "parts" => {
+            let delta: SnapshotDelta = serde_json::from_str(&event.data)?;
+            if let Some(snapshot) = current {
+                snapshot.apply(delta);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The browser's EventSource, with the events of every type in one channel so they are handled
+/// in the order they arrived (a parts event must never be applied before the snapshot it
+/// follows; one channel per type, as gloo's `subscribe` gives, does not promise that).
+#[cfg(feature = "hydrate")]
+mod source {
+    use super::FeedEvent;
+    use futures::channel::mpsc;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+
+    pub enum Message {
+        Event(FeedEvent),
+        /// The connection dropped; the browser is opening it again.
+        Reconnecting,
+        /// The browser gave up (e.g. the server answered with an error status).
+        Closed,
+    }
+
+    type Listener = Closure<dyn FnMut(web_sys::Event)>;
+
+    pub struct Source {
+        source: web_sys::EventSource,
+        listeners: Vec<(&'static str, Listener)>,
+        pub messages: mpsc::UnboundedReceiver<Message>,
+    }
+
+    impl Source {
+        pub fn open(url: &str) -> Option<Source> {
+            let source = web_sys::EventSource::new(url).ok()?;
+            let (sender, messages) = mpsc::unbounded();
+            let mut listeners = Vec::new();
+            for kind in ["snapshot", "parts", "error"] {
+                let sender = sender.clone();
+                let listener: Listener = Closure::wrap(Box::new(move |event: web_sys::Event| {
+                    let _ = sender.unbounded_send(message(kind, &event));
+                }));
+                source
+                    .add_event_listener_with_callback(kind, listener.as_ref().unchecked_ref())
+                    .ok()?;
+                listeners.push((kind, listener));
+            }
+            Some(Source {
+                source,
+                listeners,
+                messages,
+            })
+        }
+    }
+
+    fn message(kind: &str, event: &web_sys::Event) -> Message {
+        if kind == "error" {
+            let reconnecting = event
+                .current_target()
+                .and_then(|target| target.dyn_into::<web_sys::EventSource>().ok())
+                .is_some_and(|s| s.ready_state() == web_sys::EventSource::CONNECTING);
+            return if reconnecting {
+                Message::Reconnecting
+            } else {
+                Message::Closed
+            };
+        }
+        let data = event
+            .dyn_ref::<web_sys::MessageEvent>()
+            .and_then(|m| m.data().as_string())
+            .unwrap_or_default();
+        Message::Event(FeedEvent {
+            kind: kind.to_owned(),
+            data,
+        })
+    }
+
+    impl Drop for Source {
+        fn drop(&mut self) {
+            self.source.close();
+            // Before the closures go, so the browser can never call a dropped one.
+            for (kind, listener) in &self.listeners {
+                let _ = self
+                    .source
+                    .remove_event_listener_with_callback(kind, listener.as_ref().unchecked_ref());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{SearchStatus, SnapshotParts};
+
+    fn event(kind: &str, data: impl serde::Serialize) -> FeedEvent {
+        FeedEvent {
+            kind: kind.to_owned(),
+            data: serde_json::to_string(&data).expect("serialise"),
+        }
+    }
+
+    #[test]
+    fn parts_update_the_snapshot_they_follow() {
+        let first = Snapshot {
+            at: 1,
+            ..Snapshot::default()
+        };
+        let search = SearchStatus {
+            documents: Some(5),
+            ..SearchStatus::default()
+        };
+        let delta = SnapshotDelta {
+            at: 2,
+            parts: SnapshotParts {
+                search: Some(search.clone()),
+                ..SnapshotParts::default()
+            },
+        };
+        let mut held = None;
+        // Parts before any snapshot have nothing to apply to.
+        apply_event(&mut held, &event("parts", &delta)).expect("parts");
+        assert_eq!(held, None);
+
+        apply_event(&mut held, &event("snapshot", &first)).expect("snapshot");
+        apply_event(&mut held, &event("parts", &delta)).expect("parts");
+        let expected = Snapshot {
+            at: 2,
+            search,
+            ..first.clone()
+        };
+        assert_eq!(held.as_ref(), Some(&expected));
+
+        // A new snapshot (a reconnect) replaces everything.
+        apply_event(&mut held, &event("snapshot", &first)).expect("snapshot");
+        assert_eq!(held, Some(first));
+    }
+
+    #[test]
+    fn an_unreadable_event_is_an_error_and_changes_nothing() {
+        let mut held = Some(Snapshot::default());
+        let broken = FeedEvent {
+            kind: "parts".into(),
+            data: r#"{"at": 3, "parts": {"search": 7}}"#.into(),
+        };
+        assert!(apply_event(&mut held, &broken).is_err());
+        assert_eq!(held, Some(Snapshot::default()));
+    }
 }

@@ -1,21 +1,16 @@
 //! The JSON control API (documented in `docs/api.md`): a thin layer over [`Engine`].
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use app::api::{ApiError, Role, Sentiment, WindowKind};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
-use futures::Stream;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::WatchStream;
 
 use crate::faults::FaultError;
 use crate::index::SearchError;
@@ -463,20 +458,11 @@ async fn trace_next(
     Ok(Json(noted(&engine, role, trace)))
 }
 
-/// Server-sent events: the current snapshot at once, then each new one (about once a second).
-async fn events(
-    State(engine): State<Arc<Engine>>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let closing = engine.closing().clone().cancelled_owned();
-    let stream = WatchStream::new(engine.subscribe()).map(|snapshot| {
-        let event = Event::default()
-            .event("snapshot")
-            .json_data(&snapshot)
-            .unwrap_or_else(|_| Event::default().comment("unserialisable snapshot"));
-        Ok(event)
-    });
-    let stream = futures::StreamExt::take_until(stream, closing);
-    Sse::new(stream).keep_alive(KeepAlive::default())
+/// Server-sent events: the current snapshot at once, then about once a second the parts of it
+/// that changed (see [`crate::feed`]); gzip-compressed when the client takes it.
+async fn events(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
+    let gzip = crate::feed::gzip::accepts_gzip(&headers);
+    crate::feed::response(engine.feed(), engine.closing().clone(), gzip)
 }
 
 // ---- The lesson: run all / stop all, restart, progress, fault buttons ----

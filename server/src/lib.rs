@@ -9,6 +9,7 @@ pub mod bench;
 pub mod bounds;
 pub mod config;
 pub mod faults;
+pub mod feed;
 pub mod index;
 pub mod kafka;
 pub mod lab;

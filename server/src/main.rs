@@ -74,6 +74,25 @@ struct BenchArgs {
     /// Where the baseline scripts are.
     #[arg(long, default_value = "scripts")]
     scripts: std::path::PathBuf,
+    /// Instead: the live feed shared by this many viewers (a server of its own, every stage
+    /// running; see docs/benchmarks.md, "Live feed for a room").
+    #[arg(long)]
+    viewers: Option<usize>,
+    /// --viewers: length of each phase (no viewer, viewers, no viewer), seconds.
+    #[arg(long, default_value_t = 60)]
+    secs: u64,
+    /// --viewers: how long every stage runs before the first phase, seconds.
+    #[arg(long, default_value_t = 60)]
+    warmup: u64,
+    /// --viewers: the pipebook binary to serve with (default: this one).
+    #[arg(long)]
+    server: Option<std::path::PathBuf>,
+    /// --viewers: viewers do not accept gzip.
+    #[arg(long)]
+    no_gzip: bool,
+    /// --viewers: streamer rate, reviews/s.
+    #[arg(long, default_value_t = 1_000)]
+    rate: u32,
 }
 
 #[tokio::main]
@@ -120,6 +139,9 @@ async fn eval(args: EvalArgs) -> anyhow::Result<()> {
 }
 
 async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(viewers) = args.viewers {
+        return bench_viewers(viewers, args).await;
+    }
     let python = args
         .python
         .map(|interpreter| pipebook::bench::baseline::Python {
@@ -154,6 +176,37 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         std::fs::write(
             out.join("results.json"),
             serde_json::to_string_pretty(&results)?,
+        )?;
+    }
+    Ok(())
+}
+
+/// `pipebook bench --viewers N`: the live feed shared by a room.
+async fn bench_viewers(viewers: usize, args: BenchArgs) -> anyhow::Result<()> {
+    let server = match args.server {
+        Some(server) => server,
+        None => std::env::current_exe().context("cannot find this binary")?,
+    };
+    let options = pipebook::bench::viewers::ViewerOptions {
+        viewers,
+        secs: args.secs,
+        warmup_secs: args.warmup,
+        server,
+        gzip: !args.no_gzip,
+        rate: args.rate,
+    };
+    let report = pipebook::bench::viewers::run(&options)
+        .await
+        .context("viewer benchmark failed")?;
+    let table = report.to_markdown();
+    println!("{table}");
+    if let Some(out) = args.out {
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("cannot create {}", out.display()))?;
+        std::fs::write(out.join("viewers.md"), &table)?;
+        std::fs::write(
+            out.join("viewers.json"),
+            serde_json::to_string_pretty(&report)?,
         )?;
     }
     Ok(())

@@ -19,6 +19,7 @@ use crate::aggregate::{self, AggregateMetrics};
 use crate::bounds::{Bounded, Bounds};
 use crate::config::{ConfigError, ServeArgs};
 use crate::faults::{self, FaultError};
+use crate::feed::Frame;
 use crate::index::indexer::{self, IndexerMetrics, IndexerSetup};
 use crate::index::query::{Search, check_interval};
 use crate::index::{Backend, SearchBackend, SearchError, SearchSettings};
@@ -156,6 +157,8 @@ pub struct Engine {
     reach: NetworkReach,
     lab: Arc<DeliveryLab>,
     snapshot: watch::Sender<Snapshot>,
+    /// The live feed: each snapshot cut down and serialised once, for every viewer.
+    feed: watch::Sender<Arc<Frame>>,
     lesson: Lesson,
     tracer: Tracer,
     /// How many browses, traces, searches and listings may run at once.
@@ -214,6 +217,7 @@ impl Engine {
             reach: settings.reach,
             lab: Arc::default(),
             snapshot: watch::Sender::new(Snapshot::default()),
+            feed: watch::Sender::new(Arc::new(Frame::first(&Snapshot::default()))),
             lesson: Lesson::open(&settings.data_dir),
             tracer: Tracer::default(),
             bounds: Bounds::default(),
@@ -236,8 +240,14 @@ impl Engine {
         &self.closing
     }
 
+    /// The latest snapshot, whole: every window, event and review the engine keeps.
     pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
         self.snapshot.subscribe()
+    }
+
+    /// The live feed's latest frame: the same snapshot as viewers get it (see [`crate::feed`]).
+    pub fn feed(&self) -> watch::Receiver<Arc<Frame>> {
+        self.feed.subscribe()
     }
 
     pub fn kafka_status(&self) -> KafkaStatus {
@@ -804,7 +814,9 @@ async fn sample_forever(engine: std::sync::Weak<Engine>) {
         };
         let previous = engine.snapshot.borrow().clone();
         let next = engine.sample(&previous).await;
+        let frame = engine.feed.borrow().next(&next);
         engine.snapshot.send_replace(next);
+        engine.feed.send_replace(Arc::new(frame));
     }
 }
 

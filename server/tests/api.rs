@@ -168,6 +168,8 @@ async fn the_live_feed_sends_snapshots_with_growing_offsets() {
     let mut body = response.bytes_stream();
     let mut buffer = String::new();
     let mut highs = Vec::new();
+    // A whole snapshot first, then the parts that changed (tests/feed.rs checks the format).
+    let mut held: Option<app::api::Snapshot> = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     // Grown: a later snapshot shows more records than the first one that showed any.
     let grown = |h: &Vec<i64>| {
@@ -185,7 +187,11 @@ async fn the_live_feed_sends_snapshots_with_growing_offsets() {
             let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) else {
                 continue;
             };
-            let snapshot: app::api::Snapshot = serde_json::from_str(data).expect("snapshot JSON");
+            match held.as_mut() {
+                None => held = Some(serde_json::from_str(data).expect("snapshot JSON")),
+                Some(snapshot) => snapshot.apply(serde_json::from_str(data).expect("parts JSON")),
+            }
+            let snapshot = held.as_ref().expect("held");
             highs.push(snapshot.topic("reviews").map_or(0, |t| t.high_sum()));
         }
     }

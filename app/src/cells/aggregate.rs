@@ -9,12 +9,12 @@ use serde_json::json;
 use super::charts::{Bar, BarChart, sentiment_class};
 use super::lesson::FaultButton;
 use super::{Cell, ErrorLine, LiveStage, StatePill, restore_form_once, set_field, thousands};
-use crate::api::{AggregateView, Sentiment, WindowKind, WindowRow};
+use crate::api::{AggregateView, LIVE_SESSIONS, LIVE_WINDOWS_PER_KIND, Sentiment, WindowKind};
 use crate::client;
 use crate::live::Live;
 
-/// Windows drawn per chart (the latest ones).
-const BARS: usize = 24;
+/// Windows drawn per chart (the latest ones); the live feed sends no more.
+const BARS: usize = LIVE_WINDOWS_PER_KIND;
 
 #[component]
 pub fn AggregateCell() -> impl IntoView {
@@ -333,16 +333,9 @@ fn WindowChart(
     testid: &'static str,
 ) -> impl IntoView {
     let bars = Signal::derive(move || {
-        let windows: Vec<WindowRow> = view
-            .get()
-            .windows
+        let view = view.get();
+        view.latest_windows(kind, BARS)
             .into_iter()
-            .filter(|w| w.kind == kind)
-            .collect();
-        let skip = windows.len().saturating_sub(BARS);
-        windows
-            .into_iter()
-            .skip(skip)
             .map(|w| Bar {
                 label: time_of_day(w.start),
                 segments: Sentiment::ALL
@@ -359,17 +352,12 @@ fn WindowChart(
             })
             .collect::<Vec<_>>()
     });
+    // Counted over every window of the kind, not only the ones drawn (nor sent by the feed).
     let caption = Signal::derive(move || {
-        let windows: Vec<WindowRow> = view
-            .get()
-            .windows
-            .into_iter()
-            .filter(|w| w.kind == kind)
-            .collect();
-        let open = windows.iter().filter(|w| !w.closed).count();
+        let count = view.get().count_of(kind);
         format!(
-            "{} windows ({open} open) · hover a bar for its count",
-            windows.len()
+            "{} windows ({} open) · hover a bar for its count",
+            count.windows, count.open
         )
     });
     view! { <BarChart bars label=format!("{} windows", kind.as_str()) testid caption /> }
@@ -379,19 +367,8 @@ fn WindowChart(
 #[component]
 fn ScoreByStars(view: Signal<AggregateView>) -> impl IntoView {
     let bars = Signal::derive(move || {
-        let mut counts = [0u64; 5];
-        let mut sums = [0f64; 5];
-        for window in view
-            .get()
-            .windows
-            .iter()
-            .filter(|w| w.kind == WindowKind::Tumbling)
-        {
-            for i in 0..5 {
-                counts[i] += window.stars[i];
-                sums[i] += window.avg_score_by_stars[i].unwrap_or(0.0) * window.stars[i] as f64;
-            }
-        }
+        // Over every tumbling window, also those the live feed leaves out.
+        let (counts, sums) = view.get().tumbling_stars();
         (0..5)
             .map(|i| Bar {
                 label: format!("{}★", i + 1),
@@ -413,9 +390,8 @@ fn SessionTable(view: Signal<AggregateView>) -> impl IntoView {
             </thead>
             <tbody>
                 {move || {
-                    let mut sessions: Vec<WindowRow> = view.get().windows.into_iter().filter(|w| w.kind == WindowKind::Session).collect();
-                    sessions.sort_by_key(|w| std::cmp::Reverse(w.end));
-                    sessions.into_iter().take(8).map(|w| view! {
+                    let view = view.get();
+                    view.latest_sessions(LIVE_SESSIONS).into_iter().map(|w| view! {
                         <tr>
                             <td><code>{w.key.clone().unwrap_or_default().chars().take(10).collect::<String>()}</code></td>
                             <td>{time_of_day(w.start)}</td>

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::lesson::FaultButton;
 use super::{Cell, ErrorLine, LiveStage, StatePill, thousands};
-use crate::api::{Sentiment, SentimentView};
+use crate::api::{LIVE_LATEST_REVIEWS, LIVE_REBALANCES, Sentiment, SentimentView};
 use crate::client;
 use crate::live::Live;
 
@@ -305,8 +305,9 @@ fn Timeline(view_data: Signal<SentimentView>) -> impl IntoView {
         <ol class="timeline" data-testid="rebalances">
             {move || {
                 let events = view_data.get().rebalances;
+                // Seconds are counted from the oldest event kept (the feed sends it too).
                 let start = events.last().map_or(0, |e| e.at);
-                events.into_iter().take(12).map(|e| {
+                events.into_iter().take(LIVE_REBALANCES).map(|e| {
                     let partitions = if e.partitions.is_empty() {
                         String::new()
                     } else {
@@ -364,7 +365,7 @@ fn LatestTable(view_data: Signal<SentimentView>) -> impl IntoView {
             </thead>
             <tbody>
                 {move || {
-                    view_data.get().latest.into_iter().take(8).map(|r| view! {
+                    view_data.get().latest.into_iter().take(LIVE_LATEST_REVIEWS).map(|r| view! {
                         <tr>
                             <td class="excerpt">{r.excerpt}"…"</td>
                             <td>{"★".repeat(usize::from(r.stars))}</td>

@@ -159,6 +159,7 @@ impl AggregateMetrics {
             duplicates: state.duplicates,
             counted: state.counted,
             windows: state.rows(None),
+            totals: None,
         };
         match self.view.lock() {
             Ok(mut slot) => *slot = view,

@@ -16,6 +16,7 @@ use crate::sentiment::lexicon::{LexiconClassifier, Thresholds};
 use crate::streamer::generator::ReviewGenerator;
 
 pub mod baseline;
+pub mod viewers;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Measurement {
