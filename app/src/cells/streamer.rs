@@ -390,7 +390,7 @@ fn DatasetUpload(source: RwSignal<String>, datasets: Datasets) -> impl IntoView 
                 Ok(info) => {
                     source.set(info.name.clone());
                     done.set(Some(format!(
-                        "Uploaded {} — selected as the source: press Start to stream it.",
+                        "Uploaded {} — now the selected source.",
                         dataset_label(&info)
                     )));
                     datasets.reload();
