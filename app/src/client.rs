@@ -39,6 +39,12 @@ pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, String> {
         .send()
         .await
         .map_err(|e| e.to_string())?;
+    json_answer(response).await
+}
+
+/// A response's JSON body, or on a 4xx/5xx the server's error message.
+#[cfg(feature = "hydrate")]
+async fn json_answer<T: DeserializeOwned>(response: gloo_net::http::Response) -> Result<T, String> {
     if !response.ok() {
         return Err(error_text(response).await);
     }
@@ -61,10 +67,7 @@ pub async fn put_blob<T: DeserializeOwned>(
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    if !response.ok() {
-        return Err(error_text(response).await);
-    }
-    response.json::<T>().await.map_err(|e| e.to_string())
+    json_answer(response).await
 }
 
 /// Uploads the file chosen in `input` as a dataset named after it (`PUT /api/datasets/{name}`).

@@ -5,32 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::start_engine;
+use common::{serve, start_engine};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-struct Served {
-    base: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve(engine: std::sync::Arc<pipebook::pipeline::Engine>) -> Served {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = pipebook::api::router(engine);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Served { base, task }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_codes_and_messages() {

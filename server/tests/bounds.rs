@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{start_engine, stream_reviews};
+use common::{serve, start_engine, stream_reviews};
 use pipebook::bounds::{MAX_BROWSES, MAX_TRACES};
 use pipebook::kafka::inspect::{OFFSET_READERS_KEPT, REGISTERED_GROUPS_KEPT};
 use proptest::prelude::*;
@@ -15,28 +15,6 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
 
-struct Served {
-    base: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve(engine: std::sync::Arc<pipebook::pipeline::Engine>) -> Served {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = pipebook::api::router(engine);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Served { base, task }
-}
 
 /// This process's resident set size in MB (the test is both the server and its clients).
 fn rss_mb() -> f64 {

@@ -7,35 +7,15 @@ mod common;
 use std::time::Duration;
 
 use app::api::{DatasetInfo, DatasetList, TOPIC_DLQ, TOPIC_REVIEWS};
-use common::{counter, eventually, read_all, review_lines, start_engine, start_engine_with};
+use common::{
+    Served, counter, eventually, read_all, review_lines, serve, start_engine, start_engine_with,
+};
 use pipebook::pipeline::Engine;
 use pipebook::reach::NetworkReach;
 use serde_json::{Value, json};
 
 const NDJSON: &str = "application/x-ndjson";
 
-struct Served {
-    base: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve(engine: std::sync::Arc<Engine>) -> Served {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = pipebook::api::router(engine);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Served { base, task }
-}
 
 /// A POST with a JSON body; the status and the JSON answer.
 async fn post(served: &Served, path: &str, body: Value) -> (u16, Value) {

@@ -8,33 +8,11 @@ use std::io::Write;
 use std::time::Duration;
 
 use app::api::{SNAPSHOT_PARTS, Snapshot, SnapshotDelta};
-use common::start_engine;
+use common::{serve, start_engine};
 use futures::StreamExt;
 use pipebook::feed::for_viewers;
 use serde_json::{Value, json};
 
-struct Served {
-    base: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve(engine: std::sync::Arc<pipebook::pipeline::Engine>) -> Served {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = pipebook::api::router(engine);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Served { base, task }
-}
 
 /// Starts the streamer and the stages after it, so most parts change every second.
 async fn start_pipeline(http: &reqwest::Client, base: &str) {

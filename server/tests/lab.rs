@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use app::api::{DeliveryLabView, DeliveryMode, DeliveryResult, LabState};
-use common::{eventually, start_engine};
+use common::{eventually, serve, start_engine};
 use pipebook::pipeline::Engine;
 use serde_json::{Value, json};
 
@@ -88,28 +88,6 @@ async fn exactly_once_is_reported_unsupported_on_the_embedded_broker() {
     t.engine.shutdown().await;
 }
 
-struct Served {
-    base: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve(engine: std::sync::Arc<Engine>) -> Served {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = pipebook::api::router(engine);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Served { base, task }
-}
 
 /// Through HTTP: bad requests name the field, a second run is refused while one runs, and the
 /// at-least-once run writes the crashed batch twice and loses nothing.

@@ -125,3 +125,27 @@ pub async fn group_lag(engine: &pipebook::pipeline::Engine, group: &str) -> Opti
     }
     Some(group.total_lag())
 }
+
+/// The API router of an engine served on 127.0.0.1 at a free port; stopped when dropped.
+pub struct Served {
+    pub base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn serve(engine: Arc<Engine>) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = pipebook::api::router(engine);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Served { base, task }
+}
