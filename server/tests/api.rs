@@ -9,7 +9,6 @@ use common::{serve, start_engine};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_codes_and_messages() {
     let t = start_engine().await;

@@ -15,7 +15,6 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
 
-
 /// This process's resident set size in MB (the test is both the server and its clients).
 fn rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");

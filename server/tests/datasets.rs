@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 
 const NDJSON: &str = "application/x-ndjson";
 
-
 /// A POST with a JSON body; the status and the JSON answer.
 async fn post(served: &Served, path: &str, body: Value) -> (u16, Value) {
     let response = reqwest::Client::new()

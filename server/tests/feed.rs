@@ -13,7 +13,6 @@ use futures::StreamExt;
 use pipebook::feed::for_viewers;
 use serde_json::{Value, json};
 
-
 /// Starts the streamer and the stages after it, so most parts change every second.
 async fn start_pipeline(http: &reqwest::Client, base: &str) {
     for (stage, body) in [

@@ -88,7 +88,6 @@ async fn exactly_once_is_reported_unsupported_on_the_embedded_broker() {
     t.engine.shutdown().await;
 }
 
-
 /// Through HTTP: bad requests name the field, a second run is refused while one runs, and the
 /// at-least-once run writes the crashed batch twice and loses nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
