@@ -546,6 +546,7 @@ impl Inspector {
                     Some(Ok(_)) => {}
                     Some(Err(KafkaError::PartitionEOF(p))) if p == partition => break,
                     Some(Err(KafkaError::PartitionEOF(_))) => {}
+                    Some(Err(error)) if is_connection_event(&error) => {}
                     Some(Err(error)) => return Err(error.into()),
                     None => {}
                 }
@@ -760,6 +761,7 @@ impl Inspector {
                             return Ok(Some(to_message(&message)));
                         }
                         Some(Ok(_)) | Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+                        Some(Err(error)) if is_connection_event(&error) => {}
                         Some(Err(error)) => return Err(error.into()),
                     }
                 }
@@ -815,6 +817,7 @@ fn read_round(
                     open.remove(&partition);
                 }
             }
+            Some(Err(error)) if is_connection_event(&error) => {}
             Some(Err(KafkaError::PartitionEOF(partition))) => {
                 open.remove(&partition);
             }
@@ -965,4 +968,17 @@ mod tests {
         assert!(groups.contains_key("g-70"));
         assert!(!groups.contains_key("g-69"));
     }
+}
+
+/// Whether a consumer error only reports the connection to the brokers: a pooled reader keeps
+/// such an event queued from a broker that stopped and started again while it sat idle, and the
+/// read it surfaces in can go on (every read loop is bounded by its deadline).
+fn is_connection_event(error: &KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode;
+    matches!(
+        error,
+        KafkaError::MessageConsumption(
+            RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure
+        )
+    )
 }
