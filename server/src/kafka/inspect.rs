@@ -944,6 +944,19 @@ where
         .map_err(|e| InspectError::Join(e.to_string()))?
 }
 
+/// Whether a consumer error only reports the connection to the brokers: a pooled reader keeps
+/// such an event queued from a broker that stopped and started again while it sat idle, and the
+/// read it surfaces in can go on (every read loop is bounded by its deadline).
+fn is_connection_event(error: &KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode;
+    matches!(
+        error,
+        KafkaError::MessageConsumption(
+            RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure
+        )
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -968,17 +981,4 @@ mod tests {
         assert!(groups.contains_key("g-70"));
         assert!(!groups.contains_key("g-69"));
     }
-}
-
-/// Whether a consumer error only reports the connection to the brokers: a pooled reader keeps
-/// such an event queued from a broker that stopped and started again while it sat idle, and the
-/// read it surfaces in can go on (every read loop is bounded by its deadline).
-fn is_connection_event(error: &KafkaError) -> bool {
-    use rdkafka::error::RDKafkaErrorCode;
-    matches!(
-        error,
-        KafkaError::MessageConsumption(
-            RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure
-        )
-    )
 }
