@@ -262,15 +262,7 @@ mod tests {
     }
 
     fn any_stage() -> impl Strategy<Value = &'static str> {
-        prop::sample::select(vec![
-            STAGE_STREAMER,
-            STAGE_PRODUCER,
-            STAGE_SENTIMENT,
-            STAGE_AGGREGATE,
-            STAGE_PARQUET,
-            STAGE_INDEXER,
-            LAB,
-        ])
+        prop::sample::select(STAGES.into_iter().chain([LAB]).collect::<Vec<_>>())
     }
 
     /// Numbers at and past every edge a field may have.
