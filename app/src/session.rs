@@ -43,8 +43,12 @@ pub fn read_only() -> bool {
 
 /// Controls that change the pipeline: disabled on a viewer's page. A `<fieldset>` disables every
 /// button and input inside it; `display: contents` (style/main.css) keeps the layout as it was.
+///
+/// `TypedChildren`, not `Children`: `Children` type-erases into an `AnyView`, which compiles an
+/// extra (async) hydration path for everything inside into the wasm.
 #[component]
-pub fn Controls(children: Children) -> impl IntoView {
+pub fn Controls<C: IntoView + 'static>(children: TypedChildren<C>) -> impl IntoView {
+    let children = children.into_inner();
     view! {
         <fieldset class="control-set" disabled=read_only()>
             {children()}

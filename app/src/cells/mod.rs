@@ -109,9 +109,15 @@ fn ClusterBadge(live: Live) -> impl IntoView {
 }
 
 /// The frame every cell shares: number (a deep link, `/#cell-3`), title, the cell's "Try this"
-/// steps, then its body. Focusable, so the keyboard can move between cells.
+/// steps, then its body. Focusable, so the keyboard can move between cells. Typed children keep
+/// each cell's body out of an `AnyView` (see [`crate::session::Controls`]).
 #[component]
-fn Cell(number: u8, title: &'static str, children: Children) -> impl IntoView {
+fn Cell<C: IntoView + 'static>(
+    number: u8,
+    title: &'static str,
+    children: TypedChildren<C>,
+) -> impl IntoView {
+    let children = children.into_inner();
     view! {
         <section class="cell" id=format!("cell-{number}") tabindex="-1" aria-label=title>
             <header class="cell-head">
