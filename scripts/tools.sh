@@ -18,7 +18,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BINARYEN_VERSION="132.0.0"      # Debian's binaryen 108 makes a release .wasm that fails to hydrate
 OSMEM_VERSION="0.1.6"
 
-log() { printf '\033[1m[pipebook]\033[0m %s\n' "$*" >&2; }
+source "$ROOT/scripts/steps.sh"
 
 # Build outside the clone when a cache is available, so a fresh clone reuses earlier builds.
 if [[ -z "${CARGO_TARGET_DIR:-}" && -d /var/cache && -w /var/cache ]]; then
@@ -42,34 +42,34 @@ fast_install() {
 
 install_wasm_tools() {
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-    log "adding the wasm32-unknown-unknown target"
+    step "adding the wasm32-unknown-unknown target (rustup)" "~30 s"
     rustup target add wasm32-unknown-unknown
   fi
   local wb
   wb="$(grep -A1 '^name = "wasm-bindgen"$' "$ROOT/Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')"
   if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != *"$wb"* ]]; then
-    log "installing wasm-bindgen-cli $wb (must equal the wasm-bindgen crate in Cargo.lock)"
+    step "installing wasm-bindgen-cli $wb from crates.io (must equal the wasm-bindgen crate in Cargo.lock)" "~2.5 min"
     fast_install wasm-bindgen-cli --version "=$wb"
   fi
 }
 
 install_release_tools() {
   if [[ ! -x "$ROOT/.tools/node_modules/.bin/wasm-opt" ]]; then
-    log "installing wasm-opt (npm binaryen $BINARYEN_VERSION)"
+    step "installing wasm-opt (npm binaryen $BINARYEN_VERSION)" "~15 s"
     npm install --no-audit --no-fund --prefix "$ROOT/.tools" "binaryen@$BINARYEN_VERSION" >&2
   fi
 }
 
 install_browser_tools() {
   if [[ ! -x /usr/bin/chromium ]]; then
-    log "installing Chromium from Debian"
+    step "installing Chromium from Debian" "~1 min"
     local sudo=""
     [[ "$(id -u)" == 0 ]] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
   fi
   if [[ ! -d "$ROOT/end2end/node_modules/@playwright/test" ]]; then
-    log "installing the Playwright test runner (no browser download: it uses /usr/bin/chromium)"
+    step "installing the Playwright test runner (no browser download: it uses /usr/bin/chromium)" "~20 s"
     (cd "$ROOT/end2end" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2)
   fi
 }
@@ -79,7 +79,7 @@ install_browser_tools() {
 install_search_test_server() {
   local venv="$ROOT/.tools/search-venv"
   if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import osmem_server" 2>/dev/null; then
-    log "installing osmem-server $OSMEM_VERSION from PyPI (Elasticsearch-API test server)"
+    step "installing osmem-server $OSMEM_VERSION from PyPI (Elasticsearch-API test server)" "~15 s"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet "osmem-server==$OSMEM_VERSION"
   fi
@@ -97,3 +97,4 @@ case "${1:-}" in
   --bench) ;;
   *) install_release_tools ;;
 esac
+step_done
