@@ -48,7 +48,11 @@ async fn json_answer<T: DeserializeOwned>(response: gloo_net::http::Response) ->
     if !response.ok() {
         return Err(error_text(response).await);
     }
-    response.json::<T>().await.map_err(|e| e.to_string())
+    let value = response
+        .json::<serde_json::Value>()
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
 /// PUTs a blob (a file the learner chose) as the raw body with `content_type`, and decodes the
@@ -107,9 +111,14 @@ pub async fn upload_dataset(
 #[cfg(feature = "hydrate")]
 async fn error_text(response: gloo_net::http::Response) -> String {
     let status = response.status();
-    match response.json::<ApiError>().await {
-        Ok(error) => error.error,
-        Err(_) => format!("HTTP {status}"),
+    match response
+        .json::<serde_json::Value>()
+        .await
+        .ok()
+        .and_then(|v| serde_json::from_value::<ApiError>(v).ok())
+    {
+        Some(error) => error.error,
+        None => format!("HTTP {status}"),
     }
 }
 

@@ -81,9 +81,13 @@ pub(crate) fn apply_event(
     event: &FeedEvent,
 ) -> Result<(), serde_json::Error> {
     match event.kind.as_str() {
-        "snapshot" => *current = Some(serde_json::from_str(&event.data)?),
+        "snapshot" => {
+            let value: serde_json::Value = serde_json::from_str(&event.data)?;
+            *current = Some(serde_json::from_value(value)?)
+        }
         "parts" => {
-            let delta: SnapshotDelta = serde_json::from_str(&event.data)?;
+            let value: serde_json::Value = serde_json::from_str(&event.data)?;
+            let delta: SnapshotDelta = serde_json::from_value(value)?;
             if let Some(snapshot) = current {
                 snapshot.apply(delta);
             }
