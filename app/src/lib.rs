@@ -9,6 +9,8 @@ mod client;
 mod live;
 mod session;
 
+pub use live::InitialSnapshot;
+
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 
@@ -27,6 +29,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
+                <live::InitialSnapshotScript />
             </head>
             <body>
                 <App />

@@ -1,9 +1,64 @@
 //! The live feed: one EventSource on `/api/events`, whose snapshot every cell reads from context.
 //! The server sends the whole snapshot when the feed (re)connects, then only the parts that
 //! changed; they are applied to the snapshot held here, in place.
+//!
+//! The page itself is rendered from the snapshot of the moment ([`InitialSnapshot`]): the server
+//! renders the cells with it and writes its JSON into the page's `<head>`, and the browser reads
+//! that JSON back before hydrating, so the first paint shows the real state (no "connecting…"
+//! then a jump) and both sides render the same tree.
+
+use std::sync::Arc;
 
 use crate::api::{Snapshot, SnapshotDelta};
 use leptos::prelude::*;
+
+/// Id of the `<script type="application/json">` that carries the initial snapshot.
+pub const INITIAL_SNAPSHOT_ID: &str = "pipebook-snapshot";
+
+/// The live feed's snapshot JSON at the time the page is rendered, provided by the server as
+/// context for server-side rendering (`leptos_routes_with_context`).
+#[derive(Clone, Debug)]
+pub struct InitialSnapshot(pub Arc<str>);
+
+impl InitialSnapshot {
+    /// The JSON as it can stand inside a `<script>` element: `<` is written `\u003c`, which JSON
+    /// reads as the same character, so no text in a review can close the element.
+    pub fn script_text(&self) -> String {
+        self.0.replace('<', "\\u003c")
+    }
+}
+
+/// The snapshot the page was rendered from: the server's context during SSR, the page's embedded
+/// JSON in the browser. None when there is none (an error page) or it does not parse.
+fn initial_snapshot() -> Option<Snapshot> {
+    let json = initial_json()?;
+    serde_json::from_str::<serde_json::Value>(&json)
+        .and_then(serde_json::from_value)
+        .ok()
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn initial_json() -> Option<String> {
+    use_context::<InitialSnapshot>().map(|s| s.0.to_string())
+}
+
+#[cfg(feature = "hydrate")]
+fn initial_json() -> Option<String> {
+    leptos::prelude::document()
+        .get_element_by_id(INITIAL_SNAPSHOT_ID)?
+        .text_content()
+}
+
+/// The `<script>` that carries the initial snapshot to the browser (in the shell's `<head>`,
+/// outside the hydrated body); nothing when the server provided none.
+#[component]
+pub fn InitialSnapshotScript() -> impl IntoView {
+    use_context::<InitialSnapshot>().map(|snapshot| {
+        view! {
+            <script type="application/json" id=INITIAL_SNAPSHOT_ID inner_html=snapshot.script_text()></script>
+        }
+    })
+}
 
 /// The latest snapshot (None until the first one arrives) and whether the feed is connected.
 #[derive(Clone, Copy)]
@@ -15,7 +70,7 @@ pub struct Live {
 impl Live {
     pub fn provide() -> Self {
         let live = Live {
-            snapshot: RwSignal::new(None),
+            snapshot: RwSignal::new(initial_snapshot()),
             connected: RwSignal::new(false),
         };
         provide_context(live);
@@ -178,6 +233,21 @@ mod source {
                     .remove_event_listener_with_callback(kind, listener.as_ref().unchecked_ref());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod initial_tests {
+    use super::InitialSnapshot;
+
+    #[test]
+    fn script_text_cannot_close_its_element_and_reads_back_the_same() {
+        let json = r#"{"text":"</script><script>alert(1)</script> <!-- a < b"}"#;
+        let text = InitialSnapshot(json.into()).script_text();
+        assert!(!text.contains('<'));
+        let back: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        let original: serde_json::Value = serde_json::from_str(json).expect("JSON");
+        assert_eq!(back, original);
     }
 }
 

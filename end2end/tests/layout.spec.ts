@@ -21,6 +21,9 @@ test("J/K move between cells, Shift+Enter runs the focused cell, theme and size 
   await request.post("/api/stages/streamer/stop", { data: {} });
   await page.goto("/");
   await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
+  // The page is server-rendered from the live state: its buttons come alive (enabled) once the
+  // wasm has hydrated it, and a key pressed before then presses a disabled button.
+  await expect(page.getByTestId("streamer-start")).toBeEnabled();
 
   await page.keyboard.press("j");
   await expect(page).toHaveURL(/#cell-2$/);

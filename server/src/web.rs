@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use app::api::{Role, SessionInfo};
-use app::{App, shell};
+use app::{App, InitialSnapshot, shell};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_http::compression::CompressionLayer;
 
@@ -18,11 +19,19 @@ use crate::pipeline::Engine;
 /// The router `pipebook serve` runs; tests build the same one to play the attacker against it.
 pub fn router(engine: Arc<Engine>, access: Arc<Access>, leptos_options: LeptosOptions) -> Router {
     let routes = generate_route_list(App);
+    // Every page is rendered from the live feed's latest snapshot, so its first paint shows the
+    // pipeline as it is (and the browser hydrates from the same JSON, embedded in the page).
+    let feed = engine.feed();
     let ui = Router::new()
-        .leptos_routes(&leptos_options, routes, {
-            let options = leptos_options.clone();
-            move || shell(options.clone())
-        })
+        .leptos_routes_with_context(
+            &leptos_options,
+            routes,
+            move || provide_context(InitialSnapshot(feed.borrow().snapshot_shared())),
+            {
+                let options = leptos_options.clone();
+                move || shell(options.clone())
+            },
+        )
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options);
     let session = Router::new()

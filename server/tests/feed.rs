@@ -267,3 +267,42 @@ async fn gzip_is_flushed_event_by_event_and_the_feed_ends_on_shutdown() {
     assert!(ended.is_ok(), "the feed did not end on shutdown");
     assert!(finished.is_ok(), "not a complete gzip stream: {finished:?}");
 }
+
+/// The notebook page is rendered from the feed's latest snapshot and carries that snapshot's JSON
+/// for the browser to hydrate from: its first paint shows the pipeline's real state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_rendered_from_the_latest_snapshot_and_carries_it() {
+    let t = start_engine().await;
+    let served = common::serve_page(&t).await;
+    common::eventually("a sampled snapshot", Duration::from_secs(30), || async {
+        let snapshot: Snapshot =
+            serde_json::from_str(t.engine.feed().borrow().snapshot_json()).ok()?;
+        (snapshot.pipeline.kafka.state == app::api::StageState::Running).then_some(())
+    })
+    .await;
+
+    let html = client()
+        .get(format!("{}/", served.base))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("text");
+    let open = r#"<script type="application/json" id="pipebook-snapshot">"#;
+    let start = html.find(open).expect("the page carries its snapshot") + open.len();
+    let json = &html[start..start + html[start..].find("</script>").expect("closed")];
+    assert!(
+        !json.contains('<'),
+        "a '<' in the data could close the element"
+    );
+    let embedded: Snapshot = serde_json::from_str(json).expect("the embedded JSON is a Snapshot");
+    assert_eq!(embedded.pipeline.kafka.state, app::api::StageState::Running);
+    // The cells were rendered from it: the cluster badge names the running broker.
+    let badge = format!(
+        "Kafka embedded · {} · running",
+        embedded.pipeline.kafka.bootstrap_servers
+    );
+    assert!(html.contains(&badge), "badge {badge:?} not in the page");
+    assert!(!html.contains("connecting…"));
+}

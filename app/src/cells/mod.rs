@@ -20,13 +20,21 @@ use crate::live::Live;
 pub fn Notebook() -> impl IntoView {
     let live = Live::provide();
     let viewer = crate::session::provide() == crate::api::Role::Viewer;
+    // The server renders the page from the live snapshot, so it looks ready before the wasm has
+    // hydrated it; until then its buttons would do nothing (or submit a form the old way).
+    // Effects run only in the browser, after hydration.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    let waiting = move || !hydrated.get();
     view! {
         <header class="topbar" class:viewer=viewer>
             <h1>"Pipebook"</h1>
             <p class="tagline">"A live streaming pipeline, one stage per cell."</p>
             <lesson::ViewToggles />
-            <ClusterBadge live />
-            <lesson::LessonBar />
+            <fieldset class="control-set" disabled=waiting>
+                <ClusterBadge live />
+                <lesson::LessonBar />
+            </fieldset>
             {viewer.then(|| view! {
                 <p class="viewer-banner" role="status" data-testid="viewer-banner">
                     <strong>"Read-only view"</strong>
@@ -35,13 +43,15 @@ pub fn Notebook() -> impl IntoView {
             })}
         </header>
         <main class="notebook">
-            <streamer::StreamerCell />
-            <kafka::KafkaCell />
-            <sentiment::SentimentCell />
-            <aggregate::AggregateCell />
-            <search::SearchCell />
-            <lab::LabCell />
-            <trace::TraceCell />
+            <fieldset class="control-set" disabled=waiting>
+                <streamer::StreamerCell />
+                <kafka::KafkaCell />
+                <sentiment::SentimentCell />
+                <aggregate::AggregateCell />
+                <search::SearchCell />
+                <lab::LabCell />
+                <trace::TraceCell />
+            </fieldset>
         </main>
     }
 }

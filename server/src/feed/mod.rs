@@ -114,6 +114,11 @@ impl Frame {
         &self.snapshot
     }
 
+    /// The same, shared: what a page is rendered from (see [`app::InitialSnapshot`]).
+    pub fn snapshot_shared(&self) -> Arc<str> {
+        self.snapshot.clone()
+    }
+
     /// `event: parts` data for a viewer that sent `sent`: `{"at":…,"parts":{…}}` with the parts
     /// newer than that, a [`app::api::SnapshotDelta`].
     pub fn parts_since(&self, sent: &Versions) -> String {

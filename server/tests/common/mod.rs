@@ -149,3 +149,26 @@ pub async fn serve(engine: Arc<Engine>) -> Served {
     });
     Served { base, task }
 }
+
+/// The whole router `pipebook serve` runs (guard, API, server-rendered notebook) for an engine,
+/// on 127.0.0.1 at a free port, as a loopback workbench; stopped when dropped.
+pub async fn serve_page(t: &TestEngine) -> Served {
+    use pipebook::access::{Access, AccessSettings};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let local = listener.local_addr().expect("addr");
+    let access = Arc::new(Access::new(AccessSettings::local(local)));
+    let options = leptos::config::LeptosOptions::builder()
+        .output_name("pipebook")
+        .site_root(t.dir.path().join("site").display().to_string())
+        .build();
+    let router = pipebook::web::router(t.engine.clone(), access, options);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Served {
+        base: format!("http://{local}"),
+        task,
+    }
+}
