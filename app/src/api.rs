@@ -315,12 +315,15 @@ pub struct EnrichedReview {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerView {
     pub id: String,
-    /// `running`, `stopped` or `killed`.
+    /// `running`, `stopped`, `failed` (its loop failed: see `last_error`) or `killed`.
     pub state: String,
     pub partitions: Vec<i32>,
     pub processed: u64,
     /// Reviews per second over the last sampling interval.
     pub rate: f64,
+    /// Why a `failed` worker failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// A partition assignment change seen by a worker, or a worker joining / being killed.
@@ -351,6 +354,9 @@ pub struct LatestReview {
 /// The sentiment stage's live view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct SentimentView {
+    /// The consumer group of the running (or last) run: what the lag chart and the lesson read.
+    #[serde(default)]
+    pub group: String,
     pub workers: Vec<WorkerView>,
     pub rebalances: Vec<RebalanceEvent>,
     pub latest: Vec<LatestReview>,
