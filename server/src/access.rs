@@ -24,8 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::api::{ApiError, Role};
-use axum::Json;
+use app::api::Role;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -33,6 +32,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use rand::Rng;
 
+use crate::error::ApiError;
 use crate::secret::Secret;
 
 /// Largest request body the API reads (a stage config is well under 1 KiB).
@@ -267,35 +267,21 @@ fn host_name(host: &str) -> String {
     }
 }
 
-/// A refusal, as JSON for the API and as a short page for the notebook.
-struct Refusal {
-    status: StatusCode,
-    message: String,
-}
+/// Why a request is refused: the API's one error type, so an API caller gets the same
+/// `{"error": …}` body as from any handler; a page gets the message as a small HTML page.
+type Refusal = ApiError;
 
-impl Refusal {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
+fn respond(refusal: Refusal, api: bool) -> Response {
+    if api {
+        return refusal.into_response();
     }
-
-    fn respond(self, api: bool) -> Response {
-        if api {
-            let body = ApiError {
-                error: self.message,
-            };
-            return (self.status, Json(body)).into_response();
-        }
-        let page = format!(
-            "<!DOCTYPE html><html lang=\"en\"><meta charset=\"utf-8\"><title>Pipebook</title>\
-             <body style=\"font-family:system-ui;max-width:40rem;margin:3rem auto\">\
-             <h1>Pipebook</h1><p>{}</p></body></html>",
-            html_escape(&self.message)
-        );
-        (self.status, Html(page)).into_response()
-    }
+    let page = format!(
+        "<!DOCTYPE html><html lang=\"en\"><meta charset=\"utf-8\"><title>Pipebook</title>\
+         <body style=\"font-family:system-ui;max-width:40rem;margin:3rem auto\">\
+         <h1>Pipebook</h1><p>{}</p></body></html>",
+        html_escape(&refusal.message)
+    );
+    (refusal.status, Html(page)).into_response()
 }
 
 fn html_escape(text: &str) -> String {
@@ -374,7 +360,7 @@ pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Ne
     let path = request.uri().path().to_owned();
     let api = path.starts_with("/api/");
     match check(&access, &request, api, &path) {
-        Err(refusal) => with_safety_headers(refusal.respond(api)),
+        Err(refusal) => with_safety_headers(respond(refusal, api)),
         Ok((role, cookie)) => {
             let mut request = request;
             request.extensions_mut().insert(role);
@@ -385,14 +371,16 @@ pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Ne
             } else {
                 match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
                     Ok(response) => response,
-                    Err(_) => Refusal::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        format!(
-                            "the request took longer than {} s and was stopped",
-                            REQUEST_TIMEOUT.as_secs()
+                    Err(_) => respond(
+                        Refusal::new(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            format!(
+                                "the request took longer than {} s and was stopped",
+                                REQUEST_TIMEOUT.as_secs()
+                            ),
                         ),
-                    )
-                    .respond(api),
+                        api,
+                    ),
                 }
             };
             if let Some(cookie) = cookie {

@@ -2,27 +2,23 @@
 
 use std::sync::Arc;
 
-use app::api::{ApiError, Role, Sentiment, WindowKind};
+use app::api::{Role, Sentiment, WindowKind};
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::faults::FaultError;
-use crate::index::SearchError;
+use crate::error::{ApiError, ConfigError};
 use crate::index::query::DEFAULT_INTERVAL;
-use crate::kafka::inspect::{InspectError, MAX_BROWSE};
-use crate::lab::LabError;
+use crate::kafka::inspect::MAX_BROWSE;
 use crate::lesson::Action;
-use crate::pipeline::{Engine, EngineError};
-use crate::sentiment::SentimentError;
-use crate::stage::StageError;
+use crate::pipeline::Engine;
 use crate::streamer::datasets::DatasetError;
-use crate::trace::TraceError;
 
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
@@ -72,71 +68,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .with_state(engine)
 }
 
-impl IntoResponse for EngineError {
-    fn into_response(self) -> Response {
-        let status = match &self {
-            EngineError::BadRequest(_) | EngineError::Config(_) => StatusCode::BAD_REQUEST,
-            EngineError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
-            EngineError::Sentiment(SentimentError::Config { .. }) => StatusCode::BAD_REQUEST,
-            EngineError::Sentiment(SentimentError::UnknownWorker(_)) => StatusCode::NOT_FOUND,
-            EngineError::Sentiment(SentimentError::NotRunning) => StatusCode::CONFLICT,
-            EngineError::UnknownStage(_) => StatusCode::NOT_FOUND,
-            EngineError::Stage(StageError::PauseUnsupported(_)) => StatusCode::BAD_REQUEST,
-            EngineError::Stage(_) => StatusCode::CONFLICT,
-            EngineError::Inspect(
-                InspectError::UnknownTopic(_) | InspectError::UnknownPartition { .. },
-            ) => StatusCode::NOT_FOUND,
-            EngineError::Search(SearchError::BadRequest(_)) => StatusCode::BAD_REQUEST,
-            EngineError::Fault(FaultError::Count(_)) => StatusCode::BAD_REQUEST,
-            EngineError::Lab(LabError::Invalid { .. }) => StatusCode::BAD_REQUEST,
-            EngineError::Lab(LabError::Busy) => StatusCode::CONFLICT,
-            EngineError::Trace(TraceError::BadReviewId(_)) => StatusCode::BAD_REQUEST,
-            EngineError::Trace(TraceError::NotFound { .. } | TraceError::NoNextReview(_)) => {
-                StatusCode::NOT_FOUND
-            }
-            EngineError::Trace(TraceError::Inspect(
-                InspectError::UnknownTopic(_) | InspectError::UnknownPartition { .. },
-            )) => StatusCode::NOT_FOUND,
-            EngineError::Broker(_)
-            | EngineError::Admin(_)
-            | EngineError::Inspect(_)
-            | EngineError::Search(_)
-            | EngineError::Fault(_) => StatusCode::SERVICE_UNAVAILABLE,
-            EngineError::Trace(TraceError::Inspect(_)) => StatusCode::SERVICE_UNAVAILABLE,
-            EngineError::Dataset(error) => dataset_status(error),
-        };
-        let body = ApiError {
-            error: self.to_string(),
-        };
-        let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            // A bound is released as soon as a read ends: a second is plenty.
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
-    }
-}
-
-fn dataset_status(error: &DatasetError) -> StatusCode {
-    match error {
-        DatasetError::Source(_)
-        | DatasetError::Name(_)
-        | DatasetError::Content(_)
-        | DatasetError::Body(_) => StatusCode::BAD_REQUEST,
-        DatasetError::ContentType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        DatasetError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        DatasetError::Exists(_) => StatusCode::CONFLICT,
-        DatasetError::NotFound(_) => StatusCode::NOT_FOUND,
-        DatasetError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
-            StatusCode::INSUFFICIENT_STORAGE
-        }
-        DatasetError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-type ApiResult<T> = Result<Json<T>, EngineError>;
+type ApiResult<T> = Result<Json<T>, ApiError>;
 
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
@@ -152,17 +84,12 @@ async fn pipeline(State(engine): State<Arc<Engine>>) -> Json<app::api::PipelineS
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(request, state)
             .await
-            .map_err(|rejection| {
-                let body = ApiError {
-                    error: rejection.body_text(),
-                };
-                (rejection.status(), Json(body)).into_response()
-            })?;
+            .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
         let blank = bytes.trim_ascii();
         let text: &[u8] = if blank.is_empty() || blank == b"null" {
             b"{}"
@@ -170,12 +97,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             &bytes
         };
         let mut json = serde_json::Deserializer::from_slice(text);
-        let refuse = |message: String| EngineError::BadRequest(message).into_response();
-        let value =
-            serde_path_to_error::deserialize(&mut json).map_err(|e| refuse(e.to_string()))?;
-        json.end().map_err(|e| refuse(e.to_string()))?;
+        let value = serde_path_to_error::deserialize(&mut json).map_err(ConfigError::from_serde)?;
+        json.end()
+            .map_err(|e| ConfigError::new("config", e.to_string()))?;
         Ok(JsonBody(value))
     }
+}
+
+/// A query string, refused in the API's error shape (axum's own rejection is plain text).
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(value)| value)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 /// Whether this request is the operator's: a viewer's searches and browses must not tick the
@@ -262,20 +195,16 @@ async fn messages(
     State(engine): State<Arc<Engine>>,
     role: Option<Extension<Role>>,
     Path(topic): Path<String>,
-    query: Result<Query<BrowseQuery>, axum::extract::rejection::QueryRejection>,
+    browse: Result<Query<BrowseQuery>, QueryRejection>,
 ) -> ApiResult<Vec<app::api::Message>> {
-    let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
+    let query = query(browse)?;
     if query.limit == 0 || query.limit > MAX_BROWSE {
-        return Err(EngineError::BadRequest(format!(
-            "limit: must be 1..={MAX_BROWSE}, got {}",
-            query.limit
-        )));
+        let message = format!("must be 1..={MAX_BROWSE}, got {}", query.limit);
+        return Err(ConfigError::new("limit", message).into());
     }
     if query.offset < 0 {
-        return Err(EngineError::BadRequest(format!(
-            "offset: must be ≥ 0, got {}",
-            query.offset
-        )));
+        let message = format!("must be ≥ 0, got {}", query.offset);
+        return Err(ConfigError::new("offset", message).into());
     }
     let messages = engine
         .messages(&topic, query.partition, query.offset, query.limit)
@@ -296,13 +225,13 @@ struct AggregatesQuery {
 /// The aggregate stage's watermark, late count and windows (of one kind, or all).
 async fn aggregates(
     State(engine): State<Arc<Engine>>,
-    query: Result<Query<AggregatesQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<AggregatesQuery>, QueryRejection>,
 ) -> ApiResult<app::api::AggregateView> {
     let Query(query) = query.map_err(|e| {
-        EngineError::BadRequest(format!(
-            "window: tumbling, sliding or session ({})",
-            e.body_text()
-        ))
+        ConfigError::new(
+            "window",
+            format!("tumbling, sliding or session ({})", e.body_text()),
+        )
     })?;
     Ok(Json(engine.aggregates(query.window)))
 }
@@ -331,7 +260,7 @@ struct SearchQuery {
 }
 
 impl SearchQuery {
-    fn request(self) -> Result<app::api::SearchRequest, EngineError> {
+    fn request(self) -> Result<app::api::SearchRequest, ConfigError> {
         let sentiment = match self.sentiment.trim() {
             "" => None,
             label => Some(
@@ -339,9 +268,10 @@ impl SearchQuery {
                     .into_iter()
                     .find(|s| s.as_str().eq_ignore_ascii_case(label))
                     .ok_or_else(|| {
-                        EngineError::BadRequest(format!(
-                            "sentiment: expected POSITIVE, NEGATIVE or NEUTRAL, got {label:?}"
-                        ))
+                        ConfigError::new(
+                            "sentiment",
+                            format!("expected POSITIVE, NEGATIVE or NEUTRAL, got {label:?}"),
+                        )
                     })?,
             ),
         };
@@ -355,22 +285,22 @@ impl SearchQuery {
 }
 
 /// An optional whole-number parameter; the error names it.
-fn number<T: std::str::FromStr>(name: &str, raw: &str) -> Result<Option<T>, EngineError> {
+fn number<T: std::str::FromStr>(name: &str, raw: &str) -> Result<Option<T>, ConfigError> {
     match raw.trim() {
         "" => Ok(None),
-        value => value.parse().map(Some).map_err(|_| {
-            EngineError::BadRequest(format!("{name}: expected a whole number, got {value:?}"))
-        }),
+        value => value
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError::new(name, format!("expected a whole number, got {value:?}"))),
     }
 }
 
 async fn search(
     State(engine): State<Arc<Engine>>,
     role: Option<Extension<Role>>,
-    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+    search: Result<Query<SearchQuery>, QueryRejection>,
 ) -> ApiResult<app::api::SearchResults> {
-    let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
-    let request = query.request()?;
+    let request = query(search)?.request()?;
     let results = engine.search(&request).await?;
     if is_operator(role) && !request.q.trim().is_empty() && request.sentiment.is_some() {
         engine.record_action(Action::Searched);
@@ -391,17 +321,17 @@ fn default_interval() -> String {
 
 async fn search_aggregations(
     State(engine): State<Arc<Engine>>,
-    query: Result<Query<AggregationsQuery>, axum::extract::rejection::QueryRejection>,
+    aggregations: Result<Query<AggregationsQuery>, QueryRejection>,
 ) -> ApiResult<app::api::SearchAggregations> {
-    let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
-    Ok(Json(engine.search_aggregations(&query.interval).await?))
+    let interval = query(aggregations)?.interval;
+    Ok(Json(engine.search_aggregations(&interval).await?))
 }
 
 /// Starts a delivery-semantics lab run; 202 with the run's first view.
 async fn start_delivery_lab(
     State(engine): State<Arc<Engine>>,
     JsonBody(body): JsonBody<serde_json::Value>,
-) -> Result<(StatusCode, Json<app::api::DeliveryLabView>), EngineError> {
+) -> Result<(StatusCode, Json<app::api::DeliveryLabView>), ApiError> {
     engine.start_delivery_lab(body)?;
     Ok((StatusCode::ACCEPTED, Json(engine.delivery_lab())))
 }
@@ -423,7 +353,7 @@ fn noted(
     trace
 }
 
-/// `GET /api/trace` parameters: `review_id`, or `next` for the next review produced.
+/// `GET /api/trace` parameters.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TraceQuery {
@@ -431,22 +361,17 @@ struct TraceQuery {
     review_id: Option<String>,
 }
 
-/// Follows one review hop by hop; `review_id=next` waits for the next one produced.
+/// Follows one review hop by hop (the next one produced: `GET /api/trace/next`).
 async fn trace(
     State(engine): State<Arc<Engine>>,
     role: Option<Extension<Role>>,
-    query: Result<Query<TraceQuery>, axum::extract::rejection::QueryRejection>,
+    trace: Result<Query<TraceQuery>, QueryRejection>,
 ) -> ApiResult<app::api::Trace> {
-    let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
-    let Some(review_id) = query.review_id else {
-        return Err(EngineError::BadRequest(
-            "review_id: required (a review's id, or \"next\")".to_owned(),
-        ));
+    let Some(review_id) = query(trace)?.review_id else {
+        let message = "required: a review's id (the next review: GET /api/trace/next)";
+        return Err(ConfigError::new("review_id", message).into());
     };
-    let trace = match review_id.trim() {
-        "next" => engine.trace_next().await?,
-        review_id => engine.trace(review_id).await?,
-    };
+    let trace = engine.trace(&review_id).await?;
     Ok(Json(noted(&engine, role, trace)))
 }
 
@@ -544,13 +469,12 @@ struct UploadQuery {
 async fn upload_dataset(
     State(engine): State<Arc<Engine>>,
     Path(name): Path<String>,
-    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<UploadQuery>, QueryRejection>,
     headers: HeaderMap,
     body: axum::body::Body,
-) -> Result<(StatusCode, Json<app::api::DatasetInfo>), EngineError> {
-    let Query(query) = query.map_err(|e| {
-        EngineError::BadRequest(format!("replace: true or false ({})", e.body_text()))
-    })?;
+) -> Result<(StatusCode, Json<app::api::DatasetInfo>), ApiError> {
+    let Query(query) = query
+        .map_err(|e| ConfigError::new("replace", format!("true or false ({})", e.body_text())))?;
     check_upload_content_type(&headers)?;
     let datasets = engine.datasets();
     // Refused before a byte is read when the client says how much it will send.
@@ -588,7 +512,7 @@ fn check_upload_content_type(headers: &HeaderMap) -> Result<(), DatasetError> {
 async fn delete_dataset(
     State(engine): State<Arc<Engine>>,
     Path(name): Path<String>,
-) -> Result<StatusCode, EngineError> {
+) -> Result<StatusCode, ApiError> {
     engine.datasets().delete(&name)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -314,14 +314,8 @@ pub struct KafkaArgs {
     pub topic_partitions: i32,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ConfigError {
-    #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
-}
+/// A server setting that cannot be used, named by its variable: the same type as a request's.
+pub use crate::error::ConfigError;
 
 impl From<AccessError> for ConfigError {
     fn from(error: AccessError) -> Self {
@@ -358,10 +352,7 @@ impl ServeArgs {
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        message: message.into(),
-    }
+    ConfigError::new(field, message)
 }
 
 /// Largest secret file read: a password, key or token is at most a few hundred bytes, so a

@@ -11,6 +11,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 
+use crate::error::ConfigError;
 use crate::kafka::KafkaSettings;
 use crate::kafka::inspect::{InspectError, Inspector, MAX_BROWSE};
 use crate::records::parse_review;
@@ -22,8 +23,8 @@ pub const MAX_FAULT_RECORDS: u32 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {
-    #[error("count: must be 1..={MAX_FAULT_RECORDS}, got {0}")]
-    Count(u32),
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
     #[error("cannot create a producer: {0}")]
     Producer(#[from] rdkafka::error::KafkaError),
     #[error("{failed} of {total} records were not delivered: {first}")]
@@ -39,9 +40,12 @@ pub enum FaultError {
 }
 
 /// Refuses a count of 0 or more than [`MAX_FAULT_RECORDS`].
-pub fn check_count(count: u32) -> Result<(), FaultError> {
+pub fn check_count(count: u32) -> Result<(), ConfigError> {
     if !(1..=MAX_FAULT_RECORDS).contains(&count) {
-        return Err(FaultError::Count(count));
+        return Err(ConfigError::new(
+            "count",
+            format!("must be 1..={MAX_FAULT_RECORDS}, got {count}"),
+        ));
     }
     Ok(())
 }

@@ -259,8 +259,12 @@ fn group_lag(o: &Observed, id: &str, default: &str) -> Option<i64> {
     (!info.partitions.is_empty()).then(|| info.total_lag())
 }
 
+/// Total lag of the sentiment stage's group: the one its running config names, as the stage
+/// reports it (not the default's name: a run in another group is read in that group).
 fn sentiment_lag(o: &Observed) -> Option<i64> {
-    group_lag(o, "sentiment", "pipebook-sentiment")
+    let group = &o.snapshot.sentiment.group;
+    let info = o.snapshot.groups.iter().find(|g| &g.group == group)?;
+    (!info.partitions.is_empty()).then(|| info.total_lag())
 }
 
 /// A worker was killed or added after partitions had been assigned, and partitions were
@@ -421,7 +425,16 @@ mod tests {
     use app::api::{GroupInfo, GroupPartition, PipelineStatus, StageStatus};
 
     fn snapshot_with_lag(at: i64, lag: i64) -> Snapshot {
+        snapshot_in_group(at, lag, "pipebook-sentiment")
+    }
+
+    /// The sentiment stage running in `group`, whose lag is `lag`.
+    fn snapshot_in_group(at: i64, lag: i64, group: &str) -> Snapshot {
         Snapshot {
+            sentiment: app::api::SentimentView {
+                group: group.into(),
+                ..Default::default()
+            },
             at,
             pipeline: PipelineStatus {
                 stages: vec![StageStatus {
@@ -432,7 +445,7 @@ mod tests {
                 ..PipelineStatus::default()
             },
             groups: vec![GroupInfo {
-                group: "pipebook-sentiment".into(),
+                group: group.into(),
                 state: "Stable".into(),
                 members: Vec::new(),
                 partitions: vec![GroupPartition {
@@ -445,6 +458,26 @@ mod tests {
             }],
             ..Snapshot::default()
         }
+    }
+
+    /// The lag checks read the running config's group: a run in a group of its own was read
+    /// as "no lag" (the default group's) before.
+    #[test]
+    fn sentiment_lag_is_read_in_the_running_group() {
+        let actions = BTreeSet::new();
+        let mine = snapshot_in_group(1, 5_000, "my-group");
+        let observed = Observed {
+            snapshot: &mine,
+            actions: &actions,
+        };
+        assert_eq!(sentiment_lag(&observed), Some(5_000));
+        let mut elsewhere = snapshot_in_group(1, 5_000, "my-group");
+        elsewhere.sentiment.group = "pipebook-sentiment".into();
+        let observed = Observed {
+            snapshot: &elsewhere,
+            actions: &actions,
+        };
+        assert_eq!(sentiment_lag(&observed), None);
     }
 
     fn step<'a>(view: &'a LessonView, id: &str) -> &'a LessonStep {

@@ -5,22 +5,24 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use app::api::{
-    AggregateConfig, AggregateView, DeliveryLabView, GroupInfo, IndexerConfig, KafkaStatus,
-    Message, ParquetConfig, PipelineStatus, ProducerConfig, SearchAggregations, SearchRequest,
-    SearchResults, SearchStatus, SentimentConfig, Snapshot, StageState, StreamerConfig,
-    TOPIC_AGGREGATES, TOPIC_DLQ, TOPIC_LATE, TOPIC_REVIEWS, TOPIC_SENTIMENT, TopicInfo, WindowKind,
+    AggregateView, DeliveryLabView, GroupInfo, KafkaStatus, Message, PipelineStatus,
+    SearchAggregations, SearchRequest, SearchResults, SearchStatus, Snapshot, StageState,
+    StageStatus, TOPIC_AGGREGATES, TOPIC_DLQ, TOPIC_LATE, TOPIC_REVIEWS, TOPIC_SENTIMENT,
+    TopicInfo, WindowKind,
 };
 use tokio::sync::watch;
 
-use crate::aggregate::parquet::{self as parquet_sink, ParquetMetrics, ParquetSetup};
-use crate::aggregate::run::AggregateSetup;
-use crate::aggregate::{self, AggregateMetrics};
+use crate::aggregate::AggregateMetrics;
+use crate::aggregate::parquet::ParquetMetrics;
 use crate::bounds::{Bounded, Bounds};
-use crate::config::{ConfigError, ServeArgs};
+use crate::config::ServeArgs;
+use crate::error::ConfigError;
 use crate::faults::{self, FaultError};
 use crate::feed::Frame;
-use crate::index::indexer::{self, IndexerMetrics, IndexerSetup};
+use crate::index::indexer::IndexerMetrics;
 use crate::index::query::{Search, check_interval};
 use crate::index::{Backend, SearchBackend, SearchError, SearchSettings};
 use crate::kafka::KafkaSettings;
@@ -29,27 +31,21 @@ use crate::kafka::broker::{BrokerError, EmbeddedBroker};
 use crate::kafka::inspect::{GroupRegistry, InspectError, Inspector};
 use crate::lab::{DeliveryLab, LabError};
 use crate::lesson::{Action, Lesson};
-use crate::producer::{self, ProducerMetrics, SocketSource};
+use crate::producer::ProducerMetrics;
 use crate::reach::NetworkReach;
-use crate::sentiment::{self, SentimentError, SentimentRuntime};
-use crate::stage::{Stage, StageError};
-use crate::stage_config::{StageConfig, parse_and_validate, parse_lab_request};
+use crate::sentiment::{SentimentError, SentimentRuntime};
+use crate::stage::{StageError, StageId};
+use crate::stage_config::parse_lab_request;
+use crate::stages::{
+    AggregateStage, BrokerControl, Control, IndexerStage, ParquetStage, ProducerStage,
+    SentimentStage, Slot, StreamerStage,
+};
+use crate::streamer::StreamerMetrics;
 use crate::streamer::datasets::{DatasetError, Datasets};
-use crate::streamer::{self, SourceInput, StreamerMetrics};
 use crate::trace::{self as tracing_a_record, TraceError, Tracer};
 
 /// How often the snapshot behind `/api/events` is refreshed.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);
-/// How long starting the streamer waits for its socket before reporting.
-const STREAMER_BIND_WAIT: Duration = Duration::from_secs(5);
-
-pub const STAGE_BROKER: &str = "broker";
-pub const STAGE_STREAMER: &str = "streamer";
-pub const STAGE_PRODUCER: &str = "producer";
-pub const STAGE_SENTIMENT: &str = "sentiment";
-pub const STAGE_AGGREGATE: &str = "aggregate";
-pub const STAGE_PARQUET: &str = "parquet";
-pub const STAGE_INDEXER: &str = "indexer";
 /// How long the snapshot waits for the search backend's document count.
 const SEARCH_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -65,8 +61,9 @@ pub enum EngineError {
     Busy(String),
     #[error(transparent)]
     Stage(#[from] StageError),
+    /// A setting that cannot be used, named by its field (400).
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Invalid(#[from] ConfigError),
     #[error(transparent)]
     Broker(#[from] BrokerError),
     #[error(transparent)]
@@ -129,7 +126,7 @@ impl EngineSettings {
             external_kafka: None,
             topic_partitions: 3,
             search: SearchSettings::Embedded,
-            max_upload_bytes: streamer::datasets::DEFAULT_MAX_UPLOAD_BYTES,
+            max_upload_bytes: crate::streamer::datasets::DEFAULT_MAX_UPLOAD_BYTES,
             reach: NetworkReach::default(),
         }
     }
@@ -139,18 +136,14 @@ pub struct Engine {
     kafka: KafkaSettings,
     broker: Option<Arc<EmbeddedBroker>>,
     inspector: Inspector,
-    streamer: Arc<Stage>,
+    /// Every stage (the broker's toggle too), in the order data flows.
+    stages: BTreeMap<StageId, Box<dyn Control>>,
+    // What the API, the snapshot and the trace read of the stages besides their status.
     streamer_metrics: Arc<StreamerMetrics>,
-    producer: Arc<Stage>,
-    producer_metrics: Arc<ProducerMetrics>,
-    sentiment: Arc<Stage>,
     sentiment_runtime: Arc<SentimentRuntime>,
-    aggregate: Arc<Stage>,
     aggregate_metrics: Arc<AggregateMetrics>,
     data_dir: PathBuf,
-    parquet: Arc<Stage>,
     parquet_metrics: Arc<ParquetMetrics>,
-    indexer: Arc<Stage>,
     indexer_metrics: Arc<IndexerMetrics>,
     search: Arc<Backend>,
     datasets: Arc<Datasets>,
@@ -195,25 +188,66 @@ impl Engine {
         ensure_topics(&kafka, &topic_specs(kafka.topic_partitions)).await?;
         let registry = Arc::new(GroupRegistry::default());
         let inspector = Inspector::new(kafka.clone(), broker.is_some(), registry.clone())?;
+        let datasets = Arc::new(datasets);
+        let streamer_metrics = Arc::<StreamerMetrics>::default();
+        let sentiment_runtime = SentimentRuntime::new(registry.clone());
+        let aggregate_metrics = Arc::<AggregateMetrics>::default();
+        let parquet_metrics = Arc::<ParquetMetrics>::default();
+        let indexer_metrics = Arc::<IndexerMetrics>::default();
+        let stages: Vec<Box<dyn Control>> = vec![
+            Box::new(BrokerControl {
+                broker: broker.clone(),
+            }),
+            Slot::boxed(StreamerStage {
+                metrics: streamer_metrics.clone(),
+                datasets: datasets.clone(),
+                reach: settings.reach,
+            }),
+            Slot::boxed(ProducerStage {
+                kafka: kafka.clone(),
+                metrics: Arc::<ProducerMetrics>::default(),
+                streamer: streamer_metrics.clone(),
+                reach: settings.reach,
+            }),
+            Slot::boxed(SentimentStage {
+                kafka: kafka.clone(),
+                runtime: sentiment_runtime.clone(),
+            }),
+            Slot::boxed(AggregateStage {
+                kafka: kafka.clone(),
+                data_dir: settings.data_dir.clone(),
+                registry: registry.clone(),
+                metrics: aggregate_metrics.clone(),
+            }),
+            Slot::boxed(ParquetStage {
+                kafka: kafka.clone(),
+                root: settings.data_dir.join("parquet"),
+                registry: registry.clone(),
+                metrics: parquet_metrics.clone(),
+            }),
+            Slot::boxed(IndexerStage {
+                kafka: kafka.clone(),
+                registry,
+                backend: search.clone(),
+                metrics: indexer_metrics.clone(),
+            }),
+        ];
         let engine = Arc::new(Self {
             kafka,
             broker,
             inspector,
-            streamer: Stage::new(STAGE_STREAMER, true),
-            streamer_metrics: Arc::default(),
-            producer: Stage::new(STAGE_PRODUCER, false),
-            producer_metrics: Arc::default(),
-            sentiment: Stage::new(STAGE_SENTIMENT, false),
-            sentiment_runtime: SentimentRuntime::new(registry),
-            aggregate: Stage::new(STAGE_AGGREGATE, false),
-            aggregate_metrics: Arc::default(),
+            stages: stages
+                .into_iter()
+                .map(|stage| (stage.id(), stage))
+                .collect(),
+            streamer_metrics,
+            sentiment_runtime,
+            aggregate_metrics,
             data_dir: settings.data_dir.clone(),
-            parquet: Stage::new(STAGE_PARQUET, false),
-            parquet_metrics: Arc::default(),
-            indexer: Stage::new(STAGE_INDEXER, false),
-            indexer_metrics: Arc::default(),
+            parquet_metrics,
+            indexer_metrics,
             search,
-            datasets: Arc::new(datasets),
+            datasets,
             reach: settings.reach,
             lab: Arc::default(),
             snapshot: watch::Sender::new(Snapshot::default()),
@@ -264,189 +298,97 @@ impl Engine {
     }
 
     pub fn pipeline_status(&self) -> PipelineStatus {
-        let mut producer = self.producer.status(self.producer_metrics.counters());
-        if producer.last_error.is_none()
-            && let Ok(last) = self.producer_metrics.last_delivery_error.lock()
-        {
-            producer.last_error = last.clone();
-        }
         PipelineStatus {
             kafka: self.kafka_status(),
-            stages: vec![
-                self.streamer.status(self.streamer_metrics.counters()),
-                producer,
-                self.sentiment.status(self.sentiment_runtime.counters()),
-                self.aggregate.status(self.aggregate_metrics.counters()),
-                self.parquet.status(self.parquet_metrics.counters()),
-                self.indexer.status(self.indexer_metrics.counters()),
-            ],
+            stages: self.stages.values().filter_map(|s| s.status()).collect(),
             network_sockets_allowed: self.reach.allow_network,
         }
     }
 
-    /// Starts a stage with the settings in `body` (checked first: see [`parse_and_validate`]).
+    /// The stage called `id` (any of [`StageId::ALL`]); 404 for anything else.
+    fn stage(&self, id: &str) -> Result<&dyn Control, EngineError> {
+        let id: StageId = id.parse()?;
+        self.stages
+            .get(&id)
+            .map(|stage| stage.as_ref())
+            .ok_or_else(|| EngineError::UnknownStage(id.to_string()))
+    }
+
+    /// A stage's status without its counters' cost mattering (trace, lesson).
+    fn status_of(&self, id: StageId) -> StageStatus {
+        self.stages
+            .get(&id)
+            .and_then(|stage| stage.status())
+            .unwrap_or_default()
+    }
+
+    /// Starts a stage with the settings in `body` (checked first: see [`crate::stage_config`]).
     pub async fn start_stage(&self, id: &str, body: serde_json::Value) -> Result<(), EngineError> {
-        match parse_and_validate(id, body)? {
-            StageConfig::Broker => self.start_broker().await,
-            StageConfig::Streamer(config) => self.start_streamer(config).await,
-            StageConfig::Producer(config) => self.start_producer(config),
-            StageConfig::Sentiment { config, thresholds } => {
-                self.start_sentiment(config, thresholds)
-            }
-            StageConfig::Aggregate { config, spec } => self.start_aggregate(config, spec),
-            StageConfig::Parquet(config) => self.start_parquet(config),
-            StageConfig::Indexer(config) => self.start_indexer(config),
-        }
+        self.stage(id)?.start(body).await
     }
 
     pub async fn stop_stage(&self, id: &str) -> Result<(), EngineError> {
-        match id {
-            STAGE_BROKER => self.stop_broker().await,
-            _ => Ok(self.stage(id)?.stop().await?),
-        }
+        self.stage(id)?.stop().await
     }
 
     pub fn pause_stage(&self, id: &str, paused: bool) -> Result<(), EngineError> {
-        Ok(self.stage(id)?.pause(paused)?)
+        self.stage(id)?.pause(paused)
     }
 
-    fn stage(&self, id: &str) -> Result<&Arc<Stage>, EngineError> {
-        match id {
-            STAGE_STREAMER => Ok(&self.streamer),
-            STAGE_PRODUCER => Ok(&self.producer),
-            STAGE_SENTIMENT => Ok(&self.sentiment),
-            STAGE_AGGREGATE => Ok(&self.aggregate),
-            STAGE_PARQUET => Ok(&self.parquet),
-            STAGE_INDEXER => Ok(&self.indexer),
-            other => Err(EngineError::UnknownStage(other.to_owned())),
+    /// Kills a stage's run loop at once, as a crash would (fault buttons, recovery tests).
+    pub fn crash_stage(&self, id: &str) -> Result<(), EngineError> {
+        self.stage(id)?.crash()
+    }
+
+    /// Stops a stage and starts it again with the configuration it ran with: consumers resume
+    /// from their committed offsets (or checkpoint).
+    pub async fn restart_stage(&self, id: &str) -> Result<(), EngineError> {
+        let stage = self.stage(id)?;
+        if stage.is_active() {
+            stage.stop().await?;
         }
+        stage.start(stage.config().unwrap_or_default()).await
     }
 
-    async fn start_broker(&self) -> Result<(), EngineError> {
-        let broker = self.embedded_broker()?;
-        broker.start().await?;
-        Ok(())
-    }
-
-    async fn stop_broker(&self) -> Result<(), EngineError> {
-        self.embedded_broker()?.stop().await;
-        Ok(())
-    }
-
-    fn embedded_broker(&self) -> Result<&Arc<EmbeddedBroker>, EngineError> {
-        self.broker.as_ref().ok_or_else(|| {
-            EngineError::BadRequest(
-                "the broker is external; Pipebook cannot start or stop it".into(),
-            )
-        })
-    }
-
-    async fn start_streamer(&self, config: StreamerConfig) -> Result<(), EngineError> {
-        let listen = config.listen.parse().map_err(|_| {
-            EngineError::BadRequest(format!("listen: not a socket address: {:?}", config.listen))
-        })?;
-        self.reach
-            .check_listen(listen)
-            .map_err(EngineError::BadRequest)?;
-        let input = match config.source.as_str() {
-            app::api::SOURCE_GENERATOR => SourceInput::Generator,
-            name => SourceInput::File(self.datasets.open_source(name)?),
-        };
-        let json = serde_json::to_value(&config).unwrap_or_default();
-        let metrics = self.streamer_metrics.clone();
-        self.streamer
-            .launch(json, move |ctx| streamer::run(config, input, metrics, ctx))?;
-        // Wait until the socket is bound, so a producer started right after finds it.
-        let deadline = tokio::time::Instant::now() + STREAMER_BIND_WAIT;
-        while self.streamer_metrics.listening().is_none()
-            && self.streamer.state() == StageState::Running
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok(())
-    }
-
-    fn start_producer(&self, config: ProducerConfig) -> Result<(), EngineError> {
-        let socket = match &config.socket {
-            Some(addr) => {
-                let parsed = addr.parse::<std::net::SocketAddr>().map_err(|_| {
-                    EngineError::BadRequest(format!("socket: not a socket address: {addr:?}"))
-                })?;
-                self.reach
-                    .check_producer_socket(parsed, self.streamer_metrics.listening())
-                    .map_err(EngineError::BadRequest)?;
-                SocketSource::Fixed(addr.clone())
+    /// Run all: every stage of the lesson that is not running yet, with its defaults (the
+    /// sentiment group with two workers, so the partitions are shared).
+    pub async fn start_all(&self) -> Result<(), EngineError> {
+        let defaults = [
+            (StageId::Producer, serde_json::json!({})),
+            (StageId::Streamer, serde_json::json!({})),
+            (StageId::Sentiment, serde_json::json!({"workers": 2})),
+            (StageId::Aggregate, serde_json::json!({})),
+            (StageId::Indexer, serde_json::json!({})),
+        ];
+        for (id, config) in defaults {
+            let stage = self.stage(id.as_str())?;
+            if !stage.is_active() {
+                stage.start(config).await?;
             }
-            None => SocketSource::Streamer(self.streamer_metrics.clone()),
-        };
-        let json = serde_json::to_value(&config).unwrap_or_default();
-        let (kafka, metrics) = (self.kafka.clone(), self.producer_metrics.clone());
-        self.producer
-            .launch(json, move |ctx| producer::run(socket, kafka, metrics, ctx))?;
+        }
         Ok(())
     }
 
-    fn start_sentiment(
-        &self,
-        config: SentimentConfig,
-        thresholds: sentiment::lexicon::Thresholds,
-    ) -> Result<(), EngineError> {
-        // Built before launching, so a missing LLM setting is a 400, not a failed stage.
-        let classifier = Arc::new(sentiment::Classifier::from_config(
-            config.classifier,
-            thresholds,
-        )?);
-        if self.sentiment.is_active() {
-            return Err(StageError::AlreadyRunning(STAGE_SENTIMENT).into());
+    /// Stop all: every stage, source first so the consumers can drain; the broker stays up.
+    pub async fn stop_all(&self) -> Result<(), EngineError> {
+        let stages = self.stages.values().filter(|s| s.id() != StageId::Broker);
+        for stage in stages {
+            if stage.is_active() {
+                stage.stop().await?;
+            }
         }
-        self.sentiment_runtime.reset();
-        let json = serde_json::to_value(&config).unwrap_or_default();
-        let (runtime, kafka) = (self.sentiment_runtime.clone(), self.kafka.clone());
-        self.sentiment
-            .launch(json, move |ctx| runtime.run(config, classifier, kafka, ctx))?;
         Ok(())
     }
 
-    fn start_aggregate(
-        &self,
-        config: AggregateConfig,
-        spec: aggregate::windows::Spec,
-    ) -> Result<(), EngineError> {
-        if self.aggregate.is_active() {
-            return Err(StageError::AlreadyRunning(STAGE_AGGREGATE).into());
+    /// Stops every stage, the last in the flow first, then the embedded broker: on shutdown.
+    pub async fn shutdown(&self) {
+        self.lab.stop().await;
+        for stage in self.stages.values().rev() {
+            if stage.is_active() {
+                let _ = stage.stop().await;
+            }
+            stage.settle().await;
         }
-        self.aggregate_metrics.reset();
-        let json = serde_json::to_value(&config).unwrap_or_default();
-        let setup = AggregateSetup {
-            config,
-            spec,
-            kafka: self.kafka.clone(),
-            data_dir: self.data_dir.clone(),
-            metrics: self.aggregate_metrics.clone(),
-        };
-        self.aggregate
-            .launch(json, move |ctx| aggregate::run::run(setup, ctx))?;
-        Ok(())
-    }
-
-    fn start_parquet(&self, config: ParquetConfig) -> Result<(), EngineError> {
-        if self.parquet.is_active() {
-            return Err(StageError::AlreadyRunning(STAGE_PARQUET).into());
-        }
-        let root = self.parquet_root();
-        self.parquet_metrics.scan(&root);
-        let json = serde_json::to_value(&config).unwrap_or_default();
-        let setup = ParquetSetup {
-            config,
-            kafka: self.kafka.clone(),
-            root,
-            registry: self.inspector.registry().clone(),
-            metrics: self.parquet_metrics.clone(),
-        };
-        self.parquet
-            .launch(json, move |ctx| parquet_sink::run(setup, ctx))?;
-        Ok(())
     }
 
     /// Where the streamer listens now (`None` when it is not running).
@@ -482,29 +424,6 @@ impl Engine {
             Some(kind) => self.aggregate_metrics.view_of(kind),
             None => self.aggregate_metrics.view(),
         }
-    }
-
-    /// Kills a stage's run loop at once, as a crash would (fault buttons, recovery tests).
-    pub fn crash_stage(&self, id: &str) -> Result<(), EngineError> {
-        Ok(self.stage(id)?.crash()?)
-    }
-
-    fn start_indexer(&self, config: IndexerConfig) -> Result<(), EngineError> {
-        if self.indexer.is_active() {
-            return Err(StageError::AlreadyRunning(STAGE_INDEXER).into());
-        }
-        self.indexer_metrics.reset();
-        let json = serde_json::to_value(&config).unwrap_or_default();
-        let setup = IndexerSetup {
-            config,
-            registry: self.inspector.registry().clone(),
-            backend: self.search.clone(),
-            kafka: self.kafka.clone(),
-            metrics: self.indexer_metrics.clone(),
-        };
-        self.indexer
-            .launch(json, move |ctx| indexer::run(setup, ctx))?;
-        Ok(())
     }
 
     /// The search backend (for tests and benchmarks that query it directly).
@@ -548,14 +467,13 @@ impl Engine {
     }
 
     /// Starts the sentiment stage with `workers` workers in a group of its own (benchmarks).
-    pub fn start_sentiment_in_group(&self, workers: u8, group: &str) -> Result<(), EngineError> {
-        let config = SentimentConfig {
-            workers,
-            group: group.to_owned(),
-            ..SentimentConfig::default()
-        };
-        let thresholds = sentiment::validate(&config)?;
-        self.start_sentiment(config, thresholds)
+    pub async fn start_sentiment_in_group(
+        &self,
+        workers: u8,
+        group: &str,
+    ) -> Result<(), EngineError> {
+        let config = serde_json::json!({"workers": workers, "group": group});
+        self.start_stage(StageId::Sentiment.as_str(), config).await
     }
 
     /// Adds a worker to the running sentiment group; returns its id.
@@ -621,57 +539,6 @@ impl Engine {
         self.search.set_outage(down);
     }
 
-    /// Stops a stage and starts it again with the configuration it ran with: consumers resume
-    /// from their committed offsets (or checkpoint).
-    pub async fn restart_stage(&self, id: &str) -> Result<(), EngineError> {
-        if id == STAGE_BROKER {
-            self.stop_broker().await?;
-            return self.start_broker().await;
-        }
-        let stage = self.stage(id)?;
-        let config = stage.status(Default::default()).config;
-        if stage.is_active() {
-            stage.stop().await?;
-        }
-        self.start_stage(id, config.unwrap_or_default()).await
-    }
-
-    /// Run all: every stage of the lesson that is not running yet, with its defaults (the
-    /// sentiment group with two workers, so the partitions are shared).
-    pub async fn start_all(&self) -> Result<(), EngineError> {
-        let defaults = [
-            (STAGE_PRODUCER, serde_json::json!({})),
-            (STAGE_STREAMER, serde_json::json!({})),
-            (STAGE_SENTIMENT, serde_json::json!({"workers": 2})),
-            (STAGE_AGGREGATE, serde_json::json!({})),
-            (STAGE_INDEXER, serde_json::json!({})),
-        ];
-        for (id, config) in defaults {
-            if self.stage(id)?.is_active() {
-                continue;
-            }
-            self.start_stage(id, config).await?;
-        }
-        Ok(())
-    }
-
-    /// Stop all: every stage, source first so the consumers can drain; the broker stays up.
-    pub async fn stop_all(&self) -> Result<(), EngineError> {
-        for stage in [
-            &self.streamer,
-            &self.producer,
-            &self.sentiment,
-            &self.aggregate,
-            &self.parquet,
-            &self.indexer,
-        ] {
-            if stage.is_active() {
-                stage.stop().await?;
-            }
-        }
-        Ok(())
-    }
-
     /// Starts a delivery-semantics lab run in the background (`POST /api/lab/delivery`).
     pub fn start_delivery_lab(&self, body: serde_json::Value) -> Result<(), EngineError> {
         let plan = parse_lab_request(body)?;
@@ -698,36 +565,18 @@ impl Engine {
     }
 
     fn trace_pipeline(&self) -> tracing_a_record::Pipeline<'_> {
-        let status = |stage: &Stage| stage.status(Default::default());
         tracing_a_record::Pipeline {
             inspector: &self.inspector,
             search: &self.search,
-            streamer: status(&self.streamer),
+            streamer: self.status_of(StageId::Streamer),
             chunks: &self.streamer_metrics.chunks_sent,
-            producer: status(&self.producer),
-            sentiment: status(&self.sentiment),
-            aggregate: status(&self.aggregate),
+            producer: self.status_of(StageId::Producer),
+            sentiment: self.status_of(StageId::Sentiment),
+            sentiment_group: self.sentiment_runtime.group(),
+            aggregate: self.status_of(StageId::Aggregate),
             aggregate_metrics: &self.aggregate_metrics,
-            indexer: status(&self.indexer),
+            indexer: self.status_of(StageId::Indexer),
             bulks: &self.indexer_metrics.bulks_indexed,
-        }
-    }
-
-    /// Stops every stage (then the embedded broker): used on shutdown.
-    pub async fn shutdown(&self) {
-        self.lab.stop();
-        for stage in [
-            &self.indexer,
-            &self.aggregate,
-            &self.parquet,
-            &self.sentiment,
-            &self.producer,
-            &self.streamer,
-        ] {
-            let _ = stage.stop().await;
-        }
-        if let Some(broker) = &self.broker {
-            broker.stop().await;
         }
     }
 

@@ -3,114 +3,65 @@
 //! send is either a configuration to run with or a 400 whose message starts with the field it
 //! is about (`config:` when the body as a whole is not an object of settings).
 
-use app::api::{
-    AggregateConfig, DeliveryLabRequest, IndexerConfig, ParquetConfig, ProducerConfig,
-    SentimentConfig, StreamerConfig,
-};
+use app::api::DeliveryLabRequest;
 use serde::de::DeserializeOwned;
 
-use crate::aggregate::parquet as parquet_sink;
-use crate::aggregate::{self, windows::Spec};
-use crate::index::indexer;
+use crate::error::ConfigError;
 use crate::lab::{self, LabPlan};
-use crate::pipeline::{
-    EngineError, STAGE_AGGREGATE, STAGE_BROKER, STAGE_INDEXER, STAGE_PARQUET, STAGE_PRODUCER,
-    STAGE_SENTIMENT, STAGE_STREAMER,
+use crate::stage::{StageId, checked};
+use crate::stages::{
+    AggregateStage, IndexerStage, ParquetStage, ProducerStage, SentimentStage, StreamerStage,
 };
-use crate::sentiment::{self, lexicon::Thresholds};
-use crate::streamer;
 
-/// What a stage starts with, checked.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StageConfig {
-    /// The embedded broker takes no settings (its body is ignored).
-    Broker,
-    Streamer(StreamerConfig),
-    /// `socket`, when set, is a socket address.
-    Producer(ProducerConfig),
-    Sentiment {
-        config: SentimentConfig,
-        thresholds: Thresholds,
-    },
-    Aggregate {
-        config: AggregateConfig,
-        spec: Spec,
-    },
-    Parquet(ParquetConfig),
-    Indexer(IndexerConfig),
-}
-
-/// Parses and checks the body of `POST /api/stages/{stage}/start`; an unknown stage is
-/// [`EngineError::UnknownStage`]. The LLM classifier's settings come from the environment and
-/// are checked when the sentiment stage starts, not here.
-pub fn parse_and_validate(
-    stage: &str,
-    body: serde_json::Value,
-) -> Result<StageConfig, EngineError> {
-    let bad = |message: String| EngineError::BadRequest(message);
+/// Parses and checks the body of `POST /api/stages/{stage}/start` as the engine does before
+/// starting (see [`crate::stages::Slot`]), and gives back the config as it would run: with every
+/// default filled in. The embedded broker takes no settings (its body is ignored). The LLM
+/// classifier's settings come from the environment and are checked when the sentiment stage
+/// starts, not here.
+pub fn check(stage: StageId, body: serde_json::Value) -> Result<serde_json::Value, ConfigError> {
+    fn config_of<S: crate::stage::Stage>(
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, ConfigError> {
+        let (config, _) = checked::<S>(body)?;
+        Ok(serde_json::to_value(config).unwrap_or_default())
+    }
     match stage {
-        STAGE_BROKER => Ok(StageConfig::Broker),
-        STAGE_STREAMER => {
-            let config: StreamerConfig = parse_config(body)?;
-            streamer::validate(&config).map_err(|e| bad(e.to_string()))?;
-            Ok(StageConfig::Streamer(config))
-        }
-        STAGE_PRODUCER => {
-            let config: ProducerConfig = parse_config(body)?;
-            if let Some(addr) = &config.socket
-                && addr.parse::<std::net::SocketAddr>().is_err()
-            {
-                return Err(bad(format!("socket: not a socket address: {addr:?}")));
-            }
-            Ok(StageConfig::Producer(config))
-        }
-        STAGE_SENTIMENT => {
-            let config: SentimentConfig = parse_config(body)?;
-            let thresholds = sentiment::validate(&config)?;
-            Ok(StageConfig::Sentiment { config, thresholds })
-        }
-        STAGE_AGGREGATE => {
-            let config: AggregateConfig = parse_config(body)?;
-            let spec = aggregate::validate(&config).map_err(bad)?;
-            Ok(StageConfig::Aggregate { config, spec })
-        }
-        STAGE_PARQUET => {
-            let config: ParquetConfig = parse_config(body)?;
-            parquet_sink::validate(&config).map_err(bad)?;
-            Ok(StageConfig::Parquet(config))
-        }
-        STAGE_INDEXER => {
-            let config: IndexerConfig = parse_config(body)?;
-            indexer::validate(&config).map_err(bad)?;
-            Ok(StageConfig::Indexer(config))
-        }
-        other => Err(EngineError::UnknownStage(other.to_owned())),
+        StageId::Broker => Ok(serde_json::Value::Null),
+        StageId::Streamer => config_of::<StreamerStage>(body),
+        StageId::Producer => config_of::<ProducerStage>(body),
+        StageId::Sentiment => config_of::<SentimentStage>(body),
+        StageId::Aggregate => config_of::<AggregateStage>(body),
+        StageId::Parquet => config_of::<ParquetStage>(body),
+        StageId::Indexer => config_of::<IndexerStage>(body),
     }
 }
 
 /// Parses and checks the body of `POST /api/lab/delivery`.
-pub fn parse_lab_request(body: serde_json::Value) -> Result<LabPlan, EngineError> {
+pub fn parse_lab_request(body: serde_json::Value) -> Result<LabPlan, ConfigError> {
     let request: DeliveryLabRequest = parse_config(body)?;
-    Ok(lab::validate(&request)?)
+    lab::validate(&request)
 }
 
 /// Parses a stage config; an empty body means "all defaults". A wrong field's message starts
 /// with its name (serde_path_to_error puts the path in front); a body that is not an object of
 /// settings at all starts with `config:`.
-pub fn parse_config<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, EngineError> {
+pub fn parse_config<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, ConfigError> {
     let body = match body {
         serde_json::Value::Null => serde_json::json!({}),
         object @ serde_json::Value::Object(_) => object,
         // serde's derived structs also take an array of values in field order: `[0, 5000]`
         // would be rate 0, chunk size 5000. Settings are named, never positional.
         other => {
-            return Err(EngineError::BadRequest(format!(
-                "config: expected a JSON object of settings, got {}",
-                json_kind(&other)
-            )));
+            return Err(ConfigError::new(
+                "config",
+                format!(
+                    "expected a JSON object of settings, got {}",
+                    json_kind(&other)
+                ),
+            ));
         }
     };
-    serde_path_to_error::deserialize(body).map_err(|e| EngineError::BadRequest(e.to_string()))
+    serde_path_to_error::deserialize(body).map_err(ConfigError::from_serde)
 }
 
 fn json_kind(value: &serde_json::Value) -> &'static str {
@@ -127,11 +78,21 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ApiError;
+    use crate::pipeline::EngineError;
+    use app::api::StreamerConfig;
     use axum::http::StatusCode;
-    use axum::response::IntoResponse;
     use proptest::prelude::*;
-    use serde::Serialize;
     use serde_json::{Value, json};
+
+    /// Checks a body for a stage by its id, or for the lab.
+    fn check_any(stage: &str, body: Value) -> Result<Value, ConfigError> {
+        if stage == LAB {
+            return parse_lab_request(body).map(|_| Value::Null);
+        }
+        let id: StageId = stage.parse().expect("a stage id");
+        super::check(id, body)
+    }
 
     #[test]
     fn empty_body_means_defaults_and_typos_are_named() {
@@ -151,15 +112,12 @@ mod tests {
     #[test]
     fn every_stage_accepts_its_defaults_and_refuses_an_unknown_stage() {
         for stage in STAGES {
-            assert!(
-                parse_and_validate(stage, Value::Null).is_ok(),
-                "{stage} defaults"
-            );
-            assert!(parse_and_validate(stage, json!({})).is_ok(), "{stage} {{}}");
+            assert!(check_any(stage, Value::Null).is_ok(), "{stage} defaults");
+            assert!(check_any(stage, json!({})).is_ok(), "{stage} {{}}");
         }
         assert!(parse_lab_request(Value::Null).is_ok());
         assert!(matches!(
-            parse_and_validate("nope", Value::Null),
+            "nope".parse::<StageId>(),
             Err(EngineError::UnknownStage(_))
         ));
     }
@@ -168,69 +126,46 @@ mod tests {
     fn group_names_and_threshold_fields_are_checked() {
         // A NUL in a group name: librdkafka cannot take it, and the groups table failed as a
         // whole while such a group was listed.
-        for stage in [
-            STAGE_SENTIMENT,
-            STAGE_AGGREGATE,
-            STAGE_PARQUET,
-            STAGE_INDEXER,
-        ] {
+        for stage in ["sentiment", "aggregate", "parquet", "indexer"] {
+            let err = check_any(stage, json!({"group": "a\u{0}b"})).expect_err("NUL in group");
+            assert_eq!(err.field, "group", "{stage}: {err}");
             let err =
-                parse_and_validate(stage, json!({"group": "a\u{0}b"})).expect_err("NUL in group");
-            assert!(err.to_string().starts_with("group:"), "{stage}: {err}");
-            let err = parse_and_validate(stage, json!({"group": "g".repeat(10_000)}))
-                .expect_err("long group");
-            assert!(err.to_string().starts_with("group:"), "{stage}: {err}");
+                check_any(stage, json!({"group": "g".repeat(10_000)})).expect_err("long group");
+            assert_eq!(err.field, "group", "{stage}: {err}");
         }
         // The sentiment stage had no group check at all: an empty group started workers that
         // could not subscribe.
-        let err = parse_and_validate(STAGE_SENTIMENT, json!({"group": ""})).expect_err("empty");
+        let err = check_any("sentiment", json!({"group": ""})).expect_err("empty");
         assert!(err.to_string().starts_with("group:"), "{err}");
         // Threshold errors were named `thresholds`, which is not a field of the request.
-        let err = parse_and_validate(STAGE_SENTIMENT, json!({"negative_threshold": 5}))
-            .expect_err("out of range");
+        let err =
+            check_any("sentiment", json!({"negative_threshold": 5})).expect_err("out of range");
         assert!(err.to_string().starts_with("negative_threshold:"), "{err}");
     }
 
     const STAGES: [&str; 6] = [
-        STAGE_STREAMER,
-        STAGE_PRODUCER,
-        STAGE_SENTIMENT,
-        STAGE_AGGREGATE,
-        STAGE_PARQUET,
-        STAGE_INDEXER,
+        "streamer",
+        "producer",
+        "sentiment",
+        "aggregate",
+        "parquet",
+        "indexer",
     ];
     const LAB: &str = "lab";
 
-    /// The fields of a config, as its default serialises (every field is serialised).
-    fn fields_of<T: Default + Serialize>() -> Vec<String> {
-        match serde_json::to_value(T::default()) {
-            Ok(Value::Object(map)) => map.keys().cloned().collect(),
-            other => panic!("a config serialises to an object, got {other:?}"),
-        }
-    }
-
+    /// A stage's (or the lab's) default config, every field serialised.
     fn defaults(stage: &str) -> Value {
-        let value = match stage {
-            STAGE_STREAMER => serde_json::to_value(StreamerConfig::default()),
-            STAGE_PRODUCER => serde_json::to_value(ProducerConfig::default()),
-            STAGE_SENTIMENT => serde_json::to_value(SentimentConfig::default()),
-            STAGE_AGGREGATE => serde_json::to_value(AggregateConfig::default()),
-            STAGE_PARQUET => serde_json::to_value(ParquetConfig::default()),
-            STAGE_INDEXER => serde_json::to_value(IndexerConfig::default()),
-            _ => serde_json::to_value(DeliveryLabRequest::default()),
-        };
-        value.expect("defaults serialise")
+        if stage == LAB {
+            return serde_json::to_value(DeliveryLabRequest::default()).expect("serialises");
+        }
+        check_any(stage, Value::Null).expect("defaults are valid")
     }
 
+    /// The fields of a config, as its default serialises.
     fn fields(stage: &str) -> Vec<String> {
-        match stage {
-            STAGE_STREAMER => fields_of::<StreamerConfig>(),
-            STAGE_PRODUCER => fields_of::<ProducerConfig>(),
-            STAGE_SENTIMENT => fields_of::<SentimentConfig>(),
-            STAGE_AGGREGATE => fields_of::<AggregateConfig>(),
-            STAGE_PARQUET => fields_of::<ParquetConfig>(),
-            STAGE_INDEXER => fields_of::<IndexerConfig>(),
-            _ => fields_of::<DeliveryLabRequest>(),
+        match defaults(stage) {
+            Value::Object(map) => map.keys().cloned().collect(),
+            other => panic!("a config serialises to an object, got {other:?}"),
         }
     }
 
@@ -241,12 +176,7 @@ mod tests {
             .as_object()
             .map(|o| o.keys().cloned().collect())
             .unwrap_or_default();
-        let outcome = if stage == LAB {
-            parse_lab_request(body).map(|_| ())
-        } else {
-            parse_and_validate(stage, body).map(|_| ())
-        };
-        let Err(error) = outcome else {
+        let Err(error) = check_any(stage, body) else {
             return Ok(());
         };
         let message = error.to_string();
@@ -256,7 +186,7 @@ mod tests {
                 .chain(&keys)
                 .any(|name| message.starts_with(&format!("{name}: ")));
         prop_assert!(named, "{stage}: message names no field: {message}");
-        let status = error.into_response().status();
+        let status = ApiError::from(EngineError::from(error)).status;
         prop_assert_eq!(status, StatusCode::BAD_REQUEST, "{}: {}", stage, message);
         Ok(())
     }

@@ -63,6 +63,8 @@ fn BrokerToggle(testid: &'static str) -> impl IntoView {
     let kafka = move || live.snapshot.get().map(|s| s.pipeline.kafka);
     let running = move || kafka().is_some_and(|k| k.state == StageState::Running);
     let busy = RwSignal::new(false);
+    // The POST's refusal (the broker could not start, …) is shown, not dropped.
+    let error = RwSignal::new(None::<String>);
     let read_only = crate::session::read_only();
     let toggle = move |_| {
         let path = if running() {
@@ -71,8 +73,10 @@ fn BrokerToggle(testid: &'static str) -> impl IntoView {
             "/api/stages/broker/start"
         };
         busy.set(true);
+        error.set(None);
         leptos::task::spawn_local(async move {
-            let _ = crate::client::post(path, serde_json::Value::Null).await;
+            let outcome = crate::client::post(path, serde_json::Value::Null).await;
+            error.set(outcome.err());
             busy.set(false);
         });
     };
@@ -82,6 +86,7 @@ fn BrokerToggle(testid: &'static str) -> impl IntoView {
                 <button class="btn btn-small" data-testid=testid on:click=toggle disabled=move || read_only || busy.get()>
                     {if running() { "Stop broker" } else { "Start broker" }}
                 </button>
+                {move || error.get().map(|e| view! { <span class="error" role="alert">{e}</span> })}
             }
         })
     }

@@ -15,7 +15,6 @@ use crate::api::{LIVE_LATEST_REVIEWS, LIVE_REBALANCES, Sentiment, SentimentView}
 use crate::client;
 use crate::live::Live;
 
-const GROUP: &str = "pipebook-sentiment";
 /// Samples kept for the lag chart (about a minute at one per second).
 const LAG_HISTORY: usize = 60;
 
@@ -36,7 +35,9 @@ pub fn SentimentCell() -> impl IntoView {
         let Some(snapshot) = live.snapshot.get() else {
             return;
         };
-        let Some(group) = snapshot.groups.iter().find(|g| g.group == GROUP) else {
+        // The running config's group (a run may name its own), as the stage reports it.
+        let name = &snapshot.sentiment.group;
+        let Some(group) = snapshot.groups.iter().find(|g| &g.group == name) else {
             return;
         };
         let mut partitions = group.partitions.clone();
@@ -62,17 +63,21 @@ pub fn SentimentCell() -> impl IntoView {
         );
     };
     let running = move || stage.running();
+    let group_name = move || view_data.with(|v| v.group.clone());
     let total_lag = move || {
         live.snapshot
             .get()
-            .and_then(|s| s.groups.into_iter().find(|g| g.group == GROUP))
+            .and_then(|s| {
+                let name = s.sentiment.group;
+                s.groups.into_iter().find(|g| g.group == name)
+            })
             .map_or(0, |g| g.total_lag())
     };
 
     view! {
         <Cell number=3 title="Sentiment">
             <p class="explain">
-                "Workers in one " <em>"consumer group"</em> " ("<code>{GROUP}</code>
+                "Workers in one " <em>"consumer group"</em> " ("<code>{group_name}</code>
                 ") share the partitions of " <code>"reviews"</code>
                 ": each partition is read by exactly one worker. Each worker labels reviews POSITIVE, NEGATIVE or NEUTRAL and writes them to "
                 <code>"reviews.sentiment"</code> ". It " <em>"commits"</em>

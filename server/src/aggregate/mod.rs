@@ -15,10 +15,11 @@ pub mod windows;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use app::api::{AggregateConfig, AggregateView, WindowKind};
 
+use crate::error::ConfigError;
+use crate::sync::LockExt;
 use crate::trace::recent::RecentBatches;
 use windows::{Spec, WindowState};
 
@@ -28,13 +29,14 @@ const MAX_WINDOWS_PER_EVENT: u64 = 60;
 const MAX_SPAN_SECS: u64 = 7 * 24 * 3600;
 
 /// Checks a config; the message names the field.
-pub fn validate(config: &AggregateConfig) -> Result<Spec, String> {
-    let span = |name: &str, value: u64| -> Result<i64, String> {
+pub fn validate(config: &AggregateConfig) -> Result<Spec, ConfigError> {
+    let span = |name: &str, value: u64| -> Result<i64, ConfigError> {
         if (1..=MAX_SPAN_SECS).contains(&value) {
             Ok(value as i64 * 1000)
         } else {
-            Err(format!(
-                "{name}: must be 1..={MAX_SPAN_SECS} seconds, got {value}"
+            Err(ConfigError::new(
+                name,
+                format!("must be 1..={MAX_SPAN_SECS} seconds, got {value}"),
             ))
         }
     };
@@ -43,32 +45,41 @@ pub fn validate(config: &AggregateConfig) -> Result<Spec, String> {
     let slide_ms = span("slide_secs", config.slide_secs)?;
     let gap_ms = span("session_gap_secs", config.session_gap_secs)?;
     if config.allowed_lateness_secs > MAX_SPAN_SECS {
-        return Err(format!(
-            "allowed_lateness_secs: must be 0..={MAX_SPAN_SECS}, got {}",
-            config.allowed_lateness_secs
+        return Err(ConfigError::new(
+            "allowed_lateness_secs",
+            format!(
+                "must be 0..={MAX_SPAN_SECS}, got {}",
+                config.allowed_lateness_secs
+            ),
         ));
     }
     if config.slide_secs > config.sliding_secs
         || !config.sliding_secs.is_multiple_of(config.slide_secs)
     {
-        return Err(format!(
-            "slide_secs: must divide sliding_secs ({}), got {}",
-            config.sliding_secs, config.slide_secs
+        return Err(ConfigError::new(
+            "slide_secs",
+            format!(
+                "must divide sliding_secs ({}), got {}",
+                config.sliding_secs, config.slide_secs
+            ),
         ));
     }
     if config.sliding_secs / config.slide_secs > MAX_WINDOWS_PER_EVENT {
-        return Err(format!(
-            "slide_secs: a review would fall into {} sliding windows; at most {MAX_WINDOWS_PER_EVENT}",
-            config.sliding_secs / config.slide_secs
+        return Err(ConfigError::new(
+            "slide_secs",
+            format!(
+                "a review would fall into {} sliding windows; at most {MAX_WINDOWS_PER_EVENT}",
+                config.sliding_secs / config.slide_secs
+            ),
         ));
     }
     if config.trigger_ms != 0 && !(100..=60_000).contains(&config.trigger_ms) {
-        return Err(format!(
-            "trigger_ms: must be 0 (once) or 100..=60000, got {}",
-            config.trigger_ms
+        return Err(ConfigError::new(
+            "trigger_ms",
+            format!("must be 0 (once) or 100..=60000, got {}", config.trigger_ms),
         ));
     }
-    crate::kafka::check_group_name(&config.group).map_err(|e| format!("group: {e}"))?;
+    crate::kafka::check_group_name(&config.group).map_err(|e| ConfigError::new("group", e))?;
     Ok(Spec {
         tumbling_ms,
         sliding_ms,
@@ -79,57 +90,31 @@ pub fn validate(config: &AggregateConfig) -> Result<Spec, String> {
     })
 }
 
-/// Counters of the stage since it last started, and the latest view of its windows.
-#[derive(Default)]
-pub struct AggregateMetrics {
-    consumed: AtomicU64,
-    late_to_topic: AtomicU64,
-    dlq: AtomicU64,
-    emitted: AtomicU64,
-    triggers: AtomicU64,
-    batch_ms: AtomicU64,
-    checkpoint_ms: AtomicU64,
-    last_batch: AtomicU64,
-    view: Mutex<AggregateView>,
-    /// The reviews each recent trigger read, and those of them behind the watermark (for
-    /// tracing a record).
-    pub triggers_read: RecentBatches,
-    pub late_read: RecentBatches,
+crate::counters! {
+    /// Counters of the stage since it last started, and the latest view of its windows.
+    pub struct AggregateMetrics {
+        counters {
+            consumed, late_to_topic, dlq, emitted, triggers, batch_ms, checkpoint_ms, last_batch,
+        }
+        view: Mutex<AggregateView>,
+        /// The reviews each recent trigger read, and those of them behind the watermark (for
+        /// tracing a record).
+        pub triggers_read: RecentBatches,
+        pub late_read: RecentBatches,
+    }
 }
 
 impl AggregateMetrics {
     pub fn reset(&self) {
-        for counter in [
-            &self.consumed,
-            &self.late_to_topic,
-            &self.dlq,
-            &self.emitted,
-            &self.triggers,
-            &self.batch_ms,
-            &self.checkpoint_ms,
-            &self.last_batch,
-        ] {
-            counter.store(0, Ordering::Relaxed);
-        }
+        self.reset_counters();
         self.triggers_read.clear();
         self.late_read.clear();
     }
 
+    /// The counters, and the counts of the current view.
     pub fn counters(&self) -> BTreeMap<String, u64> {
         let view = self.view();
-        let mut counters: BTreeMap<String, u64> = [
-            ("consumed", &self.consumed),
-            ("late_to_topic", &self.late_to_topic),
-            ("dlq", &self.dlq),
-            ("emitted", &self.emitted),
-            ("triggers", &self.triggers),
-            ("batch_ms", &self.batch_ms),
-            ("checkpoint_ms", &self.checkpoint_ms),
-            ("last_batch", &self.last_batch),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value.load(Ordering::Relaxed)))
-        .collect();
+        let mut counters = self.counter_values();
         counters.insert("counted".into(), view.counted);
         counters.insert("late".into(), view.late_records);
         counters.insert("duplicates".into(), view.duplicates);
@@ -138,10 +123,7 @@ impl AggregateMetrics {
 
     /// The windows and watermark as of the last trigger.
     pub fn view(&self) -> AggregateView {
-        match self.view.lock() {
-            Ok(view) => view.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.view.lock_or_recover().clone()
     }
 
     /// The view with only one kind of window.
@@ -161,10 +143,7 @@ impl AggregateMetrics {
             windows: state.rows(None),
             totals: None,
         };
-        match self.view.lock() {
-            Ok(mut slot) => *slot = view,
-            Err(poisoned) => *poisoned.into_inner() = view,
-        }
+        *self.view.lock_or_recover() = view;
     }
 }
 
@@ -181,7 +160,7 @@ mod tests {
         );
         let bad = |config: AggregateConfig, field: &str| {
             let err = validate(&config).expect_err(field);
-            assert!(err.starts_with(field), "{err}");
+            assert_eq!(err.field, field, "{err}");
         };
         bad(
             AggregateConfig {

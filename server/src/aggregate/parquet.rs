@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use app::api::{EnrichedReview, ParquetConfig, ParquetFile, TOPIC_SENTIMENT};
@@ -15,11 +15,13 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 
+use crate::error::ConfigError;
 use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, Record, close_off_runtime};
 use crate::kafka::inspect::{GroupRegistry, RegisteringContext};
 use crate::records::{DeadLetter, deliver_dead_letter};
 use crate::stage::StageContext;
+use crate::sync::LockExt;
 
 const STAGE: &str = "parquet";
 const MEMBER: &str = "parquet-1";
@@ -41,52 +43,46 @@ pub enum ParquetError {
     Task(String),
 }
 
-pub fn validate(config: &ParquetConfig) -> Result<(), String> {
+pub fn validate(config: &ParquetConfig) -> Result<(), ConfigError> {
     if !(1..=1_000_000).contains(&config.roll_rows) {
-        return Err(format!(
-            "roll_rows: must be 1..=1000000, got {}",
-            config.roll_rows
+        return Err(ConfigError::new(
+            "roll_rows",
+            format!("must be 1..=1000000, got {}", config.roll_rows),
         ));
     }
     if !(1..=3600).contains(&config.roll_secs) {
-        return Err(format!(
-            "roll_secs: must be 1..=3600, got {}",
-            config.roll_secs
+        return Err(ConfigError::new(
+            "roll_secs",
+            format!("must be 1..=3600, got {}", config.roll_secs),
         ));
     }
-    crate::kafka::check_group_name(&config.group).map_err(|e| format!("group: {e}"))?;
+    crate::kafka::check_group_name(&config.group).map_err(|e| ConfigError::new("group", e))?;
     Ok(())
 }
 
-/// Counters, and the files written (or found on disk at start).
-#[derive(Default)]
-pub struct ParquetMetrics {
-    rows: AtomicU64,
-    files: AtomicU64,
-    dlq: AtomicU64,
-    written: Mutex<BTreeMap<String, ParquetFile>>,
+crate::counters! {
+    /// Counters, and the files written (or found on disk at start).
+    pub struct ParquetMetrics {
+        counters { rows, files, dlq }
+        written: Mutex<BTreeMap<String, ParquetFile>>,
+    }
 }
 
 impl ParquetMetrics {
+    /// The counters, and what is on disk.
     pub fn counters(&self) -> BTreeMap<String, u64> {
+        let mut counters = self.counter_values();
         let on_disk = self.lock();
-        BTreeMap::from([
-            ("rows".to_owned(), self.rows.load(Ordering::Relaxed)),
-            ("files".to_owned(), self.files.load(Ordering::Relaxed)),
-            ("dlq".to_owned(), self.dlq.load(Ordering::Relaxed)),
-            ("files_on_disk".to_owned(), on_disk.len() as u64),
-            (
-                "rows_on_disk".to_owned(),
-                on_disk.values().map(|f| f.rows).sum(),
-            ),
-        ])
+        counters.insert("files_on_disk".to_owned(), on_disk.len() as u64);
+        counters.insert(
+            "rows_on_disk".to_owned(),
+            on_disk.values().map(|f| f.rows).sum(),
+        );
+        counters
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ParquetFile>> {
-        match self.written.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        self.written.lock_or_recover()
     }
 
     /// The newest files, newest first (names start with the time they were written).
@@ -175,7 +171,12 @@ pub async fn run(setup: ParquetSetup, ctx: StageContext) -> Result<(), ParquetEr
     let producer = setup.kafka.reliable_producer()?;
     consumer.subscribe(&[TOPIC_SENTIMENT])?;
     ctx.set_detail(format!("writing {}", setup.root.display()));
-    let outcome = sink_until_stopped(&setup, &consumer, &producer, &ctx).await;
+    // Killed (a crash): the rows in hand are dropped unwritten and uncommitted, and the consumer
+    // is still closed below, off the runtime threads.
+    let outcome = tokio::select! {
+        _ = ctx.kill.cancelled() => Ok(()),
+        outcome = sink_until_stopped(&setup, &consumer, &producer, &ctx) => outcome,
+    };
     close_off_runtime(consumer, producer).await;
     setup.registry.remove_member(&group, MEMBER);
     outcome
@@ -372,7 +373,7 @@ mod tests {
             roll_rows: 0,
             ..ParquetConfig::default()
         };
-        assert!(validate(&bad).expect_err("0 rows").starts_with("roll_rows"));
+        assert!(validate(&bad).expect_err("0 rows").field == "roll_rows");
         validate(&ParquetConfig::default()).expect("defaults");
     }
 }

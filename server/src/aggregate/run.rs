@@ -23,6 +23,7 @@ use super::windows::{Emitted, Event, Spec, row};
 use super::{AggregateMetrics, frame};
 use crate::kafka::KafkaSettings;
 use crate::kafka::batch::Record;
+use crate::kafka::inspect::GroupRegistry;
 use crate::records::{DATE_FORMAT, DeadLetter, deliver_dead_letter};
 use crate::stage::StageContext;
 use crate::trace::recent::{BatchIds, BatchMark};
@@ -53,9 +54,16 @@ pub struct AggregateSetup {
     pub kafka: KafkaSettings,
     pub data_dir: PathBuf,
     pub metrics: Arc<AggregateMetrics>,
+    /// Where the stage's group is declared: it assigns its partitions itself (no group
+    /// membership), so the embedded broker would never list it, though it commits its offsets
+    /// there and its lag is what cell 2 shows.
+    pub registry: Arc<GroupRegistry>,
 }
 
 pub async fn run(setup: AggregateSetup, ctx: StageContext) -> Result<(), AggregateError> {
+    setup
+        .registry
+        .declare(&setup.config.group, &[TOPIC_SENTIMENT]);
     let path = checkpoint::path(&setup.data_dir, &setup.config.group);
     let config_json = serde_json::to_value(&setup.config).unwrap_or_default();
     let mut checkpoint = match checkpoint::load(&path)? {

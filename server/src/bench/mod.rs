@@ -515,7 +515,7 @@ async fn sentiment_stage(engine: &Engine, workers: u8) -> Result<Measurement, En
         .map_or(0, |t| t.high_sum()) as u64;
     let group = format!("bench-{workers}-{}", chrono::Utc::now().timestamp_millis());
     let started = Instant::now();
-    engine.start_sentiment_in_group(workers, &group)?;
+    engine.start_sentiment_in_group(workers, &group).await?;
     wait_until(Duration::from_secs(600), || {
         counter(engine, "sentiment", "produced") >= total
     })
@@ -687,7 +687,9 @@ async fn end_to_end(root: &Path, n: u64) -> Result<(Measurement, Measurement), E
     engine
         .start_stage("indexer", serde_json::Value::Null)
         .await?;
-    engine.start_sentiment_in_group(2, "pipebook-sentiment")?;
+    engine
+        .start_sentiment_in_group(2, "pipebook-sentiment")
+        .await?;
     start_source(&engine, n).await?;
     wait_until(Duration::from_secs(900), || {
         counter(&engine, "sentiment", "produced") >= n
@@ -724,7 +726,9 @@ async fn end_to_end(root: &Path, n: u64) -> Result<(Measurement, Measurement), E
 async fn latency_at(root: &Path, rate: u32, seconds: u64) -> Result<Vec<Measurement>, EngineError> {
     let engine = fresh_engine(root, &format!("latency-{rate}")).await?;
     let n = u64::from(rate) * seconds;
-    engine.start_sentiment_in_group(2, "pipebook-sentiment")?;
+    engine
+        .start_sentiment_in_group(2, "pipebook-sentiment")
+        .await?;
     // Measure the steady state: wait until the group has shared out every partition (the first
     // join takes seconds on the embedded broker), then start the source.
     let partitions = engine.kafka().topic_partitions as usize;

@@ -59,6 +59,7 @@ fn sentiment(view: &SentimentView) -> SentimentView {
         events.clone()
     };
     SentimentView {
+        group: view.group.clone(),
         workers: view.workers.clone(),
         rebalances,
         latest: view

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use app::api::{EnrichedReview, IndexerConfig, TOPIC_SENTIMENT};
@@ -16,11 +16,13 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 
 use super::{Backend, SearchBackend, SearchDoc, SearchError};
+use crate::error::ConfigError;
 use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
 use crate::kafka::inspect::{GroupRegistry, RegisteringContext};
 use crate::records::{DeadLetter, deliver_dead_letter};
 use crate::stage::StageContext;
+use crate::sync::LockExt;
 use crate::trace::recent::{BatchIds, BatchMark, RecentBatches};
 
 const STAGE: &str = "indexer";
@@ -43,78 +45,55 @@ pub enum IndexerError {
 }
 
 /// Checks a config before the stage starts; the message names the field.
-pub fn validate(config: &IndexerConfig) -> Result<(), String> {
+pub fn validate(config: &IndexerConfig) -> Result<(), ConfigError> {
     if !(1..=10_000).contains(&config.batch_docs) {
-        return Err(format!(
-            "batch_docs: must be 1..=10000, got {}",
-            config.batch_docs
+        return Err(ConfigError::new(
+            "batch_docs",
+            format!("must be 1..=10000, got {}", config.batch_docs),
         ));
     }
     if !(1024..=100 * 1024 * 1024).contains(&config.batch_bytes) {
-        return Err(format!(
-            "batch_bytes: must be 1 KiB..=100 MiB, got {}",
-            config.batch_bytes
+        return Err(ConfigError::new(
+            "batch_bytes",
+            format!("must be 1 KiB..=100 MiB, got {}", config.batch_bytes),
         ));
     }
-    crate::kafka::check_group_name(&config.group).map_err(|e| format!("group: {e}"))?;
+    crate::kafka::check_group_name(&config.group).map_err(|e| ConfigError::new("group", e))?;
     Ok(())
 }
 
-/// Counters of the indexer since it last started.
-#[derive(Default)]
-pub struct IndexerMetrics {
-    consumed: AtomicU64,
-    indexed: AtomicU64,
-    dlq: AtomicU64,
-    retries: AtomicU64,
-    bulks: AtomicU64,
-    /// Milliseconds each recent bulk took, oldest first.
-    latencies: Mutex<VecDeque<u64>>,
-    /// The reviews each recent bulk indexed, and when the engine accepted them (for tracing).
-    pub bulks_indexed: RecentBatches,
+crate::counters! {
+    /// Counters of the indexer since it last started.
+    pub struct IndexerMetrics {
+        counters { consumed, indexed, dlq, retries, bulks }
+        /// Milliseconds each recent bulk took, oldest first.
+        latencies: Mutex<VecDeque<u64>>,
+        /// The reviews each recent bulk indexed, and when the engine accepted them (for tracing).
+        pub bulks_indexed: RecentBatches,
+    }
 }
 
 impl IndexerMetrics {
     pub fn reset(&self) {
-        for counter in [
-            &self.consumed,
-            &self.indexed,
-            &self.dlq,
-            &self.retries,
-            &self.bulks,
-        ] {
-            counter.store(0, Ordering::Relaxed);
-        }
-        if let Ok(mut latencies) = self.latencies.lock() {
-            latencies.clear();
-        }
+        self.reset_counters();
+        self.latencies.lock_or_recover().clear();
         self.bulks_indexed.clear();
     }
 
     fn record_bulk(&self, took: Duration) {
         self.bulks.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut latencies) = self.latencies.lock() {
-            if latencies.len() == LATENCY_WINDOW {
-                latencies.pop_front();
-            }
-            latencies.push_back(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+        let mut latencies = self.latencies.lock_or_recover();
+        if latencies.len() == LATENCY_WINDOW {
+            latencies.pop_front();
         }
+        latencies.push_back(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
     }
 
+    /// The counters, and the recent bulks' latency.
     pub fn counters(&self) -> BTreeMap<String, u64> {
-        let mut counters: BTreeMap<String, u64> = [
-            ("consumed", &self.consumed),
-            ("indexed", &self.indexed),
-            ("dlq", &self.dlq),
-            ("retries", &self.retries),
-            ("bulks", &self.bulks),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value.load(Ordering::Relaxed)))
-        .collect();
-        if let Ok(latencies) = self.latencies.lock()
-            && let Some(last) = latencies.back()
-        {
+        let mut counters = self.counter_values();
+        let latencies = self.latencies.lock_or_recover();
+        if let Some(last) = latencies.back() {
             let mut sorted: Vec<u64> = latencies.iter().copied().collect();
             sorted.sort_unstable();
             counters.insert("bulk_ms_last".into(), *last);
@@ -169,7 +148,12 @@ pub async fn run(setup: IndexerSetup, ctx: StageContext) -> Result<(), IndexerEr
                 "indexing {TOPIC_SENTIMENT} in group {}",
                 setup.config.group
             ));
-            index_until_stopped(&setup, &consumer, &producer, &ctx).await
+            // Killed (a crash): the batch in hand is dropped uncommitted, and the consumer is
+            // still closed below, off the runtime threads.
+            tokio::select! {
+                _ = ctx.kill.cancelled() => Ok(()),
+                outcome = index_until_stopped(&setup, &consumer, &producer, &ctx) => outcome,
+            }
         }
         Ok(None) => Ok(()),
         Err(error) => Err(error),
@@ -356,14 +340,10 @@ mod tests {
         let mut config = IndexerConfig::default();
         validate(&config).expect("defaults are valid");
         config.batch_docs = 0;
-        assert!(validate(&config).expect_err("0").starts_with("batch_docs"));
+        assert!(validate(&config).expect_err("0").field == "batch_docs");
         config.batch_docs = 10;
         config.batch_bytes = 10;
-        assert!(
-            validate(&config)
-                .expect_err("tiny")
-                .starts_with("batch_bytes")
-        );
+        assert!(validate(&config).expect_err("tiny").field == "batch_bytes");
     }
 
     #[test]

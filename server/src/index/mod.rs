@@ -28,9 +28,6 @@ use query::Search;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
-    /// The request can be fixed by the caller (a bad parameter).
-    #[error("{0}")]
-    BadRequest(String),
     /// A setting is wrong (bad certificate, bad URL): retrying will not help.
     #[error("search backend settings: {0}")]
     Config(String),

@@ -13,6 +13,7 @@ use app::api::{
 use serde_json::{Value, json};
 
 use super::SearchError;
+use crate::error::ConfigError;
 
 /// Results returned when a search does not say how many.
 pub const DEFAULT_LIMIT: u32 = 20;
@@ -33,19 +34,21 @@ pub struct Search {
 }
 
 impl Search {
-    pub fn from_request(request: &SearchRequest) -> Result<Self, SearchError> {
+    pub fn from_request(request: &SearchRequest) -> Result<Self, ConfigError> {
         let limit = request.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(SearchError::BadRequest(format!(
-                "limit: must be 1..={MAX_LIMIT}, got {limit}"
-            )));
+            return Err(ConfigError::new(
+                "limit",
+                format!("must be 1..={MAX_LIMIT}, got {limit}"),
+            ));
         }
         if let Some(stars) = request.stars_min
             && !(1..=5).contains(&stars)
         {
-            return Err(SearchError::BadRequest(format!(
-                "stars_min: must be 1..=5, got {stars}"
-            )));
+            return Err(ConfigError::new(
+                "stars_min",
+                format!("must be 1..=5, got {stars}"),
+            ));
         }
         Ok(Self {
             text: request.q.trim().to_owned(),
@@ -57,7 +60,7 @@ impl Search {
 }
 
 /// A `fixed_interval` both backends accept: a positive whole number and a unit.
-pub fn check_interval(interval: &str) -> Result<(), SearchError> {
+pub fn check_interval(interval: &str) -> Result<(), ConfigError> {
     let digits = interval.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &interval[digits.len()..];
     let number_ok = !digits.is_empty()
@@ -66,9 +69,10 @@ pub fn check_interval(interval: &str) -> Result<(), SearchError> {
     if number_ok && ["ms", "s", "m", "h", "d"].contains(&unit) {
         Ok(())
     } else {
-        Err(SearchError::BadRequest(format!(
-            "interval: expected a number and one of ms, s, m, h, d (e.g. 1h), got {interval:?}"
-        )))
+        Err(ConfigError::new(
+            "interval",
+            format!("expected a number and one of ms, s, m, h, d (e.g. 1h), got {interval:?}"),
+        ))
     }
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::sync::LockExt;
 use app::api::StageState;
 use tansu_broker::broker::Broker;
 use tansu_broker::coordinator::group::administrator::Controller;
@@ -82,17 +83,11 @@ impl EmbeddedBroker {
     }
 
     pub fn status(&self) -> (StageState, Option<String>) {
-        match self.status.lock() {
-            Ok(status) => status.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.status.lock_or_recover().clone()
     }
 
     fn set_status(&self, state: StageState, error: Option<String>) {
-        let mut status = match self.status.lock() {
-            Ok(status) => status,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut status = self.status.lock_or_recover();
         *status = (state, error);
     }
 

@@ -21,6 +21,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaSettings;
 use crate::bounds::{MAX_BROWSES, MAX_TRACES};
+use crate::sync::LockExt;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most records the message browser returns at once.
@@ -74,10 +75,7 @@ struct RegisteredGroup {
 
 impl GroupRegistry {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, RegisteredGroup>> {
-        match self.groups.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        self.groups.lock_or_recover()
     }
 
     /// Declares a group and the topics it consumes, so it is listed even with no member.
@@ -206,10 +204,7 @@ impl ReaderPool {
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<BaseConsumer>> {
-        match self.idle.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        self.idle.lock_or_recover()
     }
 
     /// Runs `read` with a pooled reader.
@@ -319,10 +314,7 @@ impl Inspector {
     }
 
     fn lock_offset_readers(&self) -> MutexGuard<'_, LruCache<String, Arc<BaseConsumer>>> {
-        match self.offset_readers.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        self.offset_readers.lock_or_recover()
     }
 
     pub fn registry(&self) -> &Arc<GroupRegistry> {

@@ -33,6 +33,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::{BATCH_RECORDS, DeliveryLab, LabPlan};
 use crate::kafka::KafkaSettings;
 use crate::kafka::admin::{AdminError, TopicSpec, delete_topics, ensure_topics};
+use crate::sync::LockExt;
 
 /// How long a job waits for the next input record before giving up.
 const STALL_LIMIT: Duration = Duration::from_secs(60);
@@ -323,9 +324,7 @@ impl ProducerContext for Acks {
     fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
         if let Err((error, _)) = result {
             self.failed.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut last) = self.last_error.lock() {
-                *last = Some(error.to_string());
-            }
+            *self.last_error.lock_or_recover() = Some(error.to_string());
         }
     }
 }

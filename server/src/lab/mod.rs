@@ -14,7 +14,10 @@ use app::api::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::error::ConfigError;
 use crate::kafka::KafkaSettings;
+use crate::stage::Lifecycle;
+use crate::sync::LockExt;
 
 /// Input records a job handles between two commits (or in one transaction). The crash always
 /// hits the batch that starts at the crash point, so a whole batch is what a crash can lose or
@@ -23,12 +26,6 @@ pub const BATCH_RECORDS: u64 = 500;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum LabError {
-    /// A request the caller can fix; the message starts with the field's name.
-    #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
     #[error("a delivery-semantics lab run is already running")]
     Busy,
 }
@@ -43,22 +40,22 @@ pub struct LabPlan {
 }
 
 /// Checks a request; an unset crash point means half-way.
-pub fn validate(request: &DeliveryLabRequest) -> Result<LabPlan, LabError> {
+pub fn validate(request: &DeliveryLabRequest) -> Result<LabPlan, ConfigError> {
     let records = request.records;
     if !(1..=LAB_MAX_RECORDS).contains(&records) {
-        return Err(LabError::Invalid {
-            field: "records",
-            message: format!("must be 1..={LAB_MAX_RECORDS}, got {records}"),
-        });
+        return Err(ConfigError::new(
+            "records",
+            format!("must be 1..={LAB_MAX_RECORDS}, got {records}"),
+        ));
     }
     let crash_after = request.crash_after.unwrap_or(records / 2);
     if crash_after >= records {
-        return Err(LabError::Invalid {
-            field: "crash_after",
-            message: format!(
+        return Err(ConfigError::new(
+            "crash_after",
+            format!(
                 "must be 0..{records} (fewer than records, so the crash hits a record), got {crash_after}"
             ),
-        });
+        ));
     }
     Ok(LabPlan {
         modes: request.mode.modes(),
@@ -67,17 +64,21 @@ pub fn validate(request: &DeliveryLabRequest) -> Result<LabPlan, LabError> {
     })
 }
 
-/// The lab: the latest run's view, and the means to stop a run when the server shuts down.
+/// The lab: the latest run's view, and the run under the same [`Lifecycle`] as a stage (one
+/// at a time; stopped on shutdown).
 pub struct DeliveryLab {
     view: Mutex<DeliveryLabView>,
-    cancel: CancellationToken,
+    life: Arc<Lifecycle>,
+    /// The current run's cancel signal, read between batches.
+    cancel: Mutex<CancellationToken>,
 }
 
 impl Default for DeliveryLab {
     fn default() -> Self {
         Self {
             view: Mutex::new(DeliveryLabView::default()),
-            cancel: CancellationToken::new(),
+            life: Lifecycle::new("lab", false, false),
+            cancel: Mutex::new(CancellationToken::new()),
         }
     }
 }
@@ -88,10 +89,7 @@ impl DeliveryLab {
     }
 
     fn lock(&self) -> MutexGuard<'_, DeliveryLabView> {
-        match self.view.lock() {
-            Ok(view) => view,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        self.view.lock_or_recover()
     }
 
     /// Starts a run in the background; refused while one runs.
@@ -105,36 +103,47 @@ impl DeliveryLab {
         embedded: bool,
     ) -> Result<(), LabError> {
         let run = chrono::Utc::now().timestamp_millis().to_string();
-        let previous = {
-            let mut view = self.lock();
-            if view.running {
-                return Err(LabError::Busy);
-            }
-            let previous = view.clone();
-            *view = fresh_view(&plan, &run);
-            previous
-        };
-        let lab = self.clone();
-        tokio::spawn(async move {
-            delivery::remove_topics(&kafka, &previous).await;
-            for mode in plan.modes.clone() {
-                lab.update(mode, |result| result.state = LabState::Running);
-                let result = delivery::run_mode(&lab, &kafka, embedded, &plan, &run, mode).await;
-                lab.update(mode, |slot| *slot = result);
-            }
-            lab.lock().running = false;
-            tracing::info!(run, "delivery lab run finished");
+        let mut view = self.lock();
+        if view.running || self.life.is_active() {
+            return Err(LabError::Busy);
+        }
+        let previous = std::mem::replace(&mut *view, fresh_view(&plan, &run));
+        let config = serde_json::json!({
+            "modes": plan.modes.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+            "records": plan.records,
+            "crash_after": plan.crash_after,
         });
+        let lab = self.clone();
+        let launched = self.life.launch(config, move |ctx| {
+            *lab.cancel.lock_or_recover() = ctx.cancel.clone();
+            async move {
+                delivery::remove_topics(&kafka, &previous).await;
+                for mode in plan.modes.clone() {
+                    lab.update(mode, |result| result.state = LabState::Running);
+                    let result =
+                        delivery::run_mode(&lab, &kafka, embedded, &plan, &run, mode).await;
+                    lab.update(mode, |slot| *slot = result);
+                }
+                lab.lock().running = false;
+                tracing::info!(run, "delivery lab run finished");
+                Ok::<(), String>(())
+            }
+        });
+        if launched.is_err() {
+            *view = DeliveryLabView::default();
+            return Err(LabError::Busy);
+        }
         Ok(())
     }
 
-    /// Stops a running lab at its next batch (server shutdown).
-    pub fn stop(&self) {
-        self.cancel.cancel();
+    /// Stops a running lab at its next batch and waits for it (server shutdown).
+    pub async fn stop(&self) {
+        // Not running: nothing to stop.
+        let _ = self.life.stop().await;
     }
 
     fn cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        self.cancel.lock_or_recover().is_cancelled()
     }
 
     fn update(&self, mode: DeliveryMode, change: impl FnOnce(&mut DeliveryResult)) {
@@ -187,11 +196,8 @@ mod tests {
         }
     }
 
-    fn field_of(error: LabError) -> &'static str {
-        match error {
-            LabError::Invalid { field, .. } => field,
-            LabError::Busy => "busy",
-        }
+    fn field_of(error: ConfigError) -> String {
+        error.field
     }
 
     #[test]

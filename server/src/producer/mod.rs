@@ -3,8 +3,7 @@
 //! partition, in order) and refused lines to `reviews.dlq` with the reason. Deliveries are counted
 //! from the broker's acknowledgements, not from what was handed to the client.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +20,7 @@ use crate::kafka::KafkaSettings;
 use crate::records::{DeadLetter, parse_review};
 use crate::stage::StageContext;
 use crate::streamer::StreamerMetrics;
+use crate::sync::LockExt;
 
 /// Longest line accepted from the socket; longer ones go to the DLQ (cut).
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
@@ -52,53 +52,25 @@ impl SocketSource {
     }
 }
 
-/// Counters of the producer, shown in its cell.
-#[derive(Debug, Default)]
-pub struct ProducerMetrics {
-    pub lines: AtomicU64,
-    pub produced: AtomicU64,
-    pub acked: AtomicU64,
-    pub dlq: AtomicU64,
-    pub dlq_acked: AtomicU64,
-    pub delivery_failed: AtomicU64,
-    pub reconnects: AtomicU64,
-    pub last_delivery_error: Mutex<Option<String>>,
+crate::counters! {
+    /// Counters of the producer, shown in its cell.
+    pub struct ProducerMetrics {
+        counters { lines, produced, acked, dlq, dlq_acked, delivery_failed, reconnects }
+        pub last_delivery_error: Mutex<Option<String>>,
+    }
 }
 
 impl ProducerMetrics {
-    fn counters_list(&self) -> [(&'static str, &AtomicU64); 7] {
-        [
-            ("lines", &self.lines),
-            ("produced", &self.produced),
-            ("acked", &self.acked),
-            ("dlq", &self.dlq),
-            ("dlq_acked", &self.dlq_acked),
-            ("delivery_failed", &self.delivery_failed),
-            ("reconnects", &self.reconnects),
-        ]
-    }
-
     pub fn reset(&self) {
-        for (_, counter) in self.counters_list() {
-            counter.store(0, Ordering::Relaxed);
-        }
+        self.reset_counters();
     }
 
     /// Counts a record the Kafka client refused outright (too large, …): never silently.
     fn refused(&self, what: &str) {
         self.delivery_failed.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut last) = self.last_delivery_error.lock() {
-            *last = Some(format!(
-                "the Kafka client refused {what}; see the server log"
-            ));
-        }
-    }
-
-    pub fn counters(&self) -> BTreeMap<String, u64> {
-        self.counters_list()
-            .into_iter()
-            .map(|(name, counter)| (name.to_owned(), counter.load(Ordering::Relaxed)))
-            .collect()
+        *self.last_delivery_error.lock_or_recover() = Some(format!(
+            "the Kafka client refused {what}; see the server log"
+        ));
     }
 }
 
@@ -124,9 +96,7 @@ impl ProducerContext for DeliveryCounter {
                 self.metrics.delivery_failed.fetch_add(1, Ordering::Relaxed);
                 let text = format!("delivery to {} failed: {error}", message.topic());
                 tracing::warn!("{text}");
-                if let Ok(mut last) = self.metrics.last_delivery_error.lock() {
-                    *last = Some(text);
-                }
+                *self.metrics.last_delivery_error.lock_or_recover() = Some(text);
             }
         }
     }

@@ -13,7 +13,7 @@ pub mod vader;
 mod worker;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -22,12 +22,13 @@ use app::api::{
     ClassifierChoice, LatestReview, RebalanceEvent, SentimentConfig, SentimentView, TOPIC_REVIEWS,
     WorkerView,
 };
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::ConfigError;
 use crate::kafka::KafkaSettings;
 use crate::kafka::inspect::GroupRegistry;
-use crate::stage::StageContext;
+use crate::stage::{Lifecycle, StageContext};
+use crate::sync::LockExt;
 use lexicon::{Classification, ClassifierKind, LexiconClassifier, Thresholds};
 use llm::{LlmClassifier, LlmConfig};
 
@@ -36,15 +37,11 @@ pub const GROUP: &str = "pipebook-sentiment";
 pub const MAX_WORKERS: u8 = 8;
 const KEEP_EVENTS: usize = 50;
 const KEEP_LATEST: usize = 20;
-const STOP_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SentimentError {
-    #[error("{field}: {message}")]
-    Config {
-        field: &'static str,
-        message: String,
-    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("the sentiment stage is not running")]
     NotRunning,
     #[error("no running worker called {0:?}")]
@@ -52,28 +49,26 @@ pub enum SentimentError {
 }
 
 /// Checks a config before anything starts; errors name the field.
-pub fn validate(config: &SentimentConfig) -> Result<Thresholds, SentimentError> {
+pub fn validate(config: &SentimentConfig) -> Result<Thresholds, ConfigError> {
     if !(1..=MAX_WORKERS).contains(&config.workers) {
-        return Err(SentimentError::Config {
-            field: "workers",
-            message: format!("must be 1..={MAX_WORKERS}, got {}", config.workers),
-        });
+        return Err(ConfigError::new(
+            "workers",
+            format!("must be 1..={MAX_WORKERS}, got {}", config.workers),
+        ));
     }
-    crate::kafka::check_group_name(&config.group).map_err(|message| SentimentError::Config {
-        field: "group",
-        message,
-    })?;
+    crate::kafka::check_group_name(&config.group)
+        .map_err(|message| ConfigError::new("group", message))?;
     let thresholds = Thresholds {
         positive: config.positive_threshold,
         negative: config.negative_threshold,
     };
     // Named as the request names them (`positive_threshold`), not as the lexicon does.
-    thresholds.validate().map_err(|e| SentimentError::Config {
-        field: match e.field {
+    thresholds.validate().map_err(|e| {
+        let field = match e.field {
             "negative" => "negative_threshold",
             _ => "positive_threshold",
-        },
-        message: e.message,
+        };
+        ConfigError::new(field, e.message)
     })?;
     Ok(thresholds)
 }
@@ -99,9 +94,11 @@ impl Classifier {
             ClassifierChoice::Llm => {
                 let llm = LlmConfig::from_env()
                     .and_then(LlmClassifier::new)
-                    .map_err(|e| SentimentError::Config {
-                        field: "classifier",
-                        message: format!("llm needs PIPEBOOK_LLM_* settings: {e}"),
+                    .map_err(|e| {
+                        ConfigError::new(
+                            "classifier",
+                            format!("llm needs PIPEBOOK_LLM_* settings: {e}"),
+                        )
                     })?;
                 Ok(Classifier::Llm {
                     llm,
@@ -134,30 +131,36 @@ impl Classifier {
     }
 }
 
-/// Counters of one worker.
-#[derive(Debug, Default)]
-pub struct WorkerMetrics {
-    pub consumed: AtomicU64,
-    pub produced: AtomicU64,
-    pub dlq: AtomicU64,
-    pub fallbacks: AtomicU64,
-    pub commits: AtomicU64,
+crate::counters! {
+    /// Counters of one worker.
+    pub struct WorkerMetrics {
+        counters { consumed, produced, dlq, fallbacks, commits }
+    }
 }
 
 struct WorkerEntry {
-    state: &'static str,
+    /// Each worker runs under the same lifecycle as a stage: a loop that fails shows `failed`
+    /// with its error, a killed one `killed`.
+    life: Arc<Lifecycle>,
     partitions: Vec<i32>,
     metrics: Arc<WorkerMetrics>,
-    handle: Option<WorkerHandle>,
     /// `processed` at the previous sample, for the rate.
     sampled: u64,
 }
 
-/// How to stop (gracefully or by crashing) a running worker, and its task.
-struct WorkerHandle {
-    cancel: CancellationToken,
-    kill: CancellationToken,
-    task: JoinHandle<()>,
+impl WorkerEntry {
+    fn running(&self) -> bool {
+        self.life.is_active()
+    }
+
+    /// `running`, `stopped`, `failed`, or `killed` (crashed on purpose).
+    fn state(&self) -> &'static str {
+        if self.life.crashed() {
+            "killed"
+        } else {
+            self.life.state().as_str()
+        }
+    }
 }
 
 /// What the workers of one run share.
@@ -181,10 +184,7 @@ pub struct SentimentRuntime {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
+    mutex.lock_or_recover()
 }
 
 fn now_ms() -> i64 {
@@ -205,7 +205,9 @@ impl SentimentRuntime {
         })
     }
 
-    /// The stage's run loop: start the workers, wait until stopped, stop them gracefully.
+    /// The stage's run loop: start the workers, wait until stopped (then stop them gracefully)
+    /// or crashed (then kill them: each drops its batch uncommitted and closes its clients off
+    /// the runtime threads, so none goes on consuming as an orphan).
     /// `config` has been validated and `classifier` built from it by the caller.
     pub async fn run(
         self: Arc<Self>,
@@ -232,8 +234,16 @@ impl SentimentRuntime {
             "{} workers in group {}",
             config.workers, config.group
         ));
-        ctx.cancel.cancelled().await;
-        self.stop_all().await;
+        let killed = tokio::select! {
+            _ = ctx.cancel.cancelled() => false,
+            _ = ctx.kill.cancelled() => true,
+        };
+        *lock(&self.run) = None;
+        if killed {
+            self.kill_all().await;
+        } else {
+            self.stop_all().await;
+        }
         Ok(())
     }
 
@@ -252,21 +262,15 @@ impl SentimentRuntime {
         let Some(context) = run.as_mut().filter(|c| !c.cancel.is_cancelled()) else {
             return Err(SentimentError::NotRunning);
         };
-        let alive = lock(&self.workers)
-            .values()
-            .filter(|w| w.state == "running")
-            .count();
+        let alive = lock(&self.workers).values().filter(|w| w.running()).count();
         if alive >= usize::from(MAX_WORKERS) {
-            return Err(SentimentError::Config {
-                field: "workers",
-                message: format!("at most {MAX_WORKERS} workers"),
-            });
+            return Err(
+                ConfigError::new("workers", format!("at most {MAX_WORKERS} workers")).into(),
+            );
         }
         let id = format!("worker-{}", context.next_id);
         context.next_id += 1;
         let metrics = Arc::new(WorkerMetrics::default());
-        let cancel = context.cancel.child_token();
-        let kill = CancellationToken::new();
         let setup = worker::WorkerSetup {
             id: id.clone(),
             group: self.group(),
@@ -274,21 +278,25 @@ impl SentimentRuntime {
             classifier: context.classifier.clone(),
             runtime: self.clone(),
             metrics: metrics.clone(),
-            cancel: cancel.clone(),
-            kill: kill.clone(),
         };
         drop(run);
-        let task = tokio::spawn(worker::run(setup));
-        lock(&self.workers).insert(
+        // Kill-aware: a killed worker closes its Kafka clients itself, off the runtime threads.
+        let life = Lifecycle::new(id.clone(), false, true);
+        // Inserted before the loop starts, so its first rebalance callback finds it.
+        let mut workers = lock(&self.workers);
+        if let Err(error) = life.launch(serde_json::Value::Null, |ctx| worker::run(setup, ctx)) {
+            tracing::error!(worker = %id, %error, "worker did not start");
+        }
+        workers.insert(
             id.clone(),
             WorkerEntry {
-                state: "running",
+                life,
                 partitions: Vec::new(),
                 metrics,
-                handle: Some(WorkerHandle { cancel, kill, task }),
                 sampled: 0,
             },
         );
+        drop(workers);
         self.event(&id, "started", Vec::new());
         Ok(id)
     }
@@ -301,14 +309,11 @@ impl SentimentRuntime {
     /// committed nor finished, so its partitions are re-read by the others (duplicates, not loss).
     pub fn kill_worker(&self, id: &str) -> Result<(), SentimentError> {
         let mut workers = lock(&self.workers);
-        let Some(entry) = workers.get_mut(id).filter(|w| w.state == "running") else {
+        let Some(entry) = workers.get_mut(id).filter(|w| w.running()) else {
             return Err(SentimentError::UnknownWorker(id.to_owned()));
         };
         // Not `abort()`: the worker must close its Kafka clients off the runtime threads.
-        if let Some(handle) = entry.handle.as_ref() {
-            handle.kill.cancel();
-        }
-        entry.state = "killed";
+        let _ = entry.life.crash();
         entry.partitions.clear();
         drop(workers);
         self.registry.remove_member(&self.group(), id);
@@ -316,35 +321,44 @@ impl SentimentRuntime {
         Ok(())
     }
 
-    async fn stop_all(&self) {
-        let handles: Vec<(String, WorkerHandle)> = lock(&self.workers)
-            .iter_mut()
-            .filter_map(|(id, w)| w.handle.take().map(|h| (id.clone(), h)))
-            .collect();
-        for (_, handle) in &handles {
-            handle.cancel.cancel();
-        }
-        for (id, mut handle) in handles {
-            if tokio::time::timeout(STOP_GRACE, &mut handle.task)
-                .await
-                .is_err()
-            {
-                handle.task.abort();
-            }
-            self.worker_stopped(&id);
-        }
-        *lock(&self.run) = None;
+    /// The lifecycles of the workers still running.
+    fn running(&self) -> Vec<(String, Arc<Lifecycle>)> {
+        lock(&self.workers)
+            .iter()
+            .filter(|(_, w)| w.running())
+            .map(|(id, w)| (id.clone(), w.life.clone()))
+            .collect()
     }
 
-    fn worker_stopped(&self, id: &str) {
-        if let Some(entry) = lock(&self.workers).get_mut(id)
-            && entry.state == "running"
-        {
-            entry.state = "stopped";
+    /// Stops every running worker at once (each finishes its batch, commits and leaves).
+    async fn stop_all(&self) {
+        let running = self.running();
+        futures::future::join_all(running.iter().map(|(_, life)| life.stop())).await;
+        for (id, _) in running {
+            if let Some(entry) = lock(&self.workers).get_mut(&id) {
+                entry.partitions.clear();
+            }
+            self.registry.remove_member(&self.group(), &id);
+            self.event(&id, "stopped", Vec::new());
+        }
+    }
+
+    /// Kills every running worker (the stage crashed) and waits until they have closed.
+    async fn kill_all(&self) {
+        let running = self.running();
+        for (id, _) in &running {
+            let _ = self.kill_worker(id);
+        }
+        futures::future::join_all(running.iter().map(|(_, life)| life.wait())).await;
+    }
+
+    /// Called by a worker whose loop failed: it holds no partitions any more.
+    fn worker_failed(&self, id: &str) {
+        if let Some(entry) = lock(&self.workers).get_mut(id) {
             entry.partitions.clear();
         }
         self.registry.remove_member(&self.group(), id);
-        self.event(id, "stopped", Vec::new());
+        self.event(id, "failed", Vec::new());
     }
 
     fn event(&self, worker: &str, kind: &str, partitions: Vec<i32>) {
@@ -364,7 +378,7 @@ impl SentimentRuntime {
     fn assignment_changed(&self, worker: &str, assigned: bool, partitions: Vec<i32>) {
         let mut workers = lock(&self.workers);
         // A killed worker's client may still report its last callbacks while it closes.
-        let Some(entry) = workers.get_mut(worker).filter(|w| w.state == "running") else {
+        let Some(entry) = workers.get_mut(worker).filter(|w| w.running()) else {
             return;
         };
         if assigned {
@@ -397,14 +411,14 @@ impl SentimentRuntime {
     /// next start, so totals never go backwards).
     pub fn counters(&self) -> BTreeMap<String, u64> {
         let workers = lock(&self.workers);
-        let alive = workers.values().filter(|w| w.state == "running").count() as u64;
-        let mut totals: BTreeMap<String, u64> = WorkerMetrics::NAMES
+        let alive = workers.values().filter(|w| w.running()).count() as u64;
+        let mut totals: BTreeMap<String, u64> = WorkerMetrics::COUNTERS
             .iter()
             .map(|name| ((*name).to_owned(), 0))
             .collect();
         for entry in workers.values() {
-            for (name, counter) in WorkerMetrics::NAMES.iter().zip(entry.metrics.counters()) {
-                *totals.entry((*name).to_owned()).or_default() += counter.load(Ordering::Relaxed);
+            for (name, value) in entry.metrics.counter_values() {
+                *totals.entry(name).or_default() += value;
             }
         }
         totals.insert("workers".to_owned(), alive);
@@ -421,36 +435,28 @@ impl SentimentRuntime {
                 let processed = entry.metrics.consumed.load(Ordering::Relaxed);
                 let rate = (processed.saturating_sub(entry.sampled)) as f64 / seconds;
                 entry.sampled = processed;
+                let last_error = match entry.state() {
+                    "failed" => entry.life.status(BTreeMap::new()).last_error,
+                    _ => None,
+                };
                 WorkerView {
                     id: id.clone(),
-                    state: entry.state.to_owned(),
+                    state: entry.state().to_owned(),
                     partitions: entry.partitions.clone(),
                     processed,
                     rate: rate.round(),
+                    last_error,
                 }
             })
             .collect();
         drop(workers);
         SentimentView {
+            group: self.group(),
             workers: views,
             rebalances: lock(&self.events).iter().rev().cloned().collect(),
             latest: lock(&self.latest).iter().cloned().collect(),
             confusion: *lock(&self.confusion),
         }
-    }
-}
-
-impl WorkerMetrics {
-    const NAMES: [&'static str; 5] = ["consumed", "produced", "dlq", "fallbacks", "commits"];
-
-    fn counters(&self) -> [&AtomicU64; 5] {
-        [
-            &self.consumed,
-            &self.produced,
-            &self.dlq,
-            &self.fallbacks,
-            &self.commits,
-        ]
     }
 }
 
@@ -494,17 +500,68 @@ mod tests {
         assert_eq!(bad.classifier, ClassifierKind::Lexicon);
     }
 
-    #[test]
-    fn assignments_feed_the_registry_and_the_timeline() {
+    /// A lifecycle whose loop runs until stopped.
+    fn running_lifecycle() -> Arc<Lifecycle> {
+        let life = Lifecycle::new("worker-1", false, true);
+        life.launch(serde_json::Value::Null, |ctx: StageContext| async move {
+            ctx.cancel.cancelled().await;
+            Ok::<_, String>(())
+        })
+        .expect("launch");
+        life
+    }
+
+    /// A worker whose loop fails (here: its Kafka client cannot even be created) used to log
+    /// and stay `running`; it is `failed`, with its error, and holds no partitions.
+    #[tokio::test]
+    async fn a_worker_whose_loop_fails_shows_failed_with_its_error() {
+        let runtime = SentimentRuntime::new(Arc::default());
+        let kafka = KafkaSettings {
+            bootstrap_servers: "127.0.0.1:9".into(),
+            security: crate::kafka::KafkaSecurity {
+                protocol: "NOT_A_PROTOCOL".into(),
+                ..Default::default()
+            },
+            topic_partitions: 1,
+        };
+        let classifier = Arc::new(
+            Classifier::from_config(ClassifierChoice::Lexicon, Thresholds::default())
+                .expect("lexicon"),
+        );
+        let stage = Lifecycle::new("sentiment", false, true);
+        let run = runtime.clone();
+        stage
+            .launch(serde_json::Value::Null, move |ctx| {
+                run.run(SentimentConfig::default(), classifier, kafka, ctx)
+            })
+            .expect("launch");
+        let mut view = runtime.view(Duration::from_secs(1));
+        for _ in 0..500 {
+            view = runtime.view(Duration::from_secs(1));
+            if view.workers.first().is_some_and(|w| w.state != "running") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let worker = view.workers.first().expect("one worker");
+        assert_eq!(worker.state, "failed");
+        let error = worker.last_error.as_deref().unwrap_or_default();
+        assert!(error.contains("security.protocol"), "{error}");
+        assert!(view.rebalances.iter().any(|e| e.kind == "failed"));
+        assert_eq!(runtime.counters()["workers"], 0);
+        stage.stop().await.expect("stop");
+    }
+
+    #[tokio::test]
+    async fn assignments_feed_the_registry_and_the_timeline() {
         let registry = Arc::new(GroupRegistry::default());
         let runtime = SentimentRuntime::new(registry);
         lock(&runtime.workers).insert(
             "worker-1".into(),
             WorkerEntry {
-                state: "running",
+                life: running_lifecycle(),
                 partitions: Vec::new(),
                 metrics: Arc::default(),
-                handle: None,
                 sampled: 0,
             },
         );

@@ -15,12 +15,13 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, TopicPartitionList};
-use tokio_util::sync::CancellationToken;
 
 use super::{Classifier, SentimentRuntime, WorkerMetrics};
 use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
 use crate::records::{DeadLetter, deliver_dead_letter, parse_review};
+use crate::stage::StageContext;
+use tokio_util::sync::CancellationToken;
 
 /// Most records handled (and committed) together, and how long a batch waits to fill.
 const BATCH: BatchLimits = BatchLimits {
@@ -38,10 +39,6 @@ pub(super) struct WorkerSetup {
     pub classifier: Arc<Classifier>,
     pub runtime: Arc<SentimentRuntime>,
     pub metrics: Arc<WorkerMetrics>,
-    /// Stop gracefully: finish the batch, commit, leave the group.
-    pub cancel: CancellationToken,
-    /// Crash: drop the batch in hand without committing it.
-    pub kill: CancellationToken,
 }
 
 /// Reports this worker's partition assignments as the group rebalances, and remembers which
@@ -97,14 +94,19 @@ impl ConsumerContext for WorkerContext {
 
 type WorkerConsumer = StreamConsumer<WorkerContext>;
 
-pub(super) async fn run(setup: WorkerSetup) {
-    let id = setup.id.clone();
-    if let Err(error) = run_loop(setup).await {
-        tracing::error!(worker = %id, %error, "sentiment worker stopped");
+/// The worker's run loop under its [`crate::stage::Lifecycle`]: `ctx.cancel` stops it gracefully
+/// (finish the batch, commit, leave the group), `ctx.kill` crashes it (drop the batch in hand
+/// uncommitted). A loop that fails leaves the worker `failed` with its error.
+pub(super) async fn run(setup: WorkerSetup, ctx: StageContext) -> Result<(), KafkaError> {
+    let outcome = run_loop(&setup, &ctx).await;
+    if let Err(error) = &outcome {
+        tracing::error!(worker = %setup.id, %error, "sentiment worker failed");
+        setup.runtime.worker_failed(&setup.id);
     }
+    outcome
 }
 
-async fn run_loop(setup: WorkerSetup) -> Result<(), KafkaError> {
+async fn run_loop(setup: &WorkerSetup, ctx: &StageContext) -> Result<(), KafkaError> {
     let consumer: WorkerConsumer = setup
         .kafka
         .client_config()
@@ -128,8 +130,8 @@ async fn run_loop(setup: WorkerSetup) -> Result<(), KafkaError> {
     loop {
         consumer.context().take_revoked();
         let batch = tokio::select! {
-            _ = setup.cancel.cancelled() => break,
-            _ = setup.kill.cancelled() => break,
+            _ = ctx.cancel.cancelled() => break,
+            _ = ctx.kill.cancelled() => break,
             batch = next_batch(&consumer, BATCH) => batch,
         };
         let batch = match batch {
@@ -148,10 +150,10 @@ async fn run_loop(setup: WorkerSetup) -> Result<(), KafkaError> {
             .consumed
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let crashed = tokio::select! {
-            _ = setup.kill.cancelled() => true,
+            _ = ctx.kill.cancelled() => true,
             _ = async {
-                process(&setup, &producer, &batch).await;
-                commit(&consumer, &batch, &setup).await;
+                process(setup, &ctx.cancel, &producer, &batch).await;
+                commit(&consumer, &batch, setup).await;
             } => false,
         };
         if crashed {
@@ -163,12 +165,17 @@ async fn run_loop(setup: WorkerSetup) -> Result<(), KafkaError> {
 }
 
 /// Classifies the batch and produces every output, returning once all are acknowledged.
-async fn process(setup: &WorkerSetup, producer: &FutureProducer, batch: &[Record]) {
+async fn process(
+    setup: &WorkerSetup,
+    cancel: &CancellationToken,
+    producer: &FutureProducer,
+    batch: &[Record],
+) {
     let outputs = futures::future::join_all(batch.iter().map(|input| enrich(setup, input))).await;
     let sends = outputs
         .iter()
         .zip(batch)
-        .map(|(output, input)| deliver(producer, output, input, setup));
+        .map(|(output, input)| deliver(producer, output, input, setup, cancel));
     futures::future::join_all(sends).await;
 }
 
@@ -228,10 +235,17 @@ async fn enrich(setup: &WorkerSetup, input: &Record) -> Output {
 }
 
 /// Produces one output, retrying until the broker acknowledges it (or the worker is stopped).
-async fn deliver(producer: &FutureProducer, output: &Output, input: &Record, setup: &WorkerSetup) {
+/// `cancel`: the worker is stopping (a dead letter that cannot be delivered is not waited for).
+async fn deliver(
+    producer: &FutureProducer,
+    output: &Output,
+    input: &Record,
+    setup: &WorkerSetup,
+    cancel: &CancellationToken,
+) {
     let json = match output {
         Output::Dead(letter) => {
-            if deliver_dead_letter(producer, letter, &setup.cancel).await {
+            if deliver_dead_letter(producer, letter, cancel).await {
                 setup.metrics.dlq.fetch_add(1, Ordering::Relaxed);
             }
             return;
@@ -248,7 +262,7 @@ async fn deliver(producer: &FutureProducer, output: &Output, input: &Record, set
                 setup.metrics.produced.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            Err((error, _)) if !setup.cancel.is_cancelled() => {
+            Err((error, _)) if !cancel.is_cancelled() => {
                 tracing::warn!(worker = %setup.id, %error, "delivery failed; retrying");
                 tokio::time::sleep(RETRY_PAUSE).await;
             }

@@ -20,6 +20,7 @@ use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
 use super::generator::ReviewGenerator;
+use crate::sync::LockExt;
 
 /// `PIPEBOOK_MAX_UPLOAD_BYTES` by default: 100 MiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
@@ -254,7 +255,7 @@ impl Datasets {
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, LineCounts> {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+        self.counts.lock_or_recover()
     }
 
     fn known_lines(&self, name: &str, stamp: Stamp) -> Option<u64> {
@@ -307,13 +308,13 @@ impl Datasets {
                     let stamp = Stamp::of(&metadata);
                     match count_lines(&path) {
                         Ok(lines) => {
-                            let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+                            let mut counts = counts.lock_or_recover();
                             counts.known.insert(name, Counted { stamp, lines });
                         }
                         Err(error) => tracing::warn!(%error, %name, "cannot count lines"),
                     }
                 }
-                counts.lock().unwrap_or_else(|p| p.into_inner()).counting = false;
+                counts.lock_or_recover().counting = false;
             });
         if let Err(error) = spawned {
             tracing::warn!(%error, "cannot start the line counter");

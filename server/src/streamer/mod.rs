@@ -6,10 +6,9 @@
 pub mod datasets;
 pub mod generator;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use app::api::{EventClock, StreamerConfig};
@@ -21,8 +20,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
+use crate::error::ConfigError;
 use crate::records::DATE_FORMAT;
 use crate::stage::StageContext;
+use crate::sync::LockExt;
 use crate::trace::recent::{BatchIds, BatchMark, RecentBatches};
 use generator::ReviewGenerator;
 
@@ -33,11 +34,6 @@ pub const MAX_LATE_BY_SECS: u32 = 86_400;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamerError {
-    #[error("{field}: {message}")]
-    Config {
-        field: &'static str,
-        message: String,
-    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -46,8 +42,8 @@ pub enum StreamerError {
 }
 
 /// Checks a config before anything starts; errors name the offending field.
-pub fn validate(config: &StreamerConfig) -> Result<(), StreamerError> {
-    let bad = |field, message: String| Err(StreamerError::Config { field, message });
+pub fn validate(config: &StreamerConfig) -> Result<(), ConfigError> {
+    let bad = |field, message: String| Err(ConfigError::new(field, message));
     if config.rate > MAX_RATE {
         return bad(
             "rate",
@@ -100,49 +96,30 @@ pub enum SourceInput {
     File(std::fs::File),
 }
 
-/// Counters of the streamer, shown in its cell.
-#[derive(Debug, Default)]
-pub struct StreamerMetrics {
-    pub sent: AtomicU64,
-    pub chunks: AtomicU64,
-    pub bytes: AtomicU64,
-    pub clients: AtomicU64,
-    /// Where the streamer listens, once bound.
-    pub listening: Mutex<Option<SocketAddr>>,
-    /// Which chunk each recent review was sent in, and when (for tracing a record).
-    pub chunks_sent: RecentBatches,
+crate::counters! {
+    /// Counters of the streamer, shown in its cell.
+    pub struct StreamerMetrics {
+        counters { sent, chunks, bytes, clients }
+        /// Where the streamer listens, once bound.
+        pub listening: Mutex<Option<SocketAddr>>,
+        /// Which chunk each recent review was sent in, and when (for tracing a record).
+        pub chunks_sent: RecentBatches,
+    }
 }
 
 impl StreamerMetrics {
     pub fn reset(&self) {
-        for counter in [&self.sent, &self.chunks, &self.bytes, &self.clients] {
-            counter.store(0, Ordering::Relaxed);
-        }
+        self.reset_counters();
         self.set_listening(None);
         self.chunks_sent.clear();
     }
 
-    pub fn counters(&self) -> BTreeMap<String, u64> {
-        BTreeMap::from([
-            ("sent".to_owned(), self.sent.load(Ordering::Relaxed)),
-            ("chunks".to_owned(), self.chunks.load(Ordering::Relaxed)),
-            ("bytes".to_owned(), self.bytes.load(Ordering::Relaxed)),
-            ("clients".to_owned(), self.clients.load(Ordering::Relaxed)),
-        ])
-    }
-
     pub fn listening(&self) -> Option<SocketAddr> {
-        match self.listening.lock() {
-            Ok(addr) => *addr,
-            Err(poisoned) => *poisoned.into_inner(),
-        }
+        *self.listening.lock_or_recover()
     }
 
     fn set_listening(&self, addr: Option<SocketAddr>) {
-        match self.listening.lock() {
-            Ok(mut slot) => *slot = addr,
-            Err(poisoned) => *poisoned.into_inner() = addr,
-        }
+        *self.listening.lock_or_recover() = addr;
     }
 }
 

@@ -28,6 +28,7 @@ use crate::kafka::inspect::{
     InspectError, Inspector, SCAN_TIMEOUT, ScanFrom, ScanOutcome, ScanRequest,
 };
 use crate::records::DATE_FORMAT;
+use crate::sync::LockExt;
 use recent::{KEPT_IDS, RecentBatches};
 
 /// Most records one search for a review reads, over all partitions of a topic.
@@ -51,6 +52,10 @@ pub enum TraceError {
         "no review was produced to `reviews` within {0} s: start the streamer and the producer (cell 1)"
     )]
     NoNextReview(u64),
+    /// What the next record of `reviews` held was not a review (a fault button floods such
+    /// records): nothing the caller asked was wrong.
+    #[error("the next record of `reviews` is not a review ({0}); try again")]
+    NextNotAReview(String),
     #[error(transparent)]
     Inspect(#[from] InspectError),
 }
@@ -63,6 +68,8 @@ pub struct Pipeline<'a> {
     pub chunks: &'a RecentBatches,
     pub producer: StageStatus,
     pub sentiment: StageStatus,
+    /// The running (or last) sentiment run's group, as the stage holds it.
+    pub sentiment_group: String,
     pub aggregate: StageStatus,
     pub aggregate_metrics: &'a AggregateMetrics,
     pub indexer: StageStatus,
@@ -104,7 +111,10 @@ impl Tracer {
             .await?
             .ok_or(TraceError::NoNextReview(NEXT_WAIT.as_secs()))?;
         let review: Review = serde_json::from_str(&next.value).map_err(|e| {
-            TraceError::BadReviewId(format!("the next record of `reviews` is not a review: {e}"))
+            TraceError::NextNotAReview(format!(
+                "offset {} of partition {}: {e}",
+                next.offset, next.partition
+            ))
         })?;
         self.remember(&review.review_id, next.partition, next.offset);
         let located = Located {
@@ -117,10 +127,7 @@ impl Tracer {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, i32, i64)>> {
-        match self.located.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        self.located.lock_or_recover()
     }
 
     fn remember(&self, review_id: &str, partition: i32, offset: i64) {
@@ -493,12 +500,7 @@ async fn sentiment_hop(
         };
         return (hop, record);
     };
-    let group = pipeline
-        .sentiment
-        .config
-        .as_ref()
-        .and_then(|c| c["group"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| crate::sentiment::GROUP.to_owned());
+    let group = pipeline.sentiment_group.clone();
     let mut found = hop(
         kind,
         TraceHopState::Found,

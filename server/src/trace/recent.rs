@@ -5,6 +5,7 @@
 //! forgets the oldest batches once it holds more than its capacity of review ids. Nothing of it
 //! goes to the broker: the tracing costs the pipeline nothing but this memory.
 
+use crate::sync::LockExt;
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
@@ -91,10 +92,7 @@ impl RecentBatches {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        match self.inner.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        self.inner.lock_or_recover()
     }
 
     /// Remembers a batch, forgetting the oldest ones beyond the capacity.

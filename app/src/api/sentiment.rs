@@ -1,0 +1,173 @@
+//! Stage 3 · sentiment: its config, workers, rebalances and labelled reviews.
+
+use serde::{Deserialize, Serialize};
+
+use super::Review;
+
+/// The label a classifier gives a review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Sentiment {
+    Positive,
+    Negative,
+    Neutral,
+}
+
+impl Sentiment {
+    /// What a review's stars say, the usual reading: 4–5 positive, 1–2 negative, 3 neutral.
+    pub fn from_stars(stars: u8) -> Sentiment {
+        match stars {
+            4.. => Sentiment::Positive,
+            3 => Sentiment::Neutral,
+            _ => Sentiment::Negative,
+        }
+    }
+
+    /// Position in [`Sentiment::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Sentiment::Positive => 0,
+            Sentiment::Negative => 1,
+            Sentiment::Neutral => 2,
+        }
+    }
+
+    pub const ALL: [Sentiment; 3] = [Sentiment::Positive, Sentiment::Negative, Sentiment::Neutral];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sentiment::Positive => "POSITIVE",
+            Sentiment::Negative => "NEGATIVE",
+            Sentiment::Neutral => "NEUTRAL",
+        }
+    }
+}
+
+/// Which classifier the sentiment workers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassifierChoice {
+    /// The offline VADER lexicon: no network, ~150k reviews/s per core.
+    #[default]
+    Lexicon,
+    /// An OpenAI-compatible chat-completions endpoint (PIPEBOOK_LLM_* settings).
+    Llm,
+}
+
+/// Configuration of the sentiment stage (`POST /api/stages/sentiment/start`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentimentConfig {
+    /// Consumers in the group `pipebook-sentiment`, 1..=8.
+    #[serde(default = "default_workers")]
+    pub workers: u8,
+    #[serde(default)]
+    pub classifier: ClassifierChoice,
+    /// Compound score at or above which a review is POSITIVE.
+    #[serde(default = "default_positive")]
+    pub positive_threshold: f64,
+    /// Compound score at or below which a review is NEGATIVE.
+    #[serde(default = "default_negative")]
+    pub negative_threshold: f64,
+    /// Consumer group; a new group starts from the beginning of `reviews` with its own offsets.
+    #[serde(default = "default_group")]
+    pub group: String,
+}
+
+fn default_group() -> String {
+    "pipebook-sentiment".to_owned()
+}
+
+fn default_workers() -> u8 {
+    2
+}
+
+fn default_positive() -> f64 {
+    0.05
+}
+
+fn default_negative() -> f64 {
+    -0.05
+}
+
+impl Default for SentimentConfig {
+    fn default() -> Self {
+        Self {
+            workers: default_workers(),
+            classifier: ClassifierChoice::default(),
+            positive_threshold: default_positive(),
+            negative_threshold: default_negative(),
+            group: default_group(),
+        }
+    }
+}
+
+/// A review with its sentiment: the records of `reviews.sentiment`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrichedReview {
+    #[serde(flatten)]
+    pub review: Review,
+    pub sentiment: Sentiment,
+    /// Compound score, −1 (most negative) … 1 (most positive); 0 when an LLM labelled it.
+    pub score: f64,
+    /// `lexicon` or `llm`.
+    pub classifier: String,
+    pub model: Option<String>,
+    /// RFC 3339 processing time.
+    pub processed_at: String,
+    pub worker: String,
+}
+
+/// One sentiment worker as the cell shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerView {
+    pub id: String,
+    /// `running`, `stopped`, `failed` (its loop failed: see `last_error`) or `killed`.
+    pub state: String,
+    pub partitions: Vec<i32>,
+    pub processed: u64,
+    /// Reviews per second over the last sampling interval.
+    pub rate: f64,
+    /// Why a `failed` worker failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// A partition assignment change seen by a worker, or a worker joining / being killed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RebalanceEvent {
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    pub worker: String,
+    /// `assigned`, `revoked`, `started`, `stopped` or `killed`.
+    pub kind: String,
+    pub partitions: Vec<i32>,
+}
+
+/// A recently classified review, for the live table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatestReview {
+    pub review_id: String,
+    pub excerpt: String,
+    pub stars: u8,
+    pub sentiment: Sentiment,
+    pub score: f64,
+    pub classifier: String,
+    pub worker: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// The sentiment stage's live view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SentimentView {
+    /// The consumer group of the running (or last) run: what the lag chart and the lesson read.
+    #[serde(default)]
+    pub group: String,
+    pub workers: Vec<WorkerView>,
+    pub rebalances: Vec<RebalanceEvent>,
+    pub latest: Vec<LatestReview>,
+    /// Label vs stars: `confusion[row][col]`, rows = stars read as POSITIVE (≥4), NEGATIVE (≤2),
+    /// NEUTRAL (3); columns = predicted POSITIVE, NEGATIVE, NEUTRAL.
+    pub confusion: [[u64; 3]; 3],
+}

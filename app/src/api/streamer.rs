@@ -1,0 +1,172 @@
+//! Stages 1 and 2 · the streamer (and the datasets it reads) and the producer.
+
+use serde::{Deserialize, Serialize};
+
+/// Configuration of the socket streamer stage (`POST /api/stages/streamer/start`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamerConfig {
+    /// Reviews per second; 0 means as fast as the client reads.
+    #[serde(default = "default_rate")]
+    pub rate: u32,
+    /// Reviews sent together in one write.
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: u32,
+    /// `generator` for built-in reviews, or the name of a Yelp-format JSON-lines file in the
+    /// datasets folder (`GET /api/datasets`); never a path.
+    #[serde(default = "default_source")]
+    pub source: String,
+    /// Seed of the built-in generator: the same seed gives the same reviews.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Stop after this many reviews (for the generator; a file ends on its own).
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// TCP address the streamer listens on; port 0 picks a free port.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Event time of each review: the moment it is sent (`live`), or the source's own dates
+    /// (`replay`: the generator spaces reviews 10 s apart from 2024-01-01 09:00).
+    #[serde(default)]
+    pub clock: EventClock,
+    /// Share of reviews (0–1) sent late: their event time is moved back by `late_by_secs`, so
+    /// they arrive out of order, behind the watermark when the delay exceeds the lateness allowed.
+    #[serde(default)]
+    pub late_share: f64,
+    #[serde(default = "default_late_by")]
+    pub late_by_secs: u32,
+}
+
+/// Where a review's event time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EventClock {
+    #[default]
+    Live,
+    Replay,
+}
+
+fn default_late_by() -> u32 {
+    120
+}
+
+fn default_rate() -> u32 {
+    500
+}
+
+fn default_chunk_size() -> u32 {
+    50
+}
+
+fn default_source() -> String {
+    "generator".to_owned()
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:0".to_owned()
+}
+
+impl Default for StreamerConfig {
+    fn default() -> Self {
+        Self {
+            rate: default_rate(),
+            chunk_size: default_chunk_size(),
+            source: default_source(),
+            seed: default_seed(),
+            limit: None,
+            listen: default_listen(),
+            clock: EventClock::default(),
+            late_share: 0.0,
+            late_by_secs: default_late_by(),
+        }
+    }
+}
+
+/// Configuration of the producer stage (`POST /api/stages/producer/start`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerConfig {
+    /// Socket to read review lines from; defaults to the running streamer's address. Unless the
+    /// operator allows network sockets, only that address is accepted.
+    #[serde(default)]
+    pub socket: Option<String>,
+}
+
+/// `StreamerConfig::source` that means the built-in generator rather than a dataset.
+pub const SOURCE_GENERATOR: &str = "generator";
+
+/// The only content type `PUT /api/datasets/{name}` accepts: a cross-site form cannot send it.
+pub const DATASET_CONTENT_TYPE: &str = "application/x-ndjson";
+
+/// Longest dataset name accepted for an upload.
+pub const DATASET_NAME_MAX_CHARS: usize = 100;
+
+/// A file in the datasets folder the streamer can read (`GET /api/datasets`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    /// File name in the datasets folder: what `StreamerConfig::source` takes.
+    pub name: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Lines that are not blank (what the streamer sends); `null` while still being counted.
+    #[serde(default)]
+    pub lines: Option<u64>,
+}
+
+/// `GET /api/datasets`: the files in the datasets folder, by name. The built-in generator is not
+/// a file and is not listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DatasetList {
+    pub datasets: Vec<DatasetInfo>,
+    /// Largest upload the server accepts (`PIPEBOOK_MAX_UPLOAD_BYTES`).
+    pub max_upload_bytes: u64,
+}
+
+/// The rule for a name a dataset is uploaded (or deleted) under: 1–100 of `A-Z a-z 0-9 . _ -`,
+/// not starting with `.`, ending in `.jsonl` or `.json`. Shared by the server and the upload
+/// control, so the browser can say so before sending the file. The error names `name`.
+pub fn check_dataset_name(name: &str) -> Result<(), String> {
+    let length = name.chars().count();
+    if !(1..=DATASET_NAME_MAX_CHARS).contains(&length) {
+        return Err(format!(
+            "name: must be 1..={DATASET_NAME_MAX_CHARS} characters, got {length}"
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "name: only letters, digits, '.', '_' and '-' are allowed, got {bad:?} in {name:?}"
+        ));
+    }
+    if name.starts_with('.') {
+        return Err(format!("name: must not start with '.', got {name:?}"));
+    }
+    if !(name.ends_with(".jsonl") || name.ends_with(".json")) {
+        return Err(format!(
+            "name: must end in .jsonl or .json (one review per line), got {name:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// A size as people write it, in binary units: 104857600 → "100 MiB", 1536 → "1.5 KiB".
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
