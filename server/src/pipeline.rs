@@ -27,6 +27,7 @@ use crate::kafka::KafkaSettings;
 use crate::kafka::admin::{AdminError, TopicSpec, ensure_topics};
 use crate::kafka::broker::{BrokerError, EmbeddedBroker};
 use crate::kafka::inspect::{GroupRegistry, InspectError, Inspector};
+use crate::kafka::lag::LagBook;
 use crate::lab::{DeliveryLab, LabError};
 use crate::lesson::{Action, Lesson};
 use crate::producer::{self, ProducerMetrics, SocketSource};
@@ -139,6 +140,8 @@ pub struct Engine {
     kafka: KafkaSettings,
     broker: Option<Arc<EmbeddedBroker>>,
     inspector: Inspector,
+    /// Every group's lag history, recorded by the sampler (`kafka/lag.rs`).
+    lag: LagBook,
     streamer: Arc<Stage>,
     streamer_metrics: Arc<StreamerMetrics>,
     producer: Arc<Stage>,
@@ -199,6 +202,7 @@ impl Engine {
             kafka,
             broker,
             inspector,
+            lag: LagBook::default(),
             streamer: Stage::new(STAGE_STREAMER, true),
             streamer_metrics: Arc::default(),
             producer: Stage::new(STAGE_PRODUCER, false),
@@ -234,6 +238,10 @@ impl Engine {
 
     pub fn inspector(&self) -> &Inspector {
         &self.inspector
+    }
+
+    pub fn lag_book(&self) -> &LagBook {
+        &self.lag
     }
 
     pub fn closing(&self) -> &tokio_util::sync::CancellationToken {
@@ -576,7 +584,9 @@ impl Engine {
     pub async fn groups(&self) -> Result<Vec<GroupInfo>, EngineError> {
         let _permit = self.bounds.try_acquire(Bounded::Listing)?;
         let topics = self.inspector.topics().await?;
-        Ok(self.inspector.groups(&topics).await?)
+        let mut groups = self.inspector.groups(&topics).await?;
+        self.lag.annotate(&mut groups);
+        Ok(groups)
     }
 
     pub async fn messages(
@@ -737,14 +747,18 @@ impl Engine {
         let (topics, groups) = match self.inspector.topics().await {
             Ok(mut topics) => {
                 add_rates(&mut topics, previous, at);
-                let groups = self
-                    .inspector
-                    .groups(&topics)
-                    .await
-                    .unwrap_or_else(|error| {
+                let groups = match self.inspector.groups(&topics).await {
+                    Ok(mut groups) => {
+                        self.lag
+                            .observe(&self.inspector, &topics, &mut groups, at)
+                            .await;
+                        groups
+                    }
+                    Err(error) => {
                         tracing::debug!(%error, "group sample failed");
                         previous.groups.clone()
-                    });
+                    }
+                };
                 (topics, groups)
             }
             Err(error) => {

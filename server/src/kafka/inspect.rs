@@ -329,6 +329,15 @@ impl Inspector {
         &self.registry
     }
 
+    /// Runs `read` with a pooled scan reader (see [`ReaderPool`] for its contract: assign
+    /// explicit offsets, never join the group nor commit). Blocking threads only.
+    pub(crate) fn with_scan_reader<T>(
+        &self,
+        read: impl FnOnce(&BaseConsumer) -> Result<T, InspectError>,
+    ) -> Result<T, InspectError> {
+        self.scanners.with(&self.settings, read)
+    }
+
     /// Topics with per-partition watermarks, internal topics left out, sorted by name.
     pub async fn topics(&self) -> Result<Vec<TopicInfo>, InspectError> {
         let this = self.clone();
@@ -404,6 +413,7 @@ impl Inspector {
                 state,
                 members,
                 partitions,
+                lag: Default::default(),
             });
         }
         Ok(groups)
@@ -470,6 +480,7 @@ impl Inspector {
                 committed,
                 high: info.high,
                 lag: lag.max(0),
+                lag_seconds: 0.0,
             });
         }
         Ok(partitions)
@@ -947,7 +958,7 @@ where
 /// Whether a consumer error only reports the connection to the brokers: a pooled reader keeps
 /// such an event queued from a broker that stopped and started again while it sat idle, and the
 /// read it surfaces in can go on (every read loop is bounded by its deadline).
-fn is_connection_event(error: &KafkaError) -> bool {
+pub(crate) fn is_connection_event(error: &KafkaError) -> bool {
     use rdkafka::error::RDKafkaErrorCode;
     matches!(
         error,

@@ -5,6 +5,8 @@ pub mod admin;
 pub mod batch;
 pub mod broker;
 pub mod inspect;
+pub mod lag;
+pub mod reset;
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;

@@ -1,0 +1,99 @@
+//! The operator's routes (documented in `docs/api.md`): a group's lag history, offset resets
+//! and `/metrics`. Kept apart from `api.rs` so the two change independently; `api::router`
+//! merges [`routes`].
+
+use std::sync::Arc;
+
+use app::api::{ApiError, StageState};
+use app::ops::{GroupLagHistory, ResetOutcome, ResetRequest};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::api::JsonBody;
+use crate::kafka::inspect::InspectError;
+use crate::kafka::reset::{self, ResetError};
+use crate::pipeline::{Engine, EngineError};
+
+pub fn routes() -> Router<Arc<Engine>> {
+    Router::new()
+        .route("/api/kafka/groups/{group}/lag", get(group_lag))
+        .route("/api/kafka/groups/{group}/reset", post(reset_group))
+        .route("/metrics", get(metrics))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error(
+        "no lag history for group {0:?}: it is sampled once a second while the group is listed"
+    )]
+    NoHistory(String),
+    #[error(transparent)]
+    Reset(#[from] ResetError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl IntoResponse for OpsError {
+    fn into_response(self) -> Response {
+        // The engine's errors keep the engine's mapping (429 with Retry-After, …).
+        let error = match self {
+            OpsError::Engine(error) => return error.into_response(),
+            other => other,
+        };
+        let status = match &error {
+            OpsError::NoHistory(_) => StatusCode::NOT_FOUND,
+            OpsError::Reset(reset) => match reset {
+                ResetError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                ResetError::UnknownGroup(_) => StatusCode::NOT_FOUND,
+                ResetError::Active { .. } => StatusCode::CONFLICT,
+                ResetError::Inspect(
+                    InspectError::UnknownTopic(_) | InspectError::UnknownPartition { .. },
+                ) => StatusCode::NOT_FOUND,
+                ResetError::Inspect(_) | ResetError::Kafka(_) => StatusCode::SERVICE_UNAVAILABLE,
+                ResetError::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            OpsError::Engine(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let body = ApiError {
+            error: error.to_string(),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// `GET /api/kafka/groups/{group}/lag`: lag now, per partition in records and seconds, and the
+/// history the server kept.
+async fn group_lag(
+    State(engine): State<Arc<Engine>>,
+    Path(group): Path<String>,
+) -> Result<Json<GroupLagHistory>, OpsError> {
+    engine
+        .lag_book()
+        .history(&group)
+        .map(Json)
+        .ok_or(OpsError::NoHistory(group))
+}
+
+/// `POST /api/kafka/groups/{group}/reset`: dry run or execution of an offset reset.
+async fn reset_group(
+    State(engine): State<Arc<Engine>>,
+    Path(group): Path<String>,
+    JsonBody(request): JsonBody<ResetRequest>,
+) -> Result<Json<ResetOutcome>, OpsError> {
+    let outcome = reset::reset(engine.kafka(), engine.inspector(), &group, request).await?;
+    Ok(Json(outcome))
+}
+
+/// `GET /metrics`: Prometheus' text format. Stage counters are read now; topics and groups come
+/// from the latest once-a-second sample (so a scrape costs no broker request).
+async fn metrics(State(engine): State<Arc<Engine>>) -> Response {
+    let live = engine.pipeline_status();
+    let snapshot = engine.subscribe().borrow().clone();
+    let broker_up =
+        live.kafka.state == StageState::Running && snapshot.pipeline.kafka.last_error.is_none();
+    let text = crate::metrics::render(&live, &snapshot, broker_up);
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
+}
