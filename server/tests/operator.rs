@@ -515,3 +515,208 @@ async fn sampler_cost() {
         );
     }
 }
+
+/// Writes `values` to `reviews` (record i: key `k{i}`, partition i % 3, stamped `base_ms + i s`,
+/// header `kind` = `even`/`odd`).
+async fn produce_values(engine: &Engine, values: &[String], base_ms: i64, first: usize) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let producer = engine.kafka().reliable_producer().expect("producer");
+    for (n, value) in values.iter().enumerate() {
+        let i = first + n;
+        let key = format!("k{i}");
+        let kind = if i % 2 == 0 { "even" } else { "odd" };
+        let record = FutureRecord::to(TOPIC_REVIEWS)
+            .partition(i32::try_from(i % 3).expect("small"))
+            .key(&key)
+            .payload(value)
+            .headers(OwnedHeaders::new().insert(Header {
+                key: "kind",
+                value: Some(kind),
+            }))
+            .timestamp(base_ms + i64::try_from(i).expect("small") * 1000);
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .expect("acknowledged");
+    }
+}
+
+/// An open tail: its SSE body, read event by event.
+struct Tail {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl Tail {
+    async fn open(http: &reqwest::Client, base: &str, query: &str) -> Result<Self, (u16, Value)> {
+        let response = http
+            .get(format!("{base}/api/kafka/topics/reviews/tail?{query}"))
+            .send()
+            .await
+            .expect("tail");
+        if response.status() != 200 {
+            let status = response.status().as_u16();
+            return Err((status, response.json().await.expect("json")));
+        }
+        Ok(Self {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        })
+    }
+
+    /// The next `record` event (waits up to 30 s).
+    async fn next(&mut self) -> app::api::Message {
+        use futures::StreamExt as _;
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let event: String = self.buffer.drain(..end + 2).collect();
+                    if event.lines().any(|l| l == "event: record") {
+                        let data = event
+                            .lines()
+                            .find_map(|l| l.strip_prefix("data: "))
+                            .expect("data line");
+                        return serde_json::from_str(data).expect("a record");
+                    }
+                    continue;
+                }
+                let chunk = self.body.next().await.expect("stream open").expect("bytes");
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await
+        .expect("a record within 30 s")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_streams_exactly_the_matching_records_and_is_bounded() {
+    let t = start_engine().await;
+    let engine = t.engine.clone();
+    let served = serve(engine.clone()).await;
+    let http = reqwest::Client::new();
+    let base = served.base.clone();
+
+    // 30 known records: every fifth holds "needle".
+    let stamped_from = now_ms() - 100_000;
+    let values: Vec<String> = (0..30)
+        .map(|i| {
+            if i % 5 == 0 {
+                format!("a needle {i}")
+            } else {
+                format!("hay {i}")
+            }
+        })
+        .collect();
+    produce_values(&engine, &values, stamped_from, 0).await;
+    let from = format!("from_ms={stamped_from}");
+
+    // Each filter: exactly its records of the known set, then — nothing else before — a new
+    // matching record written afterwards (which later cases' known sets include).
+    let until = format!("until_ms={}", stamped_from + 2_000);
+    let cases = [
+        ("header=kind%3Deven&contains=needle", vec![0, 10, 20]),
+        ("contains=needle", vec![0, 5, 10, 15, 20, 25, 30]),
+        ("key=k7", vec![7]),
+        (until.as_str(), vec![0, 1, 2]),
+    ];
+    let mut next = 30;
+    for (filter, expected) in cases {
+        let mut tail = Tail::open(&http, &base, &format!("{from}&{filter}&rate=200"))
+            .await
+            .expect("tail opens");
+        let mut got = Vec::new();
+        for _ in 0..expected.len() {
+            let record = tail.next().await;
+            got.push(
+                record.key.expect("key")[1..]
+                    .parse::<usize>()
+                    .expect("k<i>"),
+            );
+        }
+        got.sort_unstable();
+        assert_eq!(got, expected, "{filter}");
+        if filter.starts_with("until_ms") {
+            continue;
+        }
+        // The sentinel matches every other filter: key k7 needs its own key.
+        let sentinel = if filter == "key=k7" { 7 } else { next };
+        let value = format!("a needle {sentinel} again");
+        if filter == "key=k7" {
+            produce_values(&engine, &[value], stamped_from, 7).await;
+        } else {
+            produce_values(&engine, &[value], stamped_from, next).await;
+            next += 2;
+        }
+        let record = tail.next().await;
+        assert_eq!(
+            record.key.as_deref(),
+            Some(&*format!("k{sentinel}")),
+            "{filter}"
+        );
+        assert!(record.value.ends_with("again"));
+        assert_eq!(
+            record.headers.get("kind").map(String::as_str),
+            Some(if sentinel % 2 == 0 { "even" } else { "odd" })
+        );
+    }
+
+    // Bad values: 400 naming the field; an unknown topic: 404.
+    let (status, body) = Tail::open(&http, &base, "rate=0")
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("rate"),
+        "{body}"
+    );
+    let (status, _) = Tail::open(&http, &base, "colour=red")
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status, 400);
+    let missing = http
+        .get(format!("{base}/api/kafka/topics/no.such.topic/tail"))
+        .send()
+        .await
+        .expect("tail");
+    assert_eq!(missing.status(), 404);
+
+    // At most MAX_TAILS at once: one more is a 429; closing one makes room. (A closed tail's
+    // place is freed when the server next writes to it — a record or the 5 s keep-alive — so
+    // the tails above may hold theirs a moment longer.)
+    let mut open = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while open.len() < pipebook::kafka::tail::MAX_TAILS {
+        match Tail::open(&http, &base, "").await {
+            Ok(tail) => open.push(tail),
+            Err((429, _)) => {
+                assert!(tokio::time::Instant::now() < deadline, "tails never freed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    let (status, body) = Tail::open(&http, &base, "")
+        .await
+        .err()
+        .expect("past the bound");
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("live tails")
+    );
+    open.pop();
+    eventually(
+        "a closed tail frees its place",
+        Duration::from_secs(30),
+        || async { Tail::open(&http, &base, "").await.ok() },
+    )
+    .await;
+}
