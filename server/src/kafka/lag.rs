@@ -42,6 +42,9 @@ const COARSE_MAX_POINTS: usize = (COARSE_SPAN_MS / COARSE_STEP_MS) as usize;
 /// listed keeps its history until it is older than the whole span, and the oldest go first
 /// past this bound.
 pub const GROUPS_KEPT: usize = 64;
+/// Records a timestamp read goes on reading past a wanted offset to reach the next one in the
+/// same round (the scan reader fetches about this many at once anyway).
+const READ_THROUGH: i64 = 1_000;
 /// Longest the sampler waits for the timestamps of the next records to read.
 pub const TIMESTAMP_READ_WAIT: Duration = Duration::from_millis(500);
 /// A lag change over the trend window smaller than this share of the mean lag (or than
@@ -141,7 +144,8 @@ impl LagSeries {
 
     /// The fine points at or after `since` (ms), oldest first.
     fn recent(&self, since: i64) -> impl Iterator<Item = &LagPoint> {
-        self.fine.iter().filter(move |p| p.at >= since)
+        // From the newest back: a few dozen points, not the whole 15 minutes.
+        self.fine.iter().rev().take_while(move |p| p.at >= since)
     }
 }
 
@@ -203,7 +207,7 @@ impl LagBook {
             wanted_timestamps(groups, &lows, &state.timestamps)
         };
         let started = Instant::now();
-        let asked = wanted.len();
+        let asked = wanted.values().map(Vec::len).sum();
         if !wanted.is_empty() {
             let inspector = inspector.clone();
             let read = tokio::task::spawn_blocking(move || {
@@ -399,9 +403,10 @@ fn wanted_timestamps(
     (wanted, known)
 }
 
-/// Reads the timestamp of the record at each wanted offset. One assignment per round: a
-/// partition wanted at several offsets (several groups at different positions) is read from
-/// the lowest first, then again from the next. Stops at `deadline`, with what it found.
+/// Reads the timestamp of the record at each wanted offset. Each round assigns every partition
+/// at its lowest offset still wanted and reads forward, picking up on the way every wanted offset
+/// within [`READ_THROUGH`] records (groups at nearby positions cost one read); offsets further on
+/// wait for the next round. Stops at `deadline`, with what it found.
 pub fn read_timestamps(
     reader: &BaseConsumer,
     wanted: &BTreeMap<PartitionKey, Vec<i64>>,
@@ -410,7 +415,6 @@ pub fn read_timestamps(
     let mut left: BTreeMap<PartitionKey, Vec<i64>> = wanted
         .iter()
         .map(|(k, offsets)| {
-            // Ascending: each round reads the lowest offset still wanted.
             let mut sorted = offsets.clone();
             sorted.sort_unstable();
             sorted.dedup();
@@ -420,49 +424,54 @@ pub fn read_timestamps(
     let mut found = HashMap::new();
     while !left.is_empty() && Instant::now() < deadline {
         let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offsets) in &left {
-            if let Some(first) = offsets.first() {
-                tpl.add_partition_offset(topic, *partition, Offset::Offset(*first))?;
-            }
+        // partition → (where this round starts, the offsets it looks for, ascending)
+        let mut open: BTreeMap<PartitionKey, (i64, Vec<i64>)> = BTreeMap::new();
+        for (key, offsets) in &left {
+            let Some(first) = offsets.first().copied() else {
+                continue;
+            };
+            tpl.add_partition_offset(&key.0, key.1, Offset::Offset(first))?;
+            let near = offsets
+                .iter()
+                .copied()
+                .take_while(|o| *o < first + READ_THROUGH)
+                .collect();
+            open.insert(key.clone(), (first, near));
         }
         reader.assign(&tpl)?;
-        let round: BTreeMap<PartitionKey, i64> = left
-            .iter()
-            .filter_map(|(k, offsets)| offsets.first().map(|o| (k.clone(), *o)))
-            .collect();
-        let mut open = round.len();
-        let mut done: Vec<PartitionKey> = Vec::new();
-        while open > 0 && Instant::now() < deadline {
+        while !open.is_empty() && Instant::now() < deadline {
             match reader.poll(Duration::from_millis(50)) {
                 Some(Ok(message)) => {
                     let key = (message.topic().to_owned(), message.partition());
-                    let Some(offset) = round.get(&key).copied() else {
+                    let Some((start, looking)) = open.get_mut(&key) else {
                         continue;
                     };
-                    if done.contains(&key) || message.offset() < offset {
+                    let offset = message.offset();
+                    if offset < *start {
+                        // Left over from an earlier assignment.
                         continue;
                     }
-                    // The record at the position, or the first after it (the one at the
-                    // position was deleted): either way the next the group reads.
-                    if let Some(stamp) = message.timestamp().to_millis() {
-                        found.insert((key.0.clone(), key.1, offset), stamp);
+                    // Every wanted offset up to this record reads this record next (the one
+                    // at the offset itself, or the first after it when it was deleted).
+                    let reached = looking.iter().take_while(|o| **o <= offset).count();
+                    for wanted in looking.drain(..reached) {
+                        if let Some(stamp) = message.timestamp().to_millis() {
+                            found.insert((key.0.clone(), key.1, wanted), stamp);
+                        }
+                        if let Some(offsets) = left.get_mut(&key) {
+                            offsets.retain(|o| *o != wanted);
+                        }
                     }
-                    done.push(key);
-                    open -= 1;
+                    if looking.is_empty() {
+                        open.remove(&key);
+                    }
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) | None => {}
                 Some(Err(error)) if is_connection_event(&error) => {}
                 Some(Err(error)) => return Err(error.into()),
             }
         }
-        for key in done {
-            if let Some(offsets) = left.get_mut(&key) {
-                offsets.remove(0);
-                if offsets.is_empty() {
-                    left.remove(&key);
-                }
-            }
-        }
+        left.retain(|_, offsets| !offsets.is_empty());
     }
     Ok(found)
 }
