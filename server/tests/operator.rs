@@ -524,7 +524,7 @@ async fn produce_values(engine: &Engine, values: &[String], base_ms: i64, first:
     for (n, value) in values.iter().enumerate() {
         let i = first + n;
         let key = format!("k{i}");
-        let kind = if i % 2 == 0 { "even" } else { "odd" };
+        let kind = if i.is_multiple_of(2) { "even" } else { "odd" };
         let record = FutureRecord::to(TOPIC_REVIEWS)
             .partition(i32::try_from(i % 3).expect("small"))
             .key(&key)
@@ -657,7 +657,11 @@ async fn a_tail_streams_exactly_the_matching_records_and_is_bounded() {
         assert!(record.value.ends_with("again"));
         assert_eq!(
             record.headers.get("kind").map(String::as_str),
-            Some(if sentinel % 2 == 0 { "even" } else { "odd" })
+            Some(if sentinel.is_multiple_of(2) {
+                "even"
+            } else {
+                "odd"
+            })
         );
     }
 

@@ -53,6 +53,10 @@ const TREND_RELATIVE: f64 = 0.05;
 const TREND_MIN_RECORDS: f64 = 2.0;
 
 type PartitionKey = (String, i32);
+/// (topic, partition, offset) → the timestamp (ms) of the record there.
+type Timestamps = HashMap<(String, i32, i64), i64>;
+/// Per partition, the offsets whose record timestamps are wanted.
+type Wanted = BTreeMap<PartitionKey, Vec<i64>>;
 
 /// One series of lag points: full resolution for the recent span, downsampled before it.
 #[derive(Debug, Clone)]
@@ -377,10 +381,7 @@ fn wanted_timestamps(
     groups: &[GroupInfo],
     lows: &HashMap<PartitionKey, i64>,
     cache: &HashMap<(String, i32, i64), i64>,
-) -> (
-    BTreeMap<PartitionKey, Vec<i64>>,
-    HashMap<(String, i32, i64), i64>,
-) {
+) -> (Wanted, Timestamps) {
     let mut wanted: BTreeMap<PartitionKey, Vec<i64>> = BTreeMap::new();
     let mut known = HashMap::new();
     for group in groups {
@@ -409,9 +410,9 @@ fn wanted_timestamps(
 /// wait for the next round. Stops at `deadline`, with what it found.
 pub fn read_timestamps(
     reader: &BaseConsumer,
-    wanted: &BTreeMap<PartitionKey, Vec<i64>>,
+    wanted: &Wanted,
     deadline: Instant,
-) -> Result<HashMap<(String, i32, i64), i64>, InspectError> {
+) -> Result<Timestamps, InspectError> {
     let mut left: BTreeMap<PartitionKey, Vec<i64>> = wanted
         .iter()
         .map(|(k, offsets)| {
