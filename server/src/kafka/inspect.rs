@@ -276,6 +276,8 @@ pub struct Inspector {
     browsers: Arc<ReaderPool>,
     /// Readers for bounded scans (tracing a record).
     scanners: Arc<ReaderPool>,
+    /// The lag sampler's reader of next-record timestamps (one at a time: the sampler).
+    lag_readers: Arc<ReaderPool>,
 }
 
 /// How many librdkafka clients the inspector holds or has made (for tests and benchmarks).
@@ -305,6 +307,7 @@ impl Inspector {
             ))),
             browsers: Arc::new(ReaderPool::new(MAX_BROWSES, browse_consumer)),
             scanners: Arc::new(ReaderPool::new(MAX_TRACES, scan_consumer)),
+            lag_readers: Arc::new(ReaderPool::new(1, lag_consumer)),
         })
     }
 
@@ -329,13 +332,13 @@ impl Inspector {
         &self.registry
     }
 
-    /// Runs `read` with a pooled scan reader (see [`ReaderPool`] for its contract: assign
-    /// explicit offsets, never join the group nor commit). Blocking threads only.
-    pub(crate) fn with_scan_reader<T>(
+    /// Runs `read` with the lag sampler's pooled reader (see [`ReaderPool`] for its contract:
+    /// assign explicit offsets, never join the group nor commit). Blocking threads only.
+    pub(crate) fn with_lag_reader<T>(
         &self,
         read: impl FnOnce(&BaseConsumer) -> Result<T, InspectError>,
     ) -> Result<T, InspectError> {
-        self.scanners.with(&self.settings, read)
+        self.lag_readers.with(&self.settings, read)
     }
 
     /// Topics with per-partition watermarks, internal topics left out, sorted by name.
@@ -942,6 +945,23 @@ fn scan_consumer(settings: &KafkaSettings) -> Result<BaseConsumer, KafkaError> {
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", "10")
+        .create()
+}
+
+/// The lag sampler's reader: it wants one record per partition and position, every second, so
+/// it fetches little at a time (64 KiB per partition, at most 1 MiB queued) and, like
+/// the scanners, waits only 10 ms for a fetch (the embedded broker answers when the wait ends).
+fn lag_consumer(settings: &KafkaSettings) -> Result<BaseConsumer, KafkaError> {
+    settings
+        .client_config()
+        .set("group.id", "pipebook-lag")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "10")
+        .set("fetch.message.max.bytes", "65536")
+        .set("queued.min.messages", "100")
+        .set("queued.max.messages.kbytes", "1024")
         .create()
 }
 

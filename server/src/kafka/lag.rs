@@ -5,7 +5,7 @@
 //! The engine's once-a-second sampler already asks the broker for every group's committed
 //! offsets and every partition's high watermark; [`LagBook::observe`] adds, for each partition
 //! that is behind, the timestamp of the next record the group will read (one assigned read for
-//! all of them, through the inspector's pooled scan readers, bounded by [`TIMESTAMP_READ_WAIT`]
+//! all of them, through the inspector's pooled lag reader (small fetches, 10 ms wait), bounded by [`TIMESTAMP_READ_WAIT`]
 //! and cached by offset so a stopped group costs nothing after its first sample), then records
 //! one point per partition.
 //!
@@ -43,8 +43,8 @@ const COARSE_MAX_POINTS: usize = (COARSE_SPAN_MS / COARSE_STEP_MS) as usize;
 /// past this bound.
 pub const GROUPS_KEPT: usize = 64;
 /// Records a timestamp read goes on reading past a wanted offset to reach the next one in the
-/// same round (the scan reader fetches about this many at once anyway).
-const READ_THROUGH: i64 = 1_000;
+/// same round: a few of the lag reader's 64 KiB fetches, cheaper than a new assignment.
+const READ_THROUGH: i64 = 500;
 /// Longest the sampler waits for the timestamps of the next records to read.
 pub const TIMESTAMP_READ_WAIT: Duration = Duration::from_millis(500);
 /// A lag change over the trend window smaller than this share of the mean lag (or than
@@ -215,7 +215,7 @@ impl LagBook {
         if !wanted.is_empty() {
             let inspector = inspector.clone();
             let read = tokio::task::spawn_blocking(move || {
-                inspector.with_scan_reader(|reader| {
+                inspector.with_lag_reader(|reader| {
                     read_timestamps(reader, &wanted, Instant::now() + TIMESTAMP_READ_WAIT)
                 })
             })
