@@ -32,6 +32,20 @@ pub async fn post(path: &str, body: serde_json::Value) -> Result<(), String> {
     Err(error_text(response).await)
 }
 
+/// POSTs a JSON body and decodes the JSON answer; on a 4xx/5xx returns the server's error
+/// message.
+#[cfg(feature = "hydrate")]
+pub async fn post_json<T: DeserializeOwned>(
+    path: &str,
+    body: serde_json::Value,
+) -> Result<T, String> {
+    let request = gloo_net::http::Request::post(path)
+        .json(&body)
+        .map_err(|e| e.to_string())?;
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    json_answer(response).await
+}
+
 /// GETs and decodes JSON; on a 4xx/5xx returns the server's error message.
 #[cfg(feature = "hydrate")]
 pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, String> {
@@ -124,6 +138,14 @@ async fn error_text(response: gloo_net::http::Response) -> String {
 
 #[cfg(not(feature = "hydrate"))]
 pub async fn post(_path: &str, _body: serde_json::Value) -> Result<(), String> {
+    Err(not_in_browser())
+}
+
+#[cfg(not(feature = "hydrate"))]
+pub async fn post_json<T: DeserializeOwned>(
+    _path: &str,
+    _body: serde_json::Value,
+) -> Result<T, String> {
     Err(not_in_browser())
 }
 

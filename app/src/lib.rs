@@ -7,6 +7,7 @@ pub mod api;
 mod cells;
 mod client;
 mod live;
+pub mod ops;
 mod session;
 
 pub use live::InitialSnapshot;

@@ -65,6 +65,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
                 .delete(delete_dataset)
                 .route_layer(DefaultBodyLimit::disable()),
         )
+        .merge(crate::ops::routes())
         .with_state(engine)
 }
 

@@ -99,6 +99,37 @@ impl From<ConfigError> for ApiError {
     }
 }
 
+/// The operator routes' failures (`ops.rs`): the engine's keep the engine's mapping.
+impl From<crate::ops::OpsError> for ApiError {
+    fn from(error: crate::ops::OpsError) -> Self {
+        use crate::kafka::inspect::InspectError;
+        use crate::kafka::reset::ResetError;
+        use crate::ops::OpsError;
+        use StatusCode as S;
+        let status = match &error {
+            OpsError::Engine(_) => None,
+            OpsError::NoHistory(_) => Some(S::NOT_FOUND),
+            OpsError::Reset(reset) => Some(match reset {
+                ResetError::BadRequest(_) => S::BAD_REQUEST,
+                ResetError::UnknownGroup(_) => S::NOT_FOUND,
+                ResetError::Active { .. } => S::CONFLICT,
+                ResetError::Inspect(
+                    InspectError::UnknownTopic(_) | InspectError::UnknownPartition { .. },
+                ) => S::NOT_FOUND,
+                ResetError::Inspect(_) | ResetError::Kafka(_) => S::SERVICE_UNAVAILABLE,
+                ResetError::Join(_) => S::INTERNAL_SERVER_ERROR,
+            }),
+        };
+        match (status, error) {
+            (None, OpsError::Engine(engine)) => Self::from(engine),
+            (status, error) => Self::new(
+                status.unwrap_or(S::INTERNAL_SERVER_ERROR),
+                error.to_string(),
+            ),
+        }
+    }
+}
+
 /// The one place a failure gets its status: 400 the caller's mistake, 404 no such thing, 409
 /// not in this state, 429 too many at once, 503 a service behind the engine, 500 ours.
 impl From<EngineError> for ApiError {

@@ -454,7 +454,9 @@ mod tests {
                     committed: Some(0),
                     high: lag,
                     lag,
+                    lag_seconds: 0.0,
                 }],
+                lag: Default::default(),
             }],
             ..Snapshot::default()
         }

@@ -15,6 +15,8 @@ pub mod index;
 pub mod kafka;
 pub mod lab;
 pub mod lesson;
+pub mod metrics;
+pub mod ops;
 pub mod pipeline;
 pub mod producer;
 pub mod reach;

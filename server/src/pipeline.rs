@@ -29,6 +29,7 @@ use crate::kafka::KafkaSettings;
 use crate::kafka::admin::{AdminError, TopicSpec, ensure_topics};
 use crate::kafka::broker::{BrokerError, EmbeddedBroker};
 use crate::kafka::inspect::{GroupRegistry, InspectError, Inspector};
+use crate::kafka::lag::LagBook;
 use crate::lab::{DeliveryLab, LabError};
 use crate::lesson::{Action, Lesson};
 use crate::producer::ProducerMetrics;
@@ -138,6 +139,8 @@ pub struct Engine {
     inspector: Inspector,
     /// Every stage (the broker's toggle too), in the order data flows.
     stages: BTreeMap<StageId, Box<dyn Control>>,
+    /// Every group's lag history, recorded by the sampler (`kafka/lag.rs`).
+    lag: LagBook,
     // What the API, the snapshot and the trace read of the stages besides their status.
     streamer_metrics: Arc<StreamerMetrics>,
     sentiment_runtime: Arc<SentimentRuntime>,
@@ -240,6 +243,7 @@ impl Engine {
                 .into_iter()
                 .map(|stage| (stage.id(), stage))
                 .collect(),
+            lag: LagBook::default(),
             streamer_metrics,
             sentiment_runtime,
             aggregate_metrics,
@@ -268,6 +272,10 @@ impl Engine {
 
     pub fn inspector(&self) -> &Inspector {
         &self.inspector
+    }
+
+    pub fn lag_book(&self) -> &LagBook {
+        &self.lag
     }
 
     pub fn closing(&self) -> &tokio_util::sync::CancellationToken {
@@ -494,7 +502,9 @@ impl Engine {
     pub async fn groups(&self) -> Result<Vec<GroupInfo>, EngineError> {
         let _permit = self.bounds.try_acquire(Bounded::Listing)?;
         let topics = self.inspector.topics().await?;
-        Ok(self.inspector.groups(&topics).await?)
+        let mut groups = self.inspector.groups(&topics).await?;
+        self.lag.annotate(&mut groups);
+        Ok(groups)
     }
 
     pub async fn messages(
@@ -586,14 +596,18 @@ impl Engine {
         let (topics, groups) = match self.inspector.topics().await {
             Ok(mut topics) => {
                 add_rates(&mut topics, previous, at);
-                let groups = self
-                    .inspector
-                    .groups(&topics)
-                    .await
-                    .unwrap_or_else(|error| {
+                let groups = match self.inspector.groups(&topics).await {
+                    Ok(mut groups) => {
+                        self.lag
+                            .observe(&self.inspector, &topics, &mut groups, at)
+                            .await;
+                        groups
+                    }
+                    Err(error) => {
                         tracing::debug!(%error, "group sample failed");
                         previous.groups.clone()
-                    });
+                    }
+                };
                 (topics, groups)
             }
             Err(error) => {

@@ -83,6 +83,10 @@ fn mutating_routes() -> Vec<(String, Value)> {
         ("/api/faults/resend", json!({"count": 10})),
         ("/api/faults/search-outage", json!({"down": true})),
         ("/api/lab/delivery", json!({})),
+        (
+            "/api/kafka/groups/pipebook-sentiment/reset",
+            json!({"to": "earliest", "dry_run": false}),
+        ),
     ];
     routes.extend(
         others
@@ -93,7 +97,7 @@ fn mutating_routes() -> Vec<(String, Value)> {
 }
 
 /// Routes that only read, each of which answers 200 to a caller allowed to read.
-const READ_ROUTES: [&str; 10] = [
+const READ_ROUTES: [&str; 11] = [
     "/",
     "/api/pipeline",
     "/api/sentiment",
@@ -104,6 +108,7 @@ const READ_ROUTES: [&str; 10] = [
     "/api/search/aggregations",
     "/api/lesson",
     "/api/lab/delivery",
+    "/metrics",
 ];
 
 /// What a refused request must not have changed: every stage, the broker and the topics.

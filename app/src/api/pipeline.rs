@@ -145,6 +145,10 @@ pub struct GroupPartition {
     pub committed: Option<i64>,
     pub high: i64,
     pub lag: i64,
+    /// Seconds behind: now − the timestamp of the next record the group will read; 0 when
+    /// caught up (filled in by the lag sampler, `server/src/kafka/lag.rs`).
+    #[serde(default)]
+    pub lag_seconds: f64,
 }
 
 /// A group member and the partitions assigned to it.
@@ -161,6 +165,9 @@ pub struct GroupInfo {
     pub state: String,
     pub members: Vec<GroupMember>,
     pub partitions: Vec<GroupPartition>,
+    /// Lag now, its trend and the time to catch up (filled in by the lag sampler).
+    #[serde(default)]
+    pub lag: crate::ops::GroupLag,
 }
 
 impl GroupInfo {

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use super::{BrokerToggle, Cell, ErrorLine, thousands};
-use crate::api::{GroupInfo, Message, TOPIC_REVIEWS, TopicInfo};
+use crate::api::{Message, TOPIC_REVIEWS, TopicInfo};
 use crate::client;
 use crate::live::Live;
 
@@ -47,7 +47,8 @@ pub fn KafkaCell() -> impl IntoView {
                 }}
             </div>
             <h3>"Consumer groups"</h3>
-            <GroupTable groups=groups.into() />
+            <super::groups::GroupLagTable groups=groups.into() />
+            <super::groups::OffsetReset groups=groups.into() />
             <h3>"Message browser"</h3>
             <MessageBrowser topics=topics.into() />
         </Cell>
@@ -107,57 +108,6 @@ fn TopicCard(topic: TopicInfo) -> impl IntoView {
                 </tbody>
             </table>
         </div>
-    }
-}
-
-#[component]
-fn GroupTable(groups: Signal<Vec<GroupInfo>>) -> impl IntoView {
-    view! {
-        <Show
-            when=move || !groups.get().is_empty()
-            fallback=|| view! { <p class="muted">"No consumer group yet: the sentiment stage will create one."</p> }
-        >
-            <table class="groups">
-                <thead>
-                    <tr>
-                        <th>"Group"</th>
-                        <th>"State"</th>
-                        <th>"Members"</th>
-                        <th>"Partition"</th>
-                        <th>"Committed"</th>
-                        <th>"High"</th>
-                        <th>"Lag"</th>
-                    </tr>
-                </thead>
-                <tbody>
-                    {move || {
-                        groups
-                            .get()
-                            .into_iter()
-                            .flat_map(|g| {
-                                let members = g.members.len();
-                                let (group, state) = (g.group.clone(), g.state.clone());
-                                g.partitions
-                                    .into_iter()
-                                    .map(move |p| {
-                                        view! {
-                                            <tr>
-                                                <td>{group.clone()}</td>
-                                                <td>{state.clone()}</td>
-                                                <td>{members}</td>
-                                                <td>{format!("{}-{}", p.topic, p.partition)}</td>
-                                                <td>{p.committed.map_or("–".to_owned(), thousands)}</td>
-                                                <td>{thousands(p.high)}</td>
-                                                <td class="lag">{thousands(p.lag)}</td>
-                                            </tr>
-                                        }
-                                    })
-                            })
-                            .collect_view()
-                    }}
-                </tbody>
-            </table>
-        </Show>
     }
 }
 

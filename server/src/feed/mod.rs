@@ -349,6 +349,7 @@ mod tests {
                             state: "Stable".into(),
                             members: vec![],
                             partitions: vec![],
+                            lag: Default::default(),
                         })
                         .collect();
                 }

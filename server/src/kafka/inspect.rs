@@ -271,6 +271,8 @@ pub struct Inspector {
     browsers: Arc<ReaderPool>,
     /// Readers for bounded scans (tracing a record).
     scanners: Arc<ReaderPool>,
+    /// The lag sampler's reader of next-record timestamps (one at a time: the sampler).
+    lag_readers: Arc<ReaderPool>,
 }
 
 /// How many librdkafka clients the inspector holds or has made (for tests and benchmarks).
@@ -300,6 +302,7 @@ impl Inspector {
             ))),
             browsers: Arc::new(ReaderPool::new(MAX_BROWSES, browse_consumer)),
             scanners: Arc::new(ReaderPool::new(MAX_TRACES, scan_consumer)),
+            lag_readers: Arc::new(ReaderPool::new(1, lag_consumer)),
         })
     }
 
@@ -319,6 +322,15 @@ impl Inspector {
 
     pub fn registry(&self) -> &Arc<GroupRegistry> {
         &self.registry
+    }
+
+    /// Runs `read` with the lag sampler's pooled reader (see [`ReaderPool`] for its contract:
+    /// assign explicit offsets, never join the group nor commit). Blocking threads only.
+    pub(crate) fn with_lag_reader<T>(
+        &self,
+        read: impl FnOnce(&BaseConsumer) -> Result<T, InspectError>,
+    ) -> Result<T, InspectError> {
+        self.lag_readers.with(&self.settings, read)
     }
 
     /// Topics with per-partition watermarks, internal topics left out, sorted by name.
@@ -396,6 +408,7 @@ impl Inspector {
                 state,
                 members,
                 partitions,
+                lag: Default::default(),
             });
         }
         Ok(groups)
@@ -462,6 +475,7 @@ impl Inspector {
                 committed,
                 high: info.high,
                 lag: lag.max(0),
+                lag_seconds: 0.0,
             });
         }
         Ok(partitions)
@@ -926,6 +940,23 @@ fn scan_consumer(settings: &KafkaSettings) -> Result<BaseConsumer, KafkaError> {
         .create()
 }
 
+/// The lag sampler's reader: it wants one record per partition and position, every second, so
+/// it fetches little at a time (64 KiB per partition, at most 1 MiB queued) and, like
+/// the scanners, waits only 10 ms for a fetch (the embedded broker answers when the wait ends).
+fn lag_consumer(settings: &KafkaSettings) -> Result<BaseConsumer, KafkaError> {
+    settings
+        .client_config()
+        .set("group.id", "pipebook-lag")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "10")
+        .set("fetch.message.max.bytes", "65536")
+        .set("queued.min.messages", "100")
+        .set("queued.max.messages.kbytes", "1024")
+        .create()
+}
+
 async fn blocking<T, F>(f: F) -> Result<T, InspectError>
 where
     F: FnOnce() -> Result<T, InspectError> + Send + 'static,
@@ -939,7 +970,7 @@ where
 /// Whether a consumer error only reports the connection to the brokers: a pooled reader keeps
 /// such an event queued from a broker that stopped and started again while it sat idle, and the
 /// read it surfaces in can go on (every read loop is bounded by its deadline).
-fn is_connection_event(error: &KafkaError) -> bool {
+pub(crate) fn is_connection_event(error: &KafkaError) -> bool {
     use rdkafka::error::RDKafkaErrorCode;
     matches!(
         error,

@@ -5,6 +5,9 @@ pub mod admin;
 pub mod batch;
 pub mod broker;
 pub mod inspect;
+pub mod lag;
+pub mod reset;
+pub mod tail;
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;

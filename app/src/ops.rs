@@ -1,0 +1,153 @@
+//! API types of the operator's views of consumer groups: lag in records and in seconds with its
+//! history and trend (`GET /api/kafka/groups/{group}/lag`), and offset resets
+//! (`POST /api/kafka/groups/{group}/reset`). Shared by the server and the cells.
+
+use serde::{Deserialize, Serialize};
+
+/// Whether a group's lag is growing, shrinking or steady over the last
+/// [`TREND_WINDOW_SECS`] seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LagTrend {
+    Growing,
+    Shrinking,
+    #[default]
+    Steady,
+}
+
+impl LagTrend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LagTrend::Growing => "growing",
+            LagTrend::Shrinking => "shrinking",
+            LagTrend::Steady => "steady",
+        }
+    }
+}
+
+/// Seconds of history the trend and the rates are computed over.
+pub const TREND_WINDOW_SECS: i64 = 30;
+
+/// A group's lag now, summed over its partitions (in the live snapshot's `groups`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct GroupLag {
+    /// Records behind, over all partitions.
+    pub records: i64,
+    /// The largest partition's lag in seconds: now − the timestamp of the next record the group
+    /// will read; 0 when caught up.
+    pub seconds: f64,
+    pub trend: LagTrend,
+    /// Records/s the group commits (consumes), over the trend window.
+    pub consume_rate: f64,
+    /// Records/s appended to its partitions, over the trend window.
+    pub produce_rate: f64,
+    /// Seconds until caught up at the current net rate (consume − produce); 0 when caught up,
+    /// `None` when the lag is not shrinking.
+    pub catch_up_secs: Option<f64>,
+}
+
+/// One sample of one partition's lag.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LagPoint {
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    /// Records behind.
+    pub lag: i64,
+    /// Seconds behind (the age of the next record the group will read).
+    pub lag_seconds: f32,
+    /// The next offset the group reads (its committed offset, or the low watermark).
+    pub position: i64,
+}
+
+/// One partition's lag now and its history, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub committed: Option<i64>,
+    pub high: i64,
+    pub lag: i64,
+    pub lag_seconds: f64,
+    pub history: Vec<LagPoint>,
+}
+
+/// `GET /api/kafka/groups/{group}/lag`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupLagHistory {
+    pub group: String,
+    /// When the latest sample was taken (ms since the epoch).
+    pub at: i64,
+    pub now: GroupLag,
+    /// Seconds between the recent points (the last 15 minutes) and between the older,
+    /// downsampled ones (the hour before).
+    pub fine_step_secs: u32,
+    pub coarse_step_secs: u32,
+    pub partitions: Vec<PartitionLag>,
+}
+
+/// Where `POST /api/kafka/groups/{group}/reset` moves the group's offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetTo {
+    Earliest,
+    Latest,
+    Offset,
+    Timestamp,
+    Shift,
+}
+
+/// The body of `POST /api/kafka/groups/{group}/reset`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    pub to: ResetTo,
+    /// With `"to": "offset"`: the offset every chosen partition moves to (clamped to the log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    /// With `"to": "timestamp"`: ms since the epoch; the first record stamped at or after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_ms: Option<i64>,
+    /// With `"to": "shift"`: records to move by, negative = back (re-read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift: Option<i64>,
+    /// Partition ids; all of the group's partitions when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<Vec<i32>>,
+    /// True (the default) only shows what would change.
+    #[serde(default = "default_dry_run")]
+    pub dry_run: bool,
+}
+
+fn default_dry_run() -> bool {
+    true
+}
+
+/// One partition of a reset: before → after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResetPartition {
+    pub topic: String,
+    pub partition: i32,
+    pub low: i64,
+    pub high: i64,
+    /// The committed offset before; `None` when the group had committed nothing (it would
+    /// start at `low`).
+    pub before: Option<i64>,
+    pub after: i64,
+    /// Records the group will read again (moving back).
+    pub reread: i64,
+    /// Records the group will never read (moving forward).
+    pub skipped: i64,
+}
+
+/// The answer of `POST /api/kafka/groups/{group}/reset`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResetOutcome {
+    pub group: String,
+    pub to: ResetTo,
+    pub dry_run: bool,
+    /// Whether the new offsets were committed.
+    pub executed: bool,
+    pub partitions: Vec<ResetPartition>,
+    pub reread: i64,
+    pub skipped: i64,
+}

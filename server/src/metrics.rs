@@ -1,0 +1,499 @@
+//! `GET /metrics`: the pipeline in Prometheus' text exposition format (version 0.0.4), written
+//! by hand — a few dozen lines of text do not need a metrics registry, and everything exported
+//! is already measured: the stages' counters as `GET /api/pipeline` shows them (read live), the
+//! partitions' watermarks and the groups' lag as the once-a-second snapshot holds them.
+//!
+//! [`parse`] reads the format back strictly; the tests use it to check what is served.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use app::api::{PipelineStatus, Snapshot, StageState};
+
+/// The `Content-Type` of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Stage counters that go up and down (clients, workers, sizes, durations): exported as gauges,
+/// every other counter as a Prometheus counter.
+fn is_gauge(counter: &str) -> bool {
+    matches!(
+        counter,
+        "clients" | "workers" | "last_batch" | "files_on_disk" | "rows_on_disk"
+    ) || counter.ends_with("_ms")
+        || counter.contains("_ms_")
+}
+
+const STATES: [(StageState, &str); 4] = [
+    (StageState::Stopped, "stopped"),
+    (StageState::Running, "running"),
+    (StageState::Paused, "paused"),
+    (StageState::Failed, "failed"),
+];
+
+/// The exposition: `live` is the pipeline status now (stage counters), `snapshot` the latest
+/// sample (topics, groups, search); `broker_up` whether the cluster answered that sample.
+pub fn render(live: &PipelineStatus, snapshot: &Snapshot, broker_up: bool) -> String {
+    let mut out = Exposition::default();
+    out.family(
+        "pipebook_broker_up",
+        "gauge",
+        "Whether the Kafka cluster (embedded or external) answered the latest sample.",
+    );
+    out.sample("pipebook_broker_up", &[], f64::from(u8::from(broker_up)));
+
+    out.family(
+        "pipebook_stage_state",
+        "gauge",
+        "1 for the state each stage is in (stopped, running, paused, failed), 0 for the others.",
+    );
+    for stage in &live.stages {
+        for (state, name) in STATES {
+            let value = f64::from(u8::from(stage.state == state));
+            out.sample(
+                "pipebook_stage_state",
+                &[("stage", &stage.id), ("state", name)],
+                value,
+            );
+        }
+    }
+    out.family(
+        "pipebook_stage_events_total",
+        "counter",
+        "A stage's counters as GET /api/pipeline shows them (since the stage last started).",
+    );
+    for stage in &live.stages {
+        for (name, value) in stage.counters.iter().filter(|(n, _)| !is_gauge(n)) {
+            out.sample(
+                "pipebook_stage_events_total",
+                &[("stage", &stage.id), ("counter", name)],
+                *value as f64,
+            );
+        }
+    }
+    out.family(
+        "pipebook_stage_gauge",
+        "gauge",
+        "A stage's figures that go up and down (clients, workers, files, durations in ms).",
+    );
+    for stage in &live.stages {
+        for (name, value) in stage.counters.iter().filter(|(n, _)| is_gauge(n)) {
+            out.sample(
+                "pipebook_stage_gauge",
+                &[("stage", &stage.id), ("name", name)],
+                *value as f64,
+            );
+        }
+    }
+
+    out.family(
+        "pipebook_topic_high_watermark",
+        "gauge",
+        "The offset the next record appended to a partition will get.",
+    );
+    out.family(
+        "pipebook_topic_low_watermark",
+        "gauge",
+        "The oldest offset a partition still holds.",
+    );
+    out.family(
+        "pipebook_topic_records_per_second",
+        "gauge",
+        "Records appended per second, between the last two samples.",
+    );
+    for topic in &snapshot.topics {
+        for p in &topic.partitions {
+            let partition = p.id.to_string();
+            let labels = [("topic", topic.name.as_str()), ("partition", &partition)];
+            out.sample("pipebook_topic_high_watermark", &labels, p.high as f64);
+            out.sample("pipebook_topic_low_watermark", &labels, p.low as f64);
+            out.sample("pipebook_topic_records_per_second", &labels, p.rate);
+        }
+    }
+
+    out.family(
+        "pipebook_consumer_group_lag",
+        "gauge",
+        "Records a group has still to read in a partition.",
+    );
+    out.family(
+        "pipebook_consumer_group_lag_seconds",
+        "gauge",
+        "Age of the next record a group will read in a partition (0 when caught up).",
+    );
+    out.family(
+        "pipebook_consumer_group_committed_offset",
+        "gauge",
+        "A group's committed offset in a partition (absent when it committed nothing).",
+    );
+    out.family(
+        "pipebook_consumer_group_members",
+        "gauge",
+        "Members of a group.",
+    );
+    out.family(
+        "pipebook_consumer_group_consume_rate",
+        "gauge",
+        "Records per second a group committed over the last 30 s.",
+    );
+    for group in &snapshot.groups {
+        for p in &group.partitions {
+            let partition = p.partition.to_string();
+            let labels = [
+                ("group", group.group.as_str()),
+                ("topic", &p.topic),
+                ("partition", &partition),
+            ];
+            out.sample("pipebook_consumer_group_lag", &labels, p.lag as f64);
+            out.sample(
+                "pipebook_consumer_group_lag_seconds",
+                &labels,
+                p.lag_seconds,
+            );
+            if let Some(committed) = p.committed {
+                out.sample(
+                    "pipebook_consumer_group_committed_offset",
+                    &labels,
+                    committed as f64,
+                );
+            }
+        }
+        let labels = [("group", group.group.as_str())];
+        out.sample(
+            "pipebook_consumer_group_members",
+            &labels,
+            group.members.len() as f64,
+        );
+        out.sample(
+            "pipebook_consumer_group_consume_rate",
+            &labels,
+            group.lag.consume_rate,
+        );
+    }
+
+    if let Some(documents) = snapshot.search.documents {
+        out.family(
+            "pipebook_search_documents",
+            "gauge",
+            "Documents in the search index.",
+        );
+        out.sample("pipebook_search_documents", &[], documents as f64);
+    }
+    out.family(
+        "pipebook_sample_timestamp_seconds",
+        "gauge",
+        "When the sample the topic and group figures come from was taken.",
+    );
+    out.sample(
+        "pipebook_sample_timestamp_seconds",
+        &[],
+        snapshot.at as f64 / 1000.0,
+    );
+    out.finish()
+}
+
+/// The text being written: each family's `# HELP` and `# TYPE`, then its samples. Families are
+/// declared up front and written in declaration order with their samples grouped, as the format
+/// requires.
+#[derive(Default)]
+struct Exposition {
+    order: Vec<String>,
+    heads: BTreeMap<String, String>,
+    samples: BTreeMap<String, String>,
+}
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        self.order.push(name.to_owned());
+        self.heads.insert(
+            name.to_owned(),
+            format!(
+                "# HELP {name} {}\n# TYPE {name} {kind}\n",
+                escape_help(help)
+            ),
+        );
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let line = self.samples.entry(name.to_owned()).or_default();
+        line.push_str(name);
+        if !labels.is_empty() {
+            line.push('{');
+            for (i, (key, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                let _ = write!(line, "{key}=\"{}\"", escape_label(value));
+            }
+            line.push('}');
+        }
+        let _ = writeln!(line, " {}", format_value(value));
+    }
+
+    fn finish(self) -> String {
+        let mut out = String::new();
+        for name in &self.order {
+            if let Some(samples) = self.samples.get(name) {
+                out.push_str(&self.heads[name]);
+                out.push_str(samples);
+            }
+        }
+        out
+    }
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn escape_help(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn format_value(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".to_owned()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        value.to_string()
+    }
+}
+
+/// One sample read back by [`parse`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Reads the text format strictly: every sample belongs to a family declared by a `# TYPE`
+/// line before it, families are not interleaved, names and label names are valid, label values
+/// are quoted and escaped, values are numbers, and no series appears twice.
+pub fn parse(text: &str) -> Result<Vec<Sample>, String> {
+    let mut samples = Vec::new();
+    let mut typed: BTreeMap<String, String> = BTreeMap::new();
+    let mut finished: BTreeSet<String> = BTreeSet::new();
+    let mut current: Option<String> = None;
+    let mut seen = BTreeSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let at = |m: &str| format!("line {}: {m}: {line:?}", n + 1);
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("TYPE"), Some(name), Some(kind)) => {
+                    if !valid_name(name) {
+                        return Err(at("bad metric name"));
+                    }
+                    if !matches!(
+                        kind,
+                        "counter" | "gauge" | "histogram" | "summary" | "untyped"
+                    ) {
+                        return Err(at("unknown type"));
+                    }
+                    if typed.insert(name.to_owned(), kind.to_owned()).is_some() {
+                        return Err(at("family typed twice"));
+                    }
+                    if let Some(previous) = current.replace(name.to_owned()) {
+                        finished.insert(previous);
+                    }
+                }
+                (Some("HELP"), Some(name), _) if valid_name(name) => {}
+                _ => return Err(at("unknown comment")),
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').ok_or_else(|| at("no value"))?;
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            other => other.parse().map_err(|_| at("value is not a number"))?,
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let body = rest
+                    .strip_suffix('}')
+                    .ok_or_else(|| at("unclosed labels"))?;
+                (name, parse_labels(body).map_err(|m| at(&m))?)
+            }
+            None => (series, BTreeMap::new()),
+        };
+        if !valid_name(name) {
+            return Err(at("bad metric name"));
+        }
+        if current.as_deref() != Some(name) {
+            return Err(at(if finished.contains(name) {
+                "family interleaved with another"
+            } else {
+                "sample without a # TYPE line before it"
+            }));
+        }
+        if !seen.insert((name.to_owned(), labels.clone())) {
+            return Err(at("series repeated"));
+        }
+        samples.push(Sample {
+            name: name.to_owned(),
+            labels,
+            value,
+        });
+    }
+    Ok(samples)
+}
+
+fn parse_labels(body: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut labels = BTreeMap::new();
+    let mut chars = body.chars().peekable();
+    while chars.peek().is_some() {
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if !valid_name(&key) || key.contains(':') {
+            return Err(format!("bad label name {key:?}"));
+        }
+        if chars.next() != Some('"') {
+            return Err(format!("label {key} is not quoted"));
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next() {
+                Some('\\') => match chars.next() {
+                    Some('\\') => value.push('\\'),
+                    Some('"') => value.push('"'),
+                    Some('n') => value.push('\n'),
+                    _ => return Err(format!("label {key}: bad escape")),
+                },
+                Some('"') => break,
+                Some(c) => value.push(c),
+                None => return Err(format!("label {key}: unterminated")),
+            }
+        }
+        if labels.insert(key.clone(), value).is_some() {
+            return Err(format!("label {key} twice"));
+        }
+        match chars.next() {
+            Some(',') | None => {}
+            Some(c) => return Err(format!("unexpected {c:?} after label {key}")),
+        }
+    }
+    Ok(labels)
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use app::api::{GroupInfo, GroupPartition, StageStatus};
+
+    fn status() -> PipelineStatus {
+        PipelineStatus {
+            stages: vec![StageStatus {
+                id: "producer".into(),
+                state: StageState::Running,
+                counters: BTreeMap::from([("acked".into(), 42), ("bulk_ms_p99".into(), 7)]),
+                ..StageStatus::default()
+            }],
+            ..PipelineStatus::default()
+        }
+    }
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            at: 1_500,
+            groups: vec![GroupInfo {
+                group: "we\"ird\\group\nname".into(),
+                state: "Empty".into(),
+                members: vec![],
+                partitions: vec![GroupPartition {
+                    topic: "reviews".into(),
+                    partition: 2,
+                    committed: None,
+                    high: 10,
+                    lag: 10,
+                    lag_seconds: 2.5,
+                }],
+                lag: Default::default(),
+            }],
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn what_is_rendered_parses_back_to_the_same_figures() {
+        let text = render(&status(), &snapshot(), true);
+        let samples = parse(&text).expect("valid exposition");
+        let find = |name: &str, label: (&str, &str)| {
+            samples
+                .iter()
+                .find(|s| {
+                    s.name == name && s.labels.get(label.0).map(String::as_str) == Some(label.1)
+                })
+                .map(|s| s.value)
+        };
+        assert_eq!(
+            find("pipebook_stage_events_total", ("counter", "acked")),
+            Some(42.0)
+        );
+        assert_eq!(
+            find("pipebook_stage_gauge", ("name", "bulk_ms_p99")),
+            Some(7.0)
+        );
+        assert_eq!(
+            find("pipebook_stage_state", ("state", "running")),
+            Some(1.0)
+        );
+        assert_eq!(find("pipebook_stage_state", ("state", "failed")), Some(0.0));
+        // Label values are escaped and come back as they were.
+        let group = "we\"ird\\group\nname";
+        assert_eq!(
+            find("pipebook_consumer_group_lag_seconds", ("group", group)),
+            Some(2.5)
+        );
+        assert_eq!(
+            find("pipebook_consumer_group_lag", ("group", group)),
+            Some(10.0)
+        );
+        assert_eq!(
+            find("pipebook_consumer_group_committed_offset", ("group", group)),
+            None
+        );
+        assert!(
+            samples
+                .iter()
+                .any(|s| s.name == "pipebook_sample_timestamp_seconds" && s.value == 1.5)
+        );
+        assert!(
+            samples
+                .iter()
+                .any(|s| s.name == "pipebook_broker_up" && s.value == 1.0)
+        );
+    }
+
+    #[test]
+    fn the_parser_refuses_what_prometheus_would() {
+        for bad in [
+            "x 1\n",
+            "# TYPE x gauge\nx{a=b} 1\n",
+            "# TYPE x gauge\nx one\n",
+            "# TYPE x gauge\nx 1\nx 2\n",
+            "# TYPE x gauge\n# TYPE y gauge\ny 1\nx 1\n",
+            "# TYPE x gauge\nx{a=\"1\\q\"} 1\n",
+            "# TYPE 1x gauge\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse("# HELP x a\n# TYPE x counter\nx{a=\"1\",b=\"\"} 2.5\nx 3\n").is_ok());
+    }
+}

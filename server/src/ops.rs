@@ -1,0 +1,122 @@
+//! The operator's routes (documented in `docs/api.md`): a group's lag history, offset resets,
+//! a topic's live tail and `/metrics`. Kept apart from `api.rs` so the two change independently; `api::router`
+//! merges [`routes`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::api::StageState;
+use app::ops::{GroupLagHistory, ResetOutcome, ResetRequest};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::api::JsonBody;
+use crate::kafka::reset::{self, ResetError};
+use crate::kafka::tail::{self, TailQuery};
+use crate::pipeline::{Engine, EngineError};
+use futures::StreamExt;
+
+pub fn routes() -> Router<Arc<Engine>> {
+    Router::new()
+        .route("/api/kafka/groups/{group}/lag", get(group_lag))
+        .route("/api/kafka/groups/{group}/reset", post(reset_group))
+        .route("/api/kafka/topics/{topic}/tail", get(tail_topic))
+        .route("/metrics", get(metrics))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error(
+        "no lag history for group {0:?}: it is sampled once a second while the group is listed"
+    )]
+    NoHistory(String),
+    #[error(transparent)]
+    Reset(#[from] ResetError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl IntoResponse for OpsError {
+    fn into_response(self) -> Response {
+        crate::error::ApiError::from(self).into_response()
+    }
+}
+
+/// `GET /api/kafka/groups/{group}/lag`: lag now, per partition in records and seconds, and the
+/// history the server kept.
+async fn group_lag(
+    State(engine): State<Arc<Engine>>,
+    Path(group): Path<String>,
+) -> Result<Json<GroupLagHistory>, OpsError> {
+    engine
+        .lag_book()
+        .history(&group)
+        .map(Json)
+        .ok_or(OpsError::NoHistory(group))
+}
+
+/// `POST /api/kafka/groups/{group}/reset`: dry run or execution of an offset reset.
+async fn reset_group(
+    State(engine): State<Arc<Engine>>,
+    Path(group): Path<String>,
+    JsonBody(request): JsonBody<ResetRequest>,
+) -> Result<Json<ResetOutcome>, OpsError> {
+    let outcome = reset::reset(engine.kafka(), engine.inspector(), &group, request).await?;
+    Ok(Json(outcome))
+}
+
+/// `GET /metrics`: Prometheus' text format. Stage counters are read now; topics and groups come
+/// from the latest once-a-second sample (so a scrape costs no broker request).
+async fn metrics(State(engine): State<Arc<Engine>>) -> Response {
+    let live = engine.pipeline_status();
+    let snapshot = engine.subscribe().borrow().clone();
+    let broker_up =
+        live.kafka.state == StageState::Running && snapshot.pipeline.kafka.last_error.is_none();
+    let text = crate::metrics::render(&live, &snapshot, broker_up);
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
+}
+
+/// `GET /api/kafka/topics/{topic}/tail`: new records as server-sent events (`event: record`),
+/// filtered on the server and paced per viewer; 429 past [`tail::MAX_TAILS`] open tails.
+async fn tail_topic(
+    State(engine): State<Arc<Engine>>,
+    Path(topic): Path<String>,
+    query: Result<Query<TailQuery>, QueryRejection>,
+) -> Result<Response, OpsError> {
+    let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
+    let plan = query.plan().map_err(EngineError::BadRequest)?;
+    let permit = tail::try_open().map_err(EngineError::Busy)?;
+    let count = engine
+        .inspector()
+        .partition_count(&topic)
+        .await
+        .map_err(EngineError::from)?;
+    let partitions: Vec<i32> = (0..count).collect();
+    // A small channel: the reader waits for the viewer instead of queueing for it.
+    let (sender, receiver) = tokio::sync::mpsc::channel(32);
+    let kafka = engine.kafka().clone();
+    let cancel = engine.closing().child_token();
+    let stop = cancel.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(error) = tail::run(&kafka, &topic, &partitions, &plan, &sender, &cancel, permit)
+        {
+            tracing::debug!(%error, topic, "tail ended");
+        }
+    });
+    let events = tokio_stream::wrappers::ReceiverStream::new(receiver)
+        .map(|message| {
+            let json = serde_json::to_string(&message).unwrap_or_default();
+            Ok::<_, std::convert::Infallible>(Event::default().event("record").data(json))
+        })
+        .take_until(stop.cancelled_owned());
+    // A viewer that left is noticed at the next write: a keep-alive every 5 s frees its place
+    // (and its consumer) within seconds on a quiet topic.
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(5)))
+        .into_response())
+}
