@@ -703,7 +703,6 @@ fn child_group_member() {
 /// DescribeGroups (librdkafka's group list, as kcat -L -g and Kafka's CLI use it) reports the
 /// group's real state and every member with its client id and assignment — including a
 /// consumer in another process that Pipebook knows nothing about.
-#[ignore = "fails on stock tansu 0.6.0: DescribeGroups drops the connection (vendor/PATCHES.md, DescribeGroups)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn describe_groups_reports_state_and_members_of_every_process() {
     let c = cluster().await;
@@ -755,7 +754,6 @@ async fn describe_groups_reports_state_and_members_of_every_process() {
 // Transactions
 
 /// A committed transaction is visible to read_committed readers.
-#[ignore = "fails on stock tansu 0.6.0: no EndTxn route (vendor/PATCHES.md, transactions)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_committed_transaction_is_visible_to_read_committed() {
     let c = cluster().await;
@@ -782,7 +780,6 @@ async fn a_committed_transaction_is_visible_to_read_committed() {
 
 /// An aborted transaction is invisible to read_committed readers (read_uncommitted ones see
 /// it), and an open one stays invisible until it ends.
-#[ignore = "fails on stock tansu 0.6.0: no EndTxn route (vendor/PATCHES.md, transactions)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aborted_and_open_transactions_are_invisible_to_read_committed() {
     let c = cluster().await;
@@ -816,7 +813,8 @@ async fn aborted_and_open_transactions_are_invisible_to_read_committed() {
     let committed = blocking(move || read_all(&settings, "txn.abort", "read_committed")).await;
     assert_eq!(
         values(&committed),
-        (0..5).map(|i| format!("kept{i}")).collect::<Vec<_>>()
+        (0..5).map(|i| format!("kept{i}")).collect::<Vec<_>>(),
+        "{committed:?}"
     );
     let settings = c.settings.clone();
     let everything = blocking(move || read_all(&settings, "txn.abort", "read_uncommitted")).await;
@@ -832,7 +830,6 @@ async fn aborted_and_open_transactions_are_invisible_to_read_committed() {
 
 /// A transactional producer that crashed inside a transaction is fenced by its successor with
 /// the same transactional.id: its open transaction is aborted, and it can no longer commit.
-#[ignore = "fails on stock tansu 0.6.0: no EndTxn route (vendor/PATCHES.md, transactions)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_transactional_producer_is_fenced_by_its_successor() {
     let c = cluster().await;
@@ -872,7 +869,6 @@ async fn a_crashed_transactional_producer_is_fenced_by_its_successor() {
 
 /// kafka-python (pure Python, its own protocol code) produces, consumes in a group, commits,
 /// and lists offsets by time on the embedded broker; librdkafka then sees its commits.
-#[ignore = "fails on stock tansu 0.6.0: DescribeGroups drops the connection (vendor/PATCHES.md, DescribeGroups)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_python_produces_consumes_commits_and_describes() {
     let Some(python) = std::env::var_os(PYTHON_ENV).map(PathBuf::from) else {

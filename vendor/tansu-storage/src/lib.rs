@@ -217,6 +217,8 @@ pub use service::{
     RequestService, RequestStorageService, Response, TxnAddOffsetsService, TxnAddPartitionService,
     TxnOffsetCommitService, bounded_channel,
 };
+// Pipebook patch (vendor/PATCHES.md, "transactions").
+pub use service::TxnEndService;
 
 #[cfg(feature = "slatedb")]
 pub mod slate;
@@ -1070,6 +1072,32 @@ impl From<&NamedGroupDetail> for consumer_group_describe_response::DescribedGrou
     }
 }
 
+/// Pipebook patch (vendor/PATCHES.md, "DescribeGroups"): the classic protocol's group state,
+/// as DescribeGroups reports it to Kafka tools. Joining without a leader yet is a rebalance
+/// in preparation; a leader chosen but no SyncGroup assignment yet is the rebalance completing.
+pub fn classic_group_state(detail: &GroupDetail) -> &'static str {
+    match &detail.state {
+        _ if detail.members.is_empty() => "Empty",
+        GroupState::Forming { leader: None, .. } => "PreparingRebalance",
+        GroupState::Forming { leader: Some(_), .. } => "CompletingRebalance",
+        GroupState::Formed { .. } => "Stable",
+    }
+}
+
+/// Pipebook patch (vendor/PATCHES.md, "DescribeGroups"): the coordinator names a member
+/// `{client_id}-{uuid}` (administrator.rs, `join`), so the client id is what precedes the
+/// UUID; a member id of another shape gives an empty client id.
+pub fn client_id_of_member(member_id: &str) -> &str {
+    const SUFFIX: usize = 1 + 36;
+    member_id
+        .len()
+        .checked_sub(SUFFIX)
+        .filter(|&at| member_id.is_char_boundary(at))
+        .filter(|&at| member_id[at..].starts_with('-'))
+        .filter(|&at| Uuid::parse_str(&member_id[at + 1..]).is_ok())
+        .map_or("", |at| &member_id[..at])
+}
+
 impl From<&NamedGroupDetail> for describe_groups_response::DescribedGroup {
     fn from(value: &NamedGroupDetail) -> Self {
         match value {
@@ -1077,19 +1105,25 @@ impl From<&NamedGroupDetail> for describe_groups_response::DescribedGroup {
                 name,
                 response: GroupDetailResponse::Found(group_detail),
             } => {
-                let group_state = ConsumerGroupState::from(group_detail).to_string();
+                // Pipebook patch (vendor/PATCHES.md, "DescribeGroups"): the classic state
+                // names, and each member's client id, subscription and assignment (the client
+                // host is not known to the coordinator).
+                let group_state = classic_group_state(group_detail).to_owned();
+                let assignments = group_detail.state.assignments();
 
                 let members = group_detail
                     .members
-                    .keys()
-                    .map(|member_id| {
+                    .iter()
+                    .map(|(member_id, member)| {
                         describe_groups_response::DescribedGroupMember::default()
                             .member_id(member_id.into())
-                            .group_instance_id(None)
-                            .client_id("".into())
+                            .group_instance_id(member.join_response.group_instance_id.clone())
+                            .client_id(client_id_of_member(member_id).into())
                             .client_host("".into())
-                            .member_metadata(Bytes::new())
-                            .member_assignment(Bytes::new())
+                            .member_metadata(member.join_response.metadata.clone())
+                            .member_assignment(
+                                assignments.get(member_id).cloned().unwrap_or_default(),
+                            )
                     })
                     .collect::<Vec<_>>();
 
@@ -1098,9 +1132,11 @@ impl From<&NamedGroupDetail> for describe_groups_response::DescribedGroup {
                     .group_id(name.clone())
                     .group_state(group_state)
                     .protocol_type(group_detail.state.protocol_type().unwrap_or_default())
-                    .protocol_data("".into())
+                    .protocol_data(group_detail.state.protocol_name().unwrap_or_default())
                     .members(Some(members))
-                    .authorized_operations(Some(-1))
+                    // Kafka's "not provided" (-1 claims every operation bit; kafka-python
+                    // rejects the undefined ones).
+                    .authorized_operations(Some(i32::MIN))
             }
 
             NamedGroupDetail {
@@ -3115,5 +3151,44 @@ mod tests {
         assert_eq!("test-topic-0000000-eFC79C8", topition.topic());
         assert_eq!(i32::MAX, topition.partition());
         Ok(())
+    }
+}
+
+// Pipebook patch (vendor/PATCHES.md, "DescribeGroups").
+#[cfg(test)]
+mod pipebook_patch_tests {
+    use super::*;
+
+    #[test]
+    fn client_id_is_what_precedes_the_member_uuid() {
+        let member = format!("rdkafka-{}", Uuid::new_v4());
+        assert_eq!(client_id_of_member(&member), "rdkafka");
+        let member = format!("my-app-1-{}", Uuid::new_v4());
+        assert_eq!(client_id_of_member(&member), "my-app-1");
+        assert_eq!(client_id_of_member("short"), "");
+        assert_eq!(client_id_of_member(&"x".repeat(60)), "");
+    }
+
+    #[test]
+    fn classic_states_follow_the_coordinator() {
+        let mut detail = GroupDetail::default();
+        assert_eq!(classic_group_state(&detail), "Empty");
+        detail
+            .members
+            .insert("m".into(), GroupMember { join_response: Default::default(), last_contact: None });
+        assert_eq!(classic_group_state(&detail), "PreparingRebalance");
+        detail.state = GroupState::Forming {
+            protocol_type: Some("consumer".into()),
+            protocol_name: Some("range".into()),
+            leader: Some("m".into()),
+        };
+        assert_eq!(classic_group_state(&detail), "CompletingRebalance");
+        detail.state = GroupState::Formed {
+            protocol_type: "consumer".into(),
+            protocol_name: "range".into(),
+            leader: "m".into(),
+            assignments: BTreeMap::new(),
+        };
+        assert_eq!(classic_group_state(&detail), "Stable");
     }
 }

@@ -965,6 +965,24 @@ impl Delegate {
                 let offset_end = row.get::<i64>(1)?;
                 debug!(offset_start, offset_end);
 
+                // Pipebook patch (vendor/PATCHES.md, "read_committed"): keep the range of an
+                // aborted transaction, so read_committed fetches leave its records out.
+                if !committed {
+                    _ = connection
+                        .execute(
+                            "txn_aborted_insert.sql",
+                            (
+                                self.cluster.as_str(),
+                                topic.as_str(),
+                                partition,
+                                producer_id,
+                                offset_start,
+                                offset_end,
+                            ),
+                        )
+                        .await?;
+                }
+
                 let mut rows = connection
                     .query(
                         "txn_produce_offset_select_overlapping_txn.sql",
@@ -1327,6 +1345,8 @@ static DDL: LazyLock<Cache> = LazyLock::new(|| {
             "060-txn-produce-offset.sql",
             include_sql!("ddl/060-txn-produce-offset.sql"),
         ),
+        // Pipebook patch (vendor/PATCHES.md, "read_committed").
+        ("070-txn-aborted.sql", include_sql!("ddl/070-txn-aborted.sql")),
     ];
 
     Cache::new(BTreeMap::from(mapping))
@@ -2347,9 +2367,16 @@ impl Storage for Delegate {
 
         let c = self.connection().await?;
 
+        // Pipebook patch (vendor/PATCHES.md, "read_committed"): leave aborted records out.
+        let record_fetch = if isolation_level == IsolationLevel::ReadCommitted {
+            "record_fetch_committed.sql"
+        } else {
+            "record_fetch.sql"
+        };
+
         let mut records = c
             .query(
-                "record_fetch.sql",
+                record_fetch,
                 (
                     self.cluster.as_str(),
                     topition.topic(),
@@ -2613,10 +2640,24 @@ impl Storage for Delegate {
             .inspect_err(|err| error!(?topition, ?err))?
             .unwrap_or_default();
 
-        let last_stable = row
-            .get::<Option<i64>>(1)
+        // Pipebook patch (vendor/PATCHES.md, "read_committed"): the last stable offset stops
+        // at the first record of the earliest open transaction (it was the high watermark).
+        let last_stable = c
+            .query_opt(
+                "watermark_select_last_stable.sql",
+                (
+                    self.cluster.as_str(),
+                    topition.topic(),
+                    topition.partition(),
+                ),
+            )
+            .await
             .inspect_err(|err| error!(?topition, ?err))?
-            .unwrap_or(high_watermark);
+            .map(|row| row.get::<Option<i64>>(0))
+            .transpose()
+            .inspect_err(|err| error!(?topition, ?err))?
+            .flatten()
+            .map_or(high_watermark, |open| open.min(high_watermark));
 
         debug!(cluster = self.cluster, ?topition, log_start, high_watermark,);
 
@@ -3642,14 +3683,19 @@ impl Storage for Delegate {
                     .await
                     .inspect_err(|err| error!(?err, group_id))?
                 {
-                    let value = row
-                        .get_str(1)
+                    // Pipebook patch (vendor/PATCHES.md, "DescribeGroups"): the detail is JSON
+                    // text (it was wrapped as a JSON string, which never parses as a
+                    // GroupDetail, and the error closed the connection), and a group that
+                    // only has committed offsets has none: it is Empty.
+                    let current = row
+                        .get::<Option<String>>(1)
                         .map_err(Error::from)
-                        .map(serde_json::Value::from)
-                        .inspect_err(|err| error!(?err, group_id))?;
-
-                    let current = serde_json::from_value::<GroupDetail>(value)
-                        .inspect(|current| debug!(?current))?;
+                        .inspect_err(|err| error!(?err, group_id))?
+                        .map(|detail| serde_json::from_str::<GroupDetail>(&detail))
+                        .transpose()
+                        .inspect_err(|err| error!(?err, group_id))?
+                        .unwrap_or_default();
+                    debug!(?current);
 
                     results.push(NamedGroupDetail::found(group_id.into(), current));
                 } else {
@@ -4301,9 +4347,30 @@ impl Storage for Delegate {
         let pc = self.connection().await?;
         let tx = pc.transaction().await?;
 
-        let error_code = self
-            .end_in_tx(transaction_id, producer_id, producer_epoch, committed, &pc)
-            .await?;
+        // Pipebook patch (vendor/PATCHES.md, "transactions"): only the current epoch of the
+        // transactional id may end its transaction; an older one was fenced by a successor's
+        // InitProducerId (which already aborted what it had open).
+        let current = pc
+            .query_opt(
+                "producer_epoch_for_current_txn.sql",
+                (self.cluster.as_str(), transaction_id),
+            )
+            .await
+            .inspect_err(|err| error!(?err))?
+            .map(|row| -> Result<(i64, i16)> {
+                Ok((row.get::<i64>(0)?, row.get::<i32>(1)? as i16))
+            })
+            .transpose()?;
+
+        let error_code = match current {
+            None => ErrorCode::InvalidProducerIdMapping,
+            Some((id, _)) if id != producer_id => ErrorCode::InvalidProducerIdMapping,
+            Some((_, epoch)) if epoch != producer_epoch => ErrorCode::ProducerFenced,
+            Some(_) => {
+                self.end_in_tx(transaction_id, producer_id, producer_epoch, committed, &pc)
+                    .await?
+            }
+        };
 
         pc.commit(tx).await.and(Ok(error_code)).inspect(|_| {
             DELEGATE_REQUEST_DURATION.record(

@@ -389,6 +389,19 @@ pub(crate) static SQL: LazyLock<Cache> = LazyLock::new(|| {
             "watermark_select.sql",
             include_sql!("sql/watermark_select.sql"),
         ),
+        // Pipebook patch (vendor/PATCHES.md, "read_committed").
+        (
+            "watermark_select_last_stable.sql",
+            include_sql!("sql/watermark_select_last_stable.sql"),
+        ),
+        (
+            "record_fetch_committed.sql",
+            include_sql!("sql/record_fetch_committed.sql"),
+        ),
+        (
+            "txn_aborted_insert.sql",
+            include_sql!("sql/txn_aborted_insert.sql"),
+        ),
         (
             "watermark_update.sql",
             include_sql!("sql/watermark_update.sql"),

@@ -21,7 +21,7 @@ use tansu_sans_io::{
     ApiKey as _, ConsumerGroupDescribeRequest, CreateAclsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest,
     DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-    DescribeTopicPartitionsRequest, DescribeUserScramCredentialsRequest, FetchRequest,
+    DescribeTopicPartitionsRequest, DescribeUserScramCredentialsRequest, EndTxnRequest, FetchRequest,
     FindCoordinatorRequest, GetTelemetrySubscriptionsRequest, IncrementalAlterConfigsRequest,
     InitProducerIdRequest, ListGroupsRequest, ListOffsetsRequest,
     ListPartitionReassignmentsRequest, MetadataRequest, ProduceRequest, TxnOffsetCommitRequest,
@@ -35,7 +35,7 @@ use tansu_storage::{
     FindCoordinatorService, GetTelemetrySubscriptionsService, IncrementalAlterConfigsService,
     InitProducerIdService, ListGroupsService, ListOffsetsService,
     ListPartitionReassignmentsService, MetadataService, ProduceService, Storage,
-    TxnAddOffsetsService, TxnAddPartitionService, TxnOffsetCommitService,
+    TxnAddOffsetsService, TxnAddPartitionService, TxnEndService, TxnOffsetCommitService,
 };
 
 use crate::Error;
@@ -63,6 +63,8 @@ where
         describe_groups,
         describe_topic_partitions,
         describe_user_scram_credentials,
+        // Pipebook patch (vendor/PATCHES.md, "transactions").
+        end_txn,
         fetch,
         find_coordinator,
         get_telemetry_subscriptions,
@@ -622,6 +624,29 @@ where
                 FrameRequestLayer::<TxnOffsetCommitRequest>::new(),
             )
                 .into_layer(TxnOffsetCommitService)
+                .boxed(),
+        )
+        .map_err(Into::into)
+}
+
+/// Pipebook patch (vendor/PATCHES.md, "transactions"): EndTxn was not routed, so no
+/// transaction could be committed or aborted (and ApiVersions did not list it).
+pub fn end_txn<S>(
+    builder: FrameRouteBuilder<(), Error>,
+    storage: S,
+) -> Result<FrameRouteBuilder<(), Error>, Error>
+where
+    S: Storage,
+{
+    builder
+        .with_route(
+            EndTxnRequest::KEY,
+            (
+                MapErrLayer::new(Error::from),
+                MapStateLayer::new(|_| storage),
+                FrameRequestLayer::<EndTxnRequest>::new(),
+            )
+                .into_layer(TxnEndService)
                 .boxed(),
         )
         .map_err(Into::into)

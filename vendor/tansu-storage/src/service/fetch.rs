@@ -171,10 +171,12 @@ impl FetchService {
             *max_bytes =
                 u32::try_from(fetched.byte_size()).map(|bytes| max_bytes.saturating_sub(bytes))?;
 
-            offset += fetched
-                .iter()
-                .map(|batch| batch.record_count as i64)
-                .sum::<i64>();
+            // Pipebook patch (vendor/PATCHES.md, "read_committed"): go on after the last record
+            // fetched; adding the record count assumed offsets without gaps, and re-fetched
+            // (duplicated) records after one (aborted records left out, compaction).
+            if let Some(last) = fetched.last().filter(|batch| batch.record_count > 0) {
+                offset = last.base_offset + i64::from(last.last_offset_delta) + 1;
+            }
 
             debug!(?offset, ?fetched);
 

@@ -14,4 +14,6 @@
 
 pub(crate) mod add_offsets;
 pub(crate) mod add_partitions;
+// Pipebook patch (vendor/PATCHES.md, "transactions").
+pub(crate) mod end;
 pub(crate) mod offset_commit;

@@ -35,5 +35,7 @@ and p.id = $3
 and pe.epoch = $4
 and txn_detail."transaction" = txn.id
 and txn_detail.producer_epoch = pe.id
-and txn_detail.started_at is null
-and txn_detail.status is null;
+-- Pipebook patch (vendor/PATCHES.md, "transactions"): every transaction of an epoch begins
+-- here, not only the first: a later one found the row COMMITTED or ABORTED and stayed so, and
+-- a successor's InitProducerId then did not abort it.
+and (txn_detail.status is null or txn_detail.status in ('COMMITTED', 'ABORTED'));
