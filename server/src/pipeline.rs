@@ -675,8 +675,7 @@ impl Engine {
     /// Starts a delivery-semantics lab run in the background (`POST /api/lab/delivery`).
     pub fn start_delivery_lab(&self, body: serde_json::Value) -> Result<(), EngineError> {
         let plan = parse_lab_request(body)?;
-        self.lab
-            .start(plan, self.kafka.clone(), self.broker.is_some())?;
+        self.lab.start(plan, self.kafka.clone())?;
         Ok(())
     }
 
