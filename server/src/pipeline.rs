@@ -194,7 +194,7 @@ impl Engine {
         };
         ensure_topics(&kafka, &topic_specs(kafka.topic_partitions)).await?;
         let registry = Arc::new(GroupRegistry::default());
-        let inspector = Inspector::new(kafka.clone(), broker.is_some(), registry.clone())?;
+        let inspector = Inspector::new(kafka.clone(), registry.clone())?;
         let engine = Arc::new(Self {
             kafka,
             broker,

@@ -4,7 +4,9 @@
 use leptos::prelude::*;
 
 use super::{BrokerToggle, Cell, ErrorLine, thousands};
-use crate::api::{GroupInfo, Message, TOPIC_REVIEWS, TopicInfo};
+use crate::api::{
+    GroupInfo, GroupMember, Message, TOPIC_REVIEWS, TopicInfo, group_state_explanation,
+};
 use crate::client;
 use crate::live::Live;
 
@@ -135,16 +137,20 @@ fn GroupTable(groups: Signal<Vec<GroupInfo>>) -> impl IntoView {
                             .get()
                             .into_iter()
                             .flat_map(|g| {
-                                let members = g.members.len();
+                                let members = member_list(&g.members);
                                 let (group, state) = (g.group.clone(), g.state.clone());
+                                let explained = group_state_explanation(&state);
                                 g.partitions
                                     .into_iter()
                                     .map(move |p| {
                                         view! {
                                             <tr>
                                                 <td>{group.clone()}</td>
-                                                <td>{state.clone()}</td>
-                                                <td>{members}</td>
+                                                <td data-testid="group-state">
+                                                    {state.clone()}
+                                                    <div class="muted small">{explained}</div>
+                                                </td>
+                                                <td data-testid="group-members">{members.clone()}</td>
                                                 <td>{format!("{}-{}", p.topic, p.partition)}</td>
                                                 <td>{p.committed.map_or("–".to_owned(), thousands)}</td>
                                                 <td>{thousands(p.high)}</td>
@@ -159,6 +165,35 @@ fn GroupTable(groups: Signal<Vec<GroupInfo>>) -> impl IntoView {
             </table>
         </Show>
     }
+}
+
+/// "client-id (host): topic-0, topic-1" per member, as the broker reports them.
+fn member_list(members: &[GroupMember]) -> String {
+    if members.is_empty() {
+        return "none".to_owned();
+    }
+    members
+        .iter()
+        .map(|m| {
+            let who = if m.client_id.is_empty() {
+                &m.member
+            } else {
+                &m.client_id
+            };
+            let host = if m.host.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", m.host)
+            };
+            let assigned = if m.assignment.is_empty() {
+                "nothing assigned".to_owned()
+            } else {
+                m.assignment.join(", ")
+            };
+            format!("{who}{host}: {assigned}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[component]
