@@ -484,20 +484,16 @@ impl Members {
                 consumer.subscribe(&[&topic]).expect("subscribe");
                 let mut mine = Vec::new();
                 while !stop.load(Ordering::SeqCst) {
-                    match consumer.poll(Duration::from_millis(100)) {
-                        Some(Ok(message)) => {
-                            let value =
-                                String::from_utf8_lossy(message.payload().unwrap_or_default())
-                                    .into_owned();
-                            // A commit can fail while the group rebalances; the record is then
-                            // consumed again by the partition's next owner, which is allowed.
-                            let _ = consumer.commit_message(&message, CommitMode::Sync);
-                            mine.push(value.clone());
-                            if let Ok(mut all) = consumed.lock() {
-                                all.insert(value);
-                            }
+                    if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+                        let value = String::from_utf8_lossy(message.payload().unwrap_or_default())
+                            .into_owned();
+                        // A commit can fail while the group rebalances; the record is then
+                        // consumed again by the partition's next owner, which is allowed.
+                        let _ = consumer.commit_message(&message, CommitMode::Sync);
+                        mine.push(value.clone());
+                        if let Ok(mut all) = consumed.lock() {
+                            all.insert(value);
                         }
-                        Some(Err(_)) | None => {}
                     }
                     let count = consumer.assignment().map_or(0, |a| a.count());
                     owned.store(count, Ordering::SeqCst);

@@ -1055,12 +1055,12 @@ mod tests {
     #[test]
     fn assignments_decode_from_the_consumer_protocol() {
         let mut bytes = vec![0, 1, 0, 0, 0, 2];
-        for (topic, partitions) in [("reviews", vec![0, 2]), ("x", vec![7])] {
+        for (topic, partitions) in [("reviews", vec![0_i32, 2]), ("x", vec![7])] {
             bytes.extend((topic.len() as i16).to_be_bytes());
             bytes.extend(topic.as_bytes());
             bytes.extend((partitions.len() as i32).to_be_bytes());
             for p in partitions {
-                bytes.extend((p as i32).to_be_bytes());
+                bytes.extend(p.to_be_bytes());
             }
         }
         bytes.extend([0xff, 0xff, 0xff, 0xff]); // no user data
