@@ -4,8 +4,9 @@
 # (at the exact version in Cargo.lock) always; then
 #   (no flag)  wasm-opt (npm `binaryen`), for scripts/run's release build;
 #   --bench    nothing more (scripts/bench sets up its own Python venv);
-#   --test     Chromium from Debian, the Playwright test runner (npm) and osmem-server (PyPI), an
-#              Elasticsearch-API test server the search tests index into. The tests build the
+#   --test     Chromium from Debian, the Playwright test runner (npm), osmem-server (PyPI), an
+#              Elasticsearch-API test server the search tests index into, and kafka-python
+#              (PyPI), the broker conformance suite's client that is not librdkafka. The tests build the
 #              site with scripts/site (plain cargo + wasm-bindgen), which saves installing
 #              cargo-leptos (~20 min cold on two cores) on a CI machine.
 # Sourced by scripts/run, scripts/test and scripts/bench; safe to run again: it installs only
@@ -17,6 +18,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # want `cargo leptos watch` install 0.3.10 (0.3.11 needs a newer rustc than 1.95).
 BINARYEN_VERSION="132.0.0"      # Debian's binaryen 108 makes a release .wasm that fails to hydrate
 OSMEM_VERSION="0.1.6"
+KAFKA_PYTHON_VERSION="3.0.12"   # the broker conformance suite's client that is not librdkafka
 
 source "$ROOT/scripts/steps.sh"
 
@@ -88,11 +90,26 @@ install_search_test_server() {
   export PIPEBOOK_TEST_OSMEM
 }
 
+# kafka-python: a pure-Python Kafka client (its own protocol code, not librdkafka), so the broker
+# conformance suite tests what "Kafka tools work here" claims. Exports PIPEBOOK_TEST_KAFKA_PYTHON,
+# the venv's python, for server/tests/broker_conformance.rs.
+install_kafka_test_client() {
+  local venv="$ROOT/.tools/kafka-python-venv"
+  if [[ ! -x "$venv/bin/python" ]] || [[ "$("$venv/bin/python" -c \
+      'import kafka; print(kafka.__version__)' 2>/dev/null || true)" != "$KAFKA_PYTHON_VERSION" ]]; then
+    log "installing kafka-python $KAFKA_PYTHON_VERSION from PyPI (broker conformance client)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet "kafka-python==$KAFKA_PYTHON_VERSION"
+  fi
+  export PIPEBOOK_TEST_KAFKA_PYTHON="$venv/bin/python"
+}
+
 install_wasm_tools
 case "${1:-}" in
   --test)
     install_browser_tools
     install_search_test_server
+    install_kafka_test_client
     ;;
   --bench) ;;
   *) install_release_tools ;;

@@ -190,7 +190,7 @@ impl Engine {
         };
         ensure_topics(&kafka, &topic_specs(kafka.topic_partitions)).await?;
         let registry = Arc::new(GroupRegistry::default());
-        let inspector = Inspector::new(kafka.clone(), broker.is_some(), registry.clone())?;
+        let inspector = Inspector::new(kafka.clone(), registry.clone())?;
         let datasets = Arc::new(datasets);
         let streamer_metrics = Arc::<StreamerMetrics>::default();
         let sentiment_runtime = SentimentRuntime::new(registry.clone());
@@ -552,8 +552,7 @@ impl Engine {
     /// Starts a delivery-semantics lab run in the background (`POST /api/lab/delivery`).
     pub fn start_delivery_lab(&self, body: serde_json::Value) -> Result<(), EngineError> {
         let plan = parse_lab_request(body)?;
-        self.lab
-            .start(plan, self.kafka.clone(), self.broker.is_some())?;
+        self.lab.start(plan, self.kafka.clone())?;
         Ok(())
     }
 

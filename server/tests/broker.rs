@@ -1,5 +1,5 @@
-//! What the embedded broker (tansu 0.6, SQLite storage) does and does not do, pinned by tests so a
-//! tansu upgrade that changes any of it is noticed. docs/architecture.md lists the same findings.
+//! What the embedded broker (tansu 0.6 with our patch, SQLite storage) does and does not do,
+//! pinned by tests so a tansu upgrade that changes any of it is noticed. docs/architecture.md lists the same findings.
 
 mod common;
 
@@ -139,11 +139,10 @@ async fn topics_are_not_auto_created() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn describe_groups_is_not_relied_on_for_the_embedded_broker() {
+async fn groups_show_the_brokers_state_and_members() {
     let t = start_engine().await;
     let engine = t.engine.clone();
-    // Pipebook's own view of groups works without DescribeGroups: declared groups are listed
-    // with their committed offsets and lag.
+    // A declared group the broker has no record of yet is listed, with its lag.
     engine
         .inspector()
         .registry()
@@ -157,21 +156,60 @@ async fn describe_groups_is_not_relied_on_for_the_embedded_broker() {
         .iter()
         .find(|g| g.group == "lag-test")
         .expect("declared group");
-    assert_eq!(group.state, "Empty");
+    assert_eq!(group.state, "Dead", "{group:?}");
+    assert!(group.members.is_empty());
     assert_eq!(group.total_lag(), 90);
     assert!(group.partitions.iter().all(|p| p.committed.is_none()));
 
-    // The broker's own group listing does not know a group that only has committed offsets or
-    // none at all, so Pipebook's registry is what lists it.
+    // A consumer Pipebook knows nothing about joins it: the broker's state and member show.
     let e = engine.clone();
-    let listed = tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = e.kafka().client_config().create().expect("client");
-        consumer
-            .fetch_group_list(Some("lag-test"), Duration::from_secs(5))
-            .map(|l| l.groups().len())
-    })
-    .await
-    .expect("blocking");
-    assert_eq!(listed.ok(), Some(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let outsider = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let consumer: BaseConsumer = e
+                .kafka()
+                .client_config()
+                .set("group.id", "lag-test")
+                .set("client.id", "outsider")
+                .set("enable.auto.commit", "false")
+                .create()
+                .expect("consumer");
+            consumer.subscribe(&[TOPIC_REVIEWS]).expect("subscribe");
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = consumer.poll(Duration::from_millis(100));
+            }
+        })
+    };
+    let group = eventually(
+        "a stable group with the outsider",
+        Duration::from_secs(60),
+        || async {
+            let groups = engine.groups().await.ok()?;
+            let group = groups.into_iter().find(|g| g.group == "lag-test")?;
+            (group.state == "Stable" && group.members.len() == 1).then_some(group)
+        },
+    )
+    .await;
+    let member = &group.members[0];
+    assert_eq!(member.client_id, "outsider");
+    assert_eq!(member.assignment.len(), 3, "{member:?}");
+    assert!(member.assignment.iter().all(|p| p.starts_with("reviews-")));
+
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    tokio::task::spawn_blocking(move || outsider.join())
+        .await
+        .expect("blocking")
+        .expect("outsider thread");
+    eventually(
+        "an empty group after it left",
+        Duration::from_secs(60),
+        || async {
+            let groups = engine.groups().await.ok()?;
+            let group = groups.into_iter().find(|g| g.group == "lag-test")?;
+            (group.state == "Empty" && group.members.is_empty()).then_some(())
+        },
+    )
+    .await;
     engine.shutdown().await;
 }

@@ -151,11 +151,32 @@ pub struct GroupPartition {
     pub lag_seconds: f64,
 }
 
-/// A group member and the partitions assigned to it.
+/// A group member and the partitions assigned to it, as the broker's DescribeGroups reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupMember {
+    /// The member id the coordinator gave it.
     pub member: String,
+    /// The client's `client.id`.
+    #[serde(default)]
+    pub client_id: String,
+    /// The client's address as the broker saw it; empty when the broker does not say (the
+    /// embedded broker does not).
+    #[serde(default)]
+    pub host: String,
+    /// "topic-partition" labels.
     pub assignment: Vec<String>,
+}
+
+/// One line on what a consumer group state (as Kafka's DescribeGroups names them) means.
+pub fn group_state_explanation(state: &str) -> &'static str {
+    match state {
+        "Empty" => "no member: committed offsets are kept for when one joins",
+        "PreparingRebalance" => "a member joined or left: everyone must rejoin before work resumes",
+        "CompletingRebalance" => "all joined; waiting for the leader's partition assignment",
+        "Stable" => "every member has its partitions and is consuming",
+        "Dead" => "the broker has no record of this group (no member, no metadata)",
+        _ => "a state this page does not know",
+    }
 }
 
 /// `GET /api/kafka/groups` returns a list of these.

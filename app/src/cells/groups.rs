@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 
 use super::{ErrorLine, thousands};
-use crate::api::GroupInfo;
+use crate::api::{GroupInfo, GroupMember, group_state_explanation};
 use crate::client;
 use crate::live::Live;
 use crate::ops::{LagTrend, ResetOutcome};
@@ -110,8 +110,11 @@ fn group_rows(g: GroupInfo) -> impl IntoView {
     let summary = view! {
         <tr class="group-row" data-group=g.group.clone()>
             <td><strong>{g.group.clone()}</strong></td>
-            <td>{g.state.clone()}</td>
-            <td>{g.members.len()}</td>
+            <td data-testid="group-state">
+                {g.state.clone()}
+                <div class="muted small">{group_state_explanation(&g.state)}</div>
+            </td>
+            <td data-testid="group-members">{member_list(&g.members)}</td>
             <td class="muted">"all"</td>
             <td></td>
             <td></td>
@@ -375,6 +378,35 @@ fn encode(name: &str) -> String {
         }
     }
     out
+}
+
+/// "client-id (host): topic-0, topic-1" per member, as the broker reports them.
+fn member_list(members: &[GroupMember]) -> String {
+    if members.is_empty() {
+        return "none".to_owned();
+    }
+    members
+        .iter()
+        .map(|m| {
+            let who = if m.client_id.is_empty() {
+                &m.member
+            } else {
+                &m.client_id
+            };
+            let host = if m.host.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", m.host)
+            };
+            let assigned = if m.assignment.is_empty() {
+                "nothing assigned".to_owned()
+            } else {
+                m.assignment.join(", ")
+            };
+            format!("{who}{host}: {assigned}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]

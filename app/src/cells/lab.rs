@@ -164,7 +164,7 @@ fn ResultRow(mode: DeliveryMode, result: Signal<Option<DeliveryResult>>) -> impl
             .into_any(),
         Some(r) if r.state == LabState::Unsupported => view! {
             <td colspan="3" class="lab-unsupported" data-testid=format!("lab-state-{id}")>
-                "unsupported: the embedded broker does not support transactions (see below)"
+                "unsupported: this cluster does not support transactions (see below)"
             </td>
         }
             .into_any(),

@@ -1,10 +1,10 @@
 //! Read-only views of the cluster, all answered by the broker: topics with low/high watermarks,
 //! consumer groups with committed offsets and lag, and a message browser.
 //!
-//! Group *members* are the one thing not asked of the broker on the embedded path: tansu 0.6's
-//! DescribeGroups breaks the connection, so the stages report their members and assignments from
-//! their own rebalance callbacks into a [`GroupRegistry`]. On external Kafka the broker's
-//! DescribeGroups answer is used.
+//! Group states and members come from the broker's ListGroups + DescribeGroups, on the embedded
+//! broker (tansu with the patch in `vendor/`) as on external Kafka, so a consumer in another
+//! process shows too. The stages still declare their groups and topics in a [`GroupRegistry`]:
+//! that is what lists a group with no member yet, and which topics its lag is counted on.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
@@ -55,6 +55,51 @@ pub enum InspectError {
     UnknownPartition { topic: String, partition: i32 },
     #[error("inspection task failed: {0}")]
     Join(String),
+}
+
+/// A group as the broker's DescribeGroups reports it.
+#[derive(Debug, Clone)]
+struct DescribedGroup {
+    state: String,
+    members: Vec<GroupMember>,
+}
+
+/// The partitions in a consumer-protocol assignment (the bytes a member's SyncGroup gave it:
+/// version i16, then topics as [name: i16-length string, partitions: [i32]], then user data).
+/// Bytes that do not parse give what parsed before them.
+fn decode_assignment(bytes: &[u8]) -> Vec<(String, i32)> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = bytes.split_at_checked(n)?;
+        *bytes = rest;
+        Some(head)
+    }
+    fn i16_of(bytes: &mut &[u8]) -> Option<i16> {
+        take(bytes, 2).map(|b| i16::from_be_bytes([b[0], b[1]]))
+    }
+    fn i32_of(bytes: &mut &[u8]) -> Option<i32> {
+        take(bytes, 4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    let _version = i16_of(&mut rest);
+    let topics = i32_of(&mut rest).unwrap_or(0);
+    for _ in 0..topics.max(0) {
+        let Some(name) = i16_of(&mut rest)
+            .and_then(|len| usize::try_from(len).ok())
+            .and_then(|len| take(&mut rest, len))
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+        else {
+            break;
+        };
+        let partitions = i32_of(&mut rest).unwrap_or(0);
+        for _ in 0..partitions.max(0) {
+            let Some(partition) = i32_of(&mut rest) else {
+                return out;
+            };
+            out.push((name.clone(), partition));
+        }
+    }
+    out
 }
 
 /// Members of Pipebook's own consumer groups, as their rebalance callbacks report them.
@@ -142,8 +187,8 @@ fn forget_idle_groups(groups: &mut BTreeMap<String, RegisteredGroup>, keep: usiz
     }
 }
 
-/// A consumer context that reports its member's assignment to the [`GroupRegistry`], so the
-/// groups table shows who owns which partition (the embedded broker's DescribeGroups cannot).
+/// A consumer context that reports its member's assignment to the [`GroupRegistry`]: a group
+/// with members is never forgotten by it. (What cell 2 shows of members is the broker's.)
 pub struct RegisteringContext {
     pub registry: Arc<GroupRegistry>,
     pub group: String,
@@ -261,7 +306,6 @@ impl ReaderPool {
 #[derive(Clone)]
 pub struct Inspector {
     settings: KafkaSettings,
-    embedded: bool,
     registry: Arc<GroupRegistry>,
     metadata: Arc<BaseConsumer>,
     /// One idle consumer per group, used only for OffsetFetch (committed offsets); the least
@@ -288,13 +332,11 @@ pub struct ReaderCounts {
 impl Inspector {
     pub fn new(
         settings: KafkaSettings,
-        embedded: bool,
         registry: Arc<GroupRegistry>,
     ) -> Result<Self, InspectError> {
         let metadata = idle_consumer(&settings, "pipebook-inspector")?;
         Ok(Self {
             settings,
-            embedded,
             registry,
             metadata: Arc::new(metadata),
             offset_readers: Arc::new(Mutex::new(LruCache::new(
@@ -379,32 +421,29 @@ impl Inspector {
     }
 
     fn groups_blocking(&self, topics: &[TopicInfo]) -> Result<Vec<GroupInfo>, InspectError> {
-        let mut registered = self.registry.snapshot();
-        let mut states = BTreeMap::new();
-        if !self.embedded {
-            self.add_broker_groups(&mut registered, &mut states)?;
+        let registered = self.registry.snapshot();
+        let mut described = self.broker_groups(None)?;
+        // ListGroups leaves out groups that only have committed offsets (and groups that do not
+        // exist yet): ask for the declared ones by name.
+        for name in registered.keys() {
+            if !described.contains_key(name) {
+                described.extend(self.broker_groups(Some(name))?);
+            }
         }
+        let mut names: Vec<&String> = registered.keys().chain(described.keys()).collect();
+        names.sort();
+        names.dedup();
         let mut groups = Vec::new();
-        for (name, group) in registered {
-            let partitions = self.group_partitions(&name, &group.topics, topics)?;
-            let state = states.remove(&name).unwrap_or_else(|| {
-                if group.members.is_empty() {
-                    "Empty"
-                } else {
-                    "Stable"
-                }
-                .to_owned()
-            });
-            let members = group
-                .members
-                .into_iter()
-                .map(|(member, assigned)| GroupMember {
-                    member,
-                    assignment: assigned.iter().map(|(t, p)| format!("{t}-{p}")).collect(),
-                })
-                .collect();
+        for name in names {
+            let group_topics = self.group_topics(name, &registered, &described, topics);
+            let partitions = self.group_partitions(name, &group_topics, topics)?;
+            // A group the broker has no record of is what Kafka calls Dead.
+            let (state, members) = described
+                .get(name)
+                .map(|g| (g.state.clone(), g.members.clone()))
+                .unwrap_or_else(|| ("Dead".to_owned(), Vec::new()));
             groups.push(GroupInfo {
-                group: name,
+                group: name.clone(),
                 state,
                 members,
                 partitions,
@@ -414,27 +453,79 @@ impl Inspector {
         Ok(groups)
     }
 
-    /// External Kafka answers ListGroups + DescribeGroups correctly; add what it knows.
-    fn add_broker_groups(
+    /// The topics a group's lag is counted on: what the stage declared, else what its members
+    /// are assigned.
+    fn group_topics(
         &self,
-        registered: &mut BTreeMap<String, RegisteredGroup>,
-        states: &mut BTreeMap<String, String>,
-    ) -> Result<(), InspectError> {
-        let list = self.metadata.fetch_group_list(None, REQUEST_TIMEOUT)?;
-        for group in list.groups() {
-            if group.protocol_type() != "consumer" && !group.protocol_type().is_empty() {
+        name: &str,
+        registered: &BTreeMap<String, RegisteredGroup>,
+        described: &BTreeMap<String, DescribedGroup>,
+        topics: &[TopicInfo],
+    ) -> Vec<String> {
+        if let Some(group) = registered.get(name) {
+            return group.topics.clone();
+        }
+        let mut assigned: Vec<String> = topics
+            .iter()
+            .filter(|t| {
+                described.get(name).is_some_and(|g| {
+                    g.members.iter().any(|m| {
+                        m.assignment.iter().any(|label| {
+                            label
+                                .rsplit_once('-')
+                                .is_some_and(|(topic, _)| topic == t.name)
+                        })
+                    })
+                })
+            })
+            .map(|t| t.name.clone())
+            .collect();
+        assigned.dedup();
+        assigned
+    }
+
+    /// Consumer groups as the broker describes them: every group it lists (`None`), or one
+    /// group by name.
+    fn broker_groups(
+        &self,
+        group: Option<&str>,
+    ) -> Result<BTreeMap<String, DescribedGroup>, InspectError> {
+        let list = self.metadata.fetch_group_list(group, REQUEST_TIMEOUT)?;
+        let mut described = BTreeMap::new();
+        for info in list.groups() {
+            if info.protocol_type() != "consumer" && !info.protocol_type().is_empty() {
                 continue;
             }
-            states.insert(group.name().to_owned(), group.state().to_owned());
-            let entry = registered.entry(group.name().to_owned()).or_default();
-            for member in group.members() {
-                entry
-                    .members
-                    .entry(member.client_id().to_owned())
-                    .or_default();
+            // Kafka answers "Dead" for a group it has no record of; tansu answers an error,
+            // which librdkafka passes on as the state "Unknown". Neither is a group to show.
+            if matches!(info.state(), "Dead" | "Unknown" | "") && info.members().is_empty() {
+                continue;
             }
+            let members = info
+                .members()
+                .iter()
+                .map(|member| GroupMember {
+                    member: member.id().to_owned(),
+                    client_id: member.client_id().to_owned(),
+                    host: member.client_host().to_owned(),
+                    assignment: member
+                        .assignment()
+                        .map(decode_assignment)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|(t, p)| format!("{t}-{p}"))
+                        .collect(),
+                })
+                .collect();
+            described.insert(
+                info.name().to_owned(),
+                DescribedGroup {
+                    state: info.state().to_owned(),
+                    members,
+                },
+            );
         }
-        Ok(())
+        Ok(described)
     }
 
     fn group_partitions(
@@ -983,6 +1074,35 @@ pub(crate) fn is_connection_event(error: &KafkaError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn assignments_decode_from_the_consumer_protocol() {
+        let mut bytes = vec![0, 1, 0, 0, 0, 2];
+        for (topic, partitions) in [("reviews", vec![0_i32, 2]), ("x", vec![7])] {
+            bytes.extend((topic.len() as i16).to_be_bytes());
+            bytes.extend(topic.as_bytes());
+            bytes.extend((partitions.len() as i32).to_be_bytes());
+            for p in partitions {
+                bytes.extend(p.to_be_bytes());
+            }
+        }
+        bytes.extend([0xff, 0xff, 0xff, 0xff]); // no user data
+        assert_eq!(
+            decode_assignment(&bytes),
+            vec![
+                ("reviews".to_owned(), 0),
+                ("reviews".to_owned(), 2),
+                ("x".to_owned(), 7)
+            ]
+        );
+        // Truncated or empty bytes give what parsed, never a panic.
+        assert_eq!(
+            decode_assignment(&bytes[..25]),
+            vec![("reviews".to_owned(), 0)]
+        );
+        assert!(decode_assignment(&[]).is_empty());
+        assert!(decode_assignment(&[0, 1, 0x7f, 0xff, 0xff, 0xff]).is_empty());
+    }
 
     #[test]
     fn the_registry_forgets_the_oldest_idle_groups_past_its_bound() {

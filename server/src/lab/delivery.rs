@@ -11,7 +11,8 @@
 //! - at-least-once: output written and acknowledged, offsets not yet committed → written twice;
 //! - exactly-once: output written inside a transaction that is never committed → the restart
 //!   aborts it (same `transactional.id`) and does the batch again; read_committed readers must
-//!   not see the aborted copies.
+//!   not see the aborted copies. The embedded broker supports this (tansu with the patch in
+//!   `vendor/`); a cluster that refuses transactions makes the row `unsupported`.
 //!
 //! "Crash" means the job's consumer and producer are dropped where they are, with no commit,
 //! flush of later work or transaction abort. librdkafka calls block, so every Kafka step runs on
@@ -43,7 +44,7 @@ const POLL: Duration = Duration::from_millis(200);
 /// The input and output have one partition each, so a crash point is one offset.
 const PARTITION: i32 = 0;
 
-/// Transaction API steps: when one fails on the embedded broker, the broker lacks transactions.
+/// Transaction API steps: when one fails with [`refuses_transactions`], the cluster lacks them.
 const TRANSACTION_STEPS: [&str; 4] = [
     "init_transactions",
     "begin_transaction",
@@ -79,12 +80,23 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// The failed step when it is part of the transaction API.
-    fn transaction_step(&self) -> Option<&'static str> {
-        match self {
-            RunError::Kafka { step, .. } if TRANSACTION_STEPS.contains(step) => Some(step),
-            _ => None,
-        }
+    /// Whether a transaction step failed because the cluster does not offer transactions at
+    /// all (a broker without the API, or one that forbids them), not because one transaction
+    /// went wrong: only then is exactly-once "unsupported" rather than "failed".
+    fn refuses_transactions(&self) -> bool {
+        let RunError::Kafka { step, source } = self else {
+            return false;
+        };
+        let refused = matches!(
+            source.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::UnsupportedFeature
+                    | RDKafkaErrorCode::UnsupportedVersion
+                    | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+                    | RDKafkaErrorCode::ClusterAuthorizationFailed
+            )
+        ) || source.to_string().contains("not supported by broker");
+        TRANSACTION_STEPS.contains(step) && refused
     }
 }
 
@@ -149,7 +161,6 @@ impl OutputCounts {
 pub(super) async fn run_mode(
     lab: &Arc<DeliveryLab>,
     kafka: &KafkaSettings,
-    embedded: bool,
     plan: &LabPlan,
     run: &str,
     mode: DeliveryMode,
@@ -159,10 +170,10 @@ pub(super) async fn run_mode(
     let measured = measure(lab, kafka, plan, &topics, mode, &mut result).await;
     result.processed = lab.view().result(mode).map_or(0, |r| r.processed);
     match measured {
-        Ok(measured) => describe(&mut result, &measured, embedded),
+        Ok(measured) => describe(&mut result, &measured),
         Err(error) => {
             tracing::warn!(mode = mode.as_str(), %error, "delivery lab mode failed");
-            if embedded && error.transaction_step().is_some() {
+            if error.refuses_transactions() {
                 unsupported(&mut result, &error, kafka, &topics, plan.records).await;
             } else {
                 result.state = LabState::Failed;
@@ -173,7 +184,7 @@ pub(super) async fn run_mode(
     result
 }
 
-/// The embedded broker refused a transaction step. The output topic is still counted: what a
+/// The cluster refused a transaction step. The output topic is still counted: what a
 /// read_committed reader sees of a transaction that never ended is part of the evidence.
 async fn unsupported(
     result: &mut DeliveryResult,
@@ -203,8 +214,8 @@ async fn unsupported(
         Err(count_error) => format!("; the output could not be counted: {count_error}"),
     };
     result.note = Some(format!(
-        "the embedded broker does not support transactions: {error}{seen}. Point Pipebook at \
-         a real Kafka (PIPEBOOK_KAFKA_BROKERS, e.g. docker-compose.yml) for exactly-once."
+        "this cluster does not support transactions: {error}{seen}. Exactly-once needs a \
+         broker with transactions (the embedded one has them)."
     ));
 }
 
@@ -260,7 +271,7 @@ fn fill_counts(result: &mut DeliveryResult, counts: OutputCounts) {
 }
 
 /// Fills in the counts and says what happened; decides whether exactly-once held.
-fn describe(result: &mut DeliveryResult, measured: &Measured, embedded: bool) {
+fn describe(result: &mut DeliveryResult, measured: &Measured) {
     let counts = measured.counts;
     fill_counts(result, counts);
     let Range { start, end } = measured.crash_batch;
@@ -285,16 +296,8 @@ fn describe(result: &mut DeliveryResult, measured: &Measured, embedded: bool) {
                  consumer read {} duplicated and missed {} record(s)",
                 counts.duplicated, counts.lost
             );
-            if embedded {
-                result.state = LabState::Unsupported;
-                format!(
-                    "the embedded broker does not support transactions: {failed}. Point \
-                     Pipebook at a real Kafka (PIPEBOOK_KAFKA_BROKERS) for exactly-once."
-                )
-            } else {
-                result.state = LabState::Failed;
-                format!("exactly-once did not hold on this cluster: {failed}")
-            }
+            result.state = LabState::Failed;
+            format!("exactly-once did not hold on this cluster: {failed}")
         }
     };
     result.note = Some(note);

@@ -93,15 +93,7 @@ impl DeliveryLab {
     }
 
     /// Starts a run in the background; refused while one runs.
-    ///
-    /// `embedded` says whether the cluster is Pipebook's own tansu broker: a guarantee that
-    /// fails there is reported as the broker's limitation, elsewhere as a failure.
-    pub fn start(
-        self: &Arc<Self>,
-        plan: LabPlan,
-        kafka: KafkaSettings,
-        embedded: bool,
-    ) -> Result<(), LabError> {
+    pub fn start(self: &Arc<Self>, plan: LabPlan, kafka: KafkaSettings) -> Result<(), LabError> {
         let run = chrono::Utc::now().timestamp_millis().to_string();
         let mut view = self.lock();
         if view.running || self.life.is_active() {
@@ -120,8 +112,7 @@ impl DeliveryLab {
                 delivery::remove_topics(&kafka, &previous).await;
                 for mode in plan.modes.clone() {
                     lab.update(mode, |result| result.state = LabState::Running);
-                    let result =
-                        delivery::run_mode(&lab, &kafka, embedded, &plan, &run, mode).await;
+                    let result = delivery::run_mode(&lab, &kafka, &plan, &run, mode).await;
                     lab.update(mode, |slot| *slot = result);
                 }
                 lab.lock().running = false;
@@ -263,7 +254,7 @@ mod tests {
         let lab = Arc::new(lab);
         let plan = validate(&DeliveryLabRequest::default()).expect("valid");
         let kafka = KafkaSettings::plaintext("127.0.0.1:1", 1);
-        let refused = runtime.block_on(async { lab.start(plan, kafka, true) });
+        let refused = runtime.block_on(async { lab.start(plan, kafka) });
         assert_eq!(refused, Err(LabError::Busy));
     }
 }

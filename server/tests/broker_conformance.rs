@@ -1,0 +1,979 @@
+//! Broker conformance: what the lessons teach, asked of the embedded broker through real clients
+//! (librdkafka through rdkafka, and kafka-python, a client that is not librdkafka). Each test
+//! starts its own embedded broker on a free port and a fresh data dir, with no Pipebook stages.
+//!
+//! Any embedded candidate must pass all of these. What failed on stock tansu 0.6.0 and what the
+//! patch carried in `vendor/` changes is listed in `vendor/PATCHES.md`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use pipebook::kafka::KafkaSettings;
+use pipebook::kafka::admin::{TopicSpec, delete_topics, ensure_topics};
+use pipebook::kafka::broker::EmbeddedBroker;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::groups::GroupInfo;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tempfile::TempDir;
+
+/// Timeout of one client call.
+const CALL: Duration = Duration::from_secs(30);
+/// How long a test waits for a condition before it fails.
+const PATIENCE: Duration = Duration::from_secs(90);
+/// Set by scripts/test (through scripts/tools.sh --test): a Python with kafka-python installed.
+const PYTHON_ENV: &str = "PIPEBOOK_TEST_KAFKA_PYTHON";
+/// Set only for the child process of `describe_groups_*`: the broker the child joins.
+const CHILD_ENV: &str = "PIPEBOOK_CONFORMANCE_CHILD_BROKER";
+
+struct Cluster {
+    broker: EmbeddedBroker,
+    settings: KafkaSettings,
+    _dir: TempDir,
+}
+
+async fn cluster() -> Cluster {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker =
+        EmbeddedBroker::new(dir.path(), "127.0.0.1:0".parse().expect("addr")).expect("broker");
+    broker.start().await.expect("broker starts");
+    let settings = KafkaSettings::plaintext(broker.bootstrap_servers(), 3);
+    Cluster {
+        broker,
+        settings,
+        _dir: dir,
+    }
+}
+
+impl Cluster {
+    async fn topic(&self, name: &str, partitions: i32) {
+        ensure_topics(
+            &self.settings,
+            &[TopicSpec {
+                name: name.to_owned(),
+                partitions,
+            }],
+        )
+        .await
+        .expect("create topic");
+    }
+
+    async fn stop(self) {
+        self.broker.stop().await;
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+fn producer(settings: &KafkaSettings, extra: &[(&str, &str)]) -> BaseProducer {
+    let mut config = settings.client_config();
+    config
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "0");
+    for (key, value) in extra {
+        config.set(*key, *value);
+    }
+    config.create().expect("producer")
+}
+
+fn transactional(settings: &KafkaSettings, id: &str) -> BaseProducer {
+    let producer = producer(
+        settings,
+        &[
+            ("transactional.id", id),
+            ("transaction.timeout.ms", "60000"),
+        ],
+    );
+    producer.init_transactions(CALL).expect("init_transactions");
+    producer
+}
+
+fn send(producer: &BaseProducer, topic: &str, key: &str, value: &str) {
+    producer
+        .send(BaseRecord::to(topic).key(key).payload(value))
+        .map_err(|(error, _)| error)
+        .expect("enqueue");
+}
+
+fn consumer_config(settings: &KafkaSettings, group: &str) -> rdkafka::ClientConfig {
+    let mut config = settings.client_config();
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "500");
+    config
+}
+
+/// One record as a reader saw it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Seen {
+    partition: i32,
+    offset: i64,
+    value: String,
+}
+
+/// Reads every partition of `topic` from the start to its end (the high watermark, or the last
+/// stable offset for `read_committed`), as librdkafka reports it with partition EOF.
+fn read_all(settings: &KafkaSettings, topic: &str, isolation: &str) -> Vec<Seen> {
+    let consumer: BaseConsumer = consumer_config(settings, &format!("reader-{topic}"))
+        .set("isolation.level", isolation)
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("reader");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), CALL)
+        .expect("metadata");
+    let partitions = metadata.topics()[0].partitions().len() as i32;
+    let mut tpl = TopicPartitionList::new();
+    for partition in 0..partitions {
+        tpl.add_partition_offset(topic, partition, Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut at_end = BTreeSet::new();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    while at_end.len() < partitions as usize {
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic} did not reach its end"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => seen.push(Seen {
+                partition: message.partition(),
+                offset: message.offset(),
+                value: String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+            }),
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                at_end.insert(partition);
+            }
+            Some(Err(error)) => panic!("reading {topic}: {error}"),
+            None => {}
+        }
+    }
+    seen
+}
+
+fn values(seen: &[Seen]) -> Vec<String> {
+    let mut values: Vec<String> = seen.iter().map(|s| s.value.clone()).collect();
+    values.sort();
+    values
+}
+
+fn describe_group(settings: &KafkaSettings, group: &str) -> Result<GroupInfoView, KafkaError> {
+    let client: BaseConsumer = settings.client_config().create().expect("client");
+    let list = client.fetch_group_list(Some(group), Duration::from_secs(10))?;
+    let info = list
+        .groups()
+        .iter()
+        .find(|g| g.name() == group)
+        .map(GroupInfoView::from)
+        .unwrap_or_default();
+    Ok(info)
+}
+
+/// What DescribeGroups said of a group, owned.
+#[derive(Debug, Default, Clone)]
+struct GroupInfoView {
+    state: String,
+    protocol_type: String,
+    /// client id → has an assignment
+    members: BTreeMap<String, bool>,
+}
+
+impl From<&GroupInfo> for GroupInfoView {
+    fn from(info: &GroupInfo) -> Self {
+        Self {
+            state: info.state().to_owned(),
+            protocol_type: info.protocol_type().to_owned(),
+            members: info
+                .members()
+                .iter()
+                .map(|m| {
+                    (
+                        m.client_id().to_owned(),
+                        m.assignment().is_some_and(|a| !a.is_empty()),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Produce and consume
+
+/// An idempotent producer keeps sending while the broker is stopped and started under it: every
+/// record lands exactly once (retries of requests the broker already wrote are not duplicated).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_produce_with_retries_writes_each_record_once() {
+    const N: usize = 3_000;
+    let c = cluster().await;
+    c.topic("idem", 3).await;
+    let settings = c.settings.clone();
+    let sent = Arc::new(AtomicUsize::new(0));
+    // Spawned now (not on first await): it must run while the broker is stopped under it.
+    let sending = {
+        let sent = sent.clone();
+        tokio::task::spawn_blocking(move || {
+            let producer = producer(&settings, &[("retry.backoff.ms", "50")]);
+            for i in 0..N {
+                send(
+                    &producer,
+                    "idem",
+                    &format!("k{}", i % 11),
+                    &format!("r{i:05}"),
+                );
+                sent.store(i + 1, Ordering::SeqCst);
+                if i % 100 == 99 {
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+            producer.flush(Duration::from_secs(120)).expect("flush");
+        })
+    };
+    // Pull the broker out from under the producer mid-stream.
+    eventually("a third sent", || {
+        (sent.load(Ordering::SeqCst) > N / 3).then_some(())
+    })
+    .await;
+    c.broker.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.broker.start().await.expect("broker restarts");
+    sending.await.expect("sending thread");
+
+    let settings = c.settings.clone();
+    let seen = blocking(move || read_all(&settings, "idem", "read_uncommitted")).await;
+    let distinct: BTreeSet<&str> = seen.iter().map(|s| s.value.as_str()).collect();
+    assert_eq!(distinct.len(), N, "every record landed");
+    assert_eq!(seen.len(), N, "no record landed twice");
+    c.stop().await;
+}
+
+/// Three consumers in one group split three partitions, commit what they consumed, and the
+/// committed offsets are the end of each partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_three_splits_the_partitions_and_commits() {
+    const N: usize = 300;
+    let c = cluster().await;
+    c.topic("shared", 3).await;
+    let settings = c.settings.clone();
+    blocking(move || {
+        let producer = producer(&settings, &[]);
+        for i in 0..N {
+            send(&producer, "shared", &format!("k{i}"), &format!("r{i:04}"));
+        }
+        producer.flush(CALL).expect("flush");
+    })
+    .await;
+
+    let group = Members::start(&c.settings, "three", "shared", 3, |_| {});
+    eventually("each member owns one partition", || {
+        group.assigned().iter().all(|&n| n == 1).then_some(())
+    })
+    .await;
+    eventually("every record consumed", || {
+        (group.distinct() == N).then_some(())
+    })
+    .await;
+    let report = group.leave().await;
+    assert!(report.consumed.len() >= N);
+
+    let settings = c.settings.clone();
+    let committed = blocking(move || {
+        let consumer: BaseConsumer = consumer_config(&settings, "three").create().expect("c");
+        let mut tpl = TopicPartitionList::new();
+        for partition in 0..3 {
+            tpl.add_partition("shared", partition);
+        }
+        let committed = consumer.committed_offsets(tpl, CALL).expect("offset fetch");
+        committed
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                other => panic!("partition {} not committed: {other:?}", e.partition()),
+            })
+            .sum::<i64>()
+    })
+    .await;
+    assert_eq!(
+        committed, N as i64,
+        "committed offsets are each partition's end"
+    );
+    c.stop().await;
+}
+
+/// ListOffsets by timestamp: the first offset whose timestamp is at or after the one asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_offsets_by_time_finds_the_first_record_at_or_after() {
+    let c = cluster().await;
+    c.topic("timed", 1).await;
+    let settings = c.settings.clone();
+    let found = blocking(move || {
+        let base = 1_700_000_000_000_i64;
+        let producer = producer(&settings, &[]);
+        for i in 0..5_i64 {
+            producer
+                .send(
+                    BaseRecord::to("timed")
+                        .key("k")
+                        .payload(&format!("t{i}"))
+                        .timestamp(base + i * 1_000),
+                )
+                .map_err(|(error, _)| error)
+                .expect("enqueue");
+            producer.flush(CALL).expect("flush");
+        }
+        let consumer: BaseConsumer = consumer_config(&settings, "timer").create().expect("c");
+        [base - 1, base + 1_500, base + 3_000]
+            .into_iter()
+            .map(|at| {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition_offset("timed", 0, Offset::Offset(at))
+                    .expect("tpl");
+                let found = consumer
+                    .offsets_for_times(tpl, CALL)
+                    .expect("offsets_for_times");
+                found.elements()[0].offset()
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    assert_eq!(
+        found,
+        vec![Offset::Offset(0), Offset::Offset(2), Offset::Offset(3)]
+    );
+    c.stop().await;
+}
+
+/// DeleteTopics removes the topic and its records; created again, it starts empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_topics_removes_the_topic_and_its_records() {
+    let c = cluster().await;
+    c.topic("doomed", 2).await;
+    let settings = c.settings.clone();
+    blocking(move || {
+        let producer = producer(&settings, &[]);
+        for i in 0..50 {
+            send(&producer, "doomed", &format!("k{i}"), "x");
+        }
+        producer.flush(CALL).expect("flush");
+    })
+    .await;
+    delete_topics(&c.settings, &["doomed"])
+        .await
+        .expect("delete");
+    let settings = c.settings.clone();
+    let listed = blocking(move || {
+        let client: BaseConsumer = settings.client_config().create().expect("client");
+        let metadata = client.fetch_metadata(None, CALL).expect("metadata");
+        metadata
+            .topics()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .collect::<Vec<_>>()
+    })
+    .await;
+    assert!(!listed.iter().any(|t| t == "doomed"), "{listed:?}");
+
+    c.topic("doomed", 2).await;
+    let settings = c.settings.clone();
+    let highs = blocking(move || {
+        let client: BaseConsumer = settings.client_config().create().expect("client");
+        (0..2)
+            .map(|p| {
+                client
+                    .fetch_watermarks("doomed", p, CALL)
+                    .expect("watermarks")
+                    .1
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    assert_eq!(highs, vec![0, 0]);
+    c.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Groups
+
+/// Consumers of one group, each polling on its own thread and committing every record it gets.
+struct Members {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<(Vec<String>, usize)>>,
+    assigned: Vec<Arc<AtomicUsize>>,
+    consumed: Arc<std::sync::Mutex<BTreeSet<String>>>,
+}
+
+struct MembersReport {
+    consumed: Vec<String>,
+    /// Assignments received (post-rebalance `Assign` callbacks), per member.
+    assignments: Vec<usize>,
+}
+
+struct Counting {
+    assignments: Arc<AtomicUsize>,
+}
+
+impl ClientContext for Counting {}
+
+impl ConsumerContext for Counting {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            self.assignments.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Members {
+    fn start(
+        settings: &KafkaSettings,
+        group: &str,
+        topic: &str,
+        n: usize,
+        adjust: impl Fn(&mut rdkafka::ClientConfig),
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let consumed = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+        let barrier = Arc::new(std::sync::Barrier::new(n));
+        let mut threads = Vec::new();
+        let mut assigned = Vec::new();
+        for member in 0..n {
+            let mut config = consumer_config(settings, group);
+            config.set("client.id", format!("member-{member}"));
+            adjust(&mut config);
+            let stop = stop.clone();
+            let consumed = consumed.clone();
+            let barrier = barrier.clone();
+            let owned = Arc::new(AtomicUsize::new(0));
+            assigned.push(owned.clone());
+            let topic = topic.to_owned();
+            threads.push(std::thread::spawn(move || {
+                let assignments = Arc::new(AtomicUsize::new(0));
+                let consumer: BaseConsumer<Counting> = config
+                    .create_with_context(Counting {
+                        assignments: assignments.clone(),
+                    })
+                    .expect("member");
+                // All members join at the same moment.
+                barrier.wait();
+                consumer.subscribe(&[&topic]).expect("subscribe");
+                let mut mine = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+                        let value = String::from_utf8_lossy(message.payload().unwrap_or_default())
+                            .into_owned();
+                        // A commit can fail while the group rebalances; the record is then
+                        // consumed again by the partition's next owner, which is allowed.
+                        let _ = consumer.commit_message(&message, CommitMode::Sync);
+                        mine.push(value.clone());
+                        if let Ok(mut all) = consumed.lock() {
+                            all.insert(value);
+                        }
+                    }
+                    let count = consumer.assignment().map_or(0, |a| a.count());
+                    owned.store(count, Ordering::SeqCst);
+                }
+                // Leaving: close() sends LeaveGroup.
+                drop(consumer);
+                (mine, assignments.load(Ordering::SeqCst))
+            }));
+        }
+        Self {
+            stop,
+            threads,
+            assigned,
+            consumed,
+        }
+    }
+
+    fn assigned(&self) -> Vec<usize> {
+        self.assigned
+            .iter()
+            .map(|a| a.load(Ordering::SeqCst))
+            .collect()
+    }
+
+    fn distinct(&self) -> usize {
+        self.consumed.lock().map_or(0, |c| c.len())
+    }
+
+    /// All members leave at once.
+    async fn leave(self) -> MembersReport {
+        self.stop.store(true, Ordering::SeqCst);
+        let threads = self.threads;
+        blocking(move || {
+            let mut report = MembersReport {
+                consumed: Vec::new(),
+                assignments: Vec::new(),
+            };
+            for thread in threads {
+                let (mine, assignments) = thread.join().expect("member thread");
+                report.consumed.extend(mine);
+                report.assignments.push(assignments);
+            }
+            report
+        })
+        .await
+    }
+}
+
+/// Three consumers join at the same moment, share the work, then all leave at the same moment;
+/// the group settles in a few generations (no rebalance storm), and a newcomer afterwards
+/// resumes from their commits.
+#[ignore = "fails on stock tansu 0.6.0 when other tests run beside it: after all three members leave, a newcomer is never assigned (vendor/PATCHES.md, groups)"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_consumers_joining_and_leaving_together_do_not_storm() {
+    const N: usize = 300;
+    let c = cluster().await;
+    c.topic("churn", 3).await;
+    let settings = c.settings.clone();
+    blocking(move || {
+        let producer = producer(&settings, &[]);
+        for i in 0..N {
+            send(&producer, "churn", &format!("k{i}"), &format!("r{i:04}"));
+        }
+        producer.flush(CALL).expect("flush");
+    })
+    .await;
+
+    let group = Members::start(&c.settings, "churn", "churn", 3, |_| {});
+    eventually("each member owns one partition", || {
+        group.assigned().iter().all(|&n| n == 1).then_some(())
+    })
+    .await;
+    eventually("every record consumed", || {
+        (group.distinct() == N).then_some(())
+    })
+    .await;
+    let report = group.leave().await;
+    println!("assignments per member: {:?}", report.assignments);
+    for (member, &assignments) in report.assignments.iter().enumerate() {
+        assert!(
+            (1..=4).contains(&assignments),
+            "member {member} was assigned {assignments} times: {:?}",
+            report.assignments
+        );
+    }
+
+    // A newcomer gets every partition and finds nothing left to consume.
+    let settings = c.settings.clone();
+    let (owned, got) = blocking(move || {
+        let consumer: BaseConsumer = consumer_config(&settings, "churn").create().expect("c");
+        consumer.subscribe(&["churn"]).expect("subscribe");
+        let deadline = Instant::now() + PATIENCE;
+        let mut got = 0;
+        loop {
+            if let Some(Ok(_)) = consumer.poll(Duration::from_millis(200)) {
+                got += 1;
+            }
+            let owned = consumer.assignment().map_or(0, |a| a.count());
+            if owned == 3 {
+                // Give a fetch round the chance to deliver anything uncommitted.
+                let settle = Instant::now() + Duration::from_secs(2);
+                while Instant::now() < settle {
+                    if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+                        got += 1;
+                    }
+                }
+                return (owned, got);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "newcomer never got the partitions"
+            );
+        }
+    })
+    .await;
+    assert_eq!(owned, 3);
+    assert_eq!(got, 0, "the leavers committed everything they consumed");
+    c.stop().await;
+}
+
+/// A consumer in another process: this test binary started again with [`CHILD_ENV`] set runs
+/// only [`child_group_member`], which joins group `described` as client `other-process`.
+struct ChildMember(Child);
+
+impl ChildMember {
+    fn spawn(bootstrap: &str) -> Self {
+        let exe = std::env::current_exe().expect("test binary path");
+        let mut child = Command::new(exe)
+            .args([
+                "--exact",
+                "child_group_member",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, bootstrap)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("child process");
+        // Wait until it says it has subscribed.
+        let stdout = child.stdout.take().expect("child stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("child subscribed") => break,
+                Some(Ok(_)) => {}
+                _ => panic!("child exited before subscribing"),
+            }
+        }
+        Self(child)
+    }
+}
+
+impl Drop for ChildMember {
+    fn drop(&mut self) {
+        // Closing its stdin tells the child to leave the group and exit.
+        drop(self.0.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Run only as the child of [`describe_groups_reports_state_and_members_of_every_process`].
+#[test]
+#[ignore = "the child process of describe_groups_reports_state_and_members_of_every_process"]
+fn child_group_member() {
+    let Ok(bootstrap) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let settings = KafkaSettings::plaintext(bootstrap, 3);
+    let consumer: BaseConsumer = consumer_config(&settings, "described")
+        .set("client.id", "other-process")
+        .create()
+        .expect("child consumer");
+    consumer.subscribe(&["described"]).expect("subscribe");
+    println!("child subscribed");
+    // Poll until the parent closes stdin (read on another thread).
+    let done = Arc::new(AtomicBool::new(false));
+    {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+                line.clear();
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+    }
+    while !done.load(Ordering::SeqCst) {
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+}
+
+/// DescribeGroups (librdkafka's group list, as kcat -L -g and Kafka's CLI use it) reports the
+/// group's real state and every member with its client id and assignment — including a
+/// consumer in another process that Pipebook knows nothing about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_groups_reports_state_and_members_of_every_process() {
+    let c = cluster().await;
+    c.topic("described", 2).await;
+    let group = Members::start(&c.settings, "described", "described", 1, |_| {});
+    eventually("member assigned", || {
+        (group.assigned() == vec![2]).then_some(())
+    })
+    .await;
+
+    let settings = c.settings.clone();
+    let described = blocking(move || describe_group(&settings, "described")).await;
+    let described = described.expect("DescribeGroups answers");
+    assert_eq!(described.state, "Stable", "{described:?}");
+    assert_eq!(described.protocol_type, "consumer", "{described:?}");
+    assert_eq!(
+        described.members,
+        BTreeMap::from([("member-0".to_owned(), true)]),
+        "{described:?}"
+    );
+
+    let bootstrap = c.settings.bootstrap_servers.clone();
+    let child = blocking(move || ChildMember::spawn(&bootstrap)).await;
+    let settings = c.settings.clone();
+    let mut states = BTreeSet::new();
+    let both = eventually("both members in a stable group", || {
+        let described = describe_group(&settings, "described").ok()?;
+        states.insert(described.state.clone());
+        (described.state == "Stable"
+            && described.members.len() == 2
+            && described.members.values().all(|&assigned| assigned))
+        .then_some(described)
+    })
+    .await;
+    println!("states seen: {states:?}");
+    assert!(both.members.contains_key("other-process"), "{both:?}");
+    blocking(move || drop(child)).await;
+    group.leave().await;
+    let settings = c.settings.clone();
+    eventually("an empty group after everyone left", || {
+        let described = describe_group(&settings, "described").ok()?;
+        (described.state == "Empty" && described.members.is_empty()).then_some(())
+    })
+    .await;
+    c.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transactions
+
+/// A committed transaction is visible to read_committed readers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_transaction_is_visible_to_read_committed() {
+    let c = cluster().await;
+    c.topic("txn.commit", 1).await;
+    let settings = c.settings.clone();
+    let committed = blocking(move || {
+        let producer = transactional(&settings, "t-commit");
+        producer.begin_transaction().expect("begin");
+        for i in 0..10 {
+            send(&producer, "txn.commit", "k", &format!("c{i}"));
+        }
+        producer.commit_transaction(CALL)
+    })
+    .await;
+    committed.expect("commit_transaction");
+    let settings = c.settings.clone();
+    let seen = blocking(move || read_all(&settings, "txn.commit", "read_committed")).await;
+    assert_eq!(
+        values(&seen),
+        (0..10).map(|i| format!("c{i}")).collect::<Vec<_>>()
+    );
+    c.stop().await;
+}
+
+/// An aborted transaction is invisible to read_committed readers (read_uncommitted ones see
+/// it), and an open one stays invisible until it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborted_and_open_transactions_are_invisible_to_read_committed() {
+    let c = cluster().await;
+    c.topic("txn.abort", 1).await;
+    let settings = c.settings.clone();
+    let producer = blocking(move || {
+        let producer = transactional(&settings, "t-abort");
+        producer.begin_transaction().expect("begin");
+        for i in 0..10 {
+            send(&producer, "txn.abort", "k", &format!("aborted{i}"));
+        }
+        producer.flush(CALL).expect("flush");
+        producer.abort_transaction(CALL).expect("abort_transaction");
+        producer.begin_transaction().expect("begin");
+        for i in 0..5 {
+            send(&producer, "txn.abort", "k", &format!("kept{i}"));
+        }
+        producer
+            .commit_transaction(CALL)
+            .expect("commit_transaction");
+        // A third transaction stays open.
+        producer.begin_transaction().expect("begin");
+        for i in 0..3 {
+            send(&producer, "txn.abort", "k", &format!("open{i}"));
+        }
+        producer.flush(CALL).expect("flush");
+        producer
+    })
+    .await;
+    let settings = c.settings.clone();
+    let committed = blocking(move || read_all(&settings, "txn.abort", "read_committed")).await;
+    assert_eq!(
+        values(&committed),
+        (0..5).map(|i| format!("kept{i}")).collect::<Vec<_>>(),
+        "{committed:?}"
+    );
+    let settings = c.settings.clone();
+    let everything = blocking(move || read_all(&settings, "txn.abort", "read_uncommitted")).await;
+    assert_eq!(everything.len(), 18, "{everything:?}");
+
+    // Once the open transaction commits, read_committed readers see it too.
+    blocking(move || producer.commit_transaction(CALL).expect("commit")).await;
+    let settings = c.settings.clone();
+    let committed = blocking(move || read_all(&settings, "txn.abort", "read_committed")).await;
+    assert_eq!(committed.len(), 8, "{committed:?}");
+    c.stop().await;
+}
+
+/// A transactional producer that crashed inside a transaction is fenced by its successor with
+/// the same transactional.id: its open transaction is aborted, and it can no longer commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_transactional_producer_is_fenced_by_its_successor() {
+    let c = cluster().await;
+    c.topic("txn.fence", 1).await;
+    let settings = c.settings.clone();
+    let (zombie_commit, successor_commit) = blocking(move || {
+        let zombie = transactional(&settings, "t-fence");
+        zombie.begin_transaction().expect("begin");
+        for i in 0..10 {
+            send(&zombie, "txn.fence", "k", &format!("zombie{i}"));
+        }
+        zombie.flush(CALL).expect("flush");
+        // The successor starts with the same transactional.id: the zombie's epoch is over.
+        let successor = transactional(&settings, "t-fence");
+        let zombie_commit = zombie.commit_transaction(CALL);
+        successor.begin_transaction().expect("begin");
+        for i in 0..5 {
+            send(&successor, "txn.fence", "k", &format!("successor{i}"));
+        }
+        (zombie_commit, successor.commit_transaction(CALL))
+    })
+    .await;
+    let error = zombie_commit.expect_err("the fenced producer cannot commit");
+    println!("zombie's commit: {error}");
+    successor_commit.expect("the successor commits");
+    let settings = c.settings.clone();
+    let seen = blocking(move || read_all(&settings, "txn.fence", "read_committed")).await;
+    assert_eq!(
+        values(&seen),
+        (0..5).map(|i| format!("successor{i}")).collect::<Vec<_>>()
+    );
+    c.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A client that is not librdkafka
+
+/// kafka-python (pure Python, its own protocol code) produces, consumes in a group, commits,
+/// and lists offsets by time on the embedded broker; librdkafka then sees its commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_produces_consumes_commits_and_describes() {
+    let Some(python) = std::env::var_os(PYTHON_ENV).map(PathBuf::from) else {
+        eprintln!(
+            "\n!!!!! SKIPPED kafka_python_produces_consumes_commits_and_describes: {PYTHON_ENV} \
+             is not set. Run scripts/test (it installs kafka-python through scripts/tools.sh \
+             --test and sets it), or: source scripts/tools.sh --test !!!!!\n"
+        );
+        return;
+    };
+    let c = cluster().await;
+    c.topic("py", 2).await;
+    let script =
+        std::env::temp_dir().join(format!("pipebook-conformance-{}.py", std::process::id()));
+    std::fs::write(&script, PYTHON_CLIENT).expect("write script");
+    let bootstrap = c.settings.bootstrap_servers.clone();
+    let output = blocking(move || {
+        Command::new(python)
+            .arg(&script)
+            .arg(&bootstrap)
+            .output()
+            .expect("run python")
+    })
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "python failed:\n{stdout}\n{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("python report: {e}\n{stdout}\n{stderr}"));
+    println!("kafka-python: {report}");
+    assert_eq!(report["consumed"], 20, "{report}");
+    assert_eq!(report["committed"], 20, "{report}");
+    assert_eq!(report["offset_for_time"], 5, "{report}");
+    assert_eq!(report["group_state"], "Stable", "{report}");
+    assert_eq!(report["member_client_id"], "python-client", "{report}");
+
+    // librdkafka sees what the Python client committed.
+    let settings = c.settings.clone();
+    let committed = blocking(move || {
+        let consumer: BaseConsumer = consumer_config(&settings, "py-group").create().expect("c");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("py", 0);
+        tpl.add_partition("py", 1);
+        consumer
+            .committed_offsets(tpl, CALL)
+            .expect("offset fetch")
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum::<i64>()
+    })
+    .await;
+    assert_eq!(committed, 20);
+    c.stop().await;
+}
+
+/// The Python side: bootstrap address as its one argument, a JSON report as its last line.
+const PYTHON_CLIENT: &str = r#"
+import json, sys, time
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+bootstrap = sys.argv[1]
+base = 1_700_000_000_000
+producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+for i in range(20):
+    # Partition by hand: ten records in each of the two partitions, timestamps 1 s apart.
+    producer.send("py", key=b"k%d" % i, value=b"p%02d" % i, partition=i % 2,
+                  timestamp_ms=base + i * 1000)
+producer.flush()
+producer.close()
+
+consumer = KafkaConsumer("py", bootstrap_servers=bootstrap, group_id="py-group",
+                         client_id="python-client", enable_auto_commit=False,
+                         auto_offset_reset="earliest")
+consumed = set()
+deadline = time.time() + 60
+while len(consumed) < 20 and time.time() < deadline:
+    for records in consumer.poll(timeout_ms=500).values():
+        for record in records:
+            consumed.add(record.value)
+consumer.commit()
+partitions = [TopicPartition("py", 0), TopicPartition("py", 1)]
+committed = sum(consumer.committed(tp) or 0 for tp in partitions)
+# Record 10 (partition 0, its sixth) is the first at or after base + 9.5 s.
+found = consumer.offsets_for_times({TopicPartition("py", 0): base + 9500})
+offset_for_time = found[TopicPartition("py", 0)].offset
+
+admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+group_state, member_client_id = None, None
+for attempt in range(50):
+    try:
+        described = admin.describe_groups(["py-group"])["py-group"]
+        group_state = described.get("group_state")
+        members = described.get("members") or []
+        member_client_id = members[0].get("client_id") if members else None
+    except Exception as error:  # a broker that drops the connection on DescribeGroups
+        group_state = "error: %r" % (error,)
+    if group_state == "Stable":
+        break
+    consumer.poll(timeout_ms=200)
+admin.close()
+consumer.close()
+print(json.dumps({"consumed": len(consumed), "committed": committed,
+                  "offset_for_time": offset_for_time, "group_state": group_state,
+                  "member_client_id": member_client_id}))
+"#;
