@@ -12,6 +12,7 @@ use std::sync::Arc;
 use app::api::StageState;
 use common::{TestEngine, high_sum, start_engine};
 use pipebook::access::{Access, AccessSettings, Token};
+use pipebook::stage::StageId;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -60,15 +61,7 @@ async fn serve(t: &TestEngine, exposed: bool, token: Option<&str>) -> (Served, A
 /// Every route that changes something, with a body its handler would accept.
 fn mutating_routes() -> Vec<(String, Value)> {
     let mut routes = Vec::new();
-    for stage in [
-        "streamer",
-        "producer",
-        "sentiment",
-        "aggregate",
-        "parquet",
-        "indexer",
-        "broker",
-    ] {
+    for stage in StageId::ALL.map(StageId::as_str) {
         for action in ["start", "stop", "pause", "resume", "crash", "restart"] {
             routes.push((format!("/api/stages/{stage}/{action}"), json!({})));
         }

@@ -13,8 +13,8 @@ use app::api::{EnrichedReview, ParquetConfig, ParquetFile, TOPIC_SENTIMENT};
 use polars::prelude::*;
 // Parquet through polars-io directly: polars' own `parquet` feature also compiles its streaming
 // engine (polars-stream), which the sink never uses.
-use polars_io::prelude::{ParquetCompression, ParquetReader, ParquetWriter};
 use polars_io::SerReader;
+use polars_io::prelude::{ParquetCompression, ParquetReader, ParquetWriter};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;

@@ -964,7 +964,8 @@ pub struct ScanOutcome {
     pub took_ms: u64,
 }
 
-fn to_message(message: &rdkafka::message::BorrowedMessage<'_>) -> Message {
+/// A record as the API shows it: text fields read leniently (invalid UTF-8 replaced).
+pub(crate) fn to_message(message: &rdkafka::message::BorrowedMessage<'_>) -> Message {
     let mut headers = BTreeMap::new();
     if let Some(hs) = message.headers() {
         for header in hs.iter() {

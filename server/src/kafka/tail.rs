@@ -22,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::KafkaSettings;
-use super::inspect::is_connection_event;
+use super::inspect::{is_connection_event, to_message};
 
 /// Tails at once, over every viewer: each holds a consumer (its threads and up to 4 MB read
 /// ahead) and a blocking thread for as long as it is open.
@@ -258,32 +258,6 @@ pub fn run(
         }
     }
     Ok(())
-}
-
-fn to_message(message: &rdkafka::message::BorrowedMessage<'_>) -> Message {
-    let mut headers = BTreeMap::new();
-    if let Some(hs) = message.headers() {
-        for header in hs.iter() {
-            let value = header
-                .value
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default();
-            headers.insert(header.key.to_owned(), value);
-        }
-    }
-    Message {
-        partition: message.partition(),
-        offset: message.offset(),
-        timestamp: message.timestamp().to_millis(),
-        key: message
-            .key()
-            .map(|k| String::from_utf8_lossy(k).into_owned()),
-        value: message
-            .payload()
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default(),
-        headers,
-    }
 }
 
 #[cfg(test)]
