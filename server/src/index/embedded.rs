@@ -80,6 +80,27 @@ pub struct EmbeddedIndex {
     reader: IndexReader,
 }
 
+/// How long opening the index waits for another writer of the same directory to let go.
+const WRITER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The index's one writer. An engine that has just shut down on the same data dir (a restart in
+/// the same process) may still be dropping its writer, whose lock file goes with it a moment
+/// later: wait for that, a bounded time, before calling the index taken.
+fn open_writer(index: &Index) -> Result<IndexWriter, SearchError> {
+    let deadline = Instant::now() + WRITER_LOCK_WAIT;
+    loop {
+        match index.writer(WRITER_HEAP_BYTES) {
+            Err(tantivy::TantivyError::LockFailure(
+                tantivy::directory::error::LockError::LockBusy,
+                _,
+            )) if Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => return other.map_err(embedded),
+        }
+    }
+}
+
 impl EmbeddedIndex {
     /// Opens the index under `dir`, creating it if it is not there.
     pub fn open(dir: &Path) -> Result<Self, SearchError> {
@@ -94,7 +115,7 @@ impl EmbeddedIndex {
                 dir.display()
             ))
         })?;
-        let writer = index.writer(WRITER_HEAP_BYTES).map_err(embedded)?;
+        let writer = open_writer(&index)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
