@@ -98,6 +98,19 @@ fn transactional(settings: &KafkaSettings, id: &str) -> BaseProducer {
     producer
 }
 
+/// Writes `n` records keyed `k0…` with values `r0000…` to `topic`, acknowledged.
+async fn produce_numbered(settings: &KafkaSettings, topic: &'static str, n: usize) {
+    let settings = settings.clone();
+    blocking(move || {
+        let producer = producer(&settings, &[]);
+        for i in 0..n {
+            send(&producer, topic, &format!("k{i}"), &format!("r{i:04}"));
+        }
+        producer.flush(CALL).expect("flush");
+    })
+    .await;
+}
+
 fn send(producer: &BaseProducer, topic: &str, key: &str, value: &str) {
     producer
         .send(BaseRecord::to(topic).key(key).payload(value))
@@ -280,15 +293,7 @@ async fn a_group_of_three_splits_the_partitions_and_commits() {
     const N: usize = 300;
     let c = cluster().await;
     c.topic("shared", 3).await;
-    let settings = c.settings.clone();
-    blocking(move || {
-        let producer = producer(&settings, &[]);
-        for i in 0..N {
-            send(&producer, "shared", &format!("k{i}"), &format!("r{i:04}"));
-        }
-        producer.flush(CALL).expect("flush");
-    })
-    .await;
+    produce_numbered(&c.settings, "shared", N).await;
 
     let group = Members::start(&c.settings, "three", "shared", 3, |_| {});
     eventually("each member owns one partition", || {
@@ -551,15 +556,7 @@ async fn three_consumers_joining_and_leaving_together_do_not_storm() {
     const N: usize = 300;
     let c = cluster().await;
     c.topic("churn", 3).await;
-    let settings = c.settings.clone();
-    blocking(move || {
-        let producer = producer(&settings, &[]);
-        for i in 0..N {
-            send(&producer, "churn", &format!("k{i}"), &format!("r{i:04}"));
-        }
-        producer.flush(CALL).expect("flush");
-    })
-    .await;
+    produce_numbered(&c.settings, "churn", N).await;
 
     let group = Members::start(&c.settings, "churn", "churn", 3, |_| {});
     eventually("each member owns one partition", || {
