@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -45,15 +46,39 @@ fn options() -> AdminOptions {
         .operation_timeout(Some(ADMIN_TIMEOUT))
 }
 
+/// The replication factor Pipebook gives its topics on a cluster of `brokers` brokers: three
+/// copies where there are three brokers to hold them (hosted clusters refuse anything else), as
+/// many as there are brokers below that (one on the embedded broker).
+pub fn replication_for(brokers: usize) -> i32 {
+    brokers.clamp(1, 3) as i32
+}
+
+/// How many brokers the cluster has, from a metadata request. The request blocks inside
+/// librdkafka, so it runs (and its client is dropped) on a blocking thread, never on a runtime
+/// worker.
+async fn broker_count(settings: &KafkaSettings) -> Result<usize, AdminError> {
+    let config = settings.client_config();
+    tokio::task::spawn_blocking(move || {
+        let client: BaseConsumer = config.create().map_err(AdminError::Client)?;
+        let metadata = client
+            .fetch_metadata(None, ADMIN_TIMEOUT)
+            .map_err(AdminError::Request)?;
+        Ok(metadata.brokers().len())
+    })
+    .await
+    .unwrap_or(Ok(1))
+}
+
 /// Creates the topics that do not exist yet; existing topics are left as they are.
 pub async fn ensure_topics(
     settings: &KafkaSettings,
     topics: &[TopicSpec],
 ) -> Result<(), AdminError> {
+    let replication = replication_for(broker_count(settings).await?);
     let admin = admin_client(settings)?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)))
+        .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(replication)))
         .collect();
     let results = admin
         .create_topics(new_topics.iter(), &options())
@@ -83,4 +108,18 @@ pub async fn delete_topics(settings: &KafkaSettings, names: &[&str]) -> Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replication_for;
+
+    #[test]
+    fn topics_get_three_copies_only_where_three_brokers_can_hold_them() {
+        assert_eq!(replication_for(0), 1);
+        assert_eq!(replication_for(1), 1);
+        assert_eq!(replication_for(2), 2);
+        assert_eq!(replication_for(3), 3);
+        assert_eq!(replication_for(12), 3);
+    }
 }
