@@ -34,7 +34,7 @@ pub struct GroupLag {
     /// Records behind, over all partitions.
     pub records: i64,
     /// The largest partition's lag in seconds: now − the timestamp of the next record the group
-    /// will read; 0 when caught up.
+    /// will read; 0 when caught up. Partitions whose seconds are not known are left out.
     pub seconds: f64,
     pub trend: LagTrend,
     /// Records/s the group commits (consumes), over the trend window.
@@ -53,8 +53,9 @@ pub struct LagPoint {
     pub at: i64,
     /// Records behind.
     pub lag: i64,
-    /// Seconds behind (the age of the next record the group will read).
-    pub lag_seconds: f32,
+    /// Seconds behind (the age of the next record the group will read); `None` when that
+    /// record's timestamp could not be read for this sample and the group had moved.
+    pub lag_seconds: Option<f32>,
     /// The next offset the group reads (its committed offset, or the low watermark).
     pub position: i64,
 }
@@ -67,7 +68,8 @@ pub struct PartitionLag {
     pub committed: Option<i64>,
     pub high: i64,
     pub lag: i64,
-    pub lag_seconds: f64,
+    /// `None`: not known at the latest sample (see [`LagPoint::lag_seconds`]).
+    pub lag_seconds: Option<f64>,
     pub history: Vec<LagPoint>,
 }
 

@@ -454,7 +454,7 @@ mod tests {
                     committed: Some(0),
                     high: lag,
                     lag,
-                    lag_seconds: 0.0,
+                    lag_seconds: None,
                 }],
                 lag: Default::default(),
             }],

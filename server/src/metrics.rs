@@ -144,11 +144,10 @@ pub fn render(live: &PipelineStatus, snapshot: &Snapshot, broker_up: bool) -> St
                 ("partition", &partition),
             ];
             out.sample("pipebook_consumer_group_lag", &labels, p.lag as f64);
-            out.sample(
-                "pipebook_consumer_group_lag_seconds",
-                &labels,
-                p.lag_seconds,
-            );
+            // Not known at this sample: no series, rather than a made-up 0.
+            if let Some(seconds) = p.lag_seconds {
+                out.sample("pipebook_consumer_group_lag_seconds", &labels, seconds);
+            }
             if let Some(committed) = p.committed {
                 out.sample(
                     "pipebook_consumer_group_committed_offset",
@@ -422,7 +421,7 @@ mod tests {
                     committed: None,
                     high: 10,
                     lag: 10,
-                    lag_seconds: 2.5,
+                    lag_seconds: Some(2.5),
                 }],
                 lag: Default::default(),
             }],

@@ -84,19 +84,20 @@ async fn lag_in_records_and_seconds_with_its_history_and_metrics() {
     let p0 = &history.partitions[0];
     assert_eq!((p0.partition, p0.lag), (0, 30));
     let expected = (history.at - base) as f64 / 1000.0;
+    let p0_seconds = p0.lag_seconds.expect("partition 0's seconds were read");
     assert!(
-        (p0.lag_seconds - expected).abs() <= 0.1,
-        "{} vs {expected}",
-        p0.lag_seconds
+        (p0_seconds - expected).abs() <= 0.1,
+        "{p0_seconds} vs {expected}"
     );
     assert!((history.now.seconds - expected).abs() <= 0.1);
     // Partition 1's first record is a second younger.
-    assert!((history.partitions[1].lag_seconds - (expected - 1.0)).abs() <= 0.1);
+    let p1_seconds = history.partitions[1].lag_seconds.expect("read");
+    assert!((p1_seconds - (expected - 1.0)).abs() <= 0.1);
     assert!(
         behind
             .partitions
             .iter()
-            .all(|p| p.lag == 30 && p.lag_seconds > 0.0)
+            .all(|p| p.lag == 30 && p.lag_seconds.is_some_and(|s| s > 0.0))
     );
     assert_eq!(behind.lag.catch_up_secs, None, "nothing is consuming");
 
@@ -112,7 +113,12 @@ async fn lag_in_records_and_seconds_with_its_history_and_metrics() {
     )
     .await;
     assert_eq!(caught_up.lag.seconds, 0.0);
-    assert!(caught_up.partitions.iter().all(|p| p.lag_seconds == 0.0));
+    assert!(
+        caught_up
+            .partitions
+            .iter()
+            .all(|p| p.lag_seconds == Some(0.0))
+    );
     assert_eq!(caught_up.lag.catch_up_secs, Some(0.0));
 
     // The server kept the history: what a reloaded page reads.
@@ -126,12 +132,14 @@ async fn lag_in_records_and_seconds_with_its_history_and_metrics() {
         .expect("json");
     let points = &history.partitions[0].history;
     assert!(
-        points.iter().any(|p| p.lag == 30 && p.lag_seconds > 0.0),
+        points
+            .iter()
+            .any(|p| p.lag == 30 && p.lag_seconds.is_some_and(|s| s > 0.0)),
         "{points:?}"
     );
     assert_eq!(
         points.last().map(|p| (p.lag, p.lag_seconds)),
-        Some((0, 0.0))
+        Some((0, Some(0.0)))
     );
     assert!(points.windows(2).all(|w| w[0].at < w[1].at));
     let unknown = http
@@ -206,7 +214,7 @@ async fn lag_in_records_and_seconds_with_its_history_and_metrics() {
         );
         assert_eq!(
             value("pipebook_consumer_group_lag_seconds", &labels),
-            Some(p.lag_seconds)
+            p.lag_seconds
         );
     }
 }
@@ -489,7 +497,7 @@ async fn sampler_cost() {
                         committed: Some(0),
                         high: 100,
                         lag: 100,
-                        lag_seconds: 0.0,
+                        lag_seconds: None,
                     })
                     .collect(),
                 lag: Default::default(),

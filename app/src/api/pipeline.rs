@@ -146,9 +146,10 @@ pub struct GroupPartition {
     pub high: i64,
     pub lag: i64,
     /// Seconds behind: now − the timestamp of the next record the group will read; 0 when
-    /// caught up (filled in by the lag sampler, `server/src/kafka/lag.rs`).
+    /// caught up; `None` until the lag sampler (`server/src/kafka/lag.rs`) has read that
+    /// record's timestamp — never a made-up 0 for a group that is behind.
     #[serde(default)]
-    pub lag_seconds: f64,
+    pub lag_seconds: Option<f64>,
 }
 
 /// A group member and the partitions assigned to it, as the broker's DescribeGroups reports it.

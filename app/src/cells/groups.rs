@@ -139,7 +139,7 @@ fn group_rows(g: GroupInfo) -> impl IntoView {
                     <td>{p.committed.map_or("–".to_owned(), thousands)}</td>
                     <td>{thousands(p.high)}</td>
                     <td class="lag">{thousands(p.lag)}</td>
-                    <td class="lag-seconds">{duration_text(p.lag_seconds)}</td>
+                    <td class="lag-seconds">{p.lag_seconds.map_or("–".to_owned(), duration_text)}</td>
                     <td></td>
                 </tr>
             }
@@ -424,7 +424,7 @@ mod tests {
                 committed: Some(0),
                 high: lag,
                 lag,
-                lag_seconds: seconds,
+                lag_seconds: Some(seconds),
             }],
             lag: crate::ops::GroupLag {
                 records: lag,

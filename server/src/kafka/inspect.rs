@@ -566,7 +566,7 @@ impl Inspector {
                 committed,
                 high: info.high,
                 lag: lag.max(0),
-                lag_seconds: 0.0,
+                lag_seconds: None,
             });
         }
         Ok(partitions)

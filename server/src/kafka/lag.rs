@@ -105,7 +105,10 @@ impl LagSeries {
         match &mut self.pending {
             Some((current, merged)) if *current == bucket => {
                 merged.lag = merged.lag.max(point.lag);
-                merged.lag_seconds = merged.lag_seconds.max(point.lag_seconds);
+                merged.lag_seconds = match (merged.lag_seconds, point.lag_seconds) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
                 merged.position = point.position;
                 merged.at = point.at;
             }
@@ -257,24 +260,25 @@ impl LagBook {
                 let position = partition.committed.unwrap_or(low);
                 let series = history.partitions.entry(key.clone()).or_default();
                 let seconds = if partition.lag <= 0 {
-                    0.0
+                    Some(0.0)
                 } else if let Some(stamp) = timestamps.get(&(key.0.clone(), key.1, position)) {
-                    (at - stamp).max(0) as f64 / 1000.0
+                    Some((at - stamp).max(0) as f64 / 1000.0)
                 } else {
                     // Not read this time (broker slow): the same record is older by the time
-                    // since the last sample, if the group did not move.
+                    // since the last sample, if the group did not move; if it moved, the
+                    // record it waits on now is another one, of unknown age.
                     match series.latest() {
-                        Some(last) if last.position == position && last.lag > 0 => {
-                            f64::from(last.lag_seconds) + (at - last.at).max(0) as f64 / 1000.0
-                        }
-                        _ => 0.0,
+                        Some(last) if last.position == position && last.lag > 0 => last
+                            .lag_seconds
+                            .map(|s| f64::from(s) + (at - last.at).max(0) as f64 / 1000.0),
+                        _ => None,
                     }
                 };
-                partition.lag_seconds = round_tenth(seconds);
+                partition.lag_seconds = seconds.map(round_tenth);
                 series.push(LagPoint {
                     at,
                     lag: partition.lag,
-                    lag_seconds: partition.lag_seconds as f32,
+                    lag_seconds: partition.lag_seconds.map(|s| s as f32),
                     position,
                 });
                 history.committed.insert(key, partition.committed);
@@ -307,7 +311,7 @@ impl LagBook {
                     committed,
                     high: latest.map_or(0, |p| p.position + p.lag),
                     lag: latest.map_or(0, |p| p.lag),
-                    lag_seconds: latest.map_or(0.0, |p| f64::from(p.lag_seconds)),
+                    lag_seconds: latest.and_then(|p| p.lag_seconds).map(f64::from),
                     history: series.points(),
                 }
             })
@@ -324,7 +328,7 @@ impl LagBook {
 
     /// Fills in the latest sample's figures on groups read afresh (`GET /api/kafka/groups`),
     /// without recording them: a partition's seconds are the sample's while the group is at
-    /// the same position, otherwise unknown until the next sample (0).
+    /// the same position, 0 when caught up, otherwise unknown until the next sample.
     pub fn annotate(&self, groups: &mut [GroupInfo]) {
         let state = self.lock();
         for group in groups.iter_mut() {
@@ -338,10 +342,9 @@ impl LagBook {
                 let latest = history.partitions.get(&key).and_then(LagSeries::latest);
                 let same_position = history.committed.get(&key) == Some(&partition.committed);
                 partition.lag_seconds = match latest {
-                    Some(point) if same_position && partition.lag > 0 => {
-                        f64::from(point.lag_seconds)
-                    }
-                    _ => 0.0,
+                    _ if partition.lag <= 0 => Some(0.0),
+                    Some(point) if same_position => point.lag_seconds.map(f64::from),
+                    _ => None,
                 };
             }
         }
@@ -493,7 +496,9 @@ fn summarise(history: &GroupHistory, at: i64) -> GroupLag {
             continue;
         }
         records += latest.lag;
-        seconds = seconds.max(f64::from(latest.lag_seconds));
+        if let Some(partition_seconds) = latest.lag_seconds {
+            seconds = seconds.max(f64::from(partition_seconds));
+        }
         for point in series.recent(since) {
             let total = totals.entry(point.at).or_default();
             total.0 += point.lag;
@@ -605,7 +610,7 @@ mod tests {
         LagPoint {
             at,
             lag,
-            lag_seconds: lag as f32 / 10.0,
+            lag_seconds: Some(lag as f32 / 10.0),
             position: 1_000 - lag,
         }
     }
@@ -745,7 +750,7 @@ mod tests {
                 committed,
                 high,
                 lag: high - committed.unwrap_or(0),
-                lag_seconds: 0.0,
+                lag_seconds: None,
             }],
             lag: GroupLag::default(),
         }
@@ -769,20 +774,25 @@ mod tests {
         let mut groups = vec![group("g", Some(40), 100)];
         let stamps = HashMap::from([(("reviews".to_owned(), 0, 40), 7_000)]);
         book.record(10_000, &mut groups, &lows(), stamps);
-        assert_eq!(groups[0].partitions[0].lag_seconds, 3.0);
+        assert_eq!(groups[0].partitions[0].lag_seconds, Some(3.0));
         assert_eq!(groups[0].lag.seconds, 3.0);
         assert_eq!(groups[0].lag.records, 60);
         // The read failed a second later, the group did not move: one second older.
         let mut groups = vec![group("g", Some(40), 100)];
         book.record(11_000, &mut groups, &lows(), HashMap::new());
-        assert_eq!(groups[0].partitions[0].lag_seconds, 4.0);
+        assert_eq!(groups[0].partitions[0].lag_seconds, Some(4.0));
+        // The group moved on and the new record's timestamp was not read: unknown, not 0.
+        let mut groups = vec![group("g", Some(70), 100)];
+        book.record(11_500, &mut groups, &lows(), HashMap::new());
+        assert_eq!(groups[0].partitions[0].lag_seconds, None);
+        assert_eq!(groups[0].lag.records, 30);
         // Caught up: zero, whatever was read.
         let mut groups = vec![group("g", Some(100), 100)];
         book.record(12_000, &mut groups, &lows(), HashMap::new());
-        assert_eq!(groups[0].partitions[0].lag_seconds, 0.0);
+        assert_eq!(groups[0].partitions[0].lag_seconds, Some(0.0));
         assert_eq!(groups[0].lag.catch_up_secs, Some(0.0));
         let history = book.history("g").expect("kept");
-        assert_eq!(history.partitions[0].history.len(), 3);
+        assert_eq!(history.partitions[0].history.len(), 4);
         assert_eq!(history.partitions[0].high, 100);
         assert!(book.history("other").is_none());
     }

@@ -428,7 +428,7 @@ mod tests {
                 committed: Some(1),
                 high: 5,
                 lag: 4,
-                lag_seconds: 0.0,
+                lag_seconds: None,
             }],
             lag: Default::default(),
         };
