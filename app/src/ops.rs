@@ -153,3 +153,48 @@ pub struct ResetOutcome {
     pub reread: i64,
     pub skipped: i64,
 }
+
+/// `GET /api/kafka/topics/{topic}/schema`: the shape of a topic's records, inferred from the
+/// newest ones, and for the dead-letter topic its reasons grouped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TopicSchema {
+    pub topic: String,
+    /// Records read (the newest of each partition, in all at most the request's `sample`).
+    pub sampled: u32,
+    /// Of those, values that were not a JSON object.
+    pub not_objects: u32,
+    /// One entry per field path (`a.b` for nested objects, `a[]` for array items), in order of
+    /// first appearance.
+    pub fields: Vec<FieldSchema>,
+    /// Only for the dead-letter topic: refusals grouped by stage and reason, most frequent first.
+    pub dead_letters: Vec<DeadLetterReason>,
+}
+
+/// One field of a topic's records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldSchema {
+    pub path: String,
+    /// JSON types seen (`string`, `integer`, `number`, `boolean`, `object`, `array`), with counts,
+    /// most frequent first; `null` is counted apart in `nulls`.
+    pub types: Vec<(String, u32)>,
+    /// Records (or array items) that had the field, `null` included.
+    pub present: u32,
+    pub nulls: u32,
+    /// Share of the sampled records that had the field (0–1): below 1, the field is optional.
+    pub presence: f64,
+    /// The first non-null value seen, cut to 80 characters.
+    pub example: String,
+}
+
+/// Dead letters with the same stage and reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetterReason {
+    pub stage: String,
+    /// The reason without its particulars (what follows `: ` or `, got `), so that "stars must
+    /// be a whole number 1..=5, got 9" and "…, got 0" are one reason.
+    pub reason: String,
+    pub count: u32,
+    /// The full reason and the raw record of the newest one.
+    pub example_reason: String,
+    pub example_raw: String,
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::api::StageState;
-use app::ops::{GroupLagHistory, ResetOutcome, ResetRequest};
+use app::ops::{GroupLagHistory, ResetOutcome, ResetRequest, TopicSchema};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -16,7 +16,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::api::JsonBody;
+use crate::error::ConfigError;
 use crate::kafka::reset::{self, ResetError};
+use crate::kafka::schema;
 use crate::kafka::tail::{self, TailQuery};
 use crate::pipeline::{Engine, EngineError};
 use futures::StreamExt;
@@ -26,6 +28,7 @@ pub fn routes() -> Router<Arc<Engine>> {
         .route("/api/kafka/groups/{group}/lag", get(group_lag))
         .route("/api/kafka/groups/{group}/reset", post(reset_group))
         .route("/api/kafka/topics/{topic}/tail", get(tail_topic))
+        .route("/api/kafka/topics/{topic}/schema", get(topic_schema))
         .route("/metrics", get(metrics))
 }
 
@@ -119,4 +122,30 @@ async fn tail_topic(
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(5)))
         .into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchemaQuery {
+    #[serde(default = "default_sample")]
+    sample: usize,
+}
+
+fn default_sample() -> usize {
+    schema::DEFAULT_SAMPLE
+}
+
+/// `GET /api/kafka/topics/{topic}/schema?sample=N`: the fields of the topic's newest N records
+/// (1..=500, default 200), and for `reviews.dlq` its reasons grouped.
+async fn topic_schema(
+    State(engine): State<Arc<Engine>>,
+    Path(topic): Path<String>,
+    query: Result<Query<SchemaQuery>, QueryRejection>,
+) -> Result<Json<TopicSchema>, OpsError> {
+    let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
+    if !(1..=schema::MAX_SAMPLE).contains(&query.sample) {
+        let message = format!("must be 1..={}, got {}", schema::MAX_SAMPLE, query.sample);
+        return Err(EngineError::from(ConfigError::new("sample", message)).into());
+    }
+    Ok(Json(engine.topic_schema(&topic, query.sample).await?))
 }

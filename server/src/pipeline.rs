@@ -521,6 +521,36 @@ impl Engine {
             .await?)
     }
 
+    /// The inferred schema of `topic` from its newest `sample` records, spread over its
+    /// partitions (`GET /api/kafka/topics/{topic}/schema`); the dead-letter topic's answer also
+    /// groups its reasons.
+    pub async fn topic_schema(
+        &self,
+        topic: &str,
+        sample: usize,
+    ) -> Result<app::ops::TopicSchema, EngineError> {
+        let _permit = self.bounds.try_acquire(Bounded::Browse)?;
+        let topics = self.inspector.topics().await?;
+        let info = topics
+            .iter()
+            .find(|t| t.name == topic)
+            .ok_or_else(|| InspectError::UnknownTopic(topic.to_owned()))?;
+        let partitions = info.partitions.len().max(1);
+        let each = sample.div_ceil(partitions).max(1);
+        let mut records = Vec::with_capacity(sample);
+        for partition in &info.partitions {
+            let start = (partition.high - each as i64).max(partition.low);
+            let read = self
+                .inspector
+                .messages(topic, partition.id, start, each)
+                .await?;
+            records.extend(read);
+        }
+        records.truncate(sample);
+        let dead_letters = topic == app::api::TOPIC_DLQ;
+        Ok(crate::kafka::schema::infer(topic, &records, dead_letters))
+    }
+
     /// Notes something the learner did that the lesson checks (reading records, searching).
     pub fn record_action(&self, action: Action) {
         self.lesson.record(action);

@@ -732,3 +732,107 @@ async fn a_tail_streams_exactly_the_matching_records_and_is_bounded() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topics_schema_is_inferred_from_its_records_and_dead_letters_are_grouped() {
+    use app::api::TOPIC_DLQ;
+    use app::ops::TopicSchema;
+    use pipebook::records::DeadLetter;
+
+    let t = start_engine().await;
+    let engine = t.engine.clone();
+    let served = serve(engine.clone()).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", served.base);
+
+    produce_stamped(&engine, 30, now_ms()).await;
+    let schema: TopicSchema = http
+        .get(url("/api/kafka/topics/reviews/schema?sample=30"))
+        .send()
+        .await
+        .expect("schema")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!((schema.sampled, schema.not_objects), (30, 0));
+    let field = |path: &str| {
+        schema
+            .fields
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap_or_else(|| panic!("{path} in {:?}", schema.fields))
+    };
+    // Every generated review has these, with one type each.
+    for (path, kind) in [
+        ("review_id", "string"),
+        ("business_id", "string"),
+        ("text", "string"),
+    ] {
+        let f = field(path);
+        assert_eq!((f.present, f.nulls, f.presence), (30, 0, 1.0), "{path}");
+        assert_eq!(f.types, [(kind.to_owned(), 30)], "{path}");
+        assert!(!f.example.is_empty());
+    }
+    assert_eq!(field("stars").present, 30);
+    assert!(schema.dead_letters.is_empty(), "only the DLQ's are grouped");
+
+    // Three dead letters, two of them breaking the same rule with different values.
+    let producer = engine.kafka().reliable_producer().expect("producer");
+    for (reason, raw) in [
+        (
+            "stars must be a whole number 1..=5, got 9",
+            "{\"stars\": 9}",
+        ),
+        (
+            "stars must be a whole number 1..=5, got 0",
+            "{\"stars\": 0}",
+        ),
+        ("review_id is empty", "{\"review_id\": \"\"}"),
+    ] {
+        let letter = DeadLetter::new("producer", reason, raw.as_bytes(), None);
+        let json = letter.to_json();
+        producer
+            .send(
+                FutureRecord::<(), str>::to(TOPIC_DLQ).payload(&json),
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("acknowledged");
+    }
+    let dlq: TopicSchema = http
+        .get(url("/api/kafka/topics/reviews.dlq/schema"))
+        .send()
+        .await
+        .expect("schema")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(dlq.sampled, 3);
+    let reasons: Vec<(&str, u32)> = dlq
+        .dead_letters
+        .iter()
+        .map(|r| (r.reason.as_str(), r.count))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("stars must be a whole number 1..=5", 2),
+            ("review_id is empty", 1)
+        ]
+    );
+
+    // Bad requests name what is wrong; an unknown topic is not found.
+    let bad = http
+        .get(url("/api/kafka/topics/reviews/schema?sample=0"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.expect("body").contains("sample"));
+    let missing = http
+        .get(url("/api/kafka/topics/no-such-topic/schema"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(missing.status(), 404);
+}

@@ -7,6 +7,7 @@ pub mod broker;
 pub mod inspect;
 pub mod lag;
 pub mod reset;
+pub mod schema;
 pub mod tail;
 
 use rdkafka::ClientConfig;
