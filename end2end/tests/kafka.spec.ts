@@ -55,3 +55,40 @@ test("the message browser reads consecutive offsets, keys stay in their partitio
     .toBeGreaterThan(before);
   await page.locator("#cell-2").screenshot({ path: "screenshots/03-kafka.png" });
 });
+
+// Cell 2: a topic's shape is read off its records, and the dead-letter topic says why records
+// were refused, grouped by rule.
+test("the schema of reviews is inferred, and the dead letters' reasons are grouped", async ({ page, request }) => {
+  await page.goto("/#cell-2");
+  await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
+  await page.getByLabel("Rate (reviews/s)").fill("200");
+  await page.getByLabel("Stop after").fill("");
+  await page.getByTestId("streamer-start").click();
+  await expect
+    .poll(async () => Number((await page.getByTestId("reviews-high-sum").innerText()).replace(/,/g, "")), {
+      timeout: 30_000,
+    })
+    .toBeGreaterThan(20);
+
+  await page.locator("#cell-2 select[name=topic]").selectOption("reviews");
+  await page.getByTestId("schema").click();
+  const fields = page.getByTestId("schema-fields");
+  await expect(fields.locator("tr", { hasText: "review_id" })).toContainText("string");
+  await expect(fields.locator("tr", { hasText: "review_id" })).toContainText("100 %");
+
+  // Malformed records into `reviews`; the sentiment stage refuses them into reviews.dlq.
+  expect((await request.post("/api/stages/sentiment/start", { data: {} })).ok()).toBeTruthy();
+  expect((await request.post("/api/faults/malformed", { data: { count: 5 } })).ok()).toBeTruthy();
+  await page.locator("#cell-2 select[name=topic]").selectOption("reviews.dlq");
+  await expect
+    .poll(
+      async () => {
+        await page.getByTestId("schema").click();
+        return page.getByTestId("dead-letter-reasons").locator("tbody tr").count();
+      },
+      { timeout: 60_000 },
+    )
+    .toBeGreaterThan(0);
+  await expect(page.getByTestId("dead-letter-reasons")).toContainText("sentiment");
+  await page.locator("#cell-2").screenshot({ path: "screenshots/03-kafka-schema.png" });
+});

@@ -49,7 +49,7 @@ pub fn KafkaCell() -> impl IntoView {
             <h3>"Consumer groups"</h3>
             <super::groups::GroupLagTable groups=groups.into() />
             <super::groups::OffsetReset groups=groups.into() />
-            <h3>"Message browser"</h3>
+            <h3>"Message browser and schema"</h3>
             <MessageBrowser topics=topics.into() />
         </Cell>
     }
@@ -187,5 +187,6 @@ fn MessageBrowser(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
                 }}
             </tbody>
         </table>
+        <super::schema::TopicSchemaView topic />
     }
 }

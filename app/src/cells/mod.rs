@@ -6,6 +6,7 @@ mod groups;
 mod kafka;
 mod lab;
 mod lesson;
+mod schema;
 mod search;
 mod sentiment;
 mod streamer;
