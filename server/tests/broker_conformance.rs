@@ -974,3 +974,236 @@ print(json.dumps({"consumed": len(consumed), "committed": committed,
                   "offset_for_time": offset_for_time, "group_state": group_state,
                   "member_client_id": member_client_id}))
 "#;
+
+// ---------------------------------------------------------------------------------------------
+// The serving process killed
+
+/// `pipebook serve` as a child process, with its embedded broker on a fixed port and data dir so
+/// that it can be started again on both. Killed (SIGKILL) when dropped.
+struct ServingProcess(Child);
+
+impl ServingProcess {
+    fn spawn(data: &std::path::Path, broker: &str) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_pipebook"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--broker-addr", broker])
+            .arg("--data-dir")
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .env_remove("PIPEBOOK_KAFKA_BROKERS")
+            .env_remove("PIPEBOOK_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("pipebook serve starts");
+        Self(child)
+    }
+
+    /// `kill -9`: no shutdown path runs, nothing is flushed by the process.
+    fn kill_9(&mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("reaped");
+    }
+}
+
+impl Drop for ServingProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Waits until the broker answers metadata with the server's `reviews` topic in it.
+async fn broker_ready(settings: &KafkaSettings) {
+    let client: Arc<BaseConsumer> = Arc::new(settings.client_config().create().expect("client"));
+    eventually("the served broker answers", || {
+        client
+            .fetch_metadata(Some("reviews"), Duration::from_secs(2))
+            .ok()
+            .filter(|m| {
+                m.topics()
+                    .iter()
+                    .any(|t| t.error().is_none() && !t.partitions().is_empty())
+            })
+    })
+    .await;
+}
+
+/// The values each delivery report confirmed, so a test knows what the broker acknowledged.
+#[derive(Clone, Default)]
+struct Acked(Arc<std::sync::Mutex<BTreeSet<String>>>);
+
+impl ClientContext for Acked {}
+
+impl rdkafka::producer::ProducerContext for Acked {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        if let Ok(message) = result {
+            let value = String::from_utf8_lossy(message.payload().unwrap_or_default());
+            if let Ok(mut acked) = self.0.lock() {
+                acked.insert(value.into_owned());
+            }
+        }
+    }
+}
+
+/// `kill -9` of the serving process while a producer is writing and after a group committed:
+/// started again on the same data dir, every record the broker acknowledged is there, each once
+/// (idempotent producer), the watermarks count exactly the records kept, and the group's committed
+/// offsets are where they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_serving_process_loses_no_acknowledged_record() {
+    let data = tempfile::tempdir().expect("data dir");
+    let broker = format!("127.0.0.1:{}", free_port());
+    let settings = KafkaSettings::plaintext(broker.clone(), 3);
+    let mut server = ServingProcess::spawn(data.path(), &broker);
+    broker_ready(&settings).await;
+    ensure_topics(
+        &settings,
+        &[TopicSpec {
+            name: "durable".into(),
+            partitions: 3,
+        }],
+    )
+    .await
+    .expect("topic");
+
+    // A group reads some records and commits.
+    produce_numbered(&settings, "durable", 300).await;
+    let committed_before = {
+        let settings = settings.clone();
+        blocking(move || {
+            let consumer: BaseConsumer = consumer_config(&settings, "kept").create().expect("c");
+            consumer.subscribe(&["durable"]).expect("subscribe");
+            let mut read = 0;
+            let deadline = Instant::now() + PATIENCE;
+            while read < 120 && Instant::now() < deadline {
+                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(200)) {
+                    read += 1;
+                }
+            }
+            consumer
+                .commit_consumer_state(CommitMode::Sync)
+                .expect("commit");
+            let committed = consumer.committed(CALL).expect("committed");
+            offsets_of(&committed)
+        })
+        .await
+    };
+    assert_eq!(committed_before.values().sum::<i64>(), 120);
+
+    // A producer writes on; the server is killed while it does.
+    let acked = Acked::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (settings, acked, stop) = (settings.clone(), acked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let producer: rdkafka::producer::ThreadedProducer<Acked> = {
+                let mut config = settings.client_config();
+                config
+                    .set("enable.idempotence", "true")
+                    .set("acks", "all")
+                    .set("linger.ms", "5")
+                    .set("message.timeout.ms", "10000");
+                config.create_with_context(acked).expect("producer")
+            };
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let value = format!("w{i:06}");
+                match producer.send(BaseRecord::to("durable").key(&value).payload(&value)) {
+                    Ok(()) => i += 1,
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+                if i % 50 == 0 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            // What was not acknowledged by now is not claimed: drop it unsent.
+            producer.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+        })
+    };
+    eventually("a thousand records acknowledged", || {
+        (acked.0.lock().expect("acked").len() >= 1_000).then_some(())
+    })
+    .await;
+    server.kill_9();
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("writer");
+    let acked: BTreeSet<String> = acked.0.lock().expect("acked").clone();
+
+    // Started again on the same data dir and port.
+    let _server = ServingProcess::spawn(data.path(), &broker);
+    broker_ready(&settings).await;
+    let kept = {
+        let settings = settings.clone();
+        blocking(move || read_all(&settings, "durable", "read_uncommitted")).await
+    };
+    let values_kept = values(&kept);
+    let distinct: BTreeSet<&String> = values_kept.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        values_kept.len(),
+        "a record was written twice"
+    );
+    println!(
+        "{} records acknowledged before the kill, {} kept after the restart",
+        acked.len(),
+        distinct.len()
+    );
+    let lost: Vec<&String> = acked.iter().filter(|v| !distinct.contains(v)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged records lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    assert!((0..300).all(|i| distinct.contains(&format!("r{i:04}"))));
+    // The watermarks count exactly what is kept, partition by partition, from offset 0.
+    let (watermarks, committed_after) = {
+        let settings = settings.clone();
+        blocking(move || {
+            let consumer: BaseConsumer = consumer_config(&settings, "kept").create().expect("c");
+            let watermarks: Vec<(i64, i64)> = (0..3)
+                .map(|p| {
+                    consumer
+                        .fetch_watermarks("durable", p, CALL)
+                        .expect("watermarks")
+                })
+                .collect();
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..3 {
+                tpl.add_partition("durable", p);
+            }
+            let committed = consumer.committed_offsets(tpl, CALL).expect("committed");
+            (watermarks, offsets_of(&committed))
+        })
+        .await
+    };
+    for (partition, (low, high)) in watermarks.iter().enumerate() {
+        let records = kept
+            .iter()
+            .filter(|s| s.partition == partition as i32)
+            .count();
+        assert_eq!((*low, *high), (0, records as i64), "partition {partition}");
+    }
+    assert_eq!(committed_after, committed_before);
+}
+
+/// Partition → committed offset, for partitions with one.
+fn offsets_of(list: &TopicPartitionList) -> BTreeMap<i32, i64> {
+    list.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(offset) => Some((e.partition(), offset)),
+            _ => None,
+        })
+        .collect()
+}
