@@ -457,6 +457,7 @@ mod tests {
                     lag_seconds: None,
                 }],
                 lag: Default::default(),
+                state_history: Vec::new(),
             }],
             ..Snapshot::default()
         }

@@ -424,6 +424,7 @@ mod tests {
                     lag_seconds: Some(2.5),
                 }],
                 lag: Default::default(),
+                state_history: Vec::new(),
             }],
             ..Snapshot::default()
         }

@@ -190,6 +190,16 @@ pub struct GroupInfo {
     /// Lag now, its trend and the time to catch up (filled in by the lag sampler).
     #[serde(default)]
     pub lag: crate::ops::GroupLag,
+    /// The states the broker reported for the group, oldest first, changes only (the last 8).
+    #[serde(default)]
+    pub state_history: Vec<GroupStateChange>,
+}
+
+/// A group's state as the broker reported it, from `at` (ms since the epoch) on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupStateChange {
+    pub at: i64,
+    pub state: String,
 }
 
 impl GroupInfo {

@@ -45,6 +45,20 @@ pub fn duration_text(seconds: f64) -> String {
     format!("{} h {:02} min", whole / 3600, (whole % 3600) / 60)
 }
 
+/// "was: Stable → PreparingRebalance → CompletingRebalance": the states before the current one,
+/// oldest first (the last four).
+fn state_history_text(history: &[crate::api::GroupStateChange]) -> String {
+    let Some((_, before)) = history.split_last() else {
+        return String::new();
+    };
+    let shown = &before[before.len().saturating_sub(4)..];
+    if shown.is_empty() {
+        return String::new();
+    }
+    let states: Vec<&str> = shown.iter().map(|c| c.state.as_str()).collect();
+    format!("before: {}", states.join(" → "))
+}
+
 fn trend_text(trend: LagTrend) -> &'static str {
     match trend {
         LagTrend::Growing => "↑ growing",
@@ -113,6 +127,9 @@ fn group_rows(g: GroupInfo) -> impl IntoView {
             <td data-testid="group-state">
                 {g.state.clone()}
                 <div class="muted small">{group_state_explanation(&g.state)}</div>
+                <div class="muted small state-history" data-testid="group-state-history">
+                    {state_history_text(&g.state_history)}
+                </div>
             </td>
             <td data-testid="group-members">{member_list(&g.members)}</td>
             <td class="muted">"all"</td>
@@ -431,6 +448,7 @@ mod tests {
                 seconds,
                 ..Default::default()
             },
+            state_history: Vec::new(),
         }
     }
 

@@ -350,6 +350,7 @@ mod tests {
                             members: vec![],
                             partitions: vec![],
                             lag: Default::default(),
+                            state_history: Vec::new(),
                         })
                         .collect();
                 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use rdkafka::message::{Headers, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaSettings;
+use super::group_states::{StateLog, WATCH_FOR, WATCH_STEP};
 use crate::bounds::{MAX_BROWSES, MAX_TRACES};
 use crate::sync::LockExt;
 
@@ -317,6 +318,10 @@ pub struct Inspector {
     scanners: Arc<ReaderPool>,
     /// The lag sampler's reader of next-record timestamps (one at a time: the sampler).
     lag_readers: Arc<ReaderPool>,
+    /// The states each group went through.
+    states: Arc<StateLog>,
+    /// Until when (ms) the groups' states are watched closely; 0 when no watch is running.
+    watch_until: Arc<AtomicI64>,
 }
 
 /// How many librdkafka clients the inspector holds or has made (for tests and benchmarks).
@@ -345,6 +350,8 @@ impl Inspector {
             browsers: Arc::new(ReaderPool::new(MAX_BROWSES, browse_consumer)),
             scanners: Arc::new(ReaderPool::new(MAX_TRACES, scan_consumer)),
             lag_readers: Arc::new(ReaderPool::new(1, lag_consumer)),
+            states: Arc::default(),
+            watch_until: Arc::default(),
         })
     }
 
@@ -373,6 +380,30 @@ impl Inspector {
         read: impl FnOnce(&BaseConsumer) -> Result<T, InspectError>,
     ) -> Result<T, InspectError> {
         self.lag_readers.with(&self.settings, read)
+    }
+
+    /// Watches the groups' states closely for a while (see [`super::group_states`]): called
+    /// after a change that makes a group rebalance. A watch already running is extended.
+    pub fn watch_group_states(&self) {
+        let until = now_ms() + WATCH_FOR.as_millis() as i64;
+        if self.watch_until.swap(until, Ordering::SeqCst) != 0 {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            while now_ms() < this.watch_until.load(Ordering::SeqCst) {
+                let reader = this.clone();
+                let described = blocking(move || reader.broker_groups(None)).await;
+                if let Ok(groups) = described {
+                    let at = now_ms();
+                    for (name, group) in groups {
+                        this.states.record(&name, &group.state, at);
+                    }
+                }
+                tokio::time::sleep(WATCH_STEP).await;
+            }
+            this.watch_until.store(0, Ordering::SeqCst);
+        });
     }
 
     /// Topics with per-partition watermarks, internal topics left out, sorted by name.
@@ -442,12 +473,14 @@ impl Inspector {
                 .get(name)
                 .map(|g| (g.state.clone(), g.members.clone()))
                 .unwrap_or_else(|| ("Dead".to_owned(), Vec::new()));
+            self.states.record(name, &state, now_ms());
             groups.push(GroupInfo {
                 group: name.clone(),
                 state,
                 members,
                 partitions,
                 lag: Default::default(),
+                state_history: self.states.history(name),
             });
         }
         Ok(groups)
@@ -1125,4 +1158,8 @@ mod tests {
         assert!(groups.contains_key("g-70"));
         assert!(!groups.contains_key("g-69"));
     }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }

@@ -753,6 +753,7 @@ mod tests {
                 lag_seconds: None,
             }],
             lag: GroupLag::default(),
+            state_history: Vec::new(),
         }
     }
 

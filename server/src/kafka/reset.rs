@@ -431,6 +431,7 @@ mod tests {
                 lag_seconds: None,
             }],
             lag: Default::default(),
+            state_history: Vec::new(),
         };
         assert_eq!(
             partitions_to_reset(&group, &[], Some(&[0])).map(|p| p.len()),
