@@ -501,6 +501,7 @@ async fn sampler_cost() {
                     })
                     .collect(),
                 lag: Default::default(),
+                state_history: Vec::new(),
             })
             .collect();
         // 75 minutes at one sample a second fills both rings.

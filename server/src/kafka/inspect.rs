@@ -1105,6 +1105,10 @@ pub(crate) fn is_connection_event(error: &KafkaError) -> bool {
     )
 }
 
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1158,8 +1162,4 @@ mod tests {
         assert!(groups.contains_key("g-70"));
         assert!(!groups.contains_key("g-69"));
     }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

@@ -112,7 +112,7 @@ impl Fields {
             .into_iter()
             .filter_map(|path| {
                 let mut field = self.by_path.remove(&path)?;
-                field.types.sort_by(|a, b| b.1.cmp(&a.1));
+                field.types.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
                 Some(FieldSchema {
                     presence: if sampled == 0 {
                         0.0
