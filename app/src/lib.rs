@@ -6,6 +6,7 @@
 pub mod api;
 mod cells;
 mod client;
+pub mod health;
 mod live;
 pub mod ops;
 mod session;

@@ -10,6 +10,7 @@ mod schema;
 mod search;
 mod sentiment;
 mod streamer;
+mod strip;
 mod trace;
 
 use leptos::prelude::*;
@@ -45,6 +46,7 @@ pub fn Notebook() -> impl IntoView {
             })}
         </header>
         <main class="notebook">
+            <strip::PipelineStrip />
             <fieldset class="control-set" disabled=waiting>
                 <streamer::StreamerCell />
                 <kafka::KafkaCell />
@@ -236,7 +238,7 @@ fn StatePill(#[prop(into)] state: Signal<StageState>) -> impl IntoView {
 }
 
 /// Formats a count with thousands separators: 20000 → "20,000".
-fn thousands(value: i64) -> String {
+pub(crate) fn thousands(value: i64) -> String {
     let digits = value.unsigned_abs().to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
     if value < 0 {
