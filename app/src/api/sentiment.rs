@@ -52,6 +52,9 @@ pub enum ClassifierChoice {
     Lexicon,
     /// An OpenAI-compatible chat-completions endpoint (PIPEBOOK_LLM_* settings).
     Llm,
+    /// TextBlob's pattern lexicon (a port of Python TextBlob's PatternAnalyzer), offline.
+    #[serde(rename = "textblob")]
+    TextBlob,
 }
 
 /// Configuration of the sentiment stage (`POST /api/stages/sentiment/start`).
@@ -63,10 +66,10 @@ pub struct SentimentConfig {
     pub workers: u8,
     #[serde(default)]
     pub classifier: ClassifierChoice,
-    /// Compound score at or above which a review is POSITIVE.
+    /// Score (VADER compound, TextBlob polarity) at or above which a review is POSITIVE.
     #[serde(default = "default_positive")]
     pub positive_threshold: f64,
-    /// Compound score at or below which a review is NEGATIVE.
+    /// Score at or below which a review is NEGATIVE.
     #[serde(default = "default_negative")]
     pub negative_threshold: f64,
     /// Consumer group; a new group starts from the beginning of `reviews` with its own offsets.
@@ -110,7 +113,7 @@ pub struct EnrichedReview {
     pub sentiment: Sentiment,
     /// Compound score, −1 (most negative) … 1 (most positive); 0 when an LLM labelled it.
     pub score: f64,
-    /// `lexicon` or `llm`.
+    /// `lexicon`, `textblob` or `llm`.
     pub classifier: String,
     pub model: Option<String>,
     /// RFC 3339 processing time.

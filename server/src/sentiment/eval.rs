@@ -13,7 +13,7 @@
 //! is POSITIVE for label 1, or NEGATIVE or NEUTRAL for label 0. The "positive" class is therefore
 //! "predicted POSITIVE" and the "negative" class "predicted NEGATIVE or NEUTRAL".
 //!
-//! The lexicon runs on the calling task, one review after another (it is CPU-bound and fast), so
+//! The offline classifiers (the VADER lexicon, TextBlob) run on the calling task, one review after another (it is CPU-bound and fast), so
 //! `reviews_per_s` is single-core throughput. The LLM classifier runs up to
 //! [`LLM_IN_FLIGHT`] classifications at once (the [`LlmClassifier`] itself further limits the
 //! HTTP requests in flight); a review the LLM fails on is labelled by the lexicon with default
@@ -29,6 +29,7 @@ use serde::Serialize;
 use super::Sentiment;
 use super::lexicon::{ClassifierKind, LexiconClassifier, Thresholds};
 use super::llm::LlmClassifier;
+use super::textblob::TextBlobClassifier;
 
 /// LLM classifications awaited at once.
 pub const LLM_IN_FLIGHT: usize = 16;
@@ -38,6 +39,7 @@ pub const MAX_SKIPPED_LISTED: usize = 20;
 /// The classifier to evaluate.
 pub enum EvalClassifier {
     Lexicon(LexiconClassifier),
+    TextBlob(TextBlobClassifier),
     Llm(LlmClassifier),
 }
 
@@ -147,9 +149,9 @@ pub struct EvalReport {
     /// Seconds spent classifying.
     pub classify_s: f64,
     pub classifier: ClassifierKind,
-    /// The LLM's model name; `None` for the lexicon.
+    /// The LLM's model name; `None` for the offline classifiers.
     pub model: Option<String>,
-    /// The lexicon's thresholds (for the LLM: those of its lexicon fallback).
+    /// The offline classifier's thresholds (for the LLM: those of its lexicon fallback).
     pub thresholds: Thresholds,
     /// Class "predicted POSITIVE" against label 1.
     pub positive: ClassMetrics,
@@ -201,11 +203,21 @@ pub async fn evaluate(path: &Path, classifier: &EvalClassifier) -> Result<EvalRe
     }
 
     let predicted = match classifier {
-        EvalClassifier::Lexicon(lexicon) => predict_lexicon(lexicon, &parsed.examples),
+        EvalClassifier::Lexicon(lexicon) => {
+            predict_offline(&parsed.examples, lexicon.thresholds(), |t| {
+                lexicon.classify(t).sentiment
+            })
+        }
+        EvalClassifier::TextBlob(textblob) => {
+            predict_offline(&parsed.examples, textblob.thresholds(), |t| {
+                textblob.classify(t).sentiment
+            })
+        }
         EvalClassifier::Llm(llm) => predict_llm(llm, &parsed.examples).await,
     };
     let (kind, model) = match classifier {
         EvalClassifier::Lexicon(_) => (ClassifierKind::Lexicon, None),
+        EvalClassifier::TextBlob(_) => (ClassifierKind::TextBlob, None),
         EvalClassifier::Llm(llm) => (ClassifierKind::Llm, Some(llm.model().to_owned())),
     };
     Ok(report(path, parsed, predicted, kind, model))
@@ -220,16 +232,21 @@ struct Predictions {
     first_error: Option<SkippedLine>,
 }
 
-fn predict_lexicon(lexicon: &LexiconClassifier, examples: &[Example]) -> Predictions {
+/// An offline (CPU-bound) classifier, one review after another on the calling task.
+fn predict_offline(
+    examples: &[Example],
+    thresholds: Thresholds,
+    classify: impl Fn(&str) -> Sentiment,
+) -> Predictions {
     let started = Instant::now();
     let sentiments: Vec<Sentiment> = examples
         .iter()
-        .map(|example| lexicon.classify(&example.text).sentiment)
+        .map(|example| classify(&example.text))
         .collect();
     Predictions {
         sentiments,
         elapsed: started.elapsed(),
-        thresholds: lexicon.thresholds(),
+        thresholds,
         fallbacks: 0,
         first_error: None,
     }
@@ -410,7 +427,7 @@ impl fmt::Display for EvalReport {
             self.reviews_per_s, self.classify_s
         )?;
         let fallback = match self.classifier {
-            ClassifierKind::Lexicon => "",
+            ClassifierKind::Lexicon | ClassifierKind::TextBlob => "",
             ClassifierKind::Llm => " (lexicon fallback)",
         };
         writeln!(

@@ -82,14 +82,18 @@ impl Thresholds {
 pub enum ClassifierKind {
     Lexicon,
     Llm,
+    /// TextBlob's pattern lexicon ([`super::textblob`]).
+    #[serde(rename = "textblob")]
+    TextBlob,
 }
 
 impl ClassifierKind {
-    /// `"lexicon"` or `"llm"`, as serialized.
+    /// `"lexicon"`, `"llm"` or `"textblob"`, as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             ClassifierKind::Lexicon => "lexicon",
             ClassifierKind::Llm => "llm",
+            ClassifierKind::TextBlob => "textblob",
         }
     }
 }
