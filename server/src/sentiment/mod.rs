@@ -10,6 +10,7 @@
 pub mod eval;
 pub mod lexicon;
 pub mod llm;
+pub mod llm_batch;
 pub mod textblob;
 pub mod vader;
 mod worker;
@@ -33,6 +34,7 @@ use crate::stage::{Lifecycle, StageContext};
 use crate::sync::LockExt;
 use lexicon::{Classification, ClassifierKind, LexiconClassifier, Thresholds};
 use llm::{LlmClassifier, LlmConfig};
+use llm_batch::LlmBatcher;
 use textblob::TextBlobClassifier;
 
 /// The consumer group the sentiment workers join unless configured otherwise.
@@ -81,7 +83,7 @@ pub enum Classifier {
     Lexicon(LexiconClassifier),
     TextBlob(TextBlobClassifier),
     Llm {
-        llm: LlmClassifier,
+        llm: LlmBatcher,
         fallback: LexiconClassifier,
     },
 }
@@ -108,7 +110,7 @@ impl Classifier {
                         )
                     })?;
                 Ok(Classifier::Llm {
-                    llm,
+                    llm: LlmBatcher::new(llm),
                     fallback: lexicon,
                 })
             }
