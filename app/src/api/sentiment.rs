@@ -174,3 +174,70 @@ pub struct SentimentView {
     /// NEUTRAL (3); columns = predicted POSITIVE, NEGATIVE, NEUTRAL.
     pub confusion: [[u64; 3]; 3],
 }
+
+/// `POST /api/sentiment/compare`: two classifiers on the same newest records of `reviews`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareRequest {
+    pub a: ClassifierChoice,
+    pub b: ClassifierChoice,
+    /// Newest reviews to compare on, 1..=500 (spread over the partitions).
+    #[serde(default = "default_compare_limit")]
+    pub limit: usize,
+}
+
+fn default_compare_limit() -> usize {
+    200
+}
+
+/// How one classifier did in a comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierScore {
+    /// `lexicon`, `textblob` or `llm`.
+    pub classifier: String,
+    pub model: Option<String>,
+    /// Reviews whose label agrees with their stars' reading (4–5 POSITIVE, 3 NEUTRAL, 1–2
+    /// NEGATIVE), among those with stars 1–5.
+    pub correct_vs_stars: u64,
+    /// `correct_vs_stars` over the reviews with stars; 0 when none has stars.
+    pub accuracy_vs_stars: f64,
+    /// Reviews labelled per second (offline: one after another on one core; LLM: concurrently,
+    /// several per request).
+    pub reviews_per_s: f64,
+    /// Wall time of labelling all of them.
+    pub elapsed_ms: f64,
+    /// LLM only: mean time from asking for a label to having it (batching wait included).
+    pub mean_latency_ms: Option<f64>,
+    /// LLM only: reviews the LLM could not label, labelled by VADER instead.
+    pub fallbacks: u64,
+}
+
+/// One review as both classifiers labelled it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareRow {
+    pub review_id: String,
+    pub stars: u8,
+    /// The first 120 characters.
+    pub excerpt: String,
+    pub a: Sentiment,
+    pub b: Sentiment,
+    pub a_score: f64,
+    pub b_score: f64,
+}
+
+/// The answer of `POST /api/sentiment/compare`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierComparison {
+    pub a: ClassifierScore,
+    pub b: ClassifierScore,
+    /// Reviews compared.
+    pub n: u64,
+    /// Reviews with stars 1–5 (the accuracies' denominator).
+    pub with_stars: u64,
+    /// `agreement[i][j]`: reviews A labelled `Sentiment::ALL[i]` and B `Sentiment::ALL[j]`.
+    pub agreement: [[u64; 3]; 3],
+    /// Reviews both labelled the same (the matrix's diagonal).
+    pub agree: u64,
+    /// Up to 20 reviews, those the two disagree on first.
+    pub rows: Vec<CompareRow>,
+}

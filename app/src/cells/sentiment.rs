@@ -177,6 +177,7 @@ pub fn SentimentCell() -> impl IntoView {
             </div>
             <h3>"Latest labelled reviews"</h3>
             <LatestTable view_data=view_data.into() />
+            <super::compare::ClassifierCompare />
         </Cell>
     }
 }

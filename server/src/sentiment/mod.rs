@@ -7,6 +7,7 @@
 //! lexicon, offline) and [`llm`] (any OpenAI-compatible chat-completions endpoint, falling back
 //! to the lexicon when it cannot answer).
 
+pub mod compare;
 pub mod eval;
 pub mod lexicon;
 pub mod llm;
