@@ -191,6 +191,9 @@ fn attributes(tag: &str) -> HashMap<&str, &str> {
 /// One sense of a form: its tag and (polarity, subjectivity, intensity).
 type Sense<'a> = (Option<&'a str>, [f64; 3]);
 
+/// One tag of a form and its senses' scores, in file order.
+type TagSenses<'a> = (Option<&'a str>, Vec<[f64; 3]>);
+
 /// The `<word>` elements of the lexicon in file order.
 fn senses(xml: &str) -> Vec<(&str, Sense<'_>)> {
     let mut out = Vec::new();
@@ -230,7 +233,7 @@ impl TextBlobAnalyzer {
     pub fn new() -> Self {
         // form → (tag → senses), both in first-seen order, as Python's dicts keep them.
         let mut order: Vec<&str> = Vec::new();
-        let mut by_form: HashMap<&str, Vec<(Option<&str>, Vec<[f64; 3]>)>> = HashMap::new();
+        let mut by_form: HashMap<&str, Vec<TagSenses<'_>>> = HashMap::new();
         for (form, (pos, psi)) in senses(LEXICON_XML) {
             let tags = by_form.entry(form).or_insert_with(|| {
                 order.push(form);
