@@ -111,7 +111,8 @@ pub struct EnrichedReview {
     #[serde(flatten)]
     pub review: Review,
     pub sentiment: Sentiment,
-    /// Compound score, −1 (most negative) … 1 (most positive); 0 when an LLM labelled it.
+    /// VADER compound score or TextBlob polarity, −1 (most negative) … 1 (most positive); 0 when an
+    /// LLM labelled it.
     pub score: f64,
     /// `lexicon`, `textblob` or `llm`.
     pub classifier: String,

@@ -102,7 +102,8 @@ impl ClassifierKind {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Classification {
     pub sentiment: Sentiment,
-    /// VADER's compound score, −1 (most negative) … 1 (most positive); 0 when an LLM labelled it.
+    /// VADER compound score or TextBlob polarity, −1 (most negative) … 1 (most positive); 0 when
+    /// an LLM labelled it.
     pub score: f64,
     pub classifier: ClassifierKind,
     /// The LLM's model name; `None` for the lexicon.
