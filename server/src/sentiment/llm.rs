@@ -25,7 +25,8 @@
 //!   'max_completion_tokens' instead" or "Unsupported value: 'temperature' …"
 //!   — is asked again at once without it (not counted as a retry), and the
 //!   classifier remembers: every later request, from every clone, leaves it
-//!   out. The token limit is then dropped rather than renamed: a reasoning
+//!   out. Requests are built only once they hold their concurrency permit, so
+//!   at most the `max_concurrency` requests already in flight get the 400. The token limit is then dropped rather than renamed: a reasoning
 //!   model spends `max_completion_tokens` on hidden reasoning first, so a
 //!   limit sized for a one-word answer would leave the answer empty.
 //!
@@ -878,7 +879,14 @@ impl LlmClassifier {
 
         loop {
             attempt += 1;
-            // Built for every attempt: a refusal may have removed a parameter meanwhile.
+            // The permit first, then the request: a request that waited for its turn must see
+            // a refusal another one got meanwhile, not repeat it.
+            let Ok(permit) = self.inner.semaphore.acquire().await else {
+                // The semaphore is never closed; handled anyway instead of panicking.
+                return Err(LlmError::Request(
+                    "concurrency limiter was closed".to_string(),
+                ));
+            };
             let request = ChatRequest {
                 model: &config.model,
                 messages: [
@@ -902,7 +910,10 @@ impl LlmClassifier {
                 "sending chat-completions request"
             );
 
-            let (failure, retry_after) = match self.attempt_once(&request).await {
+            let outcome = self.attempt_once(&request).await;
+            // Never held while backing off.
+            drop(permit);
+            let (failure, retry_after) = match outcome {
                 Attempt::Answer(answer) => return Ok((answer, attempt)),
                 Attempt::Refused { param, message } => {
                     let sent = match param {
@@ -975,16 +986,9 @@ impl LlmClassifier {
         }
     }
 
-    /// One HTTP request, holding a concurrency permit while it is in flight.
+    /// One HTTP request; the caller holds a concurrency permit while it is in flight.
     async fn attempt_once(&self, request: &ChatRequest<'_>) -> Attempt {
         let inner = &self.inner;
-        let Ok(_permit) = inner.semaphore.acquire().await else {
-            // The semaphore is never closed; handled anyway instead of panicking.
-            return Attempt::Fatal(LlmError::Request(
-                "concurrency limiter was closed".to_string(),
-            ));
-        };
-
         let mut builder = inner.http.post(inner.endpoint.clone()).json(request);
         if let Some(authorization) = &inner.authorization {
             builder = builder.header(AUTHORIZATION, authorization.clone());
