@@ -34,6 +34,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
             post(kill_worker),
         )
         .route("/api/sentiment", get(sentiment_view))
+        .route("/api/sentiment/compare", post(compare_classifiers))
         .route("/api/kafka/topics", get(topics))
         .route("/api/kafka/groups", get(groups))
         .route("/api/kafka/topics/{topic}/messages", get(messages))
@@ -172,6 +173,16 @@ async fn kill_worker(
 /// The latest sampled sentiment view (workers, rebalances, latest reviews, confusion).
 async fn sentiment_view(State(engine): State<Arc<Engine>>) -> Json<app::api::SentimentView> {
     Json(engine.subscribe().borrow().sentiment.clone())
+}
+
+/// Cell 3's A/B view: two classifiers on the same newest reviews.
+async fn compare_classifiers(
+    State(engine): State<Arc<Engine>>,
+    JsonBody(request): JsonBody<app::api::CompareRequest>,
+) -> ApiResult<app::api::ClassifierComparison> {
+    Ok(Json(
+        crate::sentiment::compare::compare(&engine, &request).await?,
+    ))
 }
 
 async fn topics(State(engine): State<Arc<Engine>>) -> ApiResult<Vec<app::api::TopicInfo>> {

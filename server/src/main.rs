@@ -11,6 +11,7 @@ use pipebook::pipeline::{Engine, EngineSettings};
 use pipebook::sentiment::eval::{EvalClassifier, evaluate};
 use pipebook::sentiment::lexicon::{LexiconClassifier, Thresholds};
 use pipebook::sentiment::llm::{LlmClassifier, LlmConfig};
+use pipebook::sentiment::textblob::TextBlobClassifier;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +44,12 @@ struct EvalArgs {
     /// Classifier to score; `llm` reads the PIPEBOOK_LLM_* environment variables.
     #[arg(long, value_enum, default_value_t = EvalClassifierArg::Lexicon)]
     classifier: EvalClassifierArg,
+    /// Score (VADER compound or TextBlob polarity) at or above which a text is POSITIVE.
+    #[arg(long, default_value_t = pipebook::sentiment::lexicon::DEFAULT_POSITIVE, allow_negative_numbers = true)]
+    positive_threshold: f64,
+    /// Score at or below which a text is NEGATIVE.
+    #[arg(long, default_value_t = pipebook::sentiment::lexicon::DEFAULT_NEGATIVE, allow_negative_numbers = true)]
+    negative_threshold: f64,
     /// Print the report as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -50,8 +57,10 @@ struct EvalArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum EvalClassifierArg {
-    /// VADER with the default thresholds (0.05 / -0.05), offline.
+    /// VADER's compound score cut by the thresholds, offline.
     Lexicon,
+    /// TextBlob's polarity (pattern lexicon) cut by the thresholds, offline.
+    Textblob,
     /// An OpenAI-compatible endpoint; reviews it fails on fall back to the lexicon.
     Llm,
 }
@@ -117,11 +126,19 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// `pipebook eval FILE [--classifier lexicon|llm] [--json]`.
+/// `pipebook eval FILE [--classifier lexicon|textblob|llm] [--json]`.
 async fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    let thresholds = Thresholds {
+        positive: args.positive_threshold,
+        negative: args.negative_threshold,
+    };
+    thresholds
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--{}-threshold: {}", e.field, e.message))?;
     let classifier = match args.classifier {
-        EvalClassifierArg::Lexicon => {
-            EvalClassifier::Lexicon(LexiconClassifier::new(Thresholds::default()))
+        EvalClassifierArg::Lexicon => EvalClassifier::Lexicon(LexiconClassifier::new(thresholds)),
+        EvalClassifierArg::Textblob => {
+            EvalClassifier::TextBlob(TextBlobClassifier::new(thresholds))
         }
         EvalClassifierArg::Llm => {
             let config = LlmConfig::from_env()

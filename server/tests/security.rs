@@ -76,6 +76,11 @@ fn mutating_routes() -> Vec<(String, Value)> {
         ("/api/faults/resend", json!({"count": 10})),
         ("/api/faults/search-outage", json!({"down": true})),
         ("/api/lab/delivery", json!({})),
+        // Changes nothing, but costs CPU (or LLM calls): operators only, like the changes.
+        (
+            "/api/sentiment/compare",
+            json!({"a": "lexicon", "b": "textblob"}),
+        ),
         (
             "/api/kafka/groups/pipebook-sentiment/reset",
             json!({"to": "earliest", "dry_run": false}),

@@ -52,6 +52,9 @@ pub enum ClassifierChoice {
     Lexicon,
     /// An OpenAI-compatible chat-completions endpoint (PIPEBOOK_LLM_* settings).
     Llm,
+    /// TextBlob's pattern lexicon (a port of Python TextBlob's PatternAnalyzer), offline.
+    #[serde(rename = "textblob")]
+    TextBlob,
 }
 
 /// Configuration of the sentiment stage (`POST /api/stages/sentiment/start`).
@@ -63,10 +66,10 @@ pub struct SentimentConfig {
     pub workers: u8,
     #[serde(default)]
     pub classifier: ClassifierChoice,
-    /// Compound score at or above which a review is POSITIVE.
+    /// Score (VADER compound, TextBlob polarity) at or above which a review is POSITIVE.
     #[serde(default = "default_positive")]
     pub positive_threshold: f64,
-    /// Compound score at or below which a review is NEGATIVE.
+    /// Score at or below which a review is NEGATIVE.
     #[serde(default = "default_negative")]
     pub negative_threshold: f64,
     /// Consumer group; a new group starts from the beginning of `reviews` with its own offsets.
@@ -108,9 +111,10 @@ pub struct EnrichedReview {
     #[serde(flatten)]
     pub review: Review,
     pub sentiment: Sentiment,
-    /// Compound score, −1 (most negative) … 1 (most positive); 0 when an LLM labelled it.
+    /// VADER compound score or TextBlob polarity, −1 (most negative) … 1 (most positive); 0 when an
+    /// LLM labelled it.
     pub score: f64,
-    /// `lexicon` or `llm`.
+    /// `lexicon`, `textblob` or `llm`.
     pub classifier: String,
     pub model: Option<String>,
     /// RFC 3339 processing time.
@@ -170,4 +174,71 @@ pub struct SentimentView {
     /// Label vs stars: `confusion[row][col]`, rows = stars read as POSITIVE (≥4), NEGATIVE (≤2),
     /// NEUTRAL (3); columns = predicted POSITIVE, NEGATIVE, NEUTRAL.
     pub confusion: [[u64; 3]; 3],
+}
+
+/// `POST /api/sentiment/compare`: two classifiers on the same newest records of `reviews`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareRequest {
+    pub a: ClassifierChoice,
+    pub b: ClassifierChoice,
+    /// Newest reviews to compare on, 1..=500 (spread over the partitions).
+    #[serde(default = "default_compare_limit")]
+    pub limit: usize,
+}
+
+fn default_compare_limit() -> usize {
+    200
+}
+
+/// How one classifier did in a comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierScore {
+    /// `lexicon`, `textblob` or `llm`.
+    pub classifier: String,
+    pub model: Option<String>,
+    /// Reviews whose label agrees with their stars' reading (4–5 POSITIVE, 3 NEUTRAL, 1–2
+    /// NEGATIVE), among those with stars 1–5.
+    pub correct_vs_stars: u64,
+    /// `correct_vs_stars` over the reviews with stars; 0 when none has stars.
+    pub accuracy_vs_stars: f64,
+    /// Reviews labelled per second (offline: one after another on one core; LLM: concurrently,
+    /// several per request).
+    pub reviews_per_s: f64,
+    /// Wall time of labelling all of them.
+    pub elapsed_ms: f64,
+    /// LLM only: mean time from asking for a label to having it (batching wait included).
+    pub mean_latency_ms: Option<f64>,
+    /// LLM only: reviews the LLM could not label, labelled by VADER instead.
+    pub fallbacks: u64,
+}
+
+/// One review as both classifiers labelled it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareRow {
+    pub review_id: String,
+    pub stars: u8,
+    /// The first 120 characters.
+    pub excerpt: String,
+    pub a: Sentiment,
+    pub b: Sentiment,
+    pub a_score: f64,
+    pub b_score: f64,
+}
+
+/// The answer of `POST /api/sentiment/compare`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierComparison {
+    pub a: ClassifierScore,
+    pub b: ClassifierScore,
+    /// Reviews compared.
+    pub n: u64,
+    /// Reviews with stars 1–5 (the accuracies' denominator).
+    pub with_stars: u64,
+    /// `agreement[i][j]`: reviews A labelled `Sentiment::ALL[i]` and B `Sentiment::ALL[j]`.
+    pub agreement: [[u64; 3]; 3],
+    /// Reviews both labelled the same (the matrix's diagonal).
+    pub agree: u64,
+    /// Up to 20 reviews, those the two disagree on first.
+    pub rows: Vec<CompareRow>,
 }

@@ -2,6 +2,7 @@
 
 mod aggregate;
 mod charts;
+mod compare;
 mod groups;
 mod kafka;
 mod lab;

@@ -95,6 +95,7 @@ pub fn SentimentCell() -> impl IntoView {
                     "Classifier"
                     <select name="classifier" on:change=move |ev| classifier.set(event_target_value(&ev))>
                         <option value="lexicon" selected>"lexicon (VADER, offline)"</option>
+                        <option value="textblob">"TextBlob (pattern lexicon, offline)"</option>
                         <option value="llm">"LLM (PIPEBOOK_LLM_*)"</option>
                     </select>
                 </label>
@@ -176,6 +177,7 @@ pub fn SentimentCell() -> impl IntoView {
             </div>
             <h3>"Latest labelled reviews"</h3>
             <LatestTable view_data=view_data.into() />
+            <super::compare::ClassifierCompare />
         </Cell>
     }
 }

@@ -13,7 +13,7 @@
 //! is POSITIVE for label 1, or NEGATIVE or NEUTRAL for label 0. The "positive" class is therefore
 //! "predicted POSITIVE" and the "negative" class "predicted NEGATIVE or NEUTRAL".
 //!
-//! The lexicon runs on the calling task, one review after another (it is CPU-bound and fast), so
+//! The offline classifiers (the VADER lexicon, TextBlob) run on the calling task, one review after another (it is CPU-bound and fast), so
 //! `reviews_per_s` is single-core throughput. The LLM classifier runs up to
 //! [`LLM_IN_FLIGHT`] classifications at once (the [`LlmClassifier`] itself further limits the
 //! HTTP requests in flight); a review the LLM fails on is labelled by the lexicon with default
@@ -29,8 +29,9 @@ use serde::Serialize;
 use super::Sentiment;
 use super::lexicon::{ClassifierKind, LexiconClassifier, Thresholds};
 use super::llm::LlmClassifier;
+use super::textblob::TextBlobClassifier;
 
-/// LLM classifications awaited at once.
+/// LLM requests (of up to `batch_size` reviews each) awaited at once.
 pub const LLM_IN_FLIGHT: usize = 16;
 /// Malformed lines listed (with number and reason) in a report; all of them are counted.
 pub const MAX_SKIPPED_LISTED: usize = 20;
@@ -38,6 +39,7 @@ pub const MAX_SKIPPED_LISTED: usize = 20;
 /// The classifier to evaluate.
 pub enum EvalClassifier {
     Lexicon(LexiconClassifier),
+    TextBlob(TextBlobClassifier),
     Llm(LlmClassifier),
 }
 
@@ -147,9 +149,9 @@ pub struct EvalReport {
     /// Seconds spent classifying.
     pub classify_s: f64,
     pub classifier: ClassifierKind,
-    /// The LLM's model name; `None` for the lexicon.
+    /// The LLM's model name; `None` for the offline classifiers.
     pub model: Option<String>,
-    /// The lexicon's thresholds (for the LLM: those of its lexicon fallback).
+    /// The offline classifier's thresholds (for the LLM: those of its lexicon fallback).
     pub thresholds: Thresholds,
     /// Class "predicted POSITIVE" against label 1.
     pub positive: ClassMetrics,
@@ -201,11 +203,21 @@ pub async fn evaluate(path: &Path, classifier: &EvalClassifier) -> Result<EvalRe
     }
 
     let predicted = match classifier {
-        EvalClassifier::Lexicon(lexicon) => predict_lexicon(lexicon, &parsed.examples),
+        EvalClassifier::Lexicon(lexicon) => {
+            predict_offline(&parsed.examples, lexicon.thresholds(), |t| {
+                lexicon.classify(t).sentiment
+            })
+        }
+        EvalClassifier::TextBlob(textblob) => {
+            predict_offline(&parsed.examples, textblob.thresholds(), |t| {
+                textblob.classify(t).sentiment
+            })
+        }
         EvalClassifier::Llm(llm) => predict_llm(llm, &parsed.examples).await,
     };
     let (kind, model) = match classifier {
         EvalClassifier::Lexicon(_) => (ClassifierKind::Lexicon, None),
+        EvalClassifier::TextBlob(_) => (ClassifierKind::TextBlob, None),
         EvalClassifier::Llm(llm) => (ClassifierKind::Llm, Some(llm.model().to_owned())),
     };
     Ok(report(path, parsed, predicted, kind, model))
@@ -220,16 +232,21 @@ struct Predictions {
     first_error: Option<SkippedLine>,
 }
 
-fn predict_lexicon(lexicon: &LexiconClassifier, examples: &[Example]) -> Predictions {
+/// An offline (CPU-bound) classifier, one review after another on the calling task.
+fn predict_offline(
+    examples: &[Example],
+    thresholds: Thresholds,
+    classify: impl Fn(&str) -> Sentiment,
+) -> Predictions {
     let started = Instant::now();
     let sentiments: Vec<Sentiment> = examples
         .iter()
-        .map(|example| lexicon.classify(&example.text).sentiment)
+        .map(|example| classify(&example.text))
         .collect();
     Predictions {
         sentiments,
         elapsed: started.elapsed(),
-        thresholds: lexicon.thresholds(),
+        thresholds,
         fallbacks: 0,
         first_error: None,
     }
@@ -238,25 +255,36 @@ fn predict_lexicon(lexicon: &LexiconClassifier, examples: &[Example]) -> Predict
 async fn predict_llm(llm: &LlmClassifier, examples: &[Example]) -> Predictions {
     let fallback = LexiconClassifier::new(Thresholds::default());
     let started = Instant::now();
-    let mut answers: Vec<(usize, Result<Sentiment, String>)> =
-        futures::stream::iter(examples.iter().enumerate())
-            .map(|(index, example)| async move {
-                let answer = llm
-                    .classify(&example.text)
+    // Several reviews per request (`PIPEBOOK_LLM_BATCH_SIZE`), each review falling back on its own.
+    let mut batches: Vec<(usize, Vec<Result<Sentiment, String>>)> =
+        futures::stream::iter(examples.chunks(llm.batch_size().max(1)).enumerate())
+            .map(|(index, chunk)| async move {
+                let texts: Vec<&str> = chunk.iter().map(|e| e.text.as_str()).collect();
+                let answers = llm
+                    .classify_many(&texts)
                     .await
-                    .map(|label| label.sentiment)
-                    .map_err(|error| error.to_string());
-                (index, answer)
+                    .into_iter()
+                    .map(|answer| {
+                        answer
+                            .map(|label| label.sentiment)
+                            .map_err(|error| error.to_string())
+                    })
+                    .collect();
+                (index, answers)
             })
             .buffer_unordered(LLM_IN_FLIGHT)
             .collect()
             .await;
-    answers.sort_by_key(|(index, _)| *index);
+    batches.sort_by_key(|(index, _)| *index);
+    let answers = batches
+        .into_iter()
+        .flat_map(|(_, answers)| answers)
+        .enumerate();
 
     let mut sentiments = Vec::with_capacity(examples.len());
     let mut fallbacks = 0;
     let mut first_error = None;
-    for ((_, answer), example) in answers.into_iter().zip(examples) {
+    for ((_, answer), example) in answers.zip(examples) {
         match answer {
             Ok(sentiment) => sentiments.push(sentiment),
             Err(reason) => {
@@ -410,7 +438,7 @@ impl fmt::Display for EvalReport {
             self.reviews_per_s, self.classify_s
         )?;
         let fallback = match self.classifier {
-            ClassifierKind::Lexicon => "",
+            ClassifierKind::Lexicon | ClassifierKind::TextBlob => "",
             ClassifierKind::Llm => " (lexicon fallback)",
         };
         writeln!(
@@ -666,14 +694,35 @@ I love this place.\t0
     }
 
     /// A fake chat-completions endpoint: texts containing "broken" get HTTP 400 (not retried),
-    /// texts containing "nice" get POSITIVE and the rest NEGATIVE.
+    /// texts containing "nice" get POSITIVE and the rest NEGATIVE. A batch request (a JSON
+    /// array of reviews) gets a JSON object of labels that leaves the "broken" ones out, so
+    /// they are asked alone.
     async fn spawn_fake_llm() -> String {
         use axum::Json;
         use axum::http::StatusCode;
         use axum::response::{IntoResponse, Response};
 
+        fn label(text: &str) -> &'static str {
+            if text.contains("nice") {
+                "POSITIVE"
+            } else {
+                "NEGATIVE"
+            }
+        }
+
         async fn answer(Json(body): Json<serde_json::Value>) -> Response {
             let text = body["messages"][1]["content"].as_str().unwrap_or_default();
+            if let Ok(reviews) = serde_json::from_str::<Vec<serde_json::Value>>(text) {
+                let labels: serde_json::Map<String, serde_json::Value> = reviews
+                    .iter()
+                    .filter_map(|r| Some((r["id"].as_str()?, r["text"].as_str()?)))
+                    .filter(|(_, text)| !text.contains("broken"))
+                    .map(|(id, text)| (id.to_owned(), label(text).into()))
+                    .collect();
+                let content = serde_json::Value::Object(labels).to_string();
+                return Json(serde_json::json!({"choices": [{"message": {"content": content}}]}))
+                    .into_response();
+            }
             if text.contains("broken") {
                 let error = serde_json::json!({"error": {"message": "bad request"}});
                 return (StatusCode::BAD_REQUEST, Json(error)).into_response();

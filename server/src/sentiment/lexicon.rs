@@ -82,14 +82,18 @@ impl Thresholds {
 pub enum ClassifierKind {
     Lexicon,
     Llm,
+    /// TextBlob's pattern lexicon ([`super::textblob`]).
+    #[serde(rename = "textblob")]
+    TextBlob,
 }
 
 impl ClassifierKind {
-    /// `"lexicon"` or `"llm"`, as serialized.
+    /// `"lexicon"`, `"llm"` or `"textblob"`, as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             ClassifierKind::Lexicon => "lexicon",
             ClassifierKind::Llm => "llm",
+            ClassifierKind::TextBlob => "textblob",
         }
     }
 }
@@ -98,7 +102,8 @@ impl ClassifierKind {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Classification {
     pub sentiment: Sentiment,
-    /// VADER's compound score, −1 (most negative) … 1 (most positive); 0 when an LLM labelled it.
+    /// VADER compound score or TextBlob polarity, −1 (most negative) … 1 (most positive); 0 when
+    /// an LLM labelled it.
     pub score: f64,
     pub classifier: ClassifierKind,
     /// The LLM's model name; `None` for the lexicon.

@@ -20,6 +20,18 @@
 //! - A well-formed reply whose label cannot be parsed fails at once with
 //!   [`LlmError::Unparseable`]: asking again at temperature 0 would most likely
 //!   give the same answer and only cost money.
+//! - A model that refuses a parameter — reasoning models (OpenAI's o-series,
+//!   gpt-5) answer 400 "Unsupported parameter: 'max_tokens' … Use
+//!   'max_completion_tokens' instead" or "Unsupported value: 'temperature' …"
+//!   — is asked again at once without it (not counted as a retry), and the
+//!   classifier remembers: every later request, from every clone, leaves it
+//!   out. Requests are built only once they hold their concurrency permit, so
+//!   at most the `max_concurrency` requests already in flight get the 400. The token limit is then dropped rather than renamed: a reasoning
+//!   model spends `max_completion_tokens` on hidden reasoning first, so a
+//!   limit sized for a one-word answer would leave the answer empty.
+//!
+//! Several reviews per request: [`LlmClassifier::classify_many`] (in
+//! `llm_batch.rs`) asks for one JSON object with a label per review id.
 //!
 //! The API key is only ever placed in the `Authorization` header (marked
 //! sensitive); `Debug`/`Display` of [`ApiKey`] print `***`, and any server text
@@ -28,6 +40,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
@@ -70,6 +83,12 @@ pub const ENV_TIMEOUT_MS: &str = "PIPEBOOK_LLM_TIMEOUT_MS";
 pub const ENV_MAX_CONCURRENCY: &str = "PIPEBOOK_LLM_MAX_CONCURRENCY";
 /// Environment variable holding `max_retries`.
 pub const ENV_MAX_RETRIES: &str = "PIPEBOOK_LLM_MAX_RETRIES";
+/// Environment variable holding `batch_size`.
+pub const ENV_BATCH_SIZE: &str = "PIPEBOOK_LLM_BATCH_SIZE";
+/// Default reviews per request.
+pub const DEFAULT_BATCH_SIZE: usize = 8;
+/// Largest accepted `batch_size`.
+pub const MAX_BATCH_SIZE: usize = 64;
 
 /// System prompt sent with every request.
 pub const SYSTEM_PROMPT: &str = "You are a sentiment classifier. Classify the sentiment of the \
@@ -157,6 +176,8 @@ pub struct LlmConfig {
     pub max_backoff: Duration,
     /// Sampling temperature (0.0..=2.0).
     pub temperature: f32,
+    /// Reviews sent in one request (1..=64); 1 sends each review alone.
+    pub batch_size: usize,
 }
 
 impl LlmConfig {
@@ -173,6 +194,7 @@ impl LlmConfig {
             initial_backoff: DEFAULT_INITIAL_BACKOFF,
             max_backoff: DEFAULT_MAX_BACKOFF,
             temperature: 0.0,
+            batch_size: DEFAULT_BATCH_SIZE,
         }
     }
 
@@ -222,6 +244,9 @@ impl LlmConfig {
         if let Some(value) = get(ENV_MAX_RETRIES) {
             config.max_retries = parse_env_number(ENV_MAX_RETRIES, &value)?;
         }
+        if let Some(value) = get(ENV_BATCH_SIZE) {
+            config.batch_size = parse_env_number(ENV_BATCH_SIZE, &value)?;
+        }
 
         config.validate()?;
         Ok(config)
@@ -251,6 +276,15 @@ impl LlmConfig {
                 reason: format!(
                     "must be between 1 and {MAX_CONCURRENCY_LIMIT}, got {}",
                     self.max_concurrency
+                ),
+            });
+        }
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH_SIZE {
+            return Err(LlmConfigError::InvalidField {
+                field: "batch_size",
+                reason: format!(
+                    "must be between 1 and {MAX_BATCH_SIZE}, got {}",
+                    self.batch_size
                 ),
             });
         }
@@ -428,6 +462,9 @@ pub enum LlmError {
     /// The request could not be built or sent at all (not retried).
     #[error("could not send the LLM request: {0}")]
     Request(String),
+    /// The request for a batch of reviews failed as a whole (the error of that request).
+    #[error("LLM batch request failed: {0}")]
+    Batch(String),
 }
 
 /// A successful classification.
@@ -527,8 +564,65 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 struct ChatRequest<'a> {
     model: &'a str,
     messages: [ChatMessage<'a>; 2],
-    temperature: f32,
-    max_tokens: u32,
+    /// Left out once the model refused it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    /// Left out once the model refused it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+}
+
+/// A request parameter some models refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedParam {
+    Temperature,
+    MaxTokens,
+}
+
+impl RefusedParam {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusedParam::Temperature => "temperature",
+            RefusedParam::MaxTokens => "max_tokens",
+        }
+    }
+}
+
+/// Which parameter a 400 body says the model refuses: OpenAI names it in `error.param`
+/// (`"max_tokens"`, `"temperature"`) and in the message ("Unsupported parameter: 'max_tokens'
+/// is not supported with this model. Use 'max_completion_tokens' instead.", "Unsupported value:
+/// 'temperature' does not support 0 with this model."); other servers only in the message.
+fn refused_param(body: &[u8]) -> Option<RefusedParam> {
+    let named = |text: &str| {
+        if text.contains("max_tokens") {
+            Some(RefusedParam::MaxTokens)
+        } else if text.contains("temperature") {
+            Some(RefusedParam::Temperature)
+        } else {
+            None
+        }
+    };
+    let envelope = serde_json::from_slice::<ErrorEnvelope>(body).ok();
+    if let Some(ErrorEnvelope {
+        error: Some(ErrorDetail::Object {
+            param: Some(param), ..
+        }),
+        ..
+    }) = &envelope
+        && let found @ Some(_) = named(param)
+    {
+        return found;
+    }
+    let message = server_error_message(body).to_lowercase();
+    let refusal = [
+        "unsupported",
+        "not supported",
+        "does not support",
+        "not allowed",
+    ]
+    .iter()
+    .any(|phrase| message.contains(phrase));
+    if refusal { named(&message) } else { None }
 }
 
 #[derive(Serialize)]
@@ -563,14 +657,21 @@ struct ErrorEnvelope {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum ErrorDetail {
-    Object { message: Option<String> },
+    Object {
+        message: Option<String>,
+        /// The offending request parameter (OpenAI).
+        #[serde(default)]
+        param: Option<String>,
+    },
     Text(String),
 }
 
 fn server_error_message(body: &[u8]) -> String {
     if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(body) {
         let message = match envelope.error {
-            Some(ErrorDetail::Object { message: Some(m) }) => Some(m),
+            Some(ErrorDetail::Object {
+                message: Some(m), ..
+            }) => Some(m),
             Some(ErrorDetail::Text(m)) => Some(m),
             _ => envelope.message,
         };
@@ -639,6 +740,11 @@ struct Inner {
     authorization: Option<HeaderValue>,
     config: LlmConfig,
     semaphore: Semaphore,
+    /// Parameters the model refused; never sent again.
+    refused_temperature: AtomicBool,
+    refused_max_tokens: AtomicBool,
+    /// Batches whose answer held no usable label, in a row (see `llm_batch.rs`).
+    unusable_batches: AtomicU32,
 }
 
 impl fmt::Debug for LlmClassifier {
@@ -661,6 +767,11 @@ enum Attempt {
     },
     /// Retrying cannot help.
     Fatal(LlmError),
+    /// 400: the model refuses this parameter.
+    Refused {
+        param: RefusedParam,
+        message: String,
+    },
 }
 
 impl LlmClassifier {
@@ -695,6 +806,9 @@ impl LlmClassifier {
                 authorization,
                 config,
                 semaphore,
+                refused_temperature: AtomicBool::new(false),
+                refused_max_tokens: AtomicBool::new(false),
+                unusable_batches: AtomicU32::new(0),
             }),
         })
     }
@@ -707,57 +821,123 @@ impl LlmClassifier {
     /// Asks the model for the sentiment of `text`, retrying transient failures.
     pub async fn classify(&self, text: &str) -> Result<LlmLabel, LlmError> {
         let config = &self.inner.config;
-        let request = ChatRequest {
-            model: &config.model,
-            messages: [
-                ChatMessage {
-                    role: "system",
-                    content: SYSTEM_PROMPT,
-                },
-                ChatMessage {
-                    role: "user",
-                    content: text,
-                },
-            ],
-            temperature: config.temperature,
-            max_tokens: MAX_TOKENS,
-        };
+        let (answer, attempts) = self.complete(SYSTEM_PROMPT, text, MAX_TOKENS).await?;
+        match parse_label(&answer) {
+            Some(sentiment) => Ok(LlmLabel {
+                sentiment,
+                raw_answer: answer,
+                attempts,
+                model: config.model.clone(),
+            }),
+            None => {
+                let raw = truncate_chars(&self.redact(&answer), MAX_ERROR_TEXT_CHARS);
+                tracing::warn!(
+                    model = %config.model,
+                    attempts,
+                    raw_answer = %raw,
+                    "LLM answer names no single sentiment label"
+                );
+                Err(LlmError::Unparseable { raw, attempts })
+            }
+        }
+    }
+
+    /// Reviews per request, as configured.
+    pub fn batch_size(&self) -> usize {
+        self.inner.config.batch_size
+    }
+
+    pub(super) fn unusable_batches(&self) -> &AtomicU32 {
+        &self.inner.unusable_batches
+    }
+
+    /// Whether the model refused `param` (so requests leave it out).
+    pub fn refuses(&self, param: RefusedParam) -> bool {
+        self.refused_flag(param).load(Ordering::Relaxed)
+    }
+
+    fn refused_flag(&self, param: RefusedParam) -> &AtomicBool {
+        match param {
+            RefusedParam::Temperature => &self.inner.refused_temperature,
+            RefusedParam::MaxTokens => &self.inner.refused_max_tokens,
+        }
+    }
+
+    /// One chat completion (`system`, then `user`), retrying transient failures; returns
+    /// `choices[0].message.content` and the attempts it took. A parameter the model refuses is
+    /// left out from then on and the request sent again at once (see the module documentation).
+    pub(super) async fn complete(
+        &self,
+        system: &str,
+        user: &str,
+        max_tokens: u32,
+    ) -> Result<(String, u32), LlmError> {
+        let config = &self.inner.config;
         let max_attempts = config.max_retries.saturating_add(1);
         let mut malformed_count: u32 = 0;
         let mut attempt: u32 = 0;
 
         loop {
             attempt += 1;
+            // The permit first, then the request: a request that waited for its turn must see
+            // a refusal another one got meanwhile, not repeat it.
+            let Ok(permit) = self.inner.semaphore.acquire().await else {
+                // The semaphore is never closed; handled anyway instead of panicking.
+                return Err(LlmError::Request(
+                    "concurrency limiter was closed".to_string(),
+                ));
+            };
+            let request = ChatRequest {
+                model: &config.model,
+                messages: [
+                    ChatMessage {
+                        role: "system",
+                        content: system,
+                    },
+                    ChatMessage {
+                        role: "user",
+                        content: user,
+                    },
+                ],
+                temperature: (!self.refuses(RefusedParam::Temperature))
+                    .then_some(config.temperature),
+                max_tokens: (!self.refuses(RefusedParam::MaxTokens)).then_some(max_tokens),
+            };
             tracing::debug!(
                 model = %config.model,
                 attempt,
-                text_chars = text.chars().count(),
+                text_chars = user.chars().count(),
                 "sending chat-completions request"
             );
 
-            let (failure, retry_after) = match self.attempt_once(&request).await {
-                Attempt::Answer(answer) => {
-                    return match parse_label(&answer) {
-                        Some(sentiment) => Ok(LlmLabel {
-                            sentiment,
-                            raw_answer: answer,
-                            attempts: attempt,
-                            model: config.model.clone(),
-                        }),
-                        None => {
-                            let raw = truncate_chars(&self.redact(&answer), MAX_ERROR_TEXT_CHARS);
-                            tracing::warn!(
-                                model = %config.model,
-                                attempt,
-                                raw_answer = %raw,
-                                "LLM answer names no single sentiment label"
-                            );
-                            Err(LlmError::Unparseable {
-                                raw,
-                                attempts: attempt,
-                            })
-                        }
+            let outcome = self.attempt_once(&request).await;
+            // Never held while backing off.
+            drop(permit);
+            let (failure, retry_after) = match outcome {
+                Attempt::Answer(answer) => return Ok((answer, attempt)),
+                Attempt::Refused { param, message } => {
+                    let sent = match param {
+                        RefusedParam::Temperature => request.temperature.is_some(),
+                        RefusedParam::MaxTokens => request.max_tokens.is_some(),
                     };
+                    if !sent {
+                        // Refused although it was not sent: not something leaving it out fixes.
+                        return Err(LlmError::Http {
+                            status: 400,
+                            message,
+                        });
+                    }
+                    if !self.refused_flag(param).swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            model = %config.model,
+                            param = param.as_str(),
+                            %message,
+                            "the model refuses this parameter; requests leave it out from now on"
+                        );
+                    }
+                    // Not a failure of the endpoint: does not count against the retry budget.
+                    attempt -= 1;
+                    continue;
                 }
                 Attempt::Fatal(err) => {
                     tracing::warn!(model = %config.model, attempt, error = %err, "LLM request failed");
@@ -806,16 +986,9 @@ impl LlmClassifier {
         }
     }
 
-    /// One HTTP request, holding a concurrency permit while it is in flight.
+    /// One HTTP request; the caller holds a concurrency permit while it is in flight.
     async fn attempt_once(&self, request: &ChatRequest<'_>) -> Attempt {
         let inner = &self.inner;
-        let Ok(_permit) = inner.semaphore.acquire().await else {
-            // The semaphore is never closed; handled anyway instead of panicking.
-            return Attempt::Fatal(LlmError::Request(
-                "concurrency limiter was closed".to_string(),
-            ));
-        };
-
         let mut builder = inner.http.post(inner.endpoint.clone()).json(request);
         if let Some(authorization) = &inner.authorization {
             builder = builder.header(AUTHORIZATION, authorization.clone());
@@ -858,6 +1031,11 @@ impl LlmClassifier {
             &self.redact(&server_error_message(&body)),
             MAX_ERROR_TEXT_CHARS,
         );
+        if status.as_u16() == 400
+            && let Some(param) = refused_param(&body)
+        {
+            return Attempt::Refused { param, message };
+        }
         match status.as_u16() {
             429 | 500 | 502 | 503 | 504 => Attempt::Retry {
                 failure: AttemptFailure::Status {
@@ -1970,5 +2148,233 @@ mod tests {
             !logs.contains(secret),
             "key leaked into tracing output:\n{logs}"
         );
+    }
+
+    // ----- refused parameters (reasoning models) -------------------------------
+
+    impl Reply {
+        /// OpenAI's 400 for a parameter the model does not take.
+        fn refusal(param: &str, message: &str) -> Self {
+            let body = serde_json::json!({
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "param": param,
+                    "code": "unsupported_parameter"
+                }
+            });
+            Reply::raw(400, &body.to_string())
+        }
+    }
+
+    const NO_MAX_TOKENS: &str = "Unsupported parameter: 'max_tokens' is not supported with this \
+        model. Use 'max_completion_tokens' instead.";
+    const NO_TEMPERATURE: &str = "Unsupported value: 'temperature' does not support 0 with this \
+        model. Only the default (1) value is supported.";
+
+    #[tokio::test]
+    async fn a_refused_max_tokens_is_left_out_at_once_and_from_then_on() {
+        let server = spawn_server(vec![
+            Reply::refusal("max_tokens", NO_MAX_TOKENS),
+            Reply::answer("POSITIVE"),
+            Reply::answer("NEGATIVE"),
+        ])
+        .await;
+        let mut config = test_config(&server.base_url);
+        config.max_retries = 0; // the refusal must not need the retry budget
+        let llm = classifier(config);
+
+        let first = llm
+            .classify("Great.")
+            .await
+            .expect("asked again without max_tokens");
+        assert_eq!((first.sentiment, first.attempts), (Sentiment::Positive, 1));
+        assert!(llm.refuses(RefusedParam::MaxTokens));
+        let second = llm.clone().classify("Awful.").await.expect("second");
+        assert_eq!(second.sentiment, Sentiment::Negative);
+        assert_eq!(server.requests(), 3, "one refusal, then no more 400s");
+
+        let bodies = server.seen.bodies.lock().unwrap();
+        assert_eq!(bodies[0]["max_tokens"], 5);
+        for body in &bodies[1..] {
+            assert!(body.get("max_tokens").is_none(), "{body}");
+            assert!(body.get("max_completion_tokens").is_none(), "{body}");
+            assert_eq!(body["temperature"], 0.0, "temperature was not refused");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reasoning_model_refusing_both_parameters_gets_neither() {
+        // Only the message names the parameter here (some servers send no `param`).
+        let server = spawn_server(vec![
+            Reply::refusal("max_tokens", NO_MAX_TOKENS),
+            Reply::error(400, NO_TEMPERATURE),
+            Reply::answer("NEUTRAL"),
+        ])
+        .await;
+        let llm = classifier(test_config(&server.base_url));
+        let label = llm
+            .classify("It is a chair.")
+            .await
+            .expect("third request answers");
+        assert_eq!(label.sentiment, Sentiment::Neutral);
+        assert_eq!(server.requests(), 3);
+        assert!(llm.refuses(RefusedParam::MaxTokens) && llm.refuses(RefusedParam::Temperature));
+        let bodies = server.seen.bodies.lock().unwrap();
+        assert!(bodies[1].get("max_tokens").is_none() && bodies[1]["temperature"] == 0.0);
+        assert!(bodies[2].get("max_tokens").is_none() && bodies[2].get("temperature").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_refusal_of_a_parameter_not_sent_is_an_error_not_a_loop() {
+        let server = spawn_server(vec![Reply::refusal("max_tokens", NO_MAX_TOKENS)]).await;
+        let llm = classifier(test_config(&server.base_url));
+        let err = llm.classify("x").await.unwrap_err();
+        assert!(
+            matches!(&err, LlmError::Http { status: 400, message } if message.contains("max_tokens")),
+            "{err:?}"
+        );
+        assert_eq!(server.requests(), 2, "left out once, then given up");
+        // Other 400s are still not retried and change nothing.
+        let server = spawn_server(vec![Reply::error(400, "model not found")]).await;
+        let llm = classifier(test_config(&server.base_url));
+        assert!(llm.classify("x").await.is_err());
+        assert_eq!(server.requests(), 1);
+        assert!(!llm.refuses(RefusedParam::MaxTokens) && !llm.refuses(RefusedParam::Temperature));
+    }
+
+    // ----- several reviews per request ------------------------------------------
+
+    /// The reviews a batch request carried, by id.
+    fn batch_reviews(body: &serde_json::Value) -> Vec<(String, String)> {
+        let user = body["messages"][1]["content"]
+            .as_str()
+            .expect("user content");
+        let reviews: Vec<serde_json::Value> = serde_json::from_str(user).expect("a JSON array");
+        reviews
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().expect("id").to_owned(),
+                    r["text"].as_str().expect("text").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn several_reviews_share_one_request_and_one_json_answer() {
+        let server = spawn_server(vec![Reply::answer(
+            "```json\n{\"1\": \"POSITIVE\", \"2\": \"NEGATIVE\", \"3\": \"NEUTRAL\"}\n```",
+        )])
+        .await;
+        let llm = classifier(test_config(&server.base_url));
+        let results = llm
+            .classify_many(&["Loved it.", "Hated it, \"really\".", "It exists."])
+            .await;
+        let labels: Vec<Sentiment> = results.into_iter().map(|r| r.unwrap().sentiment).collect();
+        assert_eq!(
+            labels,
+            [Sentiment::Positive, Sentiment::Negative, Sentiment::Neutral]
+        );
+        assert_eq!(server.requests(), 1);
+        let body = &server.seen.bodies.lock().unwrap()[0];
+        assert_eq!(
+            batch_reviews(body),
+            [
+                ("1".to_owned(), "Loved it.".to_owned()),
+                ("2".to_owned(), "Hated it, \"really\".".to_owned()),
+                ("3".to_owned(), "It exists.".to_owned())
+            ]
+        );
+        assert_eq!(
+            body["messages"][0]["content"],
+            super::super::llm_batch::BATCH_SYSTEM_PROMPT
+        );
+        assert_eq!(body["max_tokens"], 52);
+    }
+
+    #[tokio::test]
+    async fn a_review_missing_or_invalid_in_the_answer_is_asked_alone() {
+        let server = spawn_server(vec![
+            Reply::answer(r#"{"1": "POSITIVE", "3": "somewhat"}"#),
+            Reply::answer("NEGATIVE"),
+            Reply::answer("NEUTRAL"),
+        ])
+        .await;
+        let llm = classifier(test_config(&server.base_url));
+        let results = llm.classify_many(&["a", "b", "c"]).await;
+        let labels: Vec<Sentiment> = results.into_iter().map(|r| r.unwrap().sentiment).collect();
+        assert_eq!(
+            labels,
+            [Sentiment::Positive, Sentiment::Negative, Sentiment::Neutral]
+        );
+        assert_eq!(server.requests(), 3, "one batch, then b and c alone");
+        let bodies = server.seen.bodies.lock().unwrap();
+        assert_eq!(bodies[1]["messages"][0]["content"], SYSTEM_PROMPT);
+        assert_eq!(bodies[1]["messages"][1]["content"], "b");
+        assert_eq!(bodies[2]["messages"][1]["content"], "c");
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_request_fails_every_review_without_asking_each() {
+        let server = spawn_server(vec![Reply::error(401, "bad key")]).await;
+        let llm = classifier(test_config(&server.base_url));
+        let results = llm.classify_many(&["a", "b"]).await;
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(LlmError::Batch(m)) if m.contains("bad key"))),
+            "{results:?}"
+        );
+        assert_eq!(server.requests(), 1);
+    }
+
+    #[tokio::test]
+    async fn batching_stops_when_the_model_never_answers_json() {
+        let server = spawn_server(vec![Reply::answer("POSITIVE")]).await;
+        let llm = classifier(test_config(&server.base_url));
+        for _ in 0..super::super::llm_batch::UNUSABLE_BATCHES_LIMIT {
+            assert!(llm.batching());
+            let results = llm.classify_many(&["a", "b"]).await;
+            assert!(
+                results
+                    .iter()
+                    .all(|r| r.as_ref().is_ok_and(|l| l.sentiment == Sentiment::Positive))
+            );
+        }
+        assert!(!llm.batching(), "switched off after unusable answers");
+        assert_eq!(server.requests(), 9, "3 batches of 1 + 2 alone");
+        llm.classify_many(&["a", "b"]).await;
+        assert_eq!(server.requests(), 11, "now one request per review");
+    }
+
+    #[tokio::test]
+    async fn the_batcher_gathers_concurrent_reviews_into_one_request() {
+        let server = spawn_server(vec![Reply::answer(
+            r#"{"1": "POSITIVE", "2": "NEGATIVE", "3": "NEUTRAL", "4": "NEGATIVE"}"#,
+        )])
+        .await;
+        let mut config = test_config(&server.base_url);
+        config.batch_size = 4;
+        let batcher = super::super::llm_batch::LlmBatcher::new(classifier(config));
+        let texts = ["one", "two", "three", "four"];
+        let results =
+            futures::future::join_all(texts.iter().map(|text| batcher.classify(text))).await;
+        assert_eq!(server.requests(), 1, "four reviews, one request");
+        let by_id: HashMap<String, Sentiment> = [
+            ("1", Sentiment::Positive),
+            ("2", Sentiment::Negative),
+            ("3", Sentiment::Neutral),
+            ("4", Sentiment::Negative),
+        ]
+        .into_iter()
+        .map(|(id, s)| (id.to_owned(), s))
+        .collect();
+        let sent = batch_reviews(&server.seen.bodies.lock().unwrap()[0]);
+        for (text, result) in texts.iter().zip(results) {
+            let id = &sent.iter().find(|(_, t)| t == text).expect("sent").0;
+            assert_eq!(result.expect("labelled").sentiment, by_id[id], "{text}");
+        }
     }
 }

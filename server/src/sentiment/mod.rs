@@ -3,12 +3,16 @@
 //! `reviews.sentiment`, committing offsets only after the broker acknowledged the output
 //! (at-least-once). Workers can be added and killed while it runs, to watch the group rebalance.
 //!
-//! Classifiers: [`lexicon`] (VADER, offline, the default) and [`llm`] (any OpenAI-compatible
-//! chat-completions endpoint, falling back to the lexicon when it cannot answer).
+//! Classifiers: [`lexicon`] (VADER, offline, the default), [`textblob`] (TextBlob's pattern
+//! lexicon, offline) and [`llm`] (any OpenAI-compatible chat-completions endpoint, falling back
+//! to the lexicon when it cannot answer).
 
+pub mod compare;
 pub mod eval;
 pub mod lexicon;
 pub mod llm;
+pub mod llm_batch;
+pub mod textblob;
 pub mod vader;
 mod worker;
 
@@ -31,6 +35,8 @@ use crate::stage::{Lifecycle, StageContext};
 use crate::sync::LockExt;
 use lexicon::{Classification, ClassifierKind, LexiconClassifier, Thresholds};
 use llm::{LlmClassifier, LlmConfig};
+use llm_batch::LlmBatcher;
+use textblob::TextBlobClassifier;
 
 /// The consumer group the sentiment workers join unless configured otherwise.
 pub const GROUP: &str = "pipebook-sentiment";
@@ -76,8 +82,9 @@ pub fn validate(config: &SentimentConfig) -> Result<Thresholds, ConfigError> {
 /// The classifier the workers share.
 pub enum Classifier {
     Lexicon(LexiconClassifier),
+    TextBlob(TextBlobClassifier),
     Llm {
-        llm: LlmClassifier,
+        llm: LlmBatcher,
         fallback: LexiconClassifier,
     },
 }
@@ -91,6 +98,9 @@ impl Classifier {
         let lexicon = LexiconClassifier::new(thresholds);
         match choice {
             ClassifierChoice::Lexicon => Ok(Classifier::Lexicon(lexicon)),
+            ClassifierChoice::TextBlob => {
+                Ok(Classifier::TextBlob(TextBlobClassifier::new(thresholds)))
+            }
             ClassifierChoice::Llm => {
                 let llm = LlmConfig::from_env()
                     .and_then(LlmClassifier::new)
@@ -101,7 +111,7 @@ impl Classifier {
                         )
                     })?;
                 Ok(Classifier::Llm {
-                    llm,
+                    llm: LlmBatcher::new(llm),
                     fallback: lexicon,
                 })
             }
@@ -113,6 +123,7 @@ impl Classifier {
     pub async fn classify(&self, text: &str) -> Classification {
         match self {
             Classifier::Lexicon(lexicon) => lexicon.classify(text),
+            Classifier::TextBlob(textblob) => textblob.classify(text),
             Classifier::Llm { llm, fallback } => match llm.classify(text).await {
                 Ok(label) => Classification {
                     sentiment: label.sentiment,
