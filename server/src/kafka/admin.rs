@@ -30,6 +30,8 @@ pub enum AdminError {
 pub struct TopicSpec {
     pub name: String,
     pub partitions: i32,
+    /// `cleanup.policy=compact`: the broker keeps only the latest record of each key.
+    pub compact: bool,
 }
 
 fn admin_client(settings: &KafkaSettings) -> Result<AdminClient<DefaultClientContext>, AdminError> {
@@ -53,7 +55,14 @@ pub async fn ensure_topics(
     let admin = admin_client(settings)?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)))
+        .map(|t| {
+            let topic = NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1));
+            if t.compact {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
+        })
         .collect();
     let results = admin
         .create_topics(new_topics.iter(), &options())
