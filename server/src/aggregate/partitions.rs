@@ -255,14 +255,16 @@ mod tests {
             let mut events: Vec<Event> = raw
                 .iter()
                 .enumerate()
-                .map(|(i, (business, jitter, sentiment, stars, quarters))| Event {
-                    review_id: format!("r{i}"),
-                    time: (i as i64 * 20 + jitter) * 1000,
-                    sentiment: Sentiment::ALL[usize::from(*sentiment)],
-                    score: f64::from(*quarters) / 4.0,
-                    stars: *stars,
-                    business_id: format!("b{business}"),
-                })
+                .map(
+                    |(i, (business, jitter, sentiment, stars, quarters))| Event {
+                        review_id: format!("r{i}"),
+                        time: (i as i64 * 20 + jitter) * 1000,
+                        sentiment: Sentiment::ALL[usize::from(*sentiment)],
+                        score: f64::from(*quarters) / 4.0,
+                        stars: *stars,
+                        business_id: format!("b{business}"),
+                    },
+                )
                 .collect();
             for (n, at) in repeats.iter().enumerate() {
                 let original = events[at % raw.len()].clone();
@@ -320,7 +322,11 @@ mod tests {
             let mut rest = positioned.as_slice();
             let mut trigger = 0;
             while !rest.is_empty() {
-                let size = cuts.get(trigger).copied().unwrap_or(rest.len()).clamp(1, rest.len());
+                let size = cuts
+                    .get(trigger)
+                    .copied()
+                    .unwrap_or(rest.len())
+                    .clamp(1, rest.len());
                 let (now, later) = rest.split_at(size);
                 process(&mut held, spec, now.to_vec(), |kept| {
                     Ok::<_, ()>(reference_partials(kept, spec))

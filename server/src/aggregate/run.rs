@@ -317,9 +317,10 @@ async fn aggregate_until_stopped(
                 }
             }
             let reached = !held.is_empty()
-                && held
-                    .iter()
-                    .all(|(p, h)| end.get(p).is_none_or(|high| *high == 0 || h.offset >= *high));
+                && held.iter().all(|(p, h)| {
+                    end.get(p)
+                        .is_none_or(|high| *high == 0 || h.offset >= *high)
+                });
             if reached {
                 ctx.set_detail(format!("once: read to the end after trigger {triggers}"));
                 break;
@@ -365,12 +366,8 @@ fn apply(
                     };
                     held.insert(*partition, state);
                 }
-                let list = |ps: &[i32]| {
-                    ps.iter()
-                        .map(i32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
+                let list =
+                    |ps: &[i32]| ps.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
                 let mut detail = format!("partitions {} assigned", list(&partitions));
                 if !resumed.is_empty() {
                     detail.push_str(&format!(
@@ -533,8 +530,9 @@ async fn trigger_once(
     }
     let spec = setup.spec;
     let read: BatchIds = read.iter().map(String::as_str).collect();
-    let outcomes =
-        partitions::process(held, &spec, events, |kept| frame::window_partials(kept, &spec))?;
+    let outcomes = partitions::process(held, &spec, events, |kept| {
+        frame::window_partials(kept, &spec)
+    })?;
 
     // Outputs first, then the checkpoint: a crash in between re-emits the same keys.
     let mode = serde_json::to_value(setup.config.output_mode).unwrap_or_default();

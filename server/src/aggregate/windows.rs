@@ -99,9 +99,8 @@ impl Agg {
         if self.businesses.len() <= n {
             return;
         }
-        let mut ranked: Vec<(String, u64)> = std::mem::take(&mut self.businesses)
-            .into_iter()
-            .collect();
+        let mut ranked: Vec<(String, u64)> =
+            std::mem::take(&mut self.businesses).into_iter().collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         ranked.truncate(n);
         self.businesses = ranked.into_iter().collect();
@@ -223,7 +222,9 @@ impl WindowState {
                 self.seen.insert(event.review_id.clone(), event.time);
                 self.counted += 1;
                 outcome.counted += 1;
-                let max = self.max_event_time.map_or(event.time, |m| m.max(event.time));
+                let max = self
+                    .max_event_time
+                    .map_or(event.time, |m| m.max(event.time));
                 self.max_event_time = Some(max);
                 // The watermark only moves forward.
                 let candidate = max - lateness_ms;
