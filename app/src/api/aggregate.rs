@@ -248,7 +248,7 @@ pub struct AggregateView {
     /// while any partition held has no record yet.
     pub watermark: Option<i64>,
     pub max_event_time: Option<i64>,
-    /// Records that arrived behind the watermark (dropped or sent to `reviews.late`).
+    /// Records that arrived behind their partition's watermark (dropped or sent to `reviews.late`).
     pub late_records: u64,
     /// Records skipped because their `review_id` was already counted.
     pub duplicates: u64,
