@@ -154,8 +154,8 @@ async fn late_reviews_are_counted_and_kept_in_reviews_late() {
         )
         .await
         .expect("aggregate");
-    // The watermark moves at the end of each micro-batch (as in Spark), so nothing is late
-    // before a first batch has been counted: 200 on-time reviews set it.
+    // Each partition's watermark starts with its first counted record, so nothing is late
+    // before: 200 on-time reviews set the watermarks of all three partitions.
     stream(engine, json!({"rate": 0, "limit": 200, "seed": 61})).await;
     eventually("the watermark", Duration::from_secs(120), || async {
         let view = engine.aggregates(None);
