@@ -358,8 +358,14 @@ fn PartitionWatermarks(view: Signal<AggregateView>) -> impl IntoView {
             .collect_view()
     };
     let operator = move || match view.get().watermark {
-        Some(watermark) => format!("operator watermark (least of the partitions') {}", clock(watermark)),
-        None => "operator watermark: none while a partition has none (it waits for every partition)".to_owned(),
+        Some(watermark) => format!(
+            "operator watermark (least of the partitions') {}",
+            clock(watermark)
+        ),
+        None => {
+            "operator watermark: none while a partition has none (it waits for every partition)"
+                .to_owned()
+        }
     };
     view! {
         <h4>"Watermark per partition"</h4>
