@@ -396,24 +396,6 @@ impl WindowState {
             .chain(self.open.iter().map(|(w, a)| (w.clone(), a)))
             .chain(sessions)
     }
-
-    /// Open and recently closed windows of `kind` (all kinds when `None`), oldest first.
-    pub fn rows(&self, kind: Option<WindowKind>) -> Vec<WindowRow> {
-        let open = self.open.iter().map(|(w, a)| (w.clone(), a)).chain(
-            self.session_ids().into_iter().filter_map(|w| {
-                let agg = self.session(&w)?;
-                Some((w, agg))
-            }),
-        );
-        let closed = self.closed.iter().map(|(w, a)| (w.clone(), a));
-        let mut rows: Vec<WindowRow> = closed
-            .chain(open)
-            .filter(|(w, _)| kind.is_none_or(|k| w.kind == k))
-            .map(|(w, a)| row(&w, a, self.is_closed(&w)))
-            .collect();
-        rows.sort_by(|a, b| (a.kind, a.start, &a.key).cmp(&(b.kind, b.start, &b.key)));
-        rows
-    }
 }
 
 /// JSON objects need string keys: a map keyed by window is stored as a list of pairs.
