@@ -337,8 +337,11 @@ fn PartitionWatermarks(view: Signal<AggregateView>) -> impl IntoView {
         view.partitions
             .iter()
             .map(|p| {
-                // The partition the operator's watermark waits for.
-                let holds = p.watermark.is_none() || p.watermark == least;
+                // The partition the operator's watermark waits for: none yet, or the least
+                // while another is ahead (`None` sorts first).
+                let holds = p.watermark.is_none()
+                    || (p.watermark == least
+                        && view.partitions.iter().any(|o| o.watermark > p.watermark));
                 let (event, watermark) = match (p.max_event_time, p.watermark) {
                     (Some(max), Some(watermark)) => (clock(max), clock(watermark)),
                     _ => ("—".to_owned(), "none yet".to_owned()),

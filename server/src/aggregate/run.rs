@@ -210,11 +210,6 @@ pub async fn run(setup: AggregateSetup, ctx: StageContext) -> Result<(), Aggrega
     if let Some(registry) = &setup.registry {
         registry.declare(&group, &[TOPIC_SENTIMENT]);
     }
-    ensure_topics(
-        &setup.kafka,
-        &[checkpoint::topic_spec(setup.kafka.topic_partitions)],
-    )
-    .await?;
     let consumer: AggregateConsumer = setup
         .kafka
         .client_config()
@@ -231,8 +226,18 @@ pub async fn run(setup: AggregateSetup, ctx: StageContext) -> Result<(), Aggrega
             changes: Mutex::new(Vec::new()),
             pending: AtomicBool::new(false),
         })?;
-    consumer.subscribe(&[TOPIC_SENTIMENT])?;
     let consumer = Arc::new(consumer);
+    // The server creates the changelog with its topics; a worker on another cluster may have to.
+    let mut changelog_partitions = changelog_partitions(&consumer).await?;
+    if changelog_partitions == 0 {
+        ensure_topics(
+            &setup.kafka,
+            &[checkpoint::topic_spec(setup.kafka.topic_partitions)],
+        )
+        .await?;
+        changelog_partitions = self::changelog_partitions(&consumer).await?;
+    }
+    consumer.subscribe(&[TOPIC_SENTIMENT])?;
     let producer = setup.kafka.reliable_producer()?;
     let changelog = checkpoint::producer(&setup.kafka)?;
     ctx.set_detail("joining the group; partitions are restored from the changelog as assigned");
@@ -240,7 +245,9 @@ pub async fn run(setup: AggregateSetup, ctx: StageContext) -> Result<(), Aggrega
     // are still closed below, off the runtime threads.
     let outcome = tokio::select! {
         _ = ctx.kill.cancelled() => Ok(()),
-        outcome = aggregate_until_stopped(&setup, &ctx, &consumer, &producer, &changelog) => outcome,
+        outcome = aggregate_until_stopped(
+            &setup, &ctx, &consumer, &producer, (&changelog, changelog_partitions),
+        ) => outcome,
     };
     let closing = tokio::task::spawn_blocking(move || {
         drop(consumer);
@@ -259,14 +266,8 @@ async fn aggregate_until_stopped(
     ctx: &StageContext,
     consumer: &Arc<AggregateConsumer>,
     producer: &FutureProducer,
-    changelog: &FutureProducer,
+    (changelog, changelog_partitions): (&FutureProducer, i32),
 ) -> Result<(), AggregateError> {
-    let changelog_partitions = {
-        let consumer = consumer.clone();
-        tokio::task::spawn_blocking(move || checkpoint::partition_count(&consumer))
-            .await
-            .map_err(|e| AggregateError::Task(e.to_string()))??
-    };
     let mut held = Partitions::new();
     let mut triggers = 0u64;
     // "Once": the end of each partition when it was first assigned.
@@ -328,6 +329,15 @@ async fn aggregate_until_stopped(
         }
     }
     Ok(())
+}
+
+/// How many partitions the changelog topic has (0 when it does not exist).
+async fn changelog_partitions(consumer: &Arc<AggregateConsumer>) -> Result<i32, AggregateError> {
+    let consumer = consumer.clone();
+    tokio::task::spawn_blocking(move || checkpoint::partition_count(&consumer))
+        .await
+        .map_err(|e| AggregateError::Task(e.to_string()))?
+        .map_err(AggregateError::from)
 }
 
 /// Applies the rebalance changes to the partitions held; returns those revoked meanwhile.
