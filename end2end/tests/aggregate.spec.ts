@@ -47,6 +47,9 @@ test("tumbling and sliding windows fill live; late reviews are counted behind th
   await expect.poll(() => drawn(page, "chart-tumbling"), { timeout: 30_000 }).toBeGreaterThan(tumbling);
   await expect.poll(() => drawn(page, "chart-sliding"), { timeout: 30_000 }).toBeGreaterThan(sliding);
   await expect(page.getByTestId("aggregate-watermark")).toContainText("behind");
+  // State per partition: each of the 3 partitions with its own watermark; the operator's is the least.
+  await expect(page.getByTestId("aggregate-partitions").locator("tbody tr")).toHaveCount(3);
+  await expect(page.getByTestId("aggregate-operator-watermark")).toContainText("least of the partitions");
   // Average score per stars value: five bars, each noted with its average.
   await expect(page.getByTestId("chart-score-by-stars").locator("text.bar-note")).toHaveCount(5);
   expect(await number(page, "aggregate-late")).toBe(0);

@@ -218,7 +218,6 @@ impl Engine {
             }),
             Slot::boxed(AggregateStage {
                 kafka: kafka.clone(),
-                data_dir: settings.data_dir.clone(),
                 registry: registry.clone(),
                 metrics: aggregate_metrics.clone(),
             }),
@@ -674,7 +673,9 @@ fn topic_specs(partitions: i32) -> Vec<TopicSpec> {
     .map(|(name, partitions)| TopicSpec {
         name: name.to_owned(),
         partitions,
+        compact: false,
     })
+    .chain([crate::aggregate::checkpoint::topic_spec(partitions)])
     .collect()
 }
 

@@ -281,13 +281,14 @@ impl Stage for SentimentStage {
 
 pub struct AggregateStage {
     pub kafka: KafkaSettings,
-    pub data_dir: PathBuf,
     pub registry: Arc<GroupRegistry>,
     pub metrics: Arc<AggregateMetrics>,
 }
 
 impl Stage for AggregateStage {
     const ID: StageId = StageId::Aggregate;
+    // A group member: closing its consumer on a runtime thread could deadlock the group.
+    const CLOSES_ON_KILL: bool = true;
     type Config = AggregateConfig;
     type Checked = aggregate::windows::Spec;
 
@@ -309,9 +310,9 @@ impl Stage for AggregateStage {
             config,
             spec,
             kafka: self.kafka.clone(),
-            data_dir: self.data_dir.clone(),
             metrics: self.metrics.clone(),
-            registry: self.registry.clone(),
+            member: aggregate::run::MEMBER.to_owned(),
+            registry: Some(self.registry.clone()),
         };
         Ok(run_loop(move |ctx| aggregate::run::run(setup, ctx)))
     }

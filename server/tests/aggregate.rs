@@ -1,13 +1,21 @@
 //! The aggregate stage on the embedded broker: windows over 50,000 labelled reviews survive a
-//! crash and a server restart without losing or double-counting a review.
+//! crash and a server restart without losing or double-counting a review, and two members of
+//! one group — one of them crashed mid-way — give the windows of a single one.
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use app::api::{AggregateView, TOPIC_AGGREGATES, TOPIC_LATE, WindowKind};
+use app::api::{
+    AggregateConfig, AggregateView, OutputMode, StageState, TOPIC_AGGREGATES, TOPIC_LATE,
+    TOPIC_SENTIMENT, WindowKind,
+};
 use common::{counter, eventually, group_lag, high_sum, read_all, start_engine};
+use pipebook::aggregate::AggregateMetrics;
+use pipebook::aggregate::run::{AggregateSetup, run};
 use pipebook::pipeline::{Engine, EngineSettings};
+use pipebook::stage::Lifecycle;
 use serde_json::json;
 
 const N: u64 = 50_000;
@@ -146,8 +154,8 @@ async fn late_reviews_are_counted_and_kept_in_reviews_late() {
         )
         .await
         .expect("aggregate");
-    // The watermark moves at the end of each micro-batch (as in Spark), so nothing is late
-    // before a first batch has been counted: 200 on-time reviews set it.
+    // Each partition's watermark starts with its first counted record, so nothing is late
+    // before: 200 on-time reviews set the watermarks of all three partitions.
     stream(engine, json!({"rate": 0, "limit": 200, "seed": 61})).await;
     eventually("the watermark", Duration::from_secs(120), || async {
         let view = engine.aggregates(None);
@@ -253,5 +261,194 @@ async fn the_parquet_sink_writes_every_review_into_date_folders() {
         .collect();
     dates.sort();
     assert_eq!(dates, ["date=2024-01-01"], "{dates:?}");
+    engine.shutdown().await;
+}
+
+/// Starts the aggregate run loop as a process of its own would (`pipebook worker --stage
+/// aggregate`): its own consumer in `config.group`, its own producers and metrics.
+fn member(
+    engine: &Engine,
+    name: &str,
+    config: &AggregateConfig,
+) -> (Arc<Lifecycle>, Arc<AggregateMetrics>) {
+    let spec = pipebook::aggregate::validate(config).expect("valid config");
+    let metrics = Arc::new(AggregateMetrics::default());
+    let life = Lifecycle::new(name, false, true);
+    let setup = AggregateSetup {
+        config: config.clone(),
+        spec,
+        kafka: engine.kafka().clone(),
+        metrics: metrics.clone(),
+        member: name.to_owned(),
+        registry: None,
+    };
+    life.launch(json!({}), move |ctx| run(setup, ctx))
+        .expect("launch");
+    (life, metrics)
+}
+
+/// Same windows: the same kinds, bounds, keys, counts per sentiment and per star, top
+/// businesses and closed flags; averages equal up to float rounding (sums are added in another
+/// order when triggers cut the stream elsewhere).
+fn assert_same_windows(got: &AggregateView, want: &AggregateView) {
+    assert_eq!(got.windows.len(), want.windows.len(), "window count");
+    for (g, w) in got.windows.iter().zip(&want.windows) {
+        assert_eq!(
+            (
+                g.kind,
+                g.start,
+                g.end,
+                &g.key,
+                &g.counts,
+                g.stars,
+                &g.top_businesses,
+                g.closed
+            ),
+            (
+                w.kind,
+                w.start,
+                w.end,
+                &w.key,
+                &w.counts,
+                w.stars,
+                &w.top_businesses,
+                w.closed
+            ),
+        );
+        let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+            (a, b) => a == b,
+        };
+        assert!(close(g.avg_score, w.avg_score), "{g:?} vs {w:?}");
+        assert!(close(g.avg_stars, w.avg_stars), "{g:?} vs {w:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_one_crashed_give_the_windows_of_one() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    engine
+        .start_stage("producer", json!({}))
+        .await
+        .expect("producer");
+    engine
+        .start_stage("sentiment", json!({"workers": 2}))
+        .await
+        .expect("sentiment");
+    // Short windows over live event time, and reviews 10 minutes late with 3 s allowed.
+    let config = AggregateConfig {
+        group: "pair".into(),
+        trigger_ms: 200,
+        tumbling_secs: 5,
+        sliding_secs: 10,
+        slide_secs: 5,
+        session_gap_secs: 2,
+        allowed_lateness_secs: 3,
+        output_mode: OutputMode::Update,
+        ..AggregateConfig::default()
+    };
+    let (a, a_metrics) = member(engine, "member-a", &config);
+    let (b, b_metrics) = member(engine, "member-b", &config);
+    const N: u64 = 6_000;
+    engine
+        .start_stage(
+            "streamer",
+            json!({"rate": 1000, "chunk_size": 100, "limit": N, "seed": 64,
+                   "late_share": 0.1, "late_by_secs": 600}),
+        )
+        .await
+        .expect("streamer");
+    // Crash member A mid-stream, holding partitions: no checkpoint of its trigger in hand, no
+    // commit.
+    let held = eventually(
+        "both members counting",
+        Duration::from_secs(120),
+        || async {
+            let (va, vb) = (a_metrics.view(), b_metrics.view());
+            (va.counted + vb.counted > N / 4 && !va.partitions.is_empty())
+                .then_some(va.partitions.len())
+        },
+    )
+    .await;
+    a.crash().expect("crash A");
+    a.wait().await;
+    assert!(held > 0);
+    eventually("all labelled", Duration::from_secs(300), || async {
+        (group_lag(engine, "pipebook-sentiment").await == Some(0)
+            && high_sum(engine, TOPIC_SENTIMENT).await >= N as i64)
+            .then_some(())
+    })
+    .await;
+    let records = high_sum(engine, TOPIC_SENTIMENT).await as u64;
+    // B took over A's partitions from the changelog and read everything.
+    let survivor = eventually(
+        "B holds and read all 3 partitions",
+        Duration::from_secs(180),
+        || async {
+            let view = b_metrics.view();
+            (view.partitions.len() == 3
+                && view.counted + view.late_records + view.duplicates == records)
+                .then_some(view)
+        },
+    )
+    .await;
+    assert_eq!(b.state(), StageState::Running);
+
+    // One member alone, over the same input, in one go.
+    let single = AggregateConfig {
+        group: "single".into(),
+        trigger_ms: 0,
+        ..config.clone()
+    };
+    let (one, one_metrics) = member(engine, "single", &single);
+    eventually(
+        "the single member done",
+        Duration::from_secs(180),
+        || async { (one.state() != StageState::Running).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        one.state(),
+        StageState::Stopped,
+        "{:?}",
+        one.status(Default::default())
+    );
+    let reference = one_metrics.view();
+
+    assert!(reference.late_records > 0, "the test needs late records");
+    assert_eq!(
+        (survivor.counted, survivor.late_records, survivor.duplicates),
+        (
+            reference.counted,
+            reference.late_records,
+            reference.duplicates
+        ),
+        "counted, late, duplicates"
+    );
+    assert_eq!(
+        survivor.counted + survivor.late_records + survivor.duplicates,
+        records,
+        "every record once"
+    );
+    assert!(survivor.counted <= N);
+    assert_same_windows(&survivor, &reference);
+    let progress = |v: &AggregateView| {
+        v.partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.partition,
+                    p.offset,
+                    p.watermark,
+                    p.counted,
+                    p.late_records,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(progress(&survivor), progress(&reference));
+    assert_eq!(survivor.watermark, reference.watermark);
+    b.stop().await.expect("stop B");
     engine.shutdown().await;
 }

@@ -102,6 +102,8 @@ async fn status_codes_and_messages() {
     assert_eq!(
         names,
         [
+            // The aggregate stage's state changelog, created with the others.
+            "pipebook.aggregate.changelog",
             "reviews",
             "reviews.aggregates",
             "reviews.dlq",

@@ -59,6 +59,7 @@ impl Cluster {
             &[TopicSpec {
                 name: name.to_owned(),
                 partitions,
+                compact: false,
             }],
         )
         .await
@@ -1071,6 +1072,7 @@ async fn kill_9_of_the_serving_process_loses_no_acknowledged_record() {
         &[TopicSpec {
             name: "durable".into(),
             partitions: 3,
+            compact: false,
         }],
     )
     .await

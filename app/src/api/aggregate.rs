@@ -220,13 +220,35 @@ impl WindowRow {
     }
 }
 
+/// The compacted topic the aggregate stage checkpoints each input partition's state to, keyed
+/// `<group>/<partition>`, together with the partition's next offset.
+pub const TOPIC_AGGREGATE_CHANGELOG: &str = "pipebook.aggregate.changelog";
+
+/// One input partition of the aggregate stage: where it has read to and its own watermark.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct PartitionProgress {
+    /// Partition of `reviews.sentiment`.
+    pub partition: i32,
+    /// Next offset to read; every record before it is counted in the partition's state.
+    pub offset: i64,
+    /// The partition's watermark: its latest event time − the allowed lateness; `None` before
+    /// its first record.
+    pub watermark: Option<i64>,
+    pub max_event_time: Option<i64>,
+    pub counted: u64,
+    pub late_records: u64,
+    pub duplicates: u64,
+}
+
 /// `GET /api/aggregates?window=…` and the aggregate part of the live snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct AggregateView {
-    /// Milliseconds since the Unix epoch; `None` before the first record.
+    /// The operator's watermark: the least of the partitions' watermarks (as in Flink), so a
+    /// partition that has seen nothing holds it back. Milliseconds since the Unix epoch; `None`
+    /// while any partition held has no record yet.
     pub watermark: Option<i64>,
     pub max_event_time: Option<i64>,
-    /// Records that arrived behind the watermark (dropped or sent to `reviews.late`).
+    /// Records that arrived behind their partition's watermark (dropped or sent to `reviews.late`).
     pub late_records: u64,
     /// Records skipped because their `review_id` was already counted.
     pub duplicates: u64,
@@ -239,6 +261,10 @@ pub struct AggregateView {
     /// ones drawn (the live feed's); absent when `windows` are all there (`GET /api/aggregates`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totals: Option<WindowTotals>,
+    /// The input partitions this process holds, each with its own watermark and counts (the
+    /// figures above add them up).
+    #[serde(default)]
+    pub partitions: Vec<PartitionProgress>,
 }
 
 /// How many windows of one kind there are, and how many of them are open.

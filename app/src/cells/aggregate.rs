@@ -44,8 +44,10 @@ pub fn AggregateCell() -> impl IntoView {
                 " is when the job reads it. The " <em>"watermark"</em>
                 " trails the latest event time by the allowed lateness: a window closes when the watermark passes its end, and a review older than the watermark is "
                 <em>"late"</em> " — counted apart, dropped or kept in " <code>"reviews.late"</code>
-                ". Duplicates (same review id) are skipped. After every trigger the window state and the offsets it covers are "
-                <em>"checkpointed"</em> " together: crash the job, start it again, and it resumes without losing or double-counting a review."
+                ". Duplicates (same review id) are skipped. The state is kept per partition of "
+                <code>"reviews.sentiment"</code> ", as in Kafka Streams: after every trigger each partition's windows and the offset they cover are "
+                <em>"checkpointed"</em> " together, as one record of the compacted topic " <code>"pipebook.aggregate.changelog"</code>
+                ". Crash the job, start it again — or run more members in its group — and whoever is assigned a partition resumes it without losing or double-counting a review."
             </p>
             <Controls>
             <AggregateControls form />
@@ -106,6 +108,7 @@ pub fn AggregateCell() -> impl IntoView {
                     <Watermark view=view.into() />
                 </div>
             </div>
+            <PartitionWatermarks view=view.into() />
             <div class="two-col">
                 <div>
                     <h4>"Tumbling " <span class="muted">{move || format!("· {} s", form.tumbling.get())}</span></h4>
@@ -314,15 +317,75 @@ fn Watermark(view: Signal<AggregateView>) -> impl IntoView {
         let v = view.get();
         match (v.watermark, v.max_event_time) {
             (Some(watermark), Some(max)) => format!(
-                "watermark {} · latest event {} · {:.0} s behind",
+                "watermark {} (least of the partitions') · latest event {} · {:.0} s behind",
                 clock(watermark),
                 clock(max),
                 (max - watermark) as f64 / 1000.0
             ),
-            _ => "no watermark yet: it starts with the first record".to_owned(),
+            _ => "no watermark yet: it starts when every partition has a record".to_owned(),
         }
     };
     view! { <span class="stat-detail" data-testid="aggregate-watermark">{text}</span> }
+}
+
+/// Each partition's own watermark, and the operator's: the least of them.
+#[component]
+fn PartitionWatermarks(view: Signal<AggregateView>) -> impl IntoView {
+    let rows = move || {
+        let view = view.get();
+        let least = view.watermark;
+        view.partitions
+            .iter()
+            .map(|p| {
+                // The partition the operator's watermark waits for: none yet, or the least
+                // while another is ahead (`None` sorts first).
+                let holds = p.watermark.is_none()
+                    || (p.watermark == least
+                        && view.partitions.iter().any(|o| o.watermark > p.watermark));
+                let (event, watermark) = match (p.max_event_time, p.watermark) {
+                    (Some(max), Some(watermark)) => (clock(max), clock(watermark)),
+                    _ => ("—".to_owned(), "none yet".to_owned()),
+                };
+                view! {
+                    <tr class:holds-back=holds>
+                        <td>{p.partition}</td>
+                        <td>{thousands(p.offset)}</td>
+                        <td>{event}</td>
+                        <td>{watermark}</td>
+                        <td>{thousands(i64::try_from(p.counted).unwrap_or(i64::MAX))}</td>
+                        <td>{thousands(i64::try_from(p.late_records).unwrap_or(i64::MAX))}</td>
+                        <td class="muted">{if holds && view.partitions.len() > 1 { "holds the watermark back" } else { "" }}</td>
+                    </tr>
+                }
+            })
+            .collect_view()
+    };
+    let operator = move || match view.get().watermark {
+        Some(watermark) => format!(
+            "operator watermark (least of the partitions') {}",
+            clock(watermark)
+        ),
+        None => {
+            "operator watermark: none while a partition has none (it waits for every partition)"
+                .to_owned()
+        }
+    };
+    view! {
+        <h4>"Watermark per partition"</h4>
+        <p class="explain">
+            "Each partition has its own watermark (its latest event time − the allowed lateness) and decides alone, record by record, which of its records are "
+            <em>"late"</em> ": a review is late only if it is behind its own partition's watermark, however far other partitions have gone — so a review that one job reading everything in arrival order would have dropped can still count here, and the result does not depend on how many processes share the partitions. "
+            "The operator's watermark, which closes windows, is the " <em>"least"</em> " of the partitions' (as in Flink): one idle or slow partition holds every window open. Pipebook does not mark idle partitions (Flink's "
+            <code>"withIdleness"</code> "); the stall is shown as it is."
+        </p>
+        <table class="latest" data-testid="aggregate-partitions">
+            <thead>
+                <tr><th>"Partition"</th><th>"Next offset"</th><th>"Latest event"</th><th>"Watermark"</th><th>"Counted"</th><th>"Late"</th><th></th></tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+        <p class="muted" data-testid="aggregate-operator-watermark">{operator}</p>
+    }
 }
 
 /// The latest windows of one kind as bars stacked by sentiment; open windows faded.

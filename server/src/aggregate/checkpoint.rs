@@ -1,105 +1,231 @@
-//! Checkpoints: the window state and the offsets it covers, written together and atomically
-//! after every trigger. On restart the stage reads from exactly those offsets with exactly that
-//! state, so no record is lost or counted twice.
+//! Checkpoints in Kafka: after each trigger, every input partition that changed writes its state
+//! and its next offset, as one record, to the compacted changelog topic
+//! `pipebook.aggregate.changelog`, keyed `<group>/<partition>` (as a Kafka Streams state store's
+//! changelog). Whichever process the group assigns a partition to reads the partition's latest
+//! record and resumes from exactly that offset with exactly that state: the state and the offset
+//! are one record, so a crash between two checkpoints replays records, it never counts one twice.
+//!
+//! The changelog has as many partitions as the input; input partition `p` is checkpointed to
+//! changelog partition `p mod n`, so restoring one partition reads one changelog partition.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use app::api::TOPIC_AGGREGATE_CHANGELOG;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
-use super::windows::WindowState;
+use super::partitions::PartitionState;
+use crate::kafka::KafkaSettings;
+use crate::kafka::admin::TopicSpec;
 
-/// Bumped when the checkpoint format changes; an older checkpoint is refused, not misread.
-const VERSION: u32 = 1;
+/// Bumped when the record format changes; an older record is refused, not misread.
+const VERSION: u32 = 2;
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a restore may take to read a changelog partition to its end.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(60);
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// Largest state record the stage writes (the producer's `message.max.bytes`); the dedup set
+/// and open windows are bounded by the allowed lateness, closed windows by count.
+pub const MAX_RECORD_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("checkpoint {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("checkpoint {path} is not readable ({reason}); delete it to start over")]
-    Corrupt { path: PathBuf, reason: String },
+    #[error("changelog {TOPIC_AGGREGATE_CHANGELOG}: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error(
+        "changelog record {key} is not readable ({reason}); delete topic {TOPIC_AGGREGATE_CHANGELOG} or use another group to start over"
+    )]
+    Corrupt { key: String, reason: String },
+    #[error(
+        "changelog {TOPIC_AGGREGATE_CHANGELOG} partition {partition} not read to its end within {RESTORE_TIMEOUT:?}"
+    )]
+    Timeout { partition: i32 },
 }
 
-/// What a checkpoint holds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Checkpoint {
+/// One changelog record: a partition's state with the offset it covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangelogRecord {
     pub version: u32,
-    /// The stage's configuration when written, as JSON (a changed config starts over).
+    pub group: String,
+    pub partition: i32,
+    /// The stage's configuration when written, as JSON (a changed query starts over).
     pub config: serde_json::Value,
-    /// Next offset to read, per partition of `reviews.sentiment`.
-    pub offsets: BTreeMap<i32, i64>,
-    pub state: WindowState,
-    /// Triggers completed so far.
-    pub triggers: u64,
+    pub held: PartitionState,
 }
 
-/// Where a group's checkpoint lives: `<data dir>/checkpoints/aggregate/<group>.json`.
-pub fn path(data_dir: &Path, group: &str) -> PathBuf {
-    let safe: String = group
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    data_dir
-        .join("checkpoints")
-        .join("aggregate")
-        .join(format!("{safe}.json"))
+/// The changelog topic, compacted, with one partition per input partition.
+pub fn topic_spec(partitions: i32) -> TopicSpec {
+    TopicSpec {
+        name: TOPIC_AGGREGATE_CHANGELOG.to_owned(),
+        partitions,
+        compact: true,
+    }
 }
 
-/// Reads a checkpoint; `None` when there is none yet.
-pub fn load(path: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(CheckpointError::Io {
-                path: path.to_owned(),
-                source,
-            });
+/// The record key of a group's partition.
+pub fn key(group: &str, partition: i32) -> String {
+    format!("{group}/{partition}")
+}
+
+fn changelog_partition(partition: i32, changelog_partitions: i32) -> i32 {
+    partition.rem_euclid(changelog_partitions.max(1))
+}
+
+/// The producer checkpoints are written with: idempotent, never timing out, and allowed records
+/// as large as [`MAX_RECORD_BYTES`].
+pub fn producer(kafka: &KafkaSettings) -> Result<FutureProducer, KafkaError> {
+    kafka
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "0")
+        .set("message.max.bytes", MAX_RECORD_BYTES.to_string())
+        .create()
+}
+
+/// How many partitions the changelog topic has.
+pub fn partition_count<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Result<i32, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(TOPIC_AGGREGATE_CHANGELOG), METADATA_TIMEOUT)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .map(|t| t.partitions().len() as i32)
+        .max()
+        .unwrap_or(0))
+}
+
+/// The latest record of each of `partitions` of `group`, read to the end of the changelog.
+/// Blocking: call it on a blocking thread (a rebalance callback runs on the polling one).
+pub fn restore(
+    kafka: &KafkaSettings,
+    group: &str,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, ChangelogRecord>, CheckpointError> {
+    let reader: BaseConsumer = kafka
+        .client_config()
+        .set("group.id", "pipebook-changelog-restore")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .create()?;
+    let count = partition_count(&reader)?;
+    let mut restored = BTreeMap::new();
+    if count == 0 || partitions.is_empty() {
+        return Ok(restored);
+    }
+    let wanted: BTreeMap<String, i32> = partitions.iter().map(|p| (key(group, *p), *p)).collect();
+    // Changelog partition → its end offset, for those holding anything.
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    for partition in partitions {
+        let source = changelog_partition(*partition, count);
+        if ends.contains_key(&source) {
+            continue;
         }
-    };
-    let checkpoint: Checkpoint =
-        serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-    if checkpoint.version != VERSION {
-        return Err(CheckpointError::Corrupt {
-            path: path.to_owned(),
-            reason: format!("version {} (expected {VERSION})", checkpoint.version),
-        });
+        let (low, high) =
+            reader.fetch_watermarks(TOPIC_AGGREGATE_CHANGELOG, source, METADATA_TIMEOUT)?;
+        if high > low {
+            ends.insert(source, high);
+        }
     }
-    Ok(Some(checkpoint))
+    if ends.is_empty() {
+        return Ok(restored);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for source in ends.keys() {
+        tpl.add_partition_offset(TOPIC_AGGREGATE_CHANGELOG, *source, Offset::Beginning)?;
+    }
+    reader.assign(&tpl)?;
+    let deadline = Instant::now() + RESTORE_TIMEOUT;
+    while !ends.is_empty() {
+        if Instant::now() >= deadline {
+            let partition = ends.keys().next().copied().unwrap_or_default();
+            return Err(CheckpointError::Timeout { partition });
+        }
+        let message = match reader.poll(Duration::from_millis(200)) {
+            None => continue,
+            Some(Err(KafkaError::PartitionEOF(source))) => {
+                ends.remove(&source);
+                continue;
+            }
+            Some(Err(error)) => {
+                tracing::debug!(%error, "changelog restore poll error");
+                continue;
+            }
+            Some(Ok(message)) => message,
+        };
+        if ends
+            .get(&message.partition())
+            .is_some_and(|end| message.offset() + 1 >= *end)
+        {
+            ends.remove(&message.partition());
+        }
+        let Some(record_key) = message.key().map(String::from_utf8_lossy) else {
+            continue;
+        };
+        let Some(partition) = wanted.get(record_key.as_ref()) else {
+            continue;
+        };
+        let Some(payload) = message.payload() else {
+            // A tombstone: the partition's state was deleted.
+            restored.remove(partition);
+            continue;
+        };
+        let record = decode(&record_key, payload)?;
+        restored.insert(*partition, record);
+    }
+    Ok(restored)
 }
 
-/// Writes a checkpoint atomically: a temporary file, flushed to disk, renamed over the old one.
-/// A crash leaves either the old checkpoint or the new one, never half of one.
-pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io {
-        path: path.to_owned(),
-        source,
+fn decode(key: &str, payload: &[u8]) -> Result<ChangelogRecord, CheckpointError> {
+    let corrupt = |reason: String| CheckpointError::Corrupt {
+        key: key.to_owned(),
+        reason,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| corrupt(e.to_string()))?;
+    let version = value["version"].as_u64().unwrap_or_default();
+    if version != u64::from(VERSION) {
+        return Err(corrupt(format!("version {version} (expected {VERSION})")));
     }
-    let mut checkpoint = checkpoint.clone();
-    checkpoint.version = VERSION;
-    let bytes = serde_json::to_vec(&checkpoint).map_err(|e| io(std::io::Error::other(e)))?;
-    let temporary = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&temporary).map_err(io)?;
-    file.write_all(&bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&temporary, path).map_err(io)?;
-    Ok(())
+    serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
+}
+
+/// Writes one partition's checkpoint and waits until the broker has it; false when cancelled
+/// first (then nothing may be committed for that partition).
+pub async fn save(
+    producer: &FutureProducer,
+    record: &ChangelogRecord,
+    changelog_partitions: i32,
+    cancel: &CancellationToken,
+) -> bool {
+    let mut record = record.clone();
+    record.version = VERSION;
+    let Ok(payload) = serde_json::to_vec(&record) else {
+        return false;
+    };
+    let record_key = key(&record.group, record.partition);
+    let partition = changelog_partition(record.partition, changelog_partitions);
+    loop {
+        let sending = FutureRecord::to(TOPIC_AGGREGATE_CHANGELOG)
+            .partition(partition)
+            .key(&record_key)
+            .payload(&payload);
+        match producer.send(sending, Timeout::Never).await {
+            Ok(_) => return true,
+            Err(_) if cancel.is_cancelled() => return false,
+            Err((error, _)) => {
+                tracing::warn!(key = %record_key, bytes = payload.len(), %error, "checkpoint not written; retrying");
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -107,24 +233,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_saved_checkpoint_reads_back_and_junk_is_refused_by_name() {
-        let dir = tempfile::tempdir().expect("dir");
-        let file = path(dir.path(), "pipebook-aggregate");
-        assert_eq!(load(&file).expect("none yet"), None);
-        let mut checkpoint = Checkpoint {
-            offsets: BTreeMap::from([(0, 10), (2, 7)]),
+    fn records_read_back_and_junk_or_old_versions_are_refused_by_name() {
+        let mut held = PartitionState {
+            offset: 10,
             triggers: 3,
-            ..Checkpoint::default()
+            ..PartitionState::default()
         };
-        checkpoint.state.counted = 17;
-        checkpoint.state.seen.insert("r1".into(), 5);
-        save(&file, &checkpoint).expect("save");
-        let back = load(&file).expect("load").expect("some");
-        assert_eq!(back.offsets, checkpoint.offsets);
-        assert_eq!(back.state, checkpoint.state);
-        std::fs::write(&file, b"{half").expect("corrupt it");
-        let err = load(&file).expect_err("corrupt");
-        assert!(err.to_string().contains("delete it"), "{err}");
-        assert!(path(dir.path(), "a/../b").ends_with("a____b.json"));
+        held.state.counted = 17;
+        held.state.seen.insert("r1".into(), 5);
+        let record = ChangelogRecord {
+            version: VERSION,
+            group: "g".into(),
+            partition: 2,
+            config: serde_json::json!({"a": 1}),
+            held,
+        };
+        let bytes = serde_json::to_vec(&record).expect("encode");
+        assert_eq!(decode("g/2", &bytes).expect("decode"), record);
+        let err = decode("g/2", b"{half").expect_err("corrupt");
+        assert!(err.to_string().contains("g/2"), "{err}");
+        let old = serde_json::json!({"version": 1});
+        let err = decode("g/2", old.to_string().as_bytes()).expect_err("old");
+        assert!(err.to_string().contains("version 1"), "{err}");
+        assert_eq!(key("pipebook-aggregate", 0), "pipebook-aggregate/0");
+        assert_eq!(changelog_partition(4, 3), 1);
     }
 }

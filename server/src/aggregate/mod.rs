@@ -1,15 +1,19 @@
 //! Stage 4, windowed aggregates: a micro-batch job on `reviews.sentiment`, like a Spark
-//! Structured Streaming query with a trigger, a watermark and an output mode.
+//! Structured Streaming query with a trigger, a watermark and an output mode, whose state is
+//! kept per input partition as in Kafka Streams.
 //!
-//! Each trigger reads what arrived, drops (or sets aside) records behind the watermark and
-//! records already counted, computes tumbling and sliding windows with Polars ([`frame`]),
-//! merges them and the per-business sessions into the state ([`windows`]), writes what the
-//! output mode emits to `reviews.aggregates`, and checkpoints state + offsets atomically
-//! ([`checkpoint`]) before committing. A restart resumes from the checkpoint.
+//! Each trigger reads what arrived, and in each input partition ([`partitions`]) drops (or sets
+//! aside) records behind that partition's watermark and records already counted, computes
+//! tumbling and sliding windows with Polars ([`frame`]), merges them and the per-business
+//! sessions into the partition's state ([`windows`]), writes what the output mode emits to
+//! `reviews.aggregates`, and checkpoints each changed partition's state with its offset to the
+//! changelog topic ([`checkpoint`]) before committing. Whichever process of the group is
+//! assigned a partition resumes it from its changelog record ([`run`]).
 
 pub mod checkpoint;
 pub mod frame;
 pub mod parquet;
+pub mod partitions;
 pub mod run;
 pub mod windows;
 
@@ -21,7 +25,8 @@ use app::api::{AggregateConfig, AggregateView, WindowKind};
 use crate::error::ConfigError;
 use crate::sync::LockExt;
 use crate::trace::recent::RecentBatches;
-use windows::{Spec, WindowState};
+use partitions::Partitions;
+use windows::Spec;
 
 /// Most windows one event may fall into (sliding size ÷ slide).
 const MAX_WINDOWS_PER_EVENT: u64 = 60;
@@ -133,17 +138,9 @@ impl AggregateMetrics {
         view
     }
 
-    fn publish(&self, state: &WindowState) {
-        let view = AggregateView {
-            watermark: state.watermark,
-            max_event_time: state.max_event_time,
-            late_records: state.late,
-            duplicates: state.duplicates,
-            counted: state.counted,
-            windows: state.rows(None),
-            totals: None,
-        };
-        *self.view.lock_or_recover() = view;
+    /// Shows the merged windows of the partitions this process holds.
+    pub fn publish(&self, partitions: &Partitions) {
+        *self.view.lock_or_recover() = partitions::merged_view(partitions);
     }
 }
 

@@ -1,9 +1,16 @@
-//! The aggregate stage's run loop: trigger → read → window → emit → checkpoint → commit.
+//! The aggregate stage's run loop: trigger → read → window (per input partition) → emit →
+//! checkpoint each changed partition to the changelog → commit.
+//!
+//! The stage is a consumer-group member like any other: the group spreads the partitions of
+//! `reviews.sentiment` over every process running this loop with the same group, and on each
+//! assignment the rebalance callback restores the assigned partitions' state from the changelog
+//! and starts reading each at the offset stored with its state ([`AggregateContext`]). A
+//! standalone process (`pipebook worker --stage aggregate`) calls [`run`] with its own
+//! [`AggregateSetup`] (`registry: None`) and a [`StageContext`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use app::api::{
@@ -11,24 +18,30 @@ use app::api::{
     TimeDomain,
 };
 use chrono::NaiveDateTime;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::checkpoint::{self, Checkpoint, CheckpointError};
+use super::checkpoint::{self, ChangelogRecord, CheckpointError};
+use super::partitions::{self, PartitionState, Partitions, Positioned};
 use super::windows::{Emitted, Event, Spec, row};
 use super::{AggregateMetrics, frame};
 use crate::kafka::KafkaSettings;
+use crate::kafka::admin::{AdminError, ensure_topics};
 use crate::kafka::batch::Record;
 use crate::kafka::inspect::GroupRegistry;
 use crate::records::{DATE_FORMAT, DeadLetter, deliver_dead_letter};
 use crate::stage::StageContext;
+use crate::sync::LockExt;
 use crate::trace::recent::{BatchIds, BatchMark};
 
 const STAGE: &str = "aggregate";
+/// The server's own member of the aggregate group.
+pub const MEMBER: &str = "aggregate";
 /// Most records one trigger reads.
 const MAX_BATCH: usize = 50_000;
 /// A trigger stops reading when nothing arrives for this long.
@@ -42,6 +55,10 @@ pub enum AggregateError {
     Kafka(#[from] KafkaError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error("creating the changelog topic: {0}")]
+    Admin(#[from] AdminError),
+    #[error("restoring partitions on assignment: {0}")]
+    Restore(String),
     #[error("Polars: {0}")]
     Polars(#[from] polars::error::PolarsError),
     #[error("{0}")]
@@ -52,53 +69,209 @@ pub struct AggregateSetup {
     pub config: AggregateConfig,
     pub spec: Spec,
     pub kafka: KafkaSettings,
-    pub data_dir: PathBuf,
     pub metrics: Arc<AggregateMetrics>,
-    /// Where the stage's group is declared: it assigns its partitions itself (no group
-    /// membership), so the embedded broker would never list it, though it commits its offsets
-    /// there and its lag is what cell 2 shows.
-    pub registry: Arc<GroupRegistry>,
+    /// This process's name in the group (its `client.id`), e.g. `aggregate` in the server.
+    pub member: String,
+    /// Where the server lists its groups' members for cell 2; `None` in a worker process.
+    pub registry: Option<Arc<GroupRegistry>>,
 }
 
-pub async fn run(setup: AggregateSetup, ctx: StageContext) -> Result<(), AggregateError> {
-    setup
-        .registry
-        .declare(&setup.config.group, &[TOPIC_SENTIMENT]);
-    let path = checkpoint::path(&setup.data_dir, &setup.config.group);
-    let config_json = serde_json::to_value(&setup.config).unwrap_or_default();
-    let mut checkpoint = match checkpoint::load(&path)? {
-        Some(saved) if same_query(&saved.config, &config_json) => {
-            ctx.set_detail(format!(
-                "resumed from checkpoint after trigger {} ({} records counted)",
-                saved.triggers, saved.state.counted
-            ));
-            saved
-        }
-        Some(_) => {
-            ctx.set_detail("windows changed since the checkpoint: started over from offset 0");
-            Checkpoint::default()
-        }
-        None => Checkpoint::default(),
-    };
-    checkpoint.config = config_json;
-    setup.metrics.publish(&checkpoint.state);
+/// What the rebalance callback saw, for the run loop to apply before its next trigger.
+#[derive(Debug)]
+enum Change {
+    /// Partitions assigned, with the changelog record of those that had one for this query.
+    Assigned {
+        partitions: Vec<i32>,
+        restored: BTreeMap<i32, ChangelogRecord>,
+        /// Partitions whose changelog record was written by another query (started over).
+        changed_query: Vec<i32>,
+    },
+    Revoked(Vec<i32>),
+    /// Everything is gone (a rebalance error): the loop drops what it holds.
+    RevokedAll,
+    Failed(String),
+}
 
-    let consumer: BaseConsumer = setup
+/// The consumer's context: on assignment it restores the partitions from the changelog and
+/// assigns them at their checkpointed offsets (inside the callback, before any of their records
+/// is fetched); on revocation it unassigns. Both are queued for the run loop.
+pub struct AggregateContext {
+    kafka: KafkaSettings,
+    group: String,
+    member: String,
+    config: serde_json::Value,
+    registry: Option<Arc<GroupRegistry>>,
+    changes: Mutex<Vec<Change>>,
+    pending: AtomicBool,
+}
+
+impl AggregateContext {
+    fn push(&self, change: Change) {
+        self.changes.lock_or_recover().push(change);
+        self.pending.store(true, Ordering::SeqCst);
+    }
+
+    fn take(&self) -> Vec<Change> {
+        self.pending.store(false, Ordering::SeqCst);
+        std::mem::take(&mut *self.changes.lock_or_recover())
+    }
+
+    fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let partitions: Vec<i32> = tpl
+            .elements_for_topic(TOPIC_SENTIMENT)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        let restored = match checkpoint::restore(&self.kafka, &self.group, &partitions) {
+            Ok(restored) => restored,
+            Err(error) => {
+                // Reading without the state would count records twice: take nothing.
+                self.push(Change::Failed(error.to_string()));
+                return;
+            }
+        };
+        let (restored, other): (BTreeMap<_, _>, BTreeMap<_, _>) = restored
+            .into_iter()
+            .partition(|(_, record)| same_query(&record.config, &self.config));
+        let mut assignment = TopicPartitionList::new();
+        for partition in &partitions {
+            let offset = restored
+                .get(partition)
+                .map_or(Offset::Beginning, |r| Offset::Offset(r.held.offset));
+            if let Err(error) = assignment.add_partition_offset(TOPIC_SENTIMENT, *partition, offset)
+            {
+                self.push(Change::Failed(error.to_string()));
+                return;
+            }
+        }
+        if let Err(error) = consumer.assign(&assignment) {
+            self.push(Change::Failed(format!("assign: {error}")));
+            return;
+        }
+        if let Some(registry) = &self.registry {
+            let assigned = partitions
+                .iter()
+                .map(|p| (TOPIC_SENTIMENT.to_owned(), *p))
+                .collect();
+            registry.set_assignment(&self.group, &self.member, assigned);
+        }
+        self.push(Change::Assigned {
+            partitions,
+            restored,
+            changed_query: other.into_keys().collect(),
+        });
+    }
+
+    fn unassign(&self, consumer: &BaseConsumer<Self>, change: Change) {
+        if let Err(error) = consumer.unassign() {
+            tracing::debug!(%error, "aggregate unassign");
+        }
+        if let Some(registry) = &self.registry {
+            registry.set_assignment(&self.group, &self.member, Vec::new());
+        }
+        self.push(change);
+    }
+}
+
+impl rdkafka::ClientContext for AggregateContext {}
+
+impl ConsumerContext for AggregateContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assign(consumer, tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let partitions = tpl
+                    .elements_for_topic(TOPIC_SENTIMENT)
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect();
+                self.unassign(consumer, Change::Revoked(partitions));
+            }
+            other => {
+                tracing::warn!(group = %self.group, error = ?other, "aggregate rebalance error");
+                self.unassign(consumer, Change::RevokedAll);
+            }
+        }
+    }
+}
+
+type AggregateConsumer = BaseConsumer<AggregateContext>;
+
+/// Runs the aggregate stage until stopped (`ctx.cancel`), killed (`ctx.kill`: leaves without
+/// writing or committing the trigger in hand), or — with `trigger_ms` 0 — until it has read its
+/// partitions to their end.
+pub async fn run(setup: AggregateSetup, ctx: StageContext) -> Result<(), AggregateError> {
+    let group = setup.config.group.clone();
+    if let Some(registry) = &setup.registry {
+        registry.declare(&group, &[TOPIC_SENTIMENT]);
+    }
+    let consumer: AggregateConsumer = setup
         .kafka
         .client_config()
-        .set("group.id", &setup.config.group)
+        .set("group.id", &group)
+        .set("client.id", &setup.member)
         .set("enable.auto.commit", "false")
-        .create()?;
+        .set("auto.offset.reset", "earliest")
+        .create_with_context(AggregateContext {
+            kafka: setup.kafka.clone(),
+            group: group.clone(),
+            member: setup.member.clone(),
+            config: serde_json::to_value(&setup.config).unwrap_or_default(),
+            registry: setup.registry.clone(),
+            changes: Mutex::new(Vec::new()),
+            pending: AtomicBool::new(false),
+        })?;
     let consumer = Arc::new(consumer);
-    assign_from(&consumer, &checkpoint.offsets).await?;
+    // The server creates the changelog with its topics; a worker on another cluster may have to.
+    let mut changelog_partitions = changelog_partitions(&consumer).await?;
+    if changelog_partitions == 0 {
+        ensure_topics(
+            &setup.kafka,
+            &[checkpoint::topic_spec(setup.kafka.topic_partitions)],
+        )
+        .await?;
+        changelog_partitions = self::changelog_partitions(&consumer).await?;
+    }
+    consumer.subscribe(&[TOPIC_SENTIMENT])?;
     let producer = setup.kafka.reliable_producer()?;
-
-    // "Once": read up to the end of the topic as it is now, then stop.
-    let end = if setup.config.trigger_ms == 0 {
-        Some(end_offsets(&consumer).await?)
-    } else {
-        None
+    let changelog = checkpoint::producer(&setup.kafka)?;
+    ctx.set_detail("joining the group; partitions are restored from the changelog as assigned");
+    // Killed (a crash): the trigger in hand is neither checkpointed nor committed; the clients
+    // are still closed below, off the runtime threads.
+    let outcome = tokio::select! {
+        _ = ctx.kill.cancelled() => Ok(()),
+        outcome = aggregate_until_stopped(
+            &setup, &ctx, &consumer, &producer, (&changelog, changelog_partitions),
+        ) => outcome,
     };
+    let closing = tokio::task::spawn_blocking(move || {
+        drop(consumer);
+        drop(producer);
+        drop(changelog);
+    });
+    let _ = closing.await;
+    if let Some(registry) = &setup.registry {
+        registry.remove_member(&group, &setup.member);
+    }
+    outcome
+}
+
+async fn aggregate_until_stopped(
+    setup: &AggregateSetup,
+    ctx: &StageContext,
+    consumer: &Arc<AggregateConsumer>,
+    producer: &FutureProducer,
+    (changelog, changelog_partitions): (&FutureProducer, i32),
+) -> Result<(), AggregateError> {
+    let mut held = Partitions::new();
+    let mut triggers = 0u64;
+    // "Once": the end of each partition when it was first assigned.
+    let mut end: BTreeMap<i32, i64> = BTreeMap::new();
     let trigger = Duration::from_millis(setup.config.trigger_ms.max(1));
     let mut ticker = tokio::time::interval(trigger);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -107,35 +280,122 @@ pub async fn run(setup: AggregateSetup, ctx: StageContext) -> Result<(), Aggrega
             _ = ctx.cancel.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        let batch = drain(&consumer).await?;
+        let drained = drain(consumer).await?;
+        let changes = consumer.context().take();
+        let mut batch = drained.before;
+        if !changes.is_empty() {
+            let revoked = apply(&mut held, changes, ctx)?;
+            // Read before the rebalance from a partition given up (perhaps given back, then
+            // restored from its checkpoint, which does not have them): not ours to count.
+            batch.retain(|r| !revoked.contains(&r.partition));
+            setup.metrics.publish(&held);
+        }
+        batch.extend(drained.after);
+        // Already counted in the partition's state (read again after a rebalance), or of a
+        // partition not held.
+        batch.retain(|r| held.get(&r.partition).is_some_and(|h| r.offset >= h.offset));
         if !batch.is_empty() {
-            trigger_once(
-                &setup,
-                &ctx,
-                &consumer,
-                &producer,
-                &mut checkpoint,
+            triggers += 1;
+            let done = trigger_once(
+                setup,
+                ctx,
+                consumer,
+                (producer, changelog, changelog_partitions),
+                &mut held,
                 batch,
-                &path,
+                triggers,
             )
             .await?;
+            if !done {
+                break;
+            }
         }
-        if let Some(end) = &end
-            && reached(&checkpoint.offsets, end)
-        {
-            ctx.set_detail(format!(
-                "once: read to the end after trigger {}",
-                checkpoint.triggers
-            ));
-            break;
+        if setup.config.trigger_ms == 0 {
+            for partition in held.keys() {
+                if !end.contains_key(partition) {
+                    let high = high_watermark(consumer, *partition).await?;
+                    end.insert(*partition, high);
+                }
+            }
+            let reached = !held.is_empty()
+                && held.iter().all(|(p, h)| {
+                    end.get(p)
+                        .is_none_or(|high| *high == 0 || h.offset >= *high)
+                });
+            if reached {
+                ctx.set_detail(format!("once: read to the end after trigger {triggers}"));
+                break;
+            }
         }
     }
-    let closing = tokio::task::spawn_blocking(move || {
-        drop(consumer);
-        drop(producer);
-    });
-    let _ = closing.await;
     Ok(())
+}
+
+/// How many partitions the changelog topic has (0 when it does not exist).
+async fn changelog_partitions(consumer: &Arc<AggregateConsumer>) -> Result<i32, AggregateError> {
+    let consumer = consumer.clone();
+    tokio::task::spawn_blocking(move || checkpoint::partition_count(&consumer))
+        .await
+        .map_err(|e| AggregateError::Task(e.to_string()))?
+        .map_err(AggregateError::from)
+}
+
+/// Applies the rebalance changes to the partitions held; returns those revoked meanwhile.
+fn apply(
+    held: &mut Partitions,
+    changes: Vec<Change>,
+    ctx: &StageContext,
+) -> Result<BTreeSet<i32>, AggregateError> {
+    let mut revoked = BTreeSet::new();
+    for change in changes {
+        match change {
+            Change::Failed(error) => return Err(AggregateError::Restore(error)),
+            Change::RevokedAll => revoked.extend(std::mem::take(held).into_keys()),
+            Change::Revoked(partitions) => {
+                for partition in partitions {
+                    held.remove(&partition);
+                    revoked.insert(partition);
+                }
+            }
+            Change::Assigned {
+                partitions,
+                restored,
+                changed_query,
+            } => {
+                let mut resumed = Vec::new();
+                for partition in &partitions {
+                    let state = match restored.get(partition) {
+                        Some(record) => {
+                            resumed.push(format!(
+                                "{partition} at offset {} ({} counted)",
+                                record.held.offset, record.held.state.counted
+                            ));
+                            record.held.clone()
+                        }
+                        None => PartitionState::default(),
+                    };
+                    held.insert(*partition, state);
+                }
+                let list =
+                    |ps: &[i32]| ps.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
+                let mut detail = format!("partitions {} assigned", list(&partitions));
+                if !resumed.is_empty() {
+                    detail.push_str(&format!(
+                        "; resumed from checkpoint (changelog): {}",
+                        resumed.join(", ")
+                    ));
+                }
+                if !changed_query.is_empty() {
+                    detail.push_str(&format!(
+                        "; windows changed since the checkpoint of {}: started over from offset 0",
+                        list(&changed_query)
+                    ));
+                }
+                ctx.set_detail(detail);
+            }
+        }
+    }
+    Ok(revoked)
 }
 
 /// Whether a checkpoint was written by the same query (the trigger interval may change).
@@ -150,80 +410,61 @@ fn same_query(saved: &serde_json::Value, current: &serde_json::Value) -> bool {
     without_trigger(saved) == without_trigger(current)
 }
 
-/// Assigns every partition of `reviews.sentiment`, at the checkpoint's offsets (or the start).
-async fn assign_from(
-    consumer: &Arc<BaseConsumer>,
-    offsets: &BTreeMap<i32, i64>,
-) -> Result<(), AggregateError> {
+/// The high watermark of one partition of `reviews.sentiment` now.
+async fn high_watermark(
+    consumer: &Arc<AggregateConsumer>,
+    partition: i32,
+) -> Result<i64, AggregateError> {
     let consumer = consumer.clone();
-    let offsets = offsets.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), KafkaError> {
-        let metadata = consumer.fetch_metadata(Some(TOPIC_SENTIMENT), METADATA_TIMEOUT)?;
-        let mut tpl = TopicPartitionList::new();
-        for topic in metadata.topics() {
-            for partition in topic.partitions() {
-                let offset = offsets
-                    .get(&partition.id())
-                    .map_or(Offset::Beginning, |o| Offset::Offset(*o));
-                tpl.add_partition_offset(TOPIC_SENTIMENT, partition.id(), offset)?;
-            }
-        }
-        consumer.assign(&tpl)
+    let (_, high) = tokio::task::spawn_blocking(move || {
+        consumer.fetch_watermarks(TOPIC_SENTIMENT, partition, METADATA_TIMEOUT)
     })
     .await
     .map_err(|e| AggregateError::Task(e.to_string()))??;
-    Ok(())
+    Ok(high)
 }
 
-/// The high watermark of every partition of `reviews.sentiment` now.
-async fn end_offsets(consumer: &Arc<BaseConsumer>) -> Result<BTreeMap<i32, i64>, AggregateError> {
-    let consumer = consumer.clone();
-    tokio::task::spawn_blocking(move || -> Result<BTreeMap<i32, i64>, KafkaError> {
-        let assigned = consumer.assignment()?;
-        let mut end = BTreeMap::new();
-        for element in assigned.elements() {
-            let (_, high) = consumer.fetch_watermarks(
-                TOPIC_SENTIMENT,
-                element.partition(),
-                METADATA_TIMEOUT,
-            )?;
-            end.insert(element.partition(), high);
-        }
-        Ok(end)
-    })
-    .await
-    .map_err(|e| AggregateError::Task(e.to_string()))?
-    .map_err(AggregateError::from)
+/// What one drain read: the records before a rebalance, and the first one after it.
+struct Drained {
+    before: Vec<Record>,
+    after: Option<Record>,
 }
 
-/// Whether every partition has been read up to `end`.
-fn reached(offsets: &BTreeMap<i32, i64>, end: &BTreeMap<i32, i64>) -> bool {
-    end.iter()
-        .all(|(partition, high)| *high == 0 || offsets.get(partition).is_some_and(|o| o >= high))
-}
-
-/// Reads what has arrived, up to [`MAX_BATCH`] records.
-async fn drain(consumer: &Arc<BaseConsumer>) -> Result<Vec<Record>, AggregateError> {
+/// Reads what has arrived, up to [`MAX_BATCH`] records, stopping at a rebalance.
+async fn drain(consumer: &Arc<AggregateConsumer>) -> Result<Drained, AggregateError> {
     let consumer = consumer.clone();
     tokio::task::spawn_blocking(move || {
-        let mut batch = Vec::new();
-        while batch.len() < MAX_BATCH {
-            match consumer.poll(DRAIN_IDLE) {
+        let mut before = Vec::new();
+        let mut after = None;
+        while before.len() < MAX_BATCH {
+            let polled = consumer.poll(DRAIN_IDLE);
+            let rebalanced = consumer.context().pending.load(Ordering::SeqCst);
+            match polled {
                 None => break,
-                Some(Ok(message)) => batch.push(Record {
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    key: message.key().map(<[u8]>::to_vec),
-                    payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                }),
+                Some(Ok(message)) => {
+                    let record = Record {
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    };
+                    if rebalanced {
+                        after = Some(record);
+                        break;
+                    }
+                    before.push(record);
+                }
                 // Transient (a broker restart): read again next trigger.
                 Some(Err(error)) => {
                     tracing::debug!(%error, "aggregate poll error");
                     break;
                 }
             }
+            if rebalanced {
+                break;
+            }
         }
-        batch
+        Drained { before, after }
     })
     .await
     .map_err(|e| AggregateError::Task(e.to_string()))
@@ -251,16 +492,18 @@ fn event(record: &Record, time: TimeDomain, now: i64) -> Result<Event, String> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One trigger over `batch`: windows per partition, outputs, then the changelog, then the
+/// group's offsets. Returns false when stopped before its checkpoint was written (the trigger is
+/// then read again by whoever holds the partitions next).
 async fn trigger_once(
     setup: &AggregateSetup,
     ctx: &StageContext,
-    consumer: &Arc<BaseConsumer>,
-    producer: &FutureProducer,
-    checkpoint: &mut Checkpoint,
+    consumer: &Arc<AggregateConsumer>,
+    (producer, changelog, changelog_partitions): (&FutureProducer, &FutureProducer, i32),
+    held: &mut Partitions,
     batch: Vec<Record>,
-    path: &std::path::Path,
-) -> Result<(), AggregateError> {
+    trigger: u64,
+) -> Result<bool, AggregateError> {
     let started = Instant::now();
     let metrics = &setup.metrics;
     metrics
@@ -270,11 +513,13 @@ async fn trigger_once(
     let mut events = Vec::with_capacity(batch.len());
     let mut payloads: HashMap<String, &Record> = HashMap::new();
     let mut letters = Vec::new();
+    let mut read = Vec::new();
     for record in &batch {
-        match event(record, setup.config.time, now) {
+        let event = match event(record, setup.config.time, now) {
             Ok(event) => {
                 payloads.insert(event.review_id.clone(), record);
-                events.push(event);
+                read.push(event.review_id.clone());
+                Some(event)
             }
             Err(reason) => {
                 let origin = format!("{TOPIC_SENTIMENT}/{}@{}", record.partition, record.offset);
@@ -284,29 +529,38 @@ async fn trigger_once(
                     &record.payload,
                     Some(origin),
                 ));
+                None
             }
-        }
+        };
+        events.push(Positioned {
+            partition: record.partition,
+            offset: record.offset,
+            event,
+        });
     }
     let spec = setup.spec;
-    let read: BatchIds = events.iter().map(|e| e.review_id.as_str()).collect();
-    let outcome = checkpoint
-        .state
-        .process(&spec, events, |kept| frame::window_partials(kept, &spec))?;
+    let read: BatchIds = read.iter().map(String::as_str).collect();
+    let outcomes = partitions::process(held, &spec, events, |kept| {
+        frame::window_partials(kept, &spec)
+    })?;
 
     // Outputs first, then the checkpoint: a crash in between re-emits the same keys.
     let mode = serde_json::to_value(setup.config.output_mode).unwrap_or_default();
-    let sends = outcome
-        .emitted
-        .iter()
-        .map(|emitted| send_window(producer, emitted, &mode, &ctx.cancel));
+    let sends = outcomes.iter().flat_map(|o| {
+        o.outcome
+            .emitted
+            .iter()
+            .map(|emitted| send_window(producer, o.partition, emitted, &mode, &ctx.cancel))
+    });
     let emitted = futures::future::join_all(sends).await;
     metrics.emitted.fetch_add(
         emitted.iter().filter(|ok| **ok).count() as u64,
         Ordering::Relaxed,
     );
+    let late: Vec<&Event> = outcomes.iter().flat_map(|o| &o.outcome.late).collect();
     if setup.config.late_policy == LatePolicy::Topic {
-        for late in &outcome.late {
-            if let Some(record) = payloads.get(&late.review_id) {
+        for event in &late {
+            if let Some(record) = payloads.get(&event.review_id) {
                 send_late(producer, record, &ctx.cancel).await;
                 metrics.late_to_topic.fetch_add(1, Ordering::Relaxed);
             }
@@ -319,34 +573,47 @@ async fn trigger_once(
     }
     if ctx.cancel.is_cancelled() {
         // Stopped while writing: do not checkpoint a batch whose outputs may be missing.
-        return Ok(());
+        return Ok(false);
     }
 
-    for record in &batch {
-        checkpoint
-            .offsets
-            .insert(record.partition, record.offset + 1);
-    }
-    checkpoint.triggers += 1;
     let saving = Instant::now();
-    let to_save = checkpoint.clone();
-    let target = path.to_owned();
-    tokio::task::spawn_blocking(move || checkpoint::save(&target, &to_save))
-        .await
-        .map_err(|e| AggregateError::Task(e.to_string()))??;
+    let config = serde_json::to_value(&setup.config).unwrap_or_default();
+    let records: Vec<ChangelogRecord> = outcomes
+        .iter()
+        .filter_map(|o| {
+            Some(ChangelogRecord {
+                version: 0,
+                group: setup.config.group.clone(),
+                partition: o.partition,
+                config: config.clone(),
+                held: held.get(&o.partition)?.clone(),
+            })
+        })
+        .collect();
+    let saves = records
+        .iter()
+        .map(|record| checkpoint::save(changelog, record, changelog_partitions, &ctx.cancel));
+    let saved = futures::future::join_all(saves).await;
+    if saved.iter().any(|ok| !ok) {
+        return Ok(false);
+    }
     metrics.checkpoint_ms.store(
         u64::try_from(saving.elapsed().as_millis()).unwrap_or(u64::MAX),
         Ordering::Relaxed,
     );
-    commit(consumer, &checkpoint.offsets);
-    metrics.publish(&checkpoint.state);
+    let offsets: BTreeMap<i32, i64> = records
+        .iter()
+        .map(|r| (r.partition, r.held.offset))
+        .collect();
+    commit(consumer, &offsets);
+    metrics.publish(held);
     // Stamped with the trigger's own time: what processing-time windows use for its records.
     let mark = BatchMark {
-        number: checkpoint.triggers,
+        number: trigger,
         at_ms: now,
     };
     metrics.triggers_read.record(mark, read);
-    let late: BatchIds = outcome.late.iter().map(|e| e.review_id.as_str()).collect();
+    let late: BatchIds = late.iter().map(|e| e.review_id.as_str()).collect();
     metrics.late_read.record(mark, late);
     metrics.triggers.fetch_add(1, Ordering::Relaxed);
     metrics
@@ -356,12 +623,12 @@ async fn trigger_once(
         u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         Ordering::Relaxed,
     );
-    Ok(())
+    Ok(true)
 }
 
-/// The group's offsets in Kafka follow the checkpoint, so cell 2 shows this stage's lag. They
-/// are not what the stage restarts from: the checkpoint is.
-fn commit(consumer: &BaseConsumer, offsets: &BTreeMap<i32, i64>) {
+/// The group's offsets in Kafka follow the changelog, so cell 2 shows this stage's lag. They
+/// are not what a partition restarts from: its changelog record is.
+fn commit(consumer: &AggregateConsumer, offsets: &BTreeMap<i32, i64>) {
     let mut tpl = TopicPartitionList::new();
     for (partition, offset) in offsets {
         if tpl
@@ -376,9 +643,10 @@ fn commit(consumer: &BaseConsumer, offsets: &BTreeMap<i32, i64>) {
     }
 }
 
-/// Writes one window result, keyed by the window, until the broker acknowledges it.
+/// Writes one partition's share of a window, keyed by the window and partition, until the broker acknowledges it.
 async fn send_window(
     producer: &FutureProducer,
+    partition: i32,
     emitted: &Emitted,
     mode: &serde_json::Value,
     cancel: &tokio_util::sync::CancellationToken,
@@ -387,8 +655,10 @@ async fn send_window(
         .unwrap_or_default();
     value["mode"] = mode.clone();
     value["emitted_at"] = chrono::Utc::now().timestamp_millis().into();
+    // Each input partition's share of a window is its own result; readers add them up.
+    value["partition"] = partition.into();
     let payload = value.to_string();
-    let key = emitted.window.record_key();
+    let key = format!("{}@{partition}", emitted.window.record_key());
     send_until_acked(
         producer,
         TOPIC_AGGREGATES,

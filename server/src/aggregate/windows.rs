@@ -91,6 +91,20 @@ impl Agg {
     pub fn total(&self) -> u64 {
         self.counts.iter().sum()
     }
+
+    /// Keeps only the `n` businesses a window lists (most reviews first, then by id). Done when
+    /// a window closes, to bound the state: a business's reviews are all in one input partition
+    /// (the record key), so the top `n` of the merged partitions are among each one's top `n`.
+    pub fn keep_top_businesses(&mut self, n: usize) {
+        if self.businesses.len() <= n {
+            return;
+        }
+        let mut ranked: Vec<(String, u64)> =
+            std::mem::take(&mut self.businesses).into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ranked.truncate(n);
+        self.businesses = ranked.into_iter().collect();
+    }
 }
 
 /// A window: its kind, bounds (`start` inclusive, `end` exclusive) and, for sessions, business.
@@ -147,6 +161,10 @@ pub struct WindowState {
     pub late: u64,
     pub duplicates: u64,
     pub counted: u64,
+    /// Per kind, the start of the latest closed window no longer kept for display: merging
+    /// partitions leaves out windows that some partition has already forgotten.
+    #[serde(default)]
+    pub forgotten_through: BTreeMap<WindowKind, i64>,
 }
 
 /// Per-window partial aggregates of one batch, as Polars computes them.
@@ -162,7 +180,7 @@ impl WindowState {
         partials: impl FnOnce(&[Event]) -> Result<Partials, E>,
     ) -> Result<BatchOutcome, E> {
         let mut outcome = BatchOutcome::default();
-        let kept = self.admit(events, &mut outcome);
+        let kept = self.admit(events, spec.lateness_ms, &mut outcome);
         let mut changed: BTreeSet<WindowId> = BTreeSet::new();
         for (window, agg) in partials(&kept)? {
             self.open.entry(window.clone()).or_default().merge(&agg);
@@ -174,21 +192,24 @@ impl WindowState {
         // A session that was later merged into another no longer exists: emit only live ones.
         let live_sessions = self.session_ids();
         changed.retain(|w| w.kind != WindowKind::Session || live_sessions.contains(w));
-
-        if let Some(latest) = kept.iter().map(|e| e.time).max() {
-            let max = self.max_event_time.map_or(latest, |m| m.max(latest));
-            self.max_event_time = Some(max);
-            // The watermark only moves forward.
-            let candidate = max - spec.lateness_ms;
-            self.watermark = Some(self.watermark.map_or(candidate, |w| w.max(candidate)));
-        }
         outcome.emitted = self.emit(spec.mode, &changed);
         self.forget_seen_behind_watermark();
         Ok(outcome)
     }
 
     /// Splits off late records and duplicates; returns the records to count.
-    fn admit(&mut self, events: Vec<Event>, outcome: &mut BatchOutcome) -> Vec<Event> {
+    ///
+    /// The watermark moves after every counted record (Kafka Streams' "stream time" minus the
+    /// grace period), not at the end of the batch: whether a record is late then depends only on
+    /// the records before it in its partition, never on where a trigger happened to cut the
+    /// stream — so a restart, a rebalance or another process reading the partition decides the
+    /// same way.
+    fn admit(
+        &mut self,
+        events: Vec<Event>,
+        lateness_ms: i64,
+        outcome: &mut BatchOutcome,
+    ) -> Vec<Event> {
         let mut kept = Vec::with_capacity(events.len());
         for event in events {
             if self.watermark.is_some_and(|w| event.time < w) {
@@ -201,6 +222,13 @@ impl WindowState {
                 self.seen.insert(event.review_id.clone(), event.time);
                 self.counted += 1;
                 outcome.counted += 1;
+                let max = self
+                    .max_event_time
+                    .map_or(event.time, |m| m.max(event.time));
+                self.max_event_time = Some(max);
+                // The watermark only moves forward.
+                let candidate = max - lateness_ms;
+                self.watermark = Some(self.watermark.map_or(candidate, |w| w.max(candidate)));
                 kept.push(event);
             }
         }
@@ -317,6 +345,8 @@ impl WindowState {
                     None => continue,
                 },
             };
+            let mut agg = agg;
+            agg.keep_top_businesses(TOP_BUSINESSES);
             self.closed.push_back((window.clone(), agg));
         }
         self.sessions.retain(|_, sessions| !sessions.is_empty());
@@ -327,9 +357,12 @@ impl WindowState {
         for kind in WindowKind::ALL {
             let kept = self.closed.iter().filter(|(w, _)| w.kind == kind).count();
             let mut excess = kept.saturating_sub(CLOSED_KEPT);
+            let forgotten = &mut self.forgotten_through;
             self.closed.retain(|(w, _)| {
                 if w.kind == kind && excess > 0 {
                     excess -= 1;
+                    let through = forgotten.entry(kind).or_insert(w.start);
+                    *through = (*through).max(w.start);
                     false
                 } else {
                     true
@@ -344,22 +377,24 @@ impl WindowState {
         }
     }
 
-    /// Open and recently closed windows of `kind` (all kinds when `None`), oldest first.
-    pub fn rows(&self, kind: Option<WindowKind>) -> Vec<WindowRow> {
-        let open = self.open.iter().map(|(w, a)| (w.clone(), a)).chain(
-            self.session_ids().into_iter().filter_map(|w| {
-                let agg = self.session(&w)?;
-                Some((w, agg))
-            }),
-        );
-        let closed = self.closed.iter().map(|(w, a)| (w.clone(), a));
-        let mut rows: Vec<WindowRow> = closed
-            .chain(open)
-            .filter(|(w, _)| kind.is_none_or(|k| w.kind == k))
-            .map(|(w, a)| row(&w, a, self.is_closed(&w)))
-            .collect();
-        rows.sort_by(|a, b| (a.kind, a.start, &a.key).cmp(&(b.kind, b.start, &b.key)));
-        rows
+    /// Every window the state holds, open or closed and kept for display, with its aggregate.
+    pub fn windows(&self) -> impl Iterator<Item = (WindowId, &Agg)> {
+        let sessions = self.sessions.iter().flat_map(|(business, sessions)| {
+            sessions.iter().map(|(start, end, agg)| {
+                let id = WindowId {
+                    kind: WindowKind::Session,
+                    start: *start,
+                    end: *end,
+                    key: Some(business.clone()),
+                };
+                (id, agg)
+            })
+        });
+        self.closed
+            .iter()
+            .map(|(w, a)| (w.clone(), a))
+            .chain(self.open.iter().map(|(w, a)| (w.clone(), a)))
+            .chain(sessions)
     }
 }
 

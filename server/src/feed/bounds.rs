@@ -44,6 +44,7 @@ fn aggregate(view: &AggregateView) -> AggregateView {
             .cloned()
             .collect(),
         totals: Some(view.totals()),
+        partitions: view.partitions.clone(),
     }
 }
 
@@ -121,6 +122,7 @@ pub(crate) mod tests {
             counted: 5,
             windows,
             totals: None,
+            partitions: Vec::new(),
         }
     }
 

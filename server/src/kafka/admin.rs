@@ -31,6 +31,8 @@ pub enum AdminError {
 pub struct TopicSpec {
     pub name: String,
     pub partitions: i32,
+    /// `cleanup.policy=compact`: the broker keeps only the latest record of each key.
+    pub compact: bool,
 }
 
 fn admin_client(settings: &KafkaSettings) -> Result<AdminClient<DefaultClientContext>, AdminError> {
@@ -78,7 +80,14 @@ pub async fn ensure_topics(
     let admin = admin_client(settings)?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(replication)))
+        .map(|t| {
+            let topic = NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(replication));
+            if t.compact {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
+        })
         .collect();
     let results = admin
         .create_topics(new_topics.iter(), &options())

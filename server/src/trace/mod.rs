@@ -585,7 +585,7 @@ async fn window_hop(
         (Some(mark), _) => {
             let what = if late {
                 format!(
-                    "arrived behind the watermark: late, not counted ({})",
+                    "arrived behind its partition's watermark: late, not counted ({})",
                     match config.late_policy {
                         app::api::LatePolicy::Drop => "dropped".to_owned(),
                         app::api::LatePolicy::Topic => format!("kept in {}", app::api::TOPIC_LATE),
