@@ -34,6 +34,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
             post(kill_worker),
         )
         .route("/api/sentiment", get(sentiment_view))
+        .route("/api/workers", get(workers))
         .route("/api/kafka/topics", get(topics))
         .route("/api/kafka/groups", get(groups))
         .route("/api/kafka/topics/{topic}/messages", get(messages))
@@ -167,6 +168,11 @@ async fn kill_worker(
 /// The latest sampled sentiment view (workers, rebalances, latest reviews, confusion).
 async fn sentiment_view(State(engine): State<Arc<Engine>>) -> Json<app::api::SentimentView> {
     Json(engine.subscribe().borrow().sentiment.clone())
+}
+
+/// Every member of every stage's group, in-server or remote, from their heartbeats.
+async fn workers(State(engine): State<Arc<Engine>>) -> Json<Vec<app::api::MemberView>> {
+    Json(engine.members())
 }
 
 async fn topics(State(engine): State<Arc<Engine>>) -> ApiResult<Vec<app::api::TopicInfo>> {

@@ -59,6 +59,7 @@ impl Cluster {
             &[TopicSpec {
                 name: name.to_owned(),
                 partitions,
+                compact: false,
             }],
         )
         .await

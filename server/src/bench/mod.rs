@@ -578,6 +578,7 @@ async fn broker_ceiling(engine: &Engine, n: u64) -> Result<Vec<Measurement>, Eng
         &[crate::kafka::admin::TopicSpec {
             name: topic.clone(),
             partitions: kafka.topic_partitions,
+            compact: false,
         }],
     )
     .await?;

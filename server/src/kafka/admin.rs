@@ -30,6 +30,9 @@ pub enum AdminError {
 pub struct TopicSpec {
     pub name: String,
     pub partitions: i32,
+    /// `cleanup.policy=compact`: the broker keeps the newest record of each key (the
+    /// heartbeats of `pipebook.workers`), not a time window.
+    pub compact: bool,
 }
 
 fn admin_client(settings: &KafkaSettings) -> Result<AdminClient<DefaultClientContext>, AdminError> {
@@ -53,7 +56,14 @@ pub async fn ensure_topics(
     let admin = admin_client(settings)?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)))
+        .map(|t| {
+            let topic = NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1));
+            if t.compact {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
+        })
         .collect();
     let results = admin
         .create_topics(new_topics.iter(), &options())

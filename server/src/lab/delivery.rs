@@ -230,6 +230,7 @@ async fn measure(
     let specs = [&topics.input, &topics.output].map(|name| TopicSpec {
         name: name.clone(),
         partitions: 1,
+        compact: false,
     });
     ensure_topics(kafka, &specs).await?;
     let records = plan.records;

@@ -1,0 +1,315 @@
+//! `pipebook worker --stage sentiment`: one stage's run loop in a process of its own, on any
+//! machine that reaches the brokers, joining the same consumer group as the server's in-process
+//! workers. Kafka spreads the partitions over every member, wherever it runs, and moves a dead
+//! member's partitions to the survivors: no coordinator of our own.
+//!
+//! The loop is the server's own ([`Slot`] over the same [`SentimentStage`]: the same validation,
+//! the same workers, the same commit-after-acknowledgement), so what the server's workers
+//! promise (at-least-once, nothing lost on `kill -9`) holds here too. The process heartbeats its
+//! workers on `pipebook.workers` ([`crate::members`]), which is how the notebook lists it.
+//! Ctrl-C or SIGTERM stops it cleanly: each worker finishes its batch, commits, leaves the group,
+//! and the process says goodbye.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::api::{ClassifierChoice, SentimentConfig, StageState};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ConfigError, KafkaArgs};
+use crate::kafka::KafkaSettings;
+use crate::kafka::admin::ensure_topics;
+use crate::members::{self, Identity};
+use crate::pipeline::{EngineError, topic_specs};
+use crate::sentiment::{self, SentimentRuntime};
+use crate::stages::{Control, SentimentStage, Slot};
+
+/// How often the process checks that its workers still run, and logs its progress.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+const PROGRESS_EVERY: u32 = 10;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    /// The stage whose run loop this process runs.
+    #[arg(long, value_enum)]
+    pub stage: WorkerStage,
+
+    /// Consumer group to join; default: the stage's, the one the server's workers are in.
+    #[arg(long, env = "PIPEBOOK_WORKER_GROUP")]
+    pub group: Option<String>,
+
+    /// Group members this process runs (each a consumer of its own), 1..=8.
+    #[arg(long, default_value_t = 1)]
+    pub workers: u8,
+
+    /// sentiment: the classifier; `llm` reads the PIPEBOOK_LLM_* variables.
+    #[arg(long, value_enum, default_value_t = ClassifierArg::Lexicon)]
+    pub classifier: ClassifierArg,
+
+    /// sentiment: compound score at or above which a review is POSITIVE.
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
+    pub positive_threshold: f64,
+
+    /// sentiment: compound score at or below which a review is NEGATIVE.
+    #[arg(long, default_value_t = -0.05, allow_negative_numbers = true)]
+    pub negative_threshold: f64,
+
+    /// The brokers (`--brokers host:port`, or PIPEBOOK_KAFKA_BROKERS) and their security
+    /// settings, as for `pipebook serve` with an external cluster.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WorkerStage {
+    Sentiment,
+    Indexer,
+    Parquet,
+    Aggregate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClassifierArg {
+    /// VADER, offline.
+    Lexicon,
+    /// An OpenAI-compatible endpoint (PIPEBOOK_LLM_*), falling back to the lexicon.
+    Llm,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    #[error("--stage {0}: not yet supported as a worker process ({1})")]
+    Unsupported(&'static str, &'static str),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("every worker of this process failed: {0}")]
+    Failed(String),
+}
+
+impl WorkerArgs {
+    /// The brokers, checked; required here (a worker has no embedded broker of its own).
+    pub fn kafka(&self) -> Result<KafkaSettings, ConfigError> {
+        self.kafka.external()?.ok_or_else(|| {
+            ConfigError::new(
+                "PIPEBOOK_KAFKA_BROKERS",
+                "required: --brokers host:port (the workbench shows its broker's address in \
+                 cell 2)",
+            )
+        })
+    }
+
+    /// The sentiment stage's config these flags say; checked by the stage's own validation.
+    pub fn sentiment_config(&self) -> SentimentConfig {
+        SentimentConfig {
+            workers: self.workers,
+            classifier: match self.classifier {
+                ClassifierArg::Lexicon => ClassifierChoice::Lexicon,
+                ClassifierArg::Llm => ClassifierChoice::Llm,
+            },
+            positive_threshold: self.positive_threshold,
+            negative_threshold: self.negative_threshold,
+            group: self
+                .group
+                .clone()
+                .unwrap_or_else(|| sentiment::GROUP.to_owned()),
+        }
+    }
+}
+
+/// Runs the worker until `shutdown` resolves (or every worker failed).
+pub async fn run(
+    args: WorkerArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), WorkerError> {
+    match args.stage {
+        WorkerStage::Sentiment => run_sentiment(&args, shutdown).await,
+        WorkerStage::Indexer => Err(WorkerError::Unsupported(
+            "indexer",
+            "run the indexer stage in the server for now",
+        )),
+        WorkerStage::Parquet => Err(WorkerError::Unsupported(
+            "parquet",
+            "its files are written on the server's disk",
+        )),
+        WorkerStage::Aggregate => Err(WorkerError::Unsupported(
+            "aggregate",
+            "its window state is being moved to a changelog topic first",
+        )),
+    }
+}
+
+async fn run_sentiment(
+    args: &WorkerArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), WorkerError> {
+    let config = args.sentiment_config();
+    sentiment::validate(&config)?;
+    let kafka = args.kafka()?;
+    // The topics exist when the workbench made them; on a cluster of one's own this makes them.
+    // Refused (a hosted cluster's ACLs) is not fatal: whoever owns the cluster made them.
+    if let Err(error) = ensure_topics(&kafka, &topic_specs(kafka.topic_partitions)).await {
+        tracing::warn!(%error, "cannot create Pipebook's topics; using them as they are");
+    }
+    let pid = std::process::id();
+    let runtime = SentimentRuntime::with_name_prefix(Arc::default(), &format!("p{pid}-worker-"));
+    let stage = Slot::new(SentimentStage {
+        kafka: kafka.clone(),
+        runtime: runtime.clone(),
+    });
+    let body = serde_json::to_value(&config).unwrap_or_default();
+    stage.start(body).await?;
+    tracing::info!(
+        brokers = %kafka.bootstrap_servers,
+        group = %config.group,
+        workers = config.workers,
+        pid,
+        "sentiment worker process started"
+    );
+    let heartbeats = CancellationToken::new();
+    let reports = runtime.clone();
+    let publisher = tokio::spawn(members::publish(
+        kafka,
+        Identity::this_process(false),
+        Arc::new(move || reports.reports()),
+        heartbeats.clone(),
+    ));
+
+    let outcome = tokio::select! {
+        _ = shutdown => Ok(()),
+        failed = all_failed(&runtime) => Err(WorkerError::Failed(failed)),
+    };
+    // Each worker finishes its batch, commits what it delivered and leaves the group; then the
+    // goodbyes go out.
+    tracing::info!("leaving the group");
+    if let Err(error) = stage.stop().await {
+        tracing::warn!(%error, "stopping the workers");
+    }
+    heartbeats.cancel();
+    let _ = publisher.await;
+    let totals = runtime.counters();
+    tracing::info!(
+        consumed = totals.get("consumed").copied().unwrap_or(0),
+        produced = totals.get("produced").copied().unwrap_or(0),
+        "sentiment worker process stopped"
+    );
+    outcome
+}
+
+/// Resolves once no worker of the process runs any more, with the last one's error; logs the
+/// figures every [`PROGRESS_EVERY`] seconds meanwhile.
+async fn all_failed(runtime: &SentimentRuntime) -> String {
+    let mut ticks = 0u32;
+    loop {
+        tokio::time::sleep(WATCH_INTERVAL).await;
+        let view = runtime.view(WATCH_INTERVAL);
+        let running = view
+            .workers
+            .iter()
+            .filter(|w| w.state == StageState::Running.as_str())
+            .count();
+        if running == 0 {
+            return view
+                .workers
+                .iter()
+                .find_map(|w| w.last_error.clone())
+                .unwrap_or_else(|| "no worker is running".to_owned());
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(PROGRESS_EVERY) {
+            for worker in &view.workers {
+                tracing::info!(
+                    worker = %worker.id,
+                    partitions = ?worker.partitions,
+                    processed = worker.processed,
+                    "progress"
+                );
+            }
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return ctrl_c.await.unwrap_or(()),
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        worker: WorkerArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<WorkerArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("worker").chain(args.iter().copied()))
+            .map(|cli| cli.worker)
+    }
+
+    #[test]
+    fn defaults_join_the_servers_group_with_the_lexicon() {
+        let args = parse(&["--stage", "sentiment", "--brokers", "127.0.0.1:9092"]).expect("ok");
+        let config = args.sentiment_config();
+        assert_eq!(config.group, sentiment::GROUP);
+        assert_eq!(config.classifier, ClassifierChoice::Lexicon);
+        assert_eq!(config.workers, 1);
+        assert_eq!(
+            args.kafka().expect("brokers").bootstrap_servers,
+            "127.0.0.1:9092"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_settings_are_refused_naming_the_field() {
+        let args =
+            parse(&["--stage", "sentiment", "--workers", "9", "--brokers", "h:1"]).expect("parses");
+        let error = run(args, std::future::pending())
+            .await
+            .expect_err("9 workers");
+        assert!(error.to_string().starts_with("workers:"), "{error}");
+
+        let args = parse(&[
+            "--stage",
+            "sentiment",
+            "--positive-threshold",
+            "-0.5",
+            "--brokers",
+            "h:1",
+        ])
+        .expect("parses");
+        let error = run(args, std::future::pending())
+            .await
+            .expect_err("crossed");
+        assert!(
+            error.to_string().starts_with("positive_threshold:"),
+            "{error}"
+        );
+
+        let args = parse(&["--stage", "sentiment", "--brokers", "no-port"]).expect("parses");
+        let error = run(args, std::future::pending())
+            .await
+            .expect_err("no port");
+        assert!(
+            error.to_string().starts_with("PIPEBOOK_KAFKA_BROKERS:"),
+            "{error}"
+        );
+
+        let args = parse(&["--stage", "aggregate", "--brokers", "h:1"]).expect("parses");
+        let error = run(args, std::future::pending()).await.expect_err("later");
+        assert!(error.to_string().contains("not yet supported"), "{error}");
+        assert!(parse(&["--stage", "nope"]).is_err());
+    }
+}
