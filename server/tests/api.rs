@@ -102,6 +102,7 @@ async fn status_codes_and_messages() {
     assert_eq!(
         names,
         [
+            "pipebook.workers",
             "reviews",
             "reviews.aggregates",
             "reviews.dlq",
