@@ -290,20 +290,34 @@ impl Engine {
     }
 
     /// Publishes the in-server workers' heartbeats and follows everyone's (`crate::members`).
-    fn start_heartbeats(&self) {
+    fn start_heartbeats(self: &Arc<Self>) {
         tokio::spawn(members::follow(
             self.kafka.clone(),
             self.members.clone(),
             self.background.clone(),
         ));
-        let runtime = self.sentiment_runtime.clone();
+        // Weak: the publisher must not keep the engine alive (its drop ends the publisher).
+        let engine = Arc::downgrade(self);
         let publisher = tokio::spawn(members::publish(
             self.kafka.clone(),
             Identity::this_process(true),
-            Arc::new(move || runtime.reports()),
+            Arc::new(move || {
+                engine
+                    .upgrade()
+                    .map(|engine| engine.member_reports())
+                    .unwrap_or_default()
+            }),
             self.background.clone(),
         ));
         *self.heartbeats.lock_or_recover() = Some(publisher);
+    }
+
+    /// The in-server workers of every stage, for their heartbeats.
+    fn member_reports(&self) -> Vec<members::MemberReport> {
+        self.stages
+            .values()
+            .flat_map(|stage| stage.member_reports())
+            .collect()
     }
 
     /// Every member of the stages' groups, in-server or remote (`GET /api/workers`).

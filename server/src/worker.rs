@@ -1,28 +1,31 @@
-//! `pipebook worker --stage sentiment`: one stage's run loop in a process of its own, on any
-//! machine that reaches the brokers, joining the same consumer group as the server's in-process
-//! workers. Kafka spreads the partitions over every member, wherever it runs, and moves a dead
-//! member's partitions to the survivors: no coordinator of our own.
+//! `pipebook worker --stage sentiment|indexer`: one stage's run loop in a process of its own, on
+//! any machine that reaches the brokers, joining the same consumer group as the server's
+//! in-process workers. Kafka spreads the partitions over every member, wherever it runs, and
+//! moves a dead member's partitions to the survivors: no coordinator of our own.
 //!
-//! The loop is the server's own ([`Slot`] over the same [`SentimentStage`]: the same validation,
-//! the same workers, the same commit-after-acknowledgement), so what the server's workers
-//! promise (at-least-once, nothing lost on `kill -9`) holds here too. The process heartbeats its
+//! The loop is the server's own ([`Slot`] over the same [`SentimentStage`] or [`IndexerStage`]:
+//! the same validation, the same workers, the same commit-after-acknowledgement), so what the
+//! server's workers promise (at-least-once, nothing lost on `kill -9`) holds here too. The process heartbeats its
 //! workers on `pipebook.workers` ([`crate::members`]), which is how the notebook lists it.
 //! Ctrl-C or SIGTERM stops it cleanly: each worker finishes its batch, commits, leaves the group,
 //! and the process says goodbye.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::api::{ClassifierChoice, SentimentConfig, StageState};
+use app::api::{ClassifierChoice, GROUP_INDEXER, IndexerConfig, SentimentConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, KafkaArgs};
+use crate::config::{ConfigError, KafkaArgs, SearchArgs};
+use crate::index::indexer;
+use crate::index::{Backend, SearchError, SearchSettings};
 use crate::kafka::KafkaSettings;
 use crate::kafka::admin::ensure_topics;
 use crate::members::{self, Identity};
 use crate::pipeline::{EngineError, topic_specs};
 use crate::sentiment::{self, SentimentRuntime};
-use crate::stages::{Control, SentimentStage, Slot};
+use crate::stages::{Control, IndexerStage, SentimentStage, Slot};
 
 /// How often the process checks that its workers still run, and logs its progress.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -58,6 +61,11 @@ pub struct WorkerArgs {
     /// settings, as for `pipebook serve` with an external cluster.
     #[command(flatten)]
     pub kafka: KafkaArgs,
+
+    /// indexer: the Elasticsearch the server searches (`--elasticsearch-url`, …); required, as
+    /// the embedded index lives in the server's data dir.
+    #[command(flatten)]
+    pub search: SearchArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -84,6 +92,8 @@ pub enum WorkerError {
     Unsupported(&'static str, &'static str),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Search(#[from] SearchError),
     #[error("every worker of this process failed: {0}")]
     Failed(String),
 }
@@ -118,111 +128,147 @@ impl WorkerArgs {
     }
 }
 
-/// Runs the worker until `shutdown` resolves (or every worker failed).
+/// Runs the worker until `shutdown` resolves (or every worker of the process failed).
 pub async fn run(
     args: WorkerArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), WorkerError> {
-    match args.stage {
-        WorkerStage::Sentiment => run_sentiment(&args, shutdown).await,
-        WorkerStage::Indexer => Err(WorkerError::Unsupported(
-            "indexer",
-            "run the indexer stage in the server for now",
-        )),
-        WorkerStage::Parquet => Err(WorkerError::Unsupported(
-            "parquet",
-            "its files are written on the server's disk",
-        )),
-        WorkerStage::Aggregate => Err(WorkerError::Unsupported(
-            "aggregate",
-            "its window state is being moved to a changelog topic first",
-        )),
-    }
+    let (stage, body) = match args.stage {
+        WorkerStage::Sentiment => sentiment_stage(&args)?,
+        WorkerStage::Indexer => indexer_stage(&args)?,
+        WorkerStage::Parquet => {
+            return Err(WorkerError::Unsupported(
+                "parquet",
+                "its files are written on the server's disk",
+            ));
+        }
+        WorkerStage::Aggregate => {
+            return Err(WorkerError::Unsupported(
+                "aggregate",
+                "its window state is being moved to a changelog topic first",
+            ));
+        }
+    };
+    run_stage(stage, body, args.kafka()?, shutdown).await
 }
 
-async fn run_sentiment(
+/// The sentiment stage as the server runs it, its workers named `p<pid>-worker-N`.
+fn sentiment_stage(
     args: &WorkerArgs,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), WorkerError> {
+) -> Result<(Box<dyn Control>, serde_json::Value), WorkerError> {
     let config = args.sentiment_config();
     sentiment::validate(&config)?;
-    let kafka = args.kafka()?;
+    let runtime = SentimentRuntime::with_name_prefix(
+        Arc::default(),
+        &format!("p{}-worker-", std::process::id()),
+    );
+    let stage = Slot::boxed(SentimentStage {
+        kafka: args.kafka()?,
+        runtime,
+    });
+    Ok((stage, serde_json::to_value(&config).unwrap_or_default()))
+}
+
+/// The indexer as the server runs it, writing to the Elasticsearch the server searches.
+fn indexer_stage(args: &WorkerArgs) -> Result<(Box<dyn Control>, serde_json::Value), WorkerError> {
+    let config = IndexerConfig {
+        group: args
+            .group
+            .clone()
+            .unwrap_or_else(|| GROUP_INDEXER.to_owned()),
+        ..IndexerConfig::default()
+    };
+    indexer::validate(&config)?;
+    if args.workers != 1 {
+        return Err(ConfigError::new("workers", "the indexer runs one member per process").into());
+    }
+    let search = args.search.settings()?;
+    if matches!(search, SearchSettings::Embedded) {
+        return Err(ConfigError::new(
+            "PIPEBOOK_ELASTICSEARCH_URL",
+            "required for --stage indexer: the embedded index lives in the server's data dir, so \
+             the server and its indexer processes must share one Elasticsearch",
+        )
+        .into());
+    }
+    let backend = Backend::open(&search, Path::new("."))?;
+    let stage = Slot::boxed(IndexerStage {
+        kafka: args.kafka()?,
+        registry: Arc::default(),
+        backend,
+        metrics: Arc::default(),
+    });
+    Ok((stage, serde_json::to_value(&config).unwrap_or_default()))
+}
+
+/// Starts `stage`, heartbeats for its workers, and stops it cleanly on `shutdown`.
+async fn run_stage(
+    stage: Box<dyn Control>,
+    body: serde_json::Value,
+    kafka: KafkaSettings,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), WorkerError> {
     // The topics exist when the workbench made them; on a cluster of one's own this makes them.
     // Refused (a hosted cluster's ACLs) is not fatal: whoever owns the cluster made them.
     if let Err(error) = ensure_topics(&kafka, &topic_specs(kafka.topic_partitions)).await {
         tracing::warn!(%error, "cannot create Pipebook's topics; using them as they are");
     }
-    let pid = std::process::id();
-    let runtime = SentimentRuntime::with_name_prefix(Arc::default(), &format!("p{pid}-worker-"));
-    let stage = Slot::new(SentimentStage {
-        kafka: kafka.clone(),
-        runtime: runtime.clone(),
-    });
-    let body = serde_json::to_value(&config).unwrap_or_default();
     stage.start(body).await?;
+    let stage: Arc<dyn Control> = Arc::from(stage);
     tracing::info!(
+        stage = %stage.id(),
         brokers = %kafka.bootstrap_servers,
-        group = %config.group,
-        workers = config.workers,
-        pid,
-        "sentiment worker process started"
+        pid = std::process::id(),
+        "worker process started"
     );
     let heartbeats = CancellationToken::new();
-    let reports = runtime.clone();
+    let reports = stage.clone();
     let publisher = tokio::spawn(members::publish(
         kafka,
         Identity::this_process(false),
-        Arc::new(move || reports.reports()),
+        Arc::new(move || reports.member_reports()),
         heartbeats.clone(),
     ));
 
     let outcome = tokio::select! {
         _ = shutdown => Ok(()),
-        failed = all_failed(&runtime) => Err(WorkerError::Failed(failed)),
+        failed = all_ended(stage.as_ref()) => Err(WorkerError::Failed(failed)),
     };
     // Each worker finishes its batch, commits what it delivered and leaves the group; then the
     // goodbyes go out.
     tracing::info!("leaving the group");
     if let Err(error) = stage.stop().await {
-        tracing::warn!(%error, "stopping the workers");
+        tracing::debug!(%error, "stopping the stage");
     }
     heartbeats.cancel();
     let _ = publisher.await;
-    let totals = runtime.counters();
-    tracing::info!(
-        consumed = totals.get("consumed").copied().unwrap_or(0),
-        produced = totals.get("produced").copied().unwrap_or(0),
-        "sentiment worker process stopped"
-    );
+    if let Some(status) = stage.status() {
+        tracing::info!(counters = ?status.counters, "worker process stopped");
+    }
     outcome
 }
 
-/// Resolves once no worker of the process runs any more, with the last one's error; logs the
-/// figures every [`PROGRESS_EVERY`] seconds meanwhile.
-async fn all_failed(runtime: &SentimentRuntime) -> String {
+/// Resolves once none of the stage's workers runs any more (each failed), with why; logs the
+/// members' figures every [`PROGRESS_EVERY`] seconds meanwhile.
+async fn all_ended(stage: &dyn Control) -> String {
     let mut ticks = 0u32;
     loop {
         tokio::time::sleep(WATCH_INTERVAL).await;
-        let view = runtime.view(WATCH_INTERVAL);
-        let running = view
-            .workers
-            .iter()
-            .filter(|w| w.state == StageState::Running.as_str())
-            .count();
-        if running == 0 {
-            return view
-                .workers
-                .iter()
-                .find_map(|w| w.last_error.clone())
-                .unwrap_or_else(|| "no worker is running".to_owned());
+        let reports = stage.member_reports();
+        let ended = !reports.is_empty() && reports.iter().all(|r| r.ended.is_some());
+        if ended || !stage.is_active() {
+            return stage
+                .status()
+                .and_then(|s| s.last_error)
+                .unwrap_or_else(|| "every worker stopped (see the errors above)".to_owned());
         }
         ticks += 1;
         if ticks.is_multiple_of(PROGRESS_EVERY) {
-            for worker in &view.workers {
+            for report in &reports {
                 tracing::info!(
-                    worker = %worker.id,
-                    partitions = ?worker.partitions,
-                    processed = worker.processed,
+                    worker = %report.worker,
+                    partitions = ?report.partitions,
+                    processed = report.processed,
                     "progress"
                 );
             }
@@ -304,6 +350,13 @@ mod tests {
             .expect_err("no port");
         assert!(
             error.to_string().starts_with("PIPEBOOK_KAFKA_BROKERS:"),
+            "{error}"
+        );
+
+        let args = parse(&["--stage", "indexer", "--brokers", "h:1"]).expect("parses");
+        let error = run(args, std::future::pending()).await.expect_err("no ES");
+        assert!(
+            error.to_string().starts_with("PIPEBOOK_ELASTICSEARCH_URL:"),
             "{error}"
         );
 
