@@ -65,7 +65,7 @@ def main():
     data = tempfile.mkdtemp(prefix="pipebook-bench-workers-")
     port, broker_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, RUST_LOG="warn")
+    env = dict(os.environ, RUST_LOG="warn,librdkafka=off,rdkafka::client=off")
     env.pop("PIPEBOOK_KAFKA_BROKERS", None)
     server = subprocess.Popen(
         [args.bin, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", data,

@@ -31,7 +31,7 @@ test("the members table shows a remote worker process with its host and figures"
   await page.goto("/#cell-3");
   await page.getByLabel("Rate (reviews/s)").fill("500");
   await page.getByTestId("streamer-start").click();
-  await page.getByLabel("Workers").fill("1");
+  await page.getByLabel("Workers", { exact: true }).fill("1");
   await page.getByTestId("sentiment-start").click();
 
   const members = page.getByTestId("members");

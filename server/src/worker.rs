@@ -22,6 +22,7 @@ use crate::index::indexer;
 use crate::index::{Backend, SearchError, SearchSettings};
 use crate::kafka::KafkaSettings;
 use crate::kafka::admin::ensure_topics;
+use crate::kafka::inspect::Inspector;
 use crate::members::{self, Identity};
 use crate::pipeline::{EngineError, topic_specs};
 use crate::sentiment::{self, SentimentRuntime};
@@ -208,11 +209,7 @@ async fn run_stage(
     kafka: KafkaSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), WorkerError> {
-    // The topics exist when the workbench made them; on a cluster of one's own this makes them.
-    // Refused (a hosted cluster's ACLs) is not fatal: whoever owns the cluster made them.
-    if let Err(error) = ensure_topics(&kafka, &topic_specs(kafka.topic_partitions)).await {
-        tracing::warn!(%error, "cannot create Pipebook's topics; using them as they are");
-    }
+    create_missing_topics(&kafka).await;
     stage.start(body).await?;
     let stage: Arc<dyn Control> = Arc::from(stage);
     tracing::info!(
@@ -246,6 +243,35 @@ async fn run_stage(
         tracing::info!(counters = ?status.counters, "worker process stopped");
     }
     outcome
+}
+
+/// The topics exist when the workbench made them; on a cluster of one's own this makes the ones
+/// missing (asking for existing ones would make the broker log an error per topic). Refused (a
+/// hosted cluster's ACLs) or unlistable is not fatal: whoever owns the cluster made them.
+async fn create_missing_topics(kafka: &KafkaSettings) {
+    let existing: Vec<String> = match Inspector::new(kafka.clone(), Arc::default()) {
+        Ok(inspector) => match inspector.topics().await {
+            Ok(topics) => topics.into_iter().map(|t| t.name).collect(),
+            Err(error) => {
+                tracing::warn!(%error, "cannot list the topics; using them as they are");
+                return;
+            }
+        },
+        Err(error) => {
+            tracing::warn!(%error, "cannot list the topics; using them as they are");
+            return;
+        }
+    };
+    let missing: Vec<_> = topic_specs(kafka.topic_partitions)
+        .into_iter()
+        .filter(|spec| !existing.contains(&spec.name))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    if let Err(error) = ensure_topics(kafka, &missing).await {
+        tracing::warn!(%error, "cannot create Pipebook's topics; using them as they are");
+    }
 }
 
 /// Resolves once none of the stage's workers runs any more (each failed), with why; logs the

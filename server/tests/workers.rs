@@ -193,6 +193,13 @@ async fn three_worker_processes_and_the_servers_worker_survive_a_kill_9() {
             .then_some(())
     })
     .await;
+    // `GET /api/workers` lists the same members (all stages).
+    let all = engine.members();
+    assert!(
+        all.iter()
+            .any(|m| m.pid == victim.pid && m.state == MemberState::Gone)
+    );
+    assert!(all.iter().all(|m| m.stage == "sentiment"), "{all:?}");
     drop(workers);
     engine.shutdown().await;
 }
