@@ -80,6 +80,25 @@ fn count(members: &[MemberView], state: MemberState) -> usize {
     members.iter().filter(|m| m.state == state).count()
 }
 
+/// Waits (generously: the machine may be shared) for the group to catch up; on timeout, says
+/// what the group and its members looked like.
+async fn wait_for_lag_zero(engine: &Engine) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while tokio::time::Instant::now() < deadline {
+        if group_lag(engine, GROUP).await == Some(0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let groups = engine.groups().await.unwrap_or_default();
+    let group = groups.iter().find(|g| g.group == GROUP);
+    panic!(
+        "group lag not 0 after 300 s: group {group:#?}\nmembers {:#?}\ntimeline {:#?}",
+        members(engine),
+        engine.subscribe().borrow().sentiment.rebalances
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_worker_processes_and_the_servers_worker_survive_a_kill_9() {
     let t = start_engine().await;
@@ -116,11 +135,15 @@ async fn three_worker_processes_and_the_servers_worker_survive_a_kill_9() {
             (high_sum(engine, TOPIC_SENTIMENT).await >= 3_000).then_some(())
         })
         .await;
-        let victim = members(engine)
-            .into_iter()
-            .filter(|m| !m.in_server && !m.partitions.is_empty())
-            .max_by_key(|m| m.partitions.len())
-            .expect("a child holding partitions");
+        // Between a rebalance's revoke and assign nobody holds anything: wait for an owner.
+        let victim = eventually("a child holding partitions", Duration::from_secs(60), || async {
+            members(engine)
+                .into_iter()
+                .filter(|m| !m.in_server && m.state == MemberState::Alive)
+                .filter(|m| !m.partitions.is_empty())
+                .max_by_key(|m| m.partitions.len())
+        })
+        .await;
         *killed_at.lock().expect("lock") = Some(chrono::Utc::now().timestamp_millis());
         workers.kill_9(victim.pid);
         victim
@@ -133,10 +156,7 @@ async fn three_worker_processes_and_the_servers_worker_survive_a_kill_9() {
         victim.name
     );
 
-    eventually("group lag 0", Duration::from_secs(240), || async {
-        (group_lag(engine, GROUP).await == Some(0)).then_some(())
-    })
-    .await;
+    wait_for_lag_zero(engine).await;
     let ids: HashSet<String> = read_all(engine, TOPIC_SENTIMENT)
         .await
         .iter()
