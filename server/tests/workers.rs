@@ -136,13 +136,17 @@ async fn three_worker_processes_and_the_servers_worker_survive_a_kill_9() {
         })
         .await;
         // Between a rebalance's revoke and assign nobody holds anything: wait for an owner.
-        let victim = eventually("a child holding partitions", Duration::from_secs(60), || async {
-            members(engine)
-                .into_iter()
-                .filter(|m| !m.in_server && m.state == MemberState::Alive)
-                .filter(|m| !m.partitions.is_empty())
-                .max_by_key(|m| m.partitions.len())
-        })
+        let victim = eventually(
+            "a child holding partitions",
+            Duration::from_secs(60),
+            || async {
+                members(engine)
+                    .into_iter()
+                    .filter(|m| !m.in_server && m.state == MemberState::Alive)
+                    .filter(|m| !m.partitions.is_empty())
+                    .max_by_key(|m| m.partitions.len())
+            },
+        )
         .await;
         *killed_at.lock().expect("lock") = Some(chrono::Utc::now().timestamp_millis());
         workers.kill_9(victim.pid);
