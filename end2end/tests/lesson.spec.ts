@@ -41,7 +41,7 @@ test("a learner completes the whole lesson from a cold start", async ({ page, re
   await done(page, "broker-restart");
 
   // Cell 3: a group of two; kill one (rebalance); lag up and back down; malformed flood.
-  await page.getByLabel("Workers").fill("2");
+  await page.getByLabel("Workers", { exact: true }).fill("2");
   await page.getByTestId("sentiment-start").click();
   await done(page, "group");
   await page.getByTestId("kill-worker").first().click();

@@ -15,7 +15,7 @@ test("two workers label reviews live; killing one rebalances and the lag returns
 
   await page.getByLabel("Rate (reviews/s)").fill("1000");
   await page.getByTestId("streamer-start").click();
-  await page.getByLabel("Workers").fill("2");
+  await page.getByLabel("Workers", { exact: true }).fill("2");
   await page.getByTestId("sentiment-start").click();
 
   // Both workers join the group and share the three partitions.

@@ -35,6 +35,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         )
         .route("/api/sentiment", get(sentiment_view))
         .route("/api/sentiment/compare", post(compare_classifiers))
+        .route("/api/workers", get(workers))
         .route("/api/kafka/topics", get(topics))
         .route("/api/kafka/groups", get(groups))
         .route("/api/kafka/topics/{topic}/messages", get(messages))
@@ -183,6 +184,11 @@ async fn compare_classifiers(
     Ok(Json(
         crate::sentiment::compare::compare(&engine, &request).await?,
     ))
+}
+
+/// Every member of every stage's group, in-server or remote, from their heartbeats.
+async fn workers(State(engine): State<Arc<Engine>>) -> Json<Vec<app::api::MemberView>> {
+    Json(engine.members())
 }
 
 async fn topics(State(engine): State<Arc<Engine>>) -> ApiResult<Vec<app::api::TopicInfo>> {

@@ -268,7 +268,11 @@ impl SearchArgs {
 #[derive(Debug, Clone, Args, Default)]
 pub struct KafkaArgs {
     /// Bootstrap servers of an external cluster (host:port,…); unset = embedded broker.
-    #[arg(long = "kafka-brokers", env = "PIPEBOOK_KAFKA_BROKERS")]
+    #[arg(
+        long = "kafka-brokers",
+        visible_alias = "brokers",
+        env = "PIPEBOOK_KAFKA_BROKERS"
+    )]
     pub brokers: Option<String>,
 
     /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.

@@ -12,6 +12,7 @@ use pipebook::sentiment::eval::{EvalClassifier, evaluate};
 use pipebook::sentiment::lexicon::{LexiconClassifier, Thresholds};
 use pipebook::sentiment::llm::{LlmClassifier, LlmConfig};
 use pipebook::sentiment::textblob::TextBlobClassifier;
+use pipebook::worker::{WorkerArgs, stop_signal};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +36,9 @@ enum Command {
     Eval(EvalArgs),
     /// Measure pipeline throughput on an embedded broker (see docs/benchmarks.md).
     Bench(BenchArgs),
+    /// Run one stage's workers in this process, joining its consumer group on any Kafka
+    /// (docs/architecture.md, "Worker processes").
+    Worker(Box<WorkerArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -122,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Bench(args)) => bench(args).await,
         Some(Command::Eval(args)) => eval(args).await,
+        Some(Command::Worker(args)) => Ok(pipebook::worker::run(*args, stop_signal()).await?),
         None => serve(cli.serve).await,
     }
 }
@@ -292,15 +297,7 @@ fn announce(access: &Access, bound: std::net::SocketAddr) {
 
 /// Waits for Ctrl-C or SIGTERM, then ends the live feeds so the server can drain.
 async fn shutdown_signal(engine: Arc<Engine>) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => return ctrl_c.await.unwrap_or(()),
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
+    stop_signal().await;
     tracing::info!("shutting down");
     engine.closing().cancel();
 }

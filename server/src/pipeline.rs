@@ -11,7 +11,7 @@ use app::api::{
     AggregateView, DeliveryLabView, GroupInfo, KafkaStatus, Message, PipelineStatus,
     SearchAggregations, SearchRequest, SearchResults, SearchStatus, Snapshot, StageState,
     StageStatus, TOPIC_AGGREGATES, TOPIC_DLQ, TOPIC_LATE, TOPIC_REVIEWS, TOPIC_SENTIMENT,
-    TopicInfo, WindowKind,
+    TOPIC_WORKERS, TopicInfo, WindowKind,
 };
 use tokio::sync::watch;
 
@@ -32,6 +32,7 @@ use crate::kafka::inspect::{GroupRegistry, InspectError, Inspector};
 use crate::kafka::lag::LagBook;
 use crate::lab::{DeliveryLab, LabError};
 use crate::lesson::{Action, Lesson};
+use crate::members::{self, Identity, MemberBook};
 use crate::producer::ProducerMetrics;
 use crate::reach::NetworkReach;
 use crate::sentiment::{SentimentError, SentimentRuntime};
@@ -43,6 +44,7 @@ use crate::stages::{
 };
 use crate::streamer::StreamerMetrics;
 use crate::streamer::datasets::{DatasetError, Datasets};
+use crate::sync::LockExt;
 use crate::trace::{self as tracing_a_record, TraceError, Tracer};
 
 /// How often the snapshot behind `/api/events` is refreshed.
@@ -161,6 +163,19 @@ pub struct Engine {
     bounds: Bounds,
     /// Cancelled when the server shuts down, so long-lived responses (SSE) can end.
     closing: tokio_util::sync::CancellationToken,
+    /// Every member of the stages' groups, from the heartbeats on `pipebook.workers`.
+    members: Arc<MemberBook>,
+    /// Ends the heartbeat publisher and the members follower (shutdown, or the engine dropped).
+    background: tokio_util::sync::CancellationToken,
+    /// The in-server workers' heartbeat publisher, awaited on shutdown so their goodbyes go
+    /// out before the embedded broker stops.
+    heartbeats: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.background.cancel();
+    }
 }
 
 impl Engine {
@@ -259,14 +274,54 @@ impl Engine {
             tracer: Tracer::default(),
             bounds: Bounds::default(),
             closing: tokio_util::sync::CancellationToken::new(),
+            members: Arc::default(),
+            background: tokio_util::sync::CancellationToken::new(),
+            heartbeats: std::sync::Mutex::new(None),
         });
         engine.parquet_metrics.scan(&engine.parquet_root());
+        engine.start_heartbeats();
         tokio::spawn(sample_forever(Arc::downgrade(&engine)));
         Ok(engine)
     }
 
     pub fn kafka(&self) -> &KafkaSettings {
         &self.kafka
+    }
+
+    /// Publishes the in-server workers' heartbeats and follows everyone's (`crate::members`).
+    fn start_heartbeats(self: &Arc<Self>) {
+        tokio::spawn(members::follow(
+            self.kafka.clone(),
+            self.members.clone(),
+            self.background.clone(),
+        ));
+        // Weak: the publisher must not keep the engine alive (its drop ends the publisher).
+        let engine = Arc::downgrade(self);
+        let publisher = tokio::spawn(members::publish(
+            self.kafka.clone(),
+            Identity::this_process(true),
+            Arc::new(move || {
+                engine
+                    .upgrade()
+                    .map(|engine| engine.member_reports())
+                    .unwrap_or_default()
+            }),
+            self.background.clone(),
+        ));
+        *self.heartbeats.lock_or_recover() = Some(publisher);
+    }
+
+    /// The in-server workers of every stage, for their heartbeats.
+    fn member_reports(&self) -> Vec<members::MemberReport> {
+        self.stages
+            .values()
+            .flat_map(|stage| stage.member_reports())
+            .collect()
+    }
+
+    /// Every member of the stages' groups, in-server or remote (`GET /api/workers`).
+    pub fn members(&self) -> Vec<app::api::MemberView> {
+        self.members.view(None, std::time::Instant::now())
     }
 
     pub fn inspector(&self) -> &Inspector {
@@ -391,6 +446,14 @@ impl Engine {
     pub async fn shutdown(&self) {
         self.lab.stop().await;
         for stage in self.stages.values().rev() {
+            if stage.id() == StageId::Broker {
+                // The workers have stopped: their goodbyes go out while the broker is still up.
+                self.background.cancel();
+                let publisher = self.heartbeats.lock_or_recover().take();
+                if let Some(publisher) = publisher {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), publisher).await;
+                }
+            }
             if stage.is_active() {
                 let _ = stage.stop().await;
             }
@@ -649,7 +712,12 @@ impl Engine {
             pipeline,
             topics,
             groups,
-            sentiment: self.sentiment_runtime.view(elapsed),
+            sentiment: app::api::SentimentView {
+                members: self
+                    .members
+                    .view(Some(StageId::Sentiment), std::time::Instant::now()),
+                ..self.sentiment_runtime.view(elapsed)
+            },
             search: self.search_status().await,
             aggregate: self.aggregate_metrics.view(),
             parquet: self.parquet_metrics.newest(),
@@ -661,19 +729,21 @@ impl Engine {
     }
 }
 
-fn topic_specs(partitions: i32) -> Vec<TopicSpec> {
+/// Pipebook's topics; `pipebook.workers` (the heartbeats) is compacted.
+pub fn topic_specs(partitions: i32) -> Vec<TopicSpec> {
     [
-        (TOPIC_REVIEWS, partitions),
-        (TOPIC_DLQ, 1),
-        (TOPIC_SENTIMENT, partitions),
-        (TOPIC_LATE, partitions),
-        (TOPIC_AGGREGATES, 1),
+        (TOPIC_REVIEWS, partitions, false),
+        (TOPIC_DLQ, 1, false),
+        (TOPIC_SENTIMENT, partitions, false),
+        (TOPIC_LATE, partitions, false),
+        (TOPIC_AGGREGATES, 1, false),
+        (TOPIC_WORKERS, members::WORKERS_PARTITIONS, true),
     ]
     .into_iter()
-    .map(|(name, partitions)| TopicSpec {
+    .map(|(name, partitions, compact)| TopicSpec {
         name: name.to_owned(),
         partitions,
-        compact: false,
+        compact,
     })
     .chain([crate::aggregate::checkpoint::topic_spec(partitions)])
     .collect()

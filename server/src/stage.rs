@@ -137,6 +137,13 @@ pub trait Stage: Send + Sync + 'static {
     fn prepare(&self, config: Self::Config, checked: Self::Checked)
     -> Result<RunLoop, EngineError>;
 
+    /// The group members this stage runs, for their heartbeats (`crate::members`); `life` is
+    /// the stage's lifecycle. Stages that are not consumer groups of their own have none.
+    fn member_reports(&self, life: &Lifecycle) -> Vec<crate::members::MemberReport> {
+        let _ = life;
+        Vec::new()
+    }
+
     /// After the run loop is launched (`life` is its lifecycle): the streamer waits here for
     /// its socket.
     fn started(&self, life: &Lifecycle) -> impl Future<Output = ()> + Send {

@@ -23,6 +23,7 @@ use crate::index::indexer::{self, IndexerMetrics, IndexerSetup};
 use crate::kafka::KafkaSettings;
 use crate::kafka::broker::EmbeddedBroker;
 use crate::kafka::inspect::GroupRegistry;
+use crate::members::{Ended, MemberReport};
 use crate::pipeline::EngineError;
 use crate::producer::{self, ProducerMetrics, SocketSource};
 use crate::reach::NetworkReach;
@@ -50,6 +51,10 @@ pub trait Control: Send + Sync {
     fn status(&self) -> Option<StageStatus>;
     /// Waits for a crashed run loop to finish closing (shutdown).
     fn settle(&self) -> BoxFuture<'_, ()>;
+    /// The group members it runs, for their heartbeats ([`Stage::member_reports`]).
+    fn member_reports(&self) -> Vec<MemberReport> {
+        Vec::new()
+    }
 }
 
 /// A stage and its lifecycle.
@@ -122,6 +127,10 @@ impl<S: Stage> Control for Slot<S> {
 
     fn settle(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.life.wait())
+    }
+
+    fn member_reports(&self) -> Vec<MemberReport> {
+        self.stage.member_reports(&self.life)
     }
 }
 
@@ -275,6 +284,11 @@ impl Stage for SentimentStage {
             runtime.run(config, classifier, kafka, ctx)
         }))
     }
+
+    /// Each worker is a member of its own.
+    fn member_reports(&self, _: &Lifecycle) -> Vec<MemberReport> {
+        self.runtime.reports()
+    }
 }
 
 // ---- 4 · aggregate ----
@@ -387,6 +401,29 @@ impl Stage for IndexerStage {
             metrics: self.metrics.clone(),
         };
         Ok(run_loop(move |ctx| indexer::run(setup, ctx)))
+    }
+
+    /// The indexer is one member; none before its first run.
+    fn member_reports(&self, life: &Lifecycle) -> Vec<MemberReport> {
+        let Some(config) = life
+            .config()
+            .and_then(|c| serde_json::from_value::<IndexerConfig>(c).ok())
+        else {
+            return Vec::new();
+        };
+        let ended = if life.crashed() || life.state() == StageState::Failed {
+            Some(Ended::Crashed)
+        } else if life.is_active() {
+            None
+        } else {
+            Some(Ended::Left)
+        };
+        vec![indexer::member_report(
+            &self.metrics,
+            &self.registry,
+            &config.group,
+            ended,
+        )]
     }
 }
 

@@ -104,6 +104,7 @@ async fn status_codes_and_messages() {
         [
             // The aggregate stage's state changelog, created with the others.
             "pipebook.aggregate.changelog",
+            "pipebook.workers",
             "reviews",
             "reviews.aggregates",
             "reviews.dlq",

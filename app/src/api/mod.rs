@@ -12,6 +12,7 @@ mod search;
 mod sentiment;
 mod streamer;
 mod trace;
+mod workers;
 
 pub use aggregate::*;
 pub use lab::*;
@@ -21,6 +22,7 @@ pub use search::*;
 pub use sentiment::*;
 pub use streamer::*;
 pub use trace::*;
+pub use workers::*;
 
 #[cfg(test)]
 mod tests {

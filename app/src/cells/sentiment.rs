@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::lesson::FaultButton;
 use super::{Cell, ErrorLine, LiveStage, StatePill, thousands};
-use crate::api::{LIVE_LATEST_REVIEWS, LIVE_REBALANCES, Sentiment, SentimentView};
+use crate::api::{LIVE_LATEST_REVIEWS, LIVE_REBALANCES, MemberState, Sentiment, SentimentView};
 use crate::client;
 use crate::live::Live;
 
@@ -165,6 +165,14 @@ pub fn SentimentCell() -> impl IntoView {
                     <LagChart history=lag_history.into() />
                 </div>
             </div>
+            <h3>"Group members (heartbeats on " <code>"pipebook.workers"</code> ")"</h3>
+            <p class="explain">
+                "Every member of the group, in this server or in a " <code>"pipebook worker"</code>
+                " process on any machine: each heartbeats its figures once a second to a compacted Kafka topic, and one silent for more than 5 s is shown "
+                <em>"gone"</em> " (a " <code>"kill -9"</code> "); one stopped with Ctrl-C "
+                <em>"left"</em> " after committing its work. Its partitions move to the others either way."
+            </p>
+            <MembersTable view_data=view_data.into() now=Signal::derive(move || live.snapshot.get().map_or(0, |s| s.at)) />
             <div class="two-col">
                 <div>
                     <h3>"Rebalance timeline"</h3>
@@ -252,6 +260,62 @@ fn WorkerRow(
                 </Show>
             </td>
         </tr>
+    }
+}
+
+/// Every member of the group from the heartbeats: where it runs, what it holds, its figures.
+/// `now`: the snapshot's time, so "last seen" counts by the server's clock.
+#[component]
+fn MembersTable(view_data: Signal<SentimentView>, now: Signal<i64>) -> impl IntoView {
+    view! {
+        <table class="members" data-testid="members">
+            <thead>
+                <tr>
+                    <th>"Name"</th><th>"Host"</th><th>"PID"</th><th>"Where"</th><th>"Partitions"</th>
+                    <th>"Processed"</th><th>"Rate/s"</th><th>"Errors"</th><th>"Last seen"</th><th>"State"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {move || {
+                    let now = now.get();
+                    let members = view_data.get().members;
+                    if members.is_empty() {
+                        return view! {
+                            <tr><td colspan="10" class="muted">"No heartbeats yet: start the stage, or run "
+                                <code>"pipebook worker --stage sentiment --brokers …"</code>" on any machine."</td></tr>
+                        }.into_any();
+                    }
+                    members.into_iter().map(|m| {
+                        let partitions = if m.partitions.is_empty() {
+                            "–".to_owned()
+                        } else {
+                            m.partitions.iter().map(|p| format!("reviews-{p}")).collect::<Vec<_>>().join(", ")
+                        };
+                        let ago = (now - m.last_seen).max(0) as f64 / 1000.0;
+                        let state = m.state.as_str();
+                        let place = if m.in_server { "in-server" } else { "remote" };
+                        view! {
+                            <tr class=format!("member-{state} member-{place}") data-testid="member">
+                                <td>{m.name}</td>
+                                <td>{m.host}</td>
+                                <td>{m.pid}</td>
+                                <td>{place}</td>
+                                <td class="partitions-cell">{partitions}</td>
+                                <td>{thousands(i64::try_from(m.processed).unwrap_or(i64::MAX))}</td>
+                                <td>{format!("{:.0}", m.rate)}</td>
+                                <td>{thousands(i64::try_from(m.errors).unwrap_or(i64::MAX))}</td>
+                                <td class="muted">{format!("{ago:.1} s ago")}</td>
+                                <td>
+                                    <span class=if m.state == MemberState::Alive { "pill pill-running" } else { "pill pill-stopped" }>
+                                        {state}
+                                    </span>
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view().into_any()
+                }}
+            </tbody>
+        </table>
     }
 }
 

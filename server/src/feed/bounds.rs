@@ -70,6 +70,8 @@ fn sentiment(view: &SentimentView) -> SentimentView {
             .cloned()
             .collect(),
         confusion: view.confusion,
+        // Already bounded: at most `members::MAX_MEMBERS`, forgotten a while after they go.
+        members: view.members.clone(),
     }
 }
 

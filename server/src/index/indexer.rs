@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use app::api::{EnrichedReview, IndexerConfig, TOPIC_SENTIMENT};
@@ -20,8 +20,9 @@ use crate::error::ConfigError;
 use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
 use crate::kafka::inspect::{GroupRegistry, RegisteringContext};
+use crate::members::{Ended, MemberReport};
 use crate::records::{DeadLetter, deliver_dead_letter};
-use crate::stage::StageContext;
+use crate::stage::{StageContext, StageId};
 use crate::sync::LockExt;
 use crate::trace::recent::{BatchIds, BatchMark, RecentBatches};
 
@@ -70,12 +71,35 @@ crate::counters! {
         latencies: Mutex<VecDeque<u64>>,
         /// The reviews each recent bulk indexed, and when the engine accepted them (for tracing).
         pub bulks_indexed: RecentBatches,
+        /// When the current run started, ms since the epoch (for its heartbeat).
+        started_at: AtomicI64,
+    }
+}
+
+/// The indexer as a member of its group, for its heartbeat (`crate::members`).
+pub fn member_report(
+    metrics: &IndexerMetrics,
+    registry: &GroupRegistry,
+    group: &str,
+    ended: Option<Ended>,
+) -> MemberReport {
+    MemberReport {
+        stage: StageId::Indexer,
+        group: group.to_owned(),
+        worker: MEMBER.to_owned(),
+        partitions: registry.partitions_of(group, MEMBER),
+        processed: metrics.consumed.load(Ordering::Relaxed),
+        errors: metrics.dlq.load(Ordering::Relaxed),
+        started_at: metrics.started_at.load(Ordering::Relaxed),
+        ended,
     }
 }
 
 impl IndexerMetrics {
     pub fn reset(&self) {
         self.reset_counters();
+        self.started_at
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
         self.latencies.lock_or_recover().clear();
         self.bulks_indexed.clear();
     }

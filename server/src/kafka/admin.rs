@@ -31,7 +31,8 @@ pub enum AdminError {
 pub struct TopicSpec {
     pub name: String,
     pub partitions: i32,
-    /// `cleanup.policy=compact`: the broker keeps only the latest record of each key.
+    /// `cleanup.policy=compact`: the broker keeps the newest record of each key (the
+    /// heartbeats of `pipebook.workers`, the aggregate changelog), not a time window.
     pub compact: bool,
 }
 

@@ -154,6 +154,15 @@ impl GroupRegistry {
         self.lock().is_empty()
     }
 
+    /// The partitions `member` of `group` holds, as its rebalance callbacks reported them.
+    pub fn partitions_of(&self, group: &str, member: &str) -> Vec<i32> {
+        self.lock()
+            .get(group)
+            .and_then(|g| g.members.get(member))
+            .map(|labels| labels.iter().map(|(_, partition)| *partition).collect())
+            .unwrap_or_default()
+    }
+
     pub fn remove_member(&self, group: &str, member: &str) {
         if let Some(entry) = self.lock().get_mut(group) {
             entry.members.remove(member);

@@ -31,7 +31,8 @@ use tokio_util::sync::CancellationToken;
 use crate::error::ConfigError;
 use crate::kafka::KafkaSettings;
 use crate::kafka::inspect::GroupRegistry;
-use crate::stage::{Lifecycle, StageContext};
+use crate::members::{Ended, MemberReport};
+use crate::stage::{Lifecycle, StageContext, StageId};
 use crate::sync::LockExt;
 use lexicon::{Classification, ClassifierKind, LexiconClassifier, Thresholds};
 use llm::{LlmClassifier, LlmConfig};
@@ -157,6 +158,8 @@ struct WorkerEntry {
     metrics: Arc<WorkerMetrics>,
     /// `processed` at the previous sample, for the rate.
     sampled: u64,
+    /// Milliseconds since the Unix epoch.
+    started_at: i64,
 }
 
 impl WorkerEntry {
@@ -192,6 +195,9 @@ pub struct SentimentRuntime {
     run: Mutex<Option<RunContext>>,
     /// The group of the current (or last) run.
     group: Mutex<String>,
+    /// What worker names start with: `worker-` in the server, `p<pid>-worker-` in a
+    /// `pipebook worker` process (so every review's `worker` says which process labelled it).
+    name_prefix: String,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -204,6 +210,11 @@ fn now_ms() -> i64 {
 
 impl SentimentRuntime {
     pub fn new(registry: Arc<GroupRegistry>) -> Arc<Self> {
+        Self::with_name_prefix(registry, "worker-")
+    }
+
+    /// A runtime whose workers are called `<prefix>1`, `<prefix>2`, …
+    pub fn with_name_prefix(registry: Arc<GroupRegistry>, prefix: &str) -> Arc<Self> {
         registry.declare(GROUP, &[TOPIC_REVIEWS]);
         Arc::new(Self {
             registry,
@@ -213,6 +224,7 @@ impl SentimentRuntime {
             confusion: Mutex::new([[0; 3]; 3]),
             run: Mutex::new(None),
             group: Mutex::new(GROUP.to_owned()),
+            name_prefix: prefix.to_owned(),
         })
     }
 
@@ -279,7 +291,7 @@ impl SentimentRuntime {
                 ConfigError::new("workers", format!("at most {MAX_WORKERS} workers")).into(),
             );
         }
-        let id = format!("worker-{}", context.next_id);
+        let id = format!("{}{}", self.name_prefix, context.next_id);
         context.next_id += 1;
         let metrics = Arc::new(WorkerMetrics::default());
         let setup = worker::WorkerSetup {
@@ -305,6 +317,7 @@ impl SentimentRuntime {
                 partitions: Vec::new(),
                 metrics,
                 sampled: 0,
+                started_at: now_ms(),
             },
         );
         drop(workers);
@@ -467,7 +480,32 @@ impl SentimentRuntime {
             rebalances: lock(&self.events).iter().rev().cloned().collect(),
             latest: lock(&self.latest).iter().cloned().collect(),
             confusion: *lock(&self.confusion),
+            // Filled by the engine from the heartbeats (`crate::members`).
+            members: Vec::new(),
         }
+    }
+
+    /// Every worker of the current run, for its heartbeat (`crate::members`): running ones
+    /// heartbeat, stopped ones say goodbye, failed and killed ones fall silent as a crash does.
+    pub fn reports(&self) -> Vec<MemberReport> {
+        let group = self.group();
+        lock(&self.workers)
+            .iter()
+            .map(|(id, entry)| MemberReport {
+                stage: StageId::Sentiment,
+                group: group.clone(),
+                worker: id.clone(),
+                partitions: entry.partitions.clone(),
+                processed: entry.metrics.consumed.load(Ordering::Relaxed),
+                errors: entry.metrics.dlq.load(Ordering::Relaxed),
+                started_at: entry.started_at,
+                ended: match entry.state() {
+                    "running" | "paused" => None,
+                    "stopped" => Some(Ended::Left),
+                    _ => Some(Ended::Crashed),
+                },
+            })
+            .collect()
     }
 }
 
@@ -574,6 +612,7 @@ mod tests {
                 partitions: Vec::new(),
                 metrics: Arc::default(),
                 sampled: 0,
+                started_at: 0,
             },
         );
         runtime.assignment_changed("worker-1", true, vec![2, 0]);

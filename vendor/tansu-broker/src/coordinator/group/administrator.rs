@@ -443,26 +443,35 @@ where
             Self::Formed(mut inner) => {
                 if inner.missed_heartbeat(group_id, now) {
                     info!("missed heartbeat for {group_id} in {}", inner.generation_id);
-
-                    Self::Forming(Inner {
-                        session_timeout_ms: inner.session_timeout_ms,
-                        rebalance_timeout_ms: inner.rebalance_timeout_ms,
-                        members: inner.members,
-                        generation_id: inner.generation_id,
-                        state: Forming {
-                            protocol_type: Some(inner.state.protocol_type),
-                            protocol_name: Some(inner.state.protocol_name),
-                            leader: None,
-                        },
-                        storage: inner.storage,
-                        skip_assignment: inner.skip_assignment,
-                        inception: inner.inception,
-                    })
+                    Self::reformed(inner)
                 } else {
                     Self::Formed(inner)
                 }
             }
         }
+    }
+
+    /// Pipebook patch (vendor/PATCHES.md, "groups: an expired member"): a formed group that lost a member re-forms
+    /// in a new generation, so every remaining member's next heartbeat (of the old generation)
+    /// is answered RebalanceInProgress and all of them rejoin; the dead member's partitions are
+    /// assigned again. Stock 0.6.0 kept the generation, so the members went on heartbeating
+    /// happily and the partitions of a member that died without leaving (`kill -9`) were owned
+    /// by nobody.
+    fn reformed(inner: Inner<O, Formed>) -> Self {
+        Self::Forming(Inner {
+            session_timeout_ms: inner.session_timeout_ms,
+            rebalance_timeout_ms: inner.rebalance_timeout_ms,
+            members: inner.members,
+            generation_id: inner.generation_id + 1,
+            state: Forming {
+                protocol_type: Some(inner.state.protocol_type),
+                protocol_name: Some(inner.state.protocol_name),
+                leader: None,
+            },
+            storage: inner.storage,
+            skip_assignment: inner.skip_assignment,
+            inception: inner.inception,
+        })
     }
 }
 
@@ -663,10 +672,19 @@ where
             }
 
             Wrapper::Formed(inner) => {
+                let before = inner.members.len();
                 let (state, body) = inner
                     .heartbeat(now, group_id, generation_id, member_id, group_instance_id)
                     .await;
-                (state.into(), body)
+                // Pipebook patch (vendor/PATCHES.md, "groups: an expired member"): the heartbeat
+                // found a member expired (and answered this one
+                // RebalanceInProgress): the group re-forms for everyone, see `reformed`.
+                if state.members.len() < before {
+                    info!("member expired in {group_id}: re-forming");
+                    (Wrapper::reformed(state), body)
+                } else {
+                    (state.into(), body)
+                }
             }
         }
     }

@@ -1,0 +1,229 @@
+//! `pipebook worker` processes in the server's consumer group, on the embedded broker: three
+//! child processes and the server's own worker share `reviews`; one child is `kill -9`ed mid-way
+//! and the group recovers with nothing lost; the members view (from the heartbeats on
+//! `pipebook.workers`) shows who is alive, who is gone and who left cleanly.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use app::api::{EnrichedReview, MemberState, MemberView, TOPIC_SENTIMENT};
+use common::{eventually, group_lag, high_sum, read_all, start_engine, stream_reviews};
+use pipebook::pipeline::Engine;
+use pipebook::sentiment::GROUP;
+use serde_json::json;
+
+const REVIEWS: u64 = 20_000;
+
+/// The worker processes this test started; killed (SIGKILL) when dropped, so a failing test
+/// leaves none behind.
+struct Workers(Vec<Child>);
+
+impl Workers {
+    fn spawn(brokers: &str, n: usize) -> Self {
+        let children = (0..n)
+            .map(|_| {
+                Command::new(env!("CARGO_BIN_EXE_pipebook"))
+                    .args(["worker", "--stage", "sentiment", "--brokers", brokers])
+                    .env_remove("PIPEBOOK_KAFKA_BROKERS")
+                    .env_remove("PIPEBOOK_WORKER_GROUP")
+                    .env("RUST_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("spawn pipebook worker")
+            })
+            .collect();
+        Self(children)
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.0.iter().map(Child::id).collect()
+    }
+
+    /// `kill -9` of the child with this pid.
+    fn kill_9(&mut self, pid: u32) {
+        let child = self
+            .0
+            .iter_mut()
+            .find(|c| c.id() == pid)
+            .expect("our child");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn members(engine: &Engine) -> Vec<MemberView> {
+    engine
+        .subscribe()
+        .borrow()
+        .sentiment
+        .members
+        .iter()
+        .filter(|m| m.group == GROUP)
+        .cloned()
+        .collect()
+}
+
+fn count(members: &[MemberView], state: MemberState) -> usize {
+    members.iter().filter(|m| m.state == state).count()
+}
+
+/// Waits (generously: the machine may be shared) for the group to catch up; on timeout, says
+/// what the group and its members looked like.
+async fn wait_for_lag_zero(engine: &Engine) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while tokio::time::Instant::now() < deadline {
+        if group_lag(engine, GROUP).await == Some(0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let groups = engine.groups().await.unwrap_or_default();
+    let group = groups.iter().find(|g| g.group == GROUP);
+    panic!(
+        "group lag not 0 after 300 s: group {group:#?}\nmembers {:#?}\ntimeline {:#?}",
+        members(engine),
+        engine.subscribe().borrow().sentiment.rebalances
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_worker_processes_and_the_servers_worker_survive_a_kill_9() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    let brokers = engine.kafka().bootstrap_servers.clone();
+    engine
+        .start_stage("sentiment", json!({"workers": 1}))
+        .await
+        .expect("the server's own worker starts");
+    let mut workers = Workers::spawn(&brokers, 3);
+    let pids = workers.pids();
+
+    // Four members, one in the server, three remote with their pids; the partitions settled.
+    let settled = eventually("4 members alive", Duration::from_secs(90), || async {
+        let members = members(engine);
+        let held: usize = members.iter().map(|m| m.partitions.len()).sum();
+        (count(&members, MemberState::Alive) == 4 && held == 3).then_some(members)
+    })
+    .await;
+    assert_eq!(settled.iter().filter(|m| m.in_server).count(), 1);
+    for pid in &pids {
+        let member = settled
+            .iter()
+            .find(|m| m.pid == *pid)
+            .expect("every child is a member");
+        assert!(!member.in_server && !member.host.is_empty(), "{member:?}");
+        assert_eq!(member.name, format!("p{pid}-worker-1"));
+    }
+
+    // 20,000 reviews; once a share is labelled, the child holding most partitions is killed.
+    let killed_at = std::sync::Mutex::new(None);
+    let kill_mid_way = async {
+        eventually("work under way", Duration::from_secs(120), || async {
+            (high_sum(engine, TOPIC_SENTIMENT).await >= 3_000).then_some(())
+        })
+        .await;
+        // Between a rebalance's revoke and assign nobody holds anything: wait for an owner.
+        let victim = eventually(
+            "a child holding partitions",
+            Duration::from_secs(60),
+            || async {
+                members(engine)
+                    .into_iter()
+                    .filter(|m| !m.in_server && m.state == MemberState::Alive)
+                    .filter(|m| !m.partitions.is_empty())
+                    .max_by_key(|m| m.partitions.len())
+            },
+        )
+        .await;
+        *killed_at.lock().expect("lock") = Some(chrono::Utc::now().timestamp_millis());
+        workers.kill_9(victim.pid);
+        victim
+    };
+    let ((), victim) = tokio::join!(stream_reviews(engine, REVIEWS, 31), kill_mid_way);
+    let killed_at = killed_at.into_inner().expect("lock").expect("killed");
+    let labelled_before_the_end = high_sum(engine, TOPIC_SENTIMENT).await;
+    println!(
+        "killed {} at {labelled_before_the_end} labelled",
+        victim.name
+    );
+
+    wait_for_lag_zero(engine).await;
+    let ids: HashSet<String> = read_all(engine, TOPIC_SENTIMENT)
+        .await
+        .iter()
+        .map(|m| {
+            let enriched: EnrichedReview = serde_json::from_str(&m.value).expect("JSON");
+            enriched.review.review_id
+        })
+        .collect();
+    assert_eq!(
+        ids.len() as u64,
+        REVIEWS,
+        "every review labelled, none lost"
+    );
+
+    // 3 alive, the killed one gone.
+    let after = eventually("3 alive, 1 gone", Duration::from_secs(60), || async {
+        let members = members(engine);
+        (count(&members, MemberState::Alive) == 3 && count(&members, MemberState::Gone) == 1)
+            .then_some(members)
+    })
+    .await;
+    let gone = after
+        .iter()
+        .find(|m| m.state == MemberState::Gone)
+        .expect("gone");
+    assert_eq!(gone.pid, victim.pid);
+    assert!(gone.partitions.is_empty());
+
+    // The in-server worker saw the group rebalance after the kill (its partitions moved).
+    let events = engine.subscribe().borrow().sentiment.rebalances.clone();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "assigned" && e.at >= killed_at),
+        "no rebalance on the timeline after the kill: {events:?}"
+    );
+
+    // Ctrl-C (SIGTERM here) leaves cleanly: the process exits 0 and the member says goodbye.
+    let leaver = *pids.iter().find(|p| **p != victim.pid).expect("a survivor");
+    let child = workers
+        .0
+        .iter_mut()
+        .find(|c| c.id() == leaver)
+        .expect("child");
+    // SAFETY: a plain kill(2) of a child this test spawned and has not reaped.
+    let sent = unsafe { libc::kill(leaver as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(sent, 0);
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    eventually("the leaver left", Duration::from_secs(30), || async {
+        members(engine)
+            .iter()
+            .any(|m| m.pid == leaver && m.state == MemberState::Left)
+            .then_some(())
+    })
+    .await;
+    // `GET /api/workers` lists the same members (all stages).
+    let all = engine.members();
+    assert!(
+        all.iter()
+            .any(|m| m.pid == victim.pid && m.state == MemberState::Gone)
+    );
+    assert!(all.iter().all(|m| m.stage == "sentiment"), "{all:?}");
+    drop(workers);
+    engine.shutdown().await;
+}
