@@ -14,9 +14,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::api::{ClassifierChoice, GROUP_INDEXER, IndexerConfig, SentimentConfig};
+use app::api::{AggregateConfig, ClassifierChoice, GROUP_INDEXER, IndexerConfig, SentimentConfig};
 use tokio_util::sync::CancellationToken;
 
+use crate::aggregate;
 use crate::config::{ConfigError, KafkaArgs, SearchArgs};
 use crate::index::indexer;
 use crate::index::{Backend, SearchError, SearchSettings};
@@ -26,7 +27,7 @@ use crate::kafka::inspect::Inspector;
 use crate::members::{self, Identity};
 use crate::pipeline::{EngineError, topic_specs};
 use crate::sentiment::{self, SentimentRuntime};
-use crate::stages::{Control, IndexerStage, SentimentStage, Slot};
+use crate::stages::{AggregateStage, Control, IndexerStage, SentimentStage, Slot};
 
 /// How often the process checks that its workers still run, and logs its progress.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -83,6 +84,8 @@ pub enum ClassifierArg {
     Lexicon,
     /// An OpenAI-compatible endpoint (PIPEBOOK_LLM_*), falling back to the lexicon.
     Llm,
+    /// TextBlob's pattern lexicon, offline.
+    Textblob,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +121,7 @@ impl WorkerArgs {
             classifier: match self.classifier {
                 ClassifierArg::Lexicon => ClassifierChoice::Lexicon,
                 ClassifierArg::Llm => ClassifierChoice::Llm,
+                ClassifierArg::Textblob => ClassifierChoice::TextBlob,
             },
             positive_threshold: self.positive_threshold,
             negative_threshold: self.negative_threshold,
@@ -143,12 +147,7 @@ pub async fn run(
                 "its files are written on the server's disk",
             ));
         }
-        WorkerStage::Aggregate => {
-            return Err(WorkerError::Unsupported(
-                "aggregate",
-                "its window state is being moved to a changelog topic first",
-            ));
-        }
+        WorkerStage::Aggregate => aggregate_stage(&args)?,
     };
     run_stage(stage, body, args.kafka()?, shutdown).await
 }
@@ -197,6 +196,32 @@ fn indexer_stage(args: &WorkerArgs) -> Result<(Box<dyn Control>, serde_json::Val
         kafka: args.kafka()?,
         registry: Arc::default(),
         backend,
+        metrics: Arc::default(),
+    });
+    Ok((stage, serde_json::to_value(&config).unwrap_or_default()))
+}
+
+/// The aggregate stage as the server runs it, with the default window settings (a member must
+/// count as every other member of its group does: the changelog's state records carry the
+/// settings, and a partition restored under other settings starts over). Its window state
+/// lives per input partition in `pipebook.aggregate.changelog`, so the partitions this process
+/// is assigned are restored from there, and handed on from there when it leaves or dies.
+fn aggregate_stage(
+    args: &WorkerArgs,
+) -> Result<(Box<dyn Control>, serde_json::Value), WorkerError> {
+    let mut config = AggregateConfig::default();
+    if let Some(group) = &args.group {
+        config.group = group.clone();
+    }
+    aggregate::validate(&config)?;
+    if args.workers != 1 {
+        return Err(
+            ConfigError::new("workers", "the aggregate stage runs one member per process").into(),
+        );
+    }
+    let stage = Slot::boxed(AggregateStage {
+        kafka: args.kafka()?,
+        registry: Arc::default(),
         metrics: Arc::default(),
     });
     Ok((stage, serde_json::to_value(&config).unwrap_or_default()))
@@ -386,7 +411,12 @@ mod tests {
             "{error}"
         );
 
-        let args = parse(&["--stage", "aggregate", "--brokers", "h:1"]).expect("parses");
+        let args =
+            parse(&["--stage", "aggregate", "--brokers", "h:1", "--workers", "2"]).expect("parses");
+        let error = run(args, std::future::pending()).await.expect_err("one");
+        assert!(error.to_string().starts_with("workers:"), "{error}");
+
+        let args = parse(&["--stage", "parquet", "--brokers", "h:1"]).expect("parses");
         let error = run(args, std::future::pending()).await.expect_err("later");
         assert!(error.to_string().contains("not yet supported"), "{error}");
         assert!(parse(&["--stage", "nope"]).is_err());
