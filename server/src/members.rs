@@ -430,12 +430,9 @@ impl MemberBook {
 /// plain consumer, assigned the partition, never joining a group nor committing).
 pub async fn follow(kafka: KafkaSettings, book: Arc<MemberBook>, cancel: CancellationToken) {
     let followed = tokio::task::spawn_blocking(move || {
-        // No group.id: the follower never joins a group nor commits, and a consumer with one
-        // runs librdkafka's group handler anyway, whose metadata refreshes crashed the process
-        // (SIGSEGV in rd_kafka_metadata_cache_find) while the delivery lab deleted its topics
-        // on the embedded broker — reproduced 5 of 5 runs of tests/lab.rs, none without it.
         let consumer: BaseConsumer = match kafka
             .client_config()
+            .set("group.id", "pipebook-members")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("fetch.wait.max.ms", "100")

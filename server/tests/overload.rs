@@ -32,7 +32,7 @@ fn not_running(engine: &Engine, stages: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// The largest lag the once-a-second sample shows for `group` (what cells 2 and 3 show).
+/// The lag the once-a-second sample shows for `group` (what cell 2 and the strip show).
 fn sampled_lag(engine: &Engine, group: &str) -> i64 {
     engine
         .subscribe()
@@ -81,7 +81,13 @@ async fn an_unlimited_source_is_pushed_back_and_everything_catches_up_losing_not
     let mut most_behind = 0;
     while started.elapsed() < run_for {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        most_behind = most_behind.max(sampled_lag(engine, "pipebook-sentiment"));
+        for group in [
+            "pipebook-sentiment",
+            "pipebook-aggregate",
+            "pipebook-indexer",
+        ] {
+            most_behind = most_behind.max(sampled_lag(engine, group));
+        }
         let down = not_running(
             engine,
             &["streamer", "producer", "sentiment", "aggregate", "indexer"],
@@ -127,10 +133,11 @@ async fn an_unlimited_source_is_pushed_back_and_everything_catches_up_losing_not
     )
     .await;
     assert_eq!(indexed, reviews.len() as u64);
-    // The back-pressure was visible while it lasted: the group fell behind.
-    assert!(most_behind > 0, "the sentiment group never showed lag");
+    // The back-pressure was visible while it lasted: a consumer group fell behind (which one
+    // depends on the build and the machine: in a debug build the indexer is the slowest).
+    assert!(most_behind > 0, "no consumer group ever showed lag");
     println!(
-        "{} s unthrottled: {sent} lines sent, {} reviews; sentiment lag peaked at {most_behind}; \
+        "{} s unthrottled: {sent} lines sent, {} reviews; a group's lag peaked at {most_behind}; \
          caught up {:.0} s after the source stopped",
         run_for.as_secs(),
         reviews.len(),
