@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use app::api::TOPIC_REVIEWS;
 use app::ops::{GroupLagHistory, ResetOutcome};
-use common::{eventually, review_lines, serve, start_engine};
+use common::{eventually, review_lines, sampled, serve, start_engine};
 use pipebook::pipeline::Engine;
 use rdkafka::producer::FutureRecord;
 use serde_json::{Value, json};
@@ -32,17 +32,6 @@ async fn produce_stamped(engine: &Engine, n: usize, base_ms: i64) {
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-/// The group as the latest once-a-second sample shows it.
-fn sampled(engine: &Engine, group: &str) -> Option<app::api::GroupInfo> {
-    engine
-        .subscribe()
-        .borrow()
-        .groups
-        .iter()
-        .find(|g| g.group == group)
-        .cloned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use app::api::{StageState, TOPIC_REVIEWS, TOPIC_SENTIMENT};
-use common::{counter, eventually, group_lag, read_all, start_engine};
+use common::{counter, eventually, group_lag, read_all, sampled, start_engine};
 use pipebook::pipeline::Engine;
 use serde_json::json;
 
@@ -34,13 +34,7 @@ fn not_running(engine: &Engine, stages: &[&str]) -> Vec<String> {
 
 /// The lag the once-a-second sample shows for `group` (what cell 2 and the strip show).
 fn sampled_lag(engine: &Engine, group: &str) -> i64 {
-    engine
-        .subscribe()
-        .borrow()
-        .groups
-        .iter()
-        .find(|g| g.group == group)
-        .map_or(0, |g| g.lag.records)
+    sampled(engine, group).map_or(0, |g| g.lag.records)
 }
 
 fn review_ids(records: &[app::api::Message]) -> BTreeSet<String> {

@@ -172,3 +172,14 @@ pub async fn serve_page(t: &TestEngine) -> Served {
         task,
     }
 }
+
+/// The group as the latest once-a-second sample shows it.
+pub fn sampled(engine: &Engine, group: &str) -> Option<app::api::GroupInfo> {
+    engine
+        .subscribe()
+        .borrow()
+        .groups
+        .iter()
+        .find(|g| g.group == group)
+        .cloned()
+}
