@@ -7,6 +7,7 @@ pub mod aggregate;
 pub mod api;
 pub mod bench;
 pub mod bounds;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod faults;

@@ -22,6 +22,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::KafkaSettings;
 use super::group_states::{StateLog, WATCH_FOR, WATCH_STEP};
 use crate::bounds::{MAX_BROWSES, MAX_TRACES};
+use crate::clock::now_ms;
 use crate::sync::LockExt;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -1112,10 +1113,6 @@ pub(crate) fn is_connection_event(error: &KafkaError) -> bool {
             RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure
         )
     )
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 #[cfg(test)]

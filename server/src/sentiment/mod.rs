@@ -28,6 +28,7 @@ use app::api::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::now_ms;
 use crate::error::ConfigError;
 use crate::kafka::KafkaSettings;
 use crate::kafka::inspect::GroupRegistry;
@@ -202,10 +203,6 @@ pub struct SentimentRuntime {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock_or_recover()
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 impl SentimentRuntime {
