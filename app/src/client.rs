@@ -19,6 +19,25 @@ pub fn post_reporting(
     });
 }
 
+/// Fires a GET from an event handler or effect: the decoded answer goes to `done` and clears
+/// `error`; a failure is shown in `error`.
+pub fn get_reporting<T: DeserializeOwned + 'static>(
+    error: leptos::prelude::RwSignal<Option<String>>,
+    path: String,
+    done: impl FnOnce(T) + 'static,
+) {
+    use leptos::prelude::Set;
+    leptos::task::spawn_local(async move {
+        match get::<T>(&path).await {
+            Ok(found) => {
+                error.set(None);
+                done(found);
+            }
+            Err(message) => error.set(Some(message)),
+        }
+    });
+}
+
 /// POSTs a JSON body; on a 4xx/5xx returns the server's error message.
 #[cfg(feature = "hydrate")]
 pub async fn post(path: &str, body: serde_json::Value) -> Result<(), String> {

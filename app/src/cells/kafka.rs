@@ -125,15 +125,7 @@ fn MessageBrowser(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
             partition.get().trim(),
             offset.get().trim()
         );
-        leptos::task::spawn_local(async move {
-            match client::get::<Vec<Message>>(&path).await {
-                Ok(found) => {
-                    error.set(None);
-                    messages.set(found);
-                }
-                Err(message) => error.set(Some(message)),
-            }
-        });
+        client::get_reporting(error, path, move |found: Vec<Message>| messages.set(found));
     };
     view! {
         <form class="controls" on:submit=|ev| ev.prevent_default()>

@@ -15,14 +15,8 @@ pub fn TopicSchemaView(topic: RwSignal<String>) -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let read = move |_| {
         let path = format!("/api/kafka/topics/{}/schema?sample=200", topic.get());
-        leptos::task::spawn_local(async move {
-            match client::get::<TopicSchema>(&path).await {
-                Ok(found) => {
-                    error.set(None);
-                    schema.set(Some(found));
-                }
-                Err(message) => error.set(Some(message)),
-            }
+        client::get_reporting(error, path, move |found: TopicSchema| {
+            schema.set(Some(found))
         });
     };
     view! {

@@ -221,15 +221,9 @@ fn Dashboards(documents: Signal<u64>) -> impl IntoView {
     let failure = RwSignal::new(None::<String>);
     Effect::new(move |_| {
         let (_, interval) = (documents.get(), interval.get());
-        leptos::task::spawn_local(async move {
-            let path = format!("/api/search/aggregations?interval={interval}");
-            match client::get::<SearchAggregations>(&path).await {
-                Ok(result) => {
-                    aggregations.set(result);
-                    failure.set(None);
-                }
-                Err(message) => failure.set(Some(message)),
-            }
+        let path = format!("/api/search/aggregations?interval={interval}");
+        client::get_reporting(failure, path, move |result: SearchAggregations| {
+            aggregations.set(result)
         });
     });
     let by_sentiment = Signal::derive(move || {
