@@ -424,6 +424,98 @@ async fn delete_topics_removes_the_topic_and_its_records() {
     c.stop().await;
 }
 
+/// Reads `topic` partition 0 in a group, from the start, until `stop` is set; returns the values.
+/// The group id matters: the crash this guards against came from a group member's fetches.
+fn read_until(settings: &KafkaSettings, topic: &str, stop: &AtomicBool) -> Vec<String> {
+    let consumer: BaseConsumer = consumer_config(settings, &format!("tail-{topic}"))
+        .create()
+        .expect("reader");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let mut seen = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        // Errors (e.g. "unknown topic" once a topic is gone) are what a reader may see; the
+        // test is that the process survives them and the other topics are unharmed.
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            seen.push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    seen
+}
+
+/// Deleting one topic leaves every other topic, its records and its readers alone, and a
+/// reader of the deleted topic survives. tansu 0.6.0 deleted every topic of the cluster
+/// (`topic_delete_by.sql`), and answered the readers' fetches with a zero topic id and a
+/// "current leader", which crashed librdkafka (vendor/PATCHES.md, "DeleteTopics").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_topics_leaves_other_topics_and_their_readers_alone() {
+    let c = cluster().await;
+    c.topic("kept", 1).await;
+    c.topic("doomed", 1).await;
+    produce_numbered(&c.settings, "kept", 20).await;
+    produce_numbered(&c.settings, "doomed", 20).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = ["kept", "doomed"]
+        .into_iter()
+        .map(|topic| {
+            let (settings, stop) = (c.settings.clone(), stop.clone());
+            std::thread::spawn(move || read_until(&settings, topic, &stop))
+        })
+        .collect();
+    let before = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    delete_topics(&c.settings, &["doomed"])
+        .await
+        .expect("delete");
+    // Both readers go on fetching for a while after the deletion.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let settings = c.settings.clone();
+    blocking(move || {
+        let producer = producer(&settings, &[]);
+        for i in 20..40 {
+            send(&producer, "kept", &format!("k{i}"), &format!("r{i:04}"));
+        }
+        producer.flush(CALL).expect("flush");
+    })
+    .await;
+    let settings = c.settings.clone();
+    let kept_high = blocking(move || {
+        let client: BaseConsumer = settings.client_config().create().expect("client");
+        client
+            .fetch_watermarks("kept", 0, CALL)
+            .expect("watermarks")
+            .1
+    })
+    .await;
+    assert_eq!(kept_high, 40, "the kept topic lost records");
+    let deadline = before + PATIENCE;
+    let mut kept_seen = Vec::new();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let settings = c.settings.clone();
+        kept_seen = blocking(move || read_all(&settings, "kept", "read_committed")).await;
+        if kept_seen.len() == 40 {
+            break;
+        }
+    }
+    assert_eq!(kept_seen.len(), 40);
+    stop.store(true, Ordering::SeqCst);
+    let mut seen: Vec<Vec<String>> = readers
+        .into_iter()
+        .map(|r| r.join().expect("reader thread"))
+        .collect();
+    let kept_tail = seen.remove(0);
+    assert_eq!(
+        kept_tail.len(),
+        40,
+        "the kept topic's group reader read {kept_tail:?}"
+    );
+    c.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Groups
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use app::api::{DeliveryLabView, DeliveryMode, DeliveryResult, LabState};
+use app::api::{DeliveryLabView, DeliveryMode, DeliveryResult, LabState, TOPIC_REVIEWS};
 use common::{eventually, serve, start_engine};
 use pipebook::pipeline::Engine;
 use serde_json::{Value, json};
@@ -74,6 +74,7 @@ async fn exactly_once_loses_and_duplicates_nothing_at_seeded_crash_points() {
         .unwrap_or(14);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let t = start_engine().await;
+    let mut lab_topics = Vec::new();
     for point in 0..CRASH_POINTS {
         let crash_after = rng.random_range(0..EXACTLY_ONCE_RECORDS);
         let context = format!("seed {seed}, crash point #{point} at {crash_after}");
@@ -94,7 +95,26 @@ async fn exactly_once_loses_and_duplicates_nothing_at_seeded_crash_points() {
         assert_eq!(result.duplicated, 0, "{context}: {result:?}");
         assert_eq!(result.distinct, EXACTLY_ONCE_RECORDS, "{context}");
         assert_eq!(result.read_out, EXACTLY_ONCE_RECORDS, "{context}");
+        lab_topics.push([result.input_topic, result.output_topic]);
     }
+    // Each run deleted the previous run's topics, and only those: on stock tansu 0.6.0 one
+    // DeleteTopics deleted every topic of the cluster (vendor/PATCHES.md, "DeleteTopics").
+    let listed: Vec<String> = t
+        .engine
+        .topics()
+        .await
+        .expect("topics")
+        .into_iter()
+        .map(|topic| topic.name)
+        .collect();
+    let (last, earlier) = lab_topics.split_last().expect("runs");
+    for name in last {
+        assert!(listed.contains(name), "{name} missing from {listed:?}");
+    }
+    for name in earlier.iter().flatten() {
+        assert!(!listed.contains(name), "{name} was not deleted: {listed:?}");
+    }
+    assert!(listed.iter().any(|n| n == TOPIC_REVIEWS), "{listed:?}");
     t.engine.shutdown().await;
 }
 

@@ -56,11 +56,10 @@ pub fn replication_for(brokers: usize) -> i32 {
     brokers.clamp(1, 3) as i32
 }
 
-/// How many brokers the cluster has, from a metadata request about one topic (`probe`). Not
-/// about all topics: after DeleteTopics the embedded broker lists a deleted topic without a name,
-/// which crashes librdkafka's metadata cache (a NULL strcmp in `rd_kafka_metadata_cache_find`;
-/// the delivery lab's tests hit it). The request blocks inside librdkafka, so it runs (and its
-/// client is dropped) on a blocking thread, never on a runtime worker.
+/// How many brokers the cluster has, from a metadata request about one topic (`probe`): a
+/// listing of all topics costs the broker a query per topic, and one topic's answer names every
+/// broker. The request blocks inside librdkafka, so it runs (and its client is dropped) on a
+/// blocking thread, never on a runtime worker.
 async fn broker_count(settings: &KafkaSettings, probe: &str) -> Result<usize, AdminError> {
     let config = settings.client_config();
     let probe = probe.to_owned();

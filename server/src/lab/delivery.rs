@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use app::api::{DeliveryMode, DeliveryResult, LabState};
+use app::api::{DeliveryLabView, DeliveryMode, DeliveryResult, LabState};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -33,7 +33,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::{BATCH_RECORDS, DeliveryLab, LabPlan};
 use crate::kafka::KafkaSettings;
-use crate::kafka::admin::{AdminError, TopicSpec, ensure_topics};
+use crate::kafka::admin::{AdminError, TopicSpec, delete_topics, ensure_topics};
 use crate::sync::LockExt;
 
 /// How long a job waits for the next input record before giving up.
@@ -750,6 +750,21 @@ fn position(consumer: &BaseConsumer, topics: &Topics) -> Result<i64, RunError> {
             _ => None,
         })
         .unwrap_or(0))
+}
+
+/// Deletes a previous run's topics, so lab runs do not pile up in the Kafka cell.
+pub(super) async fn remove_topics(kafka: &KafkaSettings, previous: &DeliveryLabView) {
+    let names: Vec<&str> = previous
+        .results
+        .iter()
+        .flat_map(|result| [result.input_topic.as_str(), result.output_topic.as_str()])
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    if let Err(error) = delete_topics(kafka, &names).await {
+        tracing::warn!(%error, "could not delete the previous lab run's topics");
+    }
 }
 
 #[cfg(test)]

@@ -109,11 +109,7 @@ impl DeliveryLab {
         let launched = self.life.launch(config, move |ctx| {
             *lab.cancel.lock_or_recover() = ctx.cancel.clone();
             async move {
-                // The previous run's topics are kept, not deleted: DeleteTopics on the embedded
-                // broker while a consumer fetches (the members follower, the stages' workers)
-                // crashed the whole process inside librdkafka (SIGSEGV in its metadata cache;
-                // tests/lab.rs, 5 of 5 runs). Each run adds six one-partition topics.
-                drop(previous);
+                delivery::remove_topics(&kafka, &previous).await;
                 for mode in plan.modes.clone() {
                     lab.update(mode, |result| result.state = LabState::Running);
                     let result = delivery::run_mode(&lab, &kafka, &plan, &run, mode).await;

@@ -19,7 +19,7 @@ use tansu_sans_io::{
     ApiKey, ErrorCode, FetchRequest, FetchResponse, IsolationLevel,
     fetch_request::{FetchPartition, FetchTopic},
     fetch_response::{
-        EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData, SnapshotId,
+        FetchableTopicResponse, PartitionData,
     },
     metadata_response::MetadataResponseTopic,
     record::deflated::{Batch, Frame},
@@ -212,27 +212,32 @@ impl FetchService {
         .inspect(|r| debug!(?r))
     }
 
+    // Pipebook patch (vendor/PATCHES.md, "DeleteTopics"): echo the topic id the request asked
+    // for, answer UNKNOWN_TOPIC_ID to a request by id, and claim no current leader. Upstream
+    // answered a zero topic id with a "current leader" (node 0, epoch 0): librdkafka then
+    // looked the topic up by name, which a response by id does not carry, and crashed.
     fn unknown_topic_response(&self, fetch: &FetchTopic) -> Result<FetchableTopicResponse> {
+        let error_code = if fetch.topic.is_none() {
+            ErrorCode::UnknownTopicId
+        } else {
+            ErrorCode::UnknownTopicOrPartition
+        };
         Ok(FetchableTopicResponse::default()
             .topic(fetch.topic.clone())
-            .topic_id(Some([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))
+            .topic_id(fetch.topic_id.or(Some([0; 16])))
             .partitions(fetch.partitions.as_ref().map(|partitions| {
                 partitions
                     .iter()
                     .map(|partition| {
                         PartitionData::default()
                             .partition_index(partition.partition)
-                            .error_code(ErrorCode::UnknownTopicOrPartition.into())
-                            .high_watermark(0)
-                            .last_stable_offset(Some(0))
+                            .error_code(error_code.into())
+                            .high_watermark(-1)
+                            .last_stable_offset(Some(-1))
                             .log_start_offset(Some(-1))
-                            .diverging_epoch(Some(
-                                EpochEndOffset::default().epoch(-1).end_offset(-1),
-                            ))
-                            .current_leader(Some(
-                                LeaderIdAndEpoch::default().leader_id(0).leader_epoch(0),
-                            ))
-                            .snapshot_id(Some(SnapshotId::default().end_offset(-1).epoch(-1)))
+                            .diverging_epoch(None)
+                            .current_leader(None)
+                            .snapshot_id(None)
                             .aborted_transactions(Some([].into()))
                             .preferred_read_replica(Some(-1))
                             .records(None)

@@ -13,9 +13,11 @@
 -- See the License for the specific language governing permissions and
 -- limitations under the License.
 
+-- Pipebook patch (vendor/PATCHES.md, "DeleteTopics"): the topic whose id is the named
+-- one's; upstream matched `topic.cluster`, which deleted every topic of the cluster.
 delete from topic
-where topic.cluster in (
-    select c.id
+where topic.id in (
+    select t.id
     from cluster c
     join topic t on t.cluster = c.id
     where c.name = $1
