@@ -96,10 +96,9 @@ test("the schema of reviews is inferred, and the dead letters' reasons are group
 // Cell 2: the group's state is the broker's own. Adding a worker makes the coordinator ask every
 // member to rejoin (PreparingRebalance, then CompletingRebalance while the leader assigns), and
 // the group settles in Stable again.
-// fixme: after the schema spec, the embedded broker kept pipebook-sentiment in CompletingRebalance
-// for over 60 s (full-suite run of 2026-12-07; alone the spec passes in 12 s): a coordinator bug
-// to find in vendor/tansu-broker before this runs in CI again.
-test.fixme("adding a worker takes the group through a rebalance back to Stable", async ({ page, request }) => {
+// (It was `fixme` while the embedded broker could keep the group in CompletingRebalance after
+// its leader left: vendor/PATCHES.md, "groups: a leader that leaves".)
+test("adding a worker takes the group through a rebalance back to Stable", async ({ page, request }) => {
   await page.goto("/#cell-2");
   await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
   expect((await request.post("/api/stages/sentiment/start", { data: { workers: 1 } })).ok()).toBeTruthy();

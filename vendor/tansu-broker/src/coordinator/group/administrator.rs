@@ -1879,6 +1879,17 @@ where
 
         debug!(?member_id, ?self.members);
 
+        // Pipebook patch (vendor/PATCHES.md, "groups: a leader that leaves"): never name a
+        // leader that is no longer a member.
+        if self
+            .state
+            .leader
+            .as_ref()
+            .is_some_and(|leader| !self.members.contains_key(leader))
+        {
+            _ = self.state.leader.take();
+        }
+
         if self.state.leader.is_none() {
             info!(member_id, group_id, self.generation_id);
 
@@ -2175,6 +2186,19 @@ where
             member.error_code == error_code
         }) {
             self.generation_id += 1;
+        }
+
+        // Pipebook patch (vendor/PATCHES.md, "groups: a leader that leaves"): a forming
+        // group whose leader left elects the next member to join, as a formed group's leave
+        // does. Upstream kept the departed leader: every newcomer was told to follow it and
+        // its SyncGroup was answered REBALANCE_IN_PROGRESS for ever.
+        if self
+            .state
+            .leader
+            .as_ref()
+            .is_some_and(|leader| !self.members.contains_key(leader))
+        {
+            _ = self.state.leader.take();
         }
 
         let body = LeaveGroupResponse::default()
