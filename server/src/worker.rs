@@ -129,6 +129,7 @@ impl WorkerArgs {
                 .group
                 .clone()
                 .unwrap_or_else(|| sentiment::GROUP.to_owned()),
+            slow_ms: 0,
         }
     }
 }

@@ -75,6 +75,13 @@ pub struct SentimentConfig {
     /// Consumer group; a new group starts from the beginning of `reviews` with its own offsets.
     #[serde(default = "default_group")]
     pub group: String,
+    /// Extra work per review in milliseconds (0–1000): a slow consumer, for the incidents.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub slow_ms: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 fn default_group() -> String {
@@ -101,6 +108,7 @@ impl Default for SentimentConfig {
             positive_threshold: default_positive(),
             negative_threshold: default_negative(),
             group: default_group(),
+            slow_ms: 0,
         }
     }
 }

@@ -56,6 +56,9 @@ pub enum SentimentError {
     UnknownWorker(String),
 }
 
+/// Most extra work per review a slow consumer may be given (`slow_ms`).
+pub const MAX_SLOW_MS: u32 = 1_000;
+
 /// Checks a config before anything starts; errors name the field.
 pub fn validate(config: &SentimentConfig) -> Result<Thresholds, ConfigError> {
     if !(1..=MAX_WORKERS).contains(&config.workers) {
@@ -66,6 +69,15 @@ pub fn validate(config: &SentimentConfig) -> Result<Thresholds, ConfigError> {
     }
     crate::kafka::check_group_name(&config.group)
         .map_err(|message| ConfigError::new("group", message))?;
+    if config.slow_ms > MAX_SLOW_MS {
+        return Err(ConfigError::new(
+            "slow_ms",
+            format!(
+                "must be 0..={MAX_SLOW_MS} ms per review, got {}",
+                config.slow_ms
+            ),
+        ));
+    }
     let thresholds = Thresholds {
         positive: config.positive_threshold,
         negative: config.negative_threshold,
@@ -182,6 +194,8 @@ impl WorkerEntry {
 struct RunContext {
     kafka: KafkaSettings,
     classifier: Arc<Classifier>,
+    /// Extra work per review (`slow_ms`), for every worker of the run.
+    slow: std::time::Duration,
     cancel: CancellationToken,
     next_id: u32,
 }
@@ -244,6 +258,7 @@ impl SentimentRuntime {
         *lock(&self.run) = Some(RunContext {
             kafka,
             classifier,
+            slow: std::time::Duration::from_millis(u64::from(config.slow_ms)),
             cancel: ctx.cancel.clone(),
             next_id: 1,
         });
@@ -296,6 +311,7 @@ impl SentimentRuntime {
             group: self.group(),
             kafka: context.kafka.clone(),
             classifier: context.classifier.clone(),
+            slow: context.slow,
             runtime: self.clone(),
             metrics: metrics.clone(),
         };

@@ -37,6 +37,8 @@ pub(super) struct WorkerSetup {
     pub group: String,
     pub kafka: KafkaSettings,
     pub classifier: Arc<Classifier>,
+    /// Extra work per review (the slow-consumer incident's knob; zero otherwise).
+    pub slow: Duration,
     pub runtime: Arc<SentimentRuntime>,
     pub metrics: Arc<WorkerMetrics>,
 }
@@ -172,6 +174,13 @@ async fn process(
     batch: &[Record],
 ) {
     let outputs = futures::future::join_all(batch.iter().map(|input| enrich(setup, input))).await;
+    if !setup.slow.is_zero() {
+        let work = setup.slow * u32::try_from(batch.len()).unwrap_or(u32::MAX);
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = tokio::time::sleep(work) => {}
+        }
+    }
     let sends = outputs
         .iter()
         .zip(batch)
