@@ -130,6 +130,7 @@ impl WorkerArgs {
                 .clone()
                 .unwrap_or_else(|| sentiment::GROUP.to_owned()),
             slow_ms: 0,
+            dead_letter_after: SentimentConfig::default().dead_letter_after,
         }
     }
 }

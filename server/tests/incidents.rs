@@ -111,6 +111,34 @@ async fn slow_consumer_is_fixed_by_workers_up_to_the_partition_count() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_pill_is_fixed_by_dead_lettering_it() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    replay_and_wait(engine, "poison-pill").await;
+    let stuck = eventually("one partition stuck", Duration::from_secs(60), || async {
+        let lag = active(engine)?.figures.first()?.now?;
+        (lag > 0 && lag < 200).then_some(lag)
+    })
+    .await;
+    assert!(stuck > 0);
+    // Cell 3's form leaves dead_letter_after at its default (3 attempts).
+    engine.stop_stage("sentiment").await.expect("stop");
+    engine
+        .start_stage("sentiment", json!({"workers": 1}))
+        .await
+        .expect("sentiment with the defaults");
+    let done = solved(engine, "poison-pill").await;
+    assert!(done.write_up.is_some());
+    let dead = common::read_all(engine, app::api::TOPIC_DLQ).await;
+    assert!(
+        dead.iter()
+            .any(|m| m.value.contains("gave up after 3 attempts")),
+        "the poison review reached the dead-letter topic with its reason"
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_key_is_found_in_the_partitions() {
     let t = start_engine().await;
     let engine = &t.engine;
@@ -226,6 +254,6 @@ async fn unknown_incidents_and_choices_are_refused_by_name() {
         .answer("x", &snapshot)
         .expect_err("none running");
     assert!(err.to_string().starts_with("incident:"), "{err}");
-    assert!(engine.incidents().view().incidents.len() >= 7);
+    assert_eq!(engine.incidents().view().incidents.len(), 8);
     engine.shutdown().await;
 }

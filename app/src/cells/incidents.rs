@@ -119,7 +119,11 @@ fn Active(
         .iter()
         .map(|f| {
             let delta = f.delta().map_or("–".to_owned(), |d| {
-                if d > 0 { format!("+{}", thousands(d)) } else { thousands(d) }
+                if d > 0 {
+                    format!("+{}", thousands(d))
+                } else {
+                    thousands(d)
+                }
             });
             view! {
                 <tr>

@@ -1,7 +1,7 @@
 //! The incidents: what each writes (a seeded burst), what trouble it starts, the figures that
 //! tell its story, the hints, the question, the parts of the fix and what happened.
 
-use app::api::{Review, TOPIC_LATE, TOPIC_REVIEWS, TOPIC_SENTIMENT};
+use app::api::{Review, TOPIC_DLQ, TOPIC_LATE, TOPIC_REVIEWS, TOPIC_SENTIMENT};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -100,6 +100,21 @@ fn idle(seed: u64, base: &Baseline) -> Vec<BurstRecord> {
         .collect()
 }
 
+/// Where in the burst the poison review is.
+const POISON_AT: usize = 40;
+
+/// One review whose text is too long to classify: it fails every time it is tried.
+fn poison(seed: u64, base: &Baseline) -> Vec<BurstRecord> {
+    let mut reviews = reviews(seed, BURST);
+    if let Some(review) = reviews.get_mut(POISON_AT) {
+        let sentence = "The food here is good and the staff are kind. ";
+        let times = crate::sentiment::MAX_TEXT_CHARS / sentence.len() + 1;
+        review.text = sentence.repeat(times);
+    }
+    let _ = base;
+    reviews.iter().map(keyed).collect()
+}
+
 /// A quarter of the reviews moved back by five minutes: behind the watermark.
 fn late(seed: u64, _: &Baseline) -> Vec<BurstRecord> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1a7e);
@@ -149,6 +164,10 @@ fn one_worker(_: u64) -> serde_json::Value {
 
 fn slow_worker(_: u64) -> serde_json::Value {
     json!({"workers": 1, "slow_ms": SLOW_MS})
+}
+
+fn retry_for_ever(_: u64) -> serde_json::Value {
+    json!({"workers": 1, "dead_letter_after": 0})
 }
 
 fn tight_windows(_: u64) -> serde_json::Value {
@@ -247,6 +266,39 @@ pub const INCIDENTS: &[Def] = &[
                 let (running, idle) = o.workers();
                 running >= 4 && idle >= 1
             },
+        ],
+    },
+    Def {
+        id: "poison-pill",
+        title: "A poison pill",
+        cell: 3,
+        symptom: "The sentiment stage runs and most of the lag is gone, but one partition's lag never moves.",
+        hints: &[
+            "Cell 3 and cell 2: which partition's lag is stuck? Read that partition in the message browser from the group's committed offset.",
+            "The worker retries a review that fails every time: nothing behind it in its partition is committed (a poison pill).",
+            "Stop the sentiment stage and start it again from cell 3's form: its default gives up after 3 attempts and sends the review to reviews.dlq.",
+        ],
+        write_up: "One review could not be classified (its text is longer than the classifier takes), and the failure looked like any other, so the worker retried it for ever (dead_letter_after 0) and never committed past it: its partition stalled while the others flowed. Bounding the attempts and sending the review to the dead-letter topic, with its reason and origin, let the partition move on without losing the review: it waits in reviews.dlq to be fixed and replayed.",
+        question: None,
+        burst: poison,
+        trouble: &[Step::Start("sentiment", retry_for_ever)],
+        figures: &[
+            ("sentiment lag (reviews waiting)", |o| o.sentiment_lag()),
+            ("records in reviews.dlq", |o| o.since(TOPIC_DLQ)),
+            ("reviews classified", |o| o.since(TOPIC_SENTIMENT)),
+            ("attempts before the dead-letter topic (0 = never)", |o| {
+                if o.running("sentiment") {
+                    o.config("sentiment", "dead_letter_after")
+                        .and_then(|v| v.as_i64())
+                        .unwrap_or(0)
+                } else {
+                    0
+                }
+            }),
+        ],
+        parts: &[
+            |o| o.since(TOPIC_DLQ) >= 1,
+            |o| o.running("sentiment") && o.sentiment_lag() == 0,
         ],
     },
     Def {

@@ -14,7 +14,7 @@ use crate::index::SearchBackend;
 use crate::pipeline::{Engine, EngineError};
 
 /// The sentiment stage's default group (the one the notebook's forms start it in).
-pub const GROUP_SENTIMENT: &str = "pipebook-sentiment";
+use crate::sentiment::GROUP as GROUP_SENTIMENT;
 
 /// High watermarks of every topic's partitions when the incident started.
 #[derive(Debug, Clone, Default, PartialEq)]
