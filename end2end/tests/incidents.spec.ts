@@ -32,10 +32,15 @@ test("a learner solves a search outage and finds a hot key", async ({ page, requ
   await page.getByTestId("incident-hint").click();
   await expect(page.getByTestId("incident-hints").locator("li")).toHaveCount(2);
   await expect(page.getByTestId("search-resume")).toBeVisible({ timeout: 30_000 });
+  // The story: the enriched reviews wait in the indexer's lag while the backend is down.
+  await expect.poll(() => figure(page, "indexer lag", 2), { timeout: 60_000 }).toBeGreaterThan(0);
+  await page.getByTestId("incident-figures").scrollIntoViewIfNeeded();
   await page.screenshot({ path: "/work/pb-notes/shots/incidents-running-desktop.png", fullPage: false });
   await page.getByTestId("search-resume").click();
   await expect(page.getByTestId("incident-writeup")).toBeVisible({ timeout: 120_000 });
   await expect(page.getByTestId("incident-phase")).toHaveText("solved");
+  // Element shots: the sticky top bar would cover the cell's top.
+  await page.locator(".topbar").evaluate((bar) => ((bar as HTMLElement).style.position = "static"));
   await page.locator("#cell-8").screenshot({ path: "/work/pb-notes/shots/incidents-solved-desktop.png" });
 
   // 2 · Hot key: the busiest partition in the figures is the answer; a wrong one is told so.

@@ -254,6 +254,15 @@ async fn unknown_incidents_and_choices_are_refused_by_name() {
         .answer("x", &snapshot)
         .expect_err("none running");
     assert!(err.to_string().starts_with("incident:"), "{err}");
+    // A second start while the first is being set up would stop its stages under it.
+    incidents::start(engine, "hot-key", 1).expect("first start");
+    let err = incidents::start(engine, "hot-key", 2).expect_err("set-up under way");
+    assert!(err.to_string().starts_with("incident:"), "{err}");
+    let err = engine
+        .incidents()
+        .answer("reviews-9", &snapshot)
+        .expect_err("not a choice");
+    assert!(err.to_string().starts_with("choice:"), "{err}");
     assert_eq!(engine.incidents().view().incidents.len(), 8);
     engine.shutdown().await;
 }

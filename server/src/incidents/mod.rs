@@ -172,9 +172,23 @@ impl Incidents {
         }
     }
 
-    fn begin(&self, def: &'static Def, seed: u64) -> u64 {
+    /// Makes `def` the incident being worked on; refused while another is being set up (two
+    /// set-ups would stop and start the same stages under each other).
+    fn begin(&self, def: &'static Def, seed: u64) -> Result<u64, ConfigError> {
+        let mut active = self.active.lock_or_recover();
+        if let Some(running) = active.as_ref()
+            && running.phase == IncidentPhase::SettingUp
+        {
+            return Err(ConfigError::new(
+                "incident",
+                format!(
+                    "{:?} is still being set up: wait a few seconds",
+                    running.def.id
+                ),
+            ));
+        }
         let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        *self.active.lock_or_recover() = Some(Running {
+        *active = Some(Running {
             def,
             seed,
             started_at: chrono::Utc::now().timestamp_millis(),
@@ -190,7 +204,7 @@ impl Incidents {
             solved_at: None,
             run,
         });
-        run
+        Ok(run)
     }
 
     /// Applies `change` to the running incident if it is still run `run`.
@@ -251,7 +265,7 @@ fn active_view(running: &Running) -> ActiveIncident {
 /// watches the phase go from `setting_up` to `running`).
 pub fn start(engine: &Arc<Engine>, id: &str, seed: u64) -> Result<(), EngineError> {
     let def = find(id)?;
-    let run = engine.incidents().begin(def, seed);
+    let run = engine.incidents().begin(def, seed)?;
     let engine = engine.clone();
     tokio::spawn(async move {
         let outcome = set_up(&engine, def, seed, run).await;

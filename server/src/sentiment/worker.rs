@@ -223,6 +223,10 @@ fn hold_back_failing(
 
 /// Why a record's review fails to classify (not why it is malformed: that is dead-lettered at once).
 fn failing_reason(record: &Record) -> Option<String> {
+    // Too long a text makes too long a record: most records are not parsed twice.
+    if record.payload.len() <= super::MAX_TEXT_CHARS {
+        return None;
+    }
     let review = parse_review(&record.payload).ok()?;
     super::unclassifiable(&review.text)
 }
