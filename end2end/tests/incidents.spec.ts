@@ -39,9 +39,9 @@ test("a learner solves a search outage and finds a hot key", async ({ page, requ
   await page.getByTestId("search-resume").click();
   await expect(page.getByTestId("incident-writeup")).toBeVisible({ timeout: 120_000 });
   await expect(page.getByTestId("incident-phase")).toHaveText("solved");
-  // Element shots: the sticky top bar would cover the cell's top.
-  await page.locator(".topbar").evaluate((bar) => ((bar as HTMLElement).style.position = "static"));
-  await page.locator("#cell-8").screenshot({ path: "/work/pb-notes/shots/incidents-solved-desktop.png" });
+  // The sticky top bar would cover the cell's top.
+  const unstick = ".topbar { position: static !important; }";
+  await page.locator("#cell-8").screenshot({ path: "/work/pb-notes/shots/incidents-solved-desktop.png", style: unstick });
 
   // 2 · Hot key: the busiest partition in the figures is the answer; a wrong one is told so.
   await startIncident(page, "hot-key", "42");
@@ -62,6 +62,6 @@ test("a learner solves a search outage and finds a hot key", async ({ page, requ
   expect(again).toEqual(counts);
 
   await page.setViewportSize({ width: 390, height: 844 });
-  await page.locator("#cell-8").screenshot({ path: "/work/pb-notes/shots/incidents-390.png" });
+  await page.locator("#cell-8").screenshot({ path: "/work/pb-notes/shots/incidents-390.png", style: unstick });
   await stopAllStages(request);
 });
