@@ -55,6 +55,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
             "/api/lab/delivery",
             get(delivery_lab).post(start_delivery_lab),
         )
+        .merge(crate::incidents::api::routes())
         .route("/api/trace", get(trace))
         .route("/api/trace/next", get(trace_next))
         .route("/api/events", get(events))

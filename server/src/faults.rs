@@ -149,7 +149,7 @@ async fn newest_records(inspector: &Inspector, count: usize) -> Result<Vec<Messa
 }
 
 /// Produces every record (partition, key, value, headers) to `reviews` and waits for all acks.
-async fn produce_all(
+pub(crate) async fn produce_all(
     kafka: &KafkaSettings,
     records: Vec<(Option<i32>, Option<String>, String, OwnedHeaders)>,
 ) -> Result<(), FaultError> {

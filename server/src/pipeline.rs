@@ -158,6 +158,8 @@ pub struct Engine {
     /// The live feed: each snapshot cut down and serialised once, for every viewer.
     feed: watch::Sender<Arc<Frame>>,
     lesson: Lesson,
+    /// The incident being worked on (`crate::incidents`).
+    incidents: crate::incidents::Incidents,
     tracer: Tracer,
     /// How many browses, traces, searches and listings may run at once.
     bounds: Bounds,
@@ -271,6 +273,7 @@ impl Engine {
             snapshot: watch::Sender::new(Snapshot::default()),
             feed: watch::Sender::new(Arc::new(Frame::first(&Snapshot::default()))),
             lesson: Lesson::open(&settings.data_dir),
+            incidents: Default::default(),
             tracer: Tracer::default(),
             bounds: Bounds::default(),
             closing: tokio_util::sync::CancellationToken::new(),
@@ -618,6 +621,10 @@ impl Engine {
         self.lesson.record(action);
     }
 
+    pub fn incidents(&self) -> &crate::incidents::Incidents {
+        &self.incidents
+    }
+
     pub fn reset_lesson(&self) {
         self.lesson.reset();
     }
@@ -725,6 +732,7 @@ impl Engine {
             lesson: Default::default(),
         };
         snapshot.lesson = self.lesson.observe(&snapshot);
+        self.incidents.observe(&snapshot);
         snapshot
     }
 }

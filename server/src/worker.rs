@@ -129,6 +129,8 @@ impl WorkerArgs {
                 .group
                 .clone()
                 .unwrap_or_else(|| sentiment::GROUP.to_owned()),
+            slow_ms: 0,
+            dead_letter_after: SentimentConfig::default().dead_letter_after,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! names it wherever it lives.
 
 mod aggregate;
+mod incidents;
 mod lab;
 mod lesson;
 mod pipeline;
@@ -15,6 +16,7 @@ mod trace;
 mod workers;
 
 pub use aggregate::*;
+pub use incidents::*;
 pub use lab::*;
 pub use lesson::*;
 pub use pipeline::*;

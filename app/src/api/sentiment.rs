@@ -75,6 +75,21 @@ pub struct SentimentConfig {
     /// Consumer group; a new group starts from the beginning of `reviews` with its own offsets.
     #[serde(default = "default_group")]
     pub group: String,
+    /// Extra work per review in milliseconds (0–1000): a slow consumer, for the incidents.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub slow_ms: u32,
+    /// Attempts at a review that fails to classify before it goes to `reviews.dlq`; 0 retries
+    /// for ever, which stalls its partition behind it (the poison-pill incident).
+    #[serde(default = "default_dead_letter_after")]
+    pub dead_letter_after: u8,
+}
+
+fn default_dead_letter_after() -> u8 {
+    3
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 fn default_group() -> String {
@@ -101,6 +116,8 @@ impl Default for SentimentConfig {
             positive_threshold: default_positive(),
             negative_threshold: default_negative(),
             group: default_group(),
+            slow_ms: 0,
+            dead_letter_after: default_dead_letter_after(),
         }
     }
 }

@@ -4,6 +4,7 @@ mod aggregate;
 mod charts;
 mod compare;
 mod groups;
+mod incidents;
 mod kafka;
 mod lab;
 mod lesson;
@@ -56,6 +57,7 @@ pub fn Notebook() -> impl IntoView {
                 <search::SearchCell />
                 <lab::LabCell />
                 <trace::TraceCell />
+                <incidents::IncidentsCell />
             </fieldset>
         </main>
     }

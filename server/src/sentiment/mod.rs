@@ -56,6 +56,22 @@ pub enum SentimentError {
     UnknownWorker(String),
 }
 
+/// Longest text the classifiers take; a longer one fails to classify (an LLM's context and
+/// VADER's per-sentence cost both grow with it). The failure is not told apart from a transient
+/// one, so the worker retries it up to `dead_letter_after` times: the poison-pill incident.
+pub const MAX_TEXT_CHARS: usize = 20_000;
+
+/// Why a review's text cannot be classified, if it cannot.
+pub fn unclassifiable(text: &str) -> Option<String> {
+    let chars = text.chars().count();
+    (chars > MAX_TEXT_CHARS).then(|| {
+        format!("the classifier failed: text of {chars} characters (at most {MAX_TEXT_CHARS})")
+    })
+}
+
+/// Most extra work per review a slow consumer may be given (`slow_ms`).
+pub const MAX_SLOW_MS: u32 = 1_000;
+
 /// Checks a config before anything starts; errors name the field.
 pub fn validate(config: &SentimentConfig) -> Result<Thresholds, ConfigError> {
     if !(1..=MAX_WORKERS).contains(&config.workers) {
@@ -66,6 +82,15 @@ pub fn validate(config: &SentimentConfig) -> Result<Thresholds, ConfigError> {
     }
     crate::kafka::check_group_name(&config.group)
         .map_err(|message| ConfigError::new("group", message))?;
+    if config.slow_ms > MAX_SLOW_MS {
+        return Err(ConfigError::new(
+            "slow_ms",
+            format!(
+                "must be 0..={MAX_SLOW_MS} ms per review, got {}",
+                config.slow_ms
+            ),
+        ));
+    }
     let thresholds = Thresholds {
         positive: config.positive_threshold,
         negative: config.negative_threshold,
@@ -182,6 +207,10 @@ impl WorkerEntry {
 struct RunContext {
     kafka: KafkaSettings,
     classifier: Arc<Classifier>,
+    /// Extra work per review (`slow_ms`), for every worker of the run.
+    slow: std::time::Duration,
+    /// Attempts before a review that fails to classify is dead-lettered (0: never).
+    dead_letter_after: u8,
     cancel: CancellationToken,
     next_id: u32,
 }
@@ -244,6 +273,8 @@ impl SentimentRuntime {
         *lock(&self.run) = Some(RunContext {
             kafka,
             classifier,
+            slow: std::time::Duration::from_millis(u64::from(config.slow_ms)),
+            dead_letter_after: config.dead_letter_after,
             cancel: ctx.cancel.clone(),
             next_id: 1,
         });
@@ -296,6 +327,8 @@ impl SentimentRuntime {
             group: self.group(),
             kafka: context.kafka.clone(),
             classifier: context.classifier.clone(),
+            slow: context.slow,
+            dead_letter_after: context.dead_letter_after,
             runtime: self.clone(),
             metrics: metrics.clone(),
         };
@@ -529,6 +562,17 @@ mod tests {
         config.group = "a\u{0}b".to_owned();
         let err = validate(&config).expect_err("NUL in group");
         assert!(err.to_string().starts_with("group:"), "{err}");
+        config.group = GROUP.to_owned();
+        config.slow_ms = MAX_SLOW_MS + 1;
+        let err = validate(&config).expect_err("too slow");
+        assert!(err.to_string().starts_with("slow_ms:"), "{err}");
+    }
+
+    #[test]
+    fn only_a_text_beyond_the_limit_fails_to_classify() {
+        assert!(unclassifiable(&"a".repeat(MAX_TEXT_CHARS)).is_none());
+        let reason = unclassifiable(&"é".repeat(MAX_TEXT_CHARS + 1)).expect("too long");
+        assert!(reason.contains("20001 characters"), "{reason}");
     }
 
     #[tokio::test]

@@ -37,6 +37,10 @@ pub(super) struct WorkerSetup {
     pub group: String,
     pub kafka: KafkaSettings,
     pub classifier: Arc<Classifier>,
+    /// Extra work per review (the slow-consumer incident's knob; zero otherwise).
+    pub slow: Duration,
+    /// Attempts at a review that fails to classify before it is dead-lettered; 0 = never.
+    pub dead_letter_after: u8,
     pub runtime: Arc<SentimentRuntime>,
     pub metrics: Arc<WorkerMetrics>,
 }
@@ -127,6 +131,7 @@ async fn run_loop(setup: &WorkerSetup, ctx: &StageContext) -> Result<(), KafkaEr
         })?;
     let producer = setup.kafka.reliable_producer()?;
     consumer.subscribe(&[TOPIC_REVIEWS])?;
+    let mut attempts = Attempts::default();
     loop {
         consumer.context().take_revoked();
         let batch = tokio::select! {
@@ -142,6 +147,11 @@ async fn run_loop(setup: &WorkerSetup, ctx: &StageContext) -> Result<(), KafkaEr
                 continue;
             }
         };
+        let (batch, stalled) = hold_back_failing(&consumer, batch, setup, &mut attempts);
+        if stalled {
+            // A retry, not a spin: the failing review is fetched again after a pause.
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
         if batch.is_empty() {
             continue;
         }
@@ -164,6 +174,63 @@ async fn run_loop(setup: &WorkerSetup, ctx: &StageContext) -> Result<(), KafkaEr
     Ok(())
 }
 
+/// Failed attempts per review (partition, offset) this worker has seen.
+type Attempts = BTreeMap<(i32, i64), u8>;
+
+/// Reviews that fail to classify are retried: the first one of each partition still within its
+/// attempts stops that partition's part of the batch there, and the partition is sought back
+/// to it, so it is fetched (and fails) again and nothing behind it is committed. Once its
+/// attempts are used up it passes, and [`enrich`] dead-letters it. Returns the records to
+/// process and whether a partition was held back.
+fn hold_back_failing(
+    consumer: &WorkerConsumer,
+    batch: Vec<Record>,
+    setup: &WorkerSetup,
+    attempts: &mut Attempts,
+) -> (Vec<Record>, bool) {
+    let mut held: BTreeMap<i32, i64> = BTreeMap::new();
+    for record in &batch {
+        if held.contains_key(&record.partition) || failing_reason(record).is_none() {
+            continue;
+        }
+        let tried = attempts
+            .entry((record.partition, record.offset))
+            .or_default();
+        *tried = tried.saturating_add(1);
+        if setup.dead_letter_after == 0 || *tried < setup.dead_letter_after {
+            held.insert(record.partition, record.offset);
+        }
+    }
+    for (partition, offset) in &held {
+        tracing::warn!(worker = %setup.id, partition, offset, "a review failed to classify; retrying it");
+        let seek = consumer.seek(
+            TOPIC_REVIEWS,
+            *partition,
+            rdkafka::Offset::Offset(*offset),
+            Duration::from_secs(1),
+        );
+        if let Err(error) = seek {
+            tracing::warn!(worker = %setup.id, %error, "seek back to a failing review");
+        }
+    }
+    let stalled = !held.is_empty();
+    let kept = batch
+        .into_iter()
+        .filter(|r| held.get(&r.partition).is_none_or(|at| r.offset < *at))
+        .collect();
+    (kept, stalled)
+}
+
+/// Why a record's review fails to classify (not why it is malformed: that is dead-lettered at once).
+fn failing_reason(record: &Record) -> Option<String> {
+    // Too long a text makes too long a record: most records are not parsed twice.
+    if record.payload.len() <= super::MAX_TEXT_CHARS {
+        return None;
+    }
+    let review = parse_review(&record.payload).ok()?;
+    super::unclassifiable(&review.text)
+}
+
 /// Classifies the batch and produces every output, returning once all are acknowledged.
 async fn process(
     setup: &WorkerSetup,
@@ -172,6 +239,13 @@ async fn process(
     batch: &[Record],
 ) {
     let outputs = futures::future::join_all(batch.iter().map(|input| enrich(setup, input))).await;
+    if !setup.slow.is_zero() {
+        let work = setup.slow * u32::try_from(batch.len()).unwrap_or(u32::MAX);
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = tokio::time::sleep(work) => {}
+        }
+    }
     let sends = outputs
         .iter()
         .zip(batch)
@@ -196,6 +270,14 @@ async fn enrich(setup: &WorkerSetup, input: &Record) -> Output {
     };
     if review.text.trim().is_empty() {
         let reason = "text is empty: nothing to classify";
+        return Output::Dead(DeadLetter::new(STAGE, reason, &input.payload, origin));
+    }
+    // Here only once its attempts are used up (see `hold_back_failing`).
+    if let Some(reason) = super::unclassifiable(&review.text) {
+        let reason = format!(
+            "{reason}; gave up after {} attempts",
+            setup.dead_letter_after
+        );
         return Output::Dead(DeadLetter::new(STAGE, reason, &input.payload, origin));
     }
     let classification = setup.classifier.classify(&review.text).await;

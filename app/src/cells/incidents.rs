@@ -1,0 +1,200 @@
+//! Cell 8 · Incidents: seeded troubles to diagnose and fix with the other cells' views. The
+//! server keeps the incident (`/api/incidents`); this cell lists the catalogue, starts one with
+//! a seed, and shows its before / now / Δ table, the hints asked for, its question and, once
+//! the fix holds, what happened.
+
+use leptos::prelude::*;
+use serde_json::json;
+
+use super::{Cell, ErrorLine, thousands};
+use crate::api::{ActiveIncident, IncidentPhase, IncidentsView};
+use crate::client;
+use crate::live::Live;
+use crate::session::Controls;
+
+/// POSTs `body` to `path` and shows the answer (the incidents view) or the refusal.
+fn post_view(
+    path: String,
+    body: serde_json::Value,
+    view: RwSignal<Option<IncidentsView>>,
+    error: RwSignal<Option<String>>,
+) {
+    error.set(None);
+    leptos::task::spawn_local(async move {
+        match client::post_json::<IncidentsView>(&path, body).await {
+            Ok(answer) => view.set(Some(answer)),
+            Err(message) => error.set(Some(message)),
+        }
+    });
+}
+
+#[component]
+pub fn IncidentsCell() -> impl IntoView {
+    let live = Live::use_context();
+    let view_signal = RwSignal::new(None::<IncidentsView>);
+    let error = RwSignal::new(None::<String>);
+    let seed = RwSignal::new("17".to_owned());
+    // The server moves the incident on once a second, with each snapshot: read it as often.
+    Effect::new(move |_| {
+        live.snapshot.track();
+        client::get_reporting(error, "/api/incidents".to_owned(), move |v| {
+            view_signal.set(Some(v));
+        });
+    });
+    let start = move |id: String| match seed.get().trim().parse::<u64>() {
+        Ok(seed) => post_view(
+            format!("/api/incidents/{id}/start"),
+            json!({ "seed": seed }),
+            view_signal,
+            error,
+        ),
+        Err(_) => error.set(Some(format!(
+            "seed: enter a whole number, got {:?}",
+            seed.get()
+        ))),
+    };
+    let catalogue = move || view_signal.get().map(|v| v.incidents).unwrap_or_default();
+    let active = Memo::new(move |_| view_signal.get().and_then(|v| v.active));
+
+    view! {
+        <Cell number=8 title="Incidents">
+            <p class="explain">
+                "Something goes wrong on purpose: start an incident, find what happened with the cells above, and fix it. "
+                "The same seed gives the same incident, so a class can work on the same one. The table compares the figures that tell the story "
+                <em>"before"</em> " the trouble with " <em>"now"</em> "; ask for hints one at a time."
+            </p>
+            <Controls>
+                <form class="controls" on:submit=|ev| ev.prevent_default()>
+                    <label>"Seed" <input type="number" min="0" name="incident_seed" bind:value=seed /></label>
+                </form>
+                <ul class="incident-list" data-testid="incident-list">
+                    <For each=catalogue key=|i| i.id.clone() let:incident>
+                        {
+                            let id = incident.id.clone();
+                            view! {
+                                <li>
+                                    <button class="btn btn-small" data-testid=format!("incident-start-{}", incident.id)
+                                        on:click=move |_| start(id.clone())>"Start"</button>
+                                    <strong>{incident.title}</strong>
+                                    <span class="muted">{format!(" · cell {} · ", incident.cell)}</span>
+                                    {incident.symptom}
+                                </li>
+                            }
+                        }
+                    </For>
+                </ul>
+            </Controls>
+            <ErrorLine error />
+            {move || active.get().map(|a| view! { <Active incident=a view=view_signal error /> })}
+        </Cell>
+    }
+}
+
+#[component]
+fn Active(
+    incident: ActiveIncident,
+    view: RwSignal<Option<IncidentsView>>,
+    error: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let phase = match incident.phase {
+        IncidentPhase::SettingUp => "setting up",
+        IncidentPhase::Running => "running",
+        IncidentPhase::Solved => "solved",
+        IncidentPhase::Failed => "failed",
+    };
+    let pill = match incident.phase {
+        IncidentPhase::Solved => "pill pill-running",
+        IncidentPhase::Failed => "pill pill-failed",
+        _ => "pill pill-paused",
+    };
+    let more_hints = incident.hints.len() < incident.hints_total;
+    let hint_label = format!(
+        "Hint {} of {}",
+        (incident.hints.len() + 1).min(incident.hints_total),
+        incident.hints_total
+    );
+    let hint = move |_| post_view("/api/incidents/hint".into(), json!({}), view, error);
+    let rows = incident
+        .figures
+        .iter()
+        .map(|f| {
+            let delta = f.delta().map_or("–".to_owned(), |d| {
+                if d > 0 {
+                    format!("+{}", thousands(d))
+                } else {
+                    thousands(d)
+                }
+            });
+            view! {
+                <tr>
+                    <td>{f.name.clone()}</td>
+                    <td>{thousands(f.before)}</td>
+                    <td>{f.now.map_or("–".to_owned(), thousands)}</td>
+                    <td>{delta}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let question = incident.question.map(|q| {
+        let verdict = q.answered_right.map(|right| {
+            if right {
+                "Right."
+            } else {
+                "Not that — look again."
+            }
+        });
+        let choices = q
+            .choices
+            .into_iter()
+            .enumerate()
+            .map(|(i, choice)| {
+                let body = json!({ "choice": choice.clone() });
+                view! {
+                    <button class="btn btn-small" data-testid=format!("incident-choice-{i}")
+                        on:click=move |_| post_view("/api/incidents/answer".into(), body.clone(), view, error)>
+                        {choice}
+                    </button>
+                }
+            })
+            .collect_view();
+        view! {
+            <div class="incident-question">
+                <p><strong>{q.text}</strong></p>
+                <Controls><div class="buttons">{choices}</div></Controls>
+                {verdict.map(|v| view! { <p data-testid="incident-verdict">{v}</p> })}
+            </div>
+        }
+    });
+    view! {
+        <div class="incident" data-testid="incident-active" data-phase=phase>
+            <h3>
+                {incident.title} <span class="muted">{format!(" · seed {} ", incident.seed)}</span>
+                <span class=pill data-testid="incident-phase">{phase}</span>
+            </h3>
+            <p>{incident.symptom}</p>
+            {incident.error.map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <table class="incident-figures" data-testid="incident-figures">
+                <thead><tr><th>"Figure"</th><th>"Before"</th><th>"Now"</th><th>"Δ"</th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+            <p class="muted" data-testid="incident-progress">
+                {format!("Fix: {} of {} checks hold", incident.reached, incident.parts)}
+            </p>
+            {question}
+            <ol class="incident-hints" data-testid="incident-hints">
+                {incident.hints.into_iter().map(|h| view! { <li>{h}</li> }).collect_view()}
+            </ol>
+            <Controls>
+                <button class="btn btn-small" data-testid="incident-hint" on:click=hint disabled=!more_hints>
+                    {hint_label}
+                </button>
+            </Controls>
+            {incident.write_up.map(|w| view! {
+                <div class="incident-writeup" data-testid="incident-writeup">
+                    <h4>"What happened"</h4>
+                    <p>{w}</p>
+                </div>
+            })}
+        </div>
+    }
+}

@@ -1,0 +1,325 @@
+//! Incidents: seeded, replayable troubles a learner diagnoses and fixes with the notebook's own
+//! views (issue 17, part 2). Starting one stops the stages, moves the sentiment and indexer
+//! groups to the end of their inputs, writes a seeded burst of records (the same seed writes
+//! the same records to the same partitions), takes the *before* figures from the first snapshot
+//! that holds the burst, and only then starts the trouble. From then on, every snapshot (once a
+//! second, as for the lesson) updates the *now* figures and moves the fix's parts on, in order;
+//! when the last holds, the incident is solved and its write-up is shown.
+
+pub mod api;
+mod catalogue;
+mod live;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use app::api::{
+    ActiveIncident, IncidentFigure, IncidentPhase, IncidentQuestion, IncidentSummary,
+    IncidentsView, Snapshot,
+};
+
+pub use catalogue::{Def, INCIDENTS};
+pub use live::{Baseline, BurstRecord, Live, Step};
+
+use crate::error::ConfigError;
+use crate::pipeline::{Engine, EngineError};
+use crate::sync::LockExt;
+
+/// How long the set-up waits for a snapshot that holds the burst.
+const BEFORE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The incident being worked on, as the server keeps it.
+struct Running {
+    def: &'static Def,
+    seed: u64,
+    started_at: i64,
+    phase: IncidentPhase,
+    error: Option<String>,
+    base: Baseline,
+    before: Vec<i64>,
+    now: Option<Vec<i64>>,
+    hints: usize,
+    /// The learner's latest answer, checked again against every snapshot.
+    answer: Option<String>,
+    answered_right: Option<bool>,
+    reached: usize,
+    solved_at: Option<i64>,
+    /// Bumped on every start, so a set-up that a newer start replaced does not write its result.
+    run: u64,
+}
+
+#[derive(Default)]
+pub struct Incidents {
+    active: Mutex<Option<Running>>,
+    runs: std::sync::atomic::AtomicU64,
+}
+
+/// An incident's id that is not in the catalogue.
+pub fn find(id: &str) -> Result<&'static Def, ConfigError> {
+    INCIDENTS.iter().find(|d| d.id == id).ok_or_else(|| {
+        let known: Vec<&str> = INCIDENTS.iter().map(|d| d.id).collect();
+        ConfigError::new(
+            "id",
+            format!("no incident {id:?}; known: {}", known.join(", ")),
+        )
+    })
+}
+
+impl Incidents {
+    /// The catalogue and the incident being worked on (`GET /api/incidents`).
+    pub fn view(&self) -> IncidentsView {
+        let incidents = INCIDENTS
+            .iter()
+            .map(|d| IncidentSummary {
+                id: d.id.to_owned(),
+                title: d.title.to_owned(),
+                cell: d.cell,
+                symptom: d.symptom.to_owned(),
+            })
+            .collect();
+        let active = self.active.lock_or_recover().as_ref().map(active_view);
+        IncidentsView { incidents, active }
+    }
+
+    /// Reveals the next hint of the running incident; refused when none runs.
+    pub fn reveal_hint(&self) -> Result<(), ConfigError> {
+        let mut active = self.active.lock_or_recover();
+        let running = active
+            .as_mut()
+            .ok_or_else(|| ConfigError::new("incident", "no incident is running: start one"))?;
+        running.hints = (running.hints + 1).min(running.def.hints.len());
+        Ok(())
+    }
+
+    /// Checks an answer to the running incident's question against the latest snapshot.
+    pub fn answer(&self, choice: &str, snapshot: &Snapshot) -> Result<bool, ConfigError> {
+        let mut active = self.active.lock_or_recover();
+        let running = active
+            .as_mut()
+            .ok_or_else(|| ConfigError::new("incident", "no incident is running: start one"))?;
+        let Some(question) = &running.def.question else {
+            return Err(ConfigError::new(
+                "choice",
+                format!("incident {:?} asks no question", running.def.id),
+            ));
+        };
+        let choices = (question.choices)(&running.base);
+        if !choices.iter().any(|c| c == choice) {
+            return Err(ConfigError::new(
+                "choice",
+                format!("expected one of {}, got {choice:?}", choices.join(" | ")),
+            ));
+        }
+        let live = Live {
+            snapshot,
+            base: &running.base,
+            answered_right: false,
+        };
+        let right = (question.right)(&live, choice);
+        running.answer = Some(choice.to_owned());
+        running.answered_right = Some(right);
+        Ok(right)
+    }
+
+    /// Moves the running incident on with the newest snapshot (called once a second).
+    pub fn observe(&self, snapshot: &Snapshot) {
+        let mut active = self.active.lock_or_recover();
+        let Some(running) = active.as_mut() else {
+            return;
+        };
+        if !matches!(
+            running.phase,
+            IncidentPhase::Running | IncidentPhase::Solved
+        ) {
+            return;
+        }
+        // An answer is right against live state ("the busiest partition", "copies were dropped"),
+        // so it is checked again as the state moves on.
+        if let (Some(question), Some(choice)) = (&running.def.question, &running.answer) {
+            let live = Live {
+                snapshot,
+                base: &running.base,
+                answered_right: false,
+            };
+            running.answered_right = Some((question.right)(&live, choice));
+        }
+        let live = Live {
+            snapshot,
+            base: &running.base,
+            answered_right: running.answered_right == Some(true),
+        };
+        running.now = Some(running.def.figures.iter().map(|f| (f.1)(&live)).collect());
+        if running.phase == IncidentPhase::Solved {
+            return;
+        }
+        // One part per sample, as the lesson's steps: "lag above" then "lag below" needs two moments.
+        if running
+            .def
+            .parts
+            .get(running.reached)
+            .is_some_and(|part| part(&live))
+        {
+            running.reached += 1;
+        }
+        if running.reached == running.def.parts.len() {
+            running.phase = IncidentPhase::Solved;
+            running.solved_at = Some(snapshot.at);
+            tracing::info!(
+                incident = running.def.id,
+                seed = running.seed,
+                "incident solved"
+            );
+        }
+    }
+
+    /// Makes `def` the incident being worked on; refused while another is being set up (two
+    /// set-ups would stop and start the same stages under each other).
+    fn begin(&self, def: &'static Def, seed: u64) -> Result<u64, ConfigError> {
+        let mut active = self.active.lock_or_recover();
+        if let Some(running) = active.as_ref()
+            && running.phase == IncidentPhase::SettingUp
+        {
+            return Err(ConfigError::new(
+                "incident",
+                format!(
+                    "{:?} is still being set up: wait a few seconds",
+                    running.def.id
+                ),
+            ));
+        }
+        let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        *active = Some(Running {
+            def,
+            seed,
+            started_at: chrono::Utc::now().timestamp_millis(),
+            phase: IncidentPhase::SettingUp,
+            error: None,
+            base: Baseline::default(),
+            before: Vec::new(),
+            now: None,
+            hints: 0,
+            answer: None,
+            answered_right: None,
+            reached: 0,
+            solved_at: None,
+            run,
+        });
+        Ok(run)
+    }
+
+    /// Applies `change` to the running incident if it is still run `run`.
+    fn update(&self, run: u64, change: impl FnOnce(&mut Running)) {
+        if let Some(running) = self.active.lock_or_recover().as_mut()
+            && running.run == run
+        {
+            change(running);
+        }
+    }
+}
+
+fn active_view(running: &Running) -> ActiveIncident {
+    let def = running.def;
+    let figures = def
+        .figures
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| IncidentFigure {
+            name: (*name).to_owned(),
+            before: running.before.get(i).copied().unwrap_or(0),
+            now: running.now.as_ref().and_then(|now| now.get(i).copied()),
+        })
+        .collect();
+    let question = def.question.as_ref().map(|q| IncidentQuestion {
+        text: q.text.to_owned(),
+        choices: (q.choices)(&running.base),
+        answered_right: running.answered_right,
+    });
+    let solved = running.phase == IncidentPhase::Solved;
+    ActiveIncident {
+        id: def.id.to_owned(),
+        title: def.title.to_owned(),
+        seed: running.seed,
+        symptom: def.symptom.to_owned(),
+        phase: running.phase,
+        error: running.error.clone(),
+        started_at: running.started_at,
+        figures: if running.before.is_empty() {
+            Vec::new()
+        } else {
+            figures
+        },
+        hints: def.hints[..running.hints]
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect(),
+        hints_total: def.hints.len(),
+        question,
+        reached: running.reached,
+        parts: def.parts.len(),
+        solved_at: running.solved_at,
+        write_up: solved.then(|| def.write_up.to_owned()),
+    }
+}
+
+/// Starts incident `id` with `seed`: checked at once, set up in the background (a learner
+/// watches the phase go from `setting_up` to `running`).
+pub fn start(engine: &Arc<Engine>, id: &str, seed: u64) -> Result<(), EngineError> {
+    let def = find(id)?;
+    let run = engine.incidents().begin(def, seed)?;
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        let outcome = set_up(&engine, def, seed, run).await;
+        let incidents = engine.incidents();
+        match outcome {
+            Ok(()) => incidents.update(run, |r| r.phase = IncidentPhase::Running),
+            Err(error) => {
+                tracing::warn!(incident = def.id, %error, "incident set-up failed");
+                incidents.update(run, |r| {
+                    r.phase = IncidentPhase::Failed;
+                    r.error = Some(error.to_string());
+                });
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn set_up(
+    engine: &Arc<Engine>,
+    def: &'static Def,
+    seed: u64,
+    run: u64,
+) -> Result<(), EngineError> {
+    let base = live::clean_slate(engine).await?;
+    engine.incidents().update(run, |r| r.base = base.clone());
+    let burst = (def.burst)(seed, &base);
+    live::write_burst(engine, burst).await?;
+    let written = chrono::Utc::now().timestamp_millis();
+    // The first snapshot sampled after the burst was acknowledged holds all of it.
+    let mut snapshots = engine.subscribe();
+    let before = tokio::time::timeout(BEFORE_TIMEOUT, async {
+        loop {
+            {
+                let snapshot = snapshots.borrow_and_update();
+                if snapshot.at > written {
+                    let live = Live {
+                        snapshot: &snapshot,
+                        base: &base,
+                        answered_right: false,
+                    };
+                    return def.figures.iter().map(|f| (f.1)(&live)).collect::<Vec<_>>();
+                }
+            }
+            if snapshots.changed().await.is_err() {
+                return Vec::new();
+            }
+        }
+    })
+    .await
+    .map_err(|_| EngineError::BadRequest("no snapshot of the burst within 30 s".into()))?;
+    engine.incidents().update(run, |r| r.before = before);
+    for step in def.trouble {
+        live::apply(engine, step, seed).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! Incidents on the real embedded broker and search index: each replays from its seed to the
+//! same before-figures, is not solved by doing nothing, and is solved by its reference fix.
+
+mod common;
+
+use std::time::Duration;
+
+use app::api::{ActiveIncident, IncidentPhase, TOPIC_REVIEWS};
+use common::{eventually, start_engine};
+use pipebook::incidents;
+use pipebook::pipeline::Engine;
+use serde_json::json;
+use std::sync::Arc;
+
+const SEED: u64 = 1717;
+
+fn active(engine: &Engine) -> Option<ActiveIncident> {
+    engine.incidents().view().active
+}
+
+/// Starts `id` with `seed` and waits until its trouble runs; returns its before-figures.
+async fn start(engine: &Arc<Engine>, id: &str, seed: u64) -> Vec<(String, i64)> {
+    incidents::start(engine, id, seed).expect("incident starts");
+    let running = eventually(
+        &format!("{id} running"),
+        Duration::from_secs(90),
+        || async {
+            let incident = active(engine)?;
+            assert_ne!(
+                incident.phase,
+                IncidentPhase::Failed,
+                "{id}: {:?}",
+                incident.error
+            );
+            (incident.phase == IncidentPhase::Running).then_some(incident)
+        },
+    )
+    .await;
+    running
+        .figures
+        .into_iter()
+        .map(|f| (f.name, f.before))
+        .collect()
+}
+
+/// Lets a few snapshots go by (each moves an incident on at most one part).
+async fn snapshots(engine: &Engine, n: usize) {
+    let mut receiver = engine.subscribe();
+    for _ in 0..n {
+        receiver.changed().await.expect("snapshots go on");
+    }
+}
+
+async fn solved(engine: &Engine, id: &str) -> ActiveIncident {
+    eventually(
+        &format!("{id} solved"),
+        Duration::from_secs(120),
+        || async { active(engine).filter(|a| a.phase == IncidentPhase::Solved) },
+    )
+    .await
+}
+
+/// The before-figures of two runs with the same seed are the same, and doing nothing for a few
+/// seconds solves nothing. The second run is left running for the fix.
+async fn replay_and_wait(engine: &Arc<Engine>, id: &str) -> Vec<(String, i64)> {
+    let first = start(engine, id, SEED).await;
+    snapshots(engine, 4).await;
+    let idle = active(engine).expect("active");
+    assert_eq!(
+        idle.reached, 0,
+        "{id}: nothing done, yet a part of the fix held"
+    );
+    assert_ne!(idle.phase, IncidentPhase::Solved);
+    assert!(idle.write_up.is_none());
+    let again = start(engine, id, SEED).await;
+    assert_eq!(
+        first, again,
+        "{id}: the same seed gave other before-figures"
+    );
+    first
+}
+
+fn answer(engine: &Engine, choice: &str) {
+    let snapshot = engine.subscribe().borrow().clone();
+    engine
+        .incidents()
+        .answer(choice, &snapshot)
+        .expect("a valid choice");
+}
+
+fn figure(before: &[(String, i64)], name: &str) -> i64 {
+    before
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("figure {name:?} in {before:?}"))
+        .1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_consumer_is_fixed_by_workers_up_to_the_partition_count() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    let before = replay_and_wait(engine, "slow-consumer").await;
+    assert_eq!(figure(&before, "sentiment lag (reviews waiting)"), 200);
+    for _ in 0..3 {
+        engine.add_sentiment_worker().expect("worker added");
+    }
+    let done = solved(engine, "slow-consumer").await;
+    assert!(done.write_up.is_some_and(|w| w.contains("fourth worker")));
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_pill_is_fixed_by_dead_lettering_it() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    replay_and_wait(engine, "poison-pill").await;
+    let stuck = eventually("one partition stuck", Duration::from_secs(60), || async {
+        let lag = active(engine)?.figures.first()?.now?;
+        (lag > 0 && lag < 200).then_some(lag)
+    })
+    .await;
+    assert!(stuck > 0);
+    // Cell 3's form leaves dead_letter_after at its default (3 attempts).
+    engine.stop_stage("sentiment").await.expect("stop");
+    engine
+        .start_stage("sentiment", json!({"workers": 1}))
+        .await
+        .expect("sentiment with the defaults");
+    let done = solved(engine, "poison-pill").await;
+    assert!(done.write_up.is_some());
+    let dead = common::read_all(engine, app::api::TOPIC_DLQ).await;
+    assert!(
+        dead.iter()
+            .any(|m| m.value.contains("gave up after 3 attempts")),
+        "the poison review reached the dead-letter topic with its reason"
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_key_is_found_in_the_partitions() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    let before = replay_and_wait(engine, "hot-key").await;
+    assert!(
+        figure(&before, "busiest partition's share (%)") >= 60,
+        "{before:?}"
+    );
+    // Which partition is hot depends on the key's hash: read it as a learner does, in cell 2.
+    let hot = (0..3)
+        .max_by_key(|p| figure(&before, &format!("records in reviews-{p}")))
+        .expect("partitions");
+    let cold = (hot + 1) % 3;
+    answer(engine, &format!("{TOPIC_REVIEWS}-{cold}"));
+    snapshots(engine, 2).await;
+    assert_eq!(
+        active(engine).expect("active").reached,
+        0,
+        "a wrong answer solved it"
+    );
+    answer(engine, &format!("{TOPIC_REVIEWS}-{hot}"));
+    solved(engine, "hot-key").await;
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_partition_is_fixed_by_feeding_it() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    let before = replay_and_wait(engine, "idle-partition").await;
+    assert_eq!(figure(&before, "records in the idle partition"), 0);
+    engine
+        .start_stage("streamer", json!({"rate": 200, "limit": 300, "seed": 5}))
+        .await
+        .expect("streamer");
+    solved(engine, "idle-partition").await;
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_data_is_fixed_by_allowing_more_lateness() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    replay_and_wait(engine, "late-data").await;
+    engine.stop_stage("aggregate").await.expect("stop");
+    engine
+        .start_stage("aggregate", json!({"allowed_lateness_secs": 900}))
+        .await
+        .expect("aggregate with more lateness");
+    solved(engine, "late-data").await;
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_outage_is_fixed_by_starting_the_broker_and_loses_nothing() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    replay_and_wait(engine, "broker-outage").await;
+    engine
+        .start_stage("broker", serde_json::Value::Null)
+        .await
+        .expect("broker starts");
+    answer(
+        engine,
+        "In the producer: sent again until the broker acknowledged them",
+    );
+    solved(engine, "broker-outage").await;
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_are_found_in_the_sinks() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    let before = replay_and_wait(engine, "duplicates").await;
+    assert_eq!(figure(&before, "records in reviews"), 300);
+    eventually(
+        "the windows drop copies",
+        Duration::from_secs(60),
+        || async { (engine.aggregates(None).duplicates >= 1).then_some(()) },
+    )
+    .await;
+    answer(
+        engine,
+        "In the sinks: the windows drop ids they counted, the index overwrites by id",
+    );
+    solved(engine, "duplicates").await;
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_outage_holds_offsets_back_until_it_returns() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    let before = replay_and_wait(engine, "search-outage").await;
+    // Before: the moment the trouble began, the backend still up.
+    assert_eq!(figure(&before, "search down (1 = yes)"), 0);
+    engine.set_search_outage(false);
+    let done = solved(engine, "search-outage").await;
+    assert!(done.figures.iter().all(|f| f.now.is_some()));
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_incidents_and_choices_are_refused_by_name() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    let err = incidents::start(engine, "nope", 1).expect_err("unknown id");
+    assert!(err.to_string().starts_with("id:"), "{err}");
+    let snapshot = engine.subscribe().borrow().clone();
+    let err = engine
+        .incidents()
+        .answer("x", &snapshot)
+        .expect_err("none running");
+    assert!(err.to_string().starts_with("incident:"), "{err}");
+    // A second start while the first is being set up would stop its stages under it.
+    incidents::start(engine, "hot-key", 1).expect("first start");
+    let err = incidents::start(engine, "hot-key", 2).expect_err("set-up under way");
+    assert!(err.to_string().starts_with("incident:"), "{err}");
+    let err = engine
+        .incidents()
+        .answer("reviews-9", &snapshot)
+        .expect_err("not a choice");
+    assert!(err.to_string().starts_with("choice:"), "{err}");
+    assert_eq!(engine.incidents().view().incidents.len(), 8);
+    engine.shutdown().await;
+}
