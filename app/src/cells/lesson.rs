@@ -6,8 +6,8 @@ use leptos::prelude::*;
 
 use crate::session::Controls;
 
-use super::ErrorLine;
-use crate::api::LessonStep;
+use super::{ErrorLine, thousands};
+use crate::api::{LessonStep, StepPrediction};
 use crate::client;
 use crate::live::Live;
 
@@ -18,6 +18,10 @@ pub fn LessonBar() -> impl IntoView {
     let lesson = Memo::new(move |_| live.snapshot.get().map(|s| s.lesson).unwrap_or_default());
     let done = move || lesson.get().done();
     let total = move || lesson.get().steps.len();
+    let right = move || {
+        let (right, judged) = lesson.get().predictions_right();
+        format!("{right} / {judged}")
+    };
     let error = RwSignal::new(None::<String>);
     let act = move |path: &'static str| {
         move |_| client::post_reporting(error, path.to_owned(), serde_json::Value::Null)
@@ -32,6 +36,9 @@ pub fn LessonBar() -> impl IntoView {
                 value=done
                 aria-label="steps of the lesson done"
             ></progress>
+            <span class="lesson-count" title="Predictions that held, of those whose step is done">
+                "predictions right: " <strong data-testid="predictions-right">{right}</strong>
+            </span>
             <Controls>
             <button class="btn btn-small" data-testid="run-all" on:click=act("/api/pipeline/start-all")
                 title="Start every stage that is not running, with its defaults">
@@ -99,6 +106,13 @@ fn StepItem(step: LessonStep) -> impl IntoView {
     let done = step.done();
     let progress =
         (!done && step.parts > 1).then(|| format!(" ({} of {} parts)", step.reached, step.parts));
+    let id = step.id.clone();
+    // The question comes before the task; what happened, after it.
+    let (ask, observed) = match step.prediction {
+        Some(p) if done => (None, Some(view! { <Observed id p /> })),
+        Some(p) => (Some(view! { <Predict id p /> }), None),
+        None => (None, None),
+    };
     view! {
         <li
             class=if done { "step step-done" } else { "step" }
@@ -107,14 +121,83 @@ fn StepItem(step: LessonStep) -> impl IntoView {
         >
             <span class="check" aria-hidden="true">{if done { "✓" } else { "○" }}</span>
             <span>
+                {ask.map(|ask| view! { {ask} <strong>"Then: "</strong> })}
                 {step.task}
                 {progress}
                 <span class="concepts">
                     {step.concepts.into_iter().map(|c| view! { <span class="concept">{c}</span> }).collect_view()}
                 </span>
+                {observed}
             </span>
         </li>
     }
+}
+
+/// The question and its choices, before (and while) the task is done. The answer shows at once;
+/// the server's copy arrives with the next snapshot.
+#[component]
+fn Predict(id: String, p: StepPrediction) -> impl IntoView {
+    let picked = RwSignal::new(p.choice);
+    let error = RwSignal::new(None::<String>);
+    let read_only = crate::session::read_only();
+    let choices = p.choices.into_iter().enumerate().map(|(i, text)| {
+        let path = format!("/api/lesson/steps/{id}/prediction");
+        let pick = move |_| {
+            picked.set(Some(i));
+            client::post_reporting(error, path.clone(), serde_json::json!({ "choice": i }));
+        };
+        view! {
+            <button class="btn btn-small choice" data-testid=format!("predict-{id}-{i}")
+                aria-pressed=move || (picked.get() == Some(i)).to_string() on:click=pick disabled=read_only>
+                {text}
+            </button>
+        }
+    });
+    view! {
+        <div class="predict" data-testid=format!("predict-{id}")>
+            <p><strong>"Predict first: "</strong>{p.question}</p>
+            <div class="choices" role="group" aria-label="your prediction">{choices.collect_view()}</div>
+            <ErrorLine error />
+        </div>
+    }
+}
+
+/// What happened: the live figures, whether the prediction held, and why.
+#[component]
+fn Observed(id: String, p: StepPrediction) -> impl IntoView {
+    let held = p.held();
+    let Some(outcome) = p.outcome else {
+        let note = if p.choice.is_some() {
+            "Observing the outcome…"
+        } else {
+            ""
+        };
+        return view! { <p class="muted">{note}</p> }.into_any();
+    };
+    let verdict = match held {
+        Some(true) => "✓ Your prediction held.",
+        Some(false) => "✗ Your prediction did not hold.",
+        None => "No prediction was made.",
+    };
+    let happened = p.choices.get(outcome.happened).cloned().unwrap_or_default();
+    let rows = outcome.figures.into_iter().map(|f| {
+        view! {
+            <tr><td>{f.label}</td><td>{thousands(f.before)}</td><td>{thousands(f.peak)}</td><td>{thousands(f.after)}</td></tr>
+        }
+    });
+    view! {
+        <div class="outcome" data-testid=format!("outcome-{id}")
+            data-held=held.map_or("none", |h| if h { "true" } else { "false" })>
+            <p><strong class=if held == Some(false) { "verdict bad" } else { "verdict" }>{verdict}</strong>
+                " What happened: " {happened}</p>
+            <table class="figures">
+                <thead><tr><th>"Live figure"</th><th>"answered"</th><th>"highest"</th><th>"done"</th></tr></thead>
+                <tbody>{rows.collect_view()}</tbody>
+            </table>
+            <p>{outcome.explanation}</p>
+        </div>
+    }
+    .into_any()
 }
 
 /// A button that breaks something on purpose (or repairs it), reporting the server's answer.
