@@ -97,6 +97,8 @@ test("a learner completes the whole lesson from a cold start", async ({ page, re
   await page.locator("select[name=output_mode]").selectOption("update");
   await page.getByTestId("aggregate-start").click();
   await done(page, "output-mode");
+  // Read what happened before crashing the stage (its counters restart with it).
+  await expect(page.getByTestId("outcome-output-mode")).toBeVisible({ timeout: 30_000 });
   await predict(page, "checkpoint", 1);
   await page.getByTestId("aggregate-crash").click();
   await expect.poll(() => stateOf(page, 4), { timeout: 30_000 }).toBe("failed");
