@@ -90,11 +90,20 @@ pub fn TryThis(cell: u8) -> impl IntoView {
     });
     move || {
         let steps = steps.get();
+        // Only the newest outcome is open: a cell's finished steps would make the box very tall.
+        let newest = steps
+            .iter()
+            .filter_map(|s| Some((s.done_at?, s.id.clone())))
+            .max();
+        let newest = newest.map(|(_, id)| id);
         (!steps.is_empty()).then(|| {
             view! {
                 <aside class="try-this" aria-label="Try this">
                     <h3>"Try this"</h3>
-                    <ol>{steps.into_iter().map(|step| view! { <StepItem step /> }).collect_view()}</ol>
+                    <ol>{steps.into_iter().map(|step| {
+                        let open = newest.as_ref() == Some(&step.id);
+                        view! { <StepItem step open /> }
+                    }).collect_view()}</ol>
                 </aside>
             }
         })
@@ -102,14 +111,14 @@ pub fn TryThis(cell: u8) -> impl IntoView {
 }
 
 #[component]
-fn StepItem(step: LessonStep) -> impl IntoView {
+fn StepItem(step: LessonStep, open: bool) -> impl IntoView {
     let done = step.done();
     let progress =
         (!done && step.parts > 1).then(|| format!(" ({} of {} parts)", step.reached, step.parts));
     let id = step.id.clone();
     // The question comes before the task; what happened, after it.
     let (ask, observed) = match step.prediction {
-        Some(p) if done => (None, Some(view! { <Observed id p /> })),
+        Some(p) if done => (None, Some(view! { <Observed id p open /> })),
         Some(p) => (Some(view! { <Predict id p /> }), None),
         None => (None, None),
     };
@@ -164,7 +173,7 @@ fn Predict(id: String, p: StepPrediction) -> impl IntoView {
 
 /// What happened: the live figures, whether the prediction held, and why.
 #[component]
-fn Observed(id: String, p: StepPrediction) -> impl IntoView {
+fn Observed(id: String, p: StepPrediction, open: bool) -> impl IntoView {
     let held = p.held();
     let Some(outcome) = p.outcome else {
         let note = if p.choice.is_some() {
@@ -185,17 +194,25 @@ fn Observed(id: String, p: StepPrediction) -> impl IntoView {
             <tr><td>{f.label}</td><td>{thousands(f.before)}</td><td>{thousands(f.peak)}</td><td>{thousands(f.after)}</td></tr>
         }
     });
+    let class = match held {
+        Some(true) => "verdict",
+        Some(false) => "verdict bad",
+        None => "muted",
+    };
     view! {
-        <div class="outcome" data-testid=format!("outcome-{id}")
+        <details class="outcome" open=open data-testid=format!("outcome-{id}")
             data-held=held.map_or("none", |h| if h { "true" } else { "false" })>
-            <p><strong class=if held == Some(false) { "verdict bad" } else { "verdict" }>{verdict}</strong>
-                " What happened: " {happened}</p>
+            <summary><strong class=class>{verdict}</strong> " What happened: " {happened}</summary>
             <table class="figures">
-                <thead><tr><th>"Live figure"</th><th>"answered"</th><th>"highest"</th><th>"done"</th></tr></thead>
+                <thead><tr>
+                    <th>"Live figure"</th>
+                    <th title="When you answered (or the step was first watched)">"before"</th>
+                    <th>"highest"</th><th title="When the step was done">"done"</th>
+                </tr></thead>
                 <tbody>{rows.collect_view()}</tbody>
             </table>
             <p>{outcome.explanation}</p>
-        </div>
+        </details>
     }
     .into_any()
 }
