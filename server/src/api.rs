@@ -48,6 +48,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/api/pipeline/stop-all", post(stop_all))
         .route("/api/lesson", get(lesson))
         .route("/api/lesson/reset", post(reset_lesson))
+        .route("/api/lesson/steps/{id}/prediction", post(predict))
         .route("/api/faults/malformed", post(flood_malformed))
         .route("/api/faults/resend", post(resend_newest))
         .route("/api/faults/search-outage", post(search_outage))
@@ -442,6 +443,24 @@ async fn lesson(State(engine): State<Arc<Engine>>) -> Json<app::api::LessonView>
 async fn reset_lesson(State(engine): State<Arc<Engine>>) -> Json<serde_json::Value> {
     engine.reset_lesson();
     Json(serde_json::json!({"reset": true}))
+}
+
+/// The learner's prediction for a step, made before its task.
+async fn predict(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<app::api::PredictionRequest>,
+) -> ApiResult<app::api::LessonView> {
+    use crate::lesson::PredictError;
+    engine
+        .predict(&id, request.choice)
+        .map(Json)
+        .map_err(|e| match e {
+            PredictError::Invalid(invalid) => invalid.into(),
+            refused @ (PredictError::Done(_) | PredictError::Begun(_)) => {
+                ApiError::new(StatusCode::CONFLICT, refused.to_string())
+            }
+        })
 }
 
 async fn flood_malformed(

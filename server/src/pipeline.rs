@@ -629,6 +629,17 @@ impl Engine {
         self.lesson.reset();
     }
 
+    /// The learner's prediction for a lesson step, its "before" figures read from the newest
+    /// snapshot.
+    pub fn predict(
+        &self,
+        step: &str,
+        choice: usize,
+    ) -> Result<app::api::LessonView, crate::lesson::PredictError> {
+        let snapshot = self.subscribe().borrow().clone();
+        self.lesson.predict(step, choice, &snapshot)
+    }
+
     /// Fault button: `count` malformed records into `reviews`.
     pub async fn flood_malformed(&self, count: u32) -> Result<u32, EngineError> {
         let written = faults::flood_malformed(&self.kafka, count).await?;

@@ -72,6 +72,7 @@ fn mutating_routes() -> Vec<(String, Value)> {
         ("/api/pipeline/start-all", json!({})),
         ("/api/pipeline/stop-all", json!({})),
         ("/api/lesson/reset", json!({})),
+        ("/api/lesson/steps/stream/prediction", json!({"choice": 1})),
         ("/api/faults/malformed", json!({"count": 10})),
         ("/api/faults/resend", json!({"count": 10})),
         ("/api/faults/search-outage", json!({"down": true})),

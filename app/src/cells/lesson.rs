@@ -6,8 +6,8 @@ use leptos::prelude::*;
 
 use crate::session::Controls;
 
-use super::ErrorLine;
-use crate::api::LessonStep;
+use super::{ErrorLine, thousands};
+use crate::api::{LessonStep, StepPrediction};
 use crate::client;
 use crate::live::Live;
 
@@ -18,6 +18,10 @@ pub fn LessonBar() -> impl IntoView {
     let lesson = Memo::new(move |_| live.snapshot.get().map(|s| s.lesson).unwrap_or_default());
     let done = move || lesson.get().done();
     let total = move || lesson.get().steps.len();
+    let right = move || {
+        let (right, judged) = lesson.get().predictions_right();
+        format!("{right} / {judged}")
+    };
     let error = RwSignal::new(None::<String>);
     let act = move |path: &'static str| {
         move |_| client::post_reporting(error, path.to_owned(), serde_json::Value::Null)
@@ -32,6 +36,9 @@ pub fn LessonBar() -> impl IntoView {
                 value=done
                 aria-label="steps of the lesson done"
             ></progress>
+            <span class="lesson-count" title="Predictions that held, of those whose step is done">
+                "predictions right: " <strong data-testid="predictions-right">{right}</strong>
+            </span>
             <Controls>
             <button class="btn btn-small" data-testid="run-all" on:click=act("/api/pipeline/start-all")
                 title="Start every stage that is not running, with its defaults">
@@ -83,11 +90,20 @@ pub fn TryThis(cell: u8) -> impl IntoView {
     });
     move || {
         let steps = steps.get();
+        // Only the newest outcome is open: a cell's finished steps would make the box very tall.
+        let newest = steps
+            .iter()
+            .filter_map(|s| Some((s.done_at?, s.id.clone())))
+            .max();
+        let newest = newest.map(|(_, id)| id);
         (!steps.is_empty()).then(|| {
             view! {
                 <aside class="try-this" aria-label="Try this">
                     <h3>"Try this"</h3>
-                    <ol>{steps.into_iter().map(|step| view! { <StepItem step /> }).collect_view()}</ol>
+                    <ol>{steps.into_iter().map(|step| {
+                        let open = newest.as_ref() == Some(&step.id);
+                        view! { <StepItem step open /> }
+                    }).collect_view()}</ol>
                 </aside>
             }
         })
@@ -95,10 +111,17 @@ pub fn TryThis(cell: u8) -> impl IntoView {
 }
 
 #[component]
-fn StepItem(step: LessonStep) -> impl IntoView {
+fn StepItem(step: LessonStep, open: bool) -> impl IntoView {
     let done = step.done();
     let progress =
         (!done && step.parts > 1).then(|| format!(" ({} of {} parts)", step.reached, step.parts));
+    let id = step.id.clone();
+    // The question comes before the task; what happened, after it.
+    let (ask, observed) = match step.prediction {
+        Some(p) if done => (None, Some(view! { <Observed id p open /> })),
+        Some(p) => (Some(view! { <Predict id p /> }), None),
+        None => (None, None),
+    };
     view! {
         <li
             class=if done { "step step-done" } else { "step" }
@@ -107,14 +130,91 @@ fn StepItem(step: LessonStep) -> impl IntoView {
         >
             <span class="check" aria-hidden="true">{if done { "✓" } else { "○" }}</span>
             <span>
+                {ask.map(|ask| view! { {ask} <strong>"Then: "</strong> })}
                 {step.task}
                 {progress}
                 <span class="concepts">
                     {step.concepts.into_iter().map(|c| view! { <span class="concept">{c}</span> }).collect_view()}
                 </span>
+                {observed}
             </span>
         </li>
     }
+}
+
+/// The question and its choices, before (and while) the task is done. The answer shows at once;
+/// the server's copy arrives with the next snapshot.
+#[component]
+fn Predict(id: String, p: StepPrediction) -> impl IntoView {
+    let picked = RwSignal::new(p.choice);
+    let error = RwSignal::new(None::<String>);
+    let read_only = crate::session::read_only();
+    let choices = p.choices.into_iter().enumerate().map(|(i, text)| {
+        let path = format!("/api/lesson/steps/{id}/prediction");
+        let pick = move |_| {
+            picked.set(Some(i));
+            client::post_reporting(error, path.clone(), serde_json::json!({ "choice": i }));
+        };
+        view! {
+            <button class="btn btn-small choice" data-testid=format!("predict-{id}-{i}")
+                aria-pressed=move || (picked.get() == Some(i)).to_string() on:click=pick disabled=read_only>
+                {text}
+            </button>
+        }
+    });
+    view! {
+        <div class="predict" data-testid=format!("predict-{id}")>
+            <p><strong>"Predict first: "</strong>{p.question}</p>
+            <div class="choices" role="group" aria-label="your prediction">{choices.collect_view()}</div>
+            <ErrorLine error />
+        </div>
+    }
+}
+
+/// What happened: the live figures, whether the prediction held, and why.
+#[component]
+fn Observed(id: String, p: StepPrediction, open: bool) -> impl IntoView {
+    let held = p.held();
+    let Some(outcome) = p.outcome else {
+        let note = if p.choice.is_some() {
+            "Observing the outcome…"
+        } else {
+            ""
+        };
+        return view! { <p class="muted">{note}</p> }.into_any();
+    };
+    let verdict = match held {
+        Some(true) => "✓ Your prediction held.",
+        Some(false) => "✗ Your prediction did not hold.",
+        None => "No prediction was made.",
+    };
+    let happened = p.choices.get(outcome.happened).cloned().unwrap_or_default();
+    let rows = outcome.figures.into_iter().map(|f| {
+        view! {
+            <tr><td>{f.label}</td><td>{thousands(f.before)}</td><td>{thousands(f.peak)}</td><td>{thousands(f.after)}</td></tr>
+        }
+    });
+    let class = match held {
+        Some(true) => "verdict",
+        Some(false) => "verdict bad",
+        None => "muted",
+    };
+    view! {
+        <details class="outcome" open=open data-testid=format!("outcome-{id}")
+            data-held=held.map_or("none", |h| if h { "true" } else { "false" })>
+            <summary><strong class=class>{verdict}</strong> " What happened: " {happened}</summary>
+            <table class="figures">
+                <thead><tr>
+                    <th>"Live figure"</th>
+                    <th title="When you answered (or the step was first watched)">"before"</th>
+                    <th>"highest"</th><th title="When the step was done">"done"</th>
+                </tr></thead>
+                <tbody>{rows.collect_view()}</tbody>
+            </table>
+            <p>{outcome.explanation}</p>
+        </details>
+    }
+    .into_any()
 }
 
 /// A button that breaks something on purpose (or repairs it), reporting the server's answer.
