@@ -12,6 +12,7 @@ mod search;
 mod sentiment;
 mod streamer;
 mod strip;
+mod tail;
 mod trace;
 
 use leptos::prelude::*;
