@@ -67,3 +67,24 @@ test("the tail's key filter shows only that key", async ({ page, request }) => {
   expect(new Set(await keys.allInnerTexts())).toEqual(new Set([key]));
   await page.getByTestId("tail-stop").click();
 });
+
+// Each consumer stage's health in its cell.
+test("stage health panels", async ({ page, request }) => {
+  await page.goto("/#cell-4");
+  await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
+  for (const [stage, body] of [
+    ["producer", {}],
+    ["sentiment", {}],
+    ["aggregate", { output_mode: "update", trigger_ms: 1000 }],
+    ["indexer", {}],
+    ["streamer", { rate: 50 }],
+  ] as const) {
+    expect((await request.post(`/api/stages/${stage}/start`, { data: body })).ok()).toBeTruthy();
+  }
+  for (const stage of ["sentiment", "aggregate", "indexer"]) {
+    await expect(page.getByTestId(`${stage}-load`)).toContainText("ms", { timeout: 60_000 });
+  }
+  await expect(page.getByTestId("operator-state")).toContainText("checkpoints", { timeout: 60_000 });
+  await expect(page.getByTestId("operator-state")).toContainText("min / avg / max");
+
+});

@@ -108,6 +108,7 @@ pub fn AggregateCell() -> impl IntoView {
                     <Watermark view=view.into() />
                 </div>
             </div>
+            <super::load::StageLoadPanel stage="aggregate" default_group="pipebook-aggregate" />
             <PartitionWatermarks view=view.into() />
             <div class="two-col">
                 <div>

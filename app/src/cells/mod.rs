@@ -7,6 +7,7 @@ mod groups;
 mod kafka;
 mod lab;
 mod lesson;
+mod load;
 mod schema;
 mod search;
 mod sentiment;

@@ -155,6 +155,7 @@ pub fn SentimentCell() -> impl IntoView {
                     <span class="stat-unit">"reviews not yet committed"</span>
                 </div>
             </div>
+            <super::load::StageLoadPanel stage="sentiment" default_group="pipebook-sentiment" />
             <div class="two-col">
                 <div>
                     <h3>"Workers"</h3>

@@ -20,7 +20,7 @@ use super::{Classifier, SentimentRuntime, WorkerMetrics};
 use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
 use crate::records::{DeadLetter, deliver_dead_letter, parse_review};
-use crate::stage::StageContext;
+use crate::stage::{PhaseClock, StageContext};
 use tokio_util::sync::CancellationToken;
 
 /// Most records handled (and committed) together, and how long a batch waits to fill.
@@ -127,6 +127,8 @@ async fn run_loop(setup: &WorkerSetup, ctx: &StageContext) -> Result<(), KafkaEr
         })?;
     let producer = setup.kafka.reliable_producer()?;
     consumer.subscribe(&[TOPIC_REVIEWS])?;
+    let metrics = &setup.metrics;
+    let mut clock = PhaseClock::new();
     loop {
         consumer.context().take_revoked();
         let batch = tokio::select! {
@@ -134,6 +136,7 @@ async fn run_loop(setup: &WorkerSetup, ctx: &StageContext) -> Result<(), KafkaEr
             _ = ctx.kill.cancelled() => break,
             batch = next_batch(&consumer, BATCH) => batch,
         };
+        clock.mark(&metrics.idle_us);
         let batch = match batch {
             Ok(batch) => after_rebalance(&consumer, batch),
             Err(error) => {
@@ -152,8 +155,11 @@ async fn run_loop(setup: &WorkerSetup, ctx: &StageContext) -> Result<(), KafkaEr
         let crashed = tokio::select! {
             _ = ctx.kill.cancelled() => true,
             _ = async {
-                process(setup, &ctx.cancel, &producer, &batch).await;
+                let outputs = enrich_all(setup, &batch).await;
+                clock.mark(&metrics.busy_us);
+                deliver_all(setup, &ctx.cancel, &producer, &outputs, &batch).await;
                 commit(&consumer, &batch, setup).await;
+                clock.mark(&metrics.backpressured_us);
             } => false,
         };
         if crashed {
@@ -164,14 +170,20 @@ async fn run_loop(setup: &WorkerSetup, ctx: &StageContext) -> Result<(), KafkaEr
     Ok(())
 }
 
-/// Classifies the batch and produces every output, returning once all are acknowledged.
-async fn process(
+/// Classifies the batch: the worker's own work.
+async fn enrich_all(setup: &WorkerSetup, batch: &[Record]) -> Vec<Output> {
+    futures::future::join_all(batch.iter().map(|input| enrich(setup, input))).await
+}
+
+/// Produces every output, returning once all are acknowledged: time spent here is the broker
+/// holding the worker back.
+async fn deliver_all(
     setup: &WorkerSetup,
     cancel: &CancellationToken,
     producer: &FutureProducer,
+    outputs: &[Output],
     batch: &[Record],
 ) {
-    let outputs = futures::future::join_all(batch.iter().map(|input| enrich(setup, input))).await;
     let sends = outputs
         .iter()
         .zip(batch)
