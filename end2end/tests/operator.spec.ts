@@ -68,8 +68,8 @@ test("the tail's key filter shows only that key", async ({ page, request }) => {
   await page.getByTestId("tail-stop").click();
 });
 
-// Each consumer stage's health in its cell.
-test("stage health panels", async ({ page, request }) => {
+// Each consumer stage's health in its cell, and the changelog of window results in update mode.
+test("stage health panels and the update-mode changelog", async ({ page, request }) => {
   await page.goto("/#cell-4");
   await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
   for (const [stage, body] of [
@@ -87,4 +87,10 @@ test("stage health panels", async ({ page, request }) => {
   await expect(page.getByTestId("operator-state")).toContainText("checkpoints", { timeout: 60_000 });
   await expect(page.getByTestId("operator-state")).toContainText("min / avg / max");
 
+  await page.waitForTimeout(4_000);
+  await page.getByTestId("changelog-read").click();
+  const markers = page.getByTestId("changelog").locator("td.marker");
+  await expect.poll(() => markers.count(), { timeout: 20_000 }).toBeGreaterThan(0);
+  const seen = new Set(await markers.allInnerTexts());
+  expect(seen.has("+U") && seen.has("−U")).toBeTruthy();
 });

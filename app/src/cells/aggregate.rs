@@ -136,6 +136,8 @@ pub fn AggregateCell() -> impl IntoView {
                     <SessionTable view=view.into() />
                 </div>
             </div>
+            <h4>"Changelog of " <code>"reviews.aggregates"</code></h4>
+            <super::changelog::ChangelogView />
             <ParquetSink />
 
         </Cell>

@@ -1,6 +1,7 @@
 //! The notebook page and its cells, one per pipeline stage, in the order data flows.
 
 mod aggregate;
+mod changelog;
 mod charts;
 mod compare;
 mod groups;

@@ -658,6 +658,20 @@ async fn send_window(
     let mut value = serde_json::to_value(row(&emitted.window, &emitted.agg, emitted.closed))
         .unwrap_or_default();
     value["mode"] = mode.clone();
+    // The changelog marker, as Flink's SQL client shows it: the first result of a window is
+    // an insert; in update mode a later one replaces it (−U of `previous`, then +U); complete
+    // mode writes the whole table every trigger, as rows.
+    let change = match (mode.as_str(), &emitted.previous) {
+        (Some("complete"), _) => "row",
+        (_, Some(previous)) => {
+            let before = row(&emitted.window, previous, false);
+            value["previous"] =
+                serde_json::json!({"counts": before.counts, "total": previous.total()});
+            "+U"
+        }
+        (_, None) => "+I",
+    };
+    value["change"] = change.into();
     value["emitted_at"] = chrono::Utc::now().timestamp_millis().into();
     // Each input partition's share of a window is its own result; readers add them up.
     value["partition"] = partition.into();
