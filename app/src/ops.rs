@@ -200,7 +200,7 @@ pub struct DeadLetterReason {
 }
 
 /// Where a consumer stage's run loop spends each second, and how fast it works (in its
-/// [`crate::api::StageStatus`]); measured in the loop, over the last second or more.
+/// [`crate::api::StageStatus`]); measured in the loop, over the last 5 seconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct StageLoad {
     /// Milliseconds of each second spent processing (classifying, windowing, building

@@ -96,12 +96,12 @@ pub fn render(live: &PipelineStatus, snapshot: &Snapshot, broker_up: bool) -> St
     out.family(
         "pipebook_stage_load_ms_per_second",
         "gauge",
-        "Milliseconds of each second a consumer stage's loop spends busy, idle (waiting for input) or back-pressured (waiting on its output), over the last second.",
+        "Milliseconds of each second a consumer stage's loop spends busy, idle (waiting for input) or back-pressured (waiting on its output), over the last 5 s.",
     );
     out.family(
         "pipebook_stage_processing_rate",
         "gauge",
-        "Records per second a consumer stage processed, over the last second.",
+        "Records per second a consumer stage processed, over the last 5 s.",
     );
     for stage in &live.stages {
         let Some(load) = &stage.load else { continue };

@@ -10,7 +10,7 @@
 //!   sentiment worker has its own.
 //! - [`counters!`](crate::counters): a stage's metrics struct with its counters named once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -492,44 +492,62 @@ impl LoadTotals {
     }
 }
 
-/// Turns a stage's cumulative phase times into per-second figures over windows of at least
-/// [`LOAD_WINDOW`]: the status is read by the live feed, `/api/pipeline` and `/metrics` at
-/// their own pace, and each read only rolls the window once it is long enough.
+/// Turns a stage's cumulative phase times into per-second figures. The status is read by the
+/// live feed, `/api/pipeline` and `/metrics` at their own pace: a reading is kept only once
+/// [`LOAD_STEP`] has passed since the one before, and the figures span the kept readings of the
+/// last [`LOAD_SPAN`] — long enough to hold whole loop iterations (a windows trigger is a second
+/// by default), so the phases add up to about 1,000 ms however a read falls within an iteration.
 #[derive(Default)]
 pub struct LoadMeter {
-    state: Mutex<Option<(Instant, LoadTotals, Option<StageLoad>)>>,
+    state: Mutex<MeterState>,
 }
 
-/// The shortest window the per-second figures are computed over.
-pub const LOAD_WINDOW: Duration = Duration::from_secs(1);
+#[derive(Default)]
+struct MeterState {
+    readings: VecDeque<(Instant, LoadTotals)>,
+    figures: Option<StageLoad>,
+}
+
+/// The least time between two kept readings.
+pub const LOAD_STEP: Duration = Duration::from_secs(1);
+/// The longest span the figures are computed over.
+pub const LOAD_SPAN: Duration = Duration::from_secs(5);
 
 impl LoadMeter {
-    /// The figures of the latest complete window, given the totals now.
+    /// The figures as of the latest kept reading, given the totals now.
     pub fn read(&self, totals: LoadTotals) -> Option<StageLoad> {
         let now = Instant::now();
         let mut state = self.state.lock_or_recover();
-        match state.as_mut() {
-            Some((since, before, figures)) => {
-                let elapsed = now.duration_since(*since);
-                let restarted = totals.busy_us < before.busy_us
-                    || totals.processed < before.processed
-                    || totals.loops == 0;
-                if restarted {
-                    *state = Some((now, totals, None));
-                    return None;
-                }
-                if elapsed >= LOAD_WINDOW {
-                    *figures = before.per_second(&totals, elapsed);
-                    *since = now;
-                    *before = totals;
-                }
-                figures.clone()
-            }
-            None => {
-                *state = Some((now, totals, None));
-                None
-            }
+        let restarted = state.readings.back().is_some_and(|(_, last)| {
+            totals.busy_us < last.busy_us || totals.processed < last.processed
+        });
+        if restarted || totals.loops == 0 {
+            *state = MeterState::default();
         }
+        let due = state
+            .readings
+            .back()
+            .is_none_or(|(at, _)| now.duration_since(*at) >= LOAD_STEP);
+        if due {
+            state.readings.push_back((now, totals));
+            // Two readings are kept whatever their age: a status read seldom (a scrape every
+            // 15 s) still has a span.
+            while state.readings.len() > 2
+                && state
+                    .readings
+                    .front()
+                    .is_some_and(|(at, _)| now.duration_since(*at) > LOAD_SPAN)
+            {
+                state.readings.pop_front();
+            }
+            state.figures = match (state.readings.front(), state.readings.back()) {
+                (Some((from, first)), Some((to, last))) if from < to => {
+                    first.per_second(last, to.duration_since(*from))
+                }
+                _ => None,
+            };
+        }
+        state.figures.clone()
     }
 }
 
@@ -679,7 +697,7 @@ mod tests {
         assert_eq!(meter.read(totals(0)), None);
         // Read again at once: the window is too short to say anything yet.
         assert_eq!(meter.read(totals(10)), None);
-        std::thread::sleep(LOAD_WINDOW);
+        std::thread::sleep(LOAD_STEP);
         let load = meter.read(totals(500_000)).expect("a window");
         assert!(load.busy_ms > 0.0 && load.busy_ms <= 500.0, "{load:?}");
         // A quick second read keeps the same figures.

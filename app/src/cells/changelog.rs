@@ -58,6 +58,7 @@ pub fn ChangelogView() -> impl IntoView {
             </button>
         </div>
         <ErrorLine error />
+        <div class="changelog-box">
         <table class="messages changelog" data-testid="changelog">
             <thead>
                 <tr><th>"Offset"</th><th>"Change"</th><th>"Window"</th><th>"Counts"</th><th>"Mode"</th></tr>
@@ -82,6 +83,7 @@ pub fn ChangelogView() -> impl IntoView {
                 }}
             </tbody>
         </table>
+        </div>
     }
 }
 

@@ -114,6 +114,7 @@ pub fn TopicTail(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
         }
     };
     view! {
+        <div class="tail-view" data-testid="tail-view">
         <form class="controls" on:submit=|ev| ev.prevent_default()>
             <label>
                 "Topic"
@@ -160,6 +161,7 @@ pub fn TopicTail(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
             " are kept."
         </p>
         <ErrorLine error />
+        <div class="tail-box">
         <table class="messages tail" data-testid="tail-rows">
             <tbody>
                 <For
@@ -184,6 +186,8 @@ pub fn TopicTail(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
                 />
             </tbody>
         </table>
+        </div>
+        </div>
     }
 }
 
