@@ -94,3 +94,25 @@ test("stage health panels and the update-mode changelog", async ({ page, request
   const seen = new Set(await markers.allInnerTexts());
   expect(seen.has("+U") && seen.has("−U")).toBeTruthy();
 });
+
+// Cell 3's lag chart starts from the server's history (sampled every second), so a reload keeps
+// it instead of starting again from one point.
+test("the lag chart keeps its history across a reload", async ({ page, request }) => {
+  await page.goto("/#cell-3");
+  await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
+  for (const [stage, body] of [
+    ["producer", {}],
+    ["sentiment", {}],
+    ["streamer", { rate: 50 }],
+  ] as const) {
+    expect((await request.post(`/api/stages/${stage}/start`, { data: body })).ok()).toBeTruthy();
+  }
+  const samples = async () => {
+    const points = await page.getByTestId("lag-chart").locator("polyline").first().getAttribute("points");
+    return points ? points.trim().split(/\s+/).length : 0;
+  };
+  await expect.poll(samples, { timeout: 60_000 }).toBeGreaterThanOrEqual(20);
+  await page.reload();
+  // A chart fed only by the live feed would have a point or two now, one more each second.
+  await expect.poll(samples, { timeout: 5_000 }).toBeGreaterThanOrEqual(15);
+});
