@@ -262,14 +262,14 @@ pub struct CheckpointStat {
 
 /// Least, mean and largest of some figures: `(min, avg, max)`; `None` when there are none.
 pub fn min_avg_max(values: impl IntoIterator<Item = u64>) -> Option<(u64, f64, u64)> {
-    let (mut n, mut sum, mut min, mut max) = (0u64, 0u128, u64::MAX, 0u64);
+    let (mut n, mut sum, mut min, mut max) = (0u64, 0f64, u64::MAX, 0u64);
     for value in values {
         n += 1;
-        sum += u128::from(value);
+        sum += value as f64;
         min = min.min(value);
         max = max.max(value);
     }
-    (n > 0).then(|| (min, sum as f64 / n as f64, max))
+    (n > 0).then(|| (min, sum / n as f64, max))
 }
 
 #[cfg(test)]
