@@ -366,6 +366,10 @@ impl Stage for ParquetStage {
         self.metrics.counters()
     }
 
+    fn load(&self) -> Option<app::ops::StageLoad> {
+        self.metrics.load()
+    }
+
     fn prepare(&self, config: ParquetConfig, (): ()) -> Result<RunLoop, EngineError> {
         self.metrics.scan(&self.root);
         let setup = ParquetSetup {

@@ -106,6 +106,19 @@ async fn a_running_windows_stage_reports_its_checkpoints_and_state_size() {
     )
     .await;
     assert_eq!(sentiment.loops, 1);
+    // The Parquet sink measures itself too (it writes to local disk: nothing holds it back).
+    engine
+        .start_stage("parquet", json!({"roll_secs": 1}))
+        .await
+        .expect("parquet");
+    let parquet = eventually(
+        "the Parquet sink's load",
+        Duration::from_secs(60),
+        || async { load_of(&engine, "parquet") },
+    )
+    .await;
+    assert_eq!(parquet.loops, 1);
+    assert_eq!(parquet.backpressured_ms, 0.0);
 
     // The same figures in /metrics: the phases per stage and the state as gauges.
     let live = engine.pipeline_status();

@@ -193,6 +193,7 @@ fn ParquetSink() -> impl IntoView {
         </form>
         </Controls>
         <ErrorLine error />
+        <super::load::StageLoadPanel stage="parquet" default_group="pipebook-parquet" />
         <p class="muted" data-testid="parquet-summary">
             {move || format!("{} files · {} reviews on disk", counter("files_on_disk")(), thousands(i64::try_from(counter("rows_on_disk")()).unwrap_or(i64::MAX)))}
         </p>
