@@ -164,6 +164,7 @@ mod tests {
             detail: None,
             last_error: None,
             config: None,
+            load: None,
         }
     }
 

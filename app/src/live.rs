@@ -88,7 +88,9 @@ impl Live {
         use futures::StreamExt;
         leptos::task::spawn_local(async move {
             loop {
-                if let Some(mut source) = source::Source::open("/api/events") {
+                if let Some(mut source) =
+                    source::Source::open("/api/events", &["snapshot", "parts"])
+                {
                     while let Some(message) = source.messages.next().await {
                         let event = match message {
                             source::Message::Event(event) => event,
@@ -156,7 +158,7 @@ pub(crate) fn apply_event(
 /// in the order they arrived (a parts event must never be applied before the snapshot it
 /// follows; one channel per type, as gloo's `subscribe` gives, does not promise that).
 #[cfg(feature = "hydrate")]
-mod source {
+pub(crate) mod source {
     use super::FeedEvent;
     use futures::channel::mpsc;
     use wasm_bindgen::JsCast;
@@ -179,11 +181,12 @@ mod source {
     }
 
     impl Source {
-        pub fn open(url: &str) -> Option<Source> {
+        /// Opens `url`, listening for the events named `kinds` (and the connection's errors).
+        pub fn open(url: &str, kinds: &[&'static str]) -> Option<Source> {
             let source = web_sys::EventSource::new(url).ok()?;
             let (sender, messages) = mpsc::unbounded();
             let mut listeners = Vec::new();
-            for kind in ["snapshot", "parts", "error"] {
+            for &kind in kinds.iter().chain(&["error"]) {
                 let sender = sender.clone();
                 let listener: Listener = Closure::wrap(Box::new(move |event: web_sys::Event| {
                     let _ = sender.unbounded_send(message(kind, &event));

@@ -198,3 +198,99 @@ pub struct DeadLetterReason {
     pub example_reason: String,
     pub example_raw: String,
 }
+
+/// Where a consumer stage's run loop spends each second, and how fast it works (in its
+/// [`crate::api::StageStatus`]); measured in the loop, over the last 5 seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct StageLoad {
+    /// Milliseconds of each second spent processing (classifying, windowing, building
+    /// documents), per loop.
+    pub busy_ms: f64,
+    /// … waiting for input (polling an empty topic, waiting for the trigger).
+    pub idle_ms: f64,
+    /// … waiting on what comes after it: the broker's acknowledgements of its output, the
+    /// search engine's bulk answer (retries included), the checkpoint. The three add up to
+    /// about 1,000.
+    pub backpressured_ms: f64,
+    /// Records a second the stage read and processed.
+    pub processing_rate: f64,
+    /// Run loops measured (a sentiment stage has one per worker; the figures are their average).
+    pub loops: u32,
+    /// The windows stage's own state: checkpoints and what it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<OperatorState>,
+}
+
+impl StageLoad {
+    /// The share of the measured time spent waiting on downstream (0–1).
+    pub fn backpressure_share(&self) -> f64 {
+        let total = self.busy_ms + self.idle_ms + self.backpressured_ms;
+        if total <= 0.0 {
+            0.0
+        } else {
+            self.backpressured_ms / total
+        }
+    }
+}
+
+/// The windows stage's state and its latest checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct OperatorState {
+    /// The last [`CHECKPOINTS_KEPT`] checkpoints, oldest first.
+    pub checkpoints: Vec<CheckpointStat>,
+    /// Tumbling and sliding windows held (open, or all of them in complete mode).
+    pub open_windows: u64,
+    /// Session windows held.
+    pub sessions: u64,
+    /// `review_id`s remembered to skip duplicates (those not yet behind the watermark).
+    pub dedup_ids: u64,
+}
+
+/// Checkpoints the health panel keeps.
+pub const CHECKPOINTS_KEPT: usize = 10;
+
+/// One checkpoint: the changed partitions' states written to the changelog topic.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct CheckpointStat {
+    /// When it finished, ms since the epoch.
+    pub at: i64,
+    /// How long until the broker acknowledged every record of it.
+    pub ms: u64,
+    /// The records' bytes.
+    pub bytes: u64,
+}
+
+/// Least, mean and largest of some figures: `(min, avg, max)`; `None` when there are none.
+pub fn min_avg_max(values: impl IntoIterator<Item = u64>) -> Option<(u64, f64, u64)> {
+    let (mut n, mut sum, mut min, mut max) = (0u64, 0f64, u64::MAX, 0u64);
+    for value in values {
+        n += 1;
+        sum += value as f64;
+        min = min.min(value);
+        max = max.max(value);
+    }
+    (n > 0).then(|| (min, sum / n as f64, max))
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    #[test]
+    fn min_avg_max_of_checkpoints() {
+        assert_eq!(min_avg_max([]), None);
+        assert_eq!(min_avg_max([4, 2, 9]), Some((2, 5.0, 9)));
+    }
+
+    #[test]
+    fn backpressure_share_of_a_second() {
+        let load = StageLoad {
+            busy_ms: 200.0,
+            idle_ms: 50.0,
+            backpressured_ms: 750.0,
+            ..StageLoad::default()
+        };
+        assert!((load.backpressure_share() - 0.75).abs() < 1e-9);
+        assert_eq!(StageLoad::default().backpressure_share(), 0.0);
+    }
+}

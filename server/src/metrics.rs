@@ -18,7 +18,15 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 fn is_gauge(counter: &str) -> bool {
     matches!(
         counter,
-        "clients" | "workers" | "last_batch" | "files_on_disk" | "rows_on_disk"
+        "clients"
+            | "workers"
+            | "last_batch"
+            | "files_on_disk"
+            | "rows_on_disk"
+            | "checkpoint_bytes"
+            | "open_windows"
+            | "sessions"
+            | "dedup_ids"
     ) || counter.ends_with("_ms")
         || counter.contains("_ms_")
 }
@@ -83,6 +91,43 @@ pub fn render(live: &PipelineStatus, snapshot: &Snapshot, broker_up: bool) -> St
                 *value as f64,
             );
         }
+    }
+
+    out.family(
+        "pipebook_stage_load_ms_per_second",
+        "gauge",
+        "Milliseconds of each second a consumer stage's loop spends busy, idle (waiting for input) or back-pressured (waiting on its output), over the last 5 s.",
+    );
+    out.family(
+        "pipebook_stage_processing_rate",
+        "gauge",
+        "Records per second a consumer stage processed, over the last 5 s.",
+    );
+    for stage in &live.stages {
+        let Some(load) = &stage.load else { continue };
+        for (phase, ms) in [
+            ("busy", load.busy_ms),
+            ("idle", load.idle_ms),
+            ("backpressured", load.backpressured_ms),
+        ] {
+            let labels = [("stage", stage.id.as_str()), ("phase", phase)];
+            out.sample("pipebook_stage_load_ms_per_second", &labels, ms);
+        }
+        let labels = [("stage", stage.id.as_str())];
+        out.sample(
+            "pipebook_stage_processing_rate",
+            &labels,
+            load.processing_rate,
+        );
+    }
+    if let Some(watermark) = snapshot.aggregate.watermark {
+        out.family(
+            "pipebook_aggregate_watermark_lag_seconds",
+            "gauge",
+            "How far the windows stage's watermark trails the wall clock at the latest sample.",
+        );
+        let lag = (snapshot.at - watermark) as f64 / 1000.0;
+        out.sample("pipebook_aggregate_watermark_lag_seconds", &[], lag);
     }
 
     out.family(

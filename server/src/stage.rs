@@ -10,12 +10,14 @@
 //!   sentiment worker has its own.
 //! - [`counters!`](crate::counters): a stage's metrics struct with its counters named once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use app::api::{StageState, StageStatus};
+use app::ops::StageLoad;
 use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -126,6 +128,11 @@ pub trait Stage: Send + Sync + 'static {
 
     /// Counters shown in the stage's status.
     fn counters(&self) -> BTreeMap<String, u64>;
+
+    /// Where the run loop spends its time and how fast it works (consumer stages).
+    fn load(&self) -> Option<app::ops::StageLoad> {
+        None
+    }
 
     /// A problem the metrics know of, shown when the run loop reported none.
     fn last_error(&self) -> Option<String> {
@@ -414,7 +421,133 @@ impl Lifecycle {
             detail: inner.detail.clone(),
             last_error: inner.last_error.clone(),
             config: inner.config.clone(),
+            load: None,
         }
+    }
+}
+
+/// Attributes a run loop's time to its phases: each [`PhaseClock::mark`] adds the time since the
+/// previous mark to one phase's counter (microseconds), so the phases always add up to the loop's
+/// wall time — nothing is left unaccounted, nothing counted twice.
+pub struct PhaseClock {
+    since: Instant,
+}
+
+impl PhaseClock {
+    pub fn new() -> Self {
+        Self {
+            since: Instant::now(),
+        }
+    }
+
+    /// The time since the last mark was spent in `phase`.
+    pub fn mark(&mut self, phase: &AtomicU64) {
+        let now = Instant::now();
+        let micros = now.duration_since(self.since).as_micros();
+        phase.fetch_add(u64::try_from(micros).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.since = now;
+    }
+}
+
+impl Default for PhaseClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A stage's cumulative phase times (µs, summed over its loops) and records processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoadTotals {
+    pub busy_us: u64,
+    pub idle_us: u64,
+    pub backpressured_us: u64,
+    pub processed: u64,
+    /// Loops running now (their times are averaged).
+    pub loops: u32,
+}
+
+impl LoadTotals {
+    /// The per-second figures between two readings `elapsed` apart; `None` when nothing ran,
+    /// or the counters went back (a restart).
+    pub fn per_second(&self, later: &LoadTotals, elapsed: Duration) -> Option<StageLoad> {
+        let seconds = elapsed.as_secs_f64();
+        let loops = later.loops.max(1);
+        if seconds <= 0.0 || later.loops == 0 {
+            return None;
+        }
+        let delta = |a: u64, b: u64| b.checked_sub(a);
+        let busy = delta(self.busy_us, later.busy_us)?;
+        let idle = delta(self.idle_us, later.idle_us)?;
+        let pressed = delta(self.backpressured_us, later.backpressured_us)?;
+        let processed = delta(self.processed, later.processed)?;
+        let per_loop_ms = |micros: u64| micros as f64 / 1_000.0 / seconds / f64::from(loops);
+        Some(StageLoad {
+            busy_ms: per_loop_ms(busy),
+            idle_ms: per_loop_ms(idle),
+            backpressured_ms: per_loop_ms(pressed),
+            processing_rate: processed as f64 / seconds,
+            loops: later.loops,
+            operator: None,
+        })
+    }
+}
+
+/// Turns a stage's cumulative phase times into per-second figures. The status is read by the
+/// live feed, `/api/pipeline` and `/metrics` at their own pace: a reading is kept only once
+/// [`LOAD_STEP`] has passed since the one before, and the figures span the kept readings of the
+/// last [`LOAD_SPAN`] — long enough to hold whole loop iterations (a windows trigger is a second
+/// by default), so the phases add up to about 1,000 ms however a read falls within an iteration.
+#[derive(Default)]
+pub struct LoadMeter {
+    state: Mutex<MeterState>,
+}
+
+#[derive(Default)]
+struct MeterState {
+    readings: VecDeque<(Instant, LoadTotals)>,
+    figures: Option<StageLoad>,
+}
+
+/// The least time between two kept readings.
+pub const LOAD_STEP: Duration = Duration::from_secs(1);
+/// The longest span the figures are computed over.
+pub const LOAD_SPAN: Duration = Duration::from_secs(5);
+
+impl LoadMeter {
+    /// The figures as of the latest kept reading, given the totals now.
+    pub fn read(&self, totals: LoadTotals) -> Option<StageLoad> {
+        let now = Instant::now();
+        let mut state = self.state.lock_or_recover();
+        let restarted = state.readings.back().is_some_and(|(_, last)| {
+            totals.busy_us < last.busy_us || totals.processed < last.processed
+        });
+        if restarted || totals.loops == 0 {
+            *state = MeterState::default();
+        }
+        let due = state
+            .readings
+            .back()
+            .is_none_or(|(at, _)| now.duration_since(*at) >= LOAD_STEP);
+        if due {
+            state.readings.push_back((now, totals));
+            // Two readings are kept whatever their age: a status read seldom (a scrape every
+            // 15 s) still has a span.
+            while state.readings.len() > 2
+                && state
+                    .readings
+                    .front()
+                    .is_some_and(|(at, _)| now.duration_since(*at) > LOAD_SPAN)
+            {
+                state.readings.pop_front();
+            }
+            state.figures = match (state.readings.front(), state.readings.back()) {
+                (Some((from, first)), Some((to, last))) if from < to => {
+                    first.per_second(last, to.duration_since(*from))
+                }
+                _ => None,
+            };
+        }
+        state.figures.clone()
     }
 }
 
@@ -495,6 +628,80 @@ mod tests {
         metrics.reset_counters();
         assert!(metrics.counter_values().values().all(|v| *v == 0));
         assert_eq!(*metrics.note.lock_or_recover(), "kept");
+    }
+
+    #[test]
+    fn phase_marks_add_up_to_the_loop_time() {
+        let (busy, idle, pressed) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+        let started = Instant::now();
+        let mut clock = PhaseClock::new();
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(2));
+            clock.mark(&idle);
+            std::thread::sleep(Duration::from_millis(1));
+            clock.mark(&busy);
+            std::thread::sleep(Duration::from_millis(1));
+            clock.mark(&pressed);
+        }
+        let wall = started.elapsed().as_micros() as u64;
+        let sum = [&busy, &idle, &pressed]
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum::<u64>();
+        // Every microsecond between the first and last mark is in exactly one phase.
+        assert!(sum <= wall, "{sum} > {wall}");
+        assert!(idle.load(Ordering::Relaxed) >= 6_000);
+        assert!(busy.load(Ordering::Relaxed) >= 3_000);
+        assert!(pressed.load(Ordering::Relaxed) >= 3_000);
+    }
+
+    #[test]
+    fn per_second_figures_are_per_loop_and_add_up_to_a_second() {
+        let before = LoadTotals {
+            loops: 2,
+            ..LoadTotals::default()
+        };
+        // Two loops over two seconds: 4 s of loop time, of which 1 s busy, 0.5 s waiting on
+        // downstream, the rest idle; 300 records.
+        let after = LoadTotals {
+            busy_us: 1_000_000,
+            idle_us: 2_500_000,
+            backpressured_us: 500_000,
+            processed: 300,
+            loops: 2,
+        };
+        let load = before
+            .per_second(&after, Duration::from_secs(2))
+            .expect("figures");
+        assert_eq!(
+            (load.busy_ms, load.idle_ms, load.backpressured_ms),
+            (250.0, 625.0, 125.0)
+        );
+        assert_eq!(load.busy_ms + load.idle_ms + load.backpressured_ms, 1_000.0);
+        assert_eq!(load.processing_rate, 150.0);
+        // Counters that went back (a new run) give nothing rather than a negative rate.
+        assert_eq!(after.per_second(&before, Duration::from_secs(1)), None);
+        // No loop running: nothing to say.
+        let stopped = LoadTotals { loops: 0, ..after };
+        assert_eq!(before.per_second(&stopped, Duration::from_secs(1)), None);
+    }
+
+    #[test]
+    fn the_meter_rolls_its_window_only_after_a_second() {
+        let meter = LoadMeter::default();
+        let totals = |busy_us| LoadTotals {
+            busy_us,
+            loops: 1,
+            ..LoadTotals::default()
+        };
+        assert_eq!(meter.read(totals(0)), None);
+        // Read again at once: the window is too short to say anything yet.
+        assert_eq!(meter.read(totals(10)), None);
+        std::thread::sleep(LOAD_STEP);
+        let load = meter.read(totals(500_000)).expect("a window");
+        assert!(load.busy_ms > 0.0 && load.busy_ms <= 500.0, "{load:?}");
+        // A quick second read keeps the same figures.
+        assert_eq!(meter.read(totals(600_000)), Some(load));
     }
 
     #[test]

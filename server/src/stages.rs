@@ -119,6 +119,9 @@ impl<S: Stage> Control for Slot<S> {
 
     fn status(&self) -> Option<StageStatus> {
         let mut status = self.life.status(self.stage.counters());
+        // Read every time, so the meter's window follows the run; shown only while it runs.
+        let load = self.stage.load();
+        status.load = self.life.is_active().then_some(load).flatten();
         if status.last_error.is_none() {
             status.last_error = self.stage.last_error();
         }
@@ -268,6 +271,10 @@ impl Stage for SentimentStage {
         self.runtime.counters()
     }
 
+    fn load(&self) -> Option<app::ops::StageLoad> {
+        self.runtime.load()
+    }
+
     fn prepare(
         &self,
         config: SentimentConfig,
@@ -314,6 +321,10 @@ impl Stage for AggregateStage {
         self.metrics.counters()
     }
 
+    fn load(&self) -> Option<app::ops::StageLoad> {
+        self.metrics.load()
+    }
+
     fn prepare(
         &self,
         config: AggregateConfig,
@@ -355,6 +366,10 @@ impl Stage for ParquetStage {
         self.metrics.counters()
     }
 
+    fn load(&self) -> Option<app::ops::StageLoad> {
+        self.metrics.load()
+    }
+
     fn prepare(&self, config: ParquetConfig, (): ()) -> Result<RunLoop, EngineError> {
         self.metrics.scan(&self.root);
         let setup = ParquetSetup {
@@ -389,6 +404,10 @@ impl Stage for IndexerStage {
 
     fn counters(&self) -> BTreeMap<String, u64> {
         self.metrics.counters()
+    }
+
+    fn load(&self) -> Option<app::ops::StageLoad> {
+        self.metrics.load()
     }
 
     fn prepare(&self, config: IndexerConfig, (): ()) -> Result<RunLoop, EngineError> {

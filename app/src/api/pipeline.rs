@@ -75,6 +75,10 @@ pub struct StageStatus {
     /// The configuration the stage runs with, as JSON.
     #[serde(default)]
     pub config: Option<serde_json::Value>,
+    /// Where a consumer stage's loop spends its time, and its rate; `None` for the others and
+    /// until a stage has run a second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<crate::ops::StageLoad>,
 }
 
 /// `GET /api/pipeline`.

@@ -108,6 +108,7 @@ pub fn AggregateCell() -> impl IntoView {
                     <Watermark view=view.into() />
                 </div>
             </div>
+            <super::load::StageLoadPanel stage="aggregate" default_group="pipebook-aggregate" />
             <PartitionWatermarks view=view.into() />
             <div class="two-col">
                 <div>
@@ -135,6 +136,8 @@ pub fn AggregateCell() -> impl IntoView {
                     <SessionTable view=view.into() />
                 </div>
             </div>
+            <h4>"Changelog of " <code>"reviews.aggregates"</code></h4>
+            <super::changelog::ChangelogView />
             <ParquetSink />
 
         </Cell>
@@ -190,6 +193,7 @@ fn ParquetSink() -> impl IntoView {
         </form>
         </Controls>
         <ErrorLine error />
+        <super::load::StageLoadPanel stage="parquet" default_group="pipebook-parquet" />
         <p class="muted" data-testid="parquet-summary">
             {move || format!("{} files · {} reviews on disk", counter("files_on_disk")(), thousands(i64::try_from(counter("rows_on_disk")()).unwrap_or(i64::MAX)))}
         </p>

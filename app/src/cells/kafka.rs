@@ -51,6 +51,8 @@ pub fn KafkaCell() -> impl IntoView {
             <super::groups::OffsetReset groups=groups.into() />
             <h3>"Message browser and schema"</h3>
             <MessageBrowser topics=topics.into() />
+            <h3>"Live tail"</h3>
+            <super::tail::TopicTail topics=topics.into() />
         </Cell>
     }
 }

@@ -1,6 +1,7 @@
 //! The notebook page and its cells, one per pipeline stage, in the order data flows.
 
 mod aggregate;
+mod changelog;
 mod charts;
 mod compare;
 mod groups;
@@ -8,11 +9,13 @@ mod incidents;
 mod kafka;
 mod lab;
 mod lesson;
+mod load;
 mod schema;
 mod search;
 mod sentiment;
 mod streamer;
 mod strip;
+mod tail;
 mod trace;
 
 use leptos::prelude::*;

@@ -115,6 +115,7 @@ pub fn SearchCell() -> impl IntoView {
                     <span class="stat-detail">{move || status.get().location}</span>
                 </div>
             </div>
+            <super::load::StageLoadPanel stage="indexer" default_group="pipebook-indexer" />
             <Dashboards documents=Signal::derive(move || status.get().documents.unwrap_or(0)) />
             <SearchBox />
         </Cell>

@@ -14,6 +14,7 @@ use super::{Cell, ErrorLine, LiveStage, StatePill, thousands};
 use crate::api::{LIVE_LATEST_REVIEWS, LIVE_REBALANCES, MemberState, Sentiment, SentimentView};
 use crate::client;
 use crate::live::Live;
+use crate::ops::{GroupLagHistory, PartitionLag};
 
 /// Samples kept for the lag chart (about a minute at one per second).
 const LAG_HISTORY: usize = 60;
@@ -29,8 +30,26 @@ pub fn SentimentCell() -> impl IntoView {
     let classifier = RwSignal::new("lexicon".to_owned());
     let error = RwSignal::new(None::<String>);
 
-    // Lag per partition over time, collected in the browser from the live snapshots.
+    // Lag per partition over time: the server's history first (it samples every second, so a
+    // reload keeps the chart), then each live snapshot's.
     let lag_history = RwSignal::new(VecDeque::<Vec<i64>>::new());
+    Effect::new(move |_| {
+        let Some(group) = live.snapshot.get_untracked().map(|s| s.sentiment.group) else {
+            return;
+        };
+        leptos::task::spawn_local(async move {
+            let path = format!("/api/kafka/groups/{group}/lag");
+            // No history yet (the group was never sampled): the chart starts from the feed.
+            if let Ok(found) = client::get::<GroupLagHistory>(&path).await {
+                let seeded = server_history(&found, LAG_HISTORY);
+                lag_history.update(|history| {
+                    if seeded.len() > history.len() {
+                        *history = seeded;
+                    }
+                });
+            }
+        });
+    });
     Effect::new(move |_| {
         let Some(snapshot) = live.snapshot.get() else {
             return;
@@ -155,6 +174,7 @@ pub fn SentimentCell() -> impl IntoView {
                     <span class="stat-unit">"reviews not yet committed"</span>
                 </div>
             </div>
+            <super::load::StageLoadPanel stage="sentiment" default_group="pipebook-sentiment" />
             <div class="two-col">
                 <div>
                     <h3>"Workers"</h3>
@@ -319,6 +339,26 @@ fn MembersTable(view_data: Signal<SentimentView>, now: Signal<i64>) -> impl Into
     }
 }
 
+/// The last `n` samples of the server's lag history, one lag per partition each, oldest first
+/// (the partitions' histories aligned at their newest point).
+fn server_history(found: &GroupLagHistory, n: usize) -> VecDeque<Vec<i64>> {
+    let mut partitions: Vec<&PartitionLag> = found.partitions.iter().collect();
+    partitions.sort_by_key(|p| p.partition);
+    let len = partitions
+        .iter()
+        .map(|p| p.history.len())
+        .min()
+        .unwrap_or(0);
+    (len.saturating_sub(n)..len)
+        .map(|i| {
+            partitions
+                .iter()
+                .map(|p| p.history[p.history.len() - len + i].lag)
+                .collect()
+        })
+        .collect()
+}
+
 /// Lag per partition as lines over the last minute, drawn as SVG.
 #[component]
 fn LagChart(history: Signal<VecDeque<Vec<i64>>>) -> impl IntoView {
@@ -448,5 +488,45 @@ fn LatestTable(view_data: Signal<SentimentView>) -> impl IntoView {
                 }}
             </tbody>
         </table>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{GroupLag, LagPoint};
+
+    #[test]
+    fn the_server_history_is_aligned_at_the_newest_point() {
+        let partition = |id: i32, lags: &[i64]| PartitionLag {
+            topic: "reviews".into(),
+            partition: id,
+            committed: None,
+            high: 0,
+            lag: *lags.last().unwrap_or(&0),
+            lag_seconds: None,
+            history: lags
+                .iter()
+                .map(|&lag| LagPoint {
+                    at: 0,
+                    lag,
+                    lag_seconds: None,
+                    position: 0,
+                })
+                .collect(),
+        };
+        let found = GroupLagHistory {
+            group: "g".into(),
+            at: 0,
+            now: GroupLag::default(),
+            fine_step_secs: 1,
+            coarse_step_secs: 10,
+            partitions: vec![partition(1, &[7, 8, 9]), partition(0, &[1, 2, 3, 4])],
+        };
+        assert_eq!(
+            server_history(&found, 2),
+            VecDeque::from([vec![3, 8], vec![4, 9]])
+        );
+        assert_eq!(server_history(&found, 60).len(), 3);
     }
 }

@@ -16,6 +16,15 @@ pub fn PipelineStrip() -> impl IntoView {
             .map(|s| pipeline_health(&s))
             .unwrap_or_default()
     });
+    // Each stage's share of time waiting on what comes after it (its loop's own measure).
+    let pressed = move |id: &str| {
+        live.snapshot.with(|s| {
+            s.as_ref()
+                .and_then(|s| s.pipeline.stage(id))
+                .and_then(|s| s.load.as_ref())
+                .map(|l| l.backpressure_share())
+        })
+    };
     let stages = move || {
         let health = health.get();
         let bottleneck = health.bottleneck.as_ref().map(|(i, _)| *i);
@@ -25,15 +34,22 @@ pub fn PipelineStrip() -> impl IntoView {
             .enumerate()
             .map(|(i, stage)| {
                 let marked = bottleneck == Some(i);
+                // Shaded by back-pressure: the darker, the more of its time it waits downstream.
+                let share = pressed(stage.id).unwrap_or(0.0);
+                let shade = format!("--bp:{:.0}%", share * 40.0);
                 view! {
                     <li
                         class=format!("strip-stage strip-{}", stage.health.class())
                         class:bottleneck=marked
                         data-stage=stage.id
+                        style=shade
                         title=stage.detail.clone()
                     >
                         <span class="strip-label">{stage.label}</span>
                         <span class="strip-health">{stage.health.as_str()}</span>
+                        {(share >= 0.2).then(|| view! {
+                            <span class="strip-bp">{format!("{:.0} % waiting downstream", share * 100.0)}</span>
+                        })}
                         {marked.then(|| view! { <span class="strip-mark">"bottleneck"</span> })}
                     </li>
                 }

@@ -197,19 +197,17 @@ fn decode(key: &str, payload: &[u8]) -> Result<ChangelogRecord, CheckpointError>
     serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
 }
 
-/// Writes one partition's checkpoint and waits until the broker has it; false when cancelled
-/// first (then nothing may be committed for that partition).
+/// Writes one partition's checkpoint and waits until the broker has it: its size in bytes, or
+/// `None` when cancelled first (then nothing may be committed for that partition).
 pub async fn save(
     producer: &FutureProducer,
     record: &ChangelogRecord,
     changelog_partitions: i32,
     cancel: &CancellationToken,
-) -> bool {
+) -> Option<u64> {
     let mut record = record.clone();
     record.version = VERSION;
-    let Ok(payload) = serde_json::to_vec(&record) else {
-        return false;
-    };
+    let payload = serde_json::to_vec(&record).ok()?;
     let record_key = key(&record.group, record.partition);
     let partition = changelog_partition(record.partition, changelog_partitions);
     loop {
@@ -218,8 +216,8 @@ pub async fn save(
             .key(&record_key)
             .payload(&payload);
         match producer.send(sending, Timeout::Never).await {
-            Ok(_) => return true,
-            Err(_) if cancel.is_cancelled() => return false,
+            Ok(_) => return Some(payload.len() as u64),
+            Err(_) if cancel.is_cancelled() => return None,
             Err((error, _)) => {
                 tracing::warn!(key = %record_key, bytes = payload.len(), %error, "checkpoint not written; retrying");
                 tokio::time::sleep(RETRY_PAUSE).await;

@@ -17,10 +17,12 @@ pub mod partitions;
 pub mod run;
 pub mod windows;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 use app::api::{AggregateConfig, AggregateView, WindowKind};
+use app::ops::{CHECKPOINTS_KEPT, CheckpointStat, OperatorState, StageLoad};
 
 use crate::error::ConfigError;
 use crate::sync::LockExt;
@@ -100,8 +102,16 @@ crate::counters! {
     pub struct AggregateMetrics {
         counters {
             consumed, late_to_topic, dlq, emitted, triggers, batch_ms, checkpoint_ms, last_batch,
+            /// The last checkpoint's bytes, and the state held: windows, sessions, dedup ids.
+            checkpoint_bytes, open_windows, sessions, dedup_ids,
+            /// Microseconds windowing / waiting for the trigger and input / waiting on the
+            /// broker's acks of outputs and checkpoints.
+            busy_us, idle_us, backpressured_us,
         }
         view: Mutex<AggregateView>,
+        meter: crate::stage::LoadMeter,
+        /// The latest checkpoints, oldest first.
+        checkpoints: Mutex<VecDeque<CheckpointStat>>,
         /// The reviews each recent trigger read, and those of them behind the watermark (for
         /// tracing a record).
         pub triggers_read: RecentBatches,
@@ -112,6 +122,7 @@ crate::counters! {
 impl AggregateMetrics {
     pub fn reset(&self) {
         self.reset_counters();
+        self.checkpoints.lock_or_recover().clear();
         self.triggers_read.clear();
         self.late_read.clear();
     }
@@ -138,9 +149,57 @@ impl AggregateMetrics {
         view
     }
 
-    /// Shows the merged windows of the partitions this process holds.
+    /// Shows the merged windows of the partitions this process holds, and the state's size.
     pub fn publish(&self, partitions: &Partitions) {
+        let states = || partitions.values().map(|p| &p.state);
+        let open = states().map(|s| s.open.len()).sum::<usize>();
+        let sessions = states()
+            .flat_map(|s| s.sessions.values())
+            .map(Vec::len)
+            .sum::<usize>();
+        let seen = states().map(|s| s.seen.len()).sum::<usize>();
+        for (gauge, value) in [
+            (&self.open_windows, open),
+            (&self.sessions, sessions),
+            (&self.dedup_ids, seen),
+        ] {
+            gauge.store(value as u64, Ordering::Relaxed);
+        }
         *self.view.lock_or_recover() = partitions::merged_view(partitions);
+    }
+
+    /// A checkpoint written: kept among the last [`CHECKPOINTS_KEPT`].
+    pub fn record_checkpoint(&self, took: std::time::Duration, bytes: u64) {
+        let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        self.checkpoint_ms.store(ms, Ordering::Relaxed);
+        self.checkpoint_bytes.store(bytes, Ordering::Relaxed);
+        let mut kept = self.checkpoints.lock_or_recover();
+        if kept.len() == CHECKPOINTS_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(CheckpointStat {
+            at: crate::clock::now_ms(),
+            ms,
+            bytes,
+        });
+    }
+
+    /// Where the loop spends its time, its checkpoints and its state's size.
+    pub fn load(&self) -> Option<StageLoad> {
+        let mut load = self.meter.read(crate::stage::LoadTotals {
+            busy_us: self.busy_us.load(Ordering::Relaxed),
+            idle_us: self.idle_us.load(Ordering::Relaxed),
+            backpressured_us: self.backpressured_us.load(Ordering::Relaxed),
+            processed: self.consumed.load(Ordering::Relaxed),
+            loops: 1,
+        })?;
+        load.operator = Some(OperatorState {
+            checkpoints: self.checkpoints.lock_or_recover().iter().copied().collect(),
+            open_windows: self.open_windows.load(Ordering::Relaxed),
+            sessions: self.sessions.load(Ordering::Relaxed),
+            dedup_ids: self.dedup_ids.load(Ordering::Relaxed),
+        });
+        Some(load)
     }
 }
 

@@ -24,7 +24,7 @@ use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, Record, close_off_runtime};
 use crate::kafka::inspect::{GroupRegistry, RegisteringContext};
 use crate::records::{DeadLetter, deliver_dead_letter};
-use crate::stage::StageContext;
+use crate::stage::{PhaseClock, StageContext};
 use crate::sync::LockExt;
 
 const STAGE: &str = "parquet";
@@ -67,8 +67,14 @@ pub fn validate(config: &ParquetConfig) -> Result<(), ConfigError> {
 crate::counters! {
     /// Counters, and the files written (or found on disk at start).
     pub struct ParquetMetrics {
-        counters { rows, files, dlq }
+        counters {
+            rows, files, dlq,
+            /// Microseconds writing files and dead letters / waiting for records / (nothing
+            /// downstream holds the sink back: it writes to local disk).
+            busy_us, idle_us, backpressured_us,
+        }
         written: Mutex<BTreeMap<String, ParquetFile>>,
+        meter: crate::stage::LoadMeter,
     }
 }
 
@@ -83,6 +89,17 @@ impl ParquetMetrics {
             on_disk.values().map(|f| f.rows).sum(),
         );
         counters
+    }
+
+    /// Where the loop spends its time; records processed = rows written.
+    pub fn load(&self) -> Option<app::ops::StageLoad> {
+        self.meter.read(crate::stage::LoadTotals {
+            busy_us: self.busy_us.load(Ordering::Relaxed),
+            idle_us: self.idle_us.load(Ordering::Relaxed),
+            backpressured_us: self.backpressured_us.load(Ordering::Relaxed),
+            processed: self.rows.load(Ordering::Relaxed),
+            loops: 1,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ParquetFile>> {
@@ -196,6 +213,7 @@ async fn sink_until_stopped(
     let roll_every = Duration::from_secs(u64::from(setup.config.roll_secs));
     let mut buffer: Vec<Record> = Vec::new();
     let mut deadline = tokio::time::Instant::now() + roll_every;
+    let mut clock = PhaseClock::new();
     loop {
         // One record at a time: a `recv` cut short by the deadline has taken nothing, whereas
         // a half-gathered batch dropped by it would lose records whose offsets are committed
@@ -211,6 +229,7 @@ async fn sink_until_stopped(
                 false
             }
         };
+        clock.mark(&setup.metrics.idle_us);
         let due = buffer.len() >= roll_rows || tokio::time::Instant::now() >= deadline || stop;
         if due && !buffer.is_empty() {
             write_files(setup, producer, ctx, &buffer).await?;
@@ -218,6 +237,7 @@ async fn sink_until_stopped(
                 tracing::debug!(%error, "parquet commit refused");
             }
             buffer.clear();
+            clock.mark(&setup.metrics.busy_us);
         }
         if due {
             deadline = tokio::time::Instant::now() + roll_every;

@@ -35,7 +35,7 @@ use crate::kafka::admin::{AdminError, ensure_topics};
 use crate::kafka::batch::Record;
 use crate::kafka::inspect::GroupRegistry;
 use crate::records::{DATE_FORMAT, DeadLetter, deliver_dead_letter};
-use crate::stage::StageContext;
+use crate::stage::{PhaseClock, StageContext};
 use crate::sync::LockExt;
 use crate::trace::recent::{BatchIds, BatchMark};
 
@@ -275,12 +275,15 @@ async fn aggregate_until_stopped(
     let trigger = Duration::from_millis(setup.config.trigger_ms.max(1));
     let mut ticker = tokio::time::interval(trigger);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut clock = PhaseClock::new();
     loop {
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
             _ = ticker.tick() => {}
         }
         let drained = drain(consumer).await?;
+        // Waiting for the trigger and reading what arrived since.
+        clock.mark(&setup.metrics.idle_us);
         let changes = consumer.context().take();
         let mut batch = drained.before;
         if !changes.is_empty() {
@@ -303,7 +306,7 @@ async fn aggregate_until_stopped(
                 (producer, changelog, changelog_partitions),
                 &mut held,
                 batch,
-                triggers,
+                (triggers, &mut clock),
             )
             .await?;
             if !done {
@@ -502,7 +505,7 @@ async fn trigger_once(
     (producer, changelog, changelog_partitions): (&FutureProducer, &FutureProducer, i32),
     held: &mut Partitions,
     batch: Vec<Record>,
-    trigger: u64,
+    (trigger, clock): (u64, &mut PhaseClock),
 ) -> Result<bool, AggregateError> {
     let started = Instant::now();
     let metrics = &setup.metrics;
@@ -543,6 +546,8 @@ async fn trigger_once(
     let outcomes = partitions::process(held, &spec, events, |kept| {
         frame::window_partials(kept, &spec)
     })?;
+
+    clock.mark(&metrics.busy_us);
 
     // Outputs first, then the checkpoint: a crash in between re-emits the same keys.
     let mode = serde_json::to_value(setup.config.output_mode).unwrap_or_default();
@@ -594,13 +599,12 @@ async fn trigger_once(
         .iter()
         .map(|record| checkpoint::save(changelog, record, changelog_partitions, &ctx.cancel));
     let saved = futures::future::join_all(saves).await;
-    if saved.iter().any(|ok| !ok) {
+    if saved.iter().any(Option::is_none) {
         return Ok(false);
     }
-    metrics.checkpoint_ms.store(
-        u64::try_from(saving.elapsed().as_millis()).unwrap_or(u64::MAX),
-        Ordering::Relaxed,
-    );
+    metrics.record_checkpoint(saving.elapsed(), saved.iter().flatten().sum());
+    // Outputs and checkpoint: waiting for the broker's acknowledgements.
+    clock.mark(&metrics.backpressured_us);
     let offsets: BTreeMap<i32, i64> = records
         .iter()
         .map(|r| (r.partition, r.held.offset))
@@ -654,6 +658,20 @@ async fn send_window(
     let mut value = serde_json::to_value(row(&emitted.window, &emitted.agg, emitted.closed))
         .unwrap_or_default();
     value["mode"] = mode.clone();
+    // The changelog marker, as Flink's SQL client shows it: the first result of a window is
+    // an insert; in update mode a later one replaces it (−U of `previous`, then +U); complete
+    // mode writes the whole table every trigger, as rows.
+    let change = match (mode.as_str(), &emitted.previous) {
+        (Some("complete"), _) => "row",
+        (_, Some(previous)) => {
+            let before = row(&emitted.window, previous, false);
+            value["previous"] =
+                serde_json::json!({"counts": before.counts, "total": previous.total()});
+            "+U"
+        }
+        (_, None) => "+I",
+    };
+    value["change"] = change.into();
     value["emitted_at"] = chrono::Utc::now().timestamp_millis().into();
     // Each input partition's share of a window is its own result; readers add them up.
     value["partition"] = partition.into();

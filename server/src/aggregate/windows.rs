@@ -132,6 +132,18 @@ pub struct Emitted {
     pub window: WindowId,
     pub agg: Agg,
     pub closed: bool,
+    /// In update mode, what the window held before this batch when a result of it was already
+    /// written (same record key): this result replaces that one (−U / +U in Flink's changelog).
+    /// `None` for a window's first result, and in append and complete mode.
+    pub previous: Option<Agg>,
+}
+
+/// What the windows a batch changes held before it (update mode), by record key: tumbling and
+/// sliding windows by id, sessions by business and start (a session that grows keeps its key).
+#[derive(Default)]
+struct Before {
+    windows: BTreeMap<WindowId, Agg>,
+    sessions: BTreeMap<(String, i64), Agg>,
 }
 
 /// What one batch did.
@@ -182,17 +194,33 @@ impl WindowState {
         let mut outcome = BatchOutcome::default();
         let kept = self.admit(events, spec.lateness_ms, &mut outcome);
         let mut changed: BTreeSet<WindowId> = BTreeSet::new();
+        let track = spec.mode == OutputMode::Update;
+        let mut before = Before::default();
         for (window, agg) in partials(&kept)? {
+            if track && let Some(old) = self.open.get(&window) {
+                before
+                    .windows
+                    .entry(window.clone())
+                    .or_insert_with(|| old.clone());
+            }
             self.open.entry(window.clone()).or_default().merge(&agg);
             changed.insert(window);
         }
         for event in &kept {
+            if track && let Some(sessions) = self.sessions.get(&event.business_id) {
+                for (start, _, agg) in sessions {
+                    before
+                        .sessions
+                        .entry((event.business_id.clone(), *start))
+                        .or_insert_with(|| agg.clone());
+                }
+            }
             changed.insert(self.add_to_session(event, spec.gap_ms));
         }
         // A session that was later merged into another no longer exists: emit only live ones.
         let live_sessions = self.session_ids();
         changed.retain(|w| w.kind != WindowKind::Session || live_sessions.contains(w));
-        outcome.emitted = self.emit(spec.mode, &changed);
+        outcome.emitted = self.emit(spec.mode, &changed, &before);
         self.forget_seen_behind_watermark();
         Ok(outcome)
     }
@@ -295,7 +323,12 @@ impl WindowState {
     }
 
     /// What the output mode emits now; closed windows leave the state (except in complete mode).
-    fn emit(&mut self, mode: OutputMode, changed: &BTreeSet<WindowId>) -> Vec<Emitted> {
+    fn emit(
+        &mut self,
+        mode: OutputMode,
+        changed: &BTreeSet<WindowId>,
+        before: &Before,
+    ) -> Vec<Emitted> {
         let all: Vec<WindowId> = self
             .open
             .keys()
@@ -310,10 +343,17 @@ impl WindowState {
         let emitted = chosen
             .into_iter()
             .filter_map(|window| {
+                let previous = match (&window.kind, &window.key) {
+                    (WindowKind::Session, Some(business)) => {
+                        before.sessions.get(&(business.clone(), window.start))
+                    }
+                    _ => before.windows.get(window),
+                };
                 Some(Emitted {
                     window: window.clone(),
                     agg: self.agg(window)?.clone(),
                     closed: self.is_closed(window),
+                    previous: previous.cloned(),
                 })
             })
             .collect();
@@ -631,6 +671,17 @@ mod tests {
             ]
         );
 
+        // Each is an update of a result written by the first batch (same record key: the
+        // session grew from [0.2, 1.2) to [0.2, 1.4) and kept its start), and says what it
+        // replaces; the first batch's results were inserts.
+        assert!(
+            out.emitted
+                .iter()
+                .all(|e| e.previous.as_ref().map(Agg::total) == Some(1))
+        );
+        let first = process(&mut update, &spec_u, vec![event("c", 25, P, "b2")]);
+        assert!(first.emitted.iter().all(|e| e.previous.is_none()));
+
         let mut complete = WindowState::default();
         let spec_c = spec(OutputMode::Complete);
         process(&mut complete, &spec_c, vec![event("a", 2, P, "b1")]);
@@ -640,6 +691,8 @@ mod tests {
         assert_eq!(out.emitted.len(), 8);
         assert!(out.emitted.iter().any(|e| e.closed));
         assert!(out.emitted.iter().any(|e| !e.closed));
+        // Complete mode rewrites the whole table: no result replaces one in particular.
+        assert!(out.emitted.iter().all(|e| e.previous.is_none()));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_bat
 use crate::kafka::inspect::{GroupRegistry, RegisteringContext};
 use crate::members::{Ended, MemberReport};
 use crate::records::{DeadLetter, deliver_dead_letter};
-use crate::stage::{StageContext, StageId};
+use crate::stage::{PhaseClock, StageContext, StageId};
 use crate::sync::LockExt;
 use crate::trace::recent::{BatchIds, BatchMark, RecentBatches};
 
@@ -66,7 +66,12 @@ pub fn validate(config: &IndexerConfig) -> Result<(), ConfigError> {
 crate::counters! {
     /// Counters of the indexer since it last started.
     pub struct IndexerMetrics {
-        counters { consumed, indexed, dlq, retries, bulks }
+        counters {
+            consumed, indexed, dlq, retries, bulks,
+            /// Microseconds building documents / waiting on poll / waiting on the search engine.
+            busy_us, idle_us, backpressured_us,
+        }
+        meter: crate::stage::LoadMeter,
         /// Milliseconds each recent bulk took, oldest first.
         latencies: Mutex<VecDeque<u64>>,
         /// The reviews each recent bulk indexed, and when the engine accepted them (for tracing).
@@ -111,6 +116,17 @@ impl IndexerMetrics {
             latencies.pop_front();
         }
         latencies.push_back(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+    }
+
+    /// Where the loop spends its time.
+    pub fn load(&self) -> Option<app::ops::StageLoad> {
+        self.meter.read(crate::stage::LoadTotals {
+            busy_us: self.busy_us.load(Ordering::Relaxed),
+            idle_us: self.idle_us.load(Ordering::Relaxed),
+            backpressured_us: self.backpressured_us.load(Ordering::Relaxed),
+            processed: self.consumed.load(Ordering::Relaxed),
+            loops: 1,
+        })
     }
 
     /// The counters, and the recent bulks' latency.
@@ -198,11 +214,14 @@ async fn index_until_stopped(
         bytes: setup.config.batch_bytes as usize,
         wait: BATCH_WAIT,
     };
+    let metrics = &setup.metrics;
+    let mut clock = PhaseClock::new();
     loop {
         let batch = tokio::select! {
             _ = ctx.cancel.cancelled() => return Ok(()),
             batch = next_batch(consumer, limits) => batch,
         };
+        clock.mark(&metrics.idle_us);
         let batch = match batch {
             Ok(batch) => batch,
             Err(error) => {
@@ -214,13 +233,14 @@ async fn index_until_stopped(
         let count = batch.len() as u64;
         setup.metrics.consumed.fetch_add(count, Ordering::Relaxed);
         // Cancelled while the backend was down: leave the batch uncommitted for next time.
-        if !index_batch(setup, producer, ctx, &batch).await? {
+        if !index_batch(setup, producer, ctx, &batch, &mut clock).await? {
             return Ok(());
         }
         if let Err(error) = batch::commit(consumer, TOPIC_SENTIMENT, &batch) {
             // A partition revoked meanwhile: its next owner re-reads; the ids keep it idempotent.
             tracing::debug!(%error, "indexer commit refused");
         }
+        clock.mark(&metrics.backpressured_us);
     }
 }
 
@@ -230,6 +250,7 @@ async fn index_batch(
     producer: &FutureProducer,
     ctx: &StageContext,
     batch: &[Record],
+    clock: &mut PhaseClock,
 ) -> Result<bool, SearchError> {
     let mut letters = Vec::new();
     let mut docs = Vec::with_capacity(batch.len());
@@ -243,6 +264,9 @@ async fn index_batch(
             Err(reason) => letters.push(dead_letter(record, reason)),
         }
     }
+    // Building the documents is the indexer's own work; the bulks (and their retries) wait on
+    // the search engine.
+    clock.mark(&setup.metrics.busy_us);
     while !docs.is_empty() {
         let started = Instant::now();
         let sent = docs.clone();

@@ -172,7 +172,11 @@ impl Classifier {
 crate::counters! {
     /// Counters of one worker.
     pub struct WorkerMetrics {
-        counters { consumed, produced, dlq, fallbacks, commits }
+        counters {
+            consumed, produced, dlq, fallbacks, commits,
+            /// Microseconds classifying / waiting on poll / waiting for the broker's acks.
+            busy_us, idle_us, backpressured_us,
+        }
     }
 }
 
@@ -228,6 +232,7 @@ pub struct SentimentRuntime {
     /// What worker names start with: `worker-` in the server, `p<pid>-worker-` in a
     /// `pipebook worker` process (so every review's `worker` says which process labelled it).
     name_prefix: String,
+    meter: crate::stage::LoadMeter,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -251,7 +256,24 @@ impl SentimentRuntime {
             run: Mutex::new(None),
             group: Mutex::new(GROUP.to_owned()),
             name_prefix: prefix.to_owned(),
+            meter: Default::default(),
         })
+    }
+
+    /// Where the workers spend their time, averaged over the running ones.
+    pub fn load(&self) -> Option<app::ops::StageLoad> {
+        let workers = lock(&self.workers);
+        let mut totals = crate::stage::LoadTotals::default();
+        for entry in workers.values() {
+            let m = &entry.metrics;
+            totals.busy_us += m.busy_us.load(Ordering::Relaxed);
+            totals.idle_us += m.idle_us.load(Ordering::Relaxed);
+            totals.backpressured_us += m.backpressured_us.load(Ordering::Relaxed);
+            totals.processed += m.consumed.load(Ordering::Relaxed);
+            totals.loops += u32::from(entry.running());
+        }
+        drop(workers);
+        self.meter.read(totals)
     }
 
     /// The stage's run loop: start the workers, wait until stopped (then stop them gracefully)

@@ -20,7 +20,7 @@ use super::{Classifier, SentimentRuntime, WorkerMetrics};
 use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
 use crate::records::{DeadLetter, deliver_dead_letter, parse_review};
-use crate::stage::StageContext;
+use crate::stage::{PhaseClock, StageContext};
 use tokio_util::sync::CancellationToken;
 
 /// Most records handled (and committed) together, and how long a batch waits to fill.
@@ -132,6 +132,8 @@ async fn run_loop(setup: &WorkerSetup, ctx: &StageContext) -> Result<(), KafkaEr
     let producer = setup.kafka.reliable_producer()?;
     consumer.subscribe(&[TOPIC_REVIEWS])?;
     let mut attempts = Attempts::default();
+    let metrics = &setup.metrics;
+    let mut clock = PhaseClock::new();
     loop {
         consumer.context().take_revoked();
         let batch = tokio::select! {
@@ -139,6 +141,7 @@ async fn run_loop(setup: &WorkerSetup, ctx: &StageContext) -> Result<(), KafkaEr
             _ = ctx.kill.cancelled() => break,
             batch = next_batch(&consumer, BATCH) => batch,
         };
+        clock.mark(&metrics.idle_us);
         let batch = match batch {
             Ok(batch) => after_rebalance(&consumer, batch),
             Err(error) => {
@@ -162,8 +165,11 @@ async fn run_loop(setup: &WorkerSetup, ctx: &StageContext) -> Result<(), KafkaEr
         let crashed = tokio::select! {
             _ = ctx.kill.cancelled() => true,
             _ = async {
-                process(setup, &ctx.cancel, &producer, &batch).await;
+                let outputs = enrich_all(setup, &ctx.cancel, &batch).await;
+                clock.mark(&metrics.busy_us);
+                deliver_all(setup, &ctx.cancel, &producer, &outputs, &batch).await;
                 commit(&consumer, &batch, setup).await;
+                clock.mark(&metrics.backpressured_us);
             } => false,
         };
         if crashed {
@@ -231,13 +237,12 @@ fn failing_reason(record: &Record) -> Option<String> {
     super::unclassifiable(&review.text)
 }
 
-/// Classifies the batch and produces every output, returning once all are acknowledged.
-async fn process(
+/// Classifies the batch: the worker's own work (and the `slow_ms` an incident adds to it).
+async fn enrich_all(
     setup: &WorkerSetup,
     cancel: &CancellationToken,
-    producer: &FutureProducer,
     batch: &[Record],
-) {
+) -> Vec<Output> {
     let outputs = futures::future::join_all(batch.iter().map(|input| enrich(setup, input))).await;
     if !setup.slow.is_zero() {
         let work = setup.slow * u32::try_from(batch.len()).unwrap_or(u32::MAX);
@@ -246,6 +251,18 @@ async fn process(
             _ = tokio::time::sleep(work) => {}
         }
     }
+    outputs
+}
+
+/// Produces every output, returning once all are acknowledged: time spent here is the broker
+/// holding the worker back.
+async fn deliver_all(
+    setup: &WorkerSetup,
+    cancel: &CancellationToken,
+    producer: &FutureProducer,
+    outputs: &[Output],
+    batch: &[Record],
+) {
     let sends = outputs
         .iter()
         .zip(batch)

@@ -1,0 +1,306 @@
+//! Cell 2 · live tail: a topic's records as they arrive (`GET /api/kafka/topics/{topic}/tail`,
+//! server-sent events), newest first, filtered on the server by key, value text, header and time
+//! range; "from N minutes ago" jumps back in time (the server finds the offsets with ListOffsets
+//! by timestamp). Pause closes the stream, so the server's consumer is freed; resume opens it
+//! again from the moment of the pause, so nothing written meanwhile is missed.
+
+use leptos::prelude::*;
+
+use super::ErrorLine;
+use crate::api::{Message, TOPIC_REVIEWS, TopicInfo};
+use crate::live::Live;
+
+/// Records kept on screen: the newest ones.
+const SHOWN: usize = 50;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Tail {
+    Off,
+    Live,
+    /// Paused at this time (ms since the epoch, the server's clock).
+    Paused(i64),
+}
+
+#[component]
+pub fn TopicTail(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
+    let live = Live::use_context();
+    let topic = RwSignal::new(TOPIC_REVIEWS.to_owned());
+    let key = RwSignal::new(String::new());
+    let contains = RwSignal::new(String::new());
+    let header = RwSignal::new(String::new());
+    let from_min = RwSignal::new(String::new());
+    let until_min = RwSignal::new(String::new());
+    let records = RwSignal::new(Vec::<Message>::new());
+    let received = RwSignal::new(0u64);
+    let state = RwSignal::new(Tail::Off);
+    let error = RwSignal::new(None::<String>);
+    // Each opened stream carries the generation it was opened in; a newer one ends it.
+    let generation = StoredValue::new(0u64);
+    let now = move || live.snapshot.get_untracked().map_or(0, |s| s.at);
+
+    let open = move |from_ms: Option<i64>| {
+        let minutes_ago = |text: String| -> Result<Option<i64>, String> {
+            let text = text.trim().to_owned();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            let minutes: f64 = text
+                .parse()
+                .map_err(|_| format!("minutes ago: not a number: {text}"))?;
+            Ok(Some(now() - (minutes * 60_000.0) as i64))
+        };
+        let from = match from_ms {
+            Some(at) => Some(at),
+            None => match minutes_ago(from_min.get_untracked()) {
+                Ok(at) => at,
+                Err(e) => return error.set(Some(e)),
+            },
+        };
+        let until = match minutes_ago(until_min.get_untracked()) {
+            Ok(at) => at,
+            Err(e) => return error.set(Some(e)),
+        };
+        let mut query = Vec::new();
+        for (name, field) in [("key", key), ("contains", contains), ("header", header)] {
+            let value = field.get_untracked();
+            if !value.is_empty() {
+                query.push(format!("{name}={}", encode(&value)));
+            }
+        }
+        query.extend(from.map(|at| format!("from_ms={at}")));
+        query.extend(until.map(|at| format!("until_ms={at}")));
+        let url = format!(
+            "/api/kafka/topics/{}/tail?{}",
+            encode(&topic.get_untracked()),
+            query.join("&")
+        );
+        generation.update_value(|g| *g += 1);
+        error.set(None);
+        state.set(Tail::Live);
+        stream(url, generation, records, received, state, error);
+    };
+    let start = move |_| {
+        records.set(Vec::new());
+        received.set(0);
+        open(None);
+    };
+    let stop = move |_| {
+        generation.update_value(|g| *g += 1);
+        state.set(Tail::Off);
+    };
+    let pause = move |_| match state.get_untracked() {
+        Tail::Live => {
+            generation.update_value(|g| *g += 1);
+            state.set(Tail::Paused(now()));
+        }
+        Tail::Paused(at) => open(Some(at)),
+        Tail::Off => {}
+    };
+    let status = move || match state.get() {
+        Tail::Off => "off".to_owned(),
+        Tail::Live => format!("live · {} received", received.get()),
+        Tail::Paused(at) => format!(
+            "paused at {} · {} received; resume reads on from there",
+            time_ms(at),
+            received.get()
+        ),
+    };
+    let field = |label: &'static str, name: &'static str, value: RwSignal<String>, hint| {
+        view! {
+            <label>
+                {label}
+                <input type="text" name=name placeholder=hint bind:value=value />
+            </label>
+        }
+    };
+    view! {
+        <div class="tail-view" data-testid="tail-view">
+        <form class="controls" on:submit=|ev| ev.prevent_default()>
+            <label>
+                "Topic"
+                <select name="tail-topic" on:change=move |ev| topic.set(event_target_value(&ev))>
+                    {move || {
+                        topics
+                            .get()
+                            .into_iter()
+                            .map(|t| {
+                                let selected = t.name == topic.get_untracked();
+                                view! { <option value=t.name.clone() selected=selected>{t.name.clone()}</option> }
+                            })
+                            .collect_view()
+                    }}
+                </select>
+            </label>
+            {field("Key is", "tail-key", key, "exact key")}
+            {field("Value contains", "tail-contains", contains, "text")}
+            {field("Header", "tail-header", header, "name or name=value")}
+            <label>
+                "From (min ago)"
+                <input type="number" min="0" step="any" name="tail-from" placeholder="new only" bind:value=from_min />
+            </label>
+            <label>
+                "Until (min ago)"
+                <input type="number" min="0" step="any" name="tail-until" placeholder="no end" bind:value=until_min />
+            </label>
+            <div class="buttons">
+                <button class="btn" data-primary data-testid="tail-start" on:click=start>
+                    {move || if state.get() == Tail::Off { "Tail" } else { "Tail again" }}
+                </button>
+                <button class="btn" data-testid="tail-pause" on:click=pause disabled=move || state.get() == Tail::Off>
+                    {move || if matches!(state.get(), Tail::Paused(_)) { "Resume" } else { "Pause" }}
+                </button>
+                <button class="btn" data-testid="tail-stop" on:click=stop disabled=move || state.get() == Tail::Off>
+                    "Stop"
+                </button>
+            </div>
+        </form>
+        <p class="muted" data-testid="tail-status">
+            {status}
+            " · filters run on the server, at most 20 records/s reach this page; the newest "
+            {SHOWN}
+            " are kept."
+        </p>
+        <ErrorLine error />
+        <div class="tail-box">
+        <table class="messages tail" data-testid="tail-rows">
+            <tbody>
+                {move || {
+                    records
+                        .get()
+                        .into_iter()
+                        .map(|m| {
+                            let excerpt: String = m.value.chars().take(160).collect();
+                            let headers = m
+                                .headers
+                                .iter()
+                                .map(|(k, v)| view! { <span class="chip">{format!("{k}={v}")}</span> })
+                                .collect_view();
+                            view! {
+                                <tr>
+                                    <td class="offset">{format!("{}@{}", m.partition, m.offset)}</td>
+                                    <td class="offset">{m.timestamp.map(time_ms).unwrap_or_default()}</td>
+                                    <td class="key">{m.key.unwrap_or_default()}</td>
+                                    <td class="value">{headers}<code>{excerpt}</code></td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </tbody>
+        </table>
+        </div>
+        </div>
+    }
+}
+
+/// Reads the stream at `url` into `records` until `generation` moves on or the server ends it.
+#[cfg(feature = "hydrate")]
+fn stream(
+    url: String,
+    generation: StoredValue<u64>,
+    records: RwSignal<Vec<Message>>,
+    received: RwSignal<u64>,
+    state: RwSignal<Tail>,
+    error: RwSignal<Option<String>>,
+) {
+    use crate::live::source::{Message as Event, Source};
+    use futures::StreamExt;
+    use futures::future::{Either, select};
+    let mine = generation.get_value();
+    leptos::task::spawn_local(async move {
+        let Some(mut source) = Source::open(&url, &["record"]) else {
+            error.set(Some("the browser could not open the stream".into()));
+            state.set(Tail::Off);
+            return;
+        };
+        loop {
+            // A pause leaves no message to wake on: look at the generation twice a second.
+            let tick = gloo_timers::future::TimeoutFuture::new(500);
+            let event = match select(source.messages.next(), tick).await {
+                Either::Left((Some(event), _)) => event,
+                Either::Left((None, _)) => break,
+                Either::Right(_) => {
+                    if generation.get_value() != mine {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if generation.get_value() != mine {
+                break;
+            }
+            match event {
+                Event::Event(event) => {
+                    // Through a `Value`, as everywhere in the browser: one text parser for all
+                    // types instead of one more per type (see docs/benchmarks.md).
+                    let parsed = serde_json::from_str::<serde_json::Value>(&event.data)
+                        .and_then(serde_json::from_value::<Message>);
+                    let Ok(message) = parsed else {
+                        continue;
+                    };
+                    received.update(|n| *n += 1);
+                    records.update(|shown| {
+                        if !shown
+                            .iter()
+                            .any(|m| (m.partition, m.offset) == (message.partition, message.offset))
+                        {
+                            shown.insert(0, message);
+                            shown.truncate(SHOWN);
+                        }
+                    });
+                }
+                Event::Reconnecting => {}
+                Event::Closed => {
+                    // Refused (429: every tail is taken, 404: no such topic) or the server went.
+                    error.set(Some(
+                        "the tail was refused or ended (at most 4 are open at once; is the topic there?)".into(),
+                    ));
+                    state.set(Tail::Off);
+                    break;
+                }
+            }
+        }
+    });
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn stream(
+    _url: String,
+    _generation: StoredValue<u64>,
+    _records: RwSignal<Vec<Message>>,
+    _received: RwSignal<u64>,
+    _state: RwSignal<Tail>,
+    _error: RwSignal<Option<String>>,
+) {
+}
+
+/// A query value with everything but the unreserved characters percent-encoded.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `HH:MM:SS.mmm` (UTC).
+fn time_ms(epoch_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(epoch_ms)
+        .map(|t| t.format("%H:%M:%S%.3f").to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode("reviews.dlq"), "reviews.dlq");
+        assert_eq!(encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+}
