@@ -2618,8 +2618,11 @@ impl Storage for Delegate {
 
         let c = self.connection().await?;
 
+        // Pipebook patch (vendor/PATCHES.md, "DeleteTopics"): a partition without a watermark
+        // (its topic deleted while a fetch for it ran) is UNKNOWN_TOPIC_OR_PARTITION;
+        // `query_one` panicked on the missing row and the connection died with it.
         let row = c
-            .query_one(
+            .query_opt(
                 "watermark_select.sql",
                 (
                     self.cluster.as_str(),
@@ -2628,7 +2631,8 @@ impl Storage for Delegate {
                 ),
             )
             .await
-            .inspect_err(|err| error!(?topition, ?err))?;
+            .inspect_err(|err| error!(?topition, ?err))?
+            .ok_or(Error::Api(ErrorCode::UnknownTopicOrPartition))?;
 
         let log_start = row
             .get::<Option<i64>>(0)

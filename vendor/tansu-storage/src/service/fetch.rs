@@ -187,11 +187,30 @@ impl FetchService {
             }
         }
 
-        let offset_stage = ctx
-            .state()
-            .offset_stage(&tp)
-            .await
-            .inspect_err(|error| error!(?error, ?tp))?;
+        // Pipebook patch (vendor/PATCHES.md, "DeleteTopics"): a partition deleted while this
+        // fetch ran is answered with its error code, not by closing the connection.
+        let offset_stage = match ctx.state().offset_stage(&tp).await {
+            Ok(offset_stage) => offset_stage,
+            Err(Error::Api(error_code)) => {
+                debug!(?error_code, ?tp);
+                return Ok(PartitionData::default()
+                    .partition_index(partition_index)
+                    .error_code(error_code.into())
+                    .high_watermark(-1)
+                    .last_stable_offset(Some(-1))
+                    .log_start_offset(Some(-1))
+                    .diverging_epoch(None)
+                    .current_leader(None)
+                    .snapshot_id(None)
+                    .aborted_transactions(Some([].into()))
+                    .preferred_read_replica(Some(-1))
+                    .records(None));
+            }
+            Err(error) => {
+                error!(?error, ?tp);
+                return Err(error);
+            }
+        };
 
         Ok(PartitionData::default()
             .partition_index(partition_index)
