@@ -21,15 +21,23 @@ const dataDir = mkdtempSync(join(tmpdir(), "pipebook-e2e-"));
 const bin = process.env.PIPEBOOK_BIN ?? "../target/debug/pipebook";
 const siteRoot = process.env.PIPEBOOK_SITE_ROOT ?? "../target/site";
 
-// The whole-lesson spec needs a server nobody has used yet (its checks look at what the pipeline
-// did, and other specs leave counters behind): it runs alone, in a second invocation with its own
-// fresh server — PIPEBOOK_E2E_SUITE=lesson npx playwright test.
-const lessonOnly = process.env.PIPEBOOK_E2E_SUITE === "lesson";
+// The lesson specs need a server nobody has used yet (their checks look at what the pipeline
+// did, and other specs leave counters behind, so "Start over" finds steps already true): each
+// runs alone, in an invocation of its own with its own fresh server —
+// PIPEBOOK_E2E_SUITE=lesson (the whole lesson) or =predict (one prediction) npx playwright test.
+const ownServer: Record<string, RegExp> = {
+  lesson: /lesson\.spec\.ts$/,
+  predict: /predict\.spec\.ts$/,
+};
+const suite = process.env.PIPEBOOK_E2E_SUITE;
+if (suite !== undefined && !(suite in ownServer)) {
+  throw new Error(`PIPEBOOK_E2E_SUITE must be one of ${Object.keys(ownServer).join(", ")}, got ${suite}`);
+}
 
 export default defineConfig({
   testDir: "./tests",
-  testMatch: lessonOnly ? /lesson\.spec\.ts$/ : /.*\.spec\.ts$/,
-  testIgnore: lessonOnly ? [] : [/lesson\.spec\.ts$/],
+  testMatch: suite ? ownServer[suite] : /.*\.spec\.ts$/,
+  testIgnore: suite ? [] : Object.values(ownServer),
   timeout: 120_000,
   expect: { timeout: 20_000 },
   fullyParallel: false,

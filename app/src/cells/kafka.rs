@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::{BrokerToggle, Cell, ErrorLine, thousands};
+use super::{BrokerToggle, Cell, ErrorLine, TopicSelect, thousands};
 use crate::api::{Message, TOPIC_REVIEWS, TopicInfo};
 use crate::client;
 use crate::live::Live;
@@ -131,21 +131,7 @@ fn MessageBrowser(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
     };
     view! {
         <form class="controls" on:submit=|ev| ev.prevent_default()>
-            <label>
-                "Topic"
-                <select name="topic" on:change=move |ev| topic.set(event_target_value(&ev))>
-                    {move || {
-                        topics
-                            .get()
-                            .into_iter()
-                            .map(|t| {
-                                let selected = t.name == topic.get_untracked();
-                                view! { <option value=t.name.clone() selected=selected>{t.name.clone()}</option> }
-                            })
-                            .collect_view()
-                    }}
-                </select>
-            </label>
+            <TopicSelect topics topic name="topic" />
             <label>
                 "Partition"
                 <input type="number" min="0" name="partition" bind:value=partition />

@@ -243,6 +243,39 @@ fn StatePill(#[prop(into)] state: Signal<StageState>) -> impl IntoView {
     }
 }
 
+/// `HH:MM:SS.mmm` (UTC) of a Kafka timestamp: records and hops are milliseconds apart.
+pub(crate) fn time_ms(epoch_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(epoch_ms)
+        .map(|t| t.format("%H:%M:%S%.3f").to_string())
+        .unwrap_or_default()
+}
+
+/// A "Topic" select over the cluster's topics, bound to `topic`; `name` is the form field's.
+#[component]
+fn TopicSelect(
+    topics: Signal<Vec<crate::api::TopicInfo>>,
+    topic: RwSignal<String>,
+    name: &'static str,
+) -> impl IntoView {
+    view! {
+        <label>
+            "Topic"
+            <select name=name on:change=move |ev| topic.set(event_target_value(&ev))>
+                {move || {
+                    topics
+                        .get()
+                        .into_iter()
+                        .map(|t| {
+                            let selected = t.name == topic.get_untracked();
+                            view! { <option value=t.name.clone() selected=selected>{t.name.clone()}</option> }
+                        })
+                        .collect_view()
+                }}
+            </select>
+        </label>
+    }
+}
+
 /// Formats a count with thousands separators: 20000 → "20,000".
 pub(crate) fn thousands(value: i64) -> String {
     let digits = value.unsigned_abs().to_string();

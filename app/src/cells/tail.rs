@@ -6,7 +6,7 @@
 
 use leptos::prelude::*;
 
-use super::ErrorLine;
+use super::{ErrorLine, TopicSelect, time_ms};
 use crate::api::{Message, TOPIC_REVIEWS, TopicInfo};
 use crate::live::Live;
 
@@ -116,21 +116,7 @@ pub fn TopicTail(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
     view! {
         <div class="tail-view" data-testid="tail-view">
         <form class="controls" on:submit=|ev| ev.prevent_default()>
-            <label>
-                "Topic"
-                <select name="tail-topic" on:change=move |ev| topic.set(event_target_value(&ev))>
-                    {move || {
-                        topics
-                            .get()
-                            .into_iter()
-                            .map(|t| {
-                                let selected = t.name == topic.get_untracked();
-                                view! { <option value=t.name.clone() selected=selected>{t.name.clone()}</option> }
-                            })
-                            .collect_view()
-                    }}
-                </select>
-            </label>
+            <TopicSelect topics topic name="tail-topic" />
             {field("Key is", "tail-key", key, "exact key")}
             {field("Value contains", "tail-contains", contains, "text")}
             {field("Header", "tail-header", header, "name or name=value")}
@@ -285,13 +271,6 @@ fn encode(value: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// `HH:MM:SS.mmm` (UTC).
-fn time_ms(epoch_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(epoch_ms)
-        .map(|t| t.format("%H:%M:%S%.3f").to_string())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

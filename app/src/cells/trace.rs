@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use super::aggregate::clock;
 use super::search::query_component;
-use super::{Cell, ErrorLine, thousands};
+use super::{Cell, ErrorLine, thousands, time_ms};
 use crate::api::{Trace, TraceHop, TraceHopKind, TraceHopState, TraceWindow};
 use crate::client;
 
@@ -249,13 +249,6 @@ fn state_class(state: TraceHopState) -> &'static str {
         TraceHopState::NotRunning => "not_running",
         TraceHopState::Unknown => "unknown",
     }
-}
-
-/// `HH:MM:SS.mmm` (UTC): hops are milliseconds apart.
-fn time_ms(epoch_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(epoch_ms)
-        .map(|t| t.format("%H:%M:%S%.3f").to_string())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
