@@ -316,6 +316,19 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// The value of the sample named `name` carrying every one of `labels` (it may carry more).
+pub fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+}
+
 /// Reads the text format strictly: every sample belongs to a family declared by a `# TYPE`
 /// line before it, families are not interleaved, names and label names are valid, label values
 /// are quoted and escaped, values are numbers, and no series appears twice.
@@ -479,14 +492,7 @@ mod tests {
     fn what_is_rendered_parses_back_to_the_same_figures() {
         let text = render(&status(), &snapshot(), true);
         let samples = parse(&text).expect("valid exposition");
-        let find = |name: &str, label: (&str, &str)| {
-            samples
-                .iter()
-                .find(|s| {
-                    s.name == name && s.labels.get(label.0).map(String::as_str) == Some(label.1)
-                })
-                .map(|s| s.value)
-        };
+        let find = |name: &str, label: (&str, &str)| value(&samples, name, &[label]);
         assert_eq!(
             find("pipebook_stage_events_total", ("counter", "acked")),
             Some(42.0)

@@ -149,17 +149,8 @@ async fn lag_in_records_and_seconds_with_its_history_and_metrics() {
     );
     let text = response.text().await.expect("text");
     let samples = pipebook::metrics::parse(&text).expect("Prometheus text format");
-    let value = |name: &str, labels: &[(&str, &str)]| {
-        samples
-            .iter()
-            .find(|s| {
-                s.name == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|s| s.value)
-    };
+    let value =
+        |name: &str, labels: &[(&str, &str)]| pipebook::metrics::value(&samples, name, labels);
     let sentiment = status.stage("sentiment").expect("sentiment stage");
     assert!(sentiment.counters["consumed"] >= 90);
     for (name, count) in &sentiment.counters {

@@ -125,17 +125,8 @@ async fn a_running_windows_stage_reports_its_checkpoints_and_state_size() {
     let snapshot = engine.subscribe().borrow().clone();
     let text = pipebook::metrics::render(&live, &snapshot, true);
     let samples = pipebook::metrics::parse(&text).expect("the exposition parses");
-    let find = |name: &str, labels: &[(&str, &str)]| {
-        samples
-            .iter()
-            .find(|s| {
-                s.name == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|s| s.value)
-    };
+    let find =
+        |name: &str, labels: &[(&str, &str)]| pipebook::metrics::value(&samples, name, labels);
     for phase in ["busy", "idle", "backpressured"] {
         let labels = [("stage", "aggregate"), ("phase", phase)];
         assert!(

@@ -117,6 +117,23 @@ use crate::{Error, Result, Storage, Topition};
 /// # Ok(())
 /// # }
 /// ```
+/// Pipebook patch (vendor/PATCHES.md, "DeleteTopics"): a partition answered with an error and
+/// nothing else — no records, offsets, current leader, diverging epoch or snapshot.
+fn partition_error(partition_index: i32, error_code: ErrorCode) -> PartitionData {
+    PartitionData::default()
+        .partition_index(partition_index)
+        .error_code(error_code.into())
+        .high_watermark(-1)
+        .last_stable_offset(Some(-1))
+        .log_start_offset(Some(-1))
+        .diverging_epoch(None)
+        .current_leader(None)
+        .snapshot_id(None)
+        .aborted_transactions(Some([].into()))
+        .preferred_read_replica(Some(-1))
+        .records(None)
+}
+
 #[derive(Clone, Copy, Debug, Default, Eq, Hash, Ord, PartialEq, PartialOrd)]
 pub struct FetchService;
 
@@ -193,18 +210,7 @@ impl FetchService {
             Ok(offset_stage) => offset_stage,
             Err(Error::Api(error_code)) => {
                 debug!(?error_code, ?tp);
-                return Ok(PartitionData::default()
-                    .partition_index(partition_index)
-                    .error_code(error_code.into())
-                    .high_watermark(-1)
-                    .last_stable_offset(Some(-1))
-                    .log_start_offset(Some(-1))
-                    .diverging_epoch(None)
-                    .current_leader(None)
-                    .snapshot_id(None)
-                    .aborted_transactions(Some([].into()))
-                    .preferred_read_replica(Some(-1))
-                    .records(None));
+                return Ok(partition_error(partition_index, error_code));
             }
             Err(error) => {
                 error!(?error, ?tp);
@@ -247,20 +253,7 @@ impl FetchService {
             .partitions(fetch.partitions.as_ref().map(|partitions| {
                 partitions
                     .iter()
-                    .map(|partition| {
-                        PartitionData::default()
-                            .partition_index(partition.partition)
-                            .error_code(error_code.into())
-                            .high_watermark(-1)
-                            .last_stable_offset(Some(-1))
-                            .log_start_offset(Some(-1))
-                            .diverging_epoch(None)
-                            .current_leader(None)
-                            .snapshot_id(None)
-                            .aborted_transactions(Some([].into()))
-                            .preferred_read_replica(Some(-1))
-                            .records(None)
-                    })
+                    .map(|partition| partition_error(partition.partition, error_code))
                     .collect()
             })))
     }
