@@ -73,6 +73,9 @@ fn mutating_routes() -> Vec<(String, Value)> {
         ("/api/pipeline/stop-all", json!({})),
         ("/api/lesson/reset", json!({})),
         ("/api/lesson/steps/stream/prediction", json!({"choice": 1})),
+        ("/api/incidents/search-outage/start", json!({"seed": 1})),
+        ("/api/incidents/hint", json!({})),
+        ("/api/incidents/answer", json!({"choice": 0})),
         ("/api/faults/malformed", json!({"count": 10})),
         ("/api/faults/resend", json!({"count": 10})),
         ("/api/faults/search-outage", json!({"down": true})),
@@ -96,7 +99,7 @@ fn mutating_routes() -> Vec<(String, Value)> {
 }
 
 /// Routes that only read, each of which answers 200 to a caller allowed to read.
-const READ_ROUTES: [&str; 11] = [
+const READ_ROUTES: [&str; 12] = [
     "/",
     "/api/pipeline",
     "/api/sentiment",
@@ -107,6 +110,7 @@ const READ_ROUTES: [&str; 11] = [
     "/api/search/aggregations",
     "/api/lesson",
     "/api/lab/delivery",
+    "/api/incidents",
     "/metrics",
 ];
 
