@@ -35,13 +35,13 @@ test("a learner solves a search outage and finds a hot key", async ({ page, requ
   // The story: the enriched reviews wait in the indexer's lag while the backend is down.
   await expect.poll(() => figure(page, "indexer lag", 2), { timeout: 60_000 }).toBeGreaterThan(0);
   await page.getByTestId("incident-figures").scrollIntoViewIfNeeded();
-  await page.screenshot({ path: "/work/pb-notes/shots/incidents-running-desktop.png", fullPage: false });
+  await page.screenshot({ path: "screenshots/incidents-running-desktop.png", fullPage: false });
   await page.getByTestId("search-resume").click();
   await expect(page.getByTestId("incident-writeup")).toBeVisible({ timeout: 120_000 });
   await expect(page.getByTestId("incident-phase")).toHaveText("solved");
   // The sticky top bar would cover the cell's top.
   const unstick = ".topbar { position: static !important; }";
-  await page.locator("#cell-8").screenshot({ path: "/work/pb-notes/shots/incidents-solved-desktop.png", style: unstick });
+  await page.locator("#cell-8").screenshot({ path: "screenshots/incidents-solved-desktop.png", style: unstick });
 
   // 2 · Hot key: the busiest partition in the figures is the answer; a wrong one is told so.
   await startIncident(page, "hot-key", "42");
@@ -62,6 +62,6 @@ test("a learner solves a search outage and finds a hot key", async ({ page, requ
   expect(again).toEqual(counts);
 
   await page.setViewportSize({ width: 390, height: 844 });
-  await page.locator("#cell-8").screenshot({ path: "/work/pb-notes/shots/incidents-390.png", style: unstick });
+  await page.locator("#cell-8").screenshot({ path: "screenshots/incidents-390.png", style: unstick });
   await stopAllStages(request);
 });

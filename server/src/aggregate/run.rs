@@ -609,8 +609,8 @@ async fn trigger_once(
         .iter()
         .map(|r| (r.partition, r.held.offset))
         .collect();
-    commit(consumer, &offsets);
-    metrics.publish(held);
+    // The trace reads these marks beside the group's committed offset: they are remembered
+    // before the commit, so a review past the committed offset is always found in them.
     // Stamped with the trigger's own time: what processing-time windows use for its records.
     let mark = BatchMark {
         number: trigger,
@@ -619,6 +619,8 @@ async fn trigger_once(
     metrics.triggers_read.record(mark, read);
     let late: BatchIds = late.iter().map(|e| e.review_id.as_str()).collect();
     metrics.late_read.record(mark, late);
+    commit(consumer, &offsets);
+    metrics.publish(held);
     metrics.triggers.fetch_add(1, Ordering::Relaxed);
     metrics
         .last_batch

@@ -950,7 +950,9 @@ fn read_round(
                     continue;
                 }
                 outcome.scanned += 1;
-                if message.payload().is_some_and(matches) {
+                if request.from.admits(message.timestamp().to_millis())
+                    && message.payload().is_some_and(matches)
+                {
                     outcome.matches.push(to_message(&message));
                 }
                 if message.offset() + 1 >= end {
@@ -976,6 +978,19 @@ pub enum ScanFrom {
     /// The first record stamped at or after this time (ms since the epoch), but no further
     /// back than the newest `newest`.
     Time(i64),
+}
+
+impl ScanFrom {
+    /// Whether a record stamped `timestamp` may match. From a time on, an older record never
+    /// does, even when the scan had to start further back (the broker did not answer the
+    /// lookup by time in time): a replayed dataset writes the same review ids again, and an
+    /// earlier copy is not the one asked for.
+    fn admits(self, timestamp: Option<i64>) -> bool {
+        match (self, timestamp) {
+            (ScanFrom::Time(at_ms), Some(stamped)) => stamped >= at_ms,
+            _ => true,
+        }
+    }
 }
 
 /// What to scan, and how much at most.
@@ -1118,6 +1133,17 @@ pub(crate) fn is_connection_event(error: &KafkaError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scan_from_a_time_never_matches_an_older_record() {
+        let from = ScanFrom::Time(1_000);
+        assert!(!from.admits(Some(999)));
+        assert!(from.admits(Some(1_000)));
+        assert!(from.admits(Some(1_001)));
+        // No timestamp (a broker without them): the scan's start is all it has.
+        assert!(from.admits(None));
+        assert!(ScanFrom::Newest.admits(Some(0)));
+    }
 
     #[test]
     fn assignments_decode_from_the_consumer_protocol() {
