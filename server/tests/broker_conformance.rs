@@ -360,7 +360,9 @@ async fn list_offsets_by_time_finds_the_first_record_at_or_after() {
             producer.flush(CALL).expect("flush");
         }
         let consumer: BaseConsumer = consumer_config(&settings, "timer").create().expect("c");
-        [base - 1, base + 1_500, base + 3_000]
+        // The last: later than every record. Kafka answers offset -1 ("none yet", rdkafka's
+        // `Offset::End`); stock tansu 0.6.0 answered 0, the partition's first record.
+        [base - 1, base + 1_500, base + 3_000, base + 60_000]
             .into_iter()
             .map(|at| {
                 let mut tpl = TopicPartitionList::new();
@@ -376,7 +378,12 @@ async fn list_offsets_by_time_finds_the_first_record_at_or_after() {
     .await;
     assert_eq!(
         found,
-        vec![Offset::Offset(0), Offset::Offset(2), Offset::Offset(3)]
+        vec![
+            Offset::Offset(0),
+            Offset::Offset(2),
+            Offset::Offset(3),
+            Offset::End
+        ]
     );
     c.stop().await;
 }

@@ -2929,7 +2929,13 @@ impl Storage for Delegate {
             .map_or_else(
                 || {
                     let timestamp = None;
-                    let offset = Some(0);
+                    // Pipebook patch "ListOffsets by time": no record stamped at or after the
+                    // time is offset -1 in Kafka, not 0 (a reader seeking there would start from
+                    // the partition's first record).
+                    let offset = Some(match offset_type {
+                        ListOffset::Timestamp(_) => -1,
+                        ListOffset::Earliest | ListOffset::Latest => 0,
+                    });
                     debug!(
                         cluster = self.cluster,
                         ?topition,
