@@ -287,6 +287,113 @@ async fn the_next_review_is_traced_until_every_hop_is_found() {
     engine.shutdown().await;
 }
 
+/// A replayed seed writes the same review ids again. The trace of the second run's copy follows
+/// that copy — its own sentiment output, counted by this aggregate run — and never stops on the
+/// first run's copy (which the aggregate group is already past: the window hop said "unknown").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_review_is_traced_to_its_own_copy() {
+    let t = start_engine().await;
+    let engine = t.engine.clone();
+    for (stage, config) in [
+        ("sentiment", json!({})),
+        ("aggregate", json!({"trigger_ms": 200})),
+        ("indexer", json!({})),
+    ] {
+        engine.start_stage(stage, config).await.expect(stage);
+    }
+    let streamer = json!({"rate": 200, "chunk_size": 10, "limit": 200, "seed": 9});
+    // The first run: every review labelled, counted and indexed.
+    engine
+        .start_stage("streamer", streamer.clone())
+        .await
+        .expect("streamer");
+    engine
+        .start_stage("producer", json!({}))
+        .await
+        .expect("producer");
+    eventually(
+        "the first run through",
+        Duration::from_secs(120),
+        || async {
+            (counter(&engine, "indexer", "indexed") >= 200
+                && engine.aggregates(None).counted >= 200)
+                .then_some(())
+        },
+    )
+    .await;
+    engine.stop_stage("producer").await.expect("stop producer");
+    engine.stop_stage("streamer").await.expect("stop streamer");
+    // A new aggregate run (its group is past the first run's copies); then the same seed again.
+    engine
+        .stop_stage("aggregate")
+        .await
+        .expect("stop aggregate");
+    engine
+        .start_stage("aggregate", json!({"trigger_ms": 200}))
+        .await
+        .expect("aggregate again");
+    let next = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.trace_next().await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    engine
+        .start_stage("streamer", streamer)
+        .await
+        .expect("streamer again");
+    engine
+        .start_stage("producer", json!({}))
+        .await
+        .expect("producer again");
+    let first = next.await.expect("task").expect("next review traced");
+    print_latencies("replayed, first look", &first);
+    let produced_at = first
+        .hop(TraceHopKind::Reviews)
+        .and_then(|h| h.at_ms)
+        .expect("the copy's time in reviews");
+    assert_downstream_of(&first, produced_at);
+    let review_id = first.review_id.clone();
+    let done = eventually("every hop found", Duration::from_secs(60), || {
+        let engine = engine.clone();
+        let review_id = review_id.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            let trace = engine.trace(&review_id).await.expect("trace");
+            assert_downstream_of(&trace, produced_at);
+            trace
+                .hops
+                .iter()
+                .all(|h| h.state == TraceHopState::Found)
+                .then_some(trace)
+        }
+    })
+    .await;
+    print_latencies("replayed, live", &done);
+    for hop in &done.hops {
+        assert!(hop.at_ms.is_some(), "{hop:?}");
+    }
+    engine.shutdown().await;
+}
+
+/// Every hop after `reviews` that the trace found happened after the copy was produced, and
+/// none is "unknown" (an earlier copy the stage is already past).
+fn assert_downstream_of(trace: &Trace, produced_at: i64) {
+    for hop in &trace.hops {
+        if matches!(hop.hop, TraceHopKind::Socket | TraceHopKind::Reviews) {
+            assert!(hop.at_ms.is_none_or(|at| at <= produced_at), "{hop:?}");
+            continue;
+        }
+        assert_ne!(hop.state, TraceHopState::Unknown, "{hop:?}");
+        if let Some(at) = hop.at_ms {
+            assert!(
+                at >= produced_at,
+                "an earlier copy's {:?} hop: {hop:?}",
+                hop.hop
+            );
+        }
+    }
+}
+
 /// Over HTTP: 400 naming the field, 404 for an unknown id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_errors_name_the_field_or_say_not_found() {

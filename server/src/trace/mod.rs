@@ -284,15 +284,24 @@ async fn trace_located(pipeline: &Pipeline<'_>, located: Located) -> Trace {
         .partition_count(TOPIC_REVIEWS)
         .await
         .unwrap_or(0);
-    let socket = socket_hop(pipeline, &review_id);
+    // A replayed dataset writes the same ids again: each stage's memory is read for the batch
+    // of this copy, the one produced at this time.
+    let produced_at = located.record.timestamp;
+    let socket = socket_hop(pipeline, &review_id, produced_at);
     let reviews = reviews_hop(&located, partitions);
     let (sentiment, sentiment_record) = sentiment_hop(pipeline, &located, partitions).await;
     if let Some(outcome) = &sentiment_record.outcome {
         scanned += outcome.scanned;
         scan_ms += outcome.took_ms;
     }
-    let window = window_hop(pipeline, &located.review, sentiment_record.found.as_ref()).await;
-    let search = search_hop(pipeline, &review_id).await;
+    let window = window_hop(
+        pipeline,
+        &located.review,
+        produced_at,
+        sentiment_record.found.as_ref(),
+    )
+    .await;
+    let search = search_hop(pipeline, &review_id, produced_at).await;
     let mut hops = vec![socket, reviews, sentiment, window, search];
     path::fill_latencies(&mut hops);
     Trace {
@@ -332,9 +341,9 @@ fn is_active(stage: &StageStatus) -> bool {
 }
 
 /// Hop 1: which chunk the streamer sent it in, from the streamer's memory of its chunks.
-fn socket_hop(pipeline: &Pipeline<'_>, review_id: &str) -> TraceHop {
+fn socket_hop(pipeline: &Pipeline<'_>, review_id: &str, produced_at: Option<i64>) -> TraceHop {
     let kind = TraceHopKind::Socket;
-    if let Some(mark) = pipeline.chunks.find(review_id) {
+    if let Some(mark) = pipeline.chunks.find_until(review_id, produced_at) {
         let mut found = hop(
             kind,
             TraceHopState::Found,
@@ -547,6 +556,7 @@ async fn sentiment_hop(
 async fn window_hop(
     pipeline: &Pipeline<'_>,
     review: &Review,
+    produced_at: Option<i64>,
     sentiment: Option<&(Message, EnrichedReview)>,
 ) -> TraceHop {
     let kind = TraceHopKind::Window;
@@ -571,8 +581,13 @@ async fn window_hop(
         );
     };
     let metrics = pipeline.aggregate_metrics;
-    let read = metrics.triggers_read.find(&review.review_id);
-    let late = metrics.late_read.find(&review.review_id).is_some();
+    let read = metrics
+        .triggers_read
+        .find_from(&review.review_id, produced_at);
+    let late = metrics
+        .late_read
+        .find_from(&review.review_id, produced_at)
+        .is_some();
     let event_time = NaiveDateTime::parse_from_str(&review.date, DATE_FORMAT)
         .ok()
         .map(|t| t.and_utc().timestamp_millis());
@@ -698,7 +713,11 @@ fn traced_windows(
 }
 
 /// Hop 5: the review's document in the search engine (document id = review_id).
-async fn search_hop(pipeline: &Pipeline<'_>, review_id: &str) -> TraceHop {
+async fn search_hop(
+    pipeline: &Pipeline<'_>,
+    review_id: &str,
+    produced_at: Option<i64>,
+) -> TraceHop {
     let kind = TraceHopKind::Search;
     let doc = match pipeline.search.get(review_id.to_owned()).await {
         Ok(doc) => doc,
@@ -719,7 +738,17 @@ async fn search_hop(pipeline: &Pipeline<'_>, review_id: &str) -> TraceHop {
             )
         };
     };
-    let bulk = pipeline.bulks.find(review_id);
+    let bulk = pipeline.bulks.find_from(review_id, produced_at);
+    if bulk.is_none() && pipeline.bulks.find(review_id).is_some() && is_active(&pipeline.indexer) {
+        // The document there is an earlier copy's (same id, same document): this copy's bulk
+        // is still to come.
+        return hop(
+            kind,
+            TraceHopState::NotYet,
+            "An earlier copy of this review_id is indexed; this copy waits for the indexer's \
+             next bulk request, which will overwrite it.",
+        );
+    }
     let when = match bulk {
         Some(mark) => format!("Indexed in bulk {} of the indexer.", mark.number),
         None => "Indexed before the indexer last started (when is not remembered).".to_owned(),

@@ -117,12 +117,37 @@ impl RecentBatches {
     /// The first remembered batch that held `review_id` (a review read twice, at-least-once, is
     /// in two batches; the first is when it got there).
     pub fn find(&self, review_id: &str) -> Option<BatchMark> {
+        self.holding(review_id).into_iter().next()
+    }
+
+    /// The first batch that held `review_id` at or after `from_ms`: a replayed dataset writes
+    /// the same ids again, and a downstream stage's batch of an earlier copy is not this copy's.
+    /// Any batch when the time is not known.
+    pub fn find_from(&self, review_id: &str, from_ms: Option<i64>) -> Option<BatchMark> {
+        self.holding(review_id)
+            .into_iter()
+            .find(|mark| from_ms.is_none_or(|from| mark.at_ms >= from))
+    }
+
+    /// The last batch that held `review_id` at or before `until_ms` (the streamer's chunk of a
+    /// copy is written before the copy is produced). The first one when the time is not known.
+    pub fn find_until(&self, review_id: &str, until_ms: Option<i64>) -> Option<BatchMark> {
+        let held = self.holding(review_id);
+        match until_ms {
+            Some(until) => held.into_iter().rev().find(|mark| mark.at_ms <= until),
+            None => held.into_iter().next(),
+        }
+    }
+
+    /// The marks of the batches holding `review_id`, oldest first.
+    fn holding(&self, review_id: &str) -> Vec<BatchMark> {
         let inner = self.lock();
         inner
             .batches
             .iter()
-            .find(|batch| batch.ids.lines().any(|id| id == review_id))
+            .filter(|batch| batch.ids.lines().any(|id| id == review_id))
             .map(|batch| batch.mark)
+            .collect()
     }
 
     /// How many review ids are remembered now.
@@ -167,5 +192,24 @@ mod tests {
         assert_eq!(log.len(), 3, "empty batches are not kept");
         log.clear();
         assert!(log.is_empty());
+    }
+
+    #[test]
+    fn a_replayed_id_is_found_in_the_batch_of_its_own_copy() {
+        let log = RecentBatches::new(100);
+        // Copy 1 in batches 1 and 2 (read twice), copy 2 in batch 4.
+        log.record(mark(1), ["a"].into_iter().collect());
+        log.record(mark(2), ["a"].into_iter().collect());
+        log.record(mark(3), ["b"].into_iter().collect());
+        log.record(mark(4), ["a"].into_iter().collect());
+        // Downstream of copy 2, produced at 3,500 ms: batch 4, not batch 1.
+        assert_eq!(log.find_from("a", Some(3_500)), Some(mark(4)));
+        assert_eq!(log.find_from("a", Some(4_001)), None, "copy 2 not read yet");
+        assert_eq!(log.find_from("a", None), Some(mark(1)));
+        // Upstream of copy 2 (the streamer's chunk): the last batch at or before it.
+        assert_eq!(log.find_until("a", Some(4_200)), Some(mark(4)));
+        assert_eq!(log.find_until("a", Some(3_500)), Some(mark(2)));
+        assert_eq!(log.find_until("a", Some(500)), None);
+        assert_eq!(log.find_until("a", None), Some(mark(1)));
     }
 }
