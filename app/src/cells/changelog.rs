@@ -90,7 +90,7 @@ pub fn ChangelogView() -> impl IntoView {
 fn marker_class(marker: &str) -> &'static str {
     match marker {
         "+I" => "insert",
-        "−U" => "retract",
+        "−U" | "−D" => "retract",
         "+U" => "update",
         _ => "row",
     }
@@ -135,6 +135,8 @@ fn changes(message: &Message) -> Vec<Change> {
     // Results written before the marker existed count as rows.
     match text("change").as_str() {
         "+I" => vec![line("+I", &value["counts"])],
+        // A session merged into another: its result is withdrawn.
+        "-D" => vec![line("−D", &value["counts"])],
         "+U" => vec![
             line("+U", &value["counts"]),
             line("−U", &value["previous"]["counts"]),
@@ -195,6 +197,12 @@ mod tests {
             serde_json::json!({"kind": "tumbling", "counts": counts(1), "mode": "complete", "change": "row"}),
         );
         assert_eq!(changes(&row)[0].marker, "row");
+        let withdrawn = message(
+            11,
+            serde_json::json!({"kind": "session", "key": "b1", "counts": counts(2), "change": "-D"}),
+        );
+        assert_eq!(changes(&withdrawn)[0].marker, "−D");
+        assert_eq!(marker_class(changes(&withdrawn)[0].marker), "retract");
         assert!(
             changes(&message(10, serde_json::json!(null)))
                 .iter()

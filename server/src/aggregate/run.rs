@@ -661,10 +661,12 @@ async fn send_window(
         .unwrap_or_default();
     value["mode"] = mode.clone();
     // The changelog marker, as Flink's SQL client shows it: the first result of a window is
-    // an insert; in update mode a later one replaces it (−U of `previous`, then +U); complete
-    // mode writes the whole table every trigger, as rows.
+    // an insert; in update mode a later one replaces it (−U of `previous`, then +U), and a
+    // session merged into another is withdrawn (−D, with what it said); complete mode writes
+    // the whole table every trigger, as rows.
     let change = match (mode.as_str(), &emitted.previous) {
         (Some("complete"), _) => "row",
+        _ if emitted.retract => "-D",
         (_, Some(previous)) => {
             let before = row(&emitted.window, previous, false);
             value["previous"] =

@@ -136,6 +136,10 @@ pub struct Emitted {
     /// written (same record key): this result replaces that one (−U / +U in Flink's changelog).
     /// `None` for a window's first result, and in append and complete mode.
     pub previous: Option<Agg>,
+    /// In update mode, a session result written earlier that no longer exists: a later event
+    /// bridged it into another session, or moved its start (its record key). `agg` is what
+    /// that result said; Flink's changelog withdraws it with −D.
+    pub retract: bool,
 }
 
 /// What the windows a batch changes held before it (update mode), by record key: tumbling and
@@ -143,7 +147,9 @@ pub struct Emitted {
 #[derive(Default)]
 struct Before {
     windows: BTreeMap<WindowId, Agg>,
-    sessions: BTreeMap<(String, i64), Agg>,
+    /// (business, start) → (end, aggregate): the sessions of the batch's businesses as the
+    /// previous trigger left them (each of them was written then).
+    sessions: BTreeMap<(String, i64), (i64, Agg)>,
 }
 
 /// What one batch did.
@@ -179,6 +185,32 @@ pub struct WindowState {
     pub forgotten_through: BTreeMap<WindowKind, i64>,
 }
 
+/// The sessions written by an earlier trigger whose record key is gone after this batch
+/// (bridged into another session, or their start moved earlier): each is withdrawn.
+fn retractions(before: &Before, live: &BTreeSet<WindowId>) -> Vec<Emitted> {
+    let live_keys: BTreeSet<(&str, i64)> = live
+        .iter()
+        .filter_map(|w| Some((w.key.as_deref()?, w.start)))
+        .collect();
+    before
+        .sessions
+        .iter()
+        .filter(|((business, start), _)| !live_keys.contains(&(business.as_str(), *start)))
+        .map(|((business, start), (end, agg))| Emitted {
+            window: WindowId {
+                kind: WindowKind::Session,
+                start: *start,
+                end: *end,
+                key: Some(business.clone()),
+            },
+            agg: agg.clone(),
+            closed: false,
+            previous: None,
+            retract: true,
+        })
+        .collect()
+}
+
 /// Per-window partial aggregates of one batch, as Polars computes them.
 pub type Partials = Vec<(WindowId, Agg)>;
 
@@ -206,13 +238,18 @@ impl WindowState {
             self.open.entry(window.clone()).or_default().merge(&agg);
             changed.insert(window);
         }
+        let mut seen_businesses = BTreeSet::new();
         for event in &kept {
-            if track && let Some(sessions) = self.sessions.get(&event.business_id) {
-                for (start, _, agg) in sessions {
+            // A business's sessions as they were before this batch: at its first event only, so
+            // a session this batch created is never taken for one written earlier.
+            if track
+                && seen_businesses.insert(event.business_id.as_str())
+                && let Some(sessions) = self.sessions.get(&event.business_id)
+            {
+                for (start, end, agg) in sessions {
                     before
                         .sessions
-                        .entry((event.business_id.clone(), *start))
-                        .or_insert_with(|| agg.clone());
+                        .insert((event.business_id.clone(), *start), (*end, agg.clone()));
                 }
             }
             changed.insert(self.add_to_session(event, spec.gap_ms));
@@ -220,7 +257,12 @@ impl WindowState {
         // A session that was later merged into another no longer exists: emit only live ones.
         let live_sessions = self.session_ids();
         changed.retain(|w| w.kind != WindowKind::Session || live_sessions.contains(w));
-        outcome.emitted = self.emit(spec.mode, &changed, &before);
+        if track {
+            outcome.emitted = retractions(&before, &live_sessions);
+        }
+        outcome
+            .emitted
+            .extend(self.emit(spec.mode, &changed, &before));
         self.forget_seen_behind_watermark();
         Ok(outcome)
     }
@@ -344,9 +386,10 @@ impl WindowState {
             .into_iter()
             .filter_map(|window| {
                 let previous = match (&window.kind, &window.key) {
-                    (WindowKind::Session, Some(business)) => {
-                        before.sessions.get(&(business.clone(), window.start))
-                    }
+                    (WindowKind::Session, Some(business)) => before
+                        .sessions
+                        .get(&(business.clone(), window.start))
+                        .map(|(_, agg)| agg),
                     _ => before.windows.get(window),
                 };
                 Some(Emitted {
@@ -354,6 +397,7 @@ impl WindowState {
                     agg: self.agg(window)?.clone(),
                     closed: self.is_closed(window),
                     previous: previous.cloned(),
+                    retract: false,
                 })
             })
             .collect();
@@ -741,5 +785,75 @@ mod tests {
         let (start, end, agg) = &state.sessions["b1"][0];
         assert_eq!((*start, *end, agg.total()), (0, 28 * MIN / 10, 3));
         assert!(summary(&out.emitted).contains(&(Se, 0, 28, 3)));
+        // Update mode: [0,1) grows into [0, 2.8) (same key: −U/+U), and [1.8, 2.8), written by
+        // the first trigger, is gone: withdrawn with what it said.
+        let sessions: Vec<_> = out
+            .emitted
+            .iter()
+            .filter(|e| e.window.kind == Se)
+            .map(|e| {
+                (
+                    e.window.start,
+                    e.agg.total(),
+                    e.previous.as_ref().map(Agg::total),
+                    e.retract,
+                )
+            })
+            .collect();
+        assert_eq!(
+            sessions,
+            [(18 * MIN / 10, 1, None, true), (0, 3, Some(1), false)]
+        );
+    }
+
+    #[test]
+    fn a_session_created_and_merged_in_one_batch_is_never_withdrawn() {
+        let spec = Spec {
+            lateness_ms: 10 * MIN,
+            ..spec(OutputMode::Update)
+        };
+        let mut state = WindowState::default();
+        // Two sessions of b1 start in this batch, then a third event bridges them: nothing of
+        // it was written before, so one insert and no withdrawal.
+        let out = process(
+            &mut state,
+            &spec,
+            vec![
+                event("a", 0, P, "b1"),
+                event("b", 18, P, "b1"),
+                event("c", 9, N, "b1"),
+            ],
+        );
+        let sessions: Vec<_> = out.emitted.iter().filter(|e| e.window.kind == Se).collect();
+        assert_eq!(sessions.len(), 1);
+        assert!(!sessions[0].retract && sessions[0].previous.is_none());
+        // An event before the session moves its start: its record key changes, so the old
+        // result is withdrawn and the new one inserted.
+        let out = process(&mut state, &spec, vec![event("d", -5, P, "b1")]);
+        let sessions: Vec<_> = out
+            .emitted
+            .iter()
+            .filter(|e| e.window.kind == Se)
+            .map(|e| (e.window.start, e.agg.total(), e.retract))
+            .collect();
+        assert_eq!(sessions, [(0, 3, true), (-5 * MIN / 10, 4, false)]);
+    }
+
+    #[test]
+    fn append_and_complete_modes_never_withdraw() {
+        for mode in [OutputMode::Append, OutputMode::Complete] {
+            let spec = Spec {
+                lateness_ms: 10 * MIN,
+                ..spec(mode)
+            };
+            let mut state = WindowState::default();
+            process(
+                &mut state,
+                &spec,
+                vec![event("a", 0, P, "b1"), event("b", 18, P, "b1")],
+            );
+            let out = process(&mut state, &spec, vec![event("d", 9, N, "b1")]);
+            assert!(out.emitted.iter().all(|e| !e.retract), "{mode:?}");
+        }
     }
 }
