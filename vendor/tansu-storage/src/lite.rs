@@ -177,10 +177,10 @@ struct Txn {
     status: TxnState,
 }
 
-impl TryFrom<Row> for Txn {
+impl TryFrom<OwnedRow> for Txn {
     type Error = Error;
 
-    fn try_from(row: Row) -> Result<Self, Self::Error> {
+    fn try_from(row: OwnedRow) -> Result<Self, Self::Error> {
         let name = row.get::<String>(0).inspect_err(|err| error!(?err))?;
         let producer_id = row.get::<i64>(1).inspect_err(|err| error!(?err))?;
         let producer_epoch = row.get::<i32>(2).inspect_err(|err| error!(?err))? as i16;
@@ -229,6 +229,129 @@ pub(crate) struct ConnectionManager {
 
 pub(crate) struct PoolConnection {
     connection: Connection,
+    // Pipebook patch (vendor/PATCHES.md, "statement cache"): prepared statements kept by SQL
+    // file name, reset and reused instead of parsed and planned again for every call.
+    statements: Mutex<std::collections::HashMap<String, Statement>>,
+}
+
+/// Pipebook patch (vendor/PATCHES.md, "statement cache"): a row read out of its statement.
+/// libsql's own `Row` reads its columns from the live statement, so a statement handed back to
+/// the cache (and reset) would change rows still held; these hold their values.
+#[derive(Clone, Debug)]
+pub(crate) struct OwnedRow {
+    values: Vec<Value>,
+}
+
+/// The rows of one query, read out of the statement before it went back to the cache.
+#[derive(Debug, Default)]
+pub(crate) struct OwnedRows {
+    rows: std::collections::VecDeque<OwnedRow>,
+}
+
+impl OwnedRows {
+    async fn read(mut rows: Rows) -> result::Result<Self, libsql::Error> {
+        let mut out = std::collections::VecDeque::new();
+        while let Some(row) = rows.next().await? {
+            out.push_back(OwnedRow::read(&row)?);
+        }
+        Ok(Self { rows: out })
+    }
+
+    pub(crate) async fn next(&mut self) -> result::Result<Option<OwnedRow>, libsql::Error> {
+        Ok(self.rows.pop_front())
+    }
+}
+
+impl OwnedRow {
+    fn read(row: &Row) -> result::Result<Self, libsql::Error> {
+        (0..row.column_count())
+            .map(|i| row.get_value(i))
+            .collect::<result::Result<Vec<_>, _>>()
+            .map(|values| Self { values })
+    }
+
+    fn value(&self, idx: i32) -> result::Result<&Value, libsql::Error> {
+        usize::try_from(idx)
+            .ok()
+            .and_then(|i| self.values.get(i))
+            .ok_or(libsql::Error::InvalidColumnIndex)
+    }
+
+    pub(crate) fn get<T: FromColumn>(&self, idx: i32) -> result::Result<T, libsql::Error> {
+        T::from_column(self.value(idx)?)
+    }
+
+    pub(crate) fn get_value(&self, idx: i32) -> result::Result<Value, libsql::Error> {
+        self.value(idx).cloned()
+    }
+
+    pub(crate) fn get_str(&self, idx: i32) -> result::Result<&str, libsql::Error> {
+        match self.value(idx)? {
+            Value::Text(text) => Ok(text),
+            _ => Err(libsql::Error::InvalidColumnType),
+        }
+    }
+}
+
+/// What a column converts into, as libsql's (crate-private) `FromValue` does, with a type
+/// mismatch an error instead of a panic.
+pub(crate) trait FromColumn: Sized {
+    fn from_column(value: &Value) -> result::Result<Self, libsql::Error>;
+}
+
+impl FromColumn for i64 {
+    fn from_column(value: &Value) -> result::Result<Self, libsql::Error> {
+        match value {
+            Value::Integer(i) => Ok(*i),
+            Value::Null => Err(libsql::Error::NullValue),
+            _ => Err(libsql::Error::InvalidColumnType),
+        }
+    }
+}
+
+impl FromColumn for i32 {
+    fn from_column(value: &Value) -> result::Result<Self, libsql::Error> {
+        i64::from_column(value).map(|i| i as i32)
+    }
+}
+
+impl FromColumn for bool {
+    fn from_column(value: &Value) -> result::Result<Self, libsql::Error> {
+        match i64::from_column(value)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(libsql::Error::InvalidColumnType),
+        }
+    }
+}
+
+impl FromColumn for String {
+    fn from_column(value: &Value) -> result::Result<Self, libsql::Error> {
+        match value {
+            Value::Text(text) => Ok(text.clone()),
+            Value::Null => Err(libsql::Error::NullValue),
+            _ => Err(libsql::Error::InvalidColumnType),
+        }
+    }
+}
+
+impl FromColumn for Vec<u8> {
+    fn from_column(value: &Value) -> result::Result<Self, libsql::Error> {
+        match value {
+            Value::Blob(blob) => Ok(blob.clone()),
+            Value::Null => Err(libsql::Error::NullValue),
+            _ => Err(libsql::Error::InvalidColumnType),
+        }
+    }
+}
+
+impl<T: FromColumn> FromColumn for Option<T> {
+    fn from_column(value: &Value) -> result::Result<Self, libsql::Error> {
+        match value {
+            Value::Null => Ok(None),
+            _ => T::from_column(value).map(Some),
+        }
+    }
 }
 
 impl Debug for PoolConnection {
@@ -305,7 +428,32 @@ impl PoolConnection {
     async fn new(connection: Connection) -> Result<Self> {
         Self::init(&connection).await?;
 
-        Ok(Self { connection })
+        Ok(Self {
+            connection,
+            statements: Mutex::default(),
+        })
+    }
+
+    /// A statement for `key` out of the cache (or prepared when none is free): while it is out,
+    /// no other caller can use it. Give it back with [`Self::give_back`].
+    async fn take_statement(&self, key: &str) -> Result<Statement, libsql::Error> {
+        let cached = self
+            .statements
+            .lock()
+            .ok()
+            .and_then(|mut statements| statements.remove(key));
+        match cached {
+            Some(statement) => Ok(statement),
+            None => self.prepared_statement(key).await,
+        }
+    }
+
+    /// Resets the statement (ending its read of the database) and keeps it for the next call.
+    fn give_back(&self, key: &str, statement: Statement) {
+        statement.reset();
+        if let Ok(mut statements) = self.statements.lock() {
+            _ = statements.entry(key.to_owned()).or_insert(statement);
+        }
     }
 
     #[instrument(skip(self))]
@@ -365,7 +513,7 @@ impl PoolConnection {
     }
 
     #[instrument(skip_all)]
-    async fn query<P>(&self, sql: &str, params: P) -> result::Result<Rows, libsql::Error>
+    async fn query<P>(&self, sql: &str, params: P) -> result::Result<OwnedRows, libsql::Error>
     where
         P: IntoParams,
         P: Debug,
@@ -374,11 +522,14 @@ impl PoolConnection {
 
         let start = SystemTime::now();
 
-        let statement = self.prepared_statement(sql).await?;
+        let statement = self.take_statement(sql).await?;
+        let rows = match statement.query(params).await {
+            Ok(rows) => OwnedRows::read(rows).await,
+            Err(error) => Err(error),
+        };
+        self.give_back(sql, statement);
 
-        statement
-            .query(params)
-            .await
+        rows
             .inspect(|rows| {
                 debug!(?rows);
 
@@ -405,11 +556,11 @@ impl PoolConnection {
         debug!(sql, ?params);
         let start = SystemTime::now();
 
-        let statement = self.prepared_statement(sql).await?;
+        let statement = self.take_statement(sql).await?;
+        let executed = statement.execute(params).await;
+        self.give_back(sql, statement);
 
-        statement
-            .execute(params)
-            .await
+        executed
             .inspect(|rows| {
                 let elapsed_millis = elapsed_millis(start);
                 debug!(rows, elapsed_millis);
@@ -425,7 +576,7 @@ impl PoolConnection {
     }
 
     #[instrument(skip_all)]
-    async fn query_opt<P>(&self, sql: &str, params: P) -> result::Result<Option<Row>, libsql::Error>
+    async fn query_opt<P>(&self, sql: &str, params: P) -> result::Result<Option<OwnedRow>, libsql::Error>
     where
         P: IntoParams,
         P: Debug,
@@ -434,9 +585,14 @@ impl PoolConnection {
 
         let start = SystemTime::now();
 
-        let statement = self.prepared_statement(sql).await?;
+        let statement = self.take_statement(sql).await?;
+        let rows = match statement.query(params).await {
+            Ok(rows) => OwnedRows::read(rows).await,
+            Err(error) => Err(error),
+        };
+        self.give_back(sql, statement);
 
-        let mut rows = statement.query(params).await.inspect_err(|err| {
+        let mut rows = rows.inspect_err(|err| {
             error!(?err, elapsed_millis = elapsed_millis(start));
             SQL_ERROR.add(1, &self.attributes_for_error(Some(sql), err)[..]);
         })?;
@@ -455,7 +611,7 @@ impl PoolConnection {
     }
 
     #[instrument(skip_all)]
-    async fn query_one<P>(&self, sql: &str, params: P) -> result::Result<Row, libsql::Error>
+    async fn query_one<P>(&self, sql: &str, params: P) -> result::Result<OwnedRow, libsql::Error>
     where
         P: IntoParams,
         P: Debug,
@@ -464,11 +620,14 @@ impl PoolConnection {
 
         let start = SystemTime::now();
 
-        let statement = self.prepared_statement(sql).await?;
+        let statement = self.take_statement(sql).await?;
+        let rows = match statement.query(params).await {
+            Ok(rows) => OwnedRows::read(rows).await,
+            Err(error) => Err(error),
+        };
+        self.give_back(sql, statement);
 
-        let mut rows = statement
-            .query(params)
-            .await
+        let mut rows = rows
             .inspect(|rows| debug!(?rows))
             .inspect_err(|err| {
                 if is_unique_constraint(err) {
