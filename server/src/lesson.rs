@@ -1675,22 +1675,59 @@ mod tests {
     fn a_count_step_counts_from_its_baseline_after_start_over_and_a_restart() {
         let dir = tempfile::tempdir().expect("dir");
         let lesson = Lesson::open(dir.path());
-        assert!(step(&lesson.observe(&acked(1, 0)), "stream").done_at.is_none());
-        assert_eq!(step(&lesson.observe(&acked(2, 500)), "stream").done_at, Some(2));
+        assert!(
+            step(&lesson.observe(&acked(1, 0)), "stream")
+                .done_at
+                .is_none()
+        );
+        assert_eq!(
+            step(&lesson.observe(&acked(2, 500)), "stream").done_at,
+            Some(2)
+        );
 
         lesson.reset();
-        assert!(step(&lesson.observe(&acked(3, 500)), "stream").done_at.is_none());
-        assert!(step(&lesson.observe(&acked(4, 599)), "stream").done_at.is_none());
+        assert!(
+            step(&lesson.observe(&acked(3, 500)), "stream")
+                .done_at
+                .is_none()
+        );
+        assert!(
+            step(&lesson.observe(&acked(4, 599)), "stream")
+                .done_at
+                .is_none()
+        );
         let reopened = Lesson::open(dir.path());
-        assert!(step(&reopened.observe(&acked(5, 599)), "stream").done_at.is_none());
-        assert_eq!(step(&reopened.observe(&acked(6, 600)), "stream").done_at, Some(6));
+        assert!(
+            step(&reopened.observe(&acked(5, 599)), "stream")
+                .done_at
+                .is_none()
+        );
+        assert_eq!(
+            step(&reopened.observe(&acked(6, 600)), "stream").done_at,
+            Some(6)
+        );
 
         reopened.reset();
-        assert!(step(&reopened.observe(&acked(7, 600)), "stream").done_at.is_none());
+        assert!(
+            step(&reopened.observe(&acked(7, 600)), "stream")
+                .done_at
+                .is_none()
+        );
         // The producer restarted: its counter starts again from 0.
-        assert!(step(&reopened.observe(&acked(8, 40)), "stream").done_at.is_none());
-        assert!(step(&reopened.observe(&acked(9, 139)), "stream").done_at.is_none());
-        assert_eq!(step(&reopened.observe(&acked(10, 140)), "stream").done_at, Some(10));
+        assert!(
+            step(&reopened.observe(&acked(8, 40)), "stream")
+                .done_at
+                .is_none()
+        );
+        assert!(
+            step(&reopened.observe(&acked(9, 139)), "stream")
+                .done_at
+                .is_none()
+        );
+        assert_eq!(
+            step(&reopened.observe(&acked(10, 140)), "stream").done_at,
+            Some(10)
+        );
     }
 
     #[test]

@@ -106,7 +106,10 @@ async fn slow_consumer_is_fixed_by_workers_up_to_the_partition_count() {
         engine.add_sentiment_worker().expect("worker added");
     }
     let done = solved(engine, "slow-consumer").await;
-    assert!(done.write_up.is_some_and(|w| w.contains("got no partition")));
+    assert!(
+        done.write_up
+            .is_some_and(|w| w.contains("got no partition"))
+    );
     engine.shutdown().await;
 }
 
@@ -281,7 +284,10 @@ async fn hot_key_reads_the_real_partition_count() {
     let before = start(engine, "hot-key", SEED).await;
     let names: Vec<&str> = before.iter().map(|(n, _)| n.as_str()).collect();
     for p in 0..4 {
-        assert!(names.contains(&format!("records in reviews-{p}").as_str()), "{names:?}");
+        assert!(
+            names.contains(&format!("records in reviews-{p}").as_str()),
+            "{names:?}"
+        );
     }
     let total: i64 = (0..4)
         .map(|p| figure(&before, &format!("records in reviews-{p}")))
@@ -290,7 +296,9 @@ async fn hot_key_reads_the_real_partition_count() {
     let question = active(engine).and_then(|a| a.question).expect("a question");
     assert_eq!(
         question.choices,
-        (0..4).map(|p| format!("{TOPIC_REVIEWS}-{p}")).collect::<Vec<_>>()
+        (0..4)
+            .map(|p| format!("{TOPIC_REVIEWS}-{p}"))
+            .collect::<Vec<_>>()
     );
     let hot = (0..4)
         .max_by_key(|p| figure(&before, &format!("records in reviews-{p}")))
@@ -316,14 +324,20 @@ async fn the_aggregate_counts_only_the_incidents_records() {
         .start_stage("aggregate", json!({}))
         .await
         .expect("aggregate");
-    eventually("the earlier run counted", Duration::from_secs(90), || async {
-        (common::counter(engine, "aggregate", "consumed") >= 150).then_some(())
-    })
+    eventually(
+        "the earlier run counted",
+        Duration::from_secs(90),
+        || async { (common::counter(engine, "aggregate", "consumed") >= 150).then_some(()) },
+    )
     .await;
     // Its checkpoint is written before its commit: wait until it committed everything.
-    eventually("the earlier run committed", Duration::from_secs(60), || async {
-        (common::group_lag(engine, "pipebook-aggregate").await == Some(0)).then_some(())
-    })
+    eventually(
+        "the earlier run committed",
+        Duration::from_secs(60),
+        || async {
+            (common::group_lag(engine, "pipebook-aggregate").await == Some(0)).then_some(())
+        },
+    )
     .await;
     assert!(engine.aggregates(None).counted >= 100);
 
@@ -337,7 +351,10 @@ async fn the_aggregate_counts_only_the_incidents_records() {
     snapshots(engine, 3).await;
     assert_eq!(consumed(), 200, "the aggregate read earlier input");
     let counted = engine.aggregates(None).counted;
-    assert!(counted <= 200, "windows restored from earlier input: {counted}");
+    assert!(
+        counted <= 200,
+        "windows restored from earlier input: {counted}"
+    );
     let figures = active(engine).expect("active").figures;
     let now = figures
         .iter()
@@ -352,9 +369,11 @@ async fn the_aggregate_counts_only_the_incidents_records() {
         .start_stage("aggregate", json!({"allowed_lateness_secs": 900}))
         .await
         .expect("aggregate, another query");
-    eventually("the burst counted again", Duration::from_secs(90), || async {
-        (consumed() >= 200).then_some(())
-    })
+    eventually(
+        "the burst counted again",
+        Duration::from_secs(90),
+        || async { (consumed() >= 200).then_some(()) },
+    )
     .await;
     snapshots(engine, 3).await;
     assert_eq!(consumed(), 200, "started over from offset 0");
@@ -373,7 +392,10 @@ async fn an_incident_in_progress_survives_a_restart() {
         .expect("partitions");
     answer(&t.engine, &format!("{TOPIC_REVIEWS}-{}", (hot + 1) % 3));
     let kept = active(&t.engine).expect("active");
-    assert_eq!(kept.question.as_ref().and_then(|q| q.answered_right), Some(false));
+    assert_eq!(
+        kept.question.as_ref().and_then(|q| q.answered_right),
+        Some(false)
+    );
 
     t.engine.shutdown().await;
     let common::TestEngine { engine, dir } = t;
@@ -401,9 +423,11 @@ async fn an_incident_in_progress_survives_a_restart() {
         .collect();
     assert_eq!(restored_before, before);
     // The figures go on from the saved baseline, and the fix still solves it.
-    let now = eventually("figures after the restart", Duration::from_secs(60), || async {
-        active(engine).filter(|a| a.figures.iter().all(|f| f.now.is_some()))
-    })
+    let now = eventually(
+        "figures after the restart",
+        Duration::from_secs(60),
+        || async { active(engine).filter(|a| a.figures.iter().all(|f| f.now.is_some())) },
+    )
     .await;
     assert_eq!(now.reached, 0);
     assert_eq!(

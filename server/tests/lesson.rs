@@ -187,7 +187,10 @@ async fn start_over_counts_a_count_step_from_its_baseline() {
     assert_eq!(step["reached"], 0, "{step}");
 
     // 120 new reviews acknowledged: now it is done.
-    t.engine.stop_stage("streamer").await.expect("streamer stops");
+    t.engine
+        .stop_stage("streamer")
+        .await
+        .expect("streamer stops");
     t.engine
         .start_stage(
             "streamer",
@@ -195,13 +198,17 @@ async fn start_over_counts_a_count_step_from_its_baseline() {
         )
         .await
         .expect("streamer again");
-    eventually("the stream step done again", Duration::from_secs(60), || {
-        let (http, base) = (&http, &base);
-        async move {
-            let step = lesson_step(http, base, "stream").await;
-            (!step["done_at"].is_null()).then_some(())
-        }
-    })
+    eventually(
+        "the stream step done again",
+        Duration::from_secs(60),
+        || {
+            let (http, base) = (&http, &base);
+            async move {
+                let step = lesson_step(http, base, "stream").await;
+                (!step["done_at"].is_null()).then_some(())
+            }
+        },
+    )
     .await;
     assert!(common::counter(&t.engine, "producer", "acked") >= acked_at_reset + 100);
     t.engine.shutdown().await;

@@ -107,7 +107,10 @@ impl Saved {
         let (phase, error) = match self.phase {
             IncidentPhase::SettingUp => (
                 IncidentPhase::Failed,
-                Some("the server restarted while the incident was being set up: start it again".to_owned()),
+                Some(
+                    "the server restarted while the incident was being set up: start it again"
+                        .to_owned(),
+                ),
             ),
             phase => (phase, self.error),
         };
@@ -415,7 +418,11 @@ pub fn resume(engine: &Arc<Engine>) {
     let Some((def, seed, run)) = engine.incidents().to_resume() else {
         return;
     };
-    tracing::info!(incident = def.id, seed, "resuming the incident kept from before the restart");
+    tracing::info!(
+        incident = def.id,
+        seed,
+        "resuming the incident kept from before the restart"
+    );
     let engine = engine.clone();
     tokio::spawn(async move {
         for step in def.trouble {
