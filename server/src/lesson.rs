@@ -80,13 +80,26 @@ impl Tally {
 }
 
 /// Each [`Tally`] as it stood when a step began: taken the first time the step is watched
-/// (a fresh lesson, or just after Start over) and kept in lesson.json with the progress.
+/// (a fresh lesson, or just after Start over) and kept in lesson.json with the progress. With
+/// it, when that was and the delivery lab's run then: a rebalance or a lab run from before
+/// belongs to an earlier go at the lesson.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Baseline(BTreeMap<Tally, u64>);
+pub struct Baseline {
+    counts: BTreeMap<Tally, u64>,
+    /// When it was taken (ms since the epoch, the snapshot's clock).
+    #[serde(default)]
+    at: i64,
+    #[serde(default)]
+    lab_run: Option<String>,
+}
 
 impl Baseline {
     fn taken(snapshot: &Snapshot) -> Self {
-        Self(Tally::ALL.iter().map(|t| (*t, t.read(snapshot))).collect())
+        Self {
+            counts: Tally::ALL.iter().map(|t| (*t, t.read(snapshot))).collect(),
+            at: snapshot.at,
+            lab_run: snapshot.lab.run.clone(),
+        }
     }
 
     /// Lowers every figure that now reads below its baseline: its counter restarted with its
@@ -94,7 +107,7 @@ impl Baseline {
     /// restart never makes a step wait for more than it asked. Returns whether any moved.
     fn lower_to(&mut self, snapshot: &Snapshot) -> bool {
         let mut lowered = false;
-        for (tally, base) in &mut self.0 {
+        for (tally, base) in &mut self.counts {
             let now = tally.read(snapshot);
             if now < *base {
                 *base = now;
@@ -105,7 +118,7 @@ impl Baseline {
     }
 
     fn get(&self, tally: Tally) -> u64 {
-        self.0.get(&tally).copied().unwrap_or(0)
+        self.counts.get(&tally).copied().unwrap_or(0)
     }
 }
 
@@ -959,13 +972,15 @@ const STEPS: &[Step] = &[
             "exactly-once",
         ],
         task: "Run the lab: the same records, the same crash — count what at-most-once loses and at-least-once duplicates.",
+        // A run since the step began: the results of one from before Start over stay on show.
         parts: &[|o| {
             let lab = &o.snapshot.lab;
+            let since = lab.run.is_some() && lab.run != o.baseline.lab_run;
             let lost = lab.result(DeliveryMode::AtMostOnce).map_or(0, |r| r.lost);
             let duplicated = lab
                 .result(DeliveryMode::AtLeastOnce)
                 .map_or(0, |r| r.duplicated);
-            !lab.running && lost > 0 && duplicated > 0
+            since && !lab.running && lost > 0 && duplicated > 0
         }],
         predict: Prediction {
             question: "The lab copies the same records three ways and crashes each copy job halfway. Which mode loses records?",
@@ -1091,7 +1106,8 @@ fn sentiment_lag(o: &Observed) -> Option<i64> {
 }
 
 /// A worker was killed or added after partitions had been assigned, and partitions were
-/// assigned again afterwards.
+/// assigned again afterwards; the kill or the new worker since the step began (one from before
+/// Start over belongs to an earlier go).
 fn rebalanced(o: &Observed) -> bool {
     let events = &o.snapshot.sentiment.rebalances;
     let first_assignment = events
@@ -1104,6 +1120,7 @@ fn rebalanced(o: &Observed) -> bool {
     };
     let change = events
         .iter()
+        .filter(|e| e.at >= o.baseline.at)
         .filter(|e| e.kind == "killed" || (e.kind == "started" && e.at > first))
         .map(|e| e.at)
         .min();
@@ -1728,6 +1745,74 @@ mod tests {
             step(&reopened.observe(&acked(10, 140)), "stream").done_at,
             Some(10)
         );
+    }
+
+    fn lab_run(at: i64, run: &str) -> Snapshot {
+        let result = |mode, lost, duplicated| app::api::DeliveryResult {
+            mode,
+            state: app::api::LabState::Done,
+            input_topic: String::new(),
+            output_topic: String::new(),
+            produced_in: 100,
+            read_out: 100,
+            distinct: 100,
+            lost,
+            duplicated,
+            crash_at_offset: None,
+            processed: 100,
+            note: None,
+        };
+        let mut snapshot = Snapshot {
+            at,
+            ..Snapshot::default()
+        };
+        snapshot.lab.run = Some(run.into());
+        snapshot.lab.results = vec![
+            result(DeliveryMode::AtMostOnce, 7, 0),
+            result(DeliveryMode::AtLeastOnce, 0, 5),
+        ];
+        snapshot
+    }
+
+    /// A lab run or a rebalance from before Start over is an earlier go: the steps wait for a
+    /// new one.
+    #[test]
+    fn a_lab_run_or_a_rebalance_from_before_start_over_does_not_count() {
+        let dir = tempfile::tempdir().expect("dir");
+        let lesson = Lesson::open(dir.path());
+        let event = |at, worker: &str, kind: &str| app::api::RebalanceEvent {
+            at,
+            worker: worker.into(),
+            kind: kind.into(),
+            partitions: vec![0],
+        };
+        let mut before = lab_run(10, "run-1");
+        before.sentiment.rebalances = vec![
+            event(5, "w2", "assigned"),
+            event(4, "w1", "killed"),
+            event(1, "w1", "assigned"),
+        ];
+        // The steps began before any of it (a fresh server observes at once).
+        lesson.observe(&Snapshot::default());
+        let view = lesson.observe(&before);
+        assert!(step(&view, "delivery").done() && step(&view, "rebalance").done());
+
+        lesson.reset();
+        let mut again = before.clone();
+        again.at = 20;
+        let view = lesson.observe(&again);
+        assert!(!step(&view, "delivery").done() && !step(&view, "rebalance").done());
+
+        let mut later = lab_run(30, "run-2");
+        later.sentiment.rebalances = vec![
+            event(26, "w1", "assigned"),
+            event(25, "w2", "killed"),
+            event(5, "w2", "assigned"),
+            event(4, "w1", "killed"),
+            event(1, "w1", "assigned"),
+        ];
+        let view = lesson.observe(&later);
+        assert!(step(&view, "delivery").done() && step(&view, "rebalance").done());
     }
 
     #[test]
