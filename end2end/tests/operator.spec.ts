@@ -116,3 +116,42 @@ test("the lag chart keeps its history across a reload", async ({ page, request }
   // A chart fed only by the live feed would have a point or two now, one more each second.
   await expect.poll(samples, { timeout: 5_000 }).toBeGreaterThanOrEqual(15);
 });
+
+// The tail's time range as local dates and times (datetime-local inputs): from an hour ago to an
+// hour ahead shows the records just written; a range that ends before it starts is refused.
+test("the tail's time range takes a local date and time", async ({ page, request }) => {
+  // A datetime-local value ("2026-12-07T06:30") of `ms` in the browser's (= this machine's) zone.
+  const local = (ms: number) =>
+    new Date(ms - new Date(ms).getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+  await page.goto("/#cell-2");
+  await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
+  expect((await request.post("/api/stages/producer/start", { data: {} })).ok()).toBeTruthy();
+  expect((await request.post("/api/stages/streamer/start", { data: { rate: 0, limit: 50 } })).ok()).toBeTruthy();
+  const now = Date.now();
+  await page.locator("#cell-2 select[name=tail-topic]").selectOption("reviews");
+  await page.locator("#cell-2 input[name=tail-from-at]").fill(local(now - 3_600_000));
+  await page.locator("#cell-2 input[name=tail-until-at]").fill(local(now + 3_600_000));
+  await page.getByTestId("tail-start").click();
+  const rows = page.getByTestId("tail-rows").locator("tr");
+  await expect.poll(() => rows.count(), { timeout: 30_000 }).toBeGreaterThan(0);
+  await expect(page.getByTestId("tail-status")).toContainText("live");
+  await page.getByTestId("tail-stop").click();
+
+  // Ends before it starts: refused in the page, naming the field, before any request.
+  await page.locator("#cell-2 input[name=tail-until-at]").fill(local(now - 7_200_000));
+  await page.getByTestId("tail-start").click();
+  await expect(page.getByTestId("tail-view").locator("[role=alert]")).toContainText("until: before from");
+  // Minutes ago and a time for the same bound: which one was meant?
+  await page.locator("#cell-2 input[name=tail-until-at]").fill("");
+  await page.locator("#cell-2 input[name=tail-from]").fill("5");
+  await page.getByTestId("tail-start").click();
+  await expect(page.getByTestId("tail-view").locator("[role=alert]")).toContainText("from: minutes ago or a time, not both");
+  await page.getByTestId("tail-view").screenshot({ path: "screenshots/tail-time-range.png" });
+  // The server bounds the times itself, naming the field.
+  const far = await request.get(`/api/kafka/topics/reviews/tail?from_ms=${now * 1000}`);
+  expect(far.status()).toBe(400);
+  expect(await far.text()).toContain("from_ms");
+  const junk = await request.get("/api/kafka/topics/reviews/tail?until_ms=noon");
+  expect(junk.status()).toBe(400);
+  expect(await junk.text()).toContain("until_ms");
+});

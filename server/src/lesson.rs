@@ -35,6 +35,96 @@ pub enum Action {
 pub struct Observed<'a> {
     pub snapshot: &'a Snapshot,
     pub actions: &'a BTreeSet<Action>,
+    /// The step's cumulative figures when it began (see [`Tally`]).
+    pub baseline: &'a Baseline,
+}
+
+/// A cumulative figure that a step counts ("100 reviews acknowledged"). Counters keep growing
+/// over the pipeline's life, so after **Start over** on a pipeline that already ran, a check
+/// against the raw counter would be true at once; a step counts from its baseline instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tally {
+    Acked,
+    DeadLettered,
+    Counted,
+    Late,
+    Emitted,
+    Duplicates,
+    IndexerRetries,
+}
+
+impl Tally {
+    const ALL: [Tally; 7] = [
+        Tally::Acked,
+        Tally::DeadLettered,
+        Tally::Counted,
+        Tally::Late,
+        Tally::Emitted,
+        Tally::Duplicates,
+        Tally::IndexerRetries,
+    ];
+
+    fn read(self, snapshot: &Snapshot) -> u64 {
+        let counter = |id, name| snapshot.pipeline.counter(id, name);
+        match self {
+            Tally::Acked => counter("producer", "acked"),
+            Tally::DeadLettered => counter("sentiment", "dlq"),
+            Tally::Counted => snapshot.aggregate.counted,
+            Tally::Late => snapshot.aggregate.late_records,
+            Tally::Emitted => counter("aggregate", "emitted"),
+            Tally::Duplicates => snapshot.aggregate.duplicates,
+            Tally::IndexerRetries => counter("indexer", "retries"),
+        }
+    }
+}
+
+/// Each [`Tally`] as it stood when a step began: taken the first time the step is watched
+/// (a fresh lesson, or just after Start over) and kept in lesson.json with the progress. With
+/// it, when that was and the delivery lab's run then: a rebalance or a lab run from before
+/// belongs to an earlier go at the lesson.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Baseline {
+    counts: BTreeMap<Tally, u64>,
+    /// When it was taken (ms since the epoch, the snapshot's clock).
+    #[serde(default)]
+    at: i64,
+    #[serde(default)]
+    lab_run: Option<String>,
+}
+
+impl Baseline {
+    fn taken(snapshot: &Snapshot) -> Self {
+        Self {
+            counts: Tally::ALL.iter().map(|t| (*t, t.read(snapshot))).collect(),
+            at: snapshot.at,
+            lab_run: snapshot.lab.run.clone(),
+        }
+    }
+
+    /// Lowers every figure that now reads below its baseline: its counter restarted with its
+    /// stage (or with the server), and the new run counts from the lowest value seen, so a
+    /// restart never makes a step wait for more than it asked. Returns whether any moved.
+    fn lower_to(&mut self, snapshot: &Snapshot) -> bool {
+        let mut lowered = false;
+        for (tally, base) in &mut self.counts {
+            let now = tally.read(snapshot);
+            if now < *base {
+                *base = now;
+                lowered = true;
+            }
+        }
+        lowered
+    }
+
+    fn get(&self, tally: Tally) -> u64 {
+        self.counts.get(&tally).copied().unwrap_or(0)
+    }
+}
+
+/// How much `tally` grew since the step began.
+fn since(o: &Observed, tally: Tally) -> u64 {
+    tally.read(o.snapshot).saturating_sub(o.baseline.get(tally))
 }
 
 type Part = fn(&Observed) -> bool;
@@ -135,7 +225,7 @@ const STEPS: &[Step] = &[
         cell: 1,
         concepts: &["producer", "acknowledgement"],
         task: "Start the streamer and watch Kafka acknowledge 100 reviews.",
-        parts: &[|o| counter(o, "producer", "acked") >= 100],
+        parts: &[|o| since(o, Tally::Acked) >= 100],
         predict: Prediction {
             question: "You start the streamer. When Kafka has acknowledged 100 reviews, where are they?",
             choices: &[
@@ -429,7 +519,7 @@ const STEPS: &[Step] = &[
         task: "Flood 100 malformed records into reviews: each lands in reviews.dlq with its reason while the stage keeps running.",
         parts: &[|o| {
             o.actions.contains(&Action::FloodedMalformed)
-                && counter(o, "sentiment", "dlq") >= 100
+                && since(o, Tally::DeadLettered) >= 100
                 && running(o, "sentiment")
         }],
         predict: Prediction {
@@ -489,7 +579,7 @@ const STEPS: &[Step] = &[
             "trigger",
         ],
         task: "Start the aggregate stage: the same reviews fill tumbling, sliding and session windows each trigger.",
-        parts: &[|o| running(o, "aggregate") && o.snapshot.aggregate.counted >= 100],
+        parts: &[|o| running(o, "aggregate") && since(o, Tally::Counted) >= 100],
         predict: Prediction {
             question: "The aggregate stage counts each review in tumbling (60 s), sliding (60 s every 15 s) and session windows. In how many sliding windows is one review counted?",
             choices: &[
@@ -530,7 +620,7 @@ const STEPS: &[Step] = &[
         cell: 4,
         concepts: &["event time", "late data", "watermark"],
         task: "Restart the streamer with Late % above 0: reviews behind the watermark are counted late.",
-        parts: &[|o| o.snapshot.aggregate.late_records >= 1],
+        parts: &[|o| since(o, Tally::Late) >= 1],
         predict: Prediction {
             question: "You restart the streamer with Late % above 0: those reviews carry an event time minutes in the past. What happens to the ones behind the watermark?",
             choices: &[
@@ -576,7 +666,7 @@ const STEPS: &[Step] = &[
             let mode = config_str(o, "aggregate", "output_mode");
             running(o, "aggregate")
                 && matches!(mode.as_deref(), Some("update" | "complete"))
-                && counter(o, "aggregate", "emitted") >= 1
+                && since(o, Tally::Emitted) >= 1
         }],
         predict: Prediction {
             question: "You restart the aggregate stage in update mode. How many rows does each trigger write to reviews.aggregates?",
@@ -688,7 +778,7 @@ const STEPS: &[Step] = &[
         concepts: &["dedup", "at-least-once"],
         task: "Send the newest 100 reviews again (a producer retry): the windows drop them as duplicates.",
         parts: &[|o| {
-            o.actions.contains(&Action::ResentReviews) && o.snapshot.aggregate.duplicates >= 1
+            o.actions.contains(&Action::ResentReviews) && since(o, Tally::Duplicates) >= 1
         }],
         predict: Prediction {
             question: "You send the newest 100 reviews again, as a producer retry would. What happens to the window counts?",
@@ -830,7 +920,7 @@ const STEPS: &[Step] = &[
         concepts: &["retry with backoff", "back-pressure"],
         task: "Pause the search backend: the indexer retries and its lag grows. Resume it: the lag returns to 0.",
         parts: &[
-            |o| o.snapshot.search.paused && counter(o, "indexer", "retries") >= 1,
+            |o| o.snapshot.search.paused && since(o, Tally::IndexerRetries) >= 1,
             |o| !o.snapshot.search.paused && group_lag(o, "indexer", "pipebook-indexer") == Some(0),
         ],
         predict: Prediction {
@@ -882,13 +972,15 @@ const STEPS: &[Step] = &[
             "exactly-once",
         ],
         task: "Run the lab: the same records, the same crash — count what at-most-once loses and at-least-once duplicates.",
+        // A run since the step began: the results of one from before Start over stay on show.
         parts: &[|o| {
             let lab = &o.snapshot.lab;
+            let since = lab.run.is_some() && lab.run != o.baseline.lab_run;
             let lost = lab.result(DeliveryMode::AtMostOnce).map_or(0, |r| r.lost);
             let duplicated = lab
                 .result(DeliveryMode::AtLeastOnce)
                 .map_or(0, |r| r.duplicated);
-            !lab.running && lost > 0 && duplicated > 0
+            since && !lab.running && lost > 0 && duplicated > 0
         }],
         predict: Prediction {
             question: "The lab copies the same records three ways and crashes each copy job halfway. Which mode loses records?",
@@ -1014,7 +1106,8 @@ fn sentiment_lag(o: &Observed) -> Option<i64> {
 }
 
 /// A worker was killed or added after partitions had been assigned, and partitions were
-/// assigned again afterwards.
+/// assigned again afterwards; the kill or the new worker since the step began (one from before
+/// Start over belongs to an earlier go).
 fn rebalanced(o: &Observed) -> bool {
     let events = &o.snapshot.sentiment.rebalances;
     let first_assignment = events
@@ -1027,6 +1120,7 @@ fn rebalanced(o: &Observed) -> bool {
     };
     let change = events
         .iter()
+        .filter(|e| e.at >= o.baseline.at)
         .filter(|e| e.kind == "killed" || (e.kind == "started" && e.at > first))
         .map(|e| e.at)
         .min();
@@ -1160,6 +1254,9 @@ struct Progress {
     /// Each step's prediction and figures (absent from files written before predictions).
     #[serde(default)]
     watches: BTreeMap<String, Watch>,
+    /// Each unfinished step's baseline (absent from older files: taken when next watched).
+    #[serde(default)]
+    baselines: BTreeMap<String, Baseline>,
 }
 
 /// One step's prediction and the figures read for it.
@@ -1287,9 +1384,11 @@ impl Lesson {
             if begun && answered {
                 return Err(PredictError::Begun(id.to_owned()));
             }
+            let empty = Baseline::default();
             let observed = Observed {
                 snapshot,
                 actions: &progress.actions,
+                baseline: progress.baselines.get(id).unwrap_or(&empty),
             };
             let mut watch = Watch::from(read_figures(&step.predict, &observed));
             watch.choice = Some(choice);
@@ -1349,12 +1448,18 @@ fn advance(progress: &mut Progress, snapshot: &Snapshot, now: i64) -> bool {
         done_at,
         actions,
         watches,
+        baselines,
     } = progress;
-    let observed = Observed { snapshot, actions };
+    let empty = Baseline::default();
     let mut changed = false;
     for step in STEPS {
         let prediction = &step.predict;
         if let Some(&done) = done_at.get(step.id) {
+            let observed = Observed {
+                snapshot,
+                actions,
+                baseline: &empty,
+            };
             // A step done before predictions existed has nothing to resolve.
             let Some(watch) = watches.get_mut(step.id).filter(|w| w.happened.is_none()) else {
                 continue;
@@ -1368,6 +1473,19 @@ fn advance(progress: &mut Progress, snapshot: &Snapshot, now: i64) -> bool {
             }
             continue;
         }
+        let baseline = match baselines.entry(step.id.to_owned()) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                changed = true;
+                entry.insert(Baseline::taken(snapshot))
+            }
+        };
+        changed |= baseline.lower_to(snapshot);
+        let observed = Observed {
+            snapshot,
+            actions,
+            baseline,
+        };
         let figures = read_figures(prediction, &observed);
         match watches.get_mut(step.id) {
             Some(watch) => watch.raise_peak(&figures),
@@ -1384,6 +1502,7 @@ fn advance(progress: &mut Progress, snapshot: &Snapshot, now: i64) -> bool {
         if reached == step.parts.len() {
             done_at.insert(step.id.to_owned(), now);
             reached_parts.remove(step.id);
+            baselines.remove(step.id);
             if prediction.settle_secs == 0
                 && let Some(watch) = watches.get_mut(step.id)
             {
@@ -1498,6 +1617,7 @@ mod tests {
         let observed = Observed {
             snapshot: &mine,
             actions: &actions,
+            baseline: &Baseline::default(),
         };
         assert_eq!(sentiment_lag(&observed), Some(5_000));
         let mut elsewhere = snapshot_in_group(1, 5_000, "my-group");
@@ -1505,6 +1625,7 @@ mod tests {
         let observed = Observed {
             snapshot: &elsewhere,
             actions: &actions,
+            baseline: &Baseline::default(),
         };
         assert_eq!(sentiment_lag(&observed), None);
     }
@@ -1546,6 +1667,152 @@ mod tests {
         reopened.reset();
         let view = Lesson::open(dir.path()).observe(&Snapshot::default());
         assert_eq!(view.done(), 0);
+    }
+
+    fn acked(at: i64, acked: u64) -> Snapshot {
+        Snapshot {
+            at,
+            pipeline: PipelineStatus {
+                stages: vec![StageStatus {
+                    id: "producer".into(),
+                    state: StageState::Running,
+                    counters: BTreeMap::from([("acked".to_owned(), acked)]),
+                    ..StageStatus::default()
+                }],
+                ..PipelineStatus::default()
+            },
+            ..Snapshot::default()
+        }
+    }
+
+    /// Start over on a pipeline that already acknowledged 500 reviews: the stream step counts
+    /// from 500, across a restart of the lesson; a producer counter that restarts from 0 counts
+    /// from its lowest value.
+    #[test]
+    fn a_count_step_counts_from_its_baseline_after_start_over_and_a_restart() {
+        let dir = tempfile::tempdir().expect("dir");
+        let lesson = Lesson::open(dir.path());
+        assert!(
+            step(&lesson.observe(&acked(1, 0)), "stream")
+                .done_at
+                .is_none()
+        );
+        assert_eq!(
+            step(&lesson.observe(&acked(2, 500)), "stream").done_at,
+            Some(2)
+        );
+
+        lesson.reset();
+        assert!(
+            step(&lesson.observe(&acked(3, 500)), "stream")
+                .done_at
+                .is_none()
+        );
+        assert!(
+            step(&lesson.observe(&acked(4, 599)), "stream")
+                .done_at
+                .is_none()
+        );
+        let reopened = Lesson::open(dir.path());
+        assert!(
+            step(&reopened.observe(&acked(5, 599)), "stream")
+                .done_at
+                .is_none()
+        );
+        assert_eq!(
+            step(&reopened.observe(&acked(6, 600)), "stream").done_at,
+            Some(6)
+        );
+
+        reopened.reset();
+        assert!(
+            step(&reopened.observe(&acked(7, 600)), "stream")
+                .done_at
+                .is_none()
+        );
+        // The producer restarted: its counter starts again from 0.
+        assert!(
+            step(&reopened.observe(&acked(8, 40)), "stream")
+                .done_at
+                .is_none()
+        );
+        assert!(
+            step(&reopened.observe(&acked(9, 139)), "stream")
+                .done_at
+                .is_none()
+        );
+        assert_eq!(
+            step(&reopened.observe(&acked(10, 140)), "stream").done_at,
+            Some(10)
+        );
+    }
+
+    fn lab_run(at: i64, run: &str) -> Snapshot {
+        let result = |mode, lost, duplicated| app::api::DeliveryResult {
+            mode,
+            state: app::api::LabState::Done,
+            input_topic: String::new(),
+            output_topic: String::new(),
+            produced_in: 100,
+            read_out: 100,
+            distinct: 100,
+            lost,
+            duplicated,
+            crash_at_offset: None,
+            processed: 100,
+            note: None,
+        };
+        let mut snapshot = Snapshot {
+            at,
+            ..Snapshot::default()
+        };
+        snapshot.lab.run = Some(run.into());
+        snapshot.lab.results = vec![
+            result(DeliveryMode::AtMostOnce, 7, 0),
+            result(DeliveryMode::AtLeastOnce, 0, 5),
+        ];
+        snapshot
+    }
+
+    /// A lab run or a rebalance from before Start over is an earlier go: the steps wait for a
+    /// new one.
+    #[test]
+    fn a_lab_run_or_a_rebalance_from_before_start_over_does_not_count() {
+        let dir = tempfile::tempdir().expect("dir");
+        let lesson = Lesson::open(dir.path());
+        let event = |at, worker: &str, kind: &str| app::api::RebalanceEvent {
+            at,
+            worker: worker.into(),
+            kind: kind.into(),
+            partitions: vec![0],
+        };
+        let mut before = lab_run(10, "run-1");
+        before.sentiment.rebalances = vec![
+            event(5, "w2", "assigned"),
+            event(4, "w1", "killed"),
+            event(1, "w1", "assigned"),
+        ];
+        // The steps began before any of it (a fresh server observes at once).
+        lesson.observe(&Snapshot::default());
+        let view = lesson.observe(&before);
+        assert!(step(&view, "delivery").done() && step(&view, "rebalance").done());
+
+        lesson.reset();
+        let mut again = before.clone();
+        again.at = 20;
+        let view = lesson.observe(&again);
+        assert!(!step(&view, "delivery").done() && !step(&view, "rebalance").done());
+
+        let mut later = lab_run(30, "run-2");
+        later.sentiment.rebalances = vec![
+            event(26, "w1", "assigned"),
+            event(25, "w2", "killed"),
+            event(5, "w2", "assigned"),
+            event(4, "w1", "killed"),
+            event(1, "w1", "assigned"),
+        ];
+        let view = lesson.observe(&later);
+        assert!(step(&view, "delivery").done() && step(&view, "rebalance").done());
     }
 
     #[test]
@@ -1705,6 +1972,7 @@ mod tests {
         let observed = Observed {
             snapshot: &snapshot,
             actions: &actions,
+            baseline: &Baseline::default(),
         };
         assert_eq!(killed_held(&observed), BTreeSet::from([0, 1]));
         assert_eq!(moved_since_change(&observed), BTreeSet::from([0, 1, 2]));

@@ -223,6 +223,16 @@ pub fn render(live: &PipelineStatus, snapshot: &Snapshot, broker_up: bool) -> St
         out.sample("pipebook_search_documents", &[], documents as f64);
     }
     out.family(
+        "pipebook_tails_open",
+        "gauge",
+        "Live tails (GET /api/kafka/topics/{topic}/tail) open now, over every viewer.",
+    );
+    out.sample(
+        "pipebook_tails_open",
+        &[],
+        crate::kafka::tail::open_count() as f64,
+    );
+    out.family(
         "pipebook_sample_timestamp_seconds",
         "gauge",
         "When the sample the topic and group figures come from was taken.",

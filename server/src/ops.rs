@@ -92,7 +92,8 @@ async fn tail_topic(
     query: Result<Query<TailQuery>, QueryRejection>,
 ) -> Result<Response, OpsError> {
     let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
-    let plan = query.plan().map_err(EngineError::BadRequest)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let plan = query.plan(now).map_err(EngineError::BadRequest)?;
     let permit = tail::try_open().map_err(EngineError::Busy)?;
     let count = engine
         .inspector()

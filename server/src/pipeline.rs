@@ -273,7 +273,7 @@ impl Engine {
             snapshot: watch::Sender::new(Snapshot::default()),
             feed: watch::Sender::new(Arc::new(Frame::first(&Snapshot::default()))),
             lesson: Lesson::open(&settings.data_dir),
-            incidents: Default::default(),
+            incidents: crate::incidents::Incidents::open(&settings.data_dir),
             tracer: Tracer::default(),
             bounds: Bounds::default(),
             closing: tokio_util::sync::CancellationToken::new(),
@@ -284,6 +284,7 @@ impl Engine {
         engine.parquet_metrics.scan(&engine.parquet_root());
         engine.start_heartbeats();
         tokio::spawn(sample_forever(Arc::downgrade(&engine)));
+        crate::incidents::resume(&engine);
         Ok(engine)
     }
 

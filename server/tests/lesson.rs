@@ -145,3 +145,71 @@ async fn a_prediction_is_judged_from_live_figures_and_survives_a_restart() {
     );
     t.engine.shutdown().await;
 }
+
+/// Start over on a pipeline that already ran: the count step ("Kafka acknowledges 100 reviews")
+/// counts from where the counter stood, not from 0, so it is not done again at once; new
+/// records complete it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_over_counts_a_count_step_from_its_baseline() {
+    let t = start_engine().await;
+    let served = serve_page(&t).await;
+    let http = reqwest::Client::new();
+    let base = served.base.clone();
+
+    common::stream_reviews(&t.engine, 150, 17).await;
+    eventually("the stream step done", Duration::from_secs(60), || {
+        let (http, base) = (&http, &base);
+        async move {
+            let step = lesson_step(http, base, "stream").await;
+            (!step["done_at"].is_null()).then_some(())
+        }
+    })
+    .await;
+
+    let reset = http
+        .post(format!("{base}/api/lesson/reset"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("reset sent");
+    assert_eq!(reset.status(), 200);
+    let acked_at_reset = common::counter(&t.engine, "producer", "acked");
+    assert!(acked_at_reset >= 150);
+
+    // Several snapshots later, with the counter far above 100, the step is still open.
+    let mut snapshots = t.engine.subscribe();
+    for _ in 0..3 {
+        snapshots.changed().await.expect("a snapshot");
+    }
+    let step = lesson_step(&http, &base, "stream").await;
+    assert!(step["done_at"].is_null(), "done again at once: {step}");
+    assert_eq!(step["reached"], 0, "{step}");
+
+    // 120 new reviews acknowledged: now it is done.
+    t.engine
+        .stop_stage("streamer")
+        .await
+        .expect("streamer stops");
+    t.engine
+        .start_stage(
+            "streamer",
+            json!({"rate": 0, "chunk_size": 120, "limit": 120, "seed": 18}),
+        )
+        .await
+        .expect("streamer again");
+    eventually(
+        "the stream step done again",
+        Duration::from_secs(60),
+        || {
+            let (http, base) = (&http, &base);
+            async move {
+                let step = lesson_step(http, base, "stream").await;
+                (!step["done_at"].is_null()).then_some(())
+            }
+        },
+    )
+    .await;
+    assert!(common::counter(&t.engine, "producer", "acked") >= acked_at_reset + 100);
+    t.engine.shutdown().await;
+}

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use app::ops::{CHECKPOINTS_KEPT, StageLoad};
@@ -143,5 +144,77 @@ async fn a_running_windows_stage_reports_its_checkpoints_and_state_size() {
         &[("stage", "aggregate"), ("name", "dedup_ids")],
     );
     assert_eq!(exported, Some(dedup as f64));
+
+    // The Grafana dashboard: every metric it queries is in this answer, every gauge name it
+    // selects is one a stage exports, and every family exported has a panel.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/grafana/pipebook-dashboard.json"
+    );
+    let text = std::fs::read_to_string(path).expect("the dashboard file");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    let exported: BTreeSet<&str> = samples.iter().map(|s| s.name.as_str()).collect();
+    let mut queried = BTreeSet::new();
+    for expr in &exprs {
+        for name in metric_names(expr) {
+            assert!(
+                exported.contains(name.as_str()),
+                "the dashboard queries {name}, which /metrics does not export (in {expr})"
+            );
+            queried.insert(name);
+        }
+        for gauge in selected_values(expr, "pipebook_stage_gauge", "name") {
+            assert!(
+                samples
+                    .iter()
+                    .any(|s| s.name == "pipebook_stage_gauge"
+                        && s.labels.get("name") == Some(&gauge)),
+                "the dashboard selects stage gauge {gauge:?}, which no stage exports"
+            );
+        }
+    }
+    let unpanelled: Vec<&&str> = exported
+        .iter()
+        .filter(|name| !queried.contains(**name))
+        .collect();
+    assert!(unpanelled.is_empty(), "no panel for {unpanelled:?}");
     engine.shutdown().await;
+}
+
+/// The metric names (`pipebook_…`) a PromQL expression reads.
+fn metric_names(expr: &str) -> Vec<String> {
+    expr.match_indices("pipebook_")
+        .map(|(at, _)| {
+            expr[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .collect()
+}
+
+/// The values a selector of `metric` matches for `label` (`label="a"` or `label=~"a|b"`).
+fn selected_values(expr: &str, metric: &str, label: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    for (at, _) in expr.match_indices(&format!("{metric}{{")) {
+        let rest = &expr[at + metric.len() + 1..];
+        let selector = rest.split('}').next().unwrap_or_default();
+        for matcher in selector.split(',') {
+            let matcher = matcher.trim();
+            let value = matcher
+                .strip_prefix(&format!("{label}=~"))
+                .or_else(|| matcher.strip_prefix(&format!("{label}=")));
+            if let Some(value) = value {
+                values.extend(value.trim_matches('"').split('|').map(str::to_owned));
+            }
+        }
+    }
+    values
 }

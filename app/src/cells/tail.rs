@@ -1,7 +1,7 @@
 //! Cell 2 · live tail: a topic's records as they arrive (`GET /api/kafka/topics/{topic}/tail`,
 //! server-sent events), newest first, filtered on the server by key, value text, header and time
-//! range; "from N minutes ago" jumps back in time (the server finds the offsets with ListOffsets
-//! by timestamp). Pause closes the stream, so the server's consumer is freed; resume opens it
+//! range; "from N minutes ago" or "from <a local date and time>" jumps back in time (the server
+//! finds the offsets with ListOffsets by timestamp). Pause closes the stream, so the server's consumer is freed; resume opens it
 //! again from the moment of the pause, so nothing written meanwhile is missed.
 
 use leptos::prelude::*;
@@ -30,6 +30,8 @@ pub fn TopicTail(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
     let header = RwSignal::new(String::new());
     let from_min = RwSignal::new(String::new());
     let until_min = RwSignal::new(String::new());
+    let from_at = RwSignal::new(String::new());
+    let until_at = RwSignal::new(String::new());
     let records = RwSignal::new(Vec::<Message>::new());
     let received = RwSignal::new(0u64);
     let state = RwSignal::new(Tail::Off);
@@ -39,26 +41,31 @@ pub fn TopicTail(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
     let now = move || live.snapshot.get_untracked().map_or(0, |s| s.at);
 
     let open = move |from_ms: Option<i64>| {
-        let minutes_ago = |text: String| -> Result<Option<i64>, String> {
-            let text = text.trim().to_owned();
-            if text.is_empty() {
-                return Ok(None);
-            }
-            let minutes: f64 = text
-                .parse()
-                .map_err(|_| format!("minutes ago: not a number: {text}"))?;
-            Ok(Some(now() - (minutes * 60_000.0) as i64))
+        // A bound is minutes ago or a local date and time, not both.
+        let bound = |field: &str, minutes: RwSignal<String>, at: RwSignal<String>| match (
+            minutes.get_untracked().trim(),
+            at.get_untracked().trim(),
+        ) {
+            ("", "") => Ok(None),
+            (text, "") => text
+                .parse::<f64>()
+                .map(|m| Some(now() - (m * 60_000.0) as i64))
+                .map_err(|_| format!("{field} (min ago): not a number: {text}")),
+            ("", text) => local_ms(text)
+                .map(Some)
+                .ok_or_else(|| format!("{field}: not a date and time: {text}")),
+            _ => Err(format!("{field}: minutes ago or a time, not both")),
         };
         let from = match from_ms {
-            Some(at) => Some(at),
-            None => match minutes_ago(from_min.get_untracked()) {
-                Ok(at) => at,
-                Err(e) => return error.set(Some(e)),
-            },
+            Some(at) => Ok(Some(at)),
+            None => bound("from", from_min, from_at),
         };
-        let until = match minutes_ago(until_min.get_untracked()) {
-            Ok(at) => at,
-            Err(e) => return error.set(Some(e)),
+        let (from, until) = match (from, bound("until", until_min, until_at)) {
+            (Ok(Some(from)), Ok(Some(until))) if until < from => {
+                return error.set(Some("until: before from".into()));
+            }
+            (Ok(from), Ok(until)) => (from, until),
+            (Err(e), _) | (_, Err(e)) => return error.set(Some(e)),
         };
         let mut query = Vec::new();
         for (name, field) in [("key", key), ("contains", contains), ("header", header)] {
@@ -127,6 +134,14 @@ pub fn TopicTail(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
             <label>
                 "Until (min ago)"
                 <input type="number" min="0" step="any" name="tail-until" placeholder="no end" bind:value=until_min />
+            </label>
+            <label>
+                "or from"
+                <input type="datetime-local" step="1" name="tail-from-at" bind:value=from_at />
+            </label>
+            <label>
+                "until"
+                <input type="datetime-local" step="1" name="tail-until-at" bind:value=until_at />
             </label>
             <div class="buttons">
                 <button class="btn" data-primary data-testid="tail-start" on:click=start>
@@ -239,7 +254,7 @@ fn stream(
                 Event::Closed => {
                     // Refused (429: every tail is taken, 404: no such topic) or the server went.
                     error.set(Some(
-                        "the tail was refused or ended (at most 4 are open at once; is the topic there?)".into(),
+                        "the tail was refused or ended (at most 4 are open at once; is the topic there? is the time range within a day from now?)".into(),
                     ));
                     state.set(Tail::Off);
                     break;
@@ -271,6 +286,28 @@ fn encode(value: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A `datetime-local` value ("2026-12-07T06:30:15") as ms since the epoch, read in the browser's
+/// time zone (an ISO date-time without an offset is local time to `Date.parse`).
+fn local_ms(text: &str) -> Option<i64> {
+    #[cfg(feature = "hydrate")]
+    {
+        let ms = date_parse(text);
+        ms.is_finite().then_some(ms as i64)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = text;
+        None
+    }
+}
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = Date, js_name = parse)]
+    fn date_parse(text: &str) -> f64;
 }
 
 #[cfg(test)]

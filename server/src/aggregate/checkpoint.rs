@@ -226,6 +226,36 @@ pub async fn save(
     }
 }
 
+/// Writes a *start marker* for each input partition `p` of `group`: no windows, the next offset
+/// to read `offsets[p]`, and config null, so whatever query the group runs next resumes there
+/// (and a changed query later starts over from there, not from 0). It is to the aggregate's
+/// group what committing offsets is to a plain consumer group: the stage positions itself from
+/// its checkpoints, not from committed offsets. Call it only while the group has no members.
+pub async fn mark_start(
+    kafka: &KafkaSettings,
+    group: &str,
+    offsets: &[i64],
+    changelog_partitions: i32,
+) -> Result<(), KafkaError> {
+    let producer = producer(kafka)?;
+    let cancel = CancellationToken::new();
+    for (partition, offset) in offsets.iter().enumerate() {
+        let record = ChangelogRecord {
+            version: VERSION,
+            group: group.to_owned(),
+            partition: i32::try_from(partition).unwrap_or(i32::MAX),
+            config: serde_json::Value::Null,
+            held: PartitionState {
+                offset: *offset,
+                start: *offset,
+                ..PartitionState::default()
+            },
+        };
+        save(&producer, &record, changelog_partitions, &cancel).await;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

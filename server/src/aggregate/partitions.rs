@@ -26,6 +26,11 @@ pub struct PartitionState {
     /// Triggers that changed this partition so far.
     pub triggers: u64,
     pub state: WindowState,
+    /// Where the partition's count began: 0, or where the group was last moved to from outside
+    /// (an incident's clean slate). A changed query starts over from here, not from offset 0;
+    /// absent from older checkpoints.
+    #[serde(default)]
+    pub start: i64,
 }
 
 /// The partitions a process holds now, by partition id.

@@ -83,8 +83,9 @@ enum Change {
     Assigned {
         partitions: Vec<i32>,
         restored: BTreeMap<i32, ChangelogRecord>,
-        /// Partitions whose changelog record was written by another query (started over).
-        changed_query: Vec<i32>,
+        /// Partitions whose changelog record was written by another query (started over),
+        /// with the offset each starts over from.
+        changed_query: BTreeMap<i32, i64>,
     },
     Revoked(Vec<i32>),
     /// Everything is gone (a rebalance error): the loop drops what it holds.
@@ -130,14 +131,25 @@ impl AggregateContext {
                 return;
             }
         };
-        let (restored, other): (BTreeMap<_, _>, BTreeMap<_, _>) = restored
+        // A start marker (config null, see `checkpoint::mark_start`) holds no windows: any
+        // query resumes from it.
+        let (restored, other): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            restored.into_iter().partition(|(_, record)| {
+                record.config.is_null() || same_query(&record.config, &self.config)
+            });
+        // A changed query starts over from where the partition's count began.
+        let changed_query: BTreeMap<i32, i64> = other
             .into_iter()
-            .partition(|(_, record)| same_query(&record.config, &self.config));
+            .map(|(partition, record)| (partition, record.held.start))
+            .collect();
         let mut assignment = TopicPartitionList::new();
         for partition in &partitions {
-            let offset = restored
-                .get(partition)
-                .map_or(Offset::Beginning, |r| Offset::Offset(r.held.offset));
+            let start = changed_query.get(partition).copied().unwrap_or(0);
+            let offset = match restored.get(partition) {
+                Some(record) => Offset::Offset(record.held.offset),
+                None if start > 0 => Offset::Offset(start),
+                None => Offset::Beginning,
+            };
             if let Err(error) = assignment.add_partition_offset(TOPIC_SENTIMENT, *partition, offset)
             {
                 self.push(Change::Failed(error.to_string()));
@@ -158,7 +170,7 @@ impl AggregateContext {
         self.push(Change::Assigned {
             partitions,
             restored,
-            changed_query: other.into_keys().collect(),
+            changed_query,
         });
     }
 
@@ -375,7 +387,14 @@ fn apply(
                             ));
                             record.held.clone()
                         }
-                        None => PartitionState::default(),
+                        None => {
+                            let start = changed_query.get(partition).copied().unwrap_or(0);
+                            PartitionState {
+                                offset: start,
+                                start,
+                                ..PartitionState::default()
+                            }
+                        }
                     };
                     held.insert(*partition, state);
                 }
@@ -389,9 +408,13 @@ fn apply(
                     ));
                 }
                 if !changed_query.is_empty() {
+                    let from: Vec<String> = changed_query
+                        .iter()
+                        .map(|(p, start)| format!("{p} from offset {start}"))
+                        .collect();
                     detail.push_str(&format!(
-                        "; windows changed since the checkpoint of {}: started over from offset 0",
-                        list(&changed_query)
+                        "; windows changed since the checkpoint: started over, {}",
+                        from.join(", ")
                     ));
                 }
                 ctx.set_detail(detail);

@@ -10,8 +10,31 @@ use super::live::{Baseline, BurstRecord, Live, Step};
 use crate::streamer::generator::ReviewGenerator;
 use crate::trace::path::partition_for_key;
 
-type Figure = (&'static str, fn(&Live) -> i64);
 type Part = fn(&Live) -> bool;
+
+/// A figure of an incident's before / now / Δ table.
+pub enum Figure {
+    One(&'static str, fn(&Live) -> i64),
+    /// One row per partition of `reviews` (as many as the topic really has), named the prefix
+    /// followed by the partition.
+    PerPartition(&'static str, fn(&Live, usize) -> i64),
+}
+
+/// A figure's row, once the partition count is known.
+pub struct Row {
+    pub name: String,
+    figure: &'static Figure,
+    partition: usize,
+}
+
+impl Row {
+    pub fn read(&self, o: &Live) -> i64 {
+        match self.figure {
+            Figure::One(_, read) => read(o),
+            Figure::PerPartition(_, read) => read(o, self.partition),
+        }
+    }
+}
 
 /// A diagnosis question, answered with one of its choices.
 pub struct Question {
@@ -37,6 +60,29 @@ pub struct Def {
     pub figures: &'static [Figure],
     /// Conditions of the fix that must come true one after the other.
     pub parts: &'static [Part],
+}
+
+impl Def {
+    /// The figures' rows for the partitions the incident started with.
+    pub fn rows(&self, base: &Baseline) -> Vec<Row> {
+        self.figures
+            .iter()
+            .flat_map(|figure| match figure {
+                Figure::One(name, _) => vec![Row {
+                    name: (*name).to_owned(),
+                    figure,
+                    partition: 0,
+                }],
+                Figure::PerPartition(prefix, _) => (0..base.review_partitions())
+                    .map(|partition| Row {
+                        name: format!("{prefix}{partition}"),
+                        figure,
+                        partition,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
 }
 
 /// How many reviews a burst writes: enough to see, few enough to replay in a second.
@@ -236,13 +282,13 @@ pub const INCIDENTS: &[Def] = &[
         id: "slow-consumer",
         title: "A slow consumer",
         cell: 3,
-        symptom: "One sentiment worker reads all three partitions and classifies slowly: the group's lag grows by the second.",
+        symptom: "One sentiment worker reads every partition and classifies slowly: the group's lag grows by the second.",
         hints: &[
             "Cell 3: how many workers does the group have, and how many partitions does each own?",
             "A consumer group shares partitions among its members: more workers, more reviews per second — up to one per partition.",
-            "Add workers until every partition has its own (three), then add a fourth and see what it gets.",
+            "Add workers until every partition has its own (cell 2 shows how many partitions reviews has), then add one more and see what it gets.",
         ],
-        write_up: "Each worker handled about 40 reviews a second while the streamer sent 60: the lag grew by the difference. Adding workers made the group rebalance and share the partitions, so three workers handled three times as much and the backlog drained. A fourth worker got no partition: within a group, one partition is read by one member, so the partition count caps a group's parallelism.",
+        write_up: "Each worker handled about 40 reviews a second while the streamer sent 60: the lag grew by the difference. Adding workers made the group rebalance and share the partitions, so one worker per partition handled that many times as much and the backlog drained. One worker more than partitions got no partition: within a group, one partition is read by one member, so the partition count caps a group's parallelism.",
         question: None,
         burst: plain,
         trouble: &[
@@ -251,20 +297,23 @@ pub const INCIDENTS: &[Def] = &[
             Step::Start("streamer", streamer),
         ],
         figures: &[
-            ("sentiment lag (reviews waiting)", |o| o.sentiment_lag()),
-            ("workers running", |o| o.workers().0),
-            ("workers with no partition", |o| o.workers().1),
-            ("reviews classified", |o| o.since(TOPIC_SENTIMENT)),
+            Figure::One("sentiment lag (reviews waiting)", |o| o.sentiment_lag()),
+            Figure::One("workers running", |o| o.workers().0),
+            Figure::One("workers with no partition", |o| o.workers().1),
+            Figure::One("reviews classified", |o| o.since(TOPIC_SENTIMENT)),
         ],
         parts: &[
             |o| {
                 let (running, idle) = o.workers();
-                running - idle >= 3
+                running - idle >= o.review_partitions()
             },
-            |o| o.workers().0 - o.workers().1 >= 3 && o.sentiment_lag() < SLOW_RATE as i64,
             |o| {
                 let (running, idle) = o.workers();
-                running >= 4 && idle >= 1
+                running - idle >= o.review_partitions() && o.sentiment_lag() < SLOW_RATE as i64
+            },
+            |o| {
+                let (running, idle) = o.workers();
+                running > o.review_partitions() && idle >= 1
             },
         ],
     },
@@ -283,10 +332,10 @@ pub const INCIDENTS: &[Def] = &[
         burst: poison,
         trouble: &[Step::Start("sentiment", retry_for_ever)],
         figures: &[
-            ("sentiment lag (reviews waiting)", |o| o.sentiment_lag()),
-            ("records in reviews.dlq", |o| o.since(TOPIC_DLQ)),
-            ("reviews classified", |o| o.since(TOPIC_SENTIMENT)),
-            ("attempts before the dead-letter topic (0 = never)", |o| {
+            Figure::One("sentiment lag (reviews waiting)", |o| o.sentiment_lag()),
+            Figure::One("records in reviews.dlq", |o| o.since(TOPIC_DLQ)),
+            Figure::One("reviews classified", |o| o.since(TOPIC_SENTIMENT)),
+            Figure::One("attempts before the dead-letter topic (0 = never)", |o| {
                 if o.running("sentiment") {
                     o.config("sentiment", "dead_letter_after")
                         .and_then(|v| v.as_i64())
@@ -320,16 +369,10 @@ pub const INCIDENTS: &[Def] = &[
         burst: hot,
         trouble: &[Step::Start("producer", none)],
         figures: &[
-            ("records in reviews-0", |o| {
-                o.partition_since(TOPIC_REVIEWS, 0)
+            Figure::PerPartition("records in reviews-", |o, p| {
+                o.partition_since(TOPIC_REVIEWS, p)
             }),
-            ("records in reviews-1", |o| {
-                o.partition_since(TOPIC_REVIEWS, 1)
-            }),
-            ("records in reviews-2", |o| {
-                o.partition_since(TOPIC_REVIEWS, 2)
-            }),
-            ("busiest partition's share (%)", |o| {
+            Figure::One("busiest partition's share (%)", |o| {
                 let top = busiest(o).map_or(0, |p| o.partition_since(TOPIC_REVIEWS, p));
                 share_percent(top, o.since(TOPIC_REVIEWS))
             }),
@@ -355,15 +398,15 @@ pub const INCIDENTS: &[Def] = &[
             Step::Start("producer", none),
         ],
         figures: &[
-            ("records in the idle partition", |o| {
+            Figure::One("records in the idle partition", |o| {
                 let last = o.base.review_partitions().saturating_sub(1);
                 o.partition_since(TOPIC_REVIEWS, last)
             }),
-            ("watermark set (1 = yes)", |o| {
+            Figure::One("watermark set (1 = yes)", |o| {
                 i64::from(o.aggregate().is_some_and(|a| a.watermark.is_some()))
             }),
-            ("closed windows", closed_windows),
-            ("reviews counted", |o| {
+            Figure::One("closed windows", closed_windows),
+            Figure::One("reviews counted", |o| {
                 o.aggregate().map_or(0, |a| a.counted as i64)
             }),
         ],
@@ -391,14 +434,14 @@ pub const INCIDENTS: &[Def] = &[
             Step::Start("streamer", late_streamer),
         ],
         figures: &[
-            ("late records", |o| {
+            Figure::One("late records", |o| {
                 o.aggregate().map_or(0, |a| a.late_records as i64)
             }),
-            ("reviews counted", |o| {
+            Figure::One("reviews counted", |o| {
                 o.aggregate().map_or(0, |a| a.counted as i64)
             }),
-            ("records in reviews.late", |o| o.since(TOPIC_LATE)),
-            ("allowed lateness (s)", lateness),
+            Figure::One("records in reviews.late", |o| o.since(TOPIC_LATE)),
+            Figure::One("allowed lateness (s)", lateness),
         ],
         parts: &[
             |o| o.running("aggregate") && (lateness(o) >= 2 * LATE_BY_SECS || late_to_topic(o)),
@@ -428,16 +471,16 @@ pub const INCIDENTS: &[Def] = &[
             Step::StopBroker,
         ],
         figures: &[
-            ("broker running (1 = yes)", |o| {
+            Figure::One("broker running (1 = yes)", |o| {
                 i64::from(o.snapshot.pipeline.kafka.state == app::api::StageState::Running)
             }),
-            ("reviews written since the start", |o| {
+            Figure::One("reviews written since the start", |o| {
                 o.since(TOPIC_REVIEWS)
             }),
-            ("producer: sent, not yet acknowledged", |o| {
+            Figure::One("producer: sent, not yet acknowledged", |o| {
                 (o.counter("producer", "produced") - o.counter("producer", "acked")).max(0)
             }),
-            ("producer: delivery failures", |o| {
+            Figure::One("producer: delivery failures", |o| {
                 o.counter("producer", "delivery_failed")
             }),
         ],
@@ -475,12 +518,12 @@ pub const INCIDENTS: &[Def] = &[
             Step::Start("indexer", none),
         ],
         figures: &[
-            ("records in reviews", |o| o.since(TOPIC_REVIEWS)),
-            ("records in reviews.sentiment", |o| o.since(TOPIC_SENTIMENT)),
-            ("duplicates dropped by the windows", |o| {
+            Figure::One("records in reviews", |o| o.since(TOPIC_REVIEWS)),
+            Figure::One("records in reviews.sentiment", |o| o.since(TOPIC_SENTIMENT)),
+            Figure::One("duplicates dropped by the windows", |o| {
                 o.aggregate().map_or(0, |a| a.duplicates as i64)
             }),
-            ("documents added to the index", |o| o.new_documents()),
+            Figure::One("documents added to the index", |o| o.new_documents()),
         ],
         parts: &[|o| o.answered_right],
     },
@@ -503,12 +546,12 @@ pub const INCIDENTS: &[Def] = &[
             Step::Start("indexer", none),
         ],
         figures: &[
-            ("search down (1 = yes)", |o| {
+            Figure::One("search down (1 = yes)", |o| {
                 i64::from(o.snapshot.search.paused)
             }),
-            ("indexer lag", |o| o.indexer_lag()),
-            ("indexer retries", |o| o.counter("indexer", "retries")),
-            ("reviews indexed", |o| o.counter("indexer", "indexed")),
+            Figure::One("indexer lag", |o| o.indexer_lag()),
+            Figure::One("indexer retries", |o| o.counter("indexer", "retries")),
+            Figure::One("reviews indexed", |o| o.counter("indexer", "indexed")),
         ],
         parts: &[
             |o| !o.snapshot.search.paused,

@@ -5,11 +5,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::api::{GROUP_INDEXER, Snapshot, StageState, TOPIC_REVIEWS, TOPIC_SENTIMENT};
+use app::api::{
+    GROUP_AGGREGATE, GROUP_INDEXER, Snapshot, StageState, TOPIC_AGGREGATE_CHANGELOG, TOPIC_REVIEWS,
+    TOPIC_SENTIMENT,
+};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::aggregate::checkpoint;
 use crate::index::SearchBackend;
 use crate::pipeline::{Engine, EngineError};
 
@@ -17,7 +21,7 @@ use crate::pipeline::{Engine, EngineError};
 use crate::sentiment::GROUP as GROUP_SENTIMENT;
 
 /// High watermarks of every topic's partitions when the incident started.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Baseline {
     pub highs: BTreeMap<String, Vec<i64>>,
     /// Documents in the search index.
@@ -70,6 +74,11 @@ impl Live<'_> {
 
     fn partitions(&self, topic: &str) -> usize {
         self.snapshot.topic(topic).map_or(0, |t| t.partitions.len())
+    }
+
+    /// Partitions of `reviews` when the incident started, as a count to compare with.
+    pub fn review_partitions(&self) -> i64 {
+        i64::try_from(self.base.review_partitions()).unwrap_or(i64::MAX)
     }
 
     /// Records written to one partition of `topic` since the incident started.
@@ -163,8 +172,8 @@ impl Live<'_> {
 }
 
 /// Ends a search outage, starts the broker if it is down, stops every stage, and moves the
-/// sentiment and indexer groups to the end of their inputs (so lag counts only the incident's
-/// records). Returns the high watermarks from then.
+/// sentiment, indexer and aggregate groups to the end of their inputs (so lag and the windows
+/// count only the incident's records). Returns the high watermarks from then.
 pub async fn clean_slate(engine: &Arc<Engine>) -> Result<Baseline, EngineError> {
     // The broker first: a producer waiting for acknowledgements stops only once it has them.
     engine.set_search_outage(false);
@@ -194,12 +203,39 @@ pub async fn clean_slate(engine: &Arc<Engine>) -> Result<Baseline, EngineError> 
     for (group, topic) in [
         (GROUP_SENTIMENT, TOPIC_REVIEWS),
         (GROUP_INDEXER, TOPIC_SENTIMENT),
+        (GROUP_AGGREGATE, TOPIC_SENTIMENT),
     ] {
         let offsets = base.highs.get(topic).cloned().unwrap_or_default();
         commit_at(engine, group, topic, offsets).await?;
     }
+    // The aggregate stage resumes from its checkpoints, not from committed offsets: without a
+    // start marker it would restore windows of earlier input (or re-read it from offset 0),
+    // and the incident's aggregate figures would include it.
+    let offsets = base.highs.get(TOPIC_SENTIMENT).cloned().unwrap_or_default();
+    let changelog = base
+        .highs
+        .get(TOPIC_AGGREGATE_CHANGELOG)
+        .map_or(0, Vec::len);
+    let changelog = i32::try_from(changelog).unwrap_or(i32::MAX);
+    if changelog == 0 {
+        return Err(EngineError::BadRequest(format!(
+            "topic {TOPIC_AGGREGATE_CHANGELOG} has no partitions"
+        )));
+    }
+    let marking = checkpoint::mark_start(engine.kafka(), GROUP_AGGREGATE, &offsets, changelog);
+    tokio::time::timeout(MARK_TIMEOUT, marking)
+        .await
+        .map_err(|_| {
+            EngineError::BadRequest(format!(
+                "the aggregate's start marker was not written to {TOPIC_AGGREGATE_CHANGELOG} within 30 s"
+            ))
+        })?
+        .map_err(|e| EngineError::BadRequest(format!("writing the aggregate's start marker: {e}")))?;
     Ok(base)
 }
+
+/// How long the clean slate waits for the aggregate's start marker to be written.
+const MARK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Commits `offsets` for `group` on `topic` from outside the group (it has no members: every
 /// stage is stopped), as `kafka-consumer-groups --reset-offsets --to-latest` does.

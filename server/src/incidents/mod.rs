@@ -5,11 +5,17 @@
 //! that holds the burst, and only then starts the trouble. From then on, every snapshot (once a
 //! second, as for the lesson) updates the *now* figures and moves the fix's parts on, in order;
 //! when the last holds, the incident is solved and its write-up is shown.
+//!
+//! The incident being worked on is kept in `<data dir>/incident.json` (id, seed, phase, the
+//! baseline and before-figures, hints shown, the answer, the parts reached), so a restart of the
+//! server resumes it: a running incident's trouble is started again (the restart stopped its
+//! stages), its figures still count from the same baseline.
 
 pub mod api;
 mod catalogue;
 mod live;
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +24,7 @@ use app::api::{
     IncidentsView, Snapshot,
 };
 
-pub use catalogue::{Def, INCIDENTS};
+pub use catalogue::{Def, Figure, INCIDENTS, Row};
 pub use live::{Baseline, BurstRecord, Live, Step};
 
 use crate::error::ConfigError;
@@ -46,12 +52,86 @@ struct Running {
     solved_at: Option<i64>,
     /// Bumped on every start, so a set-up that a newer start replaced does not write its result.
     run: u64,
+    /// Restored as running after a restart, its trouble not started again yet: the fix's parts
+    /// wait (an outage that the restart ended is not a fix).
+    resuming: bool,
 }
 
 #[derive(Default)]
 pub struct Incidents {
+    /// Where the incident is kept (`None`: in memory only).
+    path: Option<PathBuf>,
     active: Mutex<Option<Running>>,
     runs: std::sync::atomic::AtomicU64,
+}
+
+/// The incident as `incident.json` keeps it (the definition by its id).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    id: String,
+    seed: u64,
+    started_at: i64,
+    phase: IncidentPhase,
+    error: Option<String>,
+    base: Baseline,
+    before: Vec<i64>,
+    hints: usize,
+    answer: Option<String>,
+    answered_right: Option<bool>,
+    reached: usize,
+    solved_at: Option<i64>,
+}
+
+impl Saved {
+    fn from(running: &Running) -> Self {
+        Self {
+            id: running.def.id.to_owned(),
+            seed: running.seed,
+            started_at: running.started_at,
+            phase: running.phase,
+            error: running.error.clone(),
+            base: running.base.clone(),
+            before: running.before.clone(),
+            hints: running.hints,
+            answer: running.answer.clone(),
+            answered_right: running.answered_right,
+            reached: running.reached,
+            solved_at: running.solved_at,
+        }
+    }
+
+    /// The incident again; `None` for an id no longer in the catalogue. One that was still
+    /// being set up when the server stopped is failed: its burst may be half written.
+    fn restore(self) -> Option<Running> {
+        let def = INCIDENTS.iter().find(|d| d.id == self.id)?;
+        let (phase, error) = match self.phase {
+            IncidentPhase::SettingUp => (
+                IncidentPhase::Failed,
+                Some(
+                    "the server restarted while the incident was being set up: start it again"
+                        .to_owned(),
+                ),
+            ),
+            phase => (phase, self.error),
+        };
+        Some(Running {
+            def,
+            seed: self.seed,
+            started_at: self.started_at,
+            phase,
+            error,
+            base: self.base,
+            before: self.before,
+            now: None,
+            hints: self.hints.min(def.hints.len()),
+            answer: self.answer,
+            answered_right: self.answered_right,
+            reached: self.reached.min(def.parts.len()),
+            solved_at: self.solved_at,
+            run: 0,
+            resuming: phase == IncidentPhase::Running,
+        })
+    }
 }
 
 /// An incident's id that is not in the catalogue.
@@ -66,6 +146,61 @@ pub fn find(id: &str) -> Result<&'static Def, ConfigError> {
 }
 
 impl Incidents {
+    /// The incident kept under `data_dir`, if any; an unreadable file is logged and ignored
+    /// (it holds no pipeline data).
+    pub fn open(data_dir: &Path) -> Self {
+        let path = data_dir.join("incident.json");
+        let active = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Saved>(&bytes) {
+                Ok(saved) => {
+                    let id = saved.id.clone();
+                    let restored = saved.restore();
+                    if restored.is_none() {
+                        tracing::warn!(incident = %id, "kept incident is not in the catalogue; ignored");
+                    }
+                    restored
+                }
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "kept incident unreadable; ignored");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        Self {
+            path: Some(path),
+            active: Mutex::new(active),
+            runs: Default::default(),
+        }
+    }
+
+    /// Writes the incident atomically (temp file, then rename); a failure is logged, not fatal.
+    fn save(&self, running: &Running) {
+        let Some(path) = &self.path else {
+            return;
+        };
+        let json = match serde_json::to_vec_pretty(&Saved::from(running)) {
+            Ok(json) => json,
+            Err(error) => return tracing::warn!(%error, "cannot serialise the incident"),
+        };
+        let tmp = path.with_extension("json.tmp");
+        if let Err(error) = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, path)) {
+            tracing::warn!(path = %path.display(), %error, "cannot save the incident");
+        }
+    }
+
+    /// The trouble of an incident restored as running, to start again (a restart stopped
+    /// its stages and ended any outage): `(definition, seed, run)`.
+    fn to_resume(&self) -> Option<(&'static Def, u64, u64)> {
+        let mut active = self.active.lock_or_recover();
+        let running = active.as_mut()?;
+        if !running.resuming {
+            return None;
+        }
+        running.run = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        Some((running.def, running.seed, running.run))
+    }
+
     /// The catalogue and the incident being worked on (`GET /api/incidents`).
     pub fn view(&self) -> IncidentsView {
         let incidents = INCIDENTS
@@ -88,6 +223,7 @@ impl Incidents {
             .as_mut()
             .ok_or_else(|| ConfigError::new("incident", "no incident is running: start one"))?;
         running.hints = (running.hints + 1).min(running.def.hints.len());
+        self.save(running);
         Ok(())
     }
 
@@ -118,6 +254,7 @@ impl Incidents {
         let right = (question.right)(&live, choice);
         running.answer = Some(choice.to_owned());
         running.answered_right = Some(right);
+        self.save(running);
         Ok(right)
     }
 
@@ -127,14 +264,17 @@ impl Incidents {
         let Some(running) = active.as_mut() else {
             return;
         };
-        if !matches!(
-            running.phase,
-            IncidentPhase::Running | IncidentPhase::Solved
-        ) {
+        if running.resuming
+            || !matches!(
+                running.phase,
+                IncidentPhase::Running | IncidentPhase::Solved
+            )
+        {
             return;
         }
         // An answer is right against live state ("the busiest partition", "copies were dropped"),
         // so it is checked again as the state moves on.
+        let kept = (running.answered_right, running.reached);
         if let (Some(question), Some(choice)) = (&running.def.question, &running.answer) {
             let live = Live {
                 snapshot,
@@ -148,8 +288,12 @@ impl Incidents {
             base: &running.base,
             answered_right: running.answered_right == Some(true),
         };
-        running.now = Some(running.def.figures.iter().map(|f| (f.1)(&live)).collect());
+        let rows = running.def.rows(&running.base);
+        running.now = Some(rows.iter().map(|row| row.read(&live)).collect());
         if running.phase == IncidentPhase::Solved {
+            if kept.0 != running.answered_right {
+                self.save(running);
+            }
             return;
         }
         // One part per sample, as the lesson's steps: "lag above" then "lag below" needs two moments.
@@ -170,6 +314,9 @@ impl Incidents {
                 "incident solved"
             );
         }
+        if kept != (running.answered_right, running.reached) {
+            self.save(running);
+        }
     }
 
     /// Makes `def` the incident being worked on; refused while another is being set up (two
@@ -188,7 +335,7 @@ impl Incidents {
             ));
         }
         let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        *active = Some(Running {
+        let running = active.insert(Running {
             def,
             seed,
             started_at: chrono::Utc::now().timestamp_millis(),
@@ -203,7 +350,9 @@ impl Incidents {
             reached: 0,
             solved_at: None,
             run,
+            resuming: false,
         });
+        self.save(running);
         Ok(run)
     }
 
@@ -213,6 +362,7 @@ impl Incidents {
             && running.run == run
         {
             change(running);
+            self.save(running);
         }
     }
 }
@@ -220,11 +370,11 @@ impl Incidents {
 fn active_view(running: &Running) -> ActiveIncident {
     let def = running.def;
     let figures = def
-        .figures
-        .iter()
+        .rows(&running.base)
+        .into_iter()
         .enumerate()
-        .map(|(i, (name, _))| IncidentFigure {
-            name: (*name).to_owned(),
+        .map(|(i, row)| IncidentFigure {
+            name: row.name,
             before: running.before.get(i).copied().unwrap_or(0),
             now: running.now.as_ref().and_then(|now| now.get(i).copied()),
         })
@@ -259,6 +409,34 @@ fn active_view(running: &Running) -> ActiveIncident {
         solved_at: running.solved_at,
         write_up: solved.then(|| def.write_up.to_owned()),
     }
+}
+
+/// Starts the trouble of an incident restored as running (after a restart of the server) again,
+/// in the background: no clean slate and no burst (both are in the broker already), so its
+/// figures go on from the same baseline.
+pub fn resume(engine: &Arc<Engine>) {
+    let Some((def, seed, run)) = engine.incidents().to_resume() else {
+        return;
+    };
+    tracing::info!(
+        incident = def.id,
+        seed,
+        "resuming the incident kept from before the restart"
+    );
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        for step in def.trouble {
+            if let Err(error) = live::apply(&engine, step, seed).await {
+                tracing::warn!(incident = def.id, %error, "resuming the incident's trouble failed");
+                engine.incidents().update(run, |r| {
+                    r.phase = IncidentPhase::Failed;
+                    r.error = Some(format!("resuming after a restart: {error}"));
+                });
+                return;
+            }
+        }
+        engine.incidents().update(run, |r| r.resuming = false);
+    });
 }
 
 /// Starts incident `id` with `seed`: checked at once, set up in the background (a learner
@@ -307,7 +485,8 @@ async fn set_up(
                         base: &base,
                         answered_right: false,
                     };
-                    return def.figures.iter().map(|f| (f.1)(&live)).collect::<Vec<_>>();
+                    let rows = def.rows(&base);
+                    return rows.iter().map(|row| row.read(&live)).collect::<Vec<_>>();
                 }
             }
             if snapshots.changed().await.is_err() {

@@ -31,6 +31,10 @@ pub const DEFAULT_TAIL_RATE: u32 = 20;
 pub const MAX_TAIL_RATE: u32 = 200;
 /// Longest filter text accepted.
 const MAX_FILTER_CHARS: usize = 200;
+/// How far past the server's clock a time bound may lie: a day covers any client's clock skew
+/// and time zone mistake worth honouring; beyond that the value is a typo (a year, seconds
+/// taken for ms), refused rather than silently tailing nothing.
+const MAX_AHEAD_MS: i64 = 24 * 3600 * 1000;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The query of `GET /api/kafka/topics/{topic}/tail`.
@@ -70,8 +74,8 @@ pub struct TailPlan {
 }
 
 impl TailQuery {
-    /// Checks the values; the message names the field.
-    pub fn plan(self) -> Result<TailPlan, String> {
+    /// Checks the values against the server's clock `now_ms`; the message names the field.
+    pub fn plan(self, now_ms: i64) -> Result<TailPlan, String> {
         for (field, value) in [
             ("key", &self.key),
             ("contains", &self.contains),
@@ -89,6 +93,16 @@ impl TailQuery {
         let rate = self.rate.unwrap_or(DEFAULT_TAIL_RATE);
         if !(1..=MAX_TAIL_RATE).contains(&rate) {
             return Err(format!("rate: must be 1..={MAX_TAIL_RATE}, got {rate}"));
+        }
+        let latest = now_ms.saturating_add(MAX_AHEAD_MS);
+        for (field, value) in [("from_ms", self.from_ms), ("until_ms", self.until_ms)] {
+            if let Some(at) = value
+                && !(0..=latest).contains(&at)
+            {
+                return Err(format!(
+                    "{field}: ms since the epoch, 0..={latest} (at most a day ahead of the server's clock), got {at}"
+                ));
+            }
         }
         if let (Some(from), Some(until)) = (self.from_ms, self.until_ms)
             && until < from
@@ -152,6 +166,11 @@ fn tails() -> Arc<Semaphore> {
     TAILS
         .get_or_init(|| Arc::new(Semaphore::new(MAX_TAILS)))
         .clone()
+}
+
+/// Tails open now, over every viewer (for `/metrics`).
+pub fn open_count() -> usize {
+    MAX_TAILS.saturating_sub(tails().available_permits())
 }
 
 /// A permit to open one more tail, or the 429 message.
@@ -277,9 +296,11 @@ mod tests {
         }
     }
 
+    const NOW: i64 = 1_800_000_000_000;
+
     fn plan(query: &str) -> TailPlan {
         let query: TailQuery = serde_json::from_str(query).expect("query");
-        query.plan().expect("valid")
+        query.plan(NOW).expect("valid")
     }
 
     #[test]
@@ -310,12 +331,25 @@ mod tests {
     fn bad_values_are_refused_naming_the_field() {
         let refused = |q: &str| {
             let query: TailQuery = serde_json::from_str(q).expect("query");
-            query.plan().expect_err("refused")
+            query.plan(NOW).expect_err("refused")
         };
         assert!(refused(r#"{"rate": 0}"#).starts_with("rate"));
         assert!(refused(r#"{"rate": 1000}"#).starts_with("rate"));
         assert!(refused(r#"{"contains": ""}"#).starts_with("contains"));
         assert!(refused(r#"{"from_ms": 5, "until_ms": 1}"#).starts_with("until_ms"));
+        // Time bounds: not before the epoch, at most a day past the server's clock.
+        assert!(refused(r#"{"from_ms": -1}"#).starts_with("from_ms"));
+        let ahead = NOW + MAX_AHEAD_MS + 1;
+        assert!(refused(&format!(r#"{{"until_ms": {ahead}}}"#)).starts_with("until_ms"));
+        assert!(refused(&format!(r#"{{"from_ms": {ahead}}}"#)).starts_with("from_ms"));
+        let seconds_as_ms = NOW * 1000;
+        assert!(refused(&format!(r#"{{"from_ms": {seconds_as_ms}}}"#)).starts_with("from_ms"));
+        let day = format!(
+            r#"{{"from_ms": {}, "until_ms": {}}}"#,
+            NOW - 3_600_000,
+            NOW + 60_000
+        );
+        assert_eq!(plan(&day).filter.until_ms, Some(NOW + 60_000));
         assert_eq!(plan("{}").rate, DEFAULT_TAIL_RATE);
     }
 
