@@ -34,7 +34,7 @@ test("the members table shows a remote worker process with its host and figures"
   await page.getByLabel("Workers", { exact: true }).fill("1");
   await page.getByTestId("sentiment-start").click();
 
-  const members = page.getByTestId("members");
+  const members = page.getByTestId("sentiment-members");
   const remote = members.locator("tr.member-remote.member-alive");
   await expect(remote).toHaveCount(1, { timeout: 60_000 });
   await expect(remote).toContainText(`p${pid}-worker-1`);

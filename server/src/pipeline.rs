@@ -237,6 +237,7 @@ impl Engine {
                 kafka: kafka.clone(),
                 registry: registry.clone(),
                 metrics: aggregate_metrics.clone(),
+                member: crate::aggregate::run::MEMBER.to_owned(),
             }),
             Slot::boxed(ParquetStage {
                 kafka: kafka.clone(),
@@ -492,10 +493,17 @@ impl Engine {
     }
 
     /// The aggregate stage's windows of one kind (all kinds when `None`).
+    /// With the stage's group members, as the heartbeats show them.
     pub fn aggregates(&self, kind: Option<WindowKind>) -> AggregateView {
-        match kind {
+        let view = match kind {
             Some(kind) => self.aggregate_metrics.view_of(kind),
             None => self.aggregate_metrics.view(),
+        };
+        AggregateView {
+            members: self
+                .members
+                .view(Some(StageId::Aggregate), std::time::Instant::now()),
+            ..view
         }
     }
 
@@ -737,7 +745,12 @@ impl Engine {
                 ..self.sentiment_runtime.view(elapsed)
             },
             search: self.search_status().await,
-            aggregate: self.aggregate_metrics.view(),
+            aggregate: app::api::AggregateView {
+                members: self
+                    .members
+                    .view(Some(StageId::Aggregate), std::time::Instant::now()),
+                ..self.aggregate_metrics.view()
+            },
             parquet: self.parquet_metrics.newest(),
             lab: self.lab.view(),
             lesson: Default::default(),
