@@ -34,7 +34,7 @@ test("the members table shows a remote worker process with its host and figures"
   await page.getByLabel("Workers", { exact: true }).fill("1");
   await page.getByTestId("sentiment-start").click();
 
-  const members = page.getByTestId("members");
+  const members = page.getByTestId("sentiment-members");
   const remote = members.locator("tr.member-remote.member-alive");
   await expect(remote).toHaveCount(1, { timeout: 60_000 });
   await expect(remote).toContainText(`p${pid}-worker-1`);
@@ -53,4 +53,15 @@ test("the members table shows a remote worker process with its host and figures"
   worker.kill("SIGKILL");
   await expect(members.locator("tr.member-remote.member-gone")).toHaveCount(1, { timeout: 30_000 });
   await page.getByTestId("streamer-stop").click();
+});
+
+test("cell 4 lists the aggregate job among its group's members", async ({ page, request }) => {
+  const started = await request.post("/api/stages/aggregate/start", { data: {} });
+  expect(started.ok()).toBeTruthy();
+  await page.goto("/#cell-4");
+  const members = page.getByTestId("aggregate-members");
+  const own = members.locator("tr.member-in-server.member-alive");
+  await expect(own).toHaveCount(1, { timeout: 30_000 });
+  await expect(own.locator("td").first()).toHaveText("aggregate");
+  await request.post("/api/stages/aggregate/stop", { data: {} });
 });

@@ -128,8 +128,6 @@ async fn start_stage(
     JsonBody(config): JsonBody<serde_json::Value>,
 ) -> ApiResult<app::api::PipelineStatus> {
     engine.start_stage(&id, config).await?;
-    // A consumer stage joining its group makes the group rebalance: watch it happen.
-    engine.inspector().watch_group_states();
     Ok(Json(engine.pipeline_status()))
 }
 
@@ -138,7 +136,6 @@ async fn stop_stage(
     Path(id): Path<String>,
 ) -> ApiResult<app::api::PipelineStatus> {
     engine.stop_stage(&id).await?;
-    engine.inspector().watch_group_states();
     Ok(Json(engine.pipeline_status()))
 }
 
@@ -160,7 +157,6 @@ async fn resume_stage(
 
 async fn add_worker(State(engine): State<Arc<Engine>>) -> ApiResult<serde_json::Value> {
     let id = engine.add_sentiment_worker()?;
-    engine.inspector().watch_group_states();
     Ok(Json(serde_json::json!({ "worker": id })))
 }
 
@@ -169,7 +165,6 @@ async fn kill_worker(
     Path(worker): Path<String>,
 ) -> ApiResult<serde_json::Value> {
     engine.kill_sentiment_worker(&worker)?;
-    engine.inspector().watch_group_states();
     Ok(Json(serde_json::json!({ "killed": worker })))
 }
 

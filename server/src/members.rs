@@ -20,6 +20,7 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
@@ -312,6 +313,8 @@ struct Entry {
     /// The same, as wall-clock milliseconds for the view.
     seen_ms: i64,
     left: bool,
+    /// Its going silent was already told to [`MemberBook::waking`]'s watcher.
+    noted_gone: bool,
 }
 
 /// The state a member is in, `since` its last heartbeat.
@@ -329,14 +332,34 @@ pub fn state_of(left: bool, since: Duration) -> MemberState {
 #[derive(Default)]
 pub struct MemberBook {
     members: Mutex<BTreeMap<String, Entry>>,
+    /// Told when a member joins, leaves or goes silent: its group rebalances (the engine's
+    /// group-state watch).
+    changed: Option<Arc<Notify>>,
 }
 
 impl MemberBook {
+    /// A book that wakes `changed` when a member joins, leaves or is first seen gone.
+    pub fn waking(changed: Arc<Notify>) -> Self {
+        Self {
+            members: Mutex::default(),
+            changed: Some(changed),
+        }
+    }
+
+    fn membership_changed(&self) {
+        if let Some(changed) = &self.changed {
+            changed.notify_one();
+        }
+    }
+
     /// Takes in one record of `pipebook.workers`: a heartbeat, or a tombstone (`None`).
     pub fn observe(&self, key: &str, value: Option<&[u8]>, now: Instant) {
         let mut members = self.members.lock_or_recover();
         let Some(value) = value else {
             if let Some(entry) = members.get_mut(key) {
+                if !entry.left {
+                    self.membership_changed();
+                }
                 entry.left = true;
                 entry.seen = now;
                 entry.seen_ms = now_ms();
@@ -365,6 +388,13 @@ impl MemberBook {
                 members.remove(&oldest);
             }
         }
+        // New, back after leaving, or back after going silent: its group rebalances.
+        let joined = members.get(key).is_none_or(|entry| {
+            entry.left || now.saturating_duration_since(entry.seen) > GONE_AFTER
+        });
+        if joined {
+            self.membership_changed();
+        }
         members.insert(
             key.to_owned(),
             Entry {
@@ -372,6 +402,7 @@ impl MemberBook {
                 seen: now,
                 seen_ms: now_ms(),
                 left: false,
+                noted_gone: false,
             },
         );
     }
@@ -381,6 +412,17 @@ impl MemberBook {
     pub fn view(&self, stage: Option<StageId>, now: Instant) -> Vec<MemberView> {
         let mut members = self.members.lock_or_recover();
         members.retain(|_, entry| now.saturating_duration_since(entry.seen) <= FORGET_AFTER);
+        let mut newly_gone = false;
+        for entry in members.values_mut() {
+            let since = now.saturating_duration_since(entry.seen);
+            if state_of(entry.left, since) == MemberState::Gone && !entry.noted_gone {
+                entry.noted_gone = true;
+                newly_gone = true;
+            }
+        }
+        if newly_gone {
+            self.membership_changed();
+        }
         let mut views: Vec<MemberView> = members
             .values()
             .filter(|entry| stage.is_none_or(|stage| entry.heartbeat.stage == stage))
@@ -627,6 +669,38 @@ mod tests {
         assert_eq!(view[0].processed, 5, "its last figures stay");
         assert!(book.view(Some(StageId::Indexer), silent).is_empty());
         assert!(book.view(None, later + FORGET_AFTER * 2).is_empty());
+    }
+
+    #[test]
+    fn the_book_wakes_its_watcher_on_joins_leaves_and_silence_only() {
+        let changed = Arc::new(Notify::new());
+        let book = MemberBook::waking(changed.clone());
+        // `notify_one` with nobody waiting keeps one permit: take it if there is one.
+        let woken = || futures::FutureExt::now_or_never(changed.notified()).is_some();
+        let start = Instant::now();
+        let mut beats = Beats::new(identity());
+        let mut deliver = |reports: &[MemberReport], at: Instant| {
+            for (key, heartbeat) in beats.tick(reports, at) {
+                let value = heartbeat.map(|h| h.encode());
+                book.observe(&key, value.as_deref().map(str::as_bytes), at);
+            }
+        };
+        deliver(&[report("a", 1, None)], start);
+        assert!(woken(), "a member joined");
+        deliver(&[report("a", 2, None)], start + Duration::from_secs(1));
+        assert!(!woken(), "a heartbeat of a known member changes nothing");
+        let silent = start + Duration::from_secs(1) + GONE_AFTER + Duration::from_secs(1);
+        book.view(None, silent);
+        assert!(woken(), "it went silent");
+        book.view(None, silent + Duration::from_secs(1));
+        assert!(!woken(), "told once");
+        deliver(&[report("a", 3, None)], silent + Duration::from_secs(2));
+        assert!(woken(), "back after going silent");
+        deliver(
+            &[report("a", 3, Some(Ended::Left))],
+            silent + Duration::from_secs(3),
+        );
+        assert!(woken(), "it left");
     }
 
     #[test]

@@ -172,6 +172,10 @@ pub struct Engine {
     /// The in-server workers' heartbeat publisher, awaited on shutdown so their goodbyes go
     /// out before the embedded broker stops.
     heartbeats: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Wakes the group-state watch (`Inspector::watch_group_states`): every change that makes a
+    /// group rebalance — stages started, stopped, crashed or restarted, in-server workers added or
+    /// killed, members joining or leaving on `pipebook.workers` — whoever made it.
+    group_watch: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for Engine {
@@ -237,6 +241,7 @@ impl Engine {
                 kafka: kafka.clone(),
                 registry: registry.clone(),
                 metrics: aggregate_metrics.clone(),
+                member: crate::aggregate::run::MEMBER.to_owned(),
             }),
             Slot::boxed(ParquetStage {
                 kafka: kafka.clone(),
@@ -251,6 +256,7 @@ impl Engine {
                 metrics: indexer_metrics.clone(),
             }),
         ];
+        let group_watch = Arc::new(tokio::sync::Notify::new());
         let engine = Arc::new(Self {
             kafka,
             broker,
@@ -277,12 +283,20 @@ impl Engine {
             tracer: Tracer::default(),
             bounds: Bounds::default(),
             closing: tokio_util::sync::CancellationToken::new(),
-            members: Arc::default(),
+            members: Arc::new(MemberBook::waking(group_watch.clone())),
             background: tokio_util::sync::CancellationToken::new(),
             heartbeats: std::sync::Mutex::new(None),
+            group_watch,
         });
         engine.parquet_metrics.scan(&engine.parquet_root());
         engine.start_heartbeats();
+        // Ended with the other background tasks (shutdown, or the engine dropped).
+        tokio::spawn(
+            engine
+                .inspector
+                .clone()
+                .watch_group_states(engine.group_watch.clone(), engine.background.clone()),
+        );
         tokio::spawn(sample_forever(Arc::downgrade(&engine)));
         crate::incidents::resume(&engine);
         Ok(engine)
@@ -390,11 +404,21 @@ impl Engine {
 
     /// Starts a stage with the settings in `body` (checked first: see [`crate::stage_config`]).
     pub async fn start_stage(&self, id: &str, body: serde_json::Value) -> Result<(), EngineError> {
-        self.stage(id)?.start(body).await
+        self.stage(id)?.start(body).await?;
+        // A consumer stage joining its group makes the group rebalance: watch it happen.
+        self.rebalancing();
+        Ok(())
     }
 
     pub async fn stop_stage(&self, id: &str) -> Result<(), EngineError> {
-        self.stage(id)?.stop().await
+        self.stage(id)?.stop().await?;
+        self.rebalancing();
+        Ok(())
+    }
+
+    /// A change that makes a group rebalance happened: the group-state watch records it.
+    fn rebalancing(&self) {
+        self.group_watch.notify_one();
     }
 
     pub fn pause_stage(&self, id: &str, paused: bool) -> Result<(), EngineError> {
@@ -403,7 +427,9 @@ impl Engine {
 
     /// Kills a stage's run loop at once, as a crash would (fault buttons, recovery tests).
     pub fn crash_stage(&self, id: &str) -> Result<(), EngineError> {
-        self.stage(id)?.crash()
+        self.stage(id)?.crash()?;
+        self.rebalancing();
+        Ok(())
     }
 
     /// Stops a stage and starts it again with the configuration it ran with: consumers resume
@@ -413,7 +439,9 @@ impl Engine {
         if stage.is_active() {
             stage.stop().await?;
         }
-        stage.start(stage.config().unwrap_or_default()).await
+        let started = stage.start(stage.config().unwrap_or_default()).await;
+        self.rebalancing();
+        started
     }
 
     /// Run all: every stage of the lesson that is not running yet, with its defaults (the
@@ -430,6 +458,7 @@ impl Engine {
             let stage = self.stage(id.as_str())?;
             if !stage.is_active() {
                 stage.start(config).await?;
+                self.rebalancing();
             }
         }
         Ok(())
@@ -441,6 +470,7 @@ impl Engine {
         for stage in stages {
             if stage.is_active() {
                 stage.stop().await?;
+                self.rebalancing();
             }
         }
         Ok(())
@@ -493,10 +523,17 @@ impl Engine {
     }
 
     /// The aggregate stage's windows of one kind (all kinds when `None`).
+    /// With the stage's group members, as the heartbeats show them.
     pub fn aggregates(&self, kind: Option<WindowKind>) -> AggregateView {
-        match kind {
+        let view = match kind {
             Some(kind) => self.aggregate_metrics.view_of(kind),
             None => self.aggregate_metrics.view(),
+        };
+        AggregateView {
+            members: self
+                .members
+                .view(Some(StageId::Aggregate), std::time::Instant::now()),
+            ..view
         }
     }
 
@@ -552,12 +589,16 @@ impl Engine {
 
     /// Adds a worker to the running sentiment group; returns its id.
     pub fn add_sentiment_worker(&self) -> Result<String, EngineError> {
-        Ok(self.sentiment_runtime.add_worker()?)
+        let id = self.sentiment_runtime.add_worker()?;
+        self.rebalancing();
+        Ok(id)
     }
 
     /// Kills a sentiment worker abruptly (a simulated crash).
     pub fn kill_sentiment_worker(&self, id: &str) -> Result<(), EngineError> {
-        Ok(self.sentiment_runtime.kill_worker(id)?)
+        self.sentiment_runtime.kill_worker(id)?;
+        self.rebalancing();
+        Ok(())
     }
 
     pub async fn topics(&self) -> Result<Vec<TopicInfo>, EngineError> {
@@ -738,7 +779,12 @@ impl Engine {
                 ..self.sentiment_runtime.view(elapsed)
             },
             search: self.search_status().await,
-            aggregate: self.aggregate_metrics.view(),
+            aggregate: app::api::AggregateView {
+                members: self
+                    .members
+                    .view(Some(StageId::Aggregate), std::time::Instant::now()),
+                ..self.aggregate_metrics.view()
+            },
             parquet: self.parquet_metrics.newest(),
             lab: self.lab.view(),
             lesson: Default::default(),

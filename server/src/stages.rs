@@ -304,6 +304,9 @@ pub struct AggregateStage {
     pub kafka: KafkaSettings,
     pub registry: Arc<GroupRegistry>,
     pub metrics: Arc<AggregateMetrics>,
+    /// Its name in the group (`client.id`): `aggregate` in the server, `p<pid>-aggregate` in a
+    /// worker process.
+    pub member: String,
 }
 
 impl Stage for AggregateStage {
@@ -336,10 +339,26 @@ impl Stage for AggregateStage {
             spec,
             kafka: self.kafka.clone(),
             metrics: self.metrics.clone(),
-            member: aggregate::run::MEMBER.to_owned(),
+            member: self.member.clone(),
             registry: Some(self.registry.clone()),
         };
         Ok(run_loop(move |ctx| aggregate::run::run(setup, ctx)))
+    }
+
+    /// The stage is one member of its group; none before its first run.
+    fn member_reports(&self, life: &Lifecycle) -> Vec<MemberReport> {
+        let Some(config) = life
+            .config()
+            .and_then(|c| serde_json::from_value::<AggregateConfig>(c).ok())
+        else {
+            return Vec::new();
+        };
+        vec![self.metrics.member_report(
+            &self.registry,
+            &config.group,
+            &self.member,
+            member_ended(life),
+        )]
     }
 }
 
@@ -430,19 +449,24 @@ impl Stage for IndexerStage {
         else {
             return Vec::new();
         };
-        let ended = if life.crashed() || life.state() == StageState::Failed {
-            Some(Ended::Crashed)
-        } else if life.is_active() {
-            None
-        } else {
-            Some(Ended::Left)
-        };
         vec![indexer::member_report(
             &self.metrics,
             &self.registry,
             &config.group,
-            ended,
+            member_ended(life),
         )]
+    }
+}
+
+/// How a one-member stage's run ended, for its heartbeat: crashed or failed ones fall silent,
+/// stopped ones say goodbye.
+fn member_ended(life: &Lifecycle) -> Option<Ended> {
+    if life.crashed() || life.state() == StageState::Failed {
+        Some(Ended::Crashed)
+    } else if life.is_active() {
+        None
+    } else {
+        Some(Ended::Left)
     }
 }
 

@@ -1,4 +1,4 @@
-//! `pipebook worker --stage sentiment|indexer`: one stage's run loop in a process of its own, on
+//! `pipebook worker --stage sentiment|indexer|aggregate`: one stage's run loop in a process of its own, on
 //! any machine that reaches the brokers, joining the same consumer group as the server's
 //! in-process workers. Kafka spreads the partitions over every member, wherever it runs, and
 //! moves a dead member's partitions to the survivors: no coordinator of our own.
@@ -225,6 +225,7 @@ fn aggregate_stage(
         kafka: args.kafka()?,
         registry: Arc::default(),
         metrics: Arc::default(),
+        member: format!("p{}-aggregate", std::process::id()),
     });
     Ok((stage, serde_json::to_value(&config).unwrap_or_default()))
 }

@@ -213,3 +213,87 @@ async fn groups_show_the_brokers_state_and_members() {
     .await;
     engine.shutdown().await;
 }
+
+fn states(history: &[app::api::GroupStateChange]) -> Vec<&str> {
+    history.iter().map(|c| c.state.as_str()).collect()
+}
+
+/// The group-state watch belongs to the engine, not to the HTTP handlers: a rebalance made by
+/// calling the engine directly (as the lesson, an incident or a test does) is recorded with its
+/// passing states.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_made_without_an_http_call_is_recorded() {
+    let t = start_engine().await;
+    let engine = t.engine.clone();
+    let group = pipebook::sentiment::GROUP;
+    engine
+        .start_stage("sentiment", serde_json::json!({"workers": 1}))
+        .await
+        .expect("sentiment");
+    eventually("the group stable", Duration::from_secs(60), || async {
+        let history = engine.inspector().state_history(group);
+        (history.last().map(|c| c.state.as_str()) == Some("Stable")).then_some(())
+    })
+    .await;
+    let before = engine.inspector().state_history(group).len();
+    engine.add_sentiment_worker().expect("a second worker");
+    let history = eventually(
+        "the rebalance and the group stable again",
+        Duration::from_secs(60),
+        || async {
+            let history = engine.inspector().state_history(group);
+            let after: Vec<&str> = states(&history).into_iter().skip(before).collect();
+            (after.iter().any(|s| s.ends_with("Rebalance")) && after.last() == Some(&"Stable"))
+                .then_some(history)
+        },
+    )
+    .await;
+    println!("states: {:?}", states(&history));
+    engine.shutdown().await;
+}
+
+/// The watch records nothing until woken, then describes every group; cancelled, it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_group_state_watch_records_when_woken_and_ends_when_cancelled() {
+    use std::sync::Arc;
+    let t = start_engine().await;
+    let engine = t.engine.clone();
+    let group = pipebook::sentiment::GROUP;
+    engine
+        .start_stage("sentiment", serde_json::json!({"workers": 1}))
+        .await
+        .expect("sentiment");
+    eventually("the group stable", Duration::from_secs(60), || async {
+        let history = engine.inspector().state_history(group);
+        (history.last().map(|c| c.state.as_str()) == Some("Stable")).then_some(())
+    })
+    .await;
+
+    // An inspector of its own: no sampler, no handler; only its watch records.
+    let inspector =
+        pipebook::kafka::inspect::Inspector::new(engine.kafka().clone(), Arc::default())
+            .expect("inspector");
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let watch = tokio::spawn(
+        inspector
+            .clone()
+            .watch_group_states(wake.clone(), cancel.clone()),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        inspector.state_history(group).is_empty(),
+        "asleep until woken"
+    );
+    wake.notify_one();
+    eventually("recorded once woken", Duration::from_secs(30), || async {
+        (states(&inspector.state_history(group)) == ["Stable"]).then_some(())
+    })
+    .await;
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(30), watch)
+        .await
+        .expect("the watch ends when cancelled")
+        .expect("not panicked");
+    engine.shutdown().await;
+}

@@ -1,7 +1,8 @@
 //! `pipebook worker` processes in the server's consumer group, on the embedded broker: three
 //! child processes and the server's own worker share `reviews`; one child is `kill -9`ed mid-way
 //! and the group recovers with nothing lost; the members view (from the heartbeats on
-//! `pipebook.workers`) shows who is alive, who is gone and who left cleanly.
+//! `pipebook.workers`) shows who is alive, who is gone and who left cleanly. An aggregate
+//! worker process and the server's aggregate show as members of the aggregate group too.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use app::api::{EnrichedReview, MemberState, MemberView, TOPIC_SENTIMENT};
+use app::api::{EnrichedReview, GROUP_AGGREGATE, MemberState, MemberView, TOPIC_SENTIMENT};
 use common::{eventually, group_lag, high_sum, read_all, start_engine, stream_reviews};
 use pipebook::pipeline::Engine;
 use pipebook::sentiment::GROUP;
@@ -22,11 +23,11 @@ const REVIEWS: u64 = 20_000;
 struct Workers(Vec<Child>);
 
 impl Workers {
-    fn spawn(brokers: &str, n: usize) -> Self {
+    fn spawn(stage: &str, brokers: &str, n: usize) -> Self {
         let children = (0..n)
             .map(|_| {
                 Command::new(env!("CARGO_BIN_EXE_pipebook"))
-                    .args(["worker", "--stage", "sentiment", "--brokers", brokers])
+                    .args(["worker", "--stage", stage, "--brokers", brokers])
                     .env_remove("PIPEBOOK_KAFKA_BROKERS")
                     .env_remove("PIPEBOOK_WORKER_GROUP")
                     .env("RUST_LOG", "warn")
@@ -108,7 +109,7 @@ async fn three_worker_processes_and_the_servers_worker_survive_a_kill_9() {
         .start_stage("sentiment", json!({"workers": 1}))
         .await
         .expect("the server's own worker starts");
-    let mut workers = Workers::spawn(&brokers, 3);
+    let mut workers = Workers::spawn("sentiment", &brokers, 3);
     let pids = workers.pids();
 
     // Four members, one in the server, three remote with their pids; the partitions settled.
@@ -224,6 +225,89 @@ async fn three_worker_processes_and_the_servers_worker_survive_a_kill_9() {
             .any(|m| m.pid == victim.pid && m.state == MemberState::Gone)
     );
     assert!(all.iter().all(|m| m.stage == "sentiment"), "{all:?}");
+    drop(workers);
+    engine.shutdown().await;
+}
+
+fn aggregate_members(engine: &Engine) -> Vec<MemberView> {
+    engine
+        .subscribe()
+        .borrow()
+        .aggregate
+        .members
+        .iter()
+        .filter(|m| m.group == GROUP_AGGREGATE)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregate_worker_process_and_the_servers_aggregate_are_members() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    let brokers = engine.kafka().bootstrap_servers.clone();
+    engine
+        .start_stage("aggregate", json!({}))
+        .await
+        .expect("the server's aggregate starts");
+    let mut workers = Workers::spawn("aggregate", &brokers, 1);
+    let pid = workers.pids()[0];
+    let partitions = engine.kafka().topic_partitions as usize;
+    assert!(
+        partitions >= 2,
+        "the group can split {partitions} partitions"
+    );
+
+    // Both members alive, the partitions of reviews.sentiment split between them.
+    let settled = eventually(
+        "2 aggregate members sharing the partitions",
+        Duration::from_secs(120),
+        || async {
+            let members = aggregate_members(engine);
+            let held: usize = members.iter().map(|m| m.partitions.len()).sum();
+            (count(&members, MemberState::Alive) == 2
+                && held == partitions
+                && members.iter().all(|m| !m.partitions.is_empty()))
+            .then_some(members)
+        },
+    )
+    .await;
+    let server = settled.iter().find(|m| m.in_server).expect("in-server");
+    assert_eq!(server.name, "aggregate");
+    assert_eq!(server.stage, "aggregate");
+    let remote = settled.iter().find(|m| m.pid == pid).expect("the child");
+    assert!(!remote.in_server && !remote.host.is_empty(), "{remote:?}");
+    assert_eq!(remote.name, format!("p{pid}-aggregate"));
+    let mut all: Vec<i32> = settled.iter().flat_map(|m| m.partitions.clone()).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..partitions as i32).collect::<Vec<_>>(), "each once");
+    // `GET /api/aggregates` carries the same members.
+    assert!(
+        engine
+            .aggregates(None)
+            .members
+            .iter()
+            .any(|m| m.pid == pid && m.stage == "aggregate")
+    );
+
+    // kill -9: the child falls silent and is shown gone, holding nothing; once the group's
+    // session times out, the server's member holds every partition.
+    workers.kill_9(pid);
+    eventually(
+        "the killed child gone, the server holding everything",
+        Duration::from_secs(180),
+        || async {
+            let members = aggregate_members(engine);
+            let gone = members
+                .iter()
+                .any(|m| m.pid == pid && m.state == MemberState::Gone && m.partitions.is_empty());
+            let server_holds_all = members.iter().any(|m| {
+                m.in_server && m.state == MemberState::Alive && m.partitions.len() == partitions
+            });
+            (gone && server_holds_all).then_some(())
+        },
+    )
+    .await;
     drop(workers);
     engine.shutdown().await;
 }

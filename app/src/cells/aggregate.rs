@@ -110,6 +110,17 @@ pub fn AggregateCell() -> impl IntoView {
             </div>
             <super::load::StageLoadPanel stage="aggregate" default_group="pipebook-aggregate" />
             <PartitionWatermarks view=view.into() />
+            <h4>"Group members " <span class="muted">"· heartbeats on " <code>"pipebook.workers"</code></span></h4>
+            <p class="explain">
+                "This server's job and every " <code>"pipebook worker --stage aggregate"</code>
+                " process in its group: each holds the partitions listed, restored from the changelog. Kill one and its partitions, with their windows, move to the others."
+            </p>
+            <super::sentiment::MembersTable
+                members=Signal::derive(move || view.get().members)
+                now=Signal::derive(move || live.snapshot.get().map_or(0, |s| s.at))
+                stage="aggregate"
+                topic="reviews.sentiment"
+            />
             <div class="two-col">
                 <div>
                     <h4>"Tumbling " <span class="muted">{move || format!("· {} s", form.tumbling.get())}</span></h4>

@@ -11,7 +11,9 @@ use serde_json::json;
 
 use super::lesson::FaultButton;
 use super::{Cell, ErrorLine, LiveStage, StatePill, thousands};
-use crate::api::{LIVE_LATEST_REVIEWS, LIVE_REBALANCES, MemberState, Sentiment, SentimentView};
+use crate::api::{
+    LIVE_LATEST_REVIEWS, LIVE_REBALANCES, MemberState, MemberView, Sentiment, SentimentView,
+};
 use crate::client;
 use crate::live::Live;
 use crate::ops::{GroupLagHistory, PartitionLag};
@@ -192,7 +194,12 @@ pub fn SentimentCell() -> impl IntoView {
                 <em>"gone"</em> " (a " <code>"kill -9"</code> "); one stopped with Ctrl-C "
                 <em>"left"</em> " after committing its work. Its partitions move to the others either way."
             </p>
-            <MembersTable view_data=view_data.into() now=Signal::derive(move || live.snapshot.get().map_or(0, |s| s.at)) />
+            <MembersTable
+                members=Signal::derive(move || view_data.get().members)
+                now=Signal::derive(move || live.snapshot.get().map_or(0, |s| s.at))
+                stage="sentiment"
+                topic="reviews"
+            />
             <div class="two-col">
                 <div>
                     <h3>"Rebalance timeline"</h3>
@@ -283,12 +290,19 @@ fn WorkerRow(
     }
 }
 
-/// Every member of the group from the heartbeats: where it runs, what it holds, its figures.
-/// `now`: the snapshot's time, so "last seen" counts by the server's clock.
+/// Every member of a stage's group from the heartbeats: where it runs, what it holds, its
+/// figures (cells 3 and 4). `now`: the snapshot's time, so "last seen" counts by the server's
+/// clock; `stage`: the `--stage` of the hint shown while there are none; `topic`: the input
+/// topic whose partitions they hold.
 #[component]
-fn MembersTable(view_data: Signal<SentimentView>, now: Signal<i64>) -> impl IntoView {
+pub(crate) fn MembersTable(
+    members: Signal<Vec<MemberView>>,
+    now: Signal<i64>,
+    stage: &'static str,
+    topic: &'static str,
+) -> impl IntoView {
     view! {
-        <table class="members" data-testid="members">
+        <table class="members" data-testid=format!("{stage}-members")>
             <thead>
                 <tr>
                     <th>"Name"</th><th>"Host"</th><th>"PID"</th><th>"Where"</th><th>"Partitions"</th>
@@ -298,18 +312,18 @@ fn MembersTable(view_data: Signal<SentimentView>, now: Signal<i64>) -> impl Into
             <tbody>
                 {move || {
                     let now = now.get();
-                    let members = view_data.get().members;
+                    let members = members.get();
                     if members.is_empty() {
                         return view! {
                             <tr><td colspan="10" class="muted">"No heartbeats yet: start the stage, or run "
-                                <code>"pipebook worker --stage sentiment --brokers …"</code>" on any machine."</td></tr>
+                                <code>{format!("pipebook worker --stage {stage} --brokers …")}</code>" on any machine."</td></tr>
                         }.into_any();
                     }
                     members.into_iter().map(|m| {
                         let partitions = if m.partitions.is_empty() {
                             "–".to_owned()
                         } else {
-                            m.partitions.iter().map(|p| format!("reviews-{p}")).collect::<Vec<_>>().join(", ")
+                            m.partitions.iter().map(|p| format!("{topic}-{p}")).collect::<Vec<_>>().join(", ")
                         };
                         let ago = (now - m.last_seen).max(0) as f64 / 1000.0;
                         let state = m.state.as_str();

@@ -19,12 +19,15 @@ pub mod windows;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use app::api::{AggregateConfig, AggregateView, WindowKind};
 use app::ops::{CHECKPOINTS_KEPT, CheckpointStat, OperatorState, StageLoad};
 
 use crate::error::ConfigError;
+use crate::kafka::inspect::GroupRegistry;
+use crate::members::{Ended, MemberReport};
+use crate::stage::StageId;
 use crate::sync::LockExt;
 use crate::trace::recent::RecentBatches;
 use partitions::Partitions;
@@ -116,12 +119,16 @@ crate::counters! {
         /// tracing a record).
         pub triggers_read: RecentBatches,
         pub late_read: RecentBatches,
+        /// When the current run started (ms since the Unix epoch), for its heartbeat.
+        started_at: AtomicI64,
     }
 }
 
 impl AggregateMetrics {
     pub fn reset(&self) {
         self.reset_counters();
+        self.started_at
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
         self.checkpoints.lock_or_recover().clear();
         self.triggers_read.clear();
         self.late_read.clear();
@@ -135,6 +142,27 @@ impl AggregateMetrics {
         counters.insert("late".into(), view.late_records);
         counters.insert("duplicates".into(), view.duplicates);
         counters
+    }
+
+    /// This process's member `member` of `group`, for its heartbeat (`crate::members`): the
+    /// input partitions the group assigned it, the records it read, those it dead-lettered.
+    pub fn member_report(
+        &self,
+        registry: &GroupRegistry,
+        group: &str,
+        member: &str,
+        ended: Option<Ended>,
+    ) -> MemberReport {
+        MemberReport {
+            stage: StageId::Aggregate,
+            group: group.to_owned(),
+            worker: member.to_owned(),
+            partitions: registry.partitions_of(group, member),
+            processed: self.consumed.load(Ordering::Relaxed),
+            errors: self.dlq.load(Ordering::Relaxed),
+            started_at: self.started_at.load(Ordering::Relaxed),
+            ended,
+        }
     }
 
     /// The windows and watermark as of the last trigger.

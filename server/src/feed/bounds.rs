@@ -45,6 +45,8 @@ fn aggregate(view: &AggregateView) -> AggregateView {
             .collect(),
         totals: Some(view.totals()),
         partitions: view.partitions.clone(),
+        // Already bounded: at most `members::MAX_MEMBERS`, forgotten a while after they go.
+        members: view.members.clone(),
     }
 }
 
@@ -125,6 +127,7 @@ pub(crate) mod tests {
             windows,
             totals: None,
             partitions: Vec::new(),
+            members: Vec::new(),
         }
     }
 

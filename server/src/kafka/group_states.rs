@@ -1,8 +1,10 @@
 //! The states each consumer group went through, as the broker's DescribeGroups reported them
 //! (cell 2: "Stable ← CompletingRebalance ← PreparingRebalance ← Stable"). The once-a-second
 //! sample records what it sees; a rebalance on the embedded broker can be over within a second,
-//! so after a change that makes one (a worker added or killed, a stage started or stopped) the
-//! inspector also watches the groups every [`WATCH_STEP`] for [`WATCH_FOR`].
+//! so after a change that makes one (a worker added or killed, a stage started, stopped, crashed
+//! or restarted — by a button, the lesson or an incident — or a worker process joining or
+//! leaving) the engine's one watch task (`Inspector::watch_group_states`) also describes the
+//! groups every [`WATCH_STEP`] for [`WATCH_FOR`].
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use super::KafkaSettings;
 use super::group_states::{StateLog, WATCH_FOR, WATCH_STEP};
@@ -330,8 +332,6 @@ pub struct Inspector {
     lag_readers: Arc<ReaderPool>,
     /// The states each group went through.
     states: Arc<StateLog>,
-    /// Until when (ms) the groups' states are watched closely; 0 when no watch is running.
-    watch_until: Arc<AtomicI64>,
 }
 
 /// How many librdkafka clients the inspector holds or has made (for tests and benchmarks).
@@ -361,7 +361,6 @@ impl Inspector {
             scanners: Arc::new(ReaderPool::new(MAX_TRACES, scan_consumer)),
             lag_readers: Arc::new(ReaderPool::new(1, lag_consumer)),
             states: Arc::default(),
-            watch_until: Arc::default(),
         })
     }
 
@@ -392,28 +391,37 @@ impl Inspector {
         self.lag_readers.with(&self.settings, read)
     }
 
-    /// Watches the groups' states closely for a while (see [`super::group_states`]): called
-    /// after a change that makes a group rebalance. A watch already running is extended.
-    pub fn watch_group_states(&self) {
-        let until = now_ms() + WATCH_FOR.as_millis() as i64;
-        if self.watch_until.swap(until, Ordering::SeqCst) != 0 {
-            return;
-        }
-        let this = self.clone();
-        tokio::spawn(async move {
-            while now_ms() < this.watch_until.load(Ordering::SeqCst) {
-                let reader = this.clone();
-                let described = blocking(move || reader.broker_groups(None)).await;
-                if let Ok(groups) = described {
+    /// Watches the groups' states closely (see [`super::group_states`]) for [`WATCH_FOR`] after
+    /// each wake-up of `wake` (a change that makes a group rebalance; one during a watch extends
+    /// it), until `cancel`. The engine runs one, woken by its own stage and worker changes and by
+    /// members joining or leaving on `pipebook.workers`; the HTTP handlers only read.
+    pub async fn watch_group_states(self, wake: Arc<Notify>, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = wake.notified() => {}
+            }
+            let mut until = tokio::time::Instant::now() + WATCH_FOR;
+            while tokio::time::Instant::now() < until {
+                let reader = self.clone();
+                if let Ok(groups) = blocking(move || reader.broker_groups(None)).await {
                     let at = now_ms();
                     for (name, group) in groups {
-                        this.states.record(&name, &group.state, at);
+                        self.states.record(&name, &group.state, at);
                     }
                 }
-                tokio::time::sleep(WATCH_STEP).await;
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = wake.notified() => until = tokio::time::Instant::now() + WATCH_FOR,
+                    _ = tokio::time::sleep(WATCH_STEP) => {}
+                }
             }
-            this.watch_until.store(0, Ordering::SeqCst);
-        });
+        }
+    }
+
+    /// The states `group` went through, as recorded so far (oldest first); reads only.
+    pub fn state_history(&self, group: &str) -> Vec<app::api::GroupStateChange> {
+        self.states.history(group)
     }
 
     /// Topics with per-partition watermarks, internal topics left out, sorted by name.
