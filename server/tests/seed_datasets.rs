@@ -1,7 +1,8 @@
 //! The seeds' other datasets (issue 17) through the real pipeline on the embedded broker:
 //! generated tweets go streamer → producer → sentiment and come out labelled, keyed by user; a
 //! tweet file's broken line is dead-lettered by the producer with the field at fault; companies
-//! (no text) are refused by sentiment, at its start and record by record.
+//! (no text) are refused by sentiment, at its start and record by record. The windows count the
+//! labelled tweets.
 
 mod common;
 
@@ -82,6 +83,23 @@ async fn tweets_are_labelled_by_user_and_companies_are_refused_by_sentiment() {
     let checked: u64 = view.confusion.iter().flatten().sum();
     assert_eq!(checked, 0, "tweets have no stars to check labels against");
     assert!(view.latest.iter().all(|l| l.stars == 0));
+
+    // The windows count the labelled tweets as they count reviews (sessions per user).
+    engine
+        .start_stage(
+            "aggregate",
+            json!({"trigger_ms": 200, "tumbling_secs": 86_400, "sliding_secs": 86_400,
+                   "slide_secs": 21_600, "allowed_lateness_secs": 86_400}),
+        )
+        .await
+        .expect("aggregate starts");
+    eventually("tweets counted", Duration::from_secs(60), || async {
+        (counter(engine, "aggregate", "counted") >= TWEETS).then_some(())
+    })
+    .await;
+    assert_eq!(counter(engine, "aggregate", "counted"), TWEETS);
+    assert_eq!(counter(engine, "aggregate", "dlq"), 0, "no tweet refused");
+    engine.stop_stage("aggregate").await.expect("aggregate stops");
 
     // A tweet file with a broken line: the producer dead-letters it, naming the field.
     let good = r#"{"tweet_id":"t1","user":"ana","text":"love it","hashtags":[],"created_at":"2024-01-01 09:00:00"}"#;
