@@ -142,7 +142,9 @@ pub fn check_record(description: &DatasetDescription, raw: &[u8]) -> Result<Chec
 /// A record on `reviews` that is not a Yelp review: its `dataset` field names its kind, and it
 /// must still pass that kind's check. `None` when it names no known kind other than Yelp (the
 /// caller then reports why it is not a review).
-pub fn parse_dataset_record(raw: &[u8]) -> Option<Result<(DatasetDescription, CheckedRecord), String>> {
+pub fn parse_dataset_record(
+    raw: &[u8],
+) -> Option<Result<(DatasetDescription, CheckedRecord), String>> {
     #[derive(Deserialize)]
     struct Tagged {
         dataset: DatasetKind,

@@ -288,7 +288,9 @@ impl Stage for SentimentStage {
         // would dead-letter every record (they still do, should one arrive from an older run).
         let dataset = self.streamer.dataset().description();
         if dataset.text_field.is_none() {
-            return Err(EngineError::BadRequest(sentiment::no_text_reason(dataset.name)));
+            return Err(EngineError::BadRequest(sentiment::no_text_reason(
+                dataset.name,
+            )));
         }
         // Built before launching, so a missing LLM setting is a 400, not a failed stage.
         let classifier = Arc::new(sentiment::Classifier::from_config(

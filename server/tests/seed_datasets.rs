@@ -58,7 +58,11 @@ async fn tweets_are_labelled_by_user_and_companies_are_refused_by_sentiment() {
     for message in &produced {
         let tweet = json_of(message);
         assert_eq!(tweet["dataset"], "tweets");
-        assert_eq!(message.key.as_deref(), tweet["user"].as_str(), "keyed by user");
+        assert_eq!(
+            message.key.as_deref(),
+            tweet["user"].as_str(),
+            "keyed by user"
+        );
     }
 
     engine
@@ -70,15 +74,30 @@ async fn tweets_are_labelled_by_user_and_companies_are_refused_by_sentiment() {
     })
     .await;
     let labelled = read_all(engine, TOPIC_SENTIMENT).await;
-    assert_eq!(labelled.len() as u64, TWEETS, "one labelled output per tweet");
+    assert_eq!(
+        labelled.len() as u64,
+        TWEETS,
+        "one labelled output per tweet"
+    );
     let mut labels = std::collections::BTreeSet::new();
     for message in &labelled {
         let out = json_of(message);
-        assert_eq!(message.key.as_deref(), out["user"].as_str(), "still keyed by user");
-        assert!(out["hashtags"].is_array() && out["text"].is_string(), "{out}");
+        assert_eq!(
+            message.key.as_deref(),
+            out["user"].as_str(),
+            "still keyed by user"
+        );
+        assert!(
+            out["hashtags"].is_array() && out["text"].is_string(),
+            "{out}"
+        );
         labels.insert(out["sentiment"].as_str().expect("a label").to_owned());
     }
-    assert_eq!(labels.len(), 3, "positive, negative and neutral tweets: {labels:?}");
+    assert_eq!(
+        labels.len(),
+        3,
+        "positive, negative and neutral tweets: {labels:?}"
+    );
     let view = engine.subscribe().borrow().sentiment.clone();
     let checked: u64 = view.confusion.iter().flatten().sum();
     assert_eq!(checked, 0, "tweets have no stars to check labels against");
@@ -99,11 +118,15 @@ async fn tweets_are_labelled_by_user_and_companies_are_refused_by_sentiment() {
     .await;
     assert_eq!(counter(engine, "aggregate", "counted"), TWEETS);
     assert_eq!(counter(engine, "aggregate", "dlq"), 0, "no tweet refused");
-    engine.stop_stage("aggregate").await.expect("aggregate stops");
+    engine
+        .stop_stage("aggregate")
+        .await
+        .expect("aggregate stops");
 
     // A tweet file with a broken line: the producer dead-letters it, naming the field.
     let good = r#"{"tweet_id":"t1","user":"ana","text":"love it","hashtags":[],"created_at":"2024-01-01 09:00:00"}"#;
-    let bad = r#"{"tweet_id":"t2","text":"no user","hashtags":[],"created_at":"2024-01-01 09:00:10"}"#;
+    let bad =
+        r#"{"tweet_id":"t2","text":"no user","hashtags":[],"created_at":"2024-01-01 09:00:10"}"#;
     std::fs::write(
         engine.datasets().dir().join("tweets.jsonl"),
         format!("{good}\n{bad}\n"),
@@ -116,10 +139,16 @@ async fn tweets_are_labelled_by_user_and_companies_are_refused_by_sentiment() {
         before + 2,
     )
     .await;
-    let letters: Vec<Value> = read_all(engine, TOPIC_DLQ).await.iter().map(json_of).collect();
+    let letters: Vec<Value> = read_all(engine, TOPIC_DLQ)
+        .await
+        .iter()
+        .map(json_of)
+        .collect();
     assert!(
         letters.iter().any(|l| l["stage"] == "producer"
-            && l["reason"].as_str().is_some_and(|r| r.starts_with("user is missing"))),
+            && l["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("user is missing"))),
         "{letters:?}"
     );
 
@@ -130,19 +159,23 @@ async fn tweets_are_labelled_by_user_and_companies_are_refused_by_sentiment() {
         before + 12,
     )
     .await;
-    let refused = eventually("companies dead-lettered", Duration::from_secs(60), || async {
-        let refused = read_all(engine, TOPIC_DLQ)
-            .await
-            .iter()
-            .map(json_of)
-            .filter(|l| {
-                l["stage"] == "sentiment"
-                    && l["reason"]
-                        == "companies has no text field: nothing to classify; skip to cell 4"
-            })
-            .count();
-        (refused == 10).then_some(refused)
-    })
+    let refused = eventually(
+        "companies dead-lettered",
+        Duration::from_secs(60),
+        || async {
+            let refused = read_all(engine, TOPIC_DLQ)
+                .await
+                .iter()
+                .map(json_of)
+                .filter(|l| {
+                    l["stage"] == "sentiment"
+                        && l["reason"]
+                            == "companies has no text field: nothing to classify; skip to cell 4"
+                })
+                .count();
+            (refused == 10).then_some(refused)
+        },
+    )
     .await;
     assert_eq!(refused, 10);
 

@@ -151,7 +151,11 @@ pub enum DatasetKind {
 }
 
 impl DatasetKind {
-    pub const ALL: [DatasetKind; 3] = [DatasetKind::Yelp, DatasetKind::Tweets, DatasetKind::Companies];
+    pub const ALL: [DatasetKind; 3] = [
+        DatasetKind::Yelp,
+        DatasetKind::Tweets,
+        DatasetKind::Companies,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

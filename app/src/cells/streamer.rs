@@ -9,8 +9,7 @@ use serde_json::json;
 
 use super::{Cell, ErrorLine, StatePill, restore_form_once, set_field, thousands};
 use crate::api::{
-    DatasetInfo, DatasetKind, DatasetList, SOURCE_GENERATOR, StageState, StageStatus,
-    human_bytes,
+    DatasetInfo, DatasetKind, DatasetList, SOURCE_GENERATOR, StageState, StageStatus, human_bytes,
 };
 use crate::client;
 use crate::live::Live;

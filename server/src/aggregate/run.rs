@@ -519,7 +519,13 @@ fn dataset_event(payload: &[u8], domain: TimeDomain, now: i64) -> Option<Result<
         Err(reason) => return Some(Err(reason)),
     };
     let name = description.name.as_str();
-    let field = |name: &str| record.fields.get(name).and_then(|v| v.as_str()).unwrap_or_default();
+    let field = |name: &str| {
+        record
+            .fields
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+    };
     Some((|| {
         let label: Label = serde_json::from_slice(payload)
             .map_err(|e| format!("a {name} record without its sentiment label: {e}"))?;
@@ -803,8 +809,8 @@ mod tests {
             .map(|fields| fields.remove("sentiment"));
         let reason = event(&record(unlabelled), TimeDomain::Event, 0).expect_err("no label");
         assert!(reason.contains("without its sentiment label"), "{reason}");
-        let reason = event(&record(serde_json::json!({"x": 1})), TimeDomain::Event, 0)
-            .expect_err("neither");
+        let reason =
+            event(&record(serde_json::json!({"x": 1})), TimeDomain::Event, 0).expect_err("neither");
         assert!(reason.starts_with("not an enriched review"), "{reason}");
     }
 }

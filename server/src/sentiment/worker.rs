@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use app::api::{
-    DatasetDescription, EnrichedReview, LatestReview, TOPIC_REVIEWS, TOPIC_SENTIMENT,
-};
+use app::api::{DatasetDescription, EnrichedReview, LatestReview, TOPIC_REVIEWS, TOPIC_SENTIMENT};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -357,7 +355,8 @@ async fn enrich_record(
     mut record: CheckedRecord,
     origin: Option<String>,
 ) -> Output {
-    let dead = |reason: String| Output::Dead(DeadLetter::new(STAGE, reason, &input.payload, origin));
+    let dead =
+        |reason: String| Output::Dead(DeadLetter::new(STAGE, reason, &input.payload, origin));
     let Some(text) = record.text(description).map(str::to_owned) else {
         return dead(super::no_text_reason(description.name));
     };

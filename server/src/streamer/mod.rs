@@ -261,12 +261,12 @@ impl Source {
                 generator: Box::new(ReviewGenerator::new(config.seed)),
                 remaining: config.limit,
             },
-            (SourceInput::Generator, DatasetKind::Tweets) => {
-                records(Box::new(seeds::TweetGenerator::new(config.seed).map(as_object)))
-            }
-            (SourceInput::Generator, DatasetKind::Companies) => {
-                records(Box::new(seeds::CompanyGenerator::new(config.seed).map(as_object)))
-            }
+            (SourceInput::Generator, DatasetKind::Tweets) => records(Box::new(
+                seeds::TweetGenerator::new(config.seed).map(as_object),
+            )),
+            (SourceInput::Generator, DatasetKind::Companies) => records(Box::new(
+                seeds::CompanyGenerator::new(config.seed).map(as_object),
+            )),
             (SourceInput::File(file), _) => {
                 Source::File(BufReader::new(File::from_std(file)).lines())
             }

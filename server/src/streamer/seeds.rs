@@ -187,7 +187,10 @@ impl Iterator for TweetGenerator {
             text.push_str(tag);
         }
         let user = format!("user{:03}", c.skewed(USERS));
-        let tweet_id = format!("{}", 1_740_000_000_000_000_000u64 + c.rng.random::<u32>() as u64);
+        let tweet_id = format!(
+            "{}",
+            1_740_000_000_000_000_000u64 + c.rng.random::<u32>() as u64
+        );
         Some(Tweet {
             tweet_id,
             user,
@@ -281,11 +284,23 @@ mod tests {
                 .filter(|t| bank.iter().any(|s| t.text.contains(s)))
                 .count()
         };
-        for (name, bank) in [("positive", POSITIVE), ("negative", NEGATIVE), ("neutral", NEUTRAL)] {
+        for (name, bank) in [
+            ("positive", POSITIVE),
+            ("negative", NEGATIVE),
+            ("neutral", NEUTRAL),
+        ] {
             assert!(with(bank) > 300, "{name}: {}", with(bank));
         }
-        let count = |tag: &str| tweets.iter().filter(|t| t.hashtags.iter().any(|h| h == tag)).count();
-        assert!(count(HASHTAGS[0]) > 2 * count(HASHTAGS[7]), "the first tag leads");
+        let count = |tag: &str| {
+            tweets
+                .iter()
+                .filter(|t| t.hashtags.iter().any(|h| h == tag))
+                .count()
+        };
+        assert!(
+            count(HASHTAGS[0]) > 2 * count(HASHTAGS[7]),
+            "the first tag leads"
+        );
         assert!(tweets.iter().all(|t| t.hashtags.len() <= 3));
     }
 
@@ -295,6 +310,10 @@ mod tests {
         let count = |country: &str| companies.iter().filter(|c| c.country == country).count();
         assert!(count("France") > count("Luxembourg"));
         assert!(companies.last().map(|c| &c.created_at) > companies.first().map(|c| &c.created_at));
-        assert!(companies.iter().all(|c| (10..=31_623).contains(&c.employees)));
+        assert!(
+            companies
+                .iter()
+                .all(|c| (10..=31_623).contains(&c.employees))
+        );
     }
 }
