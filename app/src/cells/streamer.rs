@@ -134,7 +134,11 @@ pub fn StreamerCell() -> impl IntoView {
                 <label title="what the records are: the generator makes them, a file is read as them">
                     "Dataset"
                     <select name="dataset" data-testid="streamer-dataset" prop:value=move || dataset.get() on:change=move |ev| dataset.set(event_target_value(&ev))>
-                        {DatasetKind::ALL.map(|kind| view! { <option value=kind.as_str()>{kind.as_str()}</option> })}
+                        // Static options: an array of views here broke hydration (no marker in
+                        // the server's HTML where the browser expected one).
+                        <option value="yelp" selected>"yelp (reviews)"</option>
+                        <option value="tweets">"tweets"</option>
+                        <option value="companies">"companies"</option>
                     </select>
                 </label>
                 <SourcePicker source datasets />
