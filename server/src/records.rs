@@ -1,7 +1,7 @@
 //! The records that flow between stages: parsing a raw review line, and the dead-letter record a
 //! stage writes when it refuses one.
 
-use app::api::{Review, TOPIC_DLQ};
+use app::api::{DatasetDescription, DatasetKind, Review, TOPIC_DLQ};
 use chrono::NaiveDateTime;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -64,6 +64,97 @@ pub fn parse_review(raw: &[u8]) -> Result<Review, String> {
         text: incoming.text,
         date: incoming.date,
     })
+}
+
+/// The field the producer adds to a non-Yelp record so later stages know what they read (a
+/// Yelp review carries none: records written before datasets existed read as they did).
+pub const DATASET_FIELD: &str = "dataset";
+
+/// A record of a non-Yelp dataset, checked against its description.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedRecord {
+    /// The value of the description's key field: the Kafka key.
+    pub key: String,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl CheckedRecord {
+    /// The text to classify, when the dataset has a text field.
+    pub fn text<'a>(&'a self, description: &DatasetDescription) -> Option<&'a str> {
+        let field = description.text_field.as_deref()?;
+        self.fields.get(field).and_then(|v| v.as_str())
+    }
+}
+
+/// Checks one raw record against a dataset's description: a JSON object whose key and id
+/// fields are non-empty strings, whose event time is a `YYYY-MM-DD HH:MM:SS` string, whose text
+/// (if the dataset has one) is a string, and whose dimensions are strings, numbers or lists of
+/// strings. The error names the field, for the dead-letter topic.
+pub fn check_record(description: &DatasetDescription, raw: &[u8]) -> Result<CheckedRecord, String> {
+    use serde_json::Value;
+    let name = description.name.as_str();
+    let fields = match serde_json::from_slice::<Value>(raw) {
+        Ok(Value::Object(fields)) => fields,
+        Ok(_) => return Err(format!("not a {name} record: expected a JSON object")),
+        Err(e) => return Err(format!("not a {name} record JSON object: {e}")),
+    };
+    let string = |field: &str| match fields.get(field) {
+        None => Err(format!("{field} is missing (a {name} record needs it)")),
+        Some(Value::String(s)) => Ok(s.as_str()),
+        Some(other) => Err(format!("{field} must be a string, got {other}")),
+    };
+    let non_empty = |field: &str| {
+        string(field).and_then(|s| {
+            if s.trim().is_empty() {
+                Err(format!("{field} is empty"))
+            } else {
+                Ok(s)
+            }
+        })
+    };
+    let key = non_empty(&description.key_field)?.to_owned();
+    non_empty(&description.id_field)?;
+    let time = string(&description.time_field)?;
+    if NaiveDateTime::parse_from_str(time, DATE_FORMAT).is_err() {
+        return Err(format!(
+            "{} must look like 2024-01-31 18:05:00, got {time:?}",
+            description.time_field
+        ));
+    }
+    if let Some(text) = &description.text_field {
+        string(text)?;
+    }
+    for dimension in &description.dimensions {
+        let ok = match fields.get(dimension) {
+            Some(Value::String(_) | Value::Number(_)) => true,
+            Some(Value::Array(items)) => items.iter().all(Value::is_string),
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "{dimension} must be a string, a number or a list of strings"
+            ));
+        }
+    }
+    Ok(CheckedRecord { key, fields })
+}
+
+/// A record on `reviews` that is not a Yelp review: its `dataset` field names its kind, and it
+/// must still pass that kind's check. `None` when it names no known kind other than Yelp (the
+/// caller then reports why it is not a review).
+pub fn parse_dataset_record(
+    raw: &[u8],
+) -> Option<Result<(DatasetDescription, CheckedRecord), String>> {
+    #[derive(Deserialize)]
+    struct Tagged {
+        dataset: DatasetKind,
+    }
+    let kind = serde_json::from_slice::<Tagged>(raw).ok()?.dataset;
+    if kind == DatasetKind::Yelp {
+        return None;
+    }
+    let description = kind.description();
+    Some(check_record(&description, raw).map(|record| (description, record)))
 }
 
 /// What goes to `reviews.dlq`: the raw record, why it was refused, and by whom.
@@ -161,6 +252,42 @@ mod tests {
             let reason = parse_review(raw.as_bytes()).expect_err(raw);
             assert!(reason.contains(expected), "{raw}: {reason}");
         }
+    }
+
+    #[test]
+    fn records_are_checked_against_their_description_naming_the_field() {
+        let tweets = DatasetKind::Tweets.description();
+        let good = serde_json::json!({"tweet_id": "1", "user": "ana", "text": "great",
+            "hashtags": ["#kafka"], "created_at": "2024-01-01 09:00:00"});
+        let record = check_record(&tweets, good.to_string().as_bytes()).expect("valid");
+        assert_eq!(record.key, "ana");
+        assert_eq!(record.text(&tweets), Some("great"));
+        let broken = |field: &str, value: serde_json::Value| {
+            let mut bad = good.clone();
+            bad[field] = value;
+            check_record(&tweets, bad.to_string().as_bytes()).expect_err(field)
+        };
+        assert!(broken("user", "".into()).starts_with("user is empty"));
+        assert!(broken("user", 5.into()).starts_with("user must be a string"));
+        assert!(broken("created_at", "today".into()).starts_with("created_at must look like"));
+        assert!(broken("text", serde_json::json!(["a"])).starts_with("text must be a string"));
+        assert!(broken("hashtags", serde_json::json!([1])).starts_with("hashtags must be"));
+        let missing = check_record(&tweets, br#"{"tweet_id":"1"}"#).expect_err("missing");
+        assert!(missing.starts_with("user is missing"), "{missing}");
+        assert!(check_record(&tweets, b"[1]").is_err());
+        // Companies have no text: a record without one is fine.
+        let companies = DatasetKind::Companies.description();
+        let company = br#"{"company_id":"c1","name":"A","country":"France","industry":"Retail","employees":3,"founded":1999,"created_at":"2024-01-01 09:00:00"}"#;
+        assert_eq!(check_record(&companies, company).expect("valid").key, "c1");
+    }
+
+    #[test]
+    fn tagged_records_name_their_dataset_and_reviews_are_not_tagged() {
+        assert!(parse_dataset_record(GOOD.as_bytes()).is_none());
+        assert!(parse_dataset_record(br#"{"dataset":"yelp"}"#).is_none());
+        assert!(parse_dataset_record(br#"{"dataset":"films"}"#).is_none());
+        let bad = parse_dataset_record(br#"{"dataset":"tweets"}"#).expect("tagged");
+        assert!(bad.expect_err("no fields").contains("missing"));
     }
 
     #[test]

@@ -175,6 +175,7 @@ impl Stage for StreamerStage {
         };
         // Reset here, not in the loop, so the wait in `started` sees this run's socket only.
         self.metrics.reset();
+        self.metrics.set_dataset(config.dataset);
         let metrics = self.metrics.clone();
         Ok(run_loop(move |ctx| {
             streamer::run(config, input, metrics, ctx)
@@ -243,8 +244,9 @@ impl Stage for ProducerStage {
             _ => SocketSource::Streamer(self.streamer.clone()),
         };
         let (kafka, metrics) = (self.kafka.clone(), self.metrics.clone());
+        let streamer = self.streamer.clone();
         Ok(run_loop(move |ctx| {
-            producer::run(socket, kafka, metrics, ctx)
+            producer::run(socket, streamer, kafka, metrics, ctx)
         }))
     }
 }
@@ -254,6 +256,8 @@ impl Stage for ProducerStage {
 pub struct SentimentStage {
     pub kafka: KafkaSettings,
     pub runtime: Arc<SentimentRuntime>,
+    /// Whose dataset says whether there is any text to classify.
+    pub streamer: Arc<StreamerMetrics>,
 }
 
 impl Stage for SentimentStage {
@@ -280,6 +284,14 @@ impl Stage for SentimentStage {
         config: SentimentConfig,
         thresholds: Thresholds,
     ) -> Result<RunLoop, EngineError> {
+        // A dataset without text has nothing to classify: say so rather than run workers that
+        // would dead-letter every record (they still do, should one arrive from an older run).
+        let dataset = self.streamer.dataset().description();
+        if dataset.text_field.is_none() {
+            return Err(EngineError::BadRequest(sentiment::no_text_reason(
+                dataset.name,
+            )));
+        }
         // Built before launching, so a missing LLM setting is a 400, not a failed stage.
         let classifier = Arc::new(sentiment::Classifier::from_config(
             config.classifier,

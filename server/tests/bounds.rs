@@ -260,6 +260,7 @@ const STAGES: [(&str, &[&str]); 6] = [
             "clock",
             "late_share",
             "late_by_secs",
+            "dataset",
         ],
     ),
     ("producer", &["socket"]),

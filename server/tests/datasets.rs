@@ -241,6 +241,26 @@ async fn an_upload_is_limited_checked_and_then_streams_end_to_end() {
         .expect("json");
     assert_eq!(list.max_upload_bytes, LIMIT);
     assert!(list.datasets.contains(&info), "{list:?}");
+    // Beside the files, the kinds of record the pipeline knows, each with its fields.
+    let kinds: Vec<(&str, &str, Option<&str>)> = list
+        .kinds
+        .iter()
+        .map(|k| {
+            (
+                k.name.as_str(),
+                k.key_field.as_str(),
+                k.text_field.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("yelp", "business_id", Some("text")),
+            ("tweets", "user", Some("text")),
+            ("companies", "company_id", None)
+        ]
+    );
     let sample = list
         .datasets
         .iter()

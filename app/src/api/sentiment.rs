@@ -170,6 +170,7 @@ pub struct RebalanceEvent {
 pub struct LatestReview {
     pub review_id: String,
     pub excerpt: String,
+    /// 0 for a record without stars (a tweet): there is no expected label to compare with.
     pub stars: u8,
     pub sentiment: Sentiment,
     pub score: f64,

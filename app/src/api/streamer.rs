@@ -35,6 +35,10 @@ pub struct StreamerConfig {
     pub late_share: f64,
     #[serde(default = "default_late_by")]
     pub late_by_secs: u32,
+    /// What the records are (`yelp`, `tweets`, `companies`): the generator that makes them, or
+    /// how a file's lines are read and keyed (see [`DatasetDescription`]).
+    #[serde(default)]
+    pub dataset: DatasetKind,
 }
 
 /// Where a review's event time comes from.
@@ -82,6 +86,7 @@ impl Default for StreamerConfig {
             clock: EventClock::default(),
             late_share: 0.0,
             late_by_secs: default_late_by(),
+            dataset: DatasetKind::default(),
         }
     }
 }
@@ -122,8 +127,114 @@ pub struct DatasetInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct DatasetList {
     pub datasets: Vec<DatasetInfo>,
+    /// The kinds of record the pipeline knows (issue 17): each one's key, text, event-time and
+    /// dimension fields, and what changes for a learner. Built in, the same on every server.
+    #[serde(default)]
+    pub kinds: Vec<DatasetDescription>,
     /// Largest upload the server accepts (`PIPEBOOK_MAX_UPLOAD_BYTES`).
     pub max_upload_bytes: u64,
+}
+
+/// The kinds of record the pipeline can carry. The streamer's `dataset` picks one; the producer
+/// keys and checks records by its description, and stamps non-Yelp records with a `dataset` field
+/// so later stages know what they read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetKind {
+    /// Yelp reviews (seed 000): today's default.
+    #[default]
+    Yelp,
+    /// Tweets like seeds 001, 003 and 004 stream.
+    Tweets,
+    /// Companies like seed 002's faker source: no text.
+    Companies,
+}
+
+impl DatasetKind {
+    pub const ALL: [DatasetKind; 3] = [
+        DatasetKind::Yelp,
+        DatasetKind::Tweets,
+        DatasetKind::Companies,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetKind::Yelp => "yelp",
+            DatasetKind::Tweets => "tweets",
+            DatasetKind::Companies => "companies",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<DatasetKind> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// The built-in description of this kind.
+    pub fn description(self) -> DatasetDescription {
+        let fields = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
+        match self {
+            DatasetKind::Yelp => DatasetDescription {
+                name: self,
+                key_field: "business_id".to_owned(),
+                id_field: "review_id".to_owned(),
+                text_field: Some("text".to_owned()),
+                time_field: "date".to_owned(),
+                dimensions: fields(&["business_id", "stars"]),
+                explanation: "Yelp reviews, as seed 000 streams them: each review is keyed by \
+                    its business, so one business's reviews stay in one partition, in order. \
+                    Sentiment reads the text and can be checked against the stars the reviewer \
+                    gave; windows count reviews by sentiment."
+                    .to_owned(),
+            },
+            DatasetKind::Tweets => DatasetDescription {
+                name: self,
+                key_field: "user".to_owned(),
+                id_field: "tweet_id".to_owned(),
+                text_field: Some("text".to_owned()),
+                time_field: "created_at".to_owned(),
+                dimensions: fields(&["hashtags"]),
+                explanation: "Tweets, as seeds 001, 003 and 004 stream them: keyed by user, so \
+                    one user's tweets stay in order in one partition and a chatty user makes a \
+                    hot partition. Sentiment reads the short text, but there are no stars to \
+                    check it against: the accuracy matrix stays empty. Hashtags are a list, so \
+                    one tweet counts towards several groups."
+                    .to_owned(),
+            },
+            DatasetKind::Companies => DatasetDescription {
+                name: self,
+                key_field: "company_id".to_owned(),
+                id_field: "company_id".to_owned(),
+                text_field: None,
+                time_field: "created_at".to_owned(),
+                dimensions: fields(&["country", "industry"]),
+                explanation: "Companies, as seed 002's faker source makes them: records with \
+                    no text at all, keyed by company id. There is nothing for sentiment to \
+                    classify, so cell 3 refuses to start and says why; the interesting questions \
+                    are counts and sums by country and industry per window."
+                    .to_owned(),
+            },
+        }
+    }
+}
+
+/// What a dataset's records look like to the pipeline: which field keys a record (its
+/// partition), which one holds text to classify, which one is its event time (always
+/// `YYYY-MM-DD HH:MM:SS`), and which ones a window can be grouped by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetDescription {
+    pub name: DatasetKind,
+    /// The Kafka key: records with the same value go to the same partition, in order.
+    pub key_field: String,
+    /// Identifies one record (what the trace and the browser show).
+    pub id_field: String,
+    /// A string to classify; `None` when the records have no text (companies).
+    pub text_field: Option<String>,
+    /// Event time, `YYYY-MM-DD HH:MM:SS`.
+    pub time_field: String,
+    /// Fields to group by: strings, numbers or lists of strings.
+    pub dimensions: Vec<String>,
+    /// One paragraph: what changes for a learner with this dataset.
+    pub explanation: String,
 }
 
 /// The rule for a name a dataset is uploaded (or deleted) under: 1–100 of `A-Z a-z 0-9 . _ -`,

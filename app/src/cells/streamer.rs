@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{Cell, ErrorLine, StatePill, restore_form_once, set_field, thousands};
 use crate::api::{
-    DatasetInfo, DatasetList, SOURCE_GENERATOR, StageState, StageStatus, human_bytes,
+    DatasetInfo, DatasetKind, DatasetList, SOURCE_GENERATOR, StageState, StageStatus, human_bytes,
 };
 use crate::client;
 use crate::live::Live;
@@ -46,6 +46,7 @@ pub fn StreamerCell() -> impl IntoView {
     let rate = RwSignal::new("500".to_owned());
     let chunk = RwSignal::new("50".to_owned());
     let source = RwSignal::new(SOURCE_GENERATOR.to_owned());
+    let dataset = RwSignal::new(DatasetKind::Yelp.as_str().to_owned());
     let seed = RwSignal::new("42".to_owned());
     // Empty = keep streaming until stopped.
     let limit = RwSignal::new(String::new());
@@ -57,6 +58,7 @@ pub fn StreamerCell() -> impl IntoView {
         set_field(rate, &config["rate"]);
         set_field(chunk, &config["chunk_size"]);
         set_field(source, &config["source"]);
+        set_field(dataset, &config["dataset"]);
         set_field(seed, &config["seed"]);
         set_field(limit, &config["limit"]);
         set_field(clock, &config["clock"]);
@@ -71,6 +73,7 @@ pub fn StreamerCell() -> impl IntoView {
                 "rate": whole_number("rate", &rate.get())?,
                 "chunk_size": whole_number("chunk size", &chunk.get())?,
                 "source": source.get().trim(),
+                "dataset": dataset.get(),
                 "seed": whole_number("seed", &seed.get())?,
                 "limit": match limit.get().trim() {
                     "" => None,
@@ -113,7 +116,7 @@ pub fn StreamerCell() -> impl IntoView {
                 "A TCP server sends reviews as JSON lines, " <em>"in chunks"</em>
                 ", at the rate you choose — the way seed tutorials feed Spark from a socket. A producer connects as its client and writes each review to the Kafka topic "
                 <code>"reviews"</code> ", keyed by " <code>"business_id"</code>
-                ". Lines that are not valid reviews go to " <code>"reviews.dlq"</code>
+                " (or the chosen dataset's key: a tweet's " <code>"user"</code>", a company's "<code>"company_id"</code>"). Lines that are not valid reviews go to " <code>"reviews.dlq"</code>
                 " with the reason: nothing is dropped. The source is a seeded generator or a "
                 <em>"dataset"</em>
                 ": a Yelp-format JSON-lines file in the server's datasets folder — upload your own below."
@@ -127,6 +130,16 @@ pub fn StreamerCell() -> impl IntoView {
                 <label>
                     "Chunk size"
                     <input type="number" min="1" name="chunk_size" bind:value=chunk />
+                </label>
+                <label title="what the records are: the generator makes them, a file is read as them">
+                    "Dataset"
+                    <select name="dataset" data-testid="streamer-dataset" prop:value=move || dataset.get() on:change=move |ev| dataset.set(event_target_value(&ev))>
+                        // Static options: an array of views here broke hydration (no marker in
+                        // the server's HTML where the browser expected one).
+                        <option value="yelp" selected>"yelp (reviews)"</option>
+                        <option value="tweets">"tweets"</option>
+                        <option value="companies">"companies"</option>
+                    </select>
                 </label>
                 <SourcePicker source datasets />
                 <label>
@@ -196,6 +209,9 @@ pub fn StreamerCell() -> impl IntoView {
                 </div>
             </form>
             </Controls>
+            <p class="explain" data-testid="dataset-explanation">
+                {move || DatasetKind::parse(&dataset.get()).map(|kind| kind.description().explanation)}
+            </p>
             <Controls>
                 <DatasetUpload source datasets />
             </Controls>

@@ -34,7 +34,7 @@ use crate::kafka::KafkaSettings;
 use crate::kafka::admin::{AdminError, ensure_topics};
 use crate::kafka::batch::Record;
 use crate::kafka::inspect::GroupRegistry;
-use crate::records::{DATE_FORMAT, DeadLetter, deliver_dead_letter};
+use crate::records::{DATE_FORMAT, DeadLetter, deliver_dead_letter, parse_dataset_record};
 use crate::stage::{PhaseClock, StageContext};
 use crate::sync::LockExt;
 use crate::trace::recent::{BatchIds, BatchMark};
@@ -498,16 +498,15 @@ async fn drain(consumer: &Arc<AggregateConsumer>) -> Result<Drained, AggregateEr
 
 /// The event a record stands for, or why it cannot be counted.
 fn event(record: &Record, time: TimeDomain, now: i64) -> Result<Event, String> {
-    let enriched: EnrichedReview = serde_json::from_slice(&record.payload)
-        .map_err(|e| format!("not an enriched review JSON object: {e}"))?;
-    let review = enriched.review;
-    let time = match time {
-        TimeDomain::Processing => now,
-        TimeDomain::Event => NaiveDateTime::parse_from_str(&review.date, DATE_FORMAT)
-            .map_err(|e| format!("date {:?} is not {DATE_FORMAT}: {e}", review.date))?
-            .and_utc()
-            .timestamp_millis(),
+    let enriched: EnrichedReview = match serde_json::from_slice(&record.payload) {
+        Ok(enriched) => enriched,
+        Err(error) => {
+            return dataset_event(&record.payload, time, now)
+                .unwrap_or_else(|| Err(format!("not an enriched review JSON object: {error}")));
+        }
     };
+    let review = enriched.review;
+    let time = time_of(time, "date", &review.date, now)?;
     Ok(Event {
         review_id: review.review_id,
         time,
@@ -516,6 +515,53 @@ fn event(record: &Record, time: TimeDomain, now: i64) -> Result<Event, String> {
         stars: review.stars,
         business_id: review.business_id,
     })
+}
+
+/// Milliseconds of an event: now, or its own `field` (`YYYY-MM-DD HH:MM:SS`).
+fn time_of(domain: TimeDomain, field: &str, value: &str, now: i64) -> Result<i64, String> {
+    Ok(match domain {
+        TimeDomain::Processing => now,
+        TimeDomain::Event => NaiveDateTime::parse_from_str(value, DATE_FORMAT)
+            .map_err(|e| format!("{field} {value:?} is not {DATE_FORMAT}: {e}"))?
+            .and_utc()
+            .timestamp_millis(),
+    })
+}
+
+/// A labelled record of another dataset (a tweet, tagged by the producer): counted by its label
+/// like a review, its key field standing where the business is (sessions per user, the window's
+/// top users), without stars. `None` when the record names no other dataset.
+fn dataset_event(payload: &[u8], domain: TimeDomain, now: i64) -> Option<Result<Event, String>> {
+    #[derive(serde::Deserialize)]
+    struct Label {
+        sentiment: app::api::Sentiment,
+        score: f64,
+    }
+    let (description, record) = match parse_dataset_record(payload)? {
+        Ok(checked) => checked,
+        Err(reason) => return Some(Err(reason)),
+    };
+    let name = description.name.as_str();
+    let field = |name: &str| {
+        record
+            .fields
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+    };
+    Some((|| {
+        let label: Label = serde_json::from_slice(payload)
+            .map_err(|e| format!("a {name} record without its sentiment label: {e}"))?;
+        let time_field = &description.time_field;
+        Ok(Event {
+            review_id: field(&description.id_field).to_owned(),
+            time: time_of(domain, time_field, field(time_field), now)?,
+            sentiment: label.sentiment,
+            score: label.score,
+            stars: 0,
+            business_id: record.key.clone(),
+        })
+    })())
 }
 
 /// One trigger over `batch`: windows per partition, outputs, then the changelog, then the
@@ -750,5 +796,46 @@ async fn send_until_acked(
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(payload: serde_json::Value) -> Record {
+        Record {
+            partition: 0,
+            offset: 0,
+            key: None,
+            payload: payload.to_string().into_bytes(),
+        }
+    }
+
+    #[test]
+    fn a_labelled_tweet_counts_by_its_label_keyed_by_user_without_stars() {
+        let tweet = serde_json::json!({"dataset": "tweets", "tweet_id": "t1", "user": "ana",
+            "text": "love it", "hashtags": ["#kafka"], "created_at": "2024-01-01 09:00:00",
+            "sentiment": "POSITIVE", "score": 0.6, "classifier": "lexicon"});
+        let counted = event(&record(tweet.clone()), TimeDomain::Event, 0).expect("counted");
+        assert_eq!(
+            (counted.review_id.as_str(), counted.business_id.as_str()),
+            ("t1", "ana")
+        );
+        assert_eq!(
+            (counted.sentiment, counted.stars),
+            (app::api::Sentiment::Positive, 0)
+        );
+        assert_eq!(counted.time, 1_704_099_600_000);
+
+        let mut unlabelled = tweet;
+        unlabelled
+            .as_object_mut()
+            .map(|fields| fields.remove("sentiment"));
+        let reason = event(&record(unlabelled), TimeDomain::Event, 0).expect_err("no label");
+        assert!(reason.contains("without its sentiment label"), "{reason}");
+        let reason =
+            event(&record(serde_json::json!({"x": 1})), TimeDomain::Event, 0).expect_err("neither");
+        assert!(reason.starts_with("not an enriched review"), "{reason}");
     }
 }

@@ -522,6 +522,7 @@ pub fn row(window: &WindowId, agg: &Agg, closed: bool) -> WindowRow {
         .collect();
     top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
     top.truncate(TOP_BUSINESSES);
+    let starred: u64 = agg.stars.iter().sum();
     WindowRow {
         kind: window.kind,
         start: window.start,
@@ -529,7 +530,8 @@ pub fn row(window: &WindowId, agg: &Agg, closed: bool) -> WindowRow {
         key: window.key.clone(),
         counts,
         avg_score: (n > 0).then(|| agg.score_sum / n as f64),
-        avg_stars: (n > 0).then(|| agg.stars_sum as f64 / n as f64),
+        // Over the records with stars only: a tweet has none (every review has 1–5).
+        avg_stars: (starred > 0).then(|| agg.stars_sum as f64 / starred as f64),
         stars: agg.stars,
         avg_score_by_stars: std::array::from_fn(|i| {
             (agg.stars[i] > 0).then(|| agg.score_by_stars[i] / agg.stars[i] as f64)

@@ -1,13 +1,15 @@
 //! Stage 2 · the producer: connects to the streamer's socket as a client, parses each line, and
 //! produces good reviews to `reviews` keyed by business_id (so one business's reviews stay in one
-//! partition, in order) and refused lines to `reviews.dlq` with the reason. Deliveries are counted
+//! partition, in order) and refused lines to `reviews.dlq` with the reason. Another dataset's
+//! records (the streamer's `dataset`) are checked against its description, keyed by its key field
+//! and tagged with a `dataset` field so later stages know what they read. Deliveries are counted
 //! from the broker's acknowledgements, not from what was handed to the client.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::api::{TOPIC_DLQ, TOPIC_REVIEWS};
+use app::api::{DatasetDescription, DatasetKind, TOPIC_DLQ, TOPIC_REVIEWS};
 use futures::StreamExt;
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -17,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 
 use crate::kafka::KafkaSettings;
-use crate::records::{DeadLetter, parse_review};
+use crate::records::{DATASET_FIELD, DeadLetter, check_record, parse_review};
 use crate::stage::StageContext;
 use crate::streamer::StreamerMetrics;
 use crate::sync::LockExt;
@@ -120,8 +122,11 @@ fn create_producer(
 }
 
 /// The run loop: (re)connect, read lines, produce, until stopped; then flush what is in flight.
+/// `streamer`: whose dataset the lines are, read at each connection (a streamer restarted with
+/// another dataset listens on a new socket, so the producer reconnects).
 pub async fn run(
     socket: SocketSource,
+    streamer: Arc<StreamerMetrics>,
     kafka: KafkaSettings,
     metrics: Arc<ProducerMetrics>,
     ctx: StageContext,
@@ -145,8 +150,9 @@ pub async fn run(
             Ok(stream) => {
                 backoff = RECONNECT_MIN;
                 ctx.clear_error();
-                ctx.set_detail(format!("reading reviews from {addr}"));
-                read_lines(stream, &producer, &metrics, &ctx).await;
+                let dataset = streamer.dataset();
+                ctx.set_detail(format!("reading {} from {addr}", dataset.as_str()));
+                read_lines(stream, dataset, &producer, &metrics, &ctx).await;
                 if !ctx.cancel.is_cancelled() {
                     ctx.set_detail(format!("{addr} closed; reconnecting"));
                 }
@@ -182,12 +188,14 @@ async fn sleep_or_cancel(ctx: &StageContext, duration: Duration) -> bool {
 
 async fn read_lines(
     stream: TcpStream,
+    dataset: DatasetKind,
     producer: &ReviewProducer,
     metrics: &ProducerMetrics,
     ctx: &StageContext,
 ) {
     let codec = AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), MAX_LINE_BYTES);
     let mut lines = FramedRead::new(stream, codec);
+    let description = (dataset != DatasetKind::Yelp).then(|| dataset.description());
     loop {
         let next = tokio::select! {
             _ = ctx.cancel.cancelled() => return,
@@ -201,7 +209,10 @@ async fn read_lines(
                     continue;
                 }
                 metrics.lines.fetch_add(1, Ordering::Relaxed);
-                handle_line(line, producer, metrics).await;
+                match &description {
+                    None => handle_line(line, producer, metrics).await,
+                    Some(description) => handle_record(line, description, producer, metrics).await,
+                }
             }
             Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded)) => {
                 metrics.lines.fetch_add(1, Ordering::Relaxed);
@@ -238,6 +249,36 @@ async fn handle_line(line: &[u8], producer: &ReviewProducer, metrics: &ProducerM
             )
             .await;
         }
+    }
+}
+
+/// A line of another dataset: checked against its description, tagged with its dataset, keyed
+/// by its key field; refused to the dead-letter topic with the field at fault.
+async fn handle_record(
+    line: &[u8],
+    description: &DatasetDescription,
+    producer: &ReviewProducer,
+    metrics: &ProducerMetrics,
+) {
+    let mut record = match check_record(description, line) {
+        Ok(record) => record,
+        Err(reason) => {
+            let letter = DeadLetter::new(STAGE, reason, line, None);
+            return send_dead_letter(producer, metrics, letter).await;
+        }
+    };
+    record.fields.insert(
+        DATASET_FIELD.to_owned(),
+        serde_json::Value::String(description.name.as_str().to_owned()),
+    );
+    let payload = serde_json::Value::Object(record.fields).to_string();
+    let sent = BaseRecord::to(TOPIC_REVIEWS)
+        .key(record.key.as_bytes())
+        .payload(&payload);
+    if send_with_backpressure(producer, sent).await {
+        metrics.produced.fetch_add(1, Ordering::Relaxed);
+    } else {
+        metrics.refused(&record.key);
     }
 }
 

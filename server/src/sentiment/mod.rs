@@ -72,6 +72,15 @@ pub fn unclassifiable(text: &str) -> Option<String> {
 /// Most extra work per review a slow consumer may be given (`slow_ms`).
 pub const MAX_SLOW_MS: u32 = 1_000;
 
+/// Why the sentiment stage does not run on a dataset without text (the 400 of its start, and
+/// the dead letter of such a record should one reach a running worker).
+pub fn no_text_reason(dataset: app::api::DatasetKind) -> String {
+    format!(
+        "{} has no text field: nothing to classify; skip to cell 4",
+        dataset.as_str()
+    )
+}
+
 /// Checks a config before anything starts; errors name the field.
 pub fn validate(config: &SentimentConfig) -> Result<Thresholds, ConfigError> {
     if !(1..=MAX_WORKERS).contains(&config.workers) {
@@ -476,8 +485,11 @@ impl SentimentRuntime {
     }
 
     fn record_classified(&self, review: LatestReview) {
-        let expected = Sentiment::from_stars(review.stars).index();
-        lock(&self.confusion)[expected][review.sentiment.index()] += 1;
+        // Stars 0: a record without stars (a tweet) has no expected label to count against.
+        if review.stars > 0 {
+            let expected = Sentiment::from_stars(review.stars).index();
+            lock(&self.confusion)[expected][review.sentiment.index()] += 1;
+        }
         let mut latest = lock(&self.latest);
         latest.push_front(review);
         latest.truncate(KEEP_LATEST);

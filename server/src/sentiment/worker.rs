@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use app::api::{EnrichedReview, LatestReview, TOPIC_REVIEWS, TOPIC_SENTIMENT};
+use app::api::{DatasetDescription, EnrichedReview, LatestReview, TOPIC_REVIEWS, TOPIC_SENTIMENT};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -19,7 +19,9 @@ use rdkafka::{ClientContext, TopicPartitionList};
 use super::{Classifier, SentimentRuntime, WorkerMetrics};
 use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
-use crate::records::{DeadLetter, deliver_dead_letter, parse_review};
+use crate::records::{
+    CheckedRecord, DeadLetter, deliver_dead_letter, parse_dataset_record, parse_review,
+};
 use crate::stage::{PhaseClock, StageContext};
 use tokio_util::sync::CancellationToken;
 
@@ -283,7 +285,17 @@ async fn enrich(setup: &WorkerSetup, input: &Record) -> Output {
     ));
     let review = match parse_review(&input.payload) {
         Ok(review) => review,
-        Err(reason) => return Output::Dead(DeadLetter::new(STAGE, reason, &input.payload, origin)),
+        // Not a Yelp review: maybe another dataset's record (tagged by the producer).
+        Err(not_a_review) => {
+            let reason = match parse_dataset_record(&input.payload) {
+                Some(Ok((description, record))) => {
+                    return enrich_record(setup, input, &description, record, origin).await;
+                }
+                Some(Err(reason)) => reason,
+                None => not_a_review,
+            };
+            return Output::Dead(DeadLetter::new(STAGE, reason, &input.payload, origin));
+        }
     };
     if review.text.trim().is_empty() {
         let reason = "text is empty: nothing to classify";
@@ -331,6 +343,63 @@ async fn enrich(setup: &WorkerSetup, input: &Record) -> Output {
             origin,
         )),
     }
+}
+
+/// Classifies another dataset's record on its text field: the output is the record as it came
+/// with the label fields an enriched review has (`sentiment`, `score`, `classifier`, `model`,
+/// `processed_at`, `worker`), keyed as its input was (a tweet by its user).
+async fn enrich_record(
+    setup: &WorkerSetup,
+    input: &Record,
+    description: &DatasetDescription,
+    mut record: CheckedRecord,
+    origin: Option<String>,
+) -> Output {
+    let dead =
+        |reason: String| Output::Dead(DeadLetter::new(STAGE, reason, &input.payload, origin));
+    let Some(text) = record.text(description).map(str::to_owned) else {
+        return dead(super::no_text_reason(description.name));
+    };
+    if text.trim().is_empty() {
+        return dead("text is empty: nothing to classify".to_owned());
+    }
+    if let Some(reason) = super::unclassifiable(&text) {
+        return dead(reason);
+    }
+    let classification = setup.classifier.classify(&text).await;
+    if classification.note.is_some() {
+        setup.metrics.fallbacks.fetch_add(1, Ordering::Relaxed);
+    }
+    let classifier = classification.classifier.as_str();
+    let id = record
+        .fields
+        .get(&description.id_field)
+        .and_then(|id| id.as_str())
+        .unwrap_or_default();
+    setup.runtime.record_classified(LatestReview {
+        review_id: id.to_owned(),
+        excerpt: text.chars().take(120).collect(),
+        // No stars: nothing to check the label against.
+        stars: 0,
+        sentiment: classification.sentiment,
+        score: classification.score,
+        classifier: classifier.to_owned(),
+        worker: setup.id.clone(),
+        partition: input.partition,
+        offset: input.offset,
+    });
+    let labels = serde_json::json!({
+        "sentiment": classification.sentiment,
+        "score": classification.score,
+        "classifier": classifier,
+        "model": classification.model,
+        "processed_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "worker": setup.id,
+    });
+    if let serde_json::Value::Object(labels) = labels {
+        record.fields.extend(labels);
+    }
+    Output::Enriched(serde_json::Value::Object(record.fields).to_string())
 }
 
 /// Produces one output, retrying until the broker acknowledges it (or the worker is stopped).

@@ -250,6 +250,10 @@ impl Datasets {
         self.count_in_background(to_count);
         Ok(DatasetList {
             datasets,
+            kinds: app::api::DatasetKind::ALL
+                .into_iter()
+                .map(app::api::DatasetKind::description)
+                .collect(),
             max_upload_bytes: self.max_upload_bytes,
         })
     }

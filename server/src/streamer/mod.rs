@@ -5,13 +5,14 @@
 
 pub mod datasets;
 pub mod generator;
+pub mod seeds;
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use app::api::{EventClock, StreamerConfig};
+use app::api::{DatasetKind, EventClock, StreamerConfig};
 use chrono::NaiveDateTime;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -104,6 +105,9 @@ crate::counters! {
         pub listening: Mutex<Option<SocketAddr>>,
         /// Which chunk each recent review was sent in, and when (for tracing a record).
         pub chunks_sent: RecentBatches,
+        /// The dataset of the current (or last) run: what the producer reads and sentiment
+        /// expects. Kept when the streamer stops, so stages started later still know.
+        pub dataset: Mutex<DatasetKind>,
     }
 }
 
@@ -121,20 +125,48 @@ impl StreamerMetrics {
     fn set_listening(&self, addr: Option<SocketAddr>) {
         *self.listening.lock_or_recover() = addr;
     }
+
+    pub fn dataset(&self) -> DatasetKind {
+        *self.dataset.lock_or_recover()
+    }
+
+    pub fn set_dataset(&self, dataset: DatasetKind) {
+        *self.dataset.lock_or_recover() = dataset;
+    }
 }
 
-/// Where review lines come from: one pass over a file, or the generator up to a limit.
+/// A generator of another dataset's records, as JSON objects.
+type Records = Box<dyn Iterator<Item = serde_json::Map<String, serde_json::Value>> + Send>;
+
+/// Where review lines come from: one pass over a file, or a generator up to a limit.
 enum Source {
     Generator {
         generator: Box<ReviewGenerator>,
         remaining: Option<u64>,
     },
+    /// Tweets or companies: stamped on their own time field, identified by their id field.
+    Records {
+        records: Records,
+        remaining: Option<u64>,
+        time_field: String,
+        id_field: String,
+    },
     File(Lines<BufReader<File>>),
+}
+
+/// A serialisable record as a JSON object (the generators' records always are).
+fn as_object<T: serde::Serialize>(record: T) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(record) {
+        Ok(serde_json::Value::Object(fields)) => fields,
+        _ => serde_json::Map::new(),
+    }
 }
 
 /// Sets each review's event time: now (live clock) or its own, moved back for late ones.
 struct EventTimes {
     clock: EventClock,
+    /// The dataset's event-time field (`date` for Yelp reviews).
+    time_field: String,
     late_share: f64,
     late_by: chrono::Duration,
     rng: ChaCha8Rng,
@@ -144,6 +176,7 @@ impl EventTimes {
     fn new(config: &StreamerConfig) -> Self {
         Self {
             clock: config.clock,
+            time_field: config.dataset.description().time_field,
             late_share: config.late_share,
             late_by: chrono::Duration::seconds(i64::from(config.late_by_secs)),
             // Its own stream of randomness, so the late knob does not change the reviews.
@@ -180,13 +213,13 @@ impl EventTimes {
             return line;
         };
         let original = review
-            .get("date")
+            .get(&self.time_field)
             .and_then(|d| d.as_str())
             .unwrap_or_default()
             .to_owned();
         match self.stamp(&original) {
             Some(date) => {
-                review.insert("date".to_owned(), serde_json::Value::String(date));
+                review.insert(self.time_field.clone(), serde_json::Value::String(date));
                 serde_json::Value::Object(review).to_string()
             }
             None => line,
@@ -214,12 +247,29 @@ fn review_id_of(line: &str) -> Option<String> {
 
 impl Source {
     fn open(config: &StreamerConfig, input: SourceInput) -> Self {
-        match input {
-            SourceInput::Generator => Source::Generator {
+        let records = |records: Records| {
+            let description = config.dataset.description();
+            Source::Records {
+                records,
+                remaining: config.limit,
+                time_field: description.time_field,
+                id_field: description.id_field,
+            }
+        };
+        match (input, config.dataset) {
+            (SourceInput::Generator, DatasetKind::Yelp) => Source::Generator {
                 generator: Box::new(ReviewGenerator::new(config.seed)),
                 remaining: config.limit,
             },
-            SourceInput::File(file) => Source::File(BufReader::new(File::from_std(file)).lines()),
+            (SourceInput::Generator, DatasetKind::Tweets) => records(Box::new(
+                seeds::TweetGenerator::new(config.seed).map(as_object),
+            )),
+            (SourceInput::Generator, DatasetKind::Companies) => records(Box::new(
+                seeds::CompanyGenerator::new(config.seed).map(as_object),
+            )),
+            (SourceInput::File(file), _) => {
+                Source::File(BufReader::new(File::from_std(file)).lines())
+            }
         }
     }
 
@@ -248,6 +298,34 @@ impl Source {
                 Ok(serde_json::to_string(&review).ok().map(|text| SourceLine {
                     text,
                     review_id: Some(review.review_id),
+                }))
+            }
+            Source::Records {
+                records,
+                remaining,
+                time_field,
+                id_field,
+            } => {
+                if *remaining == Some(0) {
+                    return Ok(None);
+                }
+                if let Some(left) = remaining {
+                    *left -= 1;
+                }
+                let Some(mut record) = records.next() else {
+                    return Ok(None);
+                };
+                let own = record.get(time_field.as_str()).and_then(|t| t.as_str());
+                if let Some(time) = own.and_then(|t| times.stamp(t)) {
+                    record.insert(time_field.clone(), serde_json::Value::String(time));
+                }
+                let id = record
+                    .get(id_field.as_str())
+                    .and_then(|id| id.as_str())
+                    .map(str::to_owned);
+                Ok(Some(SourceLine {
+                    text: serde_json::Value::Object(record).to_string(),
+                    review_id: id,
                 }))
             }
             Source::File(lines) => loop {
@@ -432,6 +510,36 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn the_streamer_sends_the_chosen_datasets_records_stamped_on_their_own_time() {
+        for dataset in [DatasetKind::Tweets, DatasetKind::Companies] {
+            let config = StreamerConfig {
+                dataset,
+                clock: EventClock::Replay,
+                limit: Some(3),
+                ..StreamerConfig::default()
+            };
+            let mut source = Source::open(&config, SourceInput::Generator);
+            let mut times = EventTimes::new(&config);
+            let description = dataset.description();
+            let mut sent = 0;
+            while let Some(line) = source.next_line(&mut times).await.expect("line") {
+                crate::records::check_record(&description, line.text.as_bytes())
+                    .expect("a valid record");
+                assert!(line.review_id.is_some(), "its id is logged");
+                sent += 1;
+            }
+            assert_eq!(sent, 3, "{dataset:?} stops at the limit");
+        }
+        // A file's tweet is re-stamped on created_at, not on a `date` it does not have.
+        let mut times = EventTimes::new(&StreamerConfig {
+            dataset: DatasetKind::Tweets,
+            ..StreamerConfig::default()
+        });
+        let line = r#"{"tweet_id":"1","created_at":"2018-07-07 22:09:11"}"#.to_owned();
+        assert!(!times.restamp_line(line).contains("2018-07-07"));
+    }
+
     #[test]
     fn file_lines_are_restamped_only_when_they_are_review_objects() {
         let mut times = EventTimes::new(&StreamerConfig::default());
@@ -460,6 +568,15 @@ mod tests {
         }
         config.source = "sample-yelp.jsonl".into();
         assert!(validate(&config).is_ok(), "a name is resolved later");
+        let err = crate::stage_config::parse_config::<StreamerConfig>(
+            serde_json::json!({"dataset": "films"}),
+        )
+        .expect_err("unknown dataset");
+        assert!(err.to_string().starts_with("dataset"), "{err}");
+        let tweets: StreamerConfig =
+            crate::stage_config::parse_config(serde_json::json!({"dataset": "tweets"}))
+                .expect("tweets");
+        assert_eq!(tweets.dataset, DatasetKind::Tweets);
         config = StreamerConfig {
             late_share: 1.5,
             ..StreamerConfig::default()
