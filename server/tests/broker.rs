@@ -218,6 +218,19 @@ fn states(history: &[app::api::GroupStateChange]) -> Vec<&str> {
     history.iter().map(|c| c.state.as_str()).collect()
 }
 
+/// Starts the sentiment stage with one worker and waits until its group is Stable.
+async fn start_one_worker_until_stable(engine: &pipebook::pipeline::Engine) {
+    engine
+        .start_stage("sentiment", serde_json::json!({"workers": 1}))
+        .await
+        .expect("sentiment");
+    eventually("the group stable", Duration::from_secs(60), || async {
+        let history = engine.inspector().state_history(pipebook::sentiment::GROUP);
+        (history.last().map(|c| c.state.as_str()) == Some("Stable")).then_some(())
+    })
+    .await;
+}
+
 /// The group-state watch belongs to the engine, not to the HTTP handlers: a rebalance made by
 /// calling the engine directly (as the lesson, an incident or a test does) is recorded with its
 /// passing states.
@@ -226,15 +239,7 @@ async fn a_rebalance_made_without_an_http_call_is_recorded() {
     let t = start_engine().await;
     let engine = t.engine.clone();
     let group = pipebook::sentiment::GROUP;
-    engine
-        .start_stage("sentiment", serde_json::json!({"workers": 1}))
-        .await
-        .expect("sentiment");
-    eventually("the group stable", Duration::from_secs(60), || async {
-        let history = engine.inspector().state_history(group);
-        (history.last().map(|c| c.state.as_str()) == Some("Stable")).then_some(())
-    })
-    .await;
+    start_one_worker_until_stable(&engine).await;
     let before = engine.inspector().state_history(group).len();
     engine.add_sentiment_worker().expect("a second worker");
     let history = eventually(
@@ -259,15 +264,7 @@ async fn the_group_state_watch_records_when_woken_and_ends_when_cancelled() {
     let t = start_engine().await;
     let engine = t.engine.clone();
     let group = pipebook::sentiment::GROUP;
-    engine
-        .start_stage("sentiment", serde_json::json!({"workers": 1}))
-        .await
-        .expect("sentiment");
-    eventually("the group stable", Duration::from_secs(60), || async {
-        let history = engine.inspector().state_history(group);
-        (history.last().map(|c| c.state.as_str()) == Some("Stable")).then_some(())
-    })
-    .await;
+    start_one_worker_until_stable(&engine).await;
 
     // An inspector of its own: no sampler, no handler; only its watch records.
     let inspector =

@@ -247,20 +247,7 @@ async fn the_next_review_is_traced_until_every_hop_is_found() {
     // Poll as the UI does, once a second, until every hop is found.
     let review_id = first.review_id.clone();
     let started = Instant::now();
-    let done = eventually("every hop found", Duration::from_secs(60), || {
-        let engine = engine.clone();
-        let review_id = review_id.clone();
-        async move {
-            tokio::time::sleep(Duration::from_millis(900)).await;
-            let trace = engine.trace(&review_id).await.expect("trace");
-            trace
-                .hops
-                .iter()
-                .all(|h| h.state == TraceHopState::Found)
-                .then_some(trace)
-        }
-    })
-    .await;
+    let done = poll_until_every_hop_is_found(&engine, &review_id, |_| {}).await;
     eprintln!(
         "next review all found after {} ms of polling",
         started.elapsed().as_millis()
@@ -353,19 +340,8 @@ async fn a_replayed_review_is_traced_to_its_own_copy() {
         .expect("the copy's time in reviews");
     assert_downstream_of(&first, produced_at);
     let review_id = first.review_id.clone();
-    let done = eventually("every hop found", Duration::from_secs(60), || {
-        let engine = engine.clone();
-        let review_id = review_id.clone();
-        async move {
-            tokio::time::sleep(Duration::from_millis(900)).await;
-            let trace = engine.trace(&review_id).await.expect("trace");
-            assert_downstream_of(&trace, produced_at);
-            trace
-                .hops
-                .iter()
-                .all(|h| h.state == TraceHopState::Found)
-                .then_some(trace)
-        }
+    let done = poll_until_every_hop_is_found(&engine, &review_id, |trace| {
+        assert_downstream_of(trace, produced_at)
     })
     .await;
     print_latencies("replayed, live", &done);
@@ -373,6 +349,26 @@ async fn a_replayed_review_is_traced_to_its_own_copy() {
         assert!(hop.at_ms.is_some(), "{hop:?}");
     }
     engine.shutdown().await;
+}
+
+/// Traces `review_id` once a second, as the UI does, until every hop is found; `check` looks at
+/// each answer on the way.
+async fn poll_until_every_hop_is_found(
+    engine: &Engine,
+    review_id: &str,
+    check: impl Fn(&Trace) + Copy,
+) -> Trace {
+    eventually("every hop found", Duration::from_secs(60), || async move {
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let trace = engine.trace(review_id).await.expect("trace");
+        check(&trace);
+        trace
+            .hops
+            .iter()
+            .all(|h| h.state == TraceHopState::Found)
+            .then_some(trace)
+    })
+    .await
 }
 
 /// Every hop after `reviews` that the trace found happened after the copy was produced, and
