@@ -157,7 +157,11 @@ fn HopItem(hop: TraceHop) -> impl IntoView {
     let state = hop.state;
     let place = place(&hop);
     let time = hop.at_ms.map(time_ms);
-    let latency = hop.latency_ms.map(|ms| format!("+{} ms", thousands(ms)));
+    // A negative latency is two clocks' rounding: shown as it is, with one sign.
+    let latency = hop.latency_ms.map(|ms| {
+        let sign = if ms < 0 { "" } else { "+" };
+        format!("{sign}{} ms", thousands(ms))
+    });
     let facts = hop.facts;
     let windows = hop.windows;
     view! {

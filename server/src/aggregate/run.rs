@@ -585,12 +585,12 @@ async fn trigger_once(
     let mut events = Vec::with_capacity(batch.len());
     let mut payloads: HashMap<String, &Record> = HashMap::new();
     let mut letters = Vec::new();
-    let mut read = Vec::new();
+    let mut read = BatchIds::default();
     for record in &batch {
         let event = match event(record, setup.config.time, now) {
             Ok(event) => {
                 payloads.insert(event.review_id.clone(), record);
-                read.push(event.review_id.clone());
+                read.push_from(&event.review_id, record.partition, record.offset);
                 Some(event)
             }
             Err(reason) => {
@@ -611,7 +611,6 @@ async fn trigger_once(
         });
     }
     let spec = setup.spec;
-    let read: BatchIds = read.iter().map(String::as_str).collect();
     let outcomes = partitions::process(held, &spec, events, |kept| {
         frame::window_partials(kept, &spec)
     })?;
@@ -686,8 +685,14 @@ async fn trigger_once(
         at_ms: now,
     };
     metrics.triggers_read.record(mark, read);
-    let late: BatchIds = late.iter().map(|e| e.review_id.as_str()).collect();
-    metrics.late_read.record(mark, late);
+    let mut late_read = BatchIds::default();
+    for event in &late {
+        match payloads.get(&event.review_id) {
+            Some(record) => late_read.push_from(&event.review_id, record.partition, record.offset),
+            None => late_read.push(&event.review_id),
+        }
+    }
+    metrics.late_read.record(mark, late_read);
     commit(consumer, &offsets);
     metrics.publish(held);
     metrics.triggers.fetch_add(1, Ordering::Relaxed);

@@ -279,7 +279,7 @@ async fn index_batch(
             .metrics
             .indexed
             .fetch_add(outcome.indexed as u64, Ordering::Relaxed);
-        record_indexed(&setup.metrics, &docs, &outcome);
+        record_indexed(&setup.metrics, &docs, &sources, &outcome);
         for (position, reason) in &outcome.rejected {
             letters.push(dead_letter(sources[*position], reason.clone()));
         }
@@ -300,14 +300,20 @@ async fn index_batch(
 }
 
 /// Remembers which reviews this bulk indexed (not those to retry or refused).
-fn record_indexed(metrics: &IndexerMetrics, docs: &[SearchDoc], outcome: &super::BulkOutcome) {
+/// Each with the place it was read from in `reviews.sentiment`, so a trace names this copy.
+fn record_indexed(
+    metrics: &IndexerMetrics,
+    docs: &[SearchDoc],
+    sources: &[&Record],
+    outcome: &super::BulkOutcome,
+) {
     let failed = |i: usize| outcome.retry.contains(&i) || outcome.rejected.iter().any(|r| r.0 == i);
-    let ids: BatchIds = docs
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !failed(*i))
-        .map(|(_, doc)| doc.review_id.as_str())
-        .collect();
+    let mut ids = BatchIds::default();
+    for (i, (doc, source)) in docs.iter().zip(sources).enumerate() {
+        if !failed(i) {
+            ids.push_from(&doc.review_id, source.partition, source.offset);
+        }
+    }
     let mark = BatchMark {
         number: metrics.bulks.load(Ordering::Relaxed),
         at_ms: chrono::Utc::now().timestamp_millis(),

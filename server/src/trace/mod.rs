@@ -301,7 +301,13 @@ async fn trace_located(pipeline: &Pipeline<'_>, located: Located) -> Trace {
         sentiment_record.found.as_ref(),
     )
     .await;
-    let search = search_hop(pipeline, &review_id, produced_at).await;
+    let search = search_hop(
+        pipeline,
+        &review_id,
+        produced_at,
+        sentiment_record.found.as_ref(),
+    )
+    .await;
     let mut hops = vec![socket, reviews, sentiment, window, search];
     path::fill_latencies(&mut hops);
     Trace {
@@ -581,13 +587,15 @@ async fn window_hop(
         );
     };
     let metrics = pipeline.aggregate_metrics;
-    let read = metrics
-        .triggers_read
-        .find_from(&review.review_id, produced_at);
-    let late = metrics
-        .late_read
-        .find_from(&review.review_id, produced_at)
-        .is_some();
+    // The copy the sentiment hop found, by its place in reviews.sentiment; by id and time
+    // while that record is not found yet.
+    let place = sentiment.map(|(record, _)| (record.partition, record.offset));
+    let find = |batches: &RecentBatches| match place {
+        Some((partition, offset)) => batches.find_at(&review.review_id, partition, offset),
+        None => batches.find_from(&review.review_id, produced_at),
+    };
+    let read = find(&metrics.triggers_read);
+    let late = find(&metrics.late_read).is_some();
     let event_time = NaiveDateTime::parse_from_str(&review.date, DATE_FORMAT)
         .ok()
         .map(|t| t.and_utc().timestamp_millis());
@@ -717,6 +725,7 @@ async fn search_hop(
     pipeline: &Pipeline<'_>,
     review_id: &str,
     produced_at: Option<i64>,
+    sentiment: Option<&(Message, EnrichedReview)>,
 ) -> TraceHop {
     let kind = TraceHopKind::Search;
     let doc = match pipeline.search.get(review_id.to_owned()).await {
@@ -738,7 +747,13 @@ async fn search_hop(
             )
         };
     };
-    let bulk = pipeline.bulks.find_from(review_id, produced_at);
+    // The bulk of the copy the sentiment hop found, by its place in reviews.sentiment.
+    let bulk = match sentiment {
+        Some((record, _)) => pipeline
+            .bulks
+            .find_at(review_id, record.partition, record.offset),
+        None => pipeline.bulks.find_from(review_id, produced_at),
+    };
     if bulk.is_none() && pipeline.bulks.find(review_id).is_some() && is_active(&pipeline.indexer) {
         // The document there is an earlier copy's (same id, same document): this copy's bulk
         // is still to come.

@@ -68,6 +68,14 @@ impl BatchIds {
         self.count += 1;
     }
 
+    /// A review read from `partition` at `offset` of its input topic: a copy a trace can name
+    /// exactly, where the id alone is ambiguous (a replayed dataset writes the same ids again).
+    pub fn push_from(&mut self, review_id: &str, partition: i32, offset: i64) {
+        use std::fmt::Write as _;
+        let _ = writeln!(self.ids, "{review_id}\t{partition}\t{offset}");
+        self.count += 1;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
@@ -139,13 +147,24 @@ impl RecentBatches {
         }
     }
 
+    /// The first batch that held the copy of `review_id` read from `partition` at `offset`.
+    pub fn find_at(&self, review_id: &str, partition: i32, offset: i64) -> Option<BatchMark> {
+        let line = format!("{review_id}\t{partition}\t{offset}");
+        let inner = self.lock();
+        inner
+            .batches
+            .iter()
+            .find(|batch| batch.ids.lines().any(|l| l == line))
+            .map(|batch| batch.mark)
+    }
+
     /// The marks of the batches holding `review_id`, oldest first.
     fn holding(&self, review_id: &str) -> Vec<BatchMark> {
         let inner = self.lock();
         inner
             .batches
             .iter()
-            .filter(|batch| batch.ids.lines().any(|id| id == review_id))
+            .filter(|batch| batch.ids.lines().any(|line| id_of(line) == review_id))
             .map(|batch| batch.mark)
             .collect()
     }
@@ -162,6 +181,11 @@ impl RecentBatches {
     pub fn clear(&self) {
         *self.lock() = Inner::default();
     }
+}
+
+/// The review id of a remembered line (`id`, or `id<TAB>partition<TAB>offset`).
+fn id_of(line: &str) -> &str {
+    line.split('\t').next().unwrap_or(line)
 }
 
 #[cfg(test)]
@@ -211,5 +235,25 @@ mod tests {
         assert_eq!(log.find_until("a", Some(3_500)), Some(mark(2)));
         assert_eq!(log.find_until("a", Some(500)), None);
         assert_eq!(log.find_until("a", None), Some(mark(1)));
+    }
+
+    #[test]
+    fn a_copy_read_from_a_known_place_is_found_exactly() {
+        let log = RecentBatches::new(100);
+        let at = |places: &[(&str, i32, i64)]| {
+            let mut ids = BatchIds::default();
+            for (id, partition, offset) in places {
+                ids.push_from(id, *partition, *offset);
+            }
+            ids
+        };
+        log.record(mark(1), at(&[("a", 0, 10), ("b", 0, 11)]));
+        log.record(mark(2), at(&[("a", 0, 500)]));
+        assert_eq!(log.find_at("a", 0, 500), Some(mark(2)));
+        assert_eq!(log.find_at("a", 0, 10), Some(mark(1)));
+        assert_eq!(log.find_at("a", 1, 500), None);
+        // By id alone, the positions do not get in the way.
+        assert_eq!(log.find("a"), Some(mark(1)));
+        assert_eq!(log.find_from("b", Some(0)), Some(mark(1)));
     }
 }
