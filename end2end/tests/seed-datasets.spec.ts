@@ -32,6 +32,8 @@ test("switching the dataset to tweets and to companies explains it, labels tweet
   await page.getByLabel("Stop after").fill("200");
   await page.getByTestId("streamer-start").click();
   await expect(page.getByTestId("streamer-sent")).toHaveText("200", { timeout: 30_000 });
+  // The counter names what the streamer sends: tweets, not reviews.
+  await expect(cell1.locator(".stat-unit").first()).toHaveText("tweets sent");
   await cell1.screenshot({ path: "screenshots/seed-datasets/cell1-tweets-1280.png" });
 
   await page.getByTestId("sentiment-start").click();

@@ -169,6 +169,15 @@ impl DatasetKind {
         Self::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 
+    /// What its records are called in the cells' counters.
+    pub fn records_noun(self) -> &'static str {
+        match self {
+            DatasetKind::Yelp => "reviews",
+            DatasetKind::Tweets => "tweets",
+            DatasetKind::Companies => "company records",
+        }
+    }
+
     /// The built-in description of this kind.
     pub fn description(self) -> DatasetDescription {
         let fields = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
@@ -196,8 +205,9 @@ impl DatasetKind {
                 explanation: "Tweets, as seeds 001, 003 and 004 stream them: keyed by user, so \
                     one user's tweets stay in order in one partition and a chatty user makes a \
                     hot partition. Sentiment reads the short text, but there are no stars to \
-                    check it against: the accuracy matrix stays empty. Hashtags are a list, so \
-                    one tweet counts towards several groups."
+                    check it against: the accuracy matrix stays empty. The windows count tweets \
+                    by sentiment, with each user in a business's place; counting by hashtag (a \
+                    list, so one tweet in several groups) is not built yet."
                     .to_owned(),
             },
             DatasetKind::Companies => DatasetDescription {
@@ -209,8 +219,9 @@ impl DatasetKind {
                 dimensions: fields(&["country", "industry"]),
                 explanation: "Companies, as seed 002's faker source makes them: records with \
                     no text at all, keyed by company id. There is nothing for sentiment to \
-                    classify, so cell 3 refuses to start and says why; the interesting questions \
-                    are counts and sums by country and industry per window."
+                    classify, so cell 3 refuses to start and says why. Seed 002 counts them by \
+                    country and industry per window; Pipebook's window stage reads only labelled \
+                    records, so that is not built yet."
                     .to_owned(),
             },
         }

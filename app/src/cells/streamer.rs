@@ -224,7 +224,7 @@ pub fn StreamerCell() -> impl IntoView {
                     <span class="stat-value" data-testid="streamer-sent">
                         {move || thousands(counter(&streamer.get(), "sent"))}
                     </span>
-                    <span class="stat-unit">"reviews sent"</span>
+                    <span class="stat-unit">{move || format!("{} sent", streamed_noun(&streamer.get()))}</span>
                     <span class="stat-detail">
                         {move || streamer.get().and_then(|s| s.detail).unwrap_or_default()}
                     </span>
@@ -260,6 +260,17 @@ pub fn StreamerCell() -> impl IntoView {
     }
 }
 
+/// What the streamer's records are called: those of the dataset it streams (reviews when idle).
+fn streamed_noun(streamer: &Option<StageStatus>) -> &'static str {
+    streamer
+        .as_ref()
+        .and_then(|s| s.config.as_ref())
+        .and_then(|c| c["dataset"].as_str())
+        .and_then(DatasetKind::parse)
+        .unwrap_or_default()
+        .records_noun()
+}
+
 /// How far a streamer with a "stop after" limit has got, as a progress bar.
 #[component]
 fn LimitProgress(streamer: Memo<Option<StageStatus>>) -> impl IntoView {
@@ -276,7 +287,14 @@ fn LimitProgress(streamer: Memo<Option<StageStatus>>) -> impl IntoView {
             view! {
                 <p class="progress-line" data-testid="streamer-progress">
                     <progress max=limit value=sent></progress>
-                    <span class="muted">{format!("{} of {} reviews sent", thousands(sent), thousands(limit))}</span>
+                    <span class="muted">
+                        {format!(
+                            "{} of {} {} sent",
+                            thousands(sent),
+                            thousands(limit),
+                            streamed_noun(&streamer.get()),
+                        )}
+                    </span>
                 </p>
             }
         })
