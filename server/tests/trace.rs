@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use app::api::{
@@ -223,23 +224,11 @@ async fn the_next_review_is_traced_until_every_hop_is_found() {
         other => panic!("expected no next review, got {other:?}"),
     }
 
-    let next = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.trace_next().await }
-    });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    engine
-        .start_stage(
-            "streamer",
-            json!({"rate": 100, "chunk_size": 10, "limit": 300, "seed": 5}),
-        )
-        .await
-        .expect("streamer");
-    engine
-        .start_stage("producer", json!({}))
-        .await
-        .expect("producer");
-    let first = next.await.expect("task").expect("next review traced");
+    let first = trace_next_while_streaming(
+        &engine,
+        json!({"rate": 100, "chunk_size": 10, "limit": 300, "seed": 5}),
+    )
+    .await;
     print_latencies("next, first look", &first);
     let reviews = first.hop(TraceHopKind::Reviews).expect("reviews");
     assert_eq!(reviews.state, TraceHopState::Found);
@@ -319,20 +308,7 @@ async fn a_replayed_review_is_traced_to_its_own_copy() {
         .start_stage("aggregate", json!({"trigger_ms": 200}))
         .await
         .expect("aggregate again");
-    let next = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.trace_next().await }
-    });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    engine
-        .start_stage("streamer", streamer)
-        .await
-        .expect("streamer again");
-    engine
-        .start_stage("producer", json!({}))
-        .await
-        .expect("producer again");
-    let first = next.await.expect("task").expect("next review traced");
+    let first = trace_next_while_streaming(&engine, streamer).await;
     print_latencies("replayed, first look", &first);
     let produced_at = first
         .hop(TraceHopKind::Reviews)
@@ -349,6 +325,25 @@ async fn a_replayed_review_is_traced_to_its_own_copy() {
         assert!(hop.at_ms.is_some(), "{hop:?}");
     }
     engine.shutdown().await;
+}
+
+/// Asks for the next review first, then starts the streamer (with `streamer`) and the producer:
+/// the trace of the first review they produce.
+async fn trace_next_while_streaming(engine: &Arc<Engine>, streamer: serde_json::Value) -> Trace {
+    let next = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.trace_next().await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    engine
+        .start_stage("streamer", streamer)
+        .await
+        .expect("streamer");
+    engine
+        .start_stage("producer", json!({}))
+        .await
+        .expect("producer");
+    next.await.expect("task").expect("next review traced")
 }
 
 /// Traces `review_id` once a second, as the UI does, until every hop is found; `check` looks at

@@ -605,6 +605,14 @@ mod tests {
         }
     }
 
+    /// Lateness wide enough that no test event is late: sessions can be bridged from behind.
+    fn spec_with_wide_lateness(mode: OutputMode) -> Spec {
+        Spec {
+            lateness_ms: 10 * MIN,
+            ..spec(mode)
+        }
+    }
+
     fn process(state: &mut WindowState, spec: &Spec, events: Vec<Event>) -> BatchOutcome {
         state
             .process(spec, events, |kept| {
@@ -765,10 +773,7 @@ mod tests {
 
     #[test]
     fn sessions_extend_and_bridge_across_batches() {
-        let spec = Spec {
-            lateness_ms: 10 * MIN,
-            ..spec(OutputMode::Update)
-        };
+        let spec = spec_with_wide_lateness(OutputMode::Update);
         let mut state = WindowState::default();
         process(
             &mut state,
@@ -810,10 +815,7 @@ mod tests {
 
     #[test]
     fn a_session_created_and_merged_in_one_batch_is_never_withdrawn() {
-        let spec = Spec {
-            lateness_ms: 10 * MIN,
-            ..spec(OutputMode::Update)
-        };
+        let spec = spec_with_wide_lateness(OutputMode::Update);
         let mut state = WindowState::default();
         // Two sessions of b1 start in this batch, then a third event bridges them: nothing of
         // it was written before, so one insert and no withdrawal.
@@ -844,10 +846,7 @@ mod tests {
     #[test]
     fn append_and_complete_modes_never_withdraw() {
         for mode in [OutputMode::Append, OutputMode::Complete] {
-            let spec = Spec {
-                lateness_ms: 10 * MIN,
-                ..spec(mode)
-            };
+            let spec = spec_with_wide_lateness(mode);
             let mut state = WindowState::default();
             process(
                 &mut state,
