@@ -949,10 +949,13 @@ const STEPS: &[Step] = &[
                     read: |o| count(o.snapshot.search.documents.unwrap_or(0)),
                 },
             ],
+            // Retries are the sign it held its batch: an indexer that skipped would have no
+            // reason to retry. Its lag need not grow past the answer's: a learner who answers
+            // while the indexer still works off a backlog sees that backlog wait, not grow.
             outcome: |r| {
                 if r.after(2) == 0 {
                     2
-                } else if r.peak(0) > r.before(0) && r.after(0) == 0 {
+                } else if r.grew(1) > 0 && r.after(0) == 0 && r.grew(3) > 0 {
                     1
                 } else {
                     0
@@ -1890,6 +1893,38 @@ mod tests {
             };
             assert!((p.outcome)(&readings) < p.choices.len(), "{}", step.id);
         }
+    }
+
+    #[test]
+    fn the_search_outage_is_judged_by_the_retries_not_by_a_lag_that_grew() {
+        let step = STEPS
+            .iter()
+            .find(|s| s.id == "search-outage")
+            .expect("step");
+        let judge = |before: [i64; 4], peak: [i64; 4], after: [i64; 4]| {
+            (step.predict.outcome)(&Readings {
+                before: &before,
+                peak: &peak,
+                after: &after,
+            })
+        };
+        // Seen in the Playwright lesson: answered with a backlog of 11,070 still to index; the
+        // outage held it (5 retries), then it drained and the documents grew.
+        assert_eq!(
+            judge(
+                [11_070, 0, 1, 5_914],
+                [11_070, 5, 1, 10_450],
+                [0, 5, 1, 10_450]
+            ),
+            1
+        );
+        // No retries and nothing indexed, yet the lag went to 0: the reviews were skipped.
+        assert_eq!(judge([100, 0, 1, 500], [100, 0, 1, 500], [0, 0, 1, 500]), 0);
+        // The indexer stopped.
+        assert_eq!(
+            judge([100, 0, 1, 500], [300, 2, 1, 500], [300, 2, 0, 500]),
+            2
+        );
     }
 
     #[test]
