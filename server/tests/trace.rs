@@ -279,14 +279,7 @@ async fn a_replayed_review_is_traced_to_its_own_copy() {
     }
     let streamer = json!({"rate": 200, "chunk_size": 10, "limit": 200, "seed": 9});
     // The first run: every review labelled, counted and indexed.
-    engine
-        .start_stage("streamer", streamer.clone())
-        .await
-        .expect("streamer");
-    engine
-        .start_stage("producer", json!({}))
-        .await
-        .expect("producer");
+    start_streaming(&engine, streamer.clone()).await;
     eventually(
         "the first run through",
         Duration::from_secs(120),
@@ -335,6 +328,12 @@ async fn trace_next_while_streaming(engine: &Arc<Engine>, streamer: serde_json::
         async move { engine.trace_next().await }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
+    start_streaming(engine, streamer).await;
+    next.await.expect("task").expect("next review traced")
+}
+
+/// Starts the streamer with `streamer` and the producer that reads it.
+async fn start_streaming(engine: &Engine, streamer: serde_json::Value) {
     engine
         .start_stage("streamer", streamer)
         .await
@@ -343,7 +342,6 @@ async fn trace_next_while_streaming(engine: &Arc<Engine>, streamer: serde_json::
         .start_stage("producer", json!({}))
         .await
         .expect("producer");
-    next.await.expect("task").expect("next review traced")
 }
 
 /// Traces `review_id` once a second, as the UI does, until every hop is found; `check` looks at

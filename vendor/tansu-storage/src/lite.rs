@@ -448,6 +448,21 @@ impl PoolConnection {
         }
     }
 
+    /// Runs the cached statement for `sql` and reads its rows out before handing it back.
+    async fn cached_query<P: IntoParams>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> result::Result<OwnedRows, libsql::Error> {
+        let statement = self.take_statement(sql).await?;
+        let rows = match statement.query(params).await {
+            Ok(rows) => OwnedRows::read(rows).await,
+            Err(error) => Err(error),
+        };
+        self.give_back(sql, statement);
+        rows
+    }
+
     /// Resets the statement (ending its read of the database) and keeps it for the next call.
     fn give_back(&self, key: &str, statement: Statement) {
         statement.reset();
@@ -522,12 +537,7 @@ impl PoolConnection {
 
         let start = SystemTime::now();
 
-        let statement = self.take_statement(sql).await?;
-        let rows = match statement.query(params).await {
-            Ok(rows) => OwnedRows::read(rows).await,
-            Err(error) => Err(error),
-        };
-        self.give_back(sql, statement);
+        let rows = self.cached_query(sql, params).await;
 
         rows
             .inspect(|rows| {
@@ -585,12 +595,7 @@ impl PoolConnection {
 
         let start = SystemTime::now();
 
-        let statement = self.take_statement(sql).await?;
-        let rows = match statement.query(params).await {
-            Ok(rows) => OwnedRows::read(rows).await,
-            Err(error) => Err(error),
-        };
-        self.give_back(sql, statement);
+        let rows = self.cached_query(sql, params).await;
 
         let mut rows = rows.inspect_err(|err| {
             error!(?err, elapsed_millis = elapsed_millis(start));
@@ -620,12 +625,7 @@ impl PoolConnection {
 
         let start = SystemTime::now();
 
-        let statement = self.take_statement(sql).await?;
-        let rows = match statement.query(params).await {
-            Ok(rows) => OwnedRows::read(rows).await,
-            Err(error) => Err(error),
-        };
-        self.give_back(sql, statement);
+        let rows = self.cached_query(sql, params).await;
 
         let mut rows = rows
             .inspect(|rows| debug!(?rows))
