@@ -479,6 +479,7 @@ impl Engine {
 
     /// Stops every stage, the last in the flow first, then the embedded broker: on shutdown.
     pub async fn shutdown(&self) {
+        self.incidents.wind_down().await;
         self.lab.stop().await;
         for stage in self.stages.values().rev() {
             if stage.id() == StageId::Broker {

@@ -27,12 +27,18 @@ use app::api::{
 pub use catalogue::{Def, Figure, INCIDENTS, Row};
 pub use live::{Baseline, BurstRecord, Live, Step};
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::error::ConfigError;
 use crate::pipeline::{Engine, EngineError};
 use crate::sync::LockExt;
 
 /// How long the set-up waits for a snapshot that holds the burst.
 const BEFORE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the engine's shutdown waits for an incident's set-up to stop at its next step.
+const WIND_DOWN: Duration = Duration::from_secs(30);
 
 /// The incident being worked on, as the server keeps it.
 struct Running {
@@ -63,6 +69,12 @@ pub struct Incidents {
     path: Option<PathBuf>,
     active: Mutex<Option<Running>>,
     runs: std::sync::atomic::AtomicU64,
+    /// The set-up and resume tasks: the engine's shutdown waits for them before it stops the
+    /// broker (a commit under way with the broker gone held a blocking thread, and with it the
+    /// runtime's shutdown, for 40 s and more).
+    tasks: TaskTracker,
+    /// Told to the tasks at shutdown: they stop at their next step.
+    closing: CancellationToken,
 }
 
 /// The incident as `incident.json` keeps it (the definition by its id).
@@ -171,6 +183,8 @@ impl Incidents {
             path: Some(path),
             active: Mutex::new(active),
             runs: Default::default(),
+            tasks: TaskTracker::new(),
+            closing: CancellationToken::new(),
         }
     }
 
@@ -319,6 +333,29 @@ impl Incidents {
         }
     }
 
+    /// `Err` once the engine is shutting down: a set-up stops at its next step.
+    fn still_open(&self) -> Result<(), EngineError> {
+        if self.closing.is_cancelled() {
+            return Err(EngineError::BadRequest(
+                "the engine is shutting down".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// On shutdown, before any stage stops: tells the set-up and resume tasks to stop and waits
+    /// for them (each step is short while the broker is up) for at most [`WIND_DOWN`].
+    pub async fn wind_down(&self) {
+        self.closing.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(WIND_DOWN, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("an incident's set-up was still running after {WIND_DOWN:?}");
+        }
+    }
+
     /// Makes `def` the incident being worked on; refused while another is being set up (two
     /// set-ups would stop and start the same stages under each other).
     fn begin(&self, def: &'static Def, seed: u64) -> Result<u64, ConfigError> {
@@ -424,9 +461,14 @@ pub fn resume(engine: &Arc<Engine>) {
         "resuming the incident kept from before the restart"
     );
     let engine = engine.clone();
-    tokio::spawn(async move {
+    let tasks = engine.incidents().tasks.clone();
+    tasks.spawn(async move {
         for step in def.trouble {
-            if let Err(error) = live::apply(&engine, step, seed).await {
+            let applied = match engine.incidents().still_open() {
+                Ok(()) => live::apply(&engine, step, seed).await,
+                Err(closing) => Err(closing),
+            };
+            if let Err(error) = applied {
                 tracing::warn!(incident = def.id, %error, "resuming the incident's trouble failed");
                 engine.incidents().update(run, |r| {
                     r.phase = IncidentPhase::Failed;
@@ -445,7 +487,8 @@ pub fn start(engine: &Arc<Engine>, id: &str, seed: u64) -> Result<(), EngineErro
     let def = find(id)?;
     let run = engine.incidents().begin(def, seed)?;
     let engine = engine.clone();
-    tokio::spawn(async move {
+    let tasks = engine.incidents().tasks.clone();
+    tasks.spawn(async move {
         let outcome = set_up(&engine, def, seed, run).await;
         let incidents = engine.incidents();
         match outcome {
@@ -468,10 +511,13 @@ async fn set_up(
     seed: u64,
     run: u64,
 ) -> Result<(), EngineError> {
+    let incidents = engine.incidents();
     let base = live::clean_slate(engine).await?;
-    engine.incidents().update(run, |r| r.base = base.clone());
+    incidents.update(run, |r| r.base = base.clone());
+    incidents.still_open()?;
     let burst = (def.burst)(seed, &base);
     live::write_burst(engine, burst).await?;
+    incidents.still_open()?;
     let written = chrono::Utc::now().timestamp_millis();
     // The first snapshot sampled after the burst was acknowledged holds all of it.
     let mut snapshots = engine.subscribe();
@@ -489,15 +535,20 @@ async fn set_up(
                     return rows.iter().map(|row| row.read(&live)).collect::<Vec<_>>();
                 }
             }
-            if snapshots.changed().await.is_err() {
+            let changed = tokio::select! {
+                changed = snapshots.changed() => changed.is_ok(),
+                () = engine.incidents().closing.cancelled() => false,
+            };
+            if !changed {
                 return Vec::new();
             }
         }
     })
     .await
     .map_err(|_| EngineError::BadRequest("no snapshot of the burst within 30 s".into()))?;
-    engine.incidents().update(run, |r| r.before = before);
+    incidents.update(run, |r| r.before = before);
     for step in def.trouble {
+        incidents.still_open()?;
         live::apply(engine, step, seed).await?;
     }
     Ok(())
