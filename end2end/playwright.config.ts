@@ -52,6 +52,10 @@ export default defineConfig({
   use: {
     baseURL: `http://127.0.0.1:${port}`,
     viewport: { width: 1280, height: 800 },
+    // A click on a control that never becomes enabled otherwise waits out the whole test (15 min
+    // for the lesson): fail at the stuck action, naming it.
+    actionTimeout: 30_000,
+    navigationTimeout: 60_000,
     screenshot: "only-on-failure",
     trace: "retain-on-failure",
     launchOptions: {

@@ -217,6 +217,47 @@ async fn broker_outage_is_fixed_by_starting_the_broker_and_loses_nothing() {
     engine.shutdown().await;
 }
 
+/// A restart after the learner started the broker again does not stop it again: the fix stays,
+/// and the answer still solves the incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_the_fix_keeps_the_broker_running() {
+    let t = start_engine().await;
+    replay_and_wait(&t.engine, "broker-outage").await;
+    t.engine
+        .start_stage("broker", serde_json::Value::Null)
+        .await
+        .expect("broker starts");
+    eventually(
+        "the first part of the fix",
+        Duration::from_secs(60),
+        || async { active(&t.engine).filter(|a| a.reached >= 1) },
+    )
+    .await;
+    t.engine.shutdown().await;
+    let common::TestEngine { engine, dir } = t;
+    drop(engine);
+    let engine = Engine::start(pipebook::pipeline::EngineSettings::embedded(dir.path()))
+        .await
+        .expect("restarted on the same data dir");
+    let t = common::TestEngine { engine, dir };
+    let engine = &t.engine;
+    eventually("the trouble resumed", Duration::from_secs(60), || async {
+        (!engine.incidents().resuming()).then_some(())
+    })
+    .await;
+    assert_eq!(
+        engine.pipeline_status().kafka.state,
+        app::api::StageState::Running,
+        "the resumed incident stopped the broker the learner had started"
+    );
+    answer(
+        engine,
+        "In the producer: sent again until the broker acknowledged them",
+    );
+    solved(engine, "broker-outage").await;
+    engine.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_are_found_in_the_sinks() {
     let t = start_engine().await;

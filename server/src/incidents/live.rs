@@ -56,6 +56,13 @@ pub enum Step {
     StopBroker,
 }
 
+impl Step {
+    /// A fault the learner undoes as the fix (the stages started are the scene, not the fault).
+    pub fn is_fault(&self) -> bool {
+        matches!(self, Step::SearchDown | Step::StopBroker)
+    }
+}
+
 /// A snapshot read against the incident's baseline.
 pub struct Live<'a> {
     pub snapshot: &'a Snapshot,

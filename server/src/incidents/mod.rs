@@ -9,7 +9,8 @@
 //! The incident being worked on is kept in `<data dir>/incident.json` (id, seed, phase, the
 //! baseline and before-figures, hints shown, the answer, the parts reached), so a restart of the
 //! server resumes it: a running incident's trouble is started again (the restart stopped its
-//! stages), its figures still count from the same baseline.
+//! stages), its figures still count from the same baseline. Its fault (a stopped broker, the
+//! search backend down) is made again only while no part of the fix was reached.
 
 pub mod api;
 mod catalogue;
@@ -33,6 +34,15 @@ use tokio_util::task::TaskTracker;
 use crate::error::ConfigError;
 use crate::pipeline::{Engine, EngineError};
 use crate::sync::LockExt;
+
+/// An incident restored as running, whose trouble starts again after a restart.
+struct Resume {
+    def: &'static Def,
+    seed: u64,
+    run: u64,
+    /// The first part of the fix was reached before the restart.
+    fixed: bool,
+}
 
 /// How long the set-up waits for a snapshot that holds the burst.
 const BEFORE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -205,14 +215,19 @@ impl Incidents {
 
     /// The trouble of an incident restored as running, to start again (a restart stopped
     /// its stages and ended any outage): `(definition, seed, run)`.
-    fn to_resume(&self) -> Option<(&'static Def, u64, u64)> {
+    fn to_resume(&self) -> Option<Resume> {
         let mut active = self.active.lock_or_recover();
         let running = active.as_mut()?;
         if !running.resuming {
             return None;
         }
         running.run = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        Some((running.def, running.seed, running.run))
+        Some(Resume {
+            def: running.def,
+            seed: running.seed,
+            run: running.run,
+            fixed: running.reached > 0,
+        })
     }
 
     /// The catalogue and the incident being worked on (`GET /api/incidents`).
@@ -331,6 +346,14 @@ impl Incidents {
         if kept != (running.answered_right, running.reached) {
             self.save(running);
         }
+    }
+
+    /// A restored incident's trouble is still being started again (see [`resume`]).
+    pub fn resuming(&self) -> bool {
+        self.active
+            .lock_or_recover()
+            .as_ref()
+            .is_some_and(|running| running.resuming)
     }
 
     /// `Err` once the engine is shutting down: a set-up stops at its next step.
@@ -452,7 +475,13 @@ fn active_view(running: &Running) -> ActiveIncident {
 /// in the background: no clean slate and no burst (both are in the broker already), so its
 /// figures go on from the same baseline.
 pub fn resume(engine: &Arc<Engine>) {
-    let Some((def, seed, run)) = engine.incidents().to_resume() else {
+    let Some(Resume {
+        def,
+        seed,
+        run,
+        fixed,
+    }) = engine.incidents().to_resume()
+    else {
         return;
     };
     tracing::info!(
@@ -462,8 +491,11 @@ pub fn resume(engine: &Arc<Engine>) {
     );
     let engine = engine.clone();
     let tasks = engine.incidents().tasks.clone();
+    // Once the learner made the first part of the fix (started the broker again, say), the fault
+    // is not made again: a restart must not undo the learner's fix.
+    let steps = def.trouble.iter().filter(move |step| !(fixed && step.is_fault()));
     tasks.spawn(async move {
-        for step in def.trouble {
+        for step in steps {
             let applied = match engine.incidents().still_open() {
                 Ok(()) => live::apply(&engine, step, seed).await,
                 Err(closing) => Err(closing),
