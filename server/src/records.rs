@@ -1,7 +1,7 @@
 //! The records that flow between stages: parsing a raw review line, and the dead-letter record a
 //! stage writes when it refuses one.
 
-use app::api::{DatasetDescription, DatasetKind, Review, TOPIC_DLQ};
+use app::api::{DatasetDescription, DatasetKind, EnrichedReview, Review, TOPIC_DLQ};
 use chrono::NaiveDateTime;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -157,6 +157,77 @@ pub fn parse_dataset_record(
     Some(check_record(&description, raw).map(|record| (description, record)))
 }
 
+/// A tweet as the sentiment stage labelled it on `reviews.sentiment`: the tweet's own fields
+/// (checked by the producer against the tweets description) and the label fields an enriched
+/// review has.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LabelledTweet {
+    pub tweet_id: String,
+    pub user: String,
+    pub text: String,
+    /// The description lets a file give one hashtag as a plain string (or leave none): read as
+    /// a list either way.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub hashtags: Vec<String>,
+    /// Event time, `YYYY-MM-DD HH:MM:SS`.
+    pub created_at: String,
+    pub sentiment: app::api::Sentiment,
+    pub score: f64,
+    pub classifier: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// RFC 3339 processing time.
+    pub processed_at: String,
+}
+
+/// A list of strings, or a single string or number standing for a list of one.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<String>),
+        One(String),
+        Number(serde_json::Number),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::Many(items) => items,
+        OneOrMany::One(item) => vec![item],
+        OneOrMany::Number(number) => vec![number.to_string()],
+    })
+}
+
+/// A record of `reviews.sentiment`, by dataset: what the sinks after sentiment (Parquet, the
+/// indexer) read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Labelled {
+    Review(EnrichedReview),
+    Tweet(LabelledTweet),
+}
+
+/// Reads one record of `reviews.sentiment`: an enriched review (untagged, as before datasets
+/// existed), or a labelled record tagged with its dataset. The error is the reason for the
+/// dead-letter topic, naming what is missing.
+pub fn parse_labelled(payload: &[u8]) -> Result<Labelled, String> {
+    let not_a_review = match serde_json::from_slice::<EnrichedReview>(payload) {
+        Ok(review) => return Ok(Labelled::Review(review)),
+        Err(error) => format!("not an enriched review JSON object: {error}"),
+    };
+    let (description, _) = match parse_dataset_record(payload) {
+        None => return Err(not_a_review),
+        Some(checked) => checked?,
+    };
+    match description.name {
+        DatasetKind::Tweets => serde_json::from_slice::<LabelledTweet>(payload)
+            .map(Labelled::Tweet)
+            .map_err(|e| format!("a tweets record without its sentiment label: {e}")),
+        // Sentiment refuses records without text, so none should come labelled.
+        other => Err(format!(
+            "{} records have no text and no sentiment label to store",
+            other.as_str()
+        )),
+    }
+}
+
 /// What goes to `reviews.dlq`: the raw record, why it was refused, and by whom.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -288,6 +359,37 @@ mod tests {
         assert!(parse_dataset_record(br#"{"dataset":"films"}"#).is_none());
         let bad = parse_dataset_record(br#"{"dataset":"tweets"}"#).expect("tagged");
         assert!(bad.expect_err("no fields").contains("missing"));
+    }
+
+    #[test]
+    fn labelled_records_are_read_by_dataset_and_refused_naming_the_field() {
+        let tweet = serde_json::json!({"dataset": "tweets", "tweet_id": "t1", "user": "ana",
+            "text": "love it #kafka", "hashtags": "#kafka", "created_at": "2024-01-01 09:00:00",
+            "sentiment": "POSITIVE", "score": 0.6, "classifier": "lexicon", "model": null,
+            "processed_at": "2026-11-23T10:00:00.000Z", "worker": "w1"});
+        let Ok(Labelled::Tweet(read)) = parse_labelled(tweet.to_string().as_bytes()) else {
+            panic!("a labelled tweet");
+        };
+        assert_eq!(
+            (read.user.as_str(), read.hashtags.as_slice()),
+            ("ana", &["#kafka".to_owned()][..])
+        );
+        let mut unlabelled = tweet.clone();
+        unlabelled
+            .as_object_mut()
+            .expect("object")
+            .remove("sentiment");
+        let reason = parse_labelled(unlabelled.to_string().as_bytes()).expect_err("no label");
+        assert!(
+            reason.starts_with("a tweets record without its sentiment label"),
+            "{reason}"
+        );
+        let mut no_user = tweet;
+        no_user.as_object_mut().expect("object").remove("user");
+        let reason = parse_labelled(no_user.to_string().as_bytes()).expect_err("no user");
+        assert!(reason.starts_with("user is missing"), "{reason}");
+        let reason = parse_labelled(b"{\"review_id\": 1}").expect_err("untagged");
+        assert!(reason.starts_with("not an enriched review"), "{reason}");
     }
 
     #[test]

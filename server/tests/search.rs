@@ -171,9 +171,11 @@ fn documents() -> Vec<SearchDoc> {
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             SearchDoc {
                 review_id: review.review_id,
-                business_id: review.business_id,
+                dataset: app::api::DatasetKind::Yelp,
+                business_id: Some(review.business_id),
                 user_id: review.user_id,
-                stars: review.stars,
+                stars: Some(review.stars),
+                hashtags: Vec::new(),
                 sentiment: Sentiment::from_stars(review.stars),
                 score: (f64::from(review.stars) - 3.0) / 2.0 + (i % 7) as f64 / 100.0,
                 text: review.text,

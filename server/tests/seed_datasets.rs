@@ -2,15 +2,17 @@
 //! generated tweets go streamer → producer → sentiment and come out labelled, keyed by user; a
 //! tweet file's broken line is dead-lettered by the producer with the field at fault; companies
 //! (no text) are refused by sentiment, at its start and record by record. The windows count the
-//! labelled tweets.
+//! labelled tweets, and the Parquet sink and the indexer take them beside reviews (seed 001's
+//! Twitter → Kafka → Spark → Parquet): none of them reaches the dead-letter topic.
 
 mod common;
 
 use std::time::Duration;
 
 use app::api::{TOPIC_DLQ, TOPIC_REVIEWS, TOPIC_SENTIMENT};
-use common::{counter, eventually, group_lag, read_all, start_engine};
+use common::{counter, eventually, group_lag, read_all, serve, start_engine, stream_reviews};
 use pipebook::sentiment::GROUP;
+use polars::prelude::ListNameSpaceImpl;
 use serde_json::{Value, json};
 
 const TWEETS: u64 = 600;
@@ -188,6 +190,234 @@ async fn tweets_are_labelled_by_user_and_companies_are_refused_by_sentiment() {
     assert!(
         error.to_string().starts_with("companies has no text field"),
         "{error}"
+    );
+    engine.shutdown().await;
+}
+
+/// Every row of the Parquet files under `dir` (`date=*/*.parquet`), read back with Polars.
+fn read_table(dir: &std::path::Path) -> polars::prelude::DataFrame {
+    use polars_io::SerReader;
+    use polars_io::prelude::ParquetReader;
+    let mut frames = Vec::new();
+    for date in std::fs::read_dir(dir).expect("table folder").flatten() {
+        if !date.file_name().to_string_lossy().starts_with("date=") {
+            continue;
+        }
+        for file in std::fs::read_dir(date.path())
+            .expect("date folder")
+            .flatten()
+        {
+            let path = file.path();
+            if path.extension().is_some_and(|e| e == "parquet") {
+                let file = std::fs::File::open(&path).expect("open");
+                frames.push(ParquetReader::new(file).finish().expect("a Parquet file"));
+            }
+        }
+    }
+    let mut frames = frames.into_iter();
+    let mut all = frames.next().expect("at least one file");
+    for frame in frames {
+        all.vstack_mut(&frame)
+            .expect("files of one table share their columns");
+    }
+    all
+}
+
+fn strings(frame: &polars::prelude::DataFrame, column: &str) -> Vec<String> {
+    frame
+        .column(column)
+        .expect(column)
+        .str()
+        .expect("a string column")
+        .iter()
+        .map(|v| v.expect("no null").to_owned())
+        .collect()
+}
+
+async fn get_json(base: &str, path: &str) -> Value {
+    let response = reqwest::get(format!("{base}{path}"))
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200, "{path}");
+    response.json().await.expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tweets_land_in_their_parquet_table_and_the_search_index_beside_reviews() {
+    const REVIEWS: u64 = 200;
+    const MIXED_TWEETS: u64 = 300;
+    let t = start_engine().await;
+    let engine = &t.engine;
+    let served = serve(engine.clone()).await;
+    stream_reviews(engine, REVIEWS, 9).await;
+    engine.stop_stage("streamer").await.expect("streamer stops");
+    engine
+        .start_stage(
+            "streamer",
+            json!({"dataset": "tweets", "rate": 0, "chunk_size": 100, "limit": MIXED_TWEETS, "seed": 11}),
+        )
+        .await
+        .expect("streamer starts on tweets");
+    let total = REVIEWS + MIXED_TWEETS;
+    eventually("tweets acknowledged", Duration::from_secs(120), || async {
+        (counter(engine, "producer", "acked") >= total).then_some(())
+    })
+    .await;
+    let sent: Vec<Value> = read_all(engine, TOPIC_REVIEWS)
+        .await
+        .iter()
+        .map(json_of)
+        .filter(|r| r["dataset"] == "tweets")
+        .collect();
+    assert_eq!(sent.len() as u64, MIXED_TWEETS);
+
+    for (stage, config) in [
+        ("sentiment", json!({"workers": 2})),
+        ("parquet", json!({"roll_rows": 10_000, "roll_secs": 1})),
+        ("indexer", json!({})),
+    ] {
+        engine
+            .start_stage(stage, config)
+            .await
+            .unwrap_or_else(|e| panic!("{stage} starts: {e}"));
+    }
+    eventually("written and indexed", Duration::from_secs(120), || async {
+        (counter(engine, "parquet", "rows") >= total
+            && counter(engine, "indexer", "indexed") >= total)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        counter(engine, "parquet", "dlq"),
+        0,
+        "no record refused by the sink"
+    );
+    assert_eq!(
+        counter(engine, "indexer", "dlq"),
+        0,
+        "no record refused by the indexer"
+    );
+
+    // Parquet: the tweets are a table of their own, every one of them, with a tweet's columns;
+    // the reviews are where they always were.
+    let root = engine.parquet_root();
+    let tweets = read_table(&root.join("tweets"));
+    assert_eq!(tweets.height() as u64, MIXED_TWEETS);
+    let columns: Vec<&str> = tweets
+        .get_column_names()
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "tweet_id",
+            "user",
+            "text",
+            "hashtags",
+            "created_at",
+            "sentiment",
+            "score",
+            "classifier",
+            "processed_at"
+        ]
+    );
+    let written: std::collections::BTreeSet<String> =
+        strings(&tweets, "tweet_id").into_iter().collect();
+    let expected: std::collections::BTreeSet<String> = sent
+        .iter()
+        .map(|t| t["tweet_id"].as_str().expect("tweet_id").to_owned())
+        .collect();
+    assert_eq!(written, expected, "every tweet streamed, once");
+    let tags = tweets
+        .column("hashtags")
+        .expect("hashtags")
+        .list()
+        .expect("a list column");
+    let tagged: u32 = tags.lst_lengths().into_no_null_iter().sum();
+    let sent_tags: usize = sent
+        .iter()
+        .map(|t| t["hashtags"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(
+        tagged as usize, sent_tags,
+        "each tweet's hashtags kept as its list"
+    );
+    assert!(matches!(
+        tweets.column("created_at").expect("created_at").dtype(),
+        polars::prelude::DataType::Datetime(_, _)
+    ));
+    let labels: std::collections::BTreeSet<String> =
+        strings(&tweets, "sentiment").into_iter().collect();
+    assert_eq!(labels.len(), 3, "{labels:?}");
+    let reviews = read_table(&root);
+    assert_eq!(reviews.height() as u64, REVIEWS);
+    assert!(reviews.column("stars").is_ok() && reviews.column("hashtags").is_err());
+
+    // Search: the tweets are found by their words, as tweets; every document counts in the
+    // charts that every document has a value for, and the stars chart counts reviews only.
+    let kafka: Vec<&Value> = sent
+        .iter()
+        .filter(|t| {
+            t["hashtags"]
+                .as_array()
+                .is_some_and(|h| h.contains(&json!("#kafka")))
+        })
+        .collect();
+    assert!(!kafka.is_empty());
+    let found = get_json(&served.base, "/api/search?q=kafka&limit=100").await;
+    assert_eq!(found["total"], kafka.len(), "{found}");
+    for hit in found["hits"].as_array().expect("hits") {
+        assert_eq!(hit["dataset"], "tweets", "{hit}");
+        assert_eq!(hit["stars"], 0, "{hit}");
+        assert!(
+            hit["hashtags"]
+                .as_array()
+                .is_some_and(|h| h.contains(&json!("#kafka"))),
+            "{hit}"
+        );
+    }
+    let everything = get_json(&served.base, "/api/search?limit=100").await;
+    assert_eq!(everything["total"], total);
+    let aggregations = get_json(&served.base, "/api/search/aggregations?interval=1h").await;
+    let sum = |name: &str| -> u64 {
+        aggregations[name]
+            .as_array()
+            .expect(name)
+            .iter()
+            .map(|b| b["count"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(aggregations["total"], total);
+    assert_eq!(sum("by_sentiment"), total, "{aggregations}");
+    assert_eq!(sum("over_time"), total, "{aggregations}");
+    assert_eq!(
+        sum("by_stars"),
+        REVIEWS,
+        "no 0★ bar for the tweets: {aggregations}"
+    );
+    let businesses = aggregations["top_businesses"]
+        .as_array()
+        .expect("top businesses");
+    assert!(
+        businesses
+            .iter()
+            .all(|b| !b["key"].as_str().unwrap_or_default().starts_with("user")),
+        "a tweet's user is not a business: {aggregations}"
+    );
+
+    // The dead-letter topic holds none of them.
+    let letters: Vec<Value> = read_all(engine, TOPIC_DLQ)
+        .await
+        .iter()
+        .map(json_of)
+        .collect();
+    assert!(
+        letters.iter().all(|l| !l["raw"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(r#""dataset":"tweets""#)),
+        "{letters:?}"
     );
     engine.shutdown().await;
 }

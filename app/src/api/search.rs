@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::Sentiment;
+use super::{DatasetKind, Sentiment};
 
 /// Consumer group of the indexer stage, unless its config names another.
 pub const GROUP_INDEXER: &str = "pipebook-indexer";
@@ -64,7 +64,7 @@ pub struct SearchStatus {
 /// `GET /api/search` parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct SearchRequest {
-    /// Full-text query on the review text; empty = every review, newest first.
+    /// Full-text query on the text (reviews' and tweets'); empty = every document, newest first.
     #[serde(default)]
     pub q: String,
     #[serde(default)]
@@ -75,12 +75,21 @@ pub struct SearchRequest {
     pub limit: Option<u32>,
 }
 
-/// One search result.
+/// One search result: a review or a tweet (the index holds both).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchHit {
+    /// What the document is; a review's document names none.
+    #[serde(default)]
+    pub dataset: DatasetKind,
+    /// The record's id: a review's `review_id`, a tweet's `tweet_id`.
     pub review_id: String,
     pub text: String,
+    /// 1–5 for a review; 0 for a tweet, which has no stars.
+    #[serde(default)]
     pub stars: u8,
+    /// A tweet's hashtags; empty for a review.
+    #[serde(default)]
+    pub hashtags: Vec<String>,
     pub sentiment: Sentiment,
     pub score: f64,
     /// Event time, RFC 3339 (UTC).

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::charts::{Bar, BarChart, sentiment_class};
 use super::lesson::FaultButton;
 use super::{Cell, ErrorLine, LiveStage, StatePill, thousands};
-use crate::api::{GROUP_INDEXER, SearchAggregations, SearchResults, Sentiment};
+use crate::api::{DatasetKind, GROUP_INDEXER, SearchAggregations, SearchResults, Sentiment};
 use crate::client;
 use crate::live::Live;
 
@@ -203,7 +203,12 @@ fn SearchHits(words: String, found: SearchResults) -> impl IntoView {
                                 if matched { view! { <mark>{text}</mark> }.into_any() } else { text.into_any() }
                             }).collect_view()}
                         </td>
-                        <td>{"★".repeat(usize::from(hit.stars))}</td>
+                        // A tweet has no stars: its hashtags stand in the column.
+                        <td>{if hit.dataset == DatasetKind::Tweets {
+                            format!("tweet {}", hit.hashtags.join(" "))
+                        } else {
+                            "★".repeat(usize::from(hit.stars))
+                        }}</td>
                         <td><span class=format!("label label-{}", hit.sentiment.as_str().to_lowercase()) data-testid="hit-sentiment">{hit.sentiment.as_str()}</span></td>
                         <td>{format!("{:+.3}", hit.score)}</td>
                         <td class="muted">{hit.date.replace('T', " ").trim_end_matches('Z').to_owned()}</td>

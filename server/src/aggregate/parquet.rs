@@ -1,7 +1,9 @@
-//! The Parquet sink (seed 001's `writeStream.format("parquet")`): enriched reviews written by
-//! Polars as Parquet files partitioned by event date, `<data dir>/parquet/date=YYYY-MM-DD/`,
-//! a new file per roll (rows or seconds). Offsets are committed after the files are on disk:
-//! a crash in between writes those reviews again in a new file (at-least-once).
+//! The Parquet sink (seed 001's `writeStream.format("parquet")`): labelled records written by
+//! Polars as Parquet files partitioned by event date, a new file per roll (rows or seconds).
+//! Reviews go to `<data dir>/parquet/date=YYYY-MM-DD/`, tweets to
+//! `<data dir>/parquet/tweets/date=YYYY-MM-DD/` (see [`Table`]). Offsets are committed after the
+//! files are on disk: a crash in between writes those records again in a new file
+//! (at-least-once).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +25,7 @@ use crate::error::ConfigError;
 use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, Record, close_off_runtime};
 use crate::kafka::inspect::{GroupRegistry, RegisteringContext};
-use crate::records::{DeadLetter, deliver_dead_letter};
+use crate::records::{DeadLetter, Labelled, LabelledTweet, deliver_dead_letter, parse_labelled};
 use crate::stage::{PhaseClock, StageContext};
 use crate::sync::LockExt;
 
@@ -123,27 +125,88 @@ impl ParquetMetrics {
         files
     }
 
-    /// Lists the Parquet files already under `root` with their row counts.
+    /// Lists the Parquet files already under `root` (every table's) with their row counts.
     pub fn scan(&self, root: &Path) {
-        let Ok(dates) = std::fs::read_dir(root) else {
-            return;
-        };
         let mut found = BTreeMap::new();
-        for date in dates.flatten() {
-            let Ok(files) = std::fs::read_dir(date.path()) else {
+        for table in Table::ALL {
+            let Ok(dates) = std::fs::read_dir(root.join(table.dir())) else {
                 continue;
             };
-            for file in files.flatten() {
-                let path = file.path();
-                if path.extension().is_none_or(|e| e != "parquet") {
+            for date in dates.flatten() {
+                // Only the `date=` partitions: at the root, the tweets table is a folder too.
+                if !date.file_name().to_string_lossy().starts_with("date=") {
                     continue;
                 }
-                if let Some(listed) = describe(root, &path) {
-                    found.insert(listed.path.clone(), listed);
+                let Ok(files) = std::fs::read_dir(date.path()) else {
+                    continue;
+                };
+                for file in files.flatten() {
+                    let path = file.path();
+                    if path.extension().is_none_or(|e| e != "parquet") {
+                        continue;
+                    }
+                    if let Some(listed) = describe(root, &path) {
+                        found.insert(listed.path.clone(), listed);
+                    }
                 }
             }
         }
         *self.lock() = found;
+    }
+}
+
+/// The tables the sink writes, one per dataset. Reviews and tweets have different columns, so
+/// each is its own table, in its own folder, as Spark writes each query to its own path: a
+/// learner reading `parquet/date=*/*.parquet` gets reviews only, `parquet/tweets/date=*/*.parquet`
+/// tweets only, each with every column filled, rather than one schema whose review columns are
+/// null on every tweet (and the other way round). Reviews stay at the root, where they were
+/// written before there were other datasets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Table {
+    Reviews,
+    Tweets,
+}
+
+impl Table {
+    const ALL: [Table; 2] = [Table::Reviews, Table::Tweets];
+
+    /// The table's folder under the sink's root ("" = the root itself).
+    pub fn dir(self) -> &'static str {
+        match self {
+            Table::Reviews => "",
+            Table::Tweets => "tweets",
+        }
+    }
+
+    /// A file's path under the root: `[tweets/]date=YYYY-MM-DD/part-<ms>-<n>.parquet`.
+    fn file_name(self, day: &str, written_at: i64, sequence: usize) -> String {
+        let file = format!("date={day}/part-{written_at}-{sequence}.parquet");
+        match self.dir() {
+            "" => file,
+            dir => format!("{dir}/{file}"),
+        }
+    }
+}
+
+/// The rows of one file.
+enum Rows {
+    Reviews(Vec<EnrichedReview>),
+    Tweets(Vec<LabelledTweet>),
+}
+
+impl Rows {
+    fn len(&self) -> usize {
+        match self {
+            Rows::Reviews(rows) => rows.len(),
+            Rows::Tweets(rows) => rows.len(),
+        }
+    }
+
+    fn frame(&self) -> PolarsResult<DataFrame> {
+        match self {
+            Rows::Reviews(rows) => reviews_frame(rows),
+            Rows::Tweets(rows) => tweets_frame(rows),
+        }
     }
 }
 
@@ -248,23 +311,28 @@ async fn sink_until_stopped(
     }
 }
 
-/// One roll: a file per event date present in the buffer.
+/// One roll: a file per table and event date present in the buffer.
 async fn write_files(
     setup: &ParquetSetup,
     producer: &FutureProducer,
     ctx: &StageContext,
     buffer: &[Record],
 ) -> Result<(), ParquetError> {
-    let mut by_date: BTreeMap<String, Vec<EnrichedReview>> = BTreeMap::new();
+    let mut reviews: BTreeMap<String, Vec<EnrichedReview>> = BTreeMap::new();
+    let mut tweets: BTreeMap<String, Vec<LabelledTweet>> = BTreeMap::new();
+    let day_of = |time: &str| time.get(..10).unwrap_or("unknown").to_owned();
     for record in buffer {
-        match serde_json::from_slice::<EnrichedReview>(&record.payload) {
-            Ok(review) => {
-                let day = review.review.date.get(..10).unwrap_or("unknown").to_owned();
-                by_date.entry(day).or_default().push(review);
+        match parse_labelled(&record.payload) {
+            Ok(Labelled::Review(review)) => {
+                let day = day_of(&review.review.date);
+                reviews.entry(day).or_default().push(review);
             }
-            Err(error) => {
+            Ok(Labelled::Tweet(tweet)) => {
+                let day = day_of(&tweet.created_at);
+                tweets.entry(day).or_default().push(tweet);
+            }
+            Err(reason) => {
                 let origin = format!("{TOPIC_SENTIMENT}/{}@{}", record.partition, record.offset);
-                let reason = format!("not an enriched review JSON object: {error}");
                 let letter = DeadLetter::new(STAGE, reason, &record.payload, Some(origin));
                 if deliver_dead_letter(producer, &letter, &ctx.cancel).await {
                     setup.metrics.dlq.fetch_add(1, Ordering::Relaxed);
@@ -272,28 +340,32 @@ async fn write_files(
             }
         }
     }
+    let files = reviews
+        .into_iter()
+        .map(|(day, rows)| (Table::Reviews, day, Rows::Reviews(rows)))
+        .chain(
+            tweets
+                .into_iter()
+                .map(|(day, rows)| (Table::Tweets, day, Rows::Tweets(rows))),
+        );
     let written_at = chrono::Utc::now().timestamp_millis();
-    for (sequence, (day, reviews)) in by_date.into_iter().enumerate() {
+    for (sequence, (table, day, rows)) in files.enumerate() {
         let root = setup.root.clone();
-        let name = format!("date={day}/part-{written_at}-{sequence}.parquet");
-        let rows = reviews.len() as u64;
-        let listed = tokio::task::spawn_blocking(move || write_file(&root, &name, &reviews))
+        let name = table.file_name(&day, written_at, sequence);
+        let count = rows.len() as u64;
+        let listed = tokio::task::spawn_blocking(move || write_file(&root, &name, &rows))
             .await
             .map_err(|e| ParquetError::Task(e.to_string()))??;
-        setup.metrics.rows.fetch_add(rows, Ordering::Relaxed);
+        setup.metrics.rows.fetch_add(count, Ordering::Relaxed);
         setup.metrics.files.fetch_add(1, Ordering::Relaxed);
         setup.metrics.lock().insert(listed.path.clone(), listed);
     }
     Ok(())
 }
 
-/// The reviews as a DataFrame, written to a temporary file and renamed into place, so a reader
+/// The rows as a DataFrame, written to a temporary file and renamed into place, so a reader
 /// never sees half a file.
-fn write_file(
-    root: &Path,
-    name: &str,
-    reviews: &[EnrichedReview],
-) -> Result<ParquetFile, ParquetError> {
+fn write_file(root: &Path, name: &str, rows: &Rows) -> Result<ParquetFile, ParquetError> {
     let path = root.join(name);
     let io = |source| ParquetError::Io {
         path: path.clone(),
@@ -302,7 +374,7 @@ fn write_file(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let mut frame = reviews_frame(reviews)?;
+    let mut frame = rows.frame()?;
     let temporary = path.with_extension("parquet.tmp");
     let file = std::fs::File::create(&temporary).map_err(io)?;
     ParquetWriter::new(file)
@@ -312,17 +384,17 @@ fn write_file(
     describe(root, &path).ok_or_else(|| io(std::io::Error::other("written file is unreadable")))
 }
 
+/// Milliseconds of a `YYYY-MM-DD HH:MM:SS` event time; `None` (a null cell) if it is not one.
+fn event_ms(time: &str) -> Option<i64> {
+    chrono::NaiveDateTime::parse_from_str(time, crate::records::DATE_FORMAT)
+        .ok()
+        .map(|d| d.and_utc().timestamp_millis())
+}
+
 pub fn reviews_frame(reviews: &[EnrichedReview]) -> PolarsResult<DataFrame> {
     let text = |f: fn(&EnrichedReview) -> &str| reviews.iter().map(f).collect::<Vec<&str>>();
     // Event time as a real timestamp column, so readers can filter and window on it.
-    let event_ms: Vec<Option<i64>> = reviews
-        .iter()
-        .map(|r| {
-            chrono::NaiveDateTime::parse_from_str(&r.review.date, crate::records::DATE_FORMAT)
-                .ok()
-                .map(|d| d.and_utc().timestamp_millis())
-        })
-        .collect();
+    let event_ms: Vec<Option<i64>> = reviews.iter().map(|r| event_ms(&r.review.date)).collect();
     df!(
         "review_id" => text(|r| &r.review.review_id),
         "business_id" => text(|r| &r.review.business_id),
@@ -337,6 +409,31 @@ pub fn reviews_frame(reviews: &[EnrichedReview]) -> PolarsResult<DataFrame> {
     )?
     .lazy()
     .with_column(col("date").cast(DataType::Datetime(TimeUnit::Milliseconds, None)))
+    .collect()
+}
+
+/// Tweets with the tweet's own column names (what seed 001's Spark job writes), `hashtags` as a
+/// list of strings (empty when the tweet has none) and `created_at` as a timestamp column.
+pub fn tweets_frame(tweets: &[LabelledTweet]) -> PolarsResult<DataFrame> {
+    let text = |f: fn(&LabelledTweet) -> &str| tweets.iter().map(f).collect::<Vec<&str>>();
+    let created_ms: Vec<Option<i64>> = tweets.iter().map(|t| event_ms(&t.created_at)).collect();
+    let hashtags: Vec<Series> = tweets
+        .iter()
+        .map(|t| Series::new(PlSmallStr::EMPTY, &t.hashtags))
+        .collect();
+    df!(
+        "tweet_id" => text(|t| &t.tweet_id),
+        "user" => text(|t| &t.user),
+        "text" => text(|t| &t.text),
+        "hashtags" => hashtags,
+        "created_at" => created_ms,
+        "sentiment" => text(|t| t.sentiment.as_str()),
+        "score" => tweets.iter().map(|t| t.score).collect::<Vec<_>>(),
+        "classifier" => text(|t| &t.classifier),
+        "processed_at" => text(|t| &t.processed_at),
+    )?
+    .lazy()
+    .with_column(col("created_at").cast(DataType::Datetime(TimeUnit::Milliseconds, None)))
     .collect()
 }
 
@@ -374,8 +471,12 @@ mod tests {
             review("a", "2024-01-01 09:00:00"),
             review("b", "2024-01-01 10:30:00"),
         ];
-        let listed =
-            write_file(dir.path(), "date=2024-01-01/part-1-0.parquet", &reviews).expect("write");
+        let listed = write_file(
+            dir.path(),
+            "date=2024-01-01/part-1-0.parquet",
+            &Rows::Reviews(reviews.to_vec()),
+        )
+        .expect("write");
         assert_eq!(listed.rows, 2);
         assert_eq!(listed.path, "date=2024-01-01/part-1-0.parquet");
         let file = std::fs::File::open(dir.path().join(&listed.path)).expect("open");
@@ -389,6 +490,72 @@ mod tests {
         metrics.scan(dir.path());
         assert_eq!(metrics.counters()["rows_on_disk"], 2);
         assert_eq!(metrics.newest()[0].path, listed.path);
+    }
+
+    #[test]
+    fn tweets_are_a_table_of_their_own_with_a_hashtags_list_and_are_listed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let tweet = |id: &str, hashtags: &[&str]| LabelledTweet {
+            tweet_id: id.into(),
+            user: "ana".into(),
+            text: "love it".into(),
+            hashtags: hashtags.iter().map(|h| (*h).to_owned()).collect(),
+            created_at: "2024-01-01 09:00:00".into(),
+            sentiment: Sentiment::Positive,
+            score: 0.6,
+            classifier: "lexicon".into(),
+            model: None,
+            processed_at: "2026-11-23T10:00:00.000Z".into(),
+        };
+        let name = Table::Tweets.file_name("2024-01-01", 1, 0);
+        assert_eq!(name, "tweets/date=2024-01-01/part-1-0.parquet");
+        let rows = Rows::Tweets(vec![tweet("t1", &["#kafka", "#rust"]), tweet("t2", &[])]);
+        write_file(dir.path(), &name, &rows).expect("write");
+        write_file(
+            dir.path(),
+            &Table::Reviews.file_name("2024-01-01", 1, 1),
+            &Rows::Reviews(vec![review("a", "2024-01-01 09:00:00")]),
+        )
+        .expect("write");
+        let file = std::fs::File::open(dir.path().join(&name)).expect("open");
+        let frame = ParquetReader::new(file).finish().expect("read");
+        let columns: Vec<&str> = frame
+            .get_column_names()
+            .iter()
+            .map(|c| c.as_str())
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                "tweet_id",
+                "user",
+                "text",
+                "hashtags",
+                "created_at",
+                "sentiment",
+                "score",
+                "classifier",
+                "processed_at"
+            ]
+        );
+        let tags = frame
+            .column("hashtags")
+            .expect("hashtags")
+            .list()
+            .expect("a list");
+        assert_eq!(
+            tags.lst_lengths().into_no_null_iter().collect::<Vec<_>>(),
+            [2, 0]
+        );
+        assert!(matches!(
+            frame.column("created_at").expect("created_at").dtype(),
+            DataType::Datetime(_, _)
+        ));
+        // Both tables are found again on disk, the tweets under their folder.
+        let metrics = ParquetMetrics::default();
+        metrics.scan(dir.path());
+        assert_eq!(metrics.counters()["files_on_disk"], 2);
+        assert_eq!(metrics.counters()["rows_on_disk"], 3);
     }
 
     #[test]

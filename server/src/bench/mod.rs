@@ -323,9 +323,11 @@ fn search_docs(n: u64) -> Vec<SearchDoc> {
                     .unwrap_or_default();
             SearchDoc {
                 review_id: review.review_id,
-                business_id: review.business_id,
+                dataset: app::api::DatasetKind::Yelp,
+                business_id: Some(review.business_id),
                 user_id: review.user_id,
-                stars: review.stars,
+                stars: Some(review.stars),
+                hashtags: Vec::new(),
                 text: review.text,
                 sentiment: verdict.sentiment,
                 score: verdict.score,

@@ -10,7 +10,9 @@ use elasticsearch::auth::Credentials;
 use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::response::Response;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
-use elasticsearch::indices::{IndicesCreateParts, IndicesExistsParts, IndicesRefreshParts};
+use elasticsearch::indices::{
+    IndicesCreateParts, IndicesExistsParts, IndicesPutMappingParts, IndicesRefreshParts,
+};
 use elasticsearch::{BulkOperation, BulkParts, CountParts, Elasticsearch, GetParts, SearchParts};
 use serde_json::{Value, json};
 use url::Url;
@@ -118,6 +120,17 @@ impl ElasticIndex {
     }
 }
 
+/// The fields tweets added to the mapping: put on an index created before them (adding fields
+/// to a mapping is allowed; changing one is not).
+fn tweet_fields() -> Value {
+    json!({
+        "properties": {
+            "dataset": {"type": "keyword"},
+            "hashtags": {"type": "keyword"}
+        }
+    })
+}
+
 /// The explicit mapping: the embedded schema's fields, with the same types.
 fn mapping() -> Value {
     json!({
@@ -125,6 +138,8 @@ fn mapping() -> Value {
         "mappings": {
             "dynamic": "strict",
             "properties": {
+                "dataset": {"type": "keyword"},
+                "hashtags": {"type": "keyword"},
                 "review_id": {"type": "keyword"},
                 "business_id": {"type": "keyword"},
                 "user_id": {"type": "keyword"},
@@ -157,6 +172,19 @@ impl SearchBackend for ElasticIndex {
             .await
             .map_err(transport)?;
         if exists.status_code().is_success() {
+            // An index from before tweets were indexed: give it their fields. If the cluster
+            // refuses, reviews still index; tweets are then refused one by one, with its reason.
+            let added = self
+                .client
+                .indices()
+                .put_mapping(IndicesPutMappingParts::Index(&[&self.index]))
+                .body(tweet_fields())
+                .send()
+                .await
+                .map_err(transport)?;
+            if let Err(error) = read_json(added).await {
+                tracing::warn!(%error, index = %self.index, "cannot add the tweet fields to the mapping");
+            }
             return Ok(());
         }
         let created = self

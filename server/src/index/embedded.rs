@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use app::api::{SearchAggregations, SearchResults};
+use app::api::{DatasetKind, SearchAggregations, SearchResults};
 use serde_json::Value;
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::{AggContextParams, AggregationCollector};
@@ -45,30 +45,62 @@ struct Fields {
     classifier: Field,
     date: Field,
     processed_at: Field,
+    /// `None` in an index made before tweets were indexed (see [`EmbeddedIndex::open`]).
+    dataset: Option<Field>,
+    hashtags: Option<Field>,
 }
+
+/// Stored fields that may hold several values: a hit keeps them as a list (see [`flatten`]).
+const MULTI_VALUED: [&str; 1] = ["hashtags"];
 
 /// The mapping, field for field what the Elasticsearch backend declares: keyword fields are
 /// untokenised (`STRING`), text is analysed (lower-cased words), numbers and dates are columnar
 /// (`FAST`) so they can be aggregated.
-fn schema() -> (Schema, Fields) {
+fn schema() -> Schema {
     let mut builder = Schema::builder();
     let date = DateOptions::from(INDEXED)
         .set_stored()
         .set_fast()
         .set_precision(DateTimePrecision::Seconds);
-    let fields = Fields {
-        review_id: builder.add_text_field("review_id", STRING | STORED),
-        business_id: builder.add_text_field("business_id", STRING | STORED | FAST),
-        user_id: builder.add_text_field("user_id", STRING | STORED),
-        stars: builder.add_u64_field("stars", INDEXED | STORED | FAST),
-        text: builder.add_text_field("text", TEXT | STORED),
-        sentiment: builder.add_text_field("sentiment", STRING | STORED | FAST),
-        score: builder.add_f64_field("score", INDEXED | STORED | FAST),
-        classifier: builder.add_text_field("classifier", STRING | STORED),
-        date: builder.add_date_field("date", date.clone()),
-        processed_at: builder.add_date_field("processed_at", date),
-    };
-    (builder.build(), fields)
+    builder.add_text_field("review_id", STRING | STORED);
+    builder.add_text_field("business_id", STRING | STORED | FAST);
+    builder.add_text_field("user_id", STRING | STORED);
+    builder.add_u64_field("stars", INDEXED | STORED | FAST);
+    builder.add_text_field("text", TEXT | STORED);
+    builder.add_text_field("sentiment", STRING | STORED | FAST);
+    builder.add_f64_field("score", INDEXED | STORED | FAST);
+    builder.add_text_field("classifier", STRING | STORED);
+    builder.add_date_field("date", date.clone());
+    builder.add_date_field("processed_at", date);
+    builder.add_text_field("dataset", STRING | STORED | FAST);
+    builder.add_text_field("hashtags", STRING | STORED);
+    builder.build()
+}
+
+impl Fields {
+    /// The fields of an index's schema, by name: the review fields must be there; the fields
+    /// tweets added may be missing from an index an older Pipebook made.
+    fn of(schema: &Schema) -> Result<Self, String> {
+        let field = |name: &str| {
+            schema
+                .get_field(name)
+                .map_err(|_| format!("the index has no {name} field"))
+        };
+        Ok(Self {
+            review_id: field("review_id")?,
+            business_id: field("business_id")?,
+            user_id: field("user_id")?,
+            stars: field("stars")?,
+            text: field("text")?,
+            sentiment: field("sentiment")?,
+            score: field("score")?,
+            classifier: field("classifier")?,
+            date: field("date")?,
+            processed_at: field("processed_at")?,
+            dataset: field("dataset").ok(),
+            hashtags: field("hashtags").ok(),
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -106,15 +138,30 @@ impl EmbeddedIndex {
     pub fn open(dir: &Path) -> Result<Self, SearchError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| SearchError::Embedded(format!("cannot create {}: {e}", dir.display())))?;
-        let (schema, fields) = schema();
         let directory = MmapDirectory::open(dir)
             .map_err(|e| SearchError::Embedded(format!("cannot open {}: {e}", dir.display())))?;
-        let index = Index::open_or_create(directory, schema).map_err(|e| {
+        let another_version = |e: &dyn std::fmt::Display| {
             SearchError::Embedded(format!(
                 "{}: {e} (an index from another Pipebook version? delete the directory to rebuild it)",
                 dir.display()
             ))
-        })?;
+        };
+        let index = match Index::open_or_create(directory.clone(), schema()) {
+            Ok(index) => index,
+            // An index made before tweets were indexed (no dataset or hashtags field): kept, so
+            // a learner's reviews stay searchable; its tweets are indexed without those fields.
+            Err(tantivy::TantivyError::SchemaError(_)) => {
+                let index = Index::open(directory).map_err(|e| another_version(&e))?;
+                tracing::warn!(
+                    dir = %dir.display(),
+                    "the search index was made by an older Pipebook: tweets are indexed without \
+                     their dataset and hashtags; delete the directory to rebuild it"
+                );
+                index
+            }
+            Err(e) => return Err(another_version(&e)),
+        };
+        let fields = Fields::of(&index.schema()).map_err(|e| another_version(&e))?;
         let writer = open_writer(&index)?;
         let reader = index
             .reader_builder()
@@ -134,9 +181,25 @@ impl EmbeddedIndex {
         let f = &self.fields;
         let mut out = TantivyDocument::default();
         out.add_text(f.review_id, &doc.review_id);
-        out.add_text(f.business_id, &doc.business_id);
+        // A field the record does not have is left out, as Elasticsearch leaves out a missing
+        // one: aggregations on it (stars, top businesses) then skip the document.
+        if let Some(business_id) = &doc.business_id {
+            out.add_text(f.business_id, business_id);
+        }
         out.add_text(f.user_id, &doc.user_id);
-        out.add_u64(f.stars, u64::from(doc.stars));
+        if let Some(stars) = doc.stars {
+            out.add_u64(f.stars, u64::from(stars));
+        }
+        if let Some(field) = f.dataset
+            && doc.dataset != DatasetKind::Yelp
+        {
+            out.add_text(field, doc.dataset.as_str());
+        }
+        if let Some(field) = f.hashtags {
+            for hashtag in &doc.hashtags {
+                out.add_text(field, hashtag);
+            }
+        }
         out.add_text(f.text, &doc.text);
         out.add_text(f.sentiment, doc.sentiment.as_str());
         out.add_f64(f.score, doc.score);
@@ -349,7 +412,8 @@ fn to_tantivy_date(rfc3339: &str) -> Result<DateTime, String> {
     Ok(DateTime::from_timestamp_secs(parsed.timestamp()))
 }
 
-/// tantivy writes every stored field as an array (`{"stars": [5]}`); hits want plain values.
+/// tantivy writes every stored field as an array (`{"stars": [5]}`); hits want plain values,
+/// except for the fields that are lists ([`MULTI_VALUED`]), even of one.
 fn flatten(json: &str) -> Result<Value, SearchError> {
     let value: Value = serde_json::from_str(json)
         .map_err(|e| SearchError::Embedded(format!("stored document: {e}")))?;
@@ -361,7 +425,11 @@ fn flatten(json: &str) -> Result<Value, SearchError> {
     Ok(Value::Object(
         map.into_iter()
             .map(|(key, value)| match value {
-                Value::Array(mut values) if values.len() == 1 => (key, values.remove(0)),
+                Value::Array(mut values)
+                    if values.len() == 1 && !MULTI_VALUED.contains(&key.as_str()) =>
+                {
+                    (key, values.remove(0))
+                }
                 other => (key, other),
             })
             .collect(),
@@ -383,10 +451,12 @@ mod tests {
 
     fn doc(id: &str, stars: u8, sentiment: Sentiment, text: &str, date: &str) -> SearchDoc {
         SearchDoc {
+            dataset: DatasetKind::Yelp,
             review_id: id.into(),
-            business_id: format!("b{}", stars % 2),
+            business_id: Some(format!("b{}", stars % 2)),
             user_id: "u".into(),
-            stars,
+            stars: Some(stars),
+            hashtags: Vec::new(),
             text: text.into(),
             sentiment,
             score: f64::from(stars) / 5.0 - 0.5,
@@ -508,6 +578,104 @@ mod tests {
             ]
         );
         assert!(aggs.score_percentiles.contains_key("50.0"), "{aggs:?}");
+    }
+
+    /// A tweet among the reviews: found by its words and its id, with its hashtags as a list;
+    /// the charts over every document count it, those of reviews' own fields do not.
+    #[tokio::test]
+    async fn a_tweet_is_searchable_beside_reviews_and_only_the_shared_charts_count_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let index = EmbeddedIndex::open(dir.path()).expect("open");
+        let mut docs = sample();
+        docs.push(SearchDoc {
+            dataset: DatasetKind::Tweets,
+            review_id: "1740000000000000001".into(),
+            business_id: None,
+            user_id: "user007".into(),
+            stars: None,
+            hashtags: vec!["#kafka".into()],
+            text: "Love how fast the tacos stream #kafka".into(),
+            sentiment: Sentiment::Positive,
+            score: 0.7,
+            classifier: "lexicon".into(),
+            date: "2024-03-01T10:20:00Z".into(),
+            processed_at: "2026-11-23T10:00:00.000Z".into(),
+        });
+        index.bulk(docs).await.expect("bulk");
+        let found = index
+            .search(Search {
+                text: "kafka".into(),
+                sentiment: None,
+                stars_min: None,
+                limit: 10,
+            })
+            .await
+            .expect("search");
+        assert_eq!(found.total, 1);
+        let hit = &found.hits[0];
+        assert_eq!(hit.dataset, DatasetKind::Tweets);
+        assert_eq!(
+            (hit.stars, hit.hashtags.as_slice()),
+            (0, &["#kafka".to_owned()][..])
+        );
+        let everything = Search {
+            text: String::new(),
+            sentiment: None,
+            stars_min: None,
+            limit: 10,
+        };
+        let found = index.search(everything).await.expect("search");
+        assert_eq!(found.total, 5);
+        assert!(
+            found
+                .hits
+                .iter()
+                .filter(|h| h.dataset == DatasetKind::Yelp)
+                .all(|h| h.stars > 0)
+        );
+        let stored = index
+            .get("1740000000000000001".into())
+            .await
+            .expect("get")
+            .expect("found");
+        assert_eq!(stored["user_id"], "user007");
+        assert_eq!(stored["dataset"], "tweets");
+
+        let aggs = index.aggregations("1h".into()).await.expect("aggs");
+        assert_eq!(aggs.total, 5);
+        let counted = |terms: &[app::api::TermCount]| terms.iter().map(|t| t.count).sum::<u64>();
+        assert_eq!(counted(&aggs.by_sentiment), 5, "the tweet has a label");
+        assert_eq!(
+            aggs.by_stars.iter().map(|b| b.count).sum::<u64>(),
+            4,
+            "no 0★ bar"
+        );
+        assert!(aggs.by_stars.iter().all(|b| b.stars > 0));
+        assert_eq!(counted(&aggs.top_businesses), 4, "a tweet has no business");
+        assert_eq!(aggs.over_time.iter().map(|b| b.count).sum::<u64>(), 5);
+    }
+
+    /// An index made before tweets were indexed still opens, and takes reviews and tweets.
+    #[tokio::test]
+    async fn an_index_without_the_tweet_fields_still_opens_and_indexes_tweets() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut older = schema();
+        let mut builder = Schema::builder();
+        for (_, entry) in older.fields() {
+            if !["dataset", "hashtags"].contains(&entry.name()) {
+                builder.add_field(entry.clone());
+            }
+        }
+        older = builder.build();
+        let directory = MmapDirectory::open(dir.path()).expect("dir");
+        drop(Index::open_or_create(directory, older).expect("older index"));
+        let index = EmbeddedIndex::open(dir.path()).expect("opens");
+        let mut docs = sample();
+        docs[0].dataset = DatasetKind::Tweets;
+        docs[0].hashtags = vec!["#rust".into()];
+        assert_eq!(index.bulk(docs).await.expect("bulk").indexed, 4);
+        let stored = index.get("a".into()).await.expect("get").expect("found");
+        assert!(stored.get("hashtags").is_none(), "{stored}");
     }
 
     #[tokio::test]

@@ -1,8 +1,8 @@
 //! The indexer's run loop and metrics: a consumer group on `reviews.sentiment` that bulk-indexes.
 //!
-//! Loop: read a batch (bounded by documents and bytes) → build documents (malformed ones go to
-//! the dead-letter topic with their reason) → bulk-index, retrying with backoff while the backend
-//! is down → only then commit the offsets. A crash before the commit re-reads the batch, and the
+//! Loop: read a batch (bounded by documents and bytes) → build documents, reviews' and tweets'
+//! (malformed records go to the dead-letter topic with their reason) → bulk-index, retrying with
+//! backoff while the backend is down → only then commit the offsets. A crash before the commit re-reads the batch, and the
 //! documents overwrite themselves by `review_id`.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use app::api::{EnrichedReview, IndexerConfig, TOPIC_SENTIMENT};
+use app::api::{IndexerConfig, TOPIC_SENTIMENT};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
@@ -21,7 +21,7 @@ use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
 use crate::kafka::inspect::{GroupRegistry, RegisteringContext};
 use crate::members::{Ended, MemberReport};
-use crate::records::{DeadLetter, deliver_dead_letter};
+use crate::records::{DeadLetter, deliver_dead_letter, parse_labelled};
 use crate::stage::{PhaseClock, StageContext, StageId};
 use crate::sync::LockExt;
 use crate::trace::recent::{BatchIds, BatchMark, RecentBatches};
@@ -321,10 +321,9 @@ fn record_indexed(
     metrics.bulks_indexed.record(mark, ids);
 }
 
+/// A review's or a tweet's document (`SearchDoc`); anything else is refused with the reason.
 fn document(payload: &[u8]) -> Result<SearchDoc, String> {
-    let enriched: EnrichedReview = serde_json::from_slice(payload)
-        .map_err(|e| format!("not an enriched review JSON object: {e}"))?;
-    SearchDoc::from_enriched(enriched)
+    SearchDoc::from_labelled(parse_labelled(payload)?)
 }
 
 fn dead_letter(record: &Record, reason: String) -> DeadLetter {

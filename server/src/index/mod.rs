@@ -1,4 +1,5 @@
-//! Stage 5, the indexer: enriched reviews from `reviews.sentiment` into a search engine, and the
+//! Stage 5, the indexer: labelled reviews and tweets from `reviews.sentiment` into a search
+//! engine (one index, see [`SearchDoc`]), and the
 //! searches and aggregations cell 5 draws.
 //!
 //! Two backends answer the same queries ([`query`]): an embedded tantivy index under the data
@@ -17,11 +18,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use app::api::{EnrichedReview, SearchAggregations, SearchResults, Sentiment};
+use app::api::{DatasetKind, EnrichedReview, SearchAggregations, SearchResults, Sentiment};
 use chrono::{NaiveDateTime, SecondsFormat};
 use serde::Serialize;
 
-use crate::records::DATE_FORMAT;
+use crate::records::{DATE_FORMAT, Labelled, LabelledTweet};
 use elastic::{ElasticIndex, ElasticSettings};
 use embedded::EmbeddedIndex;
 use query::Search;
@@ -57,13 +58,29 @@ pub enum SearchSettings {
     Elastic(ElasticSettings),
 }
 
-/// A review as it is indexed: the mapping both backends declare.
+/// A labelled record as it is indexed: the mapping both backends declare.
+///
+/// Reviews and tweets share one index, so cell 5's searches and charts cover both: the fields
+/// they have in common (id, author, text, label, event time) keep one name, and a field only one
+/// dataset has is left out of the other's documents rather than filled with a stand-in (a tweet
+/// has no stars, so the stars chart counts reviews only, and no 0★ bar appears). `dataset`
+/// tells them apart; a review carries none, as before there were other datasets, so an index
+/// made by an older Pipebook still takes reviews unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SearchDoc {
+    #[serde(skip_serializing_if = "is_yelp")]
+    pub dataset: DatasetKind,
+    /// The record's id and the document's: a review's `review_id`, a tweet's `tweet_id`.
     pub review_id: String,
-    pub business_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_id: Option<String>,
+    /// Who wrote it: a review's `user_id`, a tweet's `user`.
     pub user_id: String,
-    pub stars: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stars: Option<u8>,
+    /// A tweet's hashtags (none for a review).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hashtags: Vec<String>,
     pub text: String,
     pub sentiment: Sentiment,
     pub score: f64,
@@ -74,25 +91,46 @@ pub struct SearchDoc {
     pub processed_at: String,
 }
 
+fn is_yelp(dataset: &DatasetKind) -> bool {
+    *dataset == DatasetKind::Yelp
+}
+
+/// `YYYY-MM-DD HH:MM:SS` as RFC 3339 UTC; the error names `field`.
+fn event_time(field: &str, value: &str) -> Result<String, String> {
+    Ok(NaiveDateTime::parse_from_str(value, DATE_FORMAT)
+        .map_err(|e| format!("{field} {value:?} is not {DATE_FORMAT}: {e}"))?
+        .and_utc()
+        .to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+fn check_processed_at(processed_at: &str) -> Result<(), String> {
+    chrono::DateTime::parse_from_rfc3339(processed_at)
+        .map(|_| ())
+        .map_err(|e| format!("processed_at {processed_at:?} is not RFC 3339: {e}"))
+}
+
 impl SearchDoc {
+    /// The document of a record of `reviews.sentiment`; the error is the reason for the
+    /// dead-letter topic.
+    pub fn from_labelled(labelled: Labelled) -> Result<Self, String> {
+        match labelled {
+            Labelled::Review(review) => Self::from_enriched(review),
+            Labelled::Tweet(tweet) => Self::from_tweet(tweet),
+        }
+    }
+
     /// Builds the document; the error is the reason for the dead-letter topic.
     pub fn from_enriched(enriched: EnrichedReview) -> Result<Self, String> {
         let review = enriched.review;
-        let date = NaiveDateTime::parse_from_str(&review.date, DATE_FORMAT)
-            .map_err(|e| format!("date {:?} is not {DATE_FORMAT}: {e}", review.date))?
-            .and_utc()
-            .to_rfc3339_opts(SecondsFormat::Secs, true);
-        chrono::DateTime::parse_from_rfc3339(&enriched.processed_at).map_err(|e| {
-            format!(
-                "processed_at {:?} is not RFC 3339: {e}",
-                enriched.processed_at
-            )
-        })?;
+        let date = event_time("date", &review.date)?;
+        check_processed_at(&enriched.processed_at)?;
         Ok(Self {
+            dataset: DatasetKind::Yelp,
             review_id: review.review_id,
-            business_id: review.business_id,
+            business_id: Some(review.business_id),
             user_id: review.user_id,
-            stars: review.stars,
+            stars: Some(review.stars),
+            hashtags: Vec::new(),
             text: review.text,
             sentiment: enriched.sentiment,
             score: enriched.score,
@@ -102,9 +140,31 @@ impl SearchDoc {
         })
     }
 
+    /// A labelled tweet's document: its id, user, text and hashtags; no business, no stars.
+    pub fn from_tweet(tweet: LabelledTweet) -> Result<Self, String> {
+        let date = event_time("created_at", &tweet.created_at)?;
+        check_processed_at(&tweet.processed_at)?;
+        Ok(Self {
+            dataset: DatasetKind::Tweets,
+            review_id: tweet.tweet_id,
+            business_id: None,
+            user_id: tweet.user,
+            stars: None,
+            hashtags: tweet.hashtags,
+            text: tweet.text,
+            sentiment: tweet.sentiment,
+            score: tweet.score,
+            classifier: tweet.classifier,
+            date,
+            processed_at: tweet.processed_at,
+        })
+    }
+
     /// Rough size on the wire, for batching by bytes.
     pub fn approximate_bytes(&self) -> usize {
-        self.text.len() + self.review_id.len() + self.business_id.len() + 200
+        let hashtags: usize = self.hashtags.iter().map(|h| h.len() + 3).sum();
+        let business = self.business_id.as_ref().map_or(0, String::len);
+        self.text.len() + self.review_id.len() + business + hashtags + 200
     }
 }
 
@@ -271,5 +331,41 @@ mod tests {
         assert_eq!(doc.review_id, "r1");
         let reason = SearchDoc::from_enriched(enriched("r2", "yesterday")).expect_err("bad date");
         assert!(reason.contains("date"), "{reason}");
+    }
+
+    #[test]
+    fn a_tweet_document_has_its_fields_and_no_stars_or_business() {
+        let tweet = LabelledTweet {
+            tweet_id: "t1".into(),
+            user: "ana".into(),
+            text: "Love it #kafka".into(),
+            hashtags: vec!["#kafka".into()],
+            created_at: "2024-01-01 09:00:10".into(),
+            sentiment: Sentiment::Positive,
+            score: 0.6,
+            classifier: "lexicon".into(),
+            model: None,
+            processed_at: "2026-11-23T10:00:00.123Z".into(),
+        };
+        let doc = SearchDoc::from_labelled(Labelled::Tweet(tweet)).expect("doc");
+        assert_eq!(doc.date, "2024-01-01T09:00:10Z");
+        let json = serde_json::to_value(&doc).expect("json");
+        assert_eq!(json["dataset"], "tweets");
+        assert_eq!(
+            (&json["review_id"], &json["user_id"]),
+            (&"t1".into(), &"ana".into())
+        );
+        assert_eq!(json["hashtags"], serde_json::json!(["#kafka"]));
+        assert!(
+            json.get("stars").is_none() && json.get("business_id").is_none(),
+            "{json}"
+        );
+        // A review's document is as it was before tweets: no dataset, no hashtags.
+        let review = serde_json::to_value(
+            SearchDoc::from_enriched(enriched("r1", "2024-03-01 10:15:00")).expect("doc"),
+        )
+        .expect("json");
+        assert!(review.get("dataset").is_none() && review.get("hashtags").is_none());
+        assert_eq!(review["stars"], 2);
     }
 }

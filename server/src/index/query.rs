@@ -95,7 +95,7 @@ pub fn search_body(search: &Search) -> Value {
         "query": {"bool": {"must": must, "filter": filters}},
         "size": search.limit,
         "track_total_hits": true,
-        "_source": ["review_id", "text", "stars", "sentiment", "score", "date"],
+        "_source": ["dataset", "review_id", "text", "stars", "hashtags", "sentiment", "score", "date"],
     });
     if search.text.is_empty() {
         body["sort"] = json!([{"date": {"order": "desc"}}]);
