@@ -75,6 +75,19 @@ pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, String> {
     json_answer(response).await
 }
 
+/// GETs `path` for its status alone: Ok on a 2xx, else the server's error message.
+#[cfg(feature = "hydrate")]
+pub async fn get_ok(path: &str) -> Result<(), String> {
+    let response = gloo_net::http::Request::get(path)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.ok() {
+        return Ok(());
+    }
+    Err(error_text(response).await)
+}
+
 /// A response's JSON body, or on a 4xx/5xx the server's error message.
 #[cfg(feature = "hydrate")]
 async fn json_answer<T: DeserializeOwned>(response: gloo_net::http::Response) -> Result<T, String> {

@@ -118,7 +118,8 @@ test("the lag chart keeps its history across a reload", async ({ page, request }
 });
 
 // The tail's time range as local dates and times (datetime-local inputs): from an hour ago to an
-// hour ahead shows the records just written; a range that ends before it starts is refused.
+// hour ahead shows the records just written; a range that ends before it starts is refused, and
+// so, by the server with its message shown, is a start two days ahead.
 test("the tail's time range takes a local date and time", async ({ page, request }) => {
   // A datetime-local value ("2026-12-07T06:30") of `ms` in the browser's (= this machine's) zone.
   const local = (ms: number) =>
@@ -147,6 +148,15 @@ test("the tail's time range takes a local date and time", async ({ page, request
   await page.getByTestId("tail-start").click();
   await expect(page.getByTestId("tail-view").locator("[role=alert]")).toContainText("from: minutes ago or a time, not both");
   await page.getByTestId("tail-view").screenshot({ path: "screenshots/tail-time-range.png" });
+  // A start two days ahead passes the page's checks but not the server's: the page shows the
+  // server's own message naming the field (read from the check, as EventSource cannot).
+  await page.locator("#cell-2 input[name=tail-from]").fill("");
+  await page.locator("#cell-2 input[name=tail-from-at]").fill(local(now + 2 * 86_400_000));
+  await page.getByTestId("tail-start").click();
+  const alert = page.getByTestId("tail-view").locator("[role=alert]");
+  await expect(alert).toContainText("tail refused: from_ms: ms since the epoch");
+  await expect(alert).toContainText("at most a day ahead of the server's clock");
+  await expect(page.getByTestId("tail-status")).toContainText("off");
   // The server bounds the times itself, naming the field.
   const far = await request.get(`/api/kafka/topics/reviews/tail?from_ms=${now * 1000}`);
   expect(far.status()).toBe(400);

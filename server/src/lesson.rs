@@ -19,8 +19,10 @@ use app::api::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+use crate::stage::StageId;
 
-/// What a learner did that no snapshot shows (reading records, searching).
+/// What a learner did that no snapshot shows (reading records, searching, starting a stage).
+/// Kept until **Start over**, which clears them with the progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
@@ -29,6 +31,10 @@ pub enum Action {
     TracedRecord,
     FloodedMalformed,
     ResentReviews,
+    /// Started (or restarted) this stage; for the sentiment stage also added a worker. A step
+    /// that asks to start a stage needs this: a stage left running from before Start over
+    /// shows the same state, and would tick the step without the learner doing anything.
+    Started(StageId),
 }
 
 /// What a step's check looks at.
@@ -120,6 +126,11 @@ impl Baseline {
     fn get(&self, tally: Tally) -> u64 {
         self.counts.get(&tally).copied().unwrap_or(0)
     }
+}
+
+/// Whether the learner started `stage` since Start over (see [`Action::Started`]).
+fn started(o: &Observed, stage: StageId) -> bool {
+    o.actions.contains(&Action::Started(stage))
 }
 
 /// How much `tally` grew since the step began.
@@ -225,7 +236,7 @@ const STEPS: &[Step] = &[
         cell: 1,
         concepts: &["producer", "acknowledgement"],
         task: "Start the streamer and watch Kafka acknowledge 100 reviews.",
-        parts: &[|o| since(o, Tally::Acked) >= 100],
+        parts: &[|o| started(o, StageId::Streamer) && since(o, Tally::Acked) >= 100],
         predict: Prediction {
             question: "You start the streamer. When Kafka has acknowledged 100 reviews, where are they?",
             choices: &[
@@ -350,13 +361,14 @@ const STEPS: &[Step] = &[
         id: "group",
         cell: 3,
         concepts: &["consumer group"],
-        task: "Run the sentiment group with 2 or more workers: they share the partitions.",
+        task: "Start the sentiment group with 2 or more workers (or add one to a running group): they share the partitions.",
         parts: &[|o| {
             let sharing = o.snapshot.sentiment.workers.iter();
-            sharing
-                .filter(|w| w.state == "running" && !w.partitions.is_empty())
-                .count()
-                >= 2
+            started(o, StageId::Sentiment)
+                && sharing
+                    .filter(|w| w.state == "running" && !w.partitions.is_empty())
+                    .count()
+                    >= 2
         }],
         predict: Prediction {
             question: "You run the sentiment stage with 2 workers in one consumer group. How do they share the partitions of reviews?",
@@ -579,7 +591,11 @@ const STEPS: &[Step] = &[
             "trigger",
         ],
         task: "Start the aggregate stage: the same reviews fill tumbling, sliding and session windows each trigger.",
-        parts: &[|o| running(o, "aggregate") && since(o, Tally::Counted) >= 100],
+        parts: &[|o| {
+            started(o, StageId::Aggregate)
+                && running(o, "aggregate")
+                && since(o, Tally::Counted) >= 100
+        }],
         predict: Prediction {
             question: "The aggregate stage counts each review in tumbling (60 s), sliding (60 s every 15 s) and session windows. In how many sliding windows is one review counted?",
             choices: &[
@@ -620,7 +636,7 @@ const STEPS: &[Step] = &[
         cell: 4,
         concepts: &["event time", "late data", "watermark"],
         task: "Restart the streamer with Late % above 0: reviews behind the watermark are counted late.",
-        parts: &[|o| since(o, Tally::Late) >= 1],
+        parts: &[|o| started(o, StageId::Streamer) && since(o, Tally::Late) >= 1],
         predict: Prediction {
             question: "You restart the streamer with Late % above 0: those reviews carry an event time minutes in the past. What happens to the ones behind the watermark?",
             choices: &[
@@ -664,7 +680,8 @@ const STEPS: &[Step] = &[
         task: "Restart the aggregate stage in update or complete mode and watch it emit to reviews.aggregates.",
         parts: &[|o| {
             let mode = config_str(o, "aggregate", "output_mode");
-            running(o, "aggregate")
+            started(o, StageId::Aggregate)
+                && running(o, "aggregate")
                 && matches!(mode.as_deref(), Some("update" | "complete"))
                 && since(o, Tally::Emitted) >= 1
         }],
@@ -1690,11 +1707,12 @@ mod tests {
 
     /// Start over on a pipeline that already acknowledged 500 reviews: the stream step counts
     /// from 500, across a restart of the lesson; a producer counter that restarts from 0 counts
-    /// from its lowest value.
+    /// from its lowest value. (The learner starts the streamer each time: the step asks for it.)
     #[test]
     fn a_count_step_counts_from_its_baseline_after_start_over_and_a_restart() {
         let dir = tempfile::tempdir().expect("dir");
         let lesson = Lesson::open(dir.path());
+        lesson.record(Action::Started(StageId::Streamer));
         assert!(
             step(&lesson.observe(&acked(1, 0)), "stream")
                 .done_at
@@ -1706,6 +1724,7 @@ mod tests {
         );
 
         lesson.reset();
+        lesson.record(Action::Started(StageId::Streamer));
         assert!(
             step(&lesson.observe(&acked(3, 500)), "stream")
                 .done_at
@@ -1728,6 +1747,7 @@ mod tests {
         );
 
         reopened.reset();
+        reopened.record(Action::Started(StageId::Streamer));
         assert!(
             step(&reopened.observe(&acked(7, 600)), "stream")
                 .done_at
@@ -1748,6 +1768,61 @@ mod tests {
             step(&reopened.observe(&acked(10, 140)), "stream").done_at,
             Some(10)
         );
+    }
+
+    /// The sentiment stage running with two workers that share the partitions, and the
+    /// streamer's producer acknowledging `acked` reviews.
+    fn sharing(at: i64, acked: u64) -> Snapshot {
+        let worker = |id: &str, partitions: Vec<i32>| app::api::WorkerView {
+            id: id.into(),
+            state: "running".into(),
+            partitions,
+            processed: 0,
+            rate: 0.0,
+            last_error: None,
+        };
+        let mut snapshot = snapshot_with_lag(at, 0);
+        snapshot.sentiment.workers = vec![worker("w1", vec![0, 1]), worker("w2", vec![2, 3])];
+        snapshot.pipeline.stages.push(StageStatus {
+            id: "producer".into(),
+            state: StageState::Running,
+            counters: [("acked".to_owned(), acked)].into(),
+            ..StageStatus::default()
+        });
+        snapshot
+    }
+
+    /// Start over on a running pipeline: the steps that ask to start a stage see its state
+    /// already true, and wait until the learner starts it (stops and starts it, or adds a
+    /// worker) — a start remembered across a restart of the server.
+    #[test]
+    fn a_step_that_asks_for_a_start_waits_for_one_after_start_over() {
+        let dir = tempfile::tempdir().expect("dir");
+        let lesson = Lesson::open(dir.path());
+        // A fresh lesson: the learner starts the stages, and the steps tick.
+        lesson.observe(&Snapshot::default());
+        lesson.record(Action::Started(StageId::Sentiment));
+        lesson.record(Action::Started(StageId::Streamer));
+        let view = lesson.observe(&sharing(1, 500));
+        assert!(step(&view, "group").done() && step(&view, "stream").done());
+
+        // Start over with both still running and the reviews still flowing: nothing ticks.
+        lesson.reset();
+        for (at, acked) in [(2, 500), (3, 900), (4, 1_500)] {
+            let view = lesson.observe(&sharing(at, acked));
+            assert!(!step(&view, "group").done(), "group at {at}");
+            assert!(!step(&view, "stream").done(), "stream at {at}");
+        }
+
+        // The learner stops and starts the sentiment stage (or adds a worker): its step ticks;
+        // the stream step still waits for a start of the streamer.
+        lesson.record(Action::Started(StageId::Sentiment));
+        let reopened = Lesson::open(dir.path());
+        let view = reopened.observe(&sharing(5, 1_600));
+        assert!(step(&view, "group").done());
+        assert!(!step(&view, "stream").done());
+        reopened.record(Action::Started(StageId::Streamer));
+        assert!(step(&reopened.observe(&sharing(6, 1_700)), "stream").done());
     }
 
     fn lab_run(at: i64, run: &str) -> Snapshot {

@@ -9,7 +9,7 @@ use app::api::StageState;
 use app::ops::{GroupLagHistory, ResetOutcome, ResetRequest, TopicSchema};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,7 +19,7 @@ use crate::api::JsonBody;
 use crate::error::ConfigError;
 use crate::kafka::reset::{self, ResetError};
 use crate::kafka::schema;
-use crate::kafka::tail::{self, TailQuery};
+use crate::kafka::tail::{self, TailPlan, TailQuery};
 use crate::pipeline::{Engine, EngineError};
 use futures::StreamExt;
 
@@ -28,6 +28,7 @@ pub fn routes() -> Router<Arc<Engine>> {
         .route("/api/kafka/groups/{group}/lag", get(group_lag))
         .route("/api/kafka/groups/{group}/reset", post(reset_group))
         .route("/api/kafka/topics/{topic}/tail", get(tail_topic))
+        .route("/api/kafka/topics/{topic}/tail/check", get(check_tail))
         .route("/api/kafka/topics/{topic}/schema", get(topic_schema))
         .route("/metrics", get(metrics))
 }
@@ -84,6 +85,38 @@ async fn metrics(State(engine): State<Arc<Engine>>) -> Response {
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
+/// The checks every tail request passes, in order: the query's values (400 naming the field),
+/// the topic (404); then the plan and the topic's partitions. Shared by [`tail_topic`] and
+/// [`check_tail`], so the server stays the one place that judges a tail request.
+async fn checked_tail(
+    engine: &Engine,
+    topic: &str,
+    query: Result<Query<TailQuery>, QueryRejection>,
+) -> Result<(TailPlan, Vec<i32>), OpsError> {
+    let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let plan = query.plan(now).map_err(EngineError::BadRequest)?;
+    let count = engine
+        .inspector()
+        .partition_count(topic)
+        .await
+        .map_err(EngineError::from)?;
+    Ok((plan, (0..count).collect()))
+}
+
+/// `GET /api/kafka/topics/{topic}/tail/check`: 204 when the same query to `…/tail` would open a
+/// tail now, else the error it would get. A browser's `EventSource` cannot read a refusal's
+/// body, so cell 2 asks here once after a refused stream to show the learner the reason.
+async fn check_tail(
+    State(engine): State<Arc<Engine>>,
+    Path(topic): Path<String>,
+    query: Result<Query<TailQuery>, QueryRejection>,
+) -> Result<StatusCode, OpsError> {
+    checked_tail(&engine, &topic, query).await?;
+    tail::has_room().map_err(EngineError::Busy)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `GET /api/kafka/topics/{topic}/tail`: new records as server-sent events (`event: record`),
 /// filtered on the server and paced per viewer; 429 past [`tail::MAX_TAILS`] open tails.
 async fn tail_topic(
@@ -91,16 +124,8 @@ async fn tail_topic(
     Path(topic): Path<String>,
     query: Result<Query<TailQuery>, QueryRejection>,
 ) -> Result<Response, OpsError> {
-    let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
-    let now = chrono::Utc::now().timestamp_millis();
-    let plan = query.plan(now).map_err(EngineError::BadRequest)?;
+    let (plan, partitions) = checked_tail(&engine, &topic, query).await?;
     let permit = tail::try_open().map_err(EngineError::Busy)?;
-    let count = engine
-        .inspector()
-        .partition_count(&topic)
-        .await
-        .map_err(EngineError::from)?;
-    let partitions: Vec<i32> = (0..count).collect();
     // A small channel: the reader waits for the viewer instead of queueing for it.
     let (sender, receiver) = tokio::sync::mpsc::channel(32);
     let kafka = engine.kafka().clone();

@@ -405,7 +405,9 @@ impl Engine {
 
     /// Starts a stage with the settings in `body` (checked first: see [`crate::stage_config`]).
     pub async fn start_stage(&self, id: &str, body: serde_json::Value) -> Result<(), EngineError> {
-        self.stage(id)?.start(body).await?;
+        let stage = self.stage(id)?;
+        stage.start(body).await?;
+        self.lesson.record(Action::Started(stage.id()));
         // A consumer stage joining its group makes the group rebalance: watch it happen.
         self.rebalancing();
         Ok(())
@@ -441,6 +443,9 @@ impl Engine {
             stage.stop().await?;
         }
         let started = stage.start(stage.config().unwrap_or_default()).await;
+        if started.is_ok() {
+            self.lesson.record(Action::Started(stage.id()));
+        }
         self.rebalancing();
         started
     }
@@ -459,6 +464,7 @@ impl Engine {
             let stage = self.stage(id.as_str())?;
             if !stage.is_active() {
                 stage.start(config).await?;
+                self.lesson.record(Action::Started(id));
                 self.rebalancing();
             }
         }
@@ -592,6 +598,7 @@ impl Engine {
     /// Adds a worker to the running sentiment group; returns its id.
     pub fn add_sentiment_worker(&self) -> Result<String, EngineError> {
         let id = self.sentiment_runtime.add_worker()?;
+        self.lesson.record(Action::Started(StageId::Sentiment));
         self.rebalancing();
         Ok(id)
     }

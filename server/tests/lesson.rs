@@ -213,3 +213,89 @@ async fn start_over_counts_a_count_step_from_its_baseline() {
     assert!(common::counter(&t.engine, "producer", "acked") >= acked_at_reset + 100);
     t.engine.shutdown().await;
 }
+
+/// Start over on a pipeline that keeps streaming: the stream step asks the learner to start the
+/// streamer, so reviews acknowledged by the streamer left running do not tick it however many
+/// there are; the learner's stop and start does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_over_on_a_running_pipeline_waits_for_the_learner_to_start_the_stage() {
+    let t = start_engine().await;
+    let served = serve_page(&t).await;
+    let http = reqwest::Client::new();
+    let base = served.base.clone();
+
+    // A slow, long stream: reviews keep being acknowledged across the Start over.
+    t.engine
+        .start_stage("producer", json!({}))
+        .await
+        .expect("producer");
+    t.engine
+        .start_stage(
+            "streamer",
+            json!({"rate": 100, "limit": 100_000, "seed": 17}),
+        )
+        .await
+        .expect("streamer");
+    eventually("the stream step done", Duration::from_secs(60), || {
+        let (http, base) = (&http, &base);
+        async move {
+            let step = lesson_step(http, base, "stream").await;
+            (!step["done_at"].is_null()).then_some(())
+        }
+    })
+    .await;
+
+    let reset = http
+        .post(format!("{base}/api/lesson/reset"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("reset sent");
+    assert_eq!(reset.status(), 200);
+    let acked_at_reset = common::counter(&t.engine, "producer", "acked");
+
+    // A snapshot (and the lesson judged from it) with 200 more reviews acknowledged since the
+    // Start over, by the streamer that ran all along: the step is still open.
+    let mut snapshots = t.engine.subscribe();
+    let snapshot = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            snapshots.changed().await.expect("a snapshot");
+            let snapshot = snapshots.borrow_and_update().clone();
+            if snapshot.pipeline.counter("producer", "acked") >= acked_at_reset + 200 {
+                break snapshot;
+            }
+        }
+    })
+    .await
+    .expect("200 more reviews acknowledged within 60 s");
+    let stream = snapshot
+        .lesson
+        .steps
+        .iter()
+        .find(|s| s.id == "stream")
+        .expect("stream step");
+    assert!(
+        !stream.done(),
+        "done by a streamer left running: {stream:?}"
+    );
+
+    // The learner stops and starts the streamer: now it is done.
+    t.engine
+        .restart_stage("streamer")
+        .await
+        .expect("streamer restarted");
+    eventually(
+        "the stream step done after the restart",
+        Duration::from_secs(60),
+        || {
+            let (http, base) = (&http, &base);
+            async move {
+                let step = lesson_step(http, base, "stream").await;
+                (!step["done_at"].is_null()).then_some(())
+            }
+        },
+    )
+    .await;
+    t.engine.shutdown().await;
+}

@@ -679,6 +679,34 @@ async fn a_tail_streams_exactly_the_matching_records_and_is_bounded() {
         .expect("tail");
     assert_eq!(missing.status(), 404);
 
+    // The check (what a browser asks after its EventSource was refused) answers as the tail
+    // would, without opening one.
+    let check = |path: String| {
+        let http = http.clone();
+        let url = format!("{base}/api/kafka/topics/{path}");
+        async move {
+            let response = http.get(url).send().await.expect("check");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("body"))
+        }
+    };
+    let far = now_ms() + 2 * 24 * 3600 * 1000;
+    let (status, body) = check(format!("reviews/tail/check?from_ms={far}")).await;
+    assert_eq!(status, 400);
+    let error: Value = serde_json::from_str(&body).expect("json");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("from_ms: "),
+        "{body}"
+    );
+    assert_eq!(check("no.such.topic/tail/check".into()).await.0, 404);
+    assert_eq!(
+        check(format!("reviews/tail/check?{from}&key=k7")).await,
+        (204, String::new())
+    );
+
     // At most MAX_TAILS at once: one more is a 429; closing one makes room. (A closed tail's
     // place is freed when the server next writes to it — a record or the 5 s keep-alive — so
     // the tails above may hold theirs a moment longer.)
@@ -705,6 +733,9 @@ async fn a_tail_streams_exactly_the_matching_records_and_is_bounded() {
             .unwrap_or_default()
             .contains("live tails")
     );
+    let (status, body) = check("reviews/tail/check".into()).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("live tails"), "{body}");
     open.pop();
     eventually(
         "a closed tail frees its place",

@@ -76,11 +76,7 @@ pub fn TopicTail(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
         }
         query.extend(from.map(|at| format!("from_ms={at}")));
         query.extend(until.map(|at| format!("until_ms={at}")));
-        let url = format!(
-            "/api/kafka/topics/{}/tail?{}",
-            encode(&topic.get_untracked()),
-            query.join("&")
-        );
+        let url = tail_url(&topic.get_untracked(), &query.join("&"));
         generation.update_value(|g| *g += 1);
         error.set(None);
         state.set(Tail::Live);
@@ -252,11 +248,14 @@ fn stream(
                 }
                 Event::Reconnecting => {}
                 Event::Closed => {
-                    // Refused (429: every tail is taken, 404: no such topic) or the server went.
-                    error.set(Some(
-                        "the tail was refused or ended (at most 4 are open at once; is the topic there? is the time range within a day from now?)".into(),
-                    ));
-                    state.set(Tail::Off);
+                    // Refused (400, 404, 429) or the server went. The EventSource cannot read
+                    // the refusal's body: ask the server's check once for its reason.
+                    drop(source);
+                    let reason = crate::client::get_ok(&check_url(&url)).await;
+                    if generation.get_value() == mine {
+                        error.set(Some(closed_message(reason)));
+                        state.set(Tail::Off);
+                    }
                     break;
                 }
             }
@@ -273,6 +272,35 @@ fn stream(
     _state: RwSignal<Tail>,
     _error: RwSignal<Option<String>>,
 ) {
+}
+
+/// The tail's URL for `topic` with `query` (already encoded).
+fn tail_url(topic: &str, query: &str) -> String {
+    format!("/api/kafka/topics/{}/tail?{query}", encode(topic))
+}
+
+/// The URL that runs the same checks as the tail at `tail` without opening one
+/// (`…/tail/check`: 204, or the error JSON the tail was refused with).
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))] // called by the browser's stream only
+fn check_url(tail: &str) -> String {
+    match tail.split_once('?') {
+        Some((path, query)) => format!("{path}/check?{query}"),
+        None => format!("{tail}/check"),
+    }
+}
+
+/// What the learner reads when the stream closed: the server's reason when its check refuses
+/// the same request (it names the field), else that the stream ended.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))] // called by the browser's stream only
+fn closed_message(check: Result<(), String>) -> String {
+    match check {
+        Err(reason) => format!("tail refused: {reason}"),
+        Ok(()) => {
+            "the tail ended: the server closed the stream (it may have restarted, or a place \
+                   was taken and freed meanwhile); press Tail again"
+                .into()
+        }
+    }
 }
 
 /// A query value with everything but the unreserved characters percent-encoded.
@@ -312,7 +340,35 @@ extern "C" {
 
 #[cfg(test)]
 mod tests {
-    use super::encode;
+    use super::{check_url, closed_message, encode, tail_url};
+
+    #[test]
+    fn a_refused_tail_is_checked_at_the_same_query() {
+        let tail = tail_url("reviews.dlq", "key=a%20b&from_ms=5");
+        assert_eq!(
+            tail,
+            "/api/kafka/topics/reviews.dlq/tail?key=a%20b&from_ms=5"
+        );
+        assert_eq!(
+            check_url(&tail),
+            "/api/kafka/topics/reviews.dlq/tail/check?key=a%20b&from_ms=5"
+        );
+        assert_eq!(
+            check_url(&tail_url("a b", "")),
+            "/api/kafka/topics/a%20b/tail/check?"
+        );
+    }
+
+    #[test]
+    fn the_servers_reason_is_shown_as_it_is() {
+        let reason = "from_ms: ms since the epoch, 0..=9 (at most a day ahead of the server's clock), got 99";
+        assert_eq!(
+            closed_message(Err(reason.into())),
+            format!("tail refused: {reason}")
+        );
+        // The check accepts the request now: the stream ended for another reason.
+        assert!(closed_message(Ok(())).starts_with("the tail ended"));
+    }
 
     #[test]
     fn query_values_are_percent_encoded() {

@@ -175,9 +175,22 @@ pub fn open_count() -> usize {
 
 /// A permit to open one more tail, or the 429 message.
 pub fn try_open() -> Result<OwnedSemaphorePermit, String> {
-    tails().try_acquire_owned().map_err(|_| {
-        format!("busy: {MAX_TAILS} live tails are already open (the most at once); try again in a second")
-    })
+    tails().try_acquire_owned().map_err(|_| busy())
+}
+
+/// Whether one more tail could open now (without taking the place), or the 429 message.
+pub fn has_room() -> Result<(), String> {
+    if tails().available_permits() > 0 {
+        Ok(())
+    } else {
+        Err(busy())
+    }
+}
+
+fn busy() -> String {
+    format!(
+        "busy: {MAX_TAILS} live tails are already open (the most at once); try again in a second"
+    )
 }
 
 /// Token bucket: `rate` a second, bursts of one second's worth.
