@@ -287,11 +287,24 @@ fn Dashboards(documents: Signal<u64>) -> impl IntoView {
             }
             _ => "no documents yet".to_owned(),
         };
+        let buckets = aggs.over_time.len();
+        let plural = if buckets == 1 { "" } else { "s" };
         format!(
-            "{} buckets of {} (event time) · {span}",
-            aggs.over_time.len(),
+            "{buckets} bucket{plural} of {} (event time) · {span}",
             aggs.interval
         )
+    });
+    // Tweets carry no stars: say whose documents the stars chart counts, so an empty chart
+    // beside a full sentiment chart reads as "no reviews", not as a fault.
+    let stars_caption = Signal::derive(move || {
+        let aggs = aggregations.get();
+        let reviews: u64 = aggs.by_stars.iter().map(|b| b.count).sum();
+        let others = aggs.total.saturating_sub(reviews);
+        match (reviews, others) {
+            (0, 0) => "no documents yet".to_owned(),
+            (_, 0) => format!("{reviews} reviews"),
+            (_, _) => format!("{reviews} reviews · {others} documents without stars (tweets)"),
+        }
     });
     let percentiles = move || {
         let aggs = aggregations.get();
@@ -328,7 +341,7 @@ fn Dashboards(documents: Signal<u64>) -> impl IntoView {
             </div>
             <div>
                 <h4>"By stars, avg score " <span class="muted">"· terms + avg"</span></h4>
-                <BarChart bars=by_stars label="reviews per stars" testid="chart-stars" />
+                <BarChart bars=by_stars label="reviews per stars" testid="chart-stars" caption=stars_caption />
             </div>
             <div>
                 <h4>"Over time " <span class="muted">"· date_histogram × terms"</span></h4>
