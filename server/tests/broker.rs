@@ -193,6 +193,9 @@ async fn groups_show_the_brokers_state_and_members() {
     .await;
     let member = &group.members[0];
     assert_eq!(member.client_id, "outsider");
+    // The broker reports where the member connects from, as Kafka does (vendor/PATCHES.md,
+    // "groups: client host").
+    assert_eq!(member.host, "/127.0.0.1", "{member:?}");
     assert_eq!(member.assignment.len(), 3, "{member:?}");
     assert!(member.assignment.iter().all(|p| p.starts_with("reviews-")));
 

@@ -210,6 +210,8 @@ struct GroupInfoView {
     protocol_type: String,
     /// client id → has an assignment
     members: BTreeMap<String, bool>,
+    /// client id → host, as Kafka reports it (`/127.0.0.1`)
+    hosts: BTreeMap<String, String>,
 }
 
 impl From<&GroupInfo> for GroupInfoView {
@@ -226,6 +228,11 @@ impl From<&GroupInfo> for GroupInfoView {
                         m.assignment().is_some_and(|a| !a.is_empty()),
                     )
                 })
+                .collect(),
+            hosts: info
+                .members()
+                .iter()
+                .map(|m| (m.client_id().to_owned(), m.client_host().to_owned()))
                 .collect(),
         }
     }
@@ -850,6 +857,10 @@ async fn describe_groups_reports_state_and_members_of_every_process() {
     .await;
     println!("states seen: {states:?}");
     assert!(both.members.contains_key("other-process"), "{both:?}");
+    assert!(
+        both.hosts.values().all(|host| host == "/127.0.0.1"),
+        "{both:?}"
+    );
     blocking(move || drop(child)).await;
     group.leave().await;
     let settings = c.settings.clone();
@@ -858,6 +869,31 @@ async fn describe_groups_reports_state_and_members_of_every_process() {
         (described.state == "Empty" && described.members.is_empty()).then_some(())
     })
     .await;
+    c.stop().await;
+}
+
+/// DescribeGroups reports where each member connects from, as Kafka does: `/` and the IP of the
+/// connection its JoinGroup came on (Java's `InetAddress::toString`). Before the "groups: client
+/// host" patch the host was empty: tansu's group coordinator was not told the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_groups_reports_each_members_host() {
+    let c = cluster().await;
+    c.topic("hosted", 1).await;
+    let group = Members::start(&c.settings, "hosted", "hosted", 1, |_| {});
+    eventually("member assigned", || {
+        (group.assigned() == vec![1]).then_some(())
+    })
+    .await;
+
+    let settings = c.settings.clone();
+    let described = blocking(move || describe_group(&settings, "hosted")).await;
+    let described = described.expect("DescribeGroups answers");
+    assert_eq!(
+        described.hosts,
+        BTreeMap::from([("member-0".to_owned(), "/127.0.0.1".to_owned())]),
+        "{described:?}"
+    );
+    group.leave().await;
     c.stop().await;
 }
 
@@ -1018,6 +1054,7 @@ async fn kafka_python_produces_consumes_commits_and_describes() {
     assert_eq!(report["offset_for_time"], 5, "{report}");
     assert_eq!(report["group_state"], "Stable", "{report}");
     assert_eq!(report["member_client_id"], "python-client", "{report}");
+    assert_eq!(report["member_client_host"], "/127.0.0.1", "{report}");
 
     // librdkafka sees what the Python client committed.
     let settings = c.settings.clone();
@@ -1074,13 +1111,14 @@ found = consumer.offsets_for_times({TopicPartition("py", 0): base + 9500})
 offset_for_time = found[TopicPartition("py", 0)].offset
 
 admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-group_state, member_client_id = None, None
+group_state, member_client_id, member_client_host = None, None, None
 for attempt in range(50):
     try:
         described = admin.describe_groups(["py-group"])["py-group"]
         group_state = described.get("group_state")
         members = described.get("members") or []
         member_client_id = members[0].get("client_id") if members else None
+        member_client_host = members[0].get("client_host") if members else None
     except Exception as error:  # a broker that drops the connection on DescribeGroups
         group_state = "error: %r" % (error,)
     if group_state == "Stable":
@@ -1090,7 +1128,8 @@ admin.close()
 consumer.close()
 print(json.dumps({"consumed": len(consumed), "committed": committed,
                   "offset_for_time": offset_for_time, "group_state": group_state,
-                  "member_client_id": member_client_id}))
+                  "member_client_id": member_client_id,
+                  "member_client_host": member_client_host}))
 "#;
 
 // ---------------------------------------------------------------------------------------------

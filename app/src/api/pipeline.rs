@@ -164,8 +164,8 @@ pub struct GroupMember {
     /// The client's `client.id`.
     #[serde(default)]
     pub client_id: String,
-    /// The client's address as the broker saw it; empty when the broker does not say (the
-    /// embedded broker does not).
+    /// The client's address as the broker saw it at JoinGroup, `/<ip>` (Kafka's form, and the
+    /// embedded broker's); empty when the broker does not say.
     #[serde(default)]
     pub host: String,
     /// "topic-partition" labels.

@@ -16,7 +16,7 @@ pub mod group;
 
 use crate::{
     CancelKind, Error, Result,
-    coordinator::group::{Coordinator, administrator::Controller},
+    coordinator::group::{Coordinator, PeerAddr, administrator::Controller},
     otel,
     service::services,
 };
@@ -280,6 +280,10 @@ where
                 Ok((stream, addr)) = listener.accept() => {
 
                     let mut c = Context::default();
+
+                    // Pipebook patch (vendor/PATCHES.md, "groups: client host"): JoinGroup
+                    // records where a member connects from.
+                    _ = c.insert(PeerAddr(addr));
 
                     let pb = if self.silent {
                         None

@@ -833,6 +833,11 @@ impl OffsetStage {
 pub struct GroupMember {
     pub join_response: JoinGroupResponseMember,
     pub last_contact: Option<SystemTime>,
+    /// Pipebook patch (vendor/PATCHES.md, "groups: client host"): where the member's latest
+    /// JoinGroup came from, as Kafka reports it (`/127.0.0.1`). Absent in group detail stored
+    /// before the patch (read as `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_host: Option<String>,
 }
 
 /// Group State
@@ -1106,8 +1111,8 @@ impl From<&NamedGroupDetail> for describe_groups_response::DescribedGroup {
                 response: GroupDetailResponse::Found(group_detail),
             } => {
                 // Pipebook patch (vendor/PATCHES.md, "DescribeGroups"): the classic state
-                // names, and each member's client id, subscription and assignment (the client
-                // host is not known to the coordinator).
+                // names, and each member's client id, subscription and assignment; its host
+                // ("groups: client host").
                 let group_state = classic_group_state(group_detail).to_owned();
                 let assignments = group_detail.state.assignments();
 
@@ -1119,7 +1124,7 @@ impl From<&NamedGroupDetail> for describe_groups_response::DescribedGroup {
                             .member_id(member_id.into())
                             .group_instance_id(member.join_response.group_instance_id.clone())
                             .client_id(client_id_of_member(member_id).into())
-                            .client_host("".into())
+                            .client_host(member.client_host.clone().unwrap_or_default())
                             .member_metadata(member.join_response.metadata.clone())
                             .member_assignment(
                                 assignments.get(member_id).cloned().unwrap_or_default(),
@@ -3175,7 +3180,7 @@ mod pipebook_patch_tests {
         assert_eq!(classic_group_state(&detail), "Empty");
         detail
             .members
-            .insert("m".into(), GroupMember { join_response: Default::default(), last_contact: None });
+            .insert("m".into(), GroupMember { join_response: Default::default(), last_contact: None, client_host: None });
         assert_eq!(classic_group_state(&detail), "PreparingRebalance");
         detail.state = GroupState::Forming {
             protocol_type: Some("consumer".into()),
@@ -3190,5 +3195,24 @@ mod pipebook_patch_tests {
             assignments: BTreeMap::new(),
         };
         assert_eq!(classic_group_state(&detail), "Stable");
+    }
+
+    // Pipebook patch (vendor/PATCHES.md, "groups: client host").
+    #[test]
+    fn a_member_keeps_its_host_and_one_stored_without_a_host_still_reads() {
+        let mut member = GroupMember::default();
+        let stored = serde_json::to_string(&member).expect("serialise");
+        assert!(!stored.contains("client_host"), "{stored}");
+        let read: GroupMember = serde_json::from_str(&stored).expect("stored before the patch");
+        assert_eq!(read.client_host, None);
+
+        member.client_host = Some("/127.0.0.1".into());
+        let mut detail = GroupDetail::default();
+        detail.members.insert(format!("rdkafka-{}", Uuid::new_v4()), member);
+        let described = describe_groups_response::DescribedGroup::from(&NamedGroupDetail::found("g".into(), detail));
+        let members = described.members.unwrap_or_default();
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].client_host, "/127.0.0.1");
+        assert_eq!(members[0].client_id, "rdkafka");
     }
 }

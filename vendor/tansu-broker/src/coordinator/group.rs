@@ -17,7 +17,7 @@ pub mod consumer;
 
 use crate::Result;
 use async_trait::async_trait;
-use std::fmt::Debug;
+use std::{fmt::Debug, net::SocketAddr};
 use tansu_sans_io::{
     Body,
     join_group_request::JoinGroupRequestProtocol,
@@ -37,12 +37,30 @@ pub struct OffsetCommit<'a> {
     pub topics: Option<&'a [OffsetCommitRequestTopic]>,
 }
 
+/// Pipebook patch (vendor/PATCHES.md, "groups: client host"): the peer address of a
+/// connection. The accept loop puts it in the context of the connection's requests, so that
+/// JoinGroup can record where a member connects from, as Kafka does.
+#[derive(Clone, Copy, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl PeerAddr {
+    /// A member's host as Kafka reports it in DescribeGroups: Java's `InetAddress::toString`
+    /// of an address without a resolved name, `/` then the IP. An IPv4 client of a dual-stack
+    /// listener (`::ffff:127.0.0.1`) shows as IPv4.
+    pub fn client_host(&self) -> String {
+        format!("/{}", self.0.ip().to_canonical())
+    }
+}
+
 #[async_trait]
 pub trait Coordinator: Clone + Debug + Send + Sync + 'static {
+    /// Pipebook patch (vendor/PATCHES.md, "groups: client host"): `client_host` is where the
+    /// JoinGroup came from (see [`PeerAddr::client_host`]), kept with the member.
     #[allow(clippy::too_many_arguments)]
     async fn join(
         &mut self,
         client_id: Option<&str>,
+        client_host: Option<&str>,
         group_id: &str,
         session_timeout_ms: i32,
         rebalance_timeout_ms: Option<i32>,

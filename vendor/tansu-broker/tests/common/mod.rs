@@ -251,6 +251,7 @@ pub(crate) async fn join_group(
     controller
         .join(
             client_id,
+            None,
             group_id,
             session_timeout_ms,
             rebalance_timeout_ms,

@@ -16,7 +16,10 @@ use rama::{Context, Service};
 use tansu_sans_io::{ApiKey, Frame, Header, JoinGroupRequest};
 use tracing::instrument;
 
-use crate::{Error, Result, coordinator::group::Coordinator};
+use crate::{
+    Error, Result,
+    coordinator::group::{Coordinator, PeerAddr},
+};
 
 #[derive(Clone, Copy, Debug, Default, Eq, Hash, Ord, PartialEq, PartialOrd)]
 pub struct JoinGroupService;
@@ -35,6 +38,8 @@ where
     #[instrument(skip(ctx, req))]
     async fn serve(&self, mut ctx: Context<C>, req: Frame) -> Result<Self::Response, Self::Error> {
         let correlation_id = req.correlation_id()?;
+        // Pipebook patch (vendor/PATCHES.md, "groups: client host").
+        let client_host = ctx.get::<PeerAddr>().map(PeerAddr::client_host);
         let coordinator = ctx.state_mut();
 
         let client_id = req
@@ -46,6 +51,7 @@ where
         coordinator
             .join(
                 client_id.as_deref(),
+                client_host.as_deref(),
                 join_group.group_id.as_str(),
                 join_group.session_timeout_ms,
                 join_group.rebalance_timeout_ms,

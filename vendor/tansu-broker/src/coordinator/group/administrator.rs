@@ -213,6 +213,7 @@ where
                             GroupMember {
                                 join_response: member.join_response.clone(),
                                 last_contact: member.last_contact,
+                                client_host: member.client_host.clone(),
                             },
                         )
                     })
@@ -246,6 +247,7 @@ where
                             GroupMember {
                                 join_response: member.join_response.clone(),
                                 last_contact: member.last_contact,
+                                client_host: member.client_host.clone(),
                             },
                         )
                     })
@@ -296,6 +298,7 @@ where
                                 Member {
                                     join_response: member.join_response.clone(),
                                     last_contact: member.last_contact,
+                                    client_host: member.client_host.clone(),
                                 },
                             )
                         })
@@ -328,6 +331,7 @@ where
                             Member {
                                 join_response: member.join_response.clone(),
                                 last_contact: member.last_contact,
+                                client_host: member.client_host.clone(),
                             },
                         )
                     })
@@ -422,6 +426,27 @@ where
 
     fn is_forming(&self) -> bool {
         matches!(self, Self::Forming(..))
+    }
+
+    /// Pipebook patch (vendor/PATCHES.md, "groups: client host"): the member a JoinGroup
+    /// answered (a new member, one asked to rejoin with its id, or a rejoining member) keeps the
+    /// host the request came from; DescribeGroups reports it. An answer without a member
+    /// (an error) changes nothing.
+    fn joined_from(&mut self, body: &Body, client_host: Option<&str>) {
+        let (Body::JoinGroupResponse(JoinGroupResponse { member_id, .. }), Some(client_host)) =
+            (body, client_host)
+        else {
+            return;
+        };
+
+        let members = match self {
+            Self::Forming(inner) => &mut inner.members,
+            Self::Formed(inner) => &mut inner.members,
+        };
+
+        if let Some(member) = members.get_mut(member_id) {
+            member.client_host = Some(client_host.to_owned());
+        }
     }
 
     #[cfg(test)]
@@ -718,6 +743,7 @@ where
     async fn join(
         &mut self,
         client_id: Option<&str>,
+        client_host: Option<&str>,
         group_id: &str,
         session_timeout_ms: i32,
         rebalance_timeout_ms: Option<i32>,
@@ -729,6 +755,7 @@ where
     ) -> Result<Body> {
         debug!(
             ?client_id,
+            ?client_host,
             ?group_id,
             ?session_timeout_ms,
             ?rebalance_timeout_ms,
@@ -785,7 +812,7 @@ where
 
             debug!(?group_id, ?original, ?version, ?iteration);
 
-            let (updated, body) = original
+            let (mut updated, body) = original
                 .join(
                     now,
                     client_id,
@@ -799,6 +826,9 @@ where
                     reason,
                 )
                 .await;
+
+            // Pipebook patch (vendor/PATCHES.md, "groups: client host").
+            updated.joined_from(&body, client_host);
 
             debug!(group_id, ?updated, ?version, iteration,);
 
@@ -1682,6 +1712,8 @@ where
 pub struct Member {
     join_response: JoinGroupResponseMember,
     last_contact: Option<SystemTime>,
+    // Pipebook patch (vendor/PATCHES.md, "groups: client host"): set by `Wrapper::joined_from`.
+    client_host: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -1801,6 +1833,7 @@ where
                         .group_instance_id(group_instance_id.map(|s| s.to_owned()))
                         .metadata(protocol.metadata.clone()),
                     last_contact: Some(now),
+                    client_host: None,
                 },
             );
 
@@ -1873,6 +1906,7 @@ where
                         .group_instance_id(group_instance_id.map(|s| s.to_owned()))
                         .metadata(protocol.metadata.clone()),
                     last_contact: Some(now),
+                    client_host: None,
                 },
             );
         }
@@ -2378,6 +2412,7 @@ where
                         .group_instance_id(group_instance_id.map(|s| s.to_owned()))
                         .metadata(protocol.metadata.clone()),
                     last_contact: Some(now),
+                    client_host: None,
                 },
             );
 
@@ -2548,6 +2583,7 @@ where
                             .group_instance_id(group_instance_id.map(|s| s.to_owned()))
                             .metadata(protocol.metadata.clone()),
                         last_contact: Some(now),
+                        client_host: None,
                     },
                 );
 
@@ -2976,6 +3012,7 @@ mod tests {
         let first_member_id = match s
             .join(
                 Some(CLIENT_ID),
+                None,
                 GROUP_ID,
                 session_timeout_ms,
                 rebalance_timeout_ms,
@@ -3009,6 +3046,7 @@ mod tests {
                 let join_response = s
                     .join(
                         Some(CLIENT_ID),
+                        None,
                         GROUP_ID,
                         session_timeout_ms,
                         rebalance_timeout_ms,
@@ -3099,6 +3137,7 @@ mod tests {
         let second_member_id = match s
             .join(
                 Some(CLIENT_ID),
+                None,
                 GROUP_ID,
                 session_timeout_ms,
                 rebalance_timeout_ms,
@@ -3131,6 +3170,7 @@ mod tests {
                 let join_response = s
                     .join(
                         Some(CLIENT_ID),
+                        None,
                         GROUP_ID,
                         session_timeout_ms,
                         rebalance_timeout_ms,
@@ -3228,6 +3268,7 @@ mod tests {
             match s
                 .join(
                     Some(CLIENT_ID),
+                    None,
                     GROUP_ID,
                     session_timeout_ms,
                     rebalance_timeout_ms,
@@ -3292,6 +3333,7 @@ mod tests {
             match s
                 .join(
                     Some(CLIENT_ID),
+                    None,
                     GROUP_ID,
                     session_timeout_ms,
                     rebalance_timeout_ms,
@@ -3470,6 +3512,7 @@ mod tests {
                 ),
                 s.join(
                     Some(CLIENT_ID),
+                    None,
                     GROUP_ID,
                     session_timeout_ms,
                     rebalance_timeout_ms,
@@ -3560,6 +3603,7 @@ mod tests {
         let first_member_id = match s
             .join(
                 Some(CLIENT_ID),
+                None,
                 GROUP_ID,
                 session_timeout_ms,
                 rebalance_timeout_ms,
@@ -3607,6 +3651,7 @@ mod tests {
                     ),
                     s.join(
                         Some(CLIENT_ID),
+                        None,
                         GROUP_ID,
                         session_timeout_ms,
                         rebalance_timeout_ms,
@@ -3640,6 +3685,7 @@ mod tests {
         let second_member_id = match s
             .join(
                 Some(CLIENT_ID),
+                None,
                 GROUP_ID,
                 session_timeout_ms,
                 rebalance_timeout_ms,
@@ -3681,6 +3727,7 @@ mod tests {
                     ),
                     s.join(
                         Some(CLIENT_ID),
+                        None,
                         GROUP_ID,
                         session_timeout_ms,
                         rebalance_timeout_ms,
@@ -3702,6 +3749,7 @@ mod tests {
         match s
             .join(
                 Some(CLIENT_ID),
+                None,
                 GROUP_ID,
                 session_timeout_ms,
                 rebalance_timeout_ms,
@@ -3767,6 +3815,7 @@ mod tests {
             ),
             s.join(
                 Some(CLIENT_ID),
+                None,
                 GROUP_ID,
                 session_timeout_ms,
                 rebalance_timeout_ms,
