@@ -145,7 +145,7 @@ pub fn AggregateCell() -> impl IntoView {
                     <ScoreByStars view=view.into() />
                 </div>
                 <div>
-                    <h4>"Sessions per business " <span class="muted">{move || format!("· gap {} s", form.gap.get())}</span></h4>
+                    <h4>"Sessions per key " <span class="muted">{move || format!("· a review's business, a tweet's user · gap {} s", form.gap.get())}</span></h4>
                     <SessionTable view=view.into() />
                 </div>
             </div>
@@ -511,7 +511,7 @@ fn SessionTable(view: Signal<AggregateView>) -> impl IntoView {
     view! {
         <table class="latest" data-testid="sessions">
             <thead>
-                <tr><th>"Business"</th><th>"From"</th><th>"To"</th><th>"Reviews"</th><th>"Avg score"</th><th>"State"</th></tr>
+                <tr><th>"Key"</th><th>"From"</th><th>"To"</th><th>"Records"</th><th>"Avg score"</th><th>"State"</th></tr>
             </thead>
             <tbody>
                 {move || {
