@@ -3,7 +3,8 @@ import { mkdirSync } from "node:fs";
 import { stopAllStages } from "./reset";
 
 // Issue 17, the seeds' other datasets: cell 1 picks tweets or companies and says what changes;
-// tweets are labelled by cell 3, companies are refused by it with the reason. Runs on a server of
+// tweets are labelled by cell 3 and cell 4 lists their top hashtags per window, companies are
+// refused by cell 3 with the reason. Runs on a server of
 // its own: PIPEBOOK_E2E_SUITE=datasets npx playwright test.
 
 test.beforeEach(async ({ request }) => {
@@ -40,6 +41,11 @@ test("switching the dataset to tweets and to companies explains it, labels tweet
   const latest = page.getByTestId("latest-reviews");
   await expect(latest).toContainText("#", { timeout: 30_000 }); // tweets carry hashtags
   await page.locator("#cell-3").screenshot({ path: "screenshots/seed-datasets/cell3-tweets-1280.png" });
+  // Cell 4 counts the labelled tweets' hashtags per window and lists the top ones.
+  await page.getByTestId("aggregate-start").click();
+  await expect(page.getByTestId("top-hashtags")).toContainText("#", { timeout: 30_000 });
+  await page.locator("#cell-4").screenshot({ path: "screenshots/seed-datasets/cell4-tweets-1280.png" });
+  await page.getByTestId("aggregate-stop").click();
   await page.getByTestId("sentiment-stop").click();
 
   await dataset.selectOption("companies");

@@ -2,7 +2,7 @@
 //! generated tweets go streamer → producer → sentiment and come out labelled, keyed by user; a
 //! tweet file's broken line is dead-lettered by the producer with the field at fault; companies
 //! (no text) are refused by sentiment, at its start and record by record. The windows count the
-//! labelled tweets, and the Parquet sink and the indexer take them beside reviews (seed 001's
+//! labelled tweets and list each window's top hashtags, and the Parquet sink and the indexer take them beside reviews (seed 001's
 //! Twitter → Kafka → Spark → Parquet): none of them reaches the dead-letter topic.
 
 mod common;
@@ -120,6 +120,50 @@ async fn tweets_are_labelled_by_user_and_companies_are_refused_by_sentiment() {
     .await;
     assert_eq!(counter(engine, "aggregate", "counted"), TWEETS);
     assert_eq!(counter(engine, "aggregate", "dlq"), 0, "no tweet refused");
+
+    // Each day-long tumbling window lists the top five hashtags of the tweets streamed into
+    // it, counted here from what the producer wrote (a tweet counts once per hashtag), and no
+    // user in a business's place.
+    let view = engine.aggregates(None);
+    let tumbling: Vec<_> = view
+        .windows
+        .iter()
+        .filter(|w| w.kind == app::api::WindowKind::Tumbling)
+        .collect();
+    assert!(!tumbling.is_empty());
+    let mut listed = 0;
+    for window in tumbling {
+        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        for message in &produced {
+            let tweet = json_of(message);
+            let at = chrono::NaiveDateTime::parse_from_str(
+                tweet["created_at"].as_str().expect("created_at"),
+                "%Y-%m-%d %H:%M:%S",
+            )
+            .expect("a generated time")
+            .and_utc()
+            .timestamp_millis();
+            if (window.start..window.end).contains(&at) {
+                for tag in tweet["hashtags"].as_array().expect("a list") {
+                    *counts
+                        .entry(tag.as_str().expect("a hashtag").to_owned())
+                        .or_default() += 1;
+                }
+            }
+        }
+        let mut expected: Vec<(String, u64)> = counts.into_iter().collect();
+        expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        expected.truncate(5);
+        let shown: Vec<(String, u64)> = window
+            .top_hashtags
+            .iter()
+            .map(|t| (t.key.clone(), t.count))
+            .collect();
+        assert_eq!(shown, expected, "window from {}", window.start);
+        assert!(window.top_businesses.is_empty(), "a user is not a business");
+        listed += shown.len();
+    }
+    assert!(listed > 0, "the generator's hashtags are listed");
     engine
         .stop_stage("aggregate")
         .await

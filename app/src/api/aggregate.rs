@@ -208,8 +208,12 @@ pub struct WindowRow {
     /// Average sentiment score per stars value, 1★ … 5★ (`None` where there is no review).
     #[serde(default)]
     pub avg_score_by_stars: [Option<f64>; 5],
-    /// Up to three businesses with the most reviews in the window.
+    /// Up to three businesses with the most reviews in the window (none for tweets).
     pub top_businesses: Vec<TermCount>,
+    /// Up to five hashtags with the most tweets in the window (none for reviews): a tweet with
+    /// several hashtags counts once for each.
+    #[serde(default)]
+    pub top_hashtags: Vec<TermCount>,
     /// Whether the watermark has passed the end: the result will not change any more.
     pub closed: bool,
 }

@@ -206,8 +206,9 @@ impl DatasetKind {
                     one user's tweets stay in order in one partition and a chatty user makes a \
                     hot partition. Sentiment reads the short text, but there are no stars to \
                     check it against: the accuracy matrix stays empty. The windows count tweets \
-                    by sentiment, with each user in a business's place; counting by hashtag (a \
-                    list, so one tweet in several groups) is not built yet. The Parquet sink \
+                    by sentiment, sessions per user, and list each window's top five hashtags \
+                    (a list, so one tweet counts in several groups; partitions' counts add up). \
+                    The Parquet sink \
                     writes them to a table of their own (parquet/tweets/, hashtags as a list) \
                     and the search index holds them beside reviews, without stars."
                     .to_owned(),

@@ -47,7 +47,8 @@ pub fn AggregateCell() -> impl IntoView {
                 ". Duplicates (same review id) are skipped. The state is kept per partition of "
                 <code>"reviews.sentiment"</code> ", as in Kafka Streams: after every trigger each partition's windows and the offset they cover are "
                 <em>"checkpointed"</em> " together, as one record of the compacted topic " <code>"pipebook.aggregate.changelog"</code>
-                ". Crash the job, start it again — or run more members in its group — and whoever is assigned a partition resumes it without losing or double-counting a review."
+                ". Crash the job, start it again — or run more members in its group — and whoever is assigned a partition resumes it without losing or double-counting a review. Streaming tweets instead, each window also counts their "
+                <em>"hashtags"</em> " (a tweet with three counts once for each) and lists its top five; partitions' counts add up, as the sentiment counts do."
             </p>
             <Controls>
             <AggregateControls form />
@@ -137,13 +138,14 @@ pub fn AggregateCell() -> impl IntoView {
                 <span class="legend legend-neutral">"■ neutral"</span>
                 <span class="muted">"faded = window still open (its count can change)"</span>
             </p>
+            <TopHashtags view=view.into() />
             <div class="two-col">
                 <div>
                     <h4>"Average score per stars value " <span class="muted">"· tumbling windows shown"</span></h4>
                     <ScoreByStars view=view.into() />
                 </div>
                 <div>
-                    <h4>"Sessions per business " <span class="muted">{move || format!("· gap {} s", form.gap.get())}</span></h4>
+                    <h4>"Sessions per key " <span class="muted">{move || format!("· a review's business, a tweet's user · gap {} s", form.gap.get())}</span></h4>
                     <SessionTable view=view.into() />
                 </div>
             </div>
@@ -459,12 +461,57 @@ fn ScoreByStars(view: Signal<AggregateView>) -> impl IntoView {
     view! { <BarChart bars label="average score per stars value" testid="chart-score-by-stars" /> }
 }
 
+/// The top hashtags of the latest tumbling windows: shown once tweets have been counted.
+#[component]
+fn TopHashtags(view: Signal<AggregateView>) -> impl IntoView {
+    const SHOWN: usize = 4;
+    let lines = Signal::derive(move || {
+        let view = view.get();
+        let mut windows = view.latest_windows(WindowKind::Tumbling, BARS);
+        windows.retain(|w| !w.top_hashtags.is_empty());
+        let skip = windows.len().saturating_sub(SHOWN);
+        windows
+            .into_iter()
+            .skip(skip)
+            .map(|w| {
+                let tags = w
+                    .top_hashtags
+                    .iter()
+                    .map(|t| format!("{} {}", t.key, t.count))
+                    .collect::<Vec<_>>()
+                    .join(" · ");
+                (
+                    format!("{}–{}", time_of_day(w.start), time_of_day(w.end)),
+                    tags,
+                    w.closed,
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    move || {
+        let lines = lines.get();
+        (!lines.is_empty()).then(|| {
+            view! {
+                <h4>"Top hashtags " <span class="muted">"· latest tumbling windows"</span></h4>
+                <ul class="latest" data-testid="top-hashtags">
+                    {lines.into_iter().map(|(span, tags, closed)| view! {
+                        <li>
+                            <span class="muted">{span}</span> " " {tags}
+                            {(!closed).then(|| view! { <span class="muted">" (open)"</span> })}
+                        </li>
+                    }).collect_view()}
+                </ul>
+            }
+        })
+    }
+}
+
 #[component]
 fn SessionTable(view: Signal<AggregateView>) -> impl IntoView {
     view! {
         <table class="latest" data-testid="sessions">
             <thead>
-                <tr><th>"Business"</th><th>"From"</th><th>"To"</th><th>"Reviews"</th><th>"Avg score"</th><th>"State"</th></tr>
+                <tr><th>"Key"</th><th>"From"</th><th>"To"</th><th>"Records"</th><th>"Avg score"</th><th>"State"</th></tr>
             </thead>
             <tbody>
                 {move || {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use app::api::WindowKind;
+use app::api::{DatasetKind, WindowKind};
 use polars::prelude::*;
 
 use super::windows::{Agg, Event, Partials, Spec, WindowId};
@@ -11,15 +11,20 @@ use super::windows::{Agg, Event, Partials, Spec, WindowId};
 const TIME: &str = "time";
 const LOWER: &str = "_lower_boundary";
 const UPPER: &str = "_upper_boundary";
+const BUSINESS: &str = "business";
+const HASHTAG: &str = "hashtag";
 
 /// The batch as columns: time (datetime, ms), sentiment (0 positive, 1 negative, 2 neutral),
-/// score, stars, business.
+/// score, stars, business (null for a tweet: its key is a user, not a business to list).
 pub fn events_frame(events: &[Event]) -> PolarsResult<LazyFrame> {
     let time: Vec<i64> = events.iter().map(|e| e.time).collect();
     let sentiment: Vec<i32> = events.iter().map(|e| e.sentiment.index() as i32).collect();
     let score: Vec<f64> = events.iter().map(|e| e.score).collect();
     let stars: Vec<i32> = events.iter().map(|e| i32::from(e.stars)).collect();
-    let business: Vec<&str> = events.iter().map(|e| e.business_id.as_str()).collect();
+    let business: Vec<Option<&str>> = events
+        .iter()
+        .map(|e| (e.dataset != DatasetKind::Tweets).then_some(e.business_id.as_str()))
+        .collect();
     let frame = df!(
         TIME => time,
         "sentiment" => sentiment,
@@ -27,10 +32,24 @@ pub fn events_frame(events: &[Event]) -> PolarsResult<LazyFrame> {
         "stars" => stars,
         "business" => business,
     )?;
-    Ok(frame
+    Ok(timed(frame))
+}
+
+/// The batch's hashtags, one row per (tweet, hashtag): time and hashtag. Exploded here rather
+/// than with Polars' `explode`, so the list needs no column type of its own.
+fn hashtags_frame(events: &[Event]) -> PolarsResult<LazyFrame> {
+    let (time, hashtag): (Vec<i64>, Vec<&str>) = events
+        .iter()
+        .flat_map(|e| e.hashtags.iter().map(|tag| (e.time, tag.as_str())))
+        .unzip();
+    Ok(timed(df!(TIME => time, HASHTAG => hashtag)?))
+}
+
+fn timed(frame: DataFrame) -> LazyFrame {
+    frame
         .lazy()
         .with_column(col(TIME).cast(DataType::Datetime(TimeUnit::Milliseconds, None)))
-        .sort([TIME], SortMultipleOptions::default()))
+        .sort([TIME], SortMultipleOptions::default())
 }
 
 /// Windows of `size_ms` starting every `every_ms`, aligned to multiples of `every_ms`, each
@@ -86,14 +105,11 @@ pub fn window_counts(frame: LazyFrame, size_ms: i64, every_ms: i64) -> PolarsRes
         .collect()
 }
 
-/// Reviews per business and window.
-fn business_counts(frame: LazyFrame, size_ms: i64, every_ms: i64) -> PolarsResult<DataFrame> {
+/// Rows per value of `key` (a business, a hashtag) and window; rows without one are left out.
+fn key_counts(frame: LazyFrame, key: &str, size_ms: i64, every_ms: i64) -> PolarsResult<DataFrame> {
     frame
-        .group_by_dynamic(
-            col(TIME),
-            [col("business")],
-            dynamic_options(size_ms, every_ms)?,
-        )
+        .filter(col(key).is_not_null())
+        .group_by_dynamic(col(TIME), [col(key)], dynamic_options(size_ms, every_ms)?)
         .agg([len().cast(DataType::UInt64).alias("n")])
         .collect()
 }
@@ -104,17 +120,22 @@ pub fn window_partials(events: &[Event], spec: &Spec) -> PolarsResult<Partials> 
         return Ok(Vec::new());
     }
     let frame = events_frame(events)?;
+    let hashtags = hashtags_frame(events)?;
+    let any_hashtag = events.iter().any(|e| !e.hashtags.is_empty());
     let mut partials = Vec::new();
     for (kind, size, every) in [
         (WindowKind::Tumbling, spec.tumbling_ms, spec.tumbling_ms),
         (WindowKind::Sliding, spec.sliding_ms, spec.slide_ms),
     ] {
         let mut windows = read_counts(kind, &window_counts(frame.clone(), size, every)?)?;
-        add_businesses(
-            kind,
-            &business_counts(frame.clone(), size, every)?,
-            &mut windows,
-        )?;
+        let businesses = key_counts(frame.clone(), BUSINESS, size, every)?;
+        add_keys(kind, &businesses, BUSINESS, &mut windows, |agg| {
+            &mut agg.businesses
+        })?;
+        if any_hashtag {
+            let tags = key_counts(hashtags.clone(), HASHTAG, size, every)?;
+            add_keys(kind, &tags, HASHTAG, &mut windows, |agg| &mut agg.hashtags)?;
+        }
         partials.extend(windows.into_iter().filter(|(_, agg)| agg.total() > 0));
     }
     Ok(partials)
@@ -150,6 +171,7 @@ fn read_counts(kind: WindowKind, frame: &DataFrame) -> PolarsResult<BTreeMap<Win
             ],
             score_by_stars: std::array::from_fn(|i| score_by_stars[i][row]),
             businesses: BTreeMap::new(),
+            hashtags: BTreeMap::new(),
         };
         let id = WindowId {
             kind,
@@ -162,24 +184,32 @@ fn read_counts(kind: WindowKind, frame: &DataFrame) -> PolarsResult<BTreeMap<Win
     Ok(windows)
 }
 
-fn add_businesses(
+/// Puts the counts of [`key_counts`] into their windows, in the map `of` picks.
+fn add_keys(
     kind: WindowKind,
     frame: &DataFrame,
+    key: &str,
     windows: &mut BTreeMap<WindowId, Agg>,
+    of: impl Fn(&mut Agg) -> &mut BTreeMap<String, u64>,
 ) -> PolarsResult<()> {
+    // No row had the key (a batch of tweets has no business): Polars then leaves out the
+    // boundary columns too.
+    if frame.height() == 0 {
+        return Ok(());
+    }
     let starts = i64s(frame, LOWER)?;
     let ends = i64s(frame, UPPER)?;
     let counts = u64s(frame, "n")?;
-    let businesses = frame.column("business")?.str()?;
-    for (row, business) in businesses.iter().enumerate() {
+    let keys = frame.column(key)?.str()?;
+    for (row, value) in keys.iter().enumerate() {
         let id = WindowId {
             kind,
             start: starts[row],
             end: ends[row],
             key: None,
         };
-        if let (Some(agg), Some(business)) = (windows.get_mut(&id), business) {
-            agg.businesses.insert(business.to_owned(), counts[row]);
+        if let (Some(agg), Some(value)) = (windows.get_mut(&id), value) {
+            of(agg).insert(value.to_owned(), counts[row]);
         }
     }
     Ok(())
@@ -230,6 +260,21 @@ mod tests {
                     score: (i % 11) as f64 / 10.0 - 0.5,
                     stars: (i % 5 + 1) as u8,
                     business_id: format!("b{}", i % 4),
+                    // Every third record a tweet with 0–2 of three hashtags.
+                    dataset: if i % 3 == 0 {
+                        DatasetKind::Tweets
+                    } else {
+                        DatasetKind::Yelp
+                    },
+                    hashtags: if i % 3 == 0 {
+                        ["#a", "#b", "#c"]
+                            .iter()
+                            .take((i % 5 % 3) as usize)
+                            .map(|t| (*t).to_owned())
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
                 }
             })
             .collect()
@@ -260,11 +305,35 @@ mod tests {
             assert_eq!(ap.stars, ar.stars, "{wp:?}");
             assert_eq!(ap.stars_sum, ar.stars_sum);
             assert_eq!(ap.businesses, ar.businesses, "{wp:?}");
+            assert_eq!(ap.hashtags, ar.hashtags, "{wp:?}");
             assert!((ap.score_sum - ar.score_sum).abs() < 1e-9);
             for (p, r) in ap.score_by_stars.iter().zip(ar.score_by_stars) {
                 assert!((p - r).abs() < 1e-9, "{wp:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_window_counts_each_hashtag_of_its_tweets_and_lists_no_user() {
+        let tweets: Vec<Event> = events(60)
+            .into_iter()
+            .filter(|e| e.dataset == DatasetKind::Tweets)
+            .collect();
+        let tagged: u64 = tweets.iter().map(|e| e.hashtags.len() as u64).sum();
+        let spec = Spec {
+            tumbling_ms: 3_600_000,
+            ..spec()
+        };
+        let partials = window_partials(&tweets, &spec).expect("polars");
+        let tumbling: Vec<&Agg> = partials
+            .iter()
+            .filter(|(w, _)| w.kind == WindowKind::Tumbling)
+            .map(|(_, agg)| agg)
+            .collect();
+        let counted: u64 = tumbling.iter().flat_map(|a| a.hashtags.values()).sum();
+        assert!(tagged > 0);
+        assert_eq!(counted, tagged, "each tweet once per hashtag");
+        assert!(tumbling.iter().all(|a| a.businesses.is_empty()));
     }
 
     #[test]

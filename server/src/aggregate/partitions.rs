@@ -173,6 +173,8 @@ mod tests {
             score: 0.5,
             stars: 4,
             business_id: business.into(),
+            dataset: app::api::DatasetKind::Yelp,
+            hashtags: Vec::new(),
         }
     }
 
@@ -248,12 +250,18 @@ mod tests {
         use crate::aggregate::windows::reference_partials;
         use proptest::prelude::*;
 
-        /// One generated review: business, seconds from the start (out of order by up to ±5
-        /// minutes), sentiment, stars, score in quarters (exact sums in any order).
-        type Raw = (u8, i64, u8, u8, i8);
+        /// One generated record: business, seconds from the start (out of order by up to ±5
+        /// minutes), sentiment, stars, score in quarters (exact sums in any order), and hashtags
+        /// (a bit set of four; a record with any is a tweet, keyed by its "business" as by user).
+        type Raw = (u8, i64, u8, u8, i8, u8);
+
+        const TAGS: [&str; 4] = ["#kafka", "#rust", "#polars", "#flink"];
 
         fn raw() -> impl Strategy<Value = Vec<Raw>> {
-            prop::collection::vec((0u8..7, -300i64..300, 0u8..3, 1u8..=5, -4i8..=4), 1..80)
+            prop::collection::vec(
+                (0u8..7, -300i64..300, 0u8..3, 1u8..=5, -4i8..=4, 0u8..16),
+                1..80,
+            )
         }
 
         /// The stream: review `i` at about `i × 20 s`; `repeats` re-sends some earlier reviews
@@ -263,13 +271,24 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(
-                    |(i, (business, jitter, sentiment, stars, quarters))| Event {
+                    |(i, (business, jitter, sentiment, stars, quarters, tags))| Event {
                         review_id: format!("r{i}"),
                         time: (i as i64 * 20 + jitter) * 1000,
                         sentiment: Sentiment::ALL[usize::from(*sentiment)],
                         score: f64::from(*quarters) / 4.0,
-                        stars: *stars,
+                        stars: if *tags > 0 { 0 } else { *stars },
                         business_id: format!("b{business}"),
+                        dataset: if *tags > 0 {
+                            app::api::DatasetKind::Tweets
+                        } else {
+                            app::api::DatasetKind::Yelp
+                        },
+                        hashtags: TAGS
+                            .iter()
+                            .enumerate()
+                            .filter(|(bit, _)| tags & (1 << bit) != 0)
+                            .map(|(_, tag)| (*tag).to_owned())
+                            .collect(),
                     },
                 )
                 .collect();
@@ -354,7 +373,8 @@ mod tests {
             /// windows of 1–4 partitions, cut into any triggers and moved between processes at
             /// any point, are the windows of one partition reading the whole stream in one
             /// trigger: every window (tumbling, sliding, session) with the same counts, star
-            /// counts, sums and averages, top businesses and closed flag; and the same counted,
+            /// counts, sums and averages, top businesses, top hashtags (a hashtag's tweets are in
+            /// several partitions: their counts add up) and closed flag; and the same counted,
             /// duplicate and late totals.
             #[test]
             fn merged_partitions_give_the_one_partition_windows(

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use app::api::{
-    AggregateConfig, EnrichedReview, LatePolicy, TOPIC_AGGREGATES, TOPIC_LATE, TOPIC_SENTIMENT,
-    TimeDomain,
+    AggregateConfig, DatasetKind, EnrichedReview, LatePolicy, TOPIC_AGGREGATES, TOPIC_LATE,
+    TOPIC_SENTIMENT, TimeDomain,
 };
 use chrono::NaiveDateTime;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -514,6 +514,8 @@ fn event(record: &Record, time: TimeDomain, now: i64) -> Result<Event, String> {
         score: enriched.score,
         stars: review.stars,
         business_id: review.business_id,
+        dataset: DatasetKind::Yelp,
+        hashtags: Vec::new(),
     })
 }
 
@@ -529,8 +531,9 @@ fn time_of(domain: TimeDomain, field: &str, value: &str, now: i64) -> Result<i64
 }
 
 /// A labelled record of another dataset (a tweet, tagged by the producer): counted by its label
-/// like a review, its key field standing where the business is (sessions per user, the window's
-/// top users), without stars. `None` when the record names no other dataset.
+/// like a review, without stars; its key field keys its sessions (per user), and a window lists
+/// its hashtags where a review's business would be. `None` when the record names no other
+/// dataset.
 fn dataset_event(payload: &[u8], domain: TimeDomain, now: i64) -> Option<Result<Event, String>> {
     #[derive(serde::Deserialize)]
     struct Label {
@@ -560,8 +563,28 @@ fn dataset_event(payload: &[u8], domain: TimeDomain, now: i64) -> Option<Result<
             score: label.score,
             stars: 0,
             business_id: record.key.clone(),
+            dataset: description.name,
+            hashtags: match description.name {
+                DatasetKind::Tweets => hashtags(record.fields.get("hashtags")),
+                DatasetKind::Yelp | DatasetKind::Companies => Vec::new(),
+            },
         })
     })())
+}
+
+/// A tweet's hashtags: its list, or a single string or number standing for a list of one (the
+/// producer's check lets a file give either); none when absent.
+fn hashtags(value: Option<&serde_json::Value>) -> Vec<String> {
+    use serde_json::Value;
+    match value {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(Value::String(tag)) => vec![tag.clone()],
+        Some(Value::Number(number)) => vec![number.to_string()],
+        _ => Vec::new(),
+    }
 }
 
 /// One trigger over `batch`: windows per partition, outputs, then the changelog, then the
@@ -832,6 +855,14 @@ mod tests {
             (app::api::Sentiment::Positive, 0)
         );
         assert_eq!(counted.time, 1_704_099_600_000);
+        assert_eq!(
+            (counted.dataset, counted.hashtags.as_slice()),
+            (DatasetKind::Tweets, ["#kafka".to_owned()].as_slice())
+        );
+        let mut one_tag = tweet.clone();
+        one_tag["hashtags"] = serde_json::json!("#rust");
+        let counted = event(&record(one_tag), TimeDomain::Event, 0).expect("counted");
+        assert_eq!(counted.hashtags, ["#rust"]);
 
         let mut unlabelled = tweet;
         unlabelled

@@ -7,15 +7,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use app::api::{OutputMode, Sentiment, SentimentCounts, TermCount, WindowKind, WindowRow};
+use app::api::{
+    DatasetKind, OutputMode, Sentiment, SentimentCounts, TermCount, WindowKind, WindowRow,
+};
 use serde::{Deserialize, Serialize};
 
 /// Closed windows kept for display, per kind.
 const CLOSED_KEPT: usize = 120;
 /// Businesses listed per window.
 const TOP_BUSINESSES: usize = 3;
+/// Hashtags listed per window.
+pub const TOP_HASHTAGS: usize = 5;
 
-/// One enriched review, reduced to what the windows need.
+/// One enriched review (or labelled tweet), reduced to what the windows need.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub review_id: String,
@@ -24,7 +28,12 @@ pub struct Event {
     pub sentiment: Sentiment,
     pub score: f64,
     pub stars: u8,
+    /// The record key: a review's business, a tweet's user. Sessions are per key.
     pub business_id: String,
+    /// Which dataset the record is from: a window lists a review's business, a tweet's hashtags.
+    pub dataset: DatasetKind,
+    /// A tweet's hashtags (empty for a review).
+    pub hashtags: Vec<String>,
 }
 
 /// Window sizes in milliseconds, the watermark delay and the output mode.
@@ -51,6 +60,11 @@ pub struct Agg {
     #[serde(default)]
     pub score_by_stars: [f64; 5],
     pub businesses: BTreeMap<String, u64>,
+    /// Tweets per hashtag (a tweet with three hashtags counts once for each). Never cut down
+    /// like `businesses`: a hashtag's tweets are spread over partitions (tweets are keyed by
+    /// user), so a partition's top hashtags need not hold the merged top ones.
+    #[serde(default)]
+    pub hashtags: BTreeMap<String, u64>,
 }
 
 impl Agg {
@@ -65,10 +79,20 @@ impl Agg {
             *count += 1;
             *sum += event.score;
         }
-        *self
-            .businesses
-            .entry(event.business_id.clone())
-            .or_default() += 1;
+        match event.dataset {
+            // A tweet's user is its key (sessions per user), not a business to list.
+            DatasetKind::Tweets => {
+                for tag in &event.hashtags {
+                    *self.hashtags.entry(tag.clone()).or_default() += 1;
+                }
+            }
+            DatasetKind::Yelp | DatasetKind::Companies => {
+                *self
+                    .businesses
+                    .entry(event.business_id.clone())
+                    .or_default() += 1;
+            }
+        }
     }
 
     pub fn merge(&mut self, other: &Agg) {
@@ -85,6 +109,9 @@ impl Agg {
         }
         for (business, count) in &other.businesses {
             *self.businesses.entry(business.clone()).or_default() += count;
+        }
+        for (tag, count) in &other.hashtags {
+            *self.hashtags.entry(tag.clone()).or_default() += count;
         }
     }
 
@@ -512,16 +539,6 @@ pub fn row(window: &WindowId, agg: &Agg, closed: bool) -> WindowRow {
         .iter()
         .map(|s| (*s, agg.counts[s.index()]))
         .collect();
-    let mut top: Vec<TermCount> = agg
-        .businesses
-        .iter()
-        .map(|(key, count)| TermCount {
-            key: key.clone(),
-            count: *count,
-        })
-        .collect();
-    top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
-    top.truncate(TOP_BUSINESSES);
     let starred: u64 = agg.stars.iter().sum();
     WindowRow {
         kind: window.kind,
@@ -536,9 +553,25 @@ pub fn row(window: &WindowId, agg: &Agg, closed: bool) -> WindowRow {
         avg_score_by_stars: std::array::from_fn(|i| {
             (agg.stars[i] > 0).then(|| agg.score_by_stars[i] / agg.stars[i] as f64)
         }),
-        top_businesses: top,
+        top_businesses: top(&agg.businesses, TOP_BUSINESSES),
+        top_hashtags: top(&agg.hashtags, TOP_HASHTAGS),
         closed,
     }
+}
+
+/// The `n` keys with the highest counts, most first, ties by key (so every partitioning of the
+/// same records lists the same ones).
+fn top(counts: &BTreeMap<String, u64>, n: usize) -> Vec<TermCount> {
+    let mut ranked: Vec<TermCount> = counts
+        .iter()
+        .map(|(key, count)| TermCount {
+            key: key.clone(),
+            count: *count,
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+    ranked.truncate(n);
+    ranked
 }
 
 /// Tumbling and sliding windows computed one event at a time: the reference the Polars
@@ -591,6 +624,8 @@ mod tests {
                 Sentiment::Neutral => 3,
             },
             business_id: business.into(),
+            dataset: DatasetKind::Yelp,
+            hashtags: Vec::new(),
         }
     }
 
@@ -841,6 +876,55 @@ mod tests {
             .map(|e| (e.window.start, e.agg.total(), e.retract))
             .collect();
         assert_eq!(sessions, [(0, 3, true), (-5 * MIN / 10, 4, false)]);
+    }
+
+    #[test]
+    fn a_tweet_window_lists_its_top_hashtags_and_no_user() {
+        let tweet = |id: &str, user: &str, tags: &[&str]| Event {
+            dataset: DatasetKind::Tweets,
+            stars: 0,
+            hashtags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            ..event(id, 1, P, user)
+        };
+        let mut agg = Agg::default();
+        for (i, tags) in [
+            &["#a", "#b"][..],
+            &["#a"],
+            &["#c", "#a"],
+            &["#b"],
+            &["#d"],
+            &["#e"],
+            &["#f"],
+            &[],
+        ]
+        .iter()
+        .enumerate()
+        {
+            agg.add(&tweet(&format!("t{i}"), "ana", tags));
+        }
+        // Partitions' shares add up, hashtag by hashtag.
+        let mut other = Agg::default();
+        other.add(&tweet("t9", "bo", &["#f", "#f2"]));
+        agg.merge(&other);
+        let window = WindowId {
+            kind: Tu,
+            start: 0,
+            end: MIN,
+            key: None,
+        };
+        let shown = row(&window, &agg, false);
+        let listed: Vec<(&str, u64)> = shown
+            .top_hashtags
+            .iter()
+            .map(|t| (t.key.as_str(), t.count))
+            .collect();
+        // Most first, ties by tag, five at most.
+        assert_eq!(
+            listed,
+            [("#a", 3), ("#b", 2), ("#f", 2), ("#c", 1), ("#d", 1)]
+        );
+        assert!(shown.top_businesses.is_empty(), "a user is not a business");
+        assert_eq!((shown.total(), shown.avg_stars), (9, None));
     }
 
     #[test]

@@ -226,6 +226,8 @@ pub fn window_events(n: usize) -> Vec<crate::aggregate::windows::Event> {
                 score: rng.random_range(-1.0..1.0),
                 stars,
                 business_id: format!("b{}", rng.random_range(0..250)),
+                dataset: app::api::DatasetKind::Yelp,
+                hashtags: Vec::new(),
             }
         })
         .collect()

@@ -100,6 +100,7 @@ pub(crate) mod tests {
             stars: by_stars,
             avg_score_by_stars: score,
             top_businesses: vec![],
+            top_hashtags: vec![],
             closed: end < 500,
         }
     }
