@@ -493,7 +493,10 @@ pub fn resume(engine: &Arc<Engine>) {
     let tasks = engine.incidents().tasks.clone();
     // Once the learner made the first part of the fix (started the broker again, say), the fault
     // is not made again: a restart must not undo the learner's fix.
-    let steps = def.trouble.iter().filter(move |step| !(fixed && step.is_fault()));
+    let steps = def
+        .trouble
+        .iter()
+        .filter(move |step| !(fixed && step.is_fault()));
     tasks.spawn(async move {
         for step in steps {
             let applied = match engine.incidents().still_open() {
