@@ -358,13 +358,8 @@ impl Stage for AggregateStage {
     }
 
     fn member_reports(&self, life: &Lifecycle) -> Vec<MemberReport> {
-        one_member(
-            Self::ID,
-            life,
-            &self.registry,
-            &self.member,
-            self.metrics.figures(),
-        )
+        let figures = self.metrics.figures();
+        one_member(Self::ID, life, &self.registry, &self.member, figures)
     }
 }
 
@@ -412,13 +407,8 @@ impl Stage for ParquetStage {
     }
 
     fn member_reports(&self, life: &Lifecycle) -> Vec<MemberReport> {
-        one_member(
-            Self::ID,
-            life,
-            &self.registry,
-            &self.member,
-            self.metrics.figures(),
-        )
+        let figures = self.metrics.figures();
+        one_member(Self::ID, life, &self.registry, &self.member, figures)
     }
 }
 
@@ -465,13 +455,8 @@ impl Stage for IndexerStage {
     }
 
     fn member_reports(&self, life: &Lifecycle) -> Vec<MemberReport> {
-        one_member(
-            Self::ID,
-            life,
-            &self.registry,
-            &self.member,
-            self.metrics.figures(),
-        )
+        let figures = self.metrics.figures();
+        one_member(Self::ID, life, &self.registry, &self.member, figures)
     }
 }
 

@@ -18,10 +18,11 @@ use app::api::{
 };
 use common::elastic::TestElasticsearch;
 use common::{
-    eventually, group_lag, high_sum, read_all, start_engine, start_engine_with, stream_reviews,
+    TestEngine, eventually, group_lag, high_sum, read_all, start_engine, start_engine_with,
+    stream_reviews,
 };
 use pipebook::index::SearchSettings;
-use pipebook::pipeline::Engine;
+use pipebook::pipeline::{Engine, EngineSettings};
 use pipebook::sentiment::GROUP;
 use serde_json::json;
 
@@ -264,6 +265,20 @@ fn stage_members(engine: &Engine, stage: &str, group: &str) -> Vec<MemberView> {
         .unwrap_or_default()
 }
 
+/// An engine (its settings changed by `adjust`) running `stage` with its defaults.
+async fn engine_running(stage: &str, adjust: impl FnOnce(&mut EngineSettings)) -> TestEngine {
+    let t = start_engine_with(adjust).await;
+    t.engine
+        .start_stage(stage, json!({}))
+        .await
+        .unwrap_or_else(|error| panic!("the server's {stage} starts: {error}"));
+    t
+}
+
+fn brokers(engine: &Engine) -> String {
+    engine.kafka().bootstrap_servers.clone()
+}
+
 /// A stage that runs one member per process, started in the server (named `server_member`)
 /// with `workers` holding one `pipebook worker` process of it: both members alive with the
 /// partitions of `reviews.sentiment` split between them, each once; then `kill -9` of the
@@ -329,14 +344,9 @@ async fn one_worker_process_shares_and_survives_a_kill_9(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aggregate_worker_process_and_the_servers_aggregate_are_members() {
-    let t = start_engine().await;
+    let t = engine_running("aggregate", |_| {}).await;
     let engine = &t.engine;
-    let brokers = engine.kafka().bootstrap_servers.clone();
-    engine
-        .start_stage("aggregate", json!({}))
-        .await
-        .expect("the server's aggregate starts");
-    let workers = Workers::spawn("aggregate", &brokers, 1);
+    let workers = Workers::spawn("aggregate", &brokers(engine), 1);
     let pid = workers.pids()[0];
     let settled = one_worker_process_shares_and_survives_a_kill_9(
         engine,
@@ -368,16 +378,11 @@ async fn an_indexer_worker_process_and_the_servers_indexer_are_members() {
     };
     let elastic = search.settings("members");
     let index = elastic.index.clone();
-    let t = start_engine_with(|s| s.search = SearchSettings::Elastic(elastic)).await;
+    let t = engine_running("indexer", |s| s.search = SearchSettings::Elastic(elastic)).await;
     let engine = &t.engine;
-    let brokers = engine.kafka().bootstrap_servers.clone();
-    engine
-        .start_stage("indexer", json!({}))
-        .await
-        .expect("the server's indexer starts");
     let workers = Workers::spawn_with(
         "indexer",
-        &brokers,
+        &brokers(engine),
         1,
         &[
             "--elasticsearch-url",
@@ -400,16 +405,11 @@ async fn an_indexer_worker_process_and_the_servers_indexer_are_members() {
 /// A Parquet worker process writes to a folder of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parquet_worker_process_and_the_servers_sink_are_members() {
-    let t = start_engine().await;
+    let t = engine_running("parquet", |_| {}).await;
     let engine = &t.engine;
-    let brokers = engine.kafka().bootstrap_servers.clone();
-    engine
-        .start_stage("parquet", json!({}))
-        .await
-        .expect("the server's sink starts");
     let elsewhere = tempfile::tempdir().expect("temp dir");
     let dir = elsewhere.path().to_string_lossy().into_owned();
-    let workers = Workers::spawn_with("parquet", &brokers, 1, &["--parquet-dir", &dir]);
+    let workers = Workers::spawn_with("parquet", &brokers(engine), 1, &["--parquet-dir", &dir]);
     one_worker_process_shares_and_survives_a_kill_9(
         engine,
         "parquet",
