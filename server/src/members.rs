@@ -147,6 +147,15 @@ pub struct MemberReport {
     pub ended: Option<Ended>,
 }
 
+/// What a one-member stage (the aggregate, the indexer, the Parquet sink) heartbeats of its run:
+/// the records it read, those it dead-lettered, and when the run started (ms since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemberFigures {
+    pub processed: u64,
+    pub errors: u64,
+    pub started_at: i64,
+}
+
 /// Where a process's workers are listed each second.
 pub type ReportSource = Arc<dyn Fn() -> Vec<MemberReport> + Send + Sync>;
 

@@ -249,12 +249,14 @@ impl Engine {
                 root: settings.data_dir.join("parquet"),
                 registry: registry.clone(),
                 metrics: parquet_metrics.clone(),
+                member: crate::aggregate::parquet::MEMBER.to_owned(),
             }),
             Slot::boxed(IndexerStage {
                 kafka: kafka.clone(),
                 registry,
                 backend: search.clone(),
                 metrics: indexer_metrics.clone(),
+                member: crate::index::indexer::MEMBER.to_owned(),
             }),
         ];
         let group_watch = Arc::new(tokio::sync::Notify::new());
@@ -378,10 +380,23 @@ impl Engine {
         }
     }
 
+    /// Each stage with its group's members as their heartbeats show them (cells 5 and the
+    /// Parquet sink draw them from here).
     pub fn pipeline_status(&self) -> PipelineStatus {
+        let now = std::time::Instant::now();
         PipelineStatus {
             kafka: self.kafka_status(),
-            stages: self.stages.values().filter_map(|s| s.status()).collect(),
+            stages: self
+                .stages
+                .iter()
+                .filter_map(|(id, stage)| {
+                    let status = stage.status()?;
+                    Some(StageStatus {
+                        members: self.members.view(Some(*id), now),
+                        ..status
+                    })
+                })
+                .collect(),
             network_sockets_allowed: self.reach.allow_network,
         }
     }

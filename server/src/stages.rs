@@ -23,7 +23,7 @@ use crate::index::indexer::{self, IndexerMetrics, IndexerSetup};
 use crate::kafka::KafkaSettings;
 use crate::kafka::broker::EmbeddedBroker;
 use crate::kafka::inspect::GroupRegistry;
-use crate::members::{Ended, MemberReport};
+use crate::members::{Ended, MemberFigures, MemberReport};
 use crate::pipeline::EngineError;
 use crate::producer::{self, ProducerMetrics, SocketSource};
 use crate::reach::NetworkReach;
@@ -357,20 +357,9 @@ impl Stage for AggregateStage {
         Ok(run_loop(move |ctx| aggregate::run::run(setup, ctx)))
     }
 
-    /// The stage is one member of its group; none before its first run.
     fn member_reports(&self, life: &Lifecycle) -> Vec<MemberReport> {
-        let Some(config) = life
-            .config()
-            .and_then(|c| serde_json::from_value::<AggregateConfig>(c).ok())
-        else {
-            return Vec::new();
-        };
-        vec![self.metrics.member_report(
-            &self.registry,
-            &config.group,
-            &self.member,
-            member_ended(life),
-        )]
+        let figures = self.metrics.figures();
+        one_member(Self::ID, life, &self.registry, &self.member, figures)
     }
 }
 
@@ -381,6 +370,8 @@ pub struct ParquetStage {
     pub root: PathBuf,
     pub registry: Arc<GroupRegistry>,
     pub metrics: Arc<ParquetMetrics>,
+    /// Its name in the group: `parquet-1` in the server, `p<pid>-parquet` in a worker process.
+    pub member: String,
 }
 
 impl Stage for ParquetStage {
@@ -403,14 +394,21 @@ impl Stage for ParquetStage {
 
     fn prepare(&self, config: ParquetConfig, (): ()) -> Result<RunLoop, EngineError> {
         self.metrics.scan(&self.root);
+        self.metrics.started();
         let setup = ParquetSetup {
             config,
             kafka: self.kafka.clone(),
             root: self.root.clone(),
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
+            member: self.member.clone(),
         };
         Ok(run_loop(move |ctx| parquet_sink::run(setup, ctx)))
+    }
+
+    fn member_reports(&self, life: &Lifecycle) -> Vec<MemberReport> {
+        let figures = self.metrics.figures();
+        one_member(Self::ID, life, &self.registry, &self.member, figures)
     }
 }
 
@@ -421,6 +419,8 @@ pub struct IndexerStage {
     pub registry: Arc<GroupRegistry>,
     pub backend: Arc<Backend>,
     pub metrics: Arc<IndexerMetrics>,
+    /// Its name in the group: `indexer-1` in the server, `p<pid>-indexer` in a worker process.
+    pub member: String,
 }
 
 impl Stage for IndexerStage {
@@ -449,25 +449,45 @@ impl Stage for IndexerStage {
             backend: self.backend.clone(),
             kafka: self.kafka.clone(),
             metrics: self.metrics.clone(),
+            member: self.member.clone(),
         };
         Ok(run_loop(move |ctx| indexer::run(setup, ctx)))
     }
 
-    /// The indexer is one member; none before its first run.
     fn member_reports(&self, life: &Lifecycle) -> Vec<MemberReport> {
-        let Some(config) = life
-            .config()
-            .and_then(|c| serde_json::from_value::<IndexerConfig>(c).ok())
-        else {
-            return Vec::new();
-        };
-        vec![indexer::member_report(
-            &self.metrics,
-            &self.registry,
-            &config.group,
-            member_ended(life),
-        )]
+        let figures = self.metrics.figures();
+        one_member(Self::ID, life, &self.registry, &self.member, figures)
     }
+}
+
+/// The member of a stage that is one member of its group (the aggregate, the Parquet sink, the
+/// indexer): `member` in the group its config names, with the partitions the group assigned it
+/// and its figures; none before its first run.
+fn one_member(
+    stage: StageId,
+    life: &Lifecycle,
+    registry: &GroupRegistry,
+    member: &str,
+    figures: MemberFigures,
+) -> Vec<MemberReport> {
+    /// The one setting read here, which each of these stages' configs has.
+    #[derive(serde::Deserialize)]
+    struct Group {
+        group: String,
+    }
+    let Some(Group { group }) = life.config().and_then(|c| serde_json::from_value(c).ok()) else {
+        return Vec::new();
+    };
+    vec![MemberReport {
+        stage,
+        partitions: registry.partitions_of(&group, member),
+        group,
+        worker: member.to_owned(),
+        processed: figures.processed,
+        errors: figures.errors,
+        started_at: figures.started_at,
+        ended: member_ended(life),
+    }]
 }
 
 /// How a one-member stage's run ended, for its heartbeat: crashed or failed ones fall silent,

@@ -1,23 +1,25 @@
-//! `pipebook worker --stage sentiment|indexer|aggregate`: one stage's run loop in a process of its own, on
+//! `pipebook worker --stage sentiment|indexer|parquet|aggregate`: one stage's run loop in a process of its own, on
 //! any machine that reaches the brokers, joining the same consumer group as the server's
 //! in-process workers. Kafka spreads the partitions over every member, wherever it runs, and
 //! moves a dead member's partitions to the survivors: no coordinator of our own.
 //!
-//! The loop is the server's own ([`Slot`] over the same [`SentimentStage`] or [`IndexerStage`]:
+//! The loop is the server's own ([`Slot`] over the same [`SentimentStage`], [`IndexerStage`], …:
 //! the same validation, the same workers, the same commit-after-acknowledgement), so what the
 //! server's workers promise (at-least-once, nothing lost on `kill -9`) holds here too. The process heartbeats its
 //! workers on `pipebook.workers` ([`crate::members`]), which is how the notebook lists it.
 //! Ctrl-C or SIGTERM stops it cleanly: each worker finishes its batch, commits, leaves the group,
 //! and the process says goodbye.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::api::{AggregateConfig, ClassifierChoice, GROUP_INDEXER, IndexerConfig, SentimentConfig};
+use app::api::{
+    AggregateConfig, ClassifierChoice, GROUP_INDEXER, IndexerConfig, ParquetConfig, SentimentConfig,
+};
 use tokio_util::sync::CancellationToken;
 
-use crate::aggregate;
+use crate::aggregate::{self, parquet};
 use crate::config::{ConfigError, KafkaArgs, SearchArgs};
 use crate::index::indexer;
 use crate::index::{Backend, SearchError, SearchSettings};
@@ -27,7 +29,7 @@ use crate::kafka::inspect::Inspector;
 use crate::members::{self, Identity};
 use crate::pipeline::{EngineError, topic_specs};
 use crate::sentiment::{self, SentimentRuntime};
-use crate::stages::{AggregateStage, Control, IndexerStage, SentimentStage, Slot};
+use crate::stages::{AggregateStage, Control, IndexerStage, ParquetStage, SentimentStage, Slot};
 
 /// How often the process checks that its workers still run, and logs its progress.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -68,6 +70,11 @@ pub struct WorkerArgs {
     /// the embedded index lives in the server's data dir.
     #[command(flatten)]
     pub search: SearchArgs,
+
+    /// parquet: where this process writes its files (`date=…/`, `tweets/date=…/`), on its own
+    /// disk: each member writes the records of the partitions it holds.
+    #[arg(long, default_value = "parquet")]
+    pub parquet_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -92,8 +99,6 @@ pub enum ClassifierArg {
 pub enum WorkerError {
     #[error(transparent)]
     Invalid(#[from] ConfigError),
-    #[error("--stage {0}: not yet supported as a worker process ({1})")]
-    Unsupported(&'static str, &'static str),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -143,12 +148,7 @@ pub async fn run(
     let (stage, body) = match args.stage {
         WorkerStage::Sentiment => sentiment_stage(&args)?,
         WorkerStage::Indexer => indexer_stage(&args)?,
-        WorkerStage::Parquet => {
-            return Err(WorkerError::Unsupported(
-                "parquet",
-                "its files are written on the server's disk",
-            ));
-        }
+        WorkerStage::Parquet => parquet_stage(&args)?,
         WorkerStage::Aggregate => aggregate_stage(&args)?,
     };
     run_stage(stage, body, args.kafka()?, shutdown).await
@@ -173,19 +173,25 @@ fn sentiment_stage(
     Ok((stage, serde_json::to_value(&config).unwrap_or_default()))
 }
 
+/// The group of a stage that runs one member per process (`--group`, else `default`); refuses
+/// `--workers` other than 1.
+fn one_member_group(args: &WorkerArgs, stage: &str, default: &str) -> Result<String, ConfigError> {
+    if args.workers != 1 {
+        return Err(ConfigError::new(
+            "workers",
+            format!("{stage} runs one member per process"),
+        ));
+    }
+    Ok(args.group.clone().unwrap_or_else(|| default.to_owned()))
+}
+
 /// The indexer as the server runs it, writing to the Elasticsearch the server searches.
 fn indexer_stage(args: &WorkerArgs) -> Result<(Box<dyn Control>, serde_json::Value), WorkerError> {
     let config = IndexerConfig {
-        group: args
-            .group
-            .clone()
-            .unwrap_or_else(|| GROUP_INDEXER.to_owned()),
+        group: one_member_group(args, "the indexer", GROUP_INDEXER)?,
         ..IndexerConfig::default()
     };
     indexer::validate(&config)?;
-    if args.workers != 1 {
-        return Err(ConfigError::new("workers", "the indexer runs one member per process").into());
-    }
     let search = args.search.settings()?;
     if matches!(search, SearchSettings::Embedded) {
         return Err(ConfigError::new(
@@ -201,6 +207,22 @@ fn indexer_stage(args: &WorkerArgs) -> Result<(Box<dyn Control>, serde_json::Val
         registry: Arc::default(),
         backend,
         metrics: Arc::default(),
+        member: format!("p{}-indexer", std::process::id()),
+    });
+    Ok((stage, serde_json::to_value(&config).unwrap_or_default()))
+}
+
+/// The Parquet sink as the server runs it, writing under `--parquet-dir` on this machine.
+fn parquet_stage(args: &WorkerArgs) -> Result<(Box<dyn Control>, serde_json::Value), WorkerError> {
+    let mut config = ParquetConfig::default();
+    config.group = one_member_group(args, "the Parquet sink", &config.group)?;
+    parquet::validate(&config)?;
+    let stage = Slot::boxed(ParquetStage {
+        kafka: args.kafka()?,
+        root: args.parquet_dir.clone(),
+        registry: Arc::default(),
+        metrics: Arc::default(),
+        member: format!("p{}-parquet", std::process::id()),
     });
     Ok((stage, serde_json::to_value(&config).unwrap_or_default()))
 }
@@ -214,15 +236,8 @@ fn aggregate_stage(
     args: &WorkerArgs,
 ) -> Result<(Box<dyn Control>, serde_json::Value), WorkerError> {
     let mut config = AggregateConfig::default();
-    if let Some(group) = &args.group {
-        config.group = group.clone();
-    }
+    config.group = one_member_group(args, "the aggregate stage", &config.group)?;
     aggregate::validate(&config)?;
-    if args.workers != 1 {
-        return Err(
-            ConfigError::new("workers", "the aggregate stage runs one member per process").into(),
-        );
-    }
     let stage = Slot::boxed(AggregateStage {
         kafka: args.kafka()?,
         registry: Arc::default(),
@@ -421,9 +436,10 @@ mod tests {
         let error = run(args, std::future::pending()).await.expect_err("one");
         assert!(error.to_string().starts_with("workers:"), "{error}");
 
-        let args = parse(&["--stage", "parquet", "--brokers", "h:1"]).expect("parses");
-        let error = run(args, std::future::pending()).await.expect_err("later");
-        assert!(error.to_string().contains("not yet supported"), "{error}");
+        let args =
+            parse(&["--stage", "parquet", "--brokers", "h:1", "--workers", "3"]).expect("parses");
+        let error = run(args, std::future::pending()).await.expect_err("one");
+        assert!(error.to_string().starts_with("workers:"), "{error}");
         assert!(parse(&["--stage", "nope"]).is_err());
     }
 }

@@ -1,8 +1,10 @@
 //! `pipebook worker` processes in the server's consumer group, on the embedded broker: three
 //! child processes and the server's own worker share `reviews`; one child is `kill -9`ed mid-way
 //! and the group recovers with nothing lost; the members view (from the heartbeats on
-//! `pipebook.workers`) shows who is alive, who is gone and who left cleanly. An aggregate
-//! worker process and the server's aggregate show as members of the aggregate group too.
+//! `pipebook.workers`) shows who is alive, who is gone and who left cleanly. An aggregate, an
+//! indexer and a Parquet worker process, each beside the server's own member of its stage,
+//! share the partitions and show as members; a `kill -9`ed one is shown gone and the server's
+//! takes its partitions.
 
 mod common;
 
@@ -10,9 +12,17 @@ use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use app::api::{EnrichedReview, GROUP_AGGREGATE, MemberState, MemberView, TOPIC_SENTIMENT};
-use common::{eventually, group_lag, high_sum, read_all, start_engine, stream_reviews};
-use pipebook::pipeline::Engine;
+use app::api::{
+    EnrichedReview, GROUP_AGGREGATE, GROUP_INDEXER, GROUP_PARQUET, MemberState, MemberView,
+    TOPIC_SENTIMENT,
+};
+use common::elastic::TestElasticsearch;
+use common::{
+    TestEngine, eventually, group_lag, high_sum, read_all, start_engine, start_engine_with,
+    stream_reviews,
+};
+use pipebook::index::SearchSettings;
+use pipebook::pipeline::{Engine, EngineSettings};
 use pipebook::sentiment::GROUP;
 use serde_json::json;
 
@@ -24,12 +34,20 @@ struct Workers(Vec<Child>);
 
 impl Workers {
     fn spawn(stage: &str, brokers: &str, n: usize) -> Self {
+        Self::spawn_with(stage, brokers, n, &[])
+    }
+
+    /// With more flags (`--elasticsearch-url …`, `--parquet-dir …`).
+    fn spawn_with(stage: &str, brokers: &str, n: usize, flags: &[&str]) -> Self {
         let children = (0..n)
             .map(|_| {
                 Command::new(env!("CARGO_BIN_EXE_pipebook"))
                     .args(["worker", "--stage", stage, "--brokers", brokers])
+                    .args(flags)
                     .env_remove("PIPEBOOK_KAFKA_BROKERS")
                     .env_remove("PIPEBOOK_WORKER_GROUP")
+                    .env_remove("PIPEBOOK_ELASTICSEARCH_URL")
+                    .env_remove("PIPEBOOK_ELASTICSEARCH_INDEX")
                     .env("RUST_LOG", "warn")
                     .stdout(Stdio::null())
                     .stderr(Stdio::inherit())
@@ -229,41 +247,61 @@ async fn three_worker_processes_and_the_servers_worker_survive_a_kill_9() {
     engine.shutdown().await;
 }
 
-fn aggregate_members(engine: &Engine) -> Vec<MemberView> {
+/// The members of `group` of the stage `stage`, as the snapshot's `pipeline.stages` carries them.
+fn stage_members(engine: &Engine, stage: &str, group: &str) -> Vec<MemberView> {
     engine
         .subscribe()
         .borrow()
-        .aggregate
-        .members
-        .iter()
-        .filter(|m| m.group == GROUP_AGGREGATE)
-        .cloned()
-        .collect()
+        .pipeline
+        .stage(stage)
+        .map(|status| {
+            status
+                .members
+                .iter()
+                .filter(|m| m.group == group)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_aggregate_worker_process_and_the_servers_aggregate_are_members() {
-    let t = start_engine().await;
-    let engine = &t.engine;
-    let brokers = engine.kafka().bootstrap_servers.clone();
-    engine
-        .start_stage("aggregate", json!({}))
+/// An engine (its settings changed by `adjust`) running `stage` with its defaults.
+async fn engine_running(stage: &str, adjust: impl FnOnce(&mut EngineSettings)) -> TestEngine {
+    let t = start_engine_with(adjust).await;
+    t.engine
+        .start_stage(stage, json!({}))
         .await
-        .expect("the server's aggregate starts");
-    let mut workers = Workers::spawn("aggregate", &brokers, 1);
+        .unwrap_or_else(|error| panic!("the server's {stage} starts: {error}"));
+    t
+}
+
+fn brokers(engine: &Engine) -> String {
+    engine.kafka().bootstrap_servers.clone()
+}
+
+/// A stage that runs one member per process, started in the server (named `server_member`)
+/// with `workers` holding one `pipebook worker` process of it: both members alive with the
+/// partitions of `reviews.sentiment` split between them, each once; then `kill -9` of the
+/// process: it is shown gone, holding nothing, and the server's member holds every partition.
+/// Returns the members as they settled, before the kill.
+async fn one_worker_process_shares_and_survives_a_kill_9(
+    engine: &Engine,
+    stage: &str,
+    group: &str,
+    server_member: &str,
+    mut workers: Workers,
+) -> Vec<MemberView> {
     let pid = workers.pids()[0];
     let partitions = engine.kafka().topic_partitions as usize;
     assert!(
         partitions >= 2,
         "the group can split {partitions} partitions"
     );
-
-    // Both members alive, the partitions of reviews.sentiment split between them.
     let settled = eventually(
-        "2 aggregate members sharing the partitions",
+        &format!("2 {stage} members sharing the partitions"),
         Duration::from_secs(120),
         || async {
-            let members = aggregate_members(engine);
+            let members = stage_members(engine, stage, group);
             let held: usize = members.iter().map(|m| m.partitions.len()).sum();
             (count(&members, MemberState::Alive) == 2
                 && held == partitions
@@ -273,31 +311,24 @@ async fn an_aggregate_worker_process_and_the_servers_aggregate_are_members() {
     )
     .await;
     let server = settled.iter().find(|m| m.in_server).expect("in-server");
-    assert_eq!(server.name, "aggregate");
-    assert_eq!(server.stage, "aggregate");
+    assert_eq!(server.name, server_member);
+    assert_eq!(server.stage, stage);
     let remote = settled.iter().find(|m| m.pid == pid).expect("the child");
     assert!(!remote.in_server && !remote.host.is_empty(), "{remote:?}");
-    assert_eq!(remote.name, format!("p{pid}-aggregate"));
+    assert_eq!(remote.name, format!("p{pid}-{stage}"));
+    assert_eq!(remote.stage, stage);
     let mut all: Vec<i32> = settled.iter().flat_map(|m| m.partitions.clone()).collect();
     all.sort_unstable();
     assert_eq!(all, (0..partitions as i32).collect::<Vec<_>>(), "each once");
-    // `GET /api/aggregates` carries the same members.
-    assert!(
-        engine
-            .aggregates(None)
-            .members
-            .iter()
-            .any(|m| m.pid == pid && m.stage == "aggregate")
-    );
 
     // kill -9: the child falls silent and is shown gone, holding nothing; once the group's
     // session times out, the server's member holds every partition.
     workers.kill_9(pid);
     eventually(
-        "the killed child gone, the server holding everything",
+        &format!("the killed {stage} child gone, the server holding everything"),
         Duration::from_secs(180),
         || async {
-            let members = aggregate_members(engine);
+            let members = stage_members(engine, stage, group);
             let gone = members
                 .iter()
                 .any(|m| m.pid == pid && m.state == MemberState::Gone && m.partitions.is_empty());
@@ -308,6 +339,84 @@ async fn an_aggregate_worker_process_and_the_servers_aggregate_are_members() {
         },
     )
     .await;
-    drop(workers);
+    settled
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregate_worker_process_and_the_servers_aggregate_are_members() {
+    let t = engine_running("aggregate", |_| {}).await;
+    let engine = &t.engine;
+    let workers = Workers::spawn("aggregate", &brokers(engine), 1);
+    let pid = workers.pids()[0];
+    let settled = one_worker_process_shares_and_survives_a_kill_9(
+        engine,
+        "aggregate",
+        GROUP_AGGREGATE,
+        "aggregate",
+        workers,
+    )
+    .await;
+    // The snapshot's `aggregate.members` and `GET /api/aggregates` carry the same members.
+    assert!(settled.iter().any(|m| m.pid == pid));
+    let snapshot_members = engine.subscribe().borrow().aggregate.members.clone();
+    assert!(snapshot_members.iter().any(|m| m.pid == pid));
+    assert!(
+        engine
+            .aggregates(None)
+            .members
+            .iter()
+            .any(|m| m.pid == pid && m.stage == "aggregate")
+    );
+    engine.shutdown().await;
+}
+
+/// The indexers share one search engine: an Elasticsearch-API server both write to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_indexer_worker_process_and_the_servers_indexer_are_members() {
+    let Some(search) = TestElasticsearch::start() else {
+        return;
+    };
+    let elastic = search.settings("members");
+    let index = elastic.index.clone();
+    let t = engine_running("indexer", |s| s.search = SearchSettings::Elastic(elastic)).await;
+    let engine = &t.engine;
+    let workers = Workers::spawn_with(
+        "indexer",
+        &brokers(engine),
+        1,
+        &[
+            "--elasticsearch-url",
+            &search.url,
+            "--elasticsearch-index",
+            &index,
+        ],
+    );
+    one_worker_process_shares_and_survives_a_kill_9(
+        engine,
+        "indexer",
+        GROUP_INDEXER,
+        "indexer-1",
+        workers,
+    )
+    .await;
+    engine.shutdown().await;
+}
+
+/// A Parquet worker process writes to a folder of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parquet_worker_process_and_the_servers_sink_are_members() {
+    let t = engine_running("parquet", |_| {}).await;
+    let engine = &t.engine;
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let dir = elsewhere.path().to_string_lossy().into_owned();
+    let workers = Workers::spawn_with("parquet", &brokers(engine), 1, &["--parquet-dir", &dir]);
+    one_worker_process_shares_and_survives_a_kill_9(
+        engine,
+        "parquet",
+        GROUP_PARQUET,
+        "parquet-1",
+        workers,
+    )
+    .await;
     engine.shutdown().await;
 }

@@ -118,6 +118,9 @@ impl Default for AggregateConfig {
     }
 }
 
+/// Consumer group of the Parquet sink, unless its config names another.
+pub const GROUP_PARQUET: &str = "pipebook-parquet";
+
 /// Configuration of the Parquet sink (`POST /api/stages/parquet/start`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,7 +136,7 @@ pub struct ParquetConfig {
 }
 
 fn default_parquet_group() -> String {
-    "pipebook-parquet".to_owned()
+    GROUP_PARQUET.to_owned()
 }
 
 fn default_roll_rows() -> u32 {

@@ -79,6 +79,11 @@ pub struct StageStatus {
     /// until a stage has run a second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<crate::ops::StageLoad>,
+    /// The members of the stage's groups, in this server or in `pipebook worker` processes,
+    /// from their heartbeats on `pipebook.workers` (filled by the server; none for stages that
+    /// are no group's member).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<super::MemberView>,
 }
 
 /// `GET /api/pipeline`.

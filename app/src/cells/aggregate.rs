@@ -111,16 +111,11 @@ pub fn AggregateCell() -> impl IntoView {
             </div>
             <super::load::StageLoadPanel stage="aggregate" default_group="pipebook-aggregate" />
             <PartitionWatermarks view=view.into() />
-            <h4>"Group members " <span class="muted">"· heartbeats on " <code>"pipebook.workers"</code></span></h4>
-            <p class="explain">
-                "This server's job and every " <code>"pipebook worker --stage aggregate"</code>
-                " process in its group: each holds the partitions listed, restored from the changelog. Kill one and its partitions, with their windows, move to the others."
-            </p>
-            <super::sentiment::MembersTable
+            <super::sentiment::StageMembers
                 members=Signal::derive(move || view.get().members)
-                now=Signal::derive(move || live.snapshot.get().map_or(0, |s| s.at))
                 stage="aggregate"
                 topic="reviews.sentiment"
+                holds="each holds the partitions listed, restored from the changelog. Kill one and its partitions, with their windows, move to the others."
             />
             <div class="two-col">
                 <div>
@@ -207,6 +202,12 @@ fn ParquetSink() -> impl IntoView {
         </Controls>
         <ErrorLine error />
         <super::load::StageLoadPanel stage="parquet" default_group="pipebook-parquet" />
+        <super::sentiment::StageMembers
+            members=stage.members()
+            stage="parquet"
+            topic="reviews.sentiment"
+            holds="each writes the records of the partitions listed to files on its own disk (those of this server are listed below). Kill one and its partitions move to the others, which write again what it had not committed."
+        />
         <p class="muted" data-testid="parquet-summary">
             {move || format!("{} files · {} reviews on disk", counter("files_on_disk")(), thousands(i64::try_from(counter("rows_on_disk")()).unwrap_or(i64::MAX)))}
         </p>

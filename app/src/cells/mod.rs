@@ -188,6 +188,11 @@ impl LiveStage {
     fn running(self) -> bool {
         matches!(self.state.get(), StageState::Running)
     }
+
+    /// The members of the stage's groups, from their heartbeats.
+    fn members(self) -> Signal<Vec<crate::api::MemberView>> {
+        Signal::derive(move || self.status.get().map(|s| s.members).unwrap_or_default())
+    }
 }
 
 /// After a page load, fills a cell's form once from the configuration its stage is running with

@@ -116,6 +116,12 @@ pub fn SearchCell() -> impl IntoView {
                 </div>
             </div>
             <super::load::StageLoadPanel stage="indexer" default_group="pipebook-indexer" />
+            <super::sentiment::StageMembers
+                members=stage.members()
+                stage="indexer"
+                topic="reviews.sentiment"
+                holds="each bulk-indexes the partitions listed into the same search engine (Elasticsearch, for processes on other machines). Kill one and its partitions move to the others, which index again what it had not committed: documents are keyed by review_id, so nothing is counted twice."
+            />
             <Dashboards documents=Signal::derive(move || status.get().documents.unwrap_or(0)) />
             <SearchBox />
         </Cell>

@@ -353,6 +353,32 @@ pub(crate) fn MembersTable(
     }
 }
 
+/// The group members of a stage that runs one member per process (the aggregate, the indexer,
+/// the Parquet sink): who they are, then [`MembersTable`]. `holds`: what a member holds and what
+/// happens when one dies.
+#[component]
+pub(crate) fn StageMembers(
+    members: Signal<Vec<MemberView>>,
+    stage: &'static str,
+    topic: &'static str,
+    holds: &'static str,
+) -> impl IntoView {
+    let live = Live::use_context();
+    view! {
+        <h4>"Group members " <span class="muted">"· heartbeats on " <code>"pipebook.workers"</code></span></h4>
+        <p class="explain">
+            "This server's member and every " <code>{format!("pipebook worker --stage {stage}")}</code>
+            " process in its group, each silent for more than 5 s shown " <em>"gone"</em> ": " {holds}
+        </p>
+        <MembersTable
+            members
+            now=Signal::derive(move || live.snapshot.get().map_or(0, |s| s.at))
+            stage
+            topic
+        />
+    }
+}
+
 /// The last `n` samples of the server's lag history, one lag per partition each, oldest first
 /// (the partitions' histories aligned at their newest point).
 fn server_history(found: &GroupLagHistory, n: usize) -> VecDeque<Vec<i64>> {

@@ -25,9 +25,7 @@ use app::api::{AggregateConfig, AggregateView, WindowKind};
 use app::ops::{CHECKPOINTS_KEPT, CheckpointStat, OperatorState, StageLoad};
 
 use crate::error::ConfigError;
-use crate::kafka::inspect::GroupRegistry;
-use crate::members::{Ended, MemberReport};
-use crate::stage::StageId;
+use crate::members::MemberFigures;
 use crate::sync::LockExt;
 use crate::trace::recent::RecentBatches;
 use partitions::Partitions;
@@ -144,24 +142,12 @@ impl AggregateMetrics {
         counters
     }
 
-    /// This process's member `member` of `group`, for its heartbeat (`crate::members`): the
-    /// input partitions the group assigned it, the records it read, those it dead-lettered.
-    pub fn member_report(
-        &self,
-        registry: &GroupRegistry,
-        group: &str,
-        member: &str,
-        ended: Option<Ended>,
-    ) -> MemberReport {
-        MemberReport {
-            stage: StageId::Aggregate,
-            group: group.to_owned(),
-            worker: member.to_owned(),
-            partitions: registry.partitions_of(group, member),
+    /// Its member's figures, for its heartbeat (`crate::members`).
+    pub fn figures(&self) -> MemberFigures {
+        MemberFigures {
             processed: self.consumed.load(Ordering::Relaxed),
             errors: self.dlq.load(Ordering::Relaxed),
             started_at: self.started_at.load(Ordering::Relaxed),
-            ended,
         }
     }
 

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use app::api::{EnrichedReview, ParquetConfig, ParquetFile, TOPIC_SENTIMENT};
@@ -25,12 +25,14 @@ use crate::error::ConfigError;
 use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, Record, close_off_runtime};
 use crate::kafka::inspect::{GroupRegistry, RegisteringContext};
+use crate::members::MemberFigures;
 use crate::records::{DeadLetter, Labelled, LabelledTweet, deliver_dead_letter, parse_labelled};
 use crate::stage::{PhaseClock, StageContext};
 use crate::sync::LockExt;
 
 const STAGE: &str = "parquet";
-const MEMBER: &str = "parquet-1";
+/// The server's sink's name in its group (a `pipebook worker` process's is `p<pid>-parquet`).
+pub const MEMBER: &str = "parquet-1";
 /// Files listed in the cell.
 const FILES_SHOWN: usize = 12;
 
@@ -77,10 +79,30 @@ crate::counters! {
         }
         written: Mutex<BTreeMap<String, ParquetFile>>,
         meter: crate::stage::LoadMeter,
+        /// When the current run started, ms since the epoch (for its heartbeat).
+        started_at: AtomicI64,
     }
 }
 
 impl ParquetMetrics {
+    /// Marks a run's start, for its heartbeat (the counters go on from the previous run's, as
+    /// the files on disk do).
+    pub fn started(&self) {
+        self.started_at
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
+    }
+
+    /// Its member's figures, for its heartbeat (`crate::members`): the sink reads a record into
+    /// a file or to the dead-letter topic, so what it read is the rows written and dead letters.
+    pub fn figures(&self) -> MemberFigures {
+        let errors = self.dlq.load(Ordering::Relaxed);
+        MemberFigures {
+            processed: self.rows.load(Ordering::Relaxed) + errors,
+            errors,
+            started_at: self.started_at.load(Ordering::Relaxed),
+        }
+    }
+
     /// The counters, and what is on disk.
     pub fn counters(&self) -> BTreeMap<String, u64> {
         let mut counters = self.counter_values();
@@ -233,6 +255,9 @@ pub struct ParquetSetup {
     pub root: PathBuf,
     pub registry: std::sync::Arc<GroupRegistry>,
     pub metrics: std::sync::Arc<ParquetMetrics>,
+    /// Its name in the group (`client.id`): [`MEMBER`] in the server, `p<pid>-parquet` in a
+    /// worker process.
+    pub member: String,
 }
 
 type SinkConsumer = StreamConsumer<RegisteringContext>;
@@ -244,13 +269,13 @@ pub async fn run(setup: ParquetSetup, ctx: StageContext) -> Result<(), ParquetEr
         .kafka
         .client_config()
         .set("group.id", &group)
-        .set("client.id", MEMBER)
+        .set("client.id", &setup.member)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .create_with_context(RegisteringContext {
             registry: setup.registry.clone(),
             group: group.clone(),
-            member: MEMBER.to_owned(),
+            member: setup.member.clone(),
         })?;
     let producer = setup.kafka.reliable_producer()?;
     consumer.subscribe(&[TOPIC_SENTIMENT])?;
@@ -262,7 +287,7 @@ pub async fn run(setup: ParquetSetup, ctx: StageContext) -> Result<(), ParquetEr
         outcome = sink_until_stopped(&setup, &consumer, &producer, &ctx) => outcome,
     };
     close_off_runtime(consumer, producer).await;
-    setup.registry.remove_member(&group, MEMBER);
+    setup.registry.remove_member(&group, &setup.member);
     outcome
 }
 

@@ -20,15 +20,16 @@ use crate::error::ConfigError;
 use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
 use crate::kafka::inspect::{GroupRegistry, RegisteringContext};
-use crate::members::{Ended, MemberReport};
+use crate::members::MemberFigures;
 use crate::records::{DeadLetter, deliver_dead_letter, parse_labelled};
-use crate::stage::{PhaseClock, StageContext, StageId};
+use crate::stage::{PhaseClock, StageContext};
 use crate::sync::LockExt;
 use crate::trace::recent::{BatchIds, BatchMark, RecentBatches};
 
 const STAGE: &str = "indexer";
-/// The indexer's member name in its group.
-const MEMBER: &str = "indexer-1";
+/// The server's indexer's name in its group (a `pipebook worker` process's is
+/// `p<pid>-indexer`).
+pub const MEMBER: &str = "indexer-1";
 /// How long a batch waits to fill once it has a record.
 const BATCH_WAIT: Duration = Duration::from_millis(200);
 /// First and longest pause between retries of a failed bulk.
@@ -81,26 +82,16 @@ crate::counters! {
     }
 }
 
-/// The indexer as a member of its group, for its heartbeat (`crate::members`).
-pub fn member_report(
-    metrics: &IndexerMetrics,
-    registry: &GroupRegistry,
-    group: &str,
-    ended: Option<Ended>,
-) -> MemberReport {
-    MemberReport {
-        stage: StageId::Indexer,
-        group: group.to_owned(),
-        worker: MEMBER.to_owned(),
-        partitions: registry.partitions_of(group, MEMBER),
-        processed: metrics.consumed.load(Ordering::Relaxed),
-        errors: metrics.dlq.load(Ordering::Relaxed),
-        started_at: metrics.started_at.load(Ordering::Relaxed),
-        ended,
-    }
-}
-
 impl IndexerMetrics {
+    /// Its member's figures, for its heartbeat (`crate::members`).
+    pub fn figures(&self) -> MemberFigures {
+        MemberFigures {
+            processed: self.consumed.load(Ordering::Relaxed),
+            errors: self.dlq.load(Ordering::Relaxed),
+            started_at: self.started_at.load(Ordering::Relaxed),
+        }
+    }
+
     pub fn reset(&self) {
         self.reset_counters();
         self.started_at
@@ -160,6 +151,9 @@ pub struct IndexerSetup {
     pub backend: std::sync::Arc<Backend>,
     pub kafka: KafkaSettings,
     pub metrics: std::sync::Arc<IndexerMetrics>,
+    /// Its name in the group (`client.id`): [`MEMBER`] in the server, `p<pid>-indexer` in a
+    /// worker process.
+    pub member: String,
 }
 
 type IndexerConsumer = StreamConsumer<RegisteringContext>;
@@ -171,14 +165,14 @@ pub async fn run(setup: IndexerSetup, ctx: StageContext) -> Result<(), IndexerEr
         .kafka
         .client_config()
         .set("group.id", &setup.config.group)
-        .set("client.id", MEMBER)
+        .set("client.id", &setup.member)
         .set("fetch.wait.max.ms", "100")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .create_with_context(RegisteringContext {
             registry: setup.registry.clone(),
             group: group.clone(),
-            member: MEMBER.to_owned(),
+            member: setup.member.clone(),
         })?;
     let producer = setup.kafka.reliable_producer()?;
     let outcome = match with_retry(&ctx, &setup.metrics, || setup.backend.prepare()).await {
@@ -199,7 +193,7 @@ pub async fn run(setup: IndexerSetup, ctx: StageContext) -> Result<(), IndexerEr
         Err(error) => Err(error),
     };
     close_off_runtime(consumer, producer).await;
-    setup.registry.remove_member(&group, MEMBER);
+    setup.registry.remove_member(&group, &setup.member);
     Ok(outcome?)
 }
 
