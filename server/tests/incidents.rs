@@ -233,13 +233,7 @@ async fn a_restart_after_the_fix_keeps_the_broker_running() {
         || async { active(&t.engine).filter(|a| a.reached >= 1) },
     )
     .await;
-    t.engine.shutdown().await;
-    let common::TestEngine { engine, dir } = t;
-    drop(engine);
-    let engine = Engine::start(pipebook::pipeline::EngineSettings::embedded(dir.path()))
-        .await
-        .expect("restarted on the same data dir");
-    let t = common::TestEngine { engine, dir };
+    let t = restart(t).await;
     let engine = &t.engine;
     eventually("the trouble resumed", Duration::from_secs(60), || async {
         (!engine.incidents().resuming()).then_some(())
@@ -438,13 +432,7 @@ async fn an_incident_in_progress_survives_a_restart() {
         Some(false)
     );
 
-    t.engine.shutdown().await;
-    let common::TestEngine { engine, dir } = t;
-    drop(engine);
-    let engine = Engine::start(pipebook::pipeline::EngineSettings::embedded(dir.path()))
-        .await
-        .expect("restarted on the same data dir");
-    let t = common::TestEngine { engine, dir };
+    let t = restart(t).await;
     let engine = &t.engine;
     let restored = active(engine).expect("the incident is back");
     assert_eq!(restored.id, "hot-key");
@@ -481,4 +469,15 @@ async fn an_incident_in_progress_survives_a_restart() {
     answer(engine, &format!("{TOPIC_REVIEWS}-{hot}"));
     solved(engine, "hot-key").await;
     engine.shutdown().await;
+}
+
+/// Shuts the engine down and starts a new one on the same data dir, as a server restart does.
+async fn restart(t: common::TestEngine) -> common::TestEngine {
+    t.engine.shutdown().await;
+    let common::TestEngine { engine, dir } = t;
+    drop(engine);
+    let engine = Engine::start(pipebook::pipeline::EngineSettings::embedded(dir.path()))
+        .await
+        .expect("restarted on the same data dir");
+    common::TestEngine { engine, dir }
 }

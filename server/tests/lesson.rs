@@ -38,6 +38,27 @@ async fn lesson_step(http: &reqwest::Client, base: &str, id: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Waits for the stream step to be done, then presses Start over.
+async fn stream_step_done_then_start_over(http: &reqwest::Client, base: &str) {
+    eventually(
+        "the stream step done",
+        Duration::from_secs(60),
+        || async move {
+            let step = lesson_step(http, base, "stream").await;
+            (!step["done_at"].is_null()).then_some(())
+        },
+    )
+    .await;
+    let reset = http
+        .post(format!("{base}/api/lesson/reset"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("reset sent");
+    assert_eq!(reset.status(), 200);
+}
+
 fn error(body: &Value) -> &str {
     body["error"].as_str().unwrap_or_default()
 }
@@ -157,23 +178,7 @@ async fn start_over_counts_a_count_step_from_its_baseline() {
     let base = served.base.clone();
 
     common::stream_reviews(&t.engine, 150, 17).await;
-    eventually("the stream step done", Duration::from_secs(60), || {
-        let (http, base) = (&http, &base);
-        async move {
-            let step = lesson_step(http, base, "stream").await;
-            (!step["done_at"].is_null()).then_some(())
-        }
-    })
-    .await;
-
-    let reset = http
-        .post(format!("{base}/api/lesson/reset"))
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await
-        .expect("reset sent");
-    assert_eq!(reset.status(), 200);
+    stream_step_done_then_start_over(&http, &base).await;
     let acked_at_reset = common::counter(&t.engine, "producer", "acked");
     assert!(acked_at_reset >= 150);
 
@@ -236,23 +241,7 @@ async fn start_over_on_a_running_pipeline_waits_for_the_learner_to_start_the_sta
         )
         .await
         .expect("streamer");
-    eventually("the stream step done", Duration::from_secs(60), || {
-        let (http, base) = (&http, &base);
-        async move {
-            let step = lesson_step(http, base, "stream").await;
-            (!step["done_at"].is_null()).then_some(())
-        }
-    })
-    .await;
-
-    let reset = http
-        .post(format!("{base}/api/lesson/reset"))
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await
-        .expect("reset sent");
-    assert_eq!(reset.status(), 200);
+    stream_step_done_then_start_over(&http, &base).await;
     let acked_at_reset = common::counter(&t.engine, "producer", "acked");
 
     // A snapshot (and the lesson judged from it) with 200 more reviews acknowledged since the

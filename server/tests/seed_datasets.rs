@@ -17,6 +17,11 @@ use serde_json::{Value, json};
 
 const TWEETS: u64 = 600;
 
+/// Every record of the dead-letter topic, as JSON.
+async fn dead_letters(engine: &pipebook::pipeline::Engine) -> Vec<Value> {
+    read_all(engine, TOPIC_DLQ).await.iter().map(json_of).collect()
+}
+
 fn json_of(message: &app::api::Message) -> Value {
     serde_json::from_str(&message.value).expect("JSON record")
 }
@@ -185,11 +190,7 @@ async fn tweets_are_labelled_by_user_and_companies_are_refused_by_sentiment() {
         before + 2,
     )
     .await;
-    let letters: Vec<Value> = read_all(engine, TOPIC_DLQ)
-        .await
-        .iter()
-        .map(json_of)
-        .collect();
+    let letters = dead_letters(engine).await;
     assert!(
         letters.iter().any(|l| l["stage"] == "producer"
             && l["reason"]
@@ -209,10 +210,9 @@ async fn tweets_are_labelled_by_user_and_companies_are_refused_by_sentiment() {
         "companies dead-lettered",
         Duration::from_secs(60),
         || async {
-            let refused = read_all(engine, TOPIC_DLQ)
+            let refused = dead_letters(engine)
                 .await
-                .iter()
-                .map(json_of)
+                .into_iter()
                 .filter(|l| {
                     l["stage"] == "sentiment"
                         && l["reason"]
@@ -451,11 +451,7 @@ async fn tweets_land_in_their_parquet_table_and_the_search_index_beside_reviews(
     );
 
     // The dead-letter topic holds none of them.
-    let letters: Vec<Value> = read_all(engine, TOPIC_DLQ)
-        .await
-        .iter()
-        .map(json_of)
-        .collect();
+    let letters = dead_letters(engine).await;
     assert!(
         letters.iter().all(|l| !l["raw"]
             .as_str()
