@@ -19,7 +19,11 @@ const TWEETS: u64 = 600;
 
 /// Every record of the dead-letter topic, as JSON.
 async fn dead_letters(engine: &pipebook::pipeline::Engine) -> Vec<Value> {
-    read_all(engine, TOPIC_DLQ).await.iter().map(json_of).collect()
+    read_all(engine, TOPIC_DLQ)
+        .await
+        .iter()
+        .map(json_of)
+        .collect()
 }
 
 fn json_of(message: &app::api::Message) -> Value {
