@@ -306,10 +306,15 @@ fn Dashboards(documents: Signal<u64>) -> impl IntoView {
         let aggs = aggregations.get();
         let reviews: u64 = aggs.by_stars.iter().map(|b| b.count).sum();
         let others = aggs.total.saturating_sub(reviews);
+        let count = |n: u64| thousands(i64::try_from(n).unwrap_or(i64::MAX));
         match (reviews, others) {
             (0, 0) => "no documents yet".to_owned(),
-            (_, 0) => format!("{reviews} reviews"),
-            (_, _) => format!("{reviews} reviews · {others} documents without stars (tweets)"),
+            (_, 0) => format!("{} reviews", count(reviews)),
+            (_, _) => format!(
+                "{} reviews · {} documents without stars (tweets)",
+                count(reviews),
+                count(others)
+            ),
         }
     });
     let percentiles = move || {
