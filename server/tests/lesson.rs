@@ -38,17 +38,18 @@ async fn lesson_step(http: &reqwest::Client, base: &str, id: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Waits for the stream step to be done (`what` names the wait in a timeout's message).
+async fn stream_step_done(http: &reqwest::Client, base: &str, what: &str) {
+    eventually(what, Duration::from_secs(60), || async move {
+        let step = lesson_step(http, base, "stream").await;
+        (!step["done_at"].is_null()).then_some(())
+    })
+    .await;
+}
+
 /// Waits for the stream step to be done, then presses Start over.
 async fn stream_step_done_then_start_over(http: &reqwest::Client, base: &str) {
-    eventually(
-        "the stream step done",
-        Duration::from_secs(60),
-        || async move {
-            let step = lesson_step(http, base, "stream").await;
-            (!step["done_at"].is_null()).then_some(())
-        },
-    )
-    .await;
+    stream_step_done(http, base, "the stream step done").await;
     let reset = http
         .post(format!("{base}/api/lesson/reset"))
         .header("content-type", "application/json")
@@ -203,18 +204,7 @@ async fn start_over_counts_a_count_step_from_its_baseline() {
         )
         .await
         .expect("streamer again");
-    eventually(
-        "the stream step done again",
-        Duration::from_secs(60),
-        || {
-            let (http, base) = (&http, &base);
-            async move {
-                let step = lesson_step(http, base, "stream").await;
-                (!step["done_at"].is_null()).then_some(())
-            }
-        },
-    )
-    .await;
+    stream_step_done(&http, &base, "the stream step done again").await;
     assert!(common::counter(&t.engine, "producer", "acked") >= acked_at_reset + 100);
     t.engine.shutdown().await;
 }
@@ -274,17 +264,6 @@ async fn start_over_on_a_running_pipeline_waits_for_the_learner_to_start_the_sta
         .restart_stage("streamer")
         .await
         .expect("streamer restarted");
-    eventually(
-        "the stream step done after the restart",
-        Duration::from_secs(60),
-        || {
-            let (http, base) = (&http, &base);
-            async move {
-                let step = lesson_step(http, base, "stream").await;
-                (!step["done_at"].is_null()).then_some(())
-            }
-        },
-    )
-    .await;
+    stream_step_done(&http, &base, "the stream step done after the restart").await;
     t.engine.shutdown().await;
 }
