@@ -420,10 +420,18 @@ impl Engine {
 
     /// Starts a stage with the settings in `body` (checked first: see [`crate::stage_config`]).
     pub async fn start_stage(&self, id: &str, body: serde_json::Value) -> Result<(), EngineError> {
-        let stage = self.stage(id)?;
+        self.start_slot(self.stage(id)?, body).await
+    }
+
+    /// Every start (Start, restart, Run all): the lesson's steps that ask for a start see it,
+    /// and a consumer stage joining its group makes the group rebalance: watch it happen.
+    async fn start_slot(
+        &self,
+        stage: &dyn Control,
+        body: serde_json::Value,
+    ) -> Result<(), EngineError> {
         stage.start(body).await?;
         self.lesson.record(Action::Started(stage.id()));
-        // A consumer stage joining its group makes the group rebalance: watch it happen.
         self.rebalancing();
         Ok(())
     }
@@ -456,13 +464,10 @@ impl Engine {
         let stage = self.stage(id)?;
         if stage.is_active() {
             stage.stop().await?;
+            self.rebalancing();
         }
-        let started = stage.start(stage.config().unwrap_or_default()).await;
-        if started.is_ok() {
-            self.lesson.record(Action::Started(stage.id()));
-        }
-        self.rebalancing();
-        started
+        self.start_slot(stage, stage.config().unwrap_or_default())
+            .await
     }
 
     /// Run all: every stage of the lesson that is not running yet, with its defaults (the
@@ -478,9 +483,7 @@ impl Engine {
         for (id, config) in defaults {
             let stage = self.stage(id.as_str())?;
             if !stage.is_active() {
-                stage.start(config).await?;
-                self.lesson.record(Action::Started(id));
-                self.rebalancing();
+                self.start_slot(stage, config).await?;
             }
         }
         Ok(())
@@ -628,6 +631,13 @@ impl Engine {
     pub async fn topics(&self) -> Result<Vec<TopicInfo>, EngineError> {
         let _permit = self.bounds.try_acquire(Bounded::Listing)?;
         Ok(self.inspector.topics().await?)
+    }
+
+    /// A topic's partition count from the broker's metadata (a tail and its check look it up
+    /// before a tail's place is taken, so it is bounded like a listing).
+    pub async fn partition_count(&self, topic: &str) -> Result<i32, EngineError> {
+        let _permit = self.bounds.try_acquire(Bounded::Listing)?;
+        Ok(self.inspector.partition_count(topic).await?)
     }
 
     pub async fn groups(&self) -> Result<Vec<GroupInfo>, EngineError> {
