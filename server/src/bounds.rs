@@ -25,7 +25,9 @@ pub const MAX_TRACES: usize = 2;
 pub const MAX_SEARCHES: usize = 4;
 /// Cluster listings at once (`GET /api/kafka/topics`, `GET /api/kafka/groups`): a listing asks
 /// the broker for every partition's watermarks (and every group's offsets), up to 5 s each when
-/// the broker is down. The UI reads them from the live feed; these routes are for scripts.
+/// the broker is down. The UI reads them from the live feed; these routes are for scripts. A
+/// tail and its check (`…/tail`, `…/tail/check`) look their topic's partitions up under the
+/// same bound, before a tail's place is taken.
 pub const MAX_LISTINGS: usize = 4;
 
 /// What a bound limits; names the read in the 429's message.

@@ -96,11 +96,7 @@ async fn checked_tail(
     let Query(query) = query.map_err(|e| EngineError::BadRequest(e.body_text()))?;
     let now = chrono::Utc::now().timestamp_millis();
     let plan = query.plan(now).map_err(EngineError::BadRequest)?;
-    let count = engine
-        .inspector()
-        .partition_count(topic)
-        .await
-        .map_err(EngineError::from)?;
+    let count = engine.partition_count(topic).await?;
     Ok((plan, (0..count).collect()))
 }
 
