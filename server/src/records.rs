@@ -182,18 +182,23 @@ pub struct LabelledTweet {
 
 /// A list of strings, or a single string or number standing for a list of one.
 fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        Many(Vec<String>),
-        One(String),
-        Number(serde_json::Number),
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    Ok(dimension_values(value.as_ref()))
+}
+
+/// A dimension's values as a list (a tweet's hashtags): [`check_record`] lets a record give a
+/// list of strings, or one string or number standing for a list of one; none when absent.
+pub fn dimension_values(value: Option<&serde_json::Value>) -> Vec<String> {
+    use serde_json::Value;
+    match value {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(Value::String(item)) => vec![item.clone()],
+        Some(Value::Number(number)) => vec![number.to_string()],
+        _ => Vec::new(),
     }
-    Ok(match OneOrMany::deserialize(deserializer)? {
-        OneOrMany::Many(items) => items,
-        OneOrMany::One(item) => vec![item],
-        OneOrMany::Number(number) => vec![number.to_string()],
-    })
 }
 
 /// A record of `reviews.sentiment`, by dataset: what the sinks after sentiment (Parquet, the

@@ -565,26 +565,13 @@ fn dataset_event(payload: &[u8], domain: TimeDomain, now: i64) -> Option<Result<
             business_id: record.key.clone(),
             dataset: description.name,
             hashtags: match description.name {
-                DatasetKind::Tweets => hashtags(record.fields.get("hashtags")),
+                DatasetKind::Tweets => {
+                    crate::records::dimension_values(record.fields.get("hashtags"))
+                }
                 DatasetKind::Yelp | DatasetKind::Companies => Vec::new(),
             },
         })
     })())
-}
-
-/// A tweet's hashtags: its list, or a single string or number standing for a list of one (the
-/// producer's check lets a file give either); none when absent.
-fn hashtags(value: Option<&serde_json::Value>) -> Vec<String> {
-    use serde_json::Value;
-    match value {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        Some(Value::String(tag)) => vec![tag.clone()],
-        Some(Value::Number(number)) => vec![number.to_string()],
-        _ => Vec::new(),
-    }
 }
 
 /// One trigger over `batch`: windows per partition, outputs, then the changelog, then the
