@@ -2,8 +2,8 @@
 //!
 //! Loop: read a batch (bounded by documents and bytes) → build documents, reviews' and tweets'
 //! (malformed records go to the dead-letter topic with their reason) → bulk-index, retrying with
-//! backoff while the backend is down → only then commit the offsets. A crash before the commit re-reads the batch, and the
-//! documents overwrite themselves by `review_id`.
+//! backoff while the backend is down → only then commit the offsets. A crash before the commit
+//! re-reads the batch, and the documents overwrite themselves by `review_id`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
