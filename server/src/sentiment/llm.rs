@@ -2133,6 +2133,11 @@ mod tests {
         config.api_key = Some(ApiKey::new(secret));
         let llm = classifier(config.clone());
         tracing::info!(config = ?config, classifier = ?llm, "configured");
+        // Another test's thread (no subscriber) may have registered the retry's log line while
+        // ours was being set as default, and cached it as never wanted: tracing's interest cache
+        // races with `set_default` (1 run in 20 lost the "retrying" line). Rebuilding it now,
+        // with our subscriber registered, makes every line of this thread reach the capture.
+        tracing::callsite::rebuild_interest_cache();
 
         let err = llm.classify("meh").await.unwrap_err();
         assert!(
