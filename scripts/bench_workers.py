@@ -13,47 +13,14 @@ Only the standard library; every process it starts is stopped at the end.
 """
 
 import argparse
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(base, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method="POST" if data else "GET")
-    if data:
-        request.add_header("content-type", "application/json")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or b"null")
-
-
-def wait(what, check, timeout=600, every=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise SystemExit(f"timed out waiting for {what}")
-
-
-def counter(base, stage, name):
-    for status in call(base, "/api/pipeline")["stages"]:
-        if status["id"] == stage:
-            return status.get("counters", {}).get(name, 0)
-    return 0
+from pbclient import QUIET, Server, call, counter, free_port, wait
 
 
 def main():
@@ -63,18 +30,11 @@ def main():
     parser.add_argument("--workers", default="1,2,3")
     args = parser.parse_args()
     data = tempfile.mkdtemp(prefix="pipebook-bench-workers-")
-    port, broker_port = free_port(), free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, RUST_LOG="warn,librdkafka=off,rdkafka::client=off")
-    env.pop("PIPEBOOK_KAFKA_BROKERS", None)
-    server = subprocess.Popen(
-        [args.bin, "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", data,
-         "--broker-addr", f"127.0.0.1:{broker_port}"],
-        env=env, stdout=subprocess.DEVNULL,
-    )
+    server = Server(args.bin, data, free_port(), free_port())
+    base = server.base
+    env = dict(os.environ, RUST_LOG=QUIET)
     children = []
     try:
-        wait("the server", lambda: _healthy(base), timeout=120)
         brokers = call(base, "/api/pipeline")["kafka"]["bootstrap_servers"]
         call(base, "/api/stages/streamer/start", {"rate": 0, "chunk_size": 500, "limit": args.n})
         call(base, "/api/stages/producer/start", {})
@@ -111,19 +71,7 @@ def main():
     finally:
         for child in children:
             child.kill()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
-def _healthy(base):
-    try:
-        call(base, "/api/health")
-        return True
-    except OSError:
-        return False
+        server.stop()
 
 
 if __name__ == "__main__":

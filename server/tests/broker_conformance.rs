@@ -32,6 +32,8 @@ const PATIENCE: Duration = Duration::from_secs(90);
 const PYTHON_ENV: &str = "PIPEBOOK_TEST_KAFKA_PYTHON";
 /// Set only for the child process of `describe_groups_*`: the broker the child joins.
 const CHILD_ENV: &str = "PIPEBOOK_CONFORMANCE_CHILD_BROKER";
+/// The child's session timeout in ms, when not [`consumer_config`]'s.
+const CHILD_SESSION_ENV: &str = "PIPEBOOK_CONFORMANCE_CHILD_SESSION_MS";
 
 struct Cluster {
     broker: EmbeddedBroker,
@@ -742,6 +744,11 @@ struct ChildMember(Child);
 
 impl ChildMember {
     fn spawn(bootstrap: &str) -> Self {
+        Self::spawn_with_session(bootstrap, None)
+    }
+
+    /// A child whose session lasts `session_ms` (the group takes its first member's).
+    fn spawn_with_session(bootstrap: &str, session_ms: Option<u32>) -> Self {
         let exe = std::env::current_exe().expect("test binary path");
         let mut child = Command::new(exe)
             .args([
@@ -752,6 +759,10 @@ impl ChildMember {
                 "--test-threads=1",
             ])
             .env(CHILD_ENV, bootstrap)
+            .env(
+                CHILD_SESSION_ENV,
+                session_ms.map(|ms| ms.to_string()).unwrap_or_default(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -768,6 +779,14 @@ impl ChildMember {
             }
         }
         Self(child)
+    }
+}
+
+impl ChildMember {
+    /// `kill -9`: the child dies without leaving its group.
+    fn kill_9(mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("reaped");
     }
 }
 
@@ -795,7 +814,13 @@ fn child_group_member() {
         return;
     };
     let settings = KafkaSettings::plaintext(bootstrap, 3);
-    let consumer: BaseConsumer = consumer_config(&settings, "described")
+    let mut config = consumer_config(&settings, "described");
+    if let Ok(session_ms) = std::env::var(CHILD_SESSION_ENV)
+        && !session_ms.is_empty()
+    {
+        config.set("session.timeout.ms", session_ms);
+    }
+    let consumer: BaseConsumer = config
         .set("client.id", "other-process")
         .create()
         .expect("child consumer");
@@ -1145,7 +1170,12 @@ impl ServingProcess {
             .args(["serve", "--addr", "127.0.0.1:0", "--broker-addr", broker])
             .arg("--data-dir")
             .arg(data)
-            .env("RUST_LOG", "warn")
+            // PIPEBOOK_CONFORMANCE_SERVER_LOG=tansu_broker::coordinator=debug shows the group
+            // coordinator's every step.
+            .env(
+                "RUST_LOG",
+                std::env::var("PIPEBOOK_CONFORMANCE_SERVER_LOG").unwrap_or("warn".into()),
+            )
             .env_remove("PIPEBOOK_KAFKA_BROKERS")
             .env_remove("PIPEBOOK_TOKEN")
             .stdin(Stdio::null())
@@ -1364,4 +1394,67 @@ fn offsets_of(list: &TopicPartitionList) -> BTreeMap<i32, i64> {
             _ => None,
         })
         .collect()
+}
+
+/// `kill -9` of the serving process together with a group's only member, its leader, in another
+/// process (a laptop that crashed with both on it): started again on the same data dir, a new
+/// member of the group gets every partition once the dead leader's session has expired. Before
+/// the "groups: a sync with no leader" patch, the newcomer's SyncGroup, sent as a follower of the
+/// dead leader, formed the group once that leader expired: `Stable`, with no assignment for
+/// anyone, for ever (every stage of a killed and restarted workbench but the sentiment group).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_whose_leader_died_with_the_server_is_assigned_again_after_the_restart() {
+    let data = tempfile::tempdir().expect("data dir");
+    let broker = format!("127.0.0.1:{}", free_port());
+    let settings = KafkaSettings::plaintext(broker.clone(), 3);
+    let mut server = ServingProcess::spawn(data.path(), &broker);
+    broker_ready(&settings).await;
+    let topic = TopicSpec {
+        name: "described".into(),
+        partitions: 2,
+        compact: false,
+    };
+    ensure_topics(&settings, &[topic]).await.expect("topic");
+    let bootstrap = settings.bootstrap_servers.clone();
+    // A session long enough that the newcomer joins while the dead leader is still a member,
+    // as the server's stages do after a restart (theirs is librdkafka's default, 45 s).
+    let child = blocking(move || ChildMember::spawn_with_session(&bootstrap, Some(30_000))).await;
+    let described = settings.clone();
+    eventually("the other process leads a stable group", || {
+        let group = describe_group(&described, "described").ok()?;
+        (group.state == "Stable"
+            && group.members == BTreeMap::from([("other-process".into(), true)]))
+        .then_some(())
+    })
+    .await;
+    server.kill_9();
+    blocking(move || child.kill_9()).await;
+
+    let _server = ServingProcess::spawn(data.path(), &broker);
+    broker_ready(&settings).await;
+    // The newcomer joins a while after the leader died, as a restarted server's stages do, so
+    // the leader's session runs out first, while the newcomer waits for it to assign.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let newcomer = settings.clone();
+    let assigned = blocking(move || {
+        let consumer: BaseConsumer = consumer_config(&newcomer, "described")
+            .set("client.id", "newcomer")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&["described"]).expect("subscribe");
+        let assigned = || consumer.assignment().map_or(0, |a| a.count());
+        let deadline = Instant::now() + PATIENCE;
+        while assigned() < 2 && Instant::now() < deadline {
+            let _ = consumer.poll(Duration::from_millis(200));
+            // As the workbench's lag sampler does, every second.
+            let _ = describe_group(&newcomer, "described");
+        }
+        assigned()
+    })
+    .await;
+    let group = blocking(move || describe_group(&settings, "described")).await;
+    assert_eq!(
+        assigned, 2,
+        "the newcomer holds {assigned} of 2 partitions; group: {group:?}"
+    );
 }

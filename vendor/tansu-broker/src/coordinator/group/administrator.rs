@@ -1859,6 +1859,11 @@ where
         debug!(?member_id, ?self.members);
 
         if let Some(member) = self.members.get_mut(&member_id) {
+            // Pipebook patch (vendor/PATCHES.md, "groups: a sync with no leader"): a JoinGroup
+            // is contact. A member rejoining again and again while the group forms (a follower
+            // waiting for its leader) otherwise expired a session after its first join.
+            _ = member.last_contact.replace(now);
+
             if member.join_response.metadata == protocol.metadata {
                 debug!(
                     member_metadata = "existing",
@@ -2028,11 +2033,15 @@ where
             return (self.into(), sync_group_response.into());
         }
 
+        // Pipebook patch (vendor/PATCHES.md, "groups: a sync with no leader"): with no leader
+        // (it expired while this member waited for its assignment) a follower's SyncGroup must
+        // not form the group: it would form with no assignment at all. The member rejoins and,
+        // as the first to join, leads.
         if self
             .state
             .leader
             .as_ref()
-            .is_some_and(|leader_id| member_id != leader_id.as_str())
+            .is_none_or(|leader_id| member_id != leader_id.as_str())
         {
             debug!(?self.state.leader, sync_outcome = ?ErrorCode::RebalanceInProgress);
 
