@@ -28,6 +28,10 @@ pub struct BatchLimits {
 }
 
 /// Waits for one record, then gathers what else arrives within `limits.wait`, up to the limits.
+/// A read error ends the batch early with the records gathered: the client's position has
+/// moved past them, so dropping them would skip them for good (a broker restart surfaces as
+/// such an error behind records already fetched). The error itself is returned only when no
+/// record came first; if it persists, the next call returns it.
 ///
 /// Not cancellation-safe: dropping the future mid-batch drops the records gathered so far.
 /// Callers race it only against stopping, and then commit nothing, so those records are read
@@ -47,7 +51,10 @@ pub async fn next_batch<C: ConsumerContext + 'static>(
                 bytes += message.payload_len();
                 batch.push(copy(&message));
             }
-            Ok(Err(error)) => return Err(error),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, records = batch.len(), "read error ends the batch early");
+                break;
+            }
             Err(_) => break,
         }
     }
