@@ -176,6 +176,16 @@ pub fn SentimentCell() -> impl IntoView {
                     <span class="stat-unit">"reviews not yet committed"</span>
                 </div>
             </div>
+            {move || {
+                let skipped = stage.counter("skipped")();
+                (skipped > 0).then(|| view! {
+                    <p class="explain" data-testid="sentiment-skipped">
+                        {format!("{} company records skipped: ", thousands(i64::try_from(skipped).unwrap_or(i64::MAX)))}
+                        "a company has no text to classify, so each goes on to " <code>"reviews.sentiment"</code>
+                        " unlabelled, where cell 4 counts it by country and industry."
+                    </p>
+                })
+            }}
             <super::load::StageLoadPanel stage="sentiment" default_group="pipebook-sentiment" />
             <div class="two-col">
                 <div>
