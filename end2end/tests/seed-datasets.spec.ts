@@ -59,6 +59,8 @@ test("switching the dataset to tweets and to companies explains it, labels tweet
   const skipped = page.getByTestId("sentiment-skipped");
   await expect(skipped).toContainText("20 company records skipped", { timeout: 30_000 });
   await expect(skipped).toContainText("no text to classify");
+  // Written on, not labelled: the labelled count of this run stays at 0.
+  await expect(page.getByTestId("sentiment-produced")).toHaveText("0");
   await page.locator("#cell-3").screenshot({ path: "screenshots/seed-datasets/cell3-companies-1280.png" });
   await page.getByTestId("aggregate-start").click();
   await expect(page.getByTestId("top-countries")).toContainText("France", { timeout: 30_000 });

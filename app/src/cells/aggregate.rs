@@ -509,15 +509,17 @@ fn TopTerms(
         let lines = lines.get();
         (!lines.is_empty()).then(|| {
             view! {
-                <h4>{title} " " <span class="muted">"· latest tumbling windows"</span></h4>
-                <ul class="latest" data-testid=testid>
-                    {lines.into_iter().map(|(span, tags, closed)| view! {
-                        <li>
-                            <span class="muted">{span}</span> " " {tags}
-                            {(!closed).then(|| view! { <span class="muted">" (open)"</span> })}
-                        </li>
-                    }).collect_view()}
-                </ul>
+                <div>
+                    <h4>{title} " " <span class="muted">"· latest tumbling windows"</span></h4>
+                    <ul class="latest" data-testid=testid>
+                        {lines.into_iter().map(|(span, tags, closed)| view! {
+                            <li>
+                                <span class="muted">{span}</span> " " {tags}
+                                {(!closed).then(|| view! { <span class="muted">" (open)"</span> })}
+                            </li>
+                        }).collect_view()}
+                    </ul>
+                </div>
             }
         })
     }

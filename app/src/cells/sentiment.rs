@@ -164,8 +164,10 @@ pub fn SentimentCell() -> impl IntoView {
                     <span class="stat-label">"Stage " <StatePill state /></span>
                     <span class="stat-value" data-testid="sentiment-produced">
                         {move || {
-                            let produced = stage.counter("produced")();
-                            thousands(i64::try_from(produced).unwrap_or(i64::MAX))
+                            // `produced` also counts the records written on unlabelled.
+                            let labelled = stage.counter("produced")()
+                                .saturating_sub(stage.counter("skipped")());
+                            thousands(i64::try_from(labelled).unwrap_or(i64::MAX))
                         }}
                     </span>
                     <span class="stat-unit">"labelled reviews written"</span>
