@@ -182,9 +182,10 @@ pub fn SentimentCell() -> impl IntoView {
                 let skipped = stage.counter("skipped")();
                 (skipped > 0).then(|| view! {
                     <p class="explain" data-testid="sentiment-skipped">
-                        {format!("{} company records skipped: ", thousands(i64::try_from(skipped).unwrap_or(i64::MAX)))}
-                        "a company has no text to classify, so each goes on to " <code>"reviews.sentiment"</code>
-                        " unlabelled, where cell 4 counts it by country and industry."
+                        {format!(
+                            "{} company records skipped: a company has no text to classify, so each goes on to reviews.sentiment unlabelled, where cell 4 counts it by country and industry.",
+                            thousands(i64::try_from(skipped).unwrap_or(i64::MAX)),
+                        )}
                     </p>
                 })
             }}
