@@ -3,9 +3,9 @@ import { mkdirSync } from "node:fs";
 import { stopAllStages } from "./reset";
 
 // Issue 17, the seeds' other datasets: cell 1 picks tweets or companies and says what changes;
-// tweets are labelled by cell 3 and cell 4 lists their top hashtags per window, companies are
-// refused by cell 3 with the reason. Runs on a server of
-// its own: PIPEBOOK_E2E_SUITE=datasets npx playwright test.
+// tweets are labelled by cell 3 and cell 4 lists their top hashtags per window; companies are
+// skipped by cell 3, which says why, and cell 4 lists their top countries and industries per
+// window. Runs on a server of its own: PIPEBOOK_E2E_SUITE=datasets npx playwright test.
 
 test.beforeEach(async ({ request }) => {
   await stopAllStages(request);
@@ -15,7 +15,7 @@ async function waitForHydration(page: Page) {
   await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
 }
 
-test("switching the dataset to tweets and to companies explains it, labels tweets and refuses companies", async ({
+test("switching the dataset to tweets and to companies explains it, labels tweets and counts companies by country", async ({
   page,
 }) => {
   await page.goto("/");
@@ -54,9 +54,18 @@ test("switching the dataset to tweets and to companies explains it, labels tweet
   await page.getByTestId("streamer-start").click();
   await expect(page.getByTestId("streamer-sent")).toHaveText("20", { timeout: 30_000 });
   await cell1.screenshot({ path: "screenshots/seed-datasets/cell1-companies-1280.png" });
+  // Cell 3 skips them, saying why; cell 4 counts them by country and by industry.
   await page.getByTestId("sentiment-start").click();
-  await expect(page.locator("#cell-3 [role=alert]")).toContainText(
-    "companies has no text field: nothing to classify; skip to cell 4",
-  );
+  const skipped = page.getByTestId("sentiment-skipped");
+  await expect(skipped).toContainText("20 company records skipped", { timeout: 30_000 });
+  await expect(skipped).toContainText("no text to classify");
+  // Written on, not labelled: the labelled count of this run stays at 0.
+  await expect(page.getByTestId("sentiment-produced")).toHaveText("0");
   await page.locator("#cell-3").screenshot({ path: "screenshots/seed-datasets/cell3-companies-1280.png" });
+  await page.getByTestId("aggregate-start").click();
+  await expect(page.getByTestId("top-countries")).toContainText("France", { timeout: 30_000 });
+  await expect(page.getByTestId("top-industries")).toContainText("Technology");
+  await page.locator("#cell-4").screenshot({ path: "screenshots/seed-datasets/cell4-companies-1280.png" });
+  await page.getByTestId("aggregate-stop").click();
+  await page.getByTestId("sentiment-stop").click();
 });

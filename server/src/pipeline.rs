@@ -236,7 +236,6 @@ impl Engine {
             Slot::boxed(SentimentStage {
                 kafka: kafka.clone(),
                 runtime: sentiment_runtime.clone(),
-                streamer: streamer_metrics.clone(),
             }),
             Slot::boxed(AggregateStage {
                 kafka: kafka.clone(),

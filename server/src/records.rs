@@ -201,12 +201,19 @@ pub fn dimension_values(value: Option<&serde_json::Value>) -> Vec<String> {
     }
 }
 
+/// The field the sentiment stage adds, instead of a label, to a record it forwards unlabelled
+/// (a company: no text), saying why.
+pub const SKIPPED_FIELD: &str = "skipped";
+
 /// A record of `reviews.sentiment`, by dataset: what the sinks after sentiment (Parquet, the
 /// indexer) read.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Labelled {
     Review(EnrichedReview),
     Tweet(LabelledTweet),
+    /// A record of a dataset without text (companies): sentiment forwarded it without a label.
+    /// The sinks skip it, the windows count it by its dimensions.
+    Unlabelled(DatasetKind),
 }
 
 /// Reads one record of `reviews.sentiment`: an enriched review (untagged, as before datasets
@@ -221,13 +228,15 @@ pub fn parse_labelled(payload: &[u8]) -> Result<Labelled, String> {
         None => return Err(not_a_review),
         Some(checked) => checked?,
     };
+    if description.text_field.is_none() {
+        return Ok(Labelled::Unlabelled(description.name));
+    }
     match description.name {
         DatasetKind::Tweets => serde_json::from_slice::<LabelledTweet>(payload)
             .map(Labelled::Tweet)
             .map_err(|e| format!("a tweets record without its sentiment label: {e}")),
-        // Sentiment refuses records without text, so none should come labelled.
         other => Err(format!(
-            "{} records have no text and no sentiment label to store",
+            "{} records are not stored by this stage",
             other.as_str()
         )),
     }
@@ -395,6 +404,20 @@ mod tests {
         assert!(reason.starts_with("user is missing"), "{reason}");
         let reason = parse_labelled(b"{\"review_id\": 1}").expect_err("untagged");
         assert!(reason.starts_with("not an enriched review"), "{reason}");
+        // A company as sentiment forwards it (no text, no label): read as unlabelled, not
+        // refused; a broken one still is, naming the field.
+        let company = serde_json::json!({"dataset": "companies", "company_id": "c1",
+            "name": "A", "country": "France", "industry": "Retail", "employees": 3,
+            "founded": 1999, "created_at": "2024-01-01 09:00:00",
+            "skipped": "no text to classify", "processed_at": "2026-11-23T10:00:00.000Z"});
+        assert_eq!(
+            parse_labelled(company.to_string().as_bytes()),
+            Ok(Labelled::Unlabelled(DatasetKind::Companies))
+        );
+        let mut no_country = company;
+        no_country["country"] = serde_json::json!({"a": 1});
+        let reason = parse_labelled(no_country.to_string().as_bytes()).expect_err("country");
+        assert!(reason.starts_with("country must be"), "{reason}");
     }
 
     #[test]

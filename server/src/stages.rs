@@ -256,8 +256,6 @@ impl Stage for ProducerStage {
 pub struct SentimentStage {
     pub kafka: KafkaSettings,
     pub runtime: Arc<SentimentRuntime>,
-    /// Whose dataset says whether there is any text to classify.
-    pub streamer: Arc<StreamerMetrics>,
 }
 
 impl Stage for SentimentStage {
@@ -284,14 +282,6 @@ impl Stage for SentimentStage {
         config: SentimentConfig,
         thresholds: Thresholds,
     ) -> Result<RunLoop, EngineError> {
-        // A dataset without text has nothing to classify: say so rather than run workers that
-        // would dead-letter every record (they still do, should one arrive from an older run).
-        let dataset = self.streamer.dataset().description();
-        if dataset.text_field.is_none() {
-            return Err(EngineError::BadRequest(sentiment::no_text_reason(
-                dataset.name,
-            )));
-        }
         // Built before launching, so a missing LLM setting is a 400, not a failed stage.
         let classifier = Arc::new(sentiment::Classifier::from_config(
             config.classifier,

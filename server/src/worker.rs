@@ -167,8 +167,6 @@ fn sentiment_stage(
     let stage = Slot::boxed(SentimentStage {
         kafka: args.kafka()?,
         runtime,
-        // No streamer in a worker process: each record's own `dataset` field says what it is.
-        streamer: Arc::default(),
     });
     Ok((stage, serde_json::to_value(&config).unwrap_or_default()))
 }

@@ -1,9 +1,11 @@
 //! The seeds' other datasets (issue 17) through the real pipeline on the embedded broker:
 //! generated tweets go streamer → producer → sentiment and come out labelled, keyed by user; a
 //! tweet file's broken line is dead-lettered by the producer with the field at fault; companies
-//! (no text) are refused by sentiment, at its start and record by record. The windows count the
-//! labelled tweets and list each window's top hashtags, and the Parquet sink and the indexer take them beside reviews (seed 001's
-//! Twitter → Kafka → Spark → Parquet): none of them reaches the dead-letter topic.
+//! (no text) are skipped by sentiment: written on to `reviews.sentiment` unlabelled, none
+//! dead-lettered. The windows count the labelled tweets and list each window's top hashtags,
+//! and count the companies by country and industry; the Parquet sink and the indexer take the
+//! tweets beside reviews (seed 001's Twitter → Kafka → Spark → Parquet) and skip the companies:
+//! none of them reaches the dead-letter topic.
 
 mod common;
 
@@ -14,6 +16,7 @@ use common::{counter, eventually, group_lag, read_all, serve, start_engine, stre
 use pipebook::sentiment::GROUP;
 use polars::prelude::ListNameSpaceImpl;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 const TWEETS: u64 = 600;
 
@@ -28,6 +31,45 @@ async fn dead_letters(engine: &pipebook::pipeline::Engine) -> Vec<Value> {
 
 fn json_of(message: &app::api::Message) -> Value {
     serde_json::from_str(&message.value).expect("JSON record")
+}
+
+/// A generated record's event time (`created_at`), in ms since the epoch.
+fn created_ms(record: &Value) -> i64 {
+    chrono::NaiveDateTime::parse_from_str(
+        record["created_at"].as_str().expect("created_at"),
+        "%Y-%m-%d %H:%M:%S",
+    )
+    .expect("a generated time")
+    .and_utc()
+    .timestamp_millis()
+}
+
+/// The `n` most counted keys, most first, ties by key: what a window lists.
+fn top(counts: BTreeMap<String, u64>, n: usize) -> Vec<(String, u64)> {
+    let mut ranked: Vec<(String, u64)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    ranked.truncate(n);
+    ranked
+}
+
+fn listed(terms: &[app::api::TermCount]) -> Vec<(String, u64)> {
+    terms.iter().map(|t| (t.key.clone(), t.count)).collect()
+}
+
+/// The tumbling windows of the aggregate's view.
+fn tumbling(engine: &pipebook::pipeline::Engine) -> Vec<app::api::WindowRow> {
+    engine
+        .aggregates(None)
+        .windows
+        .into_iter()
+        .filter(|w| w.kind == app::api::WindowKind::Tumbling)
+        .collect()
+}
+
+/// Day-long windows, a day of lateness: every generated record counts.
+fn day_windows() -> Value {
+    json!({"trigger_ms": 200, "tumbling_secs": 86_400, "sliding_secs": 86_400,
+           "slide_secs": 21_600, "allowed_lateness_secs": 86_400})
 }
 
 /// Starts the streamer with `config` (the producer too the first time, which then reconnects to
@@ -53,7 +95,7 @@ async fn stream(engine: &pipebook::pipeline::Engine, config: Value, acked: u64) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tweets_are_labelled_by_user_and_companies_are_refused_by_sentiment() {
+async fn tweets_are_labelled_by_user_and_companies_skipped_by_sentiment_are_counted_in_windows() {
     let t = start_engine().await;
     let engine = &t.engine;
     stream(
@@ -116,11 +158,7 @@ async fn tweets_are_labelled_by_user_and_companies_are_refused_by_sentiment() {
 
     // The windows count the labelled tweets as they count reviews (sessions per user).
     engine
-        .start_stage(
-            "aggregate",
-            json!({"trigger_ms": 200, "tumbling_secs": 86_400, "sliding_secs": 86_400,
-                   "slide_secs": 21_600, "allowed_lateness_secs": 86_400}),
-        )
+        .start_stage("aggregate", day_windows())
         .await
         .expect("aggregate starts");
     eventually("tweets counted", Duration::from_secs(60), || async {
@@ -133,26 +171,14 @@ async fn tweets_are_labelled_by_user_and_companies_are_refused_by_sentiment() {
     // Each day-long tumbling window lists the top five hashtags of the tweets streamed into
     // it, counted here from what the producer wrote (a tweet counts once per hashtag), and no
     // user in a business's place.
-    let view = engine.aggregates(None);
-    let tumbling: Vec<_> = view
-        .windows
-        .iter()
-        .filter(|w| w.kind == app::api::WindowKind::Tumbling)
-        .collect();
-    assert!(!tumbling.is_empty());
-    let mut listed = 0;
-    for window in tumbling {
-        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    let windows = tumbling(engine);
+    assert!(!windows.is_empty());
+    let mut shown = 0;
+    for window in &windows {
+        let mut counts = BTreeMap::new();
         for message in &produced {
             let tweet = json_of(message);
-            let at = chrono::NaiveDateTime::parse_from_str(
-                tweet["created_at"].as_str().expect("created_at"),
-                "%Y-%m-%d %H:%M:%S",
-            )
-            .expect("a generated time")
-            .and_utc()
-            .timestamp_millis();
-            if (window.start..window.end).contains(&at) {
+            if (window.start..window.end).contains(&created_ms(&tweet)) {
                 for tag in tweet["hashtags"].as_array().expect("a list") {
                     *counts
                         .entry(tag.as_str().expect("a hashtag").to_owned())
@@ -160,19 +186,17 @@ async fn tweets_are_labelled_by_user_and_companies_are_refused_by_sentiment() {
                 }
             }
         }
-        let mut expected: Vec<(String, u64)> = counts.into_iter().collect();
-        expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        expected.truncate(5);
-        let shown: Vec<(String, u64)> = window
-            .top_hashtags
-            .iter()
-            .map(|t| (t.key.clone(), t.count))
-            .collect();
-        assert_eq!(shown, expected, "window from {}", window.start);
+        let expected = top(counts, 5);
+        assert_eq!(
+            listed(&window.top_hashtags),
+            expected,
+            "window from {}",
+            window.start
+        );
         assert!(window.top_businesses.is_empty(), "a user is not a business");
-        listed += shown.len();
+        shown += expected.len();
     }
-    assert!(listed > 0, "the generator's hashtags are listed");
+    assert!(shown > 0, "the generator's hashtags are listed");
     engine
         .stop_stage("aggregate")
         .await
@@ -203,41 +227,121 @@ async fn tweets_are_labelled_by_user_and_companies_are_refused_by_sentiment() {
         "{letters:?}"
     );
 
-    // Companies reaching a running sentiment stage: each one dead-lettered with the reason.
+    // Companies (no text) reaching the running sentiment stage: not an error. Each is written
+    // on to reviews.sentiment unlabelled, keyed by its id, saying why; none is dead-lettered.
+    const COMPANIES: u64 = 120;
     stream(
         engine,
-        json!({"dataset": "companies", "rate": 0, "limit": 10, "seed": 6}),
-        before + 12,
+        json!({"dataset": "companies", "rate": 0, "limit": COMPANIES, "seed": 6}),
+        before + 2 + COMPANIES,
     )
     .await;
-    let refused = eventually(
-        "companies dead-lettered",
-        Duration::from_secs(60),
-        || async {
-            let refused = dead_letters(engine)
-                .await
-                .into_iter()
-                .filter(|l| {
-                    l["stage"] == "sentiment"
-                        && l["reason"]
-                            == "companies has no text field: nothing to classify; skip to cell 4"
-                })
-                .count();
-            (refused == 10).then_some(refused)
-        },
-    )
+    eventually("companies skipped", Duration::from_secs(60), || async {
+        (counter(engine, "sentiment", "skipped") >= COMPANIES).then_some(())
+    })
     .await;
-    assert_eq!(refused, 10);
-
-    // And a sentiment stage started on companies is refused outright, saying why.
-    engine.stop_stage("sentiment").await.expect("stops");
-    let error = engine
-        .start_stage("sentiment", json!({}))
+    assert_eq!(counter(engine, "sentiment", "skipped"), COMPANIES);
+    let companies: Vec<Value> = read_all(engine, TOPIC_REVIEWS)
         .await
-        .expect_err("nothing to classify");
+        .iter()
+        .map(json_of)
+        .filter(|r| r["dataset"] == "companies")
+        .collect();
+    assert_eq!(companies.len() as u64, COMPANIES);
+    let forwarded: Vec<app::api::Message> = read_all(engine, TOPIC_SENTIMENT)
+        .await
+        .into_iter()
+        .filter(|m| json_of(m)["dataset"] == "companies")
+        .collect();
+    assert_eq!(
+        forwarded.len() as u64,
+        COMPANIES,
+        "each company written on once"
+    );
+    for message in &forwarded {
+        let out = json_of(message);
+        assert_eq!(
+            message.key.as_deref(),
+            out["company_id"].as_str(),
+            "keyed by id"
+        );
+        assert!(
+            out.get("sentiment").is_none() && out.get("score").is_none(),
+            "{out}"
+        );
+        assert_eq!(
+            out["skipped"],
+            "companies has no text field: nothing to classify"
+        );
+        assert!(
+            out["country"].is_string() && out["industry"].is_string(),
+            "{out}"
+        );
+    }
+    let letters = dead_letters(engine).await;
     assert!(
-        error.to_string().starts_with("companies has no text field"),
-        "{error}"
+        letters.iter().all(|l| !l["raw"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(r#""dataset":"companies""#)),
+        "{letters:?}"
+    );
+
+    // The windows count them without a label, by country and by industry: in each day-long
+    // tumbling window, as many as were streamed into it (partitions' counts add up).
+    engine
+        .start_stage("aggregate", day_windows())
+        .await
+        .expect("aggregate resumes");
+    let windows = eventually("companies counted", Duration::from_secs(60), || async {
+        let windows = tumbling(engine);
+        let counted: u64 = windows.iter().map(|w| w.unlabelled).sum();
+        (counted == COMPANIES).then_some(windows)
+    })
+    .await;
+    assert_eq!(counter(engine, "aggregate", "dlq"), 0, "no company refused");
+    for window in &windows {
+        let mine: Vec<&Value> = companies
+            .iter()
+            .filter(|c| (window.start..window.end).contains(&created_ms(c)))
+            .collect();
+        let by = |field: &str| {
+            let mut counts = BTreeMap::new();
+            for company in &mine {
+                let value = company[field].as_str().expect("a string").to_owned();
+                *counts.entry(value).or_default() += 1;
+            }
+            top(counts, 6)
+        };
+        let (countries, industries) = (
+            listed(&window.top_countries),
+            listed(&window.top_industries),
+        );
+        assert_eq!(countries, by("country"), "window from {}", window.start);
+        assert_eq!(industries, by("industry"), "window from {}", window.start);
+        let sum = |terms: &[(String, u64)]| terms.iter().map(|t| t.1).sum::<u64>();
+        assert_eq!(
+            sum(&countries),
+            mine.len() as u64,
+            "every company by its country"
+        );
+        assert_eq!(sum(&industries), mine.len() as u64);
+        assert_eq!(window.unlabelled, mine.len() as u64);
+        // No label to average: a window of companies alone has no average, never a NaN.
+        assert!(window.avg_score.is_none_or(f64::is_finite), "{window:?}");
+        if window.total() == window.unlabelled {
+            assert_eq!(window.avg_score, None);
+        }
+    }
+    // Sessions per company, as per any key.
+    let first = companies[0]["company_id"].as_str().expect("company_id");
+    assert!(
+        engine
+            .aggregates(None)
+            .windows
+            .iter()
+            .any(|w| w.kind == app::api::WindowKind::Session && w.key.as_deref() == Some(first)),
+        "a session of {first}"
     );
     engine.shutdown().await;
 }
@@ -294,6 +398,7 @@ async fn get_json(base: &str, path: &str) -> Value {
 async fn tweets_land_in_their_parquet_table_and_the_search_index_beside_reviews() {
     const REVIEWS: u64 = 200;
     const MIXED_TWEETS: u64 = 300;
+    const COMPANIES: u64 = 50;
     let t = start_engine().await;
     let engine = &t.engine;
     let served = serve(engine.clone()).await;
@@ -318,6 +423,13 @@ async fn tweets_land_in_their_parquet_table_and_the_search_index_beside_reviews(
         .filter(|r| r["dataset"] == "tweets")
         .collect();
     assert_eq!(sent.len() as u64, MIXED_TWEETS);
+    // Then companies: the sinks skip them (no table, nothing to search), counting them.
+    stream(
+        engine,
+        json!({"dataset": "companies", "rate": 0, "limit": COMPANIES, "seed": 12}),
+        total + COMPANIES,
+    )
+    .await;
 
     for (stage, config) in [
         ("sentiment", json!({"workers": 2})),
@@ -331,10 +443,15 @@ async fn tweets_land_in_their_parquet_table_and_the_search_index_beside_reviews(
     }
     eventually("written and indexed", Duration::from_secs(120), || async {
         (counter(engine, "parquet", "rows") >= total
-            && counter(engine, "indexer", "indexed") >= total)
+            && counter(engine, "indexer", "indexed") >= total
+            && counter(engine, "parquet", "skipped") >= COMPANIES
+            && counter(engine, "indexer", "skipped") >= COMPANIES)
             .then_some(())
     })
     .await;
+    assert_eq!(counter(engine, "sentiment", "skipped"), COMPANIES);
+    assert_eq!(counter(engine, "parquet", "skipped"), COMPANIES);
+    assert_eq!(counter(engine, "indexer", "skipped"), COMPANIES);
     assert_eq!(
         counter(engine, "parquet", "dlq"),
         0,
@@ -457,11 +574,17 @@ async fn tweets_land_in_their_parquet_table_and_the_search_index_beside_reviews(
     // The dead-letter topic holds none of them.
     let letters = dead_letters(engine).await;
     assert!(
-        letters.iter().all(|l| !l["raw"]
-            .as_str()
-            .unwrap_or_default()
-            .contains(r#""dataset":"tweets""#)),
+        letters.iter().all(|l| {
+            let raw = l["raw"].as_str().unwrap_or_default();
+            !raw.contains(r#""dataset":"tweets""#) && !raw.contains(r#""dataset":"companies""#)
+        }),
         "{letters:?}"
     );
+    let tables: Vec<String> = std::fs::read_dir(&root)
+        .expect("parquet folder")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!tables.iter().any(|t| t.contains("compan")), "{tables:?}");
     engine.shutdown().await;
 }

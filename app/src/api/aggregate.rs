@@ -204,6 +204,10 @@ pub struct WindowRow {
     /// The business a session window belongs to; `None` for tumbling and sliding windows.
     pub key: Option<String>,
     pub counts: SentimentCounts,
+    /// Records counted without a sentiment label: companies, which sentiment skips (no text).
+    /// Not in `counts`, nor in `avg_score`'s average.
+    #[serde(default)]
+    pub unlabelled: u64,
     pub avg_score: Option<f64>,
     pub avg_stars: Option<f64>,
     /// Reviews per stars value, 1★ … 5★.
@@ -217,13 +221,20 @@ pub struct WindowRow {
     /// several hashtags counts once for each.
     #[serde(default)]
     pub top_hashtags: Vec<TermCount>,
+    /// Up to six countries and six industries with the most companies in the window, most
+    /// first, ties by name (none for reviews and tweets); partitions' counts add up.
+    #[serde(default)]
+    pub top_countries: Vec<TermCount>,
+    #[serde(default)]
+    pub top_industries: Vec<TermCount>,
     /// Whether the watermark has passed the end: the result will not change any more.
     pub closed: bool,
 }
 
 impl WindowRow {
+    /// Every record the window counted, labelled or not.
     pub fn total(&self) -> u64 {
-        self.counts.values().sum()
+        self.counts.values().sum::<u64>() + self.unlabelled
     }
 }
 

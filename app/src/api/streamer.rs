@@ -222,9 +222,10 @@ impl DatasetKind {
                 dimensions: fields(&["country", "industry"]),
                 explanation: "Companies, as seed 002's faker source makes them: records with \
                     no text at all, keyed by company id. There is nothing for sentiment to \
-                    classify, so cell 3 refuses to start and says why. Seed 002 counts them by \
-                    country and industry per window; Pipebook's window stage reads only labelled \
-                    records, so that is not built yet."
+                    classify, so cell 3 skips them: each goes on to reviews.sentiment unlabelled \
+                    and is counted as skipped. The windows count them by country and by industry \
+                    (as seed 002 does; partitions' counts add up) instead of by sentiment, with \
+                    sessions per company; the Parquet sink and the indexer skip them."
                     .to_owned(),
             },
         }

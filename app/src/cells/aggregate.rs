@@ -9,7 +9,10 @@ use serde_json::json;
 use super::charts::{Bar, BarChart, sentiment_class};
 use super::lesson::FaultButton;
 use super::{Cell, ErrorLine, LiveStage, StatePill, restore_form_once, set_field, thousands};
-use crate::api::{AggregateView, LIVE_SESSIONS, LIVE_WINDOWS_PER_KIND, Sentiment, WindowKind};
+use crate::api::{
+    AggregateView, LIVE_SESSIONS, LIVE_WINDOWS_PER_KIND, Sentiment, TermCount, WindowKind,
+    WindowRow,
+};
 use crate::client;
 use crate::live::Live;
 
@@ -48,7 +51,8 @@ pub fn AggregateCell() -> impl IntoView {
                 <code>"reviews.sentiment"</code> ", as in Kafka Streams: after every trigger each partition's windows and the offset they cover are "
                 <em>"checkpointed"</em> " together, as one record of the compacted topic " <code>"pipebook.aggregate.changelog"</code>
                 ". Crash the job, start it again — or run more members in its group — and whoever is assigned a partition resumes it without losing or double-counting a review. Streaming tweets instead, each window also counts their "
-                <em>"hashtags"</em> " (a tweet with three counts once for each) and lists its top five; partitions' counts add up, as the sentiment counts do."
+                <em>"hashtags"</em> " (a tweet with three counts once for each) and lists its top five; partitions' counts add up, as the sentiment counts do. Companies have no text, so sentiment writes them on unlabelled: a window counts them by "
+                <em>"country"</em> " and by " <em>"industry"</em> " (the top six of each, drawn in the accent colour) and its sentiment counts stay at zero."
             </p>
             <Controls>
             <AggregateControls form />
@@ -131,9 +135,14 @@ pub fn AggregateCell() -> impl IntoView {
                 <span class="legend legend-positive">"■ positive"</span>
                 <span class="legend legend-negative">"■ negative"</span>
                 <span class="legend legend-neutral">"■ neutral"</span>
+                <span class="legend legend-unlabelled">"■ unlabelled (companies)"</span>
                 <span class="muted">"faded = window still open (its count can change)"</span>
             </p>
-            <TopHashtags view=view.into() />
+            <TopTerms view=view.into() title="Top hashtags" testid="top-hashtags" terms=|w| &w.top_hashtags />
+            <div class="two-col">
+                <TopTerms view=view.into() title="Top countries" testid="top-countries" terms=|w| &w.top_countries />
+                <TopTerms view=view.into() title="Top industries" testid="top-industries" terms=|w| &w.top_industries />
+            </div>
             <div class="two-col">
                 <div>
                     <h4>"Average score per stars value " <span class="muted">"· tumbling windows shown"</span></h4>
@@ -427,6 +436,8 @@ fn WindowChart(
                             sentiment_class(s.index()),
                         )
                     })
+                    // Companies: counted without a label.
+                    .chain([(w.unlabelled, "seg-count")])
                     .collect(),
                 note: None,
                 faded: !w.closed,
@@ -462,21 +473,26 @@ fn ScoreByStars(view: Signal<AggregateView>) -> impl IntoView {
     view! { <BarChart bars label="average score per stars value" testid="chart-score-by-stars" /> }
 }
 
-/// The top hashtags of the latest tumbling windows: shown once tweets have been counted.
+/// The top terms of the latest tumbling windows — a tweet's hashtags, a company's country or
+/// industry, as `terms` picks them: shown once such records have been counted.
 #[component]
-fn TopHashtags(view: Signal<AggregateView>) -> impl IntoView {
+fn TopTerms(
+    view: Signal<AggregateView>,
+    title: &'static str,
+    testid: &'static str,
+    terms: fn(&WindowRow) -> &Vec<TermCount>,
+) -> impl IntoView {
     const SHOWN: usize = 4;
     let lines = Signal::derive(move || {
         let view = view.get();
         let mut windows = view.latest_windows(WindowKind::Tumbling, BARS);
-        windows.retain(|w| !w.top_hashtags.is_empty());
+        windows.retain(|w| !terms(w).is_empty());
         let skip = windows.len().saturating_sub(SHOWN);
         windows
             .into_iter()
             .skip(skip)
             .map(|w| {
-                let tags = w
-                    .top_hashtags
+                let tags = terms(w)
                     .iter()
                     .map(|t| format!("{} {}", t.key, t.count))
                     .collect::<Vec<_>>()
@@ -493,15 +509,17 @@ fn TopHashtags(view: Signal<AggregateView>) -> impl IntoView {
         let lines = lines.get();
         (!lines.is_empty()).then(|| {
             view! {
-                <h4>"Top hashtags " <span class="muted">"· latest tumbling windows"</span></h4>
-                <ul class="latest" data-testid="top-hashtags">
-                    {lines.into_iter().map(|(span, tags, closed)| view! {
-                        <li>
-                            <span class="muted">{span}</span> " " {tags}
-                            {(!closed).then(|| view! { <span class="muted">" (open)"</span> })}
-                        </li>
-                    }).collect_view()}
-                </ul>
+                <div>
+                    <h4>{title} " " <span class="muted">"· latest tumbling windows"</span></h4>
+                    <ul class="latest" data-testid=testid>
+                        {lines.into_iter().map(|(span, tags, closed)| view! {
+                            <li>
+                                <span class="muted">{span}</span> " " {tags}
+                                {(!closed).then(|| view! { <span class="muted">" (open)"</span> })}
+                            </li>
+                        }).collect_view()}
+                    </ul>
+                </div>
             }
         })
     }

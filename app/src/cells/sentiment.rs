@@ -164,8 +164,10 @@ pub fn SentimentCell() -> impl IntoView {
                     <span class="stat-label">"Stage " <StatePill state /></span>
                     <span class="stat-value" data-testid="sentiment-produced">
                         {move || {
-                            let produced = stage.counter("produced")();
-                            thousands(i64::try_from(produced).unwrap_or(i64::MAX))
+                            // `produced` also counts the records written on unlabelled.
+                            let labelled = stage.counter("produced")()
+                                .saturating_sub(stage.counter("skipped")());
+                            thousands(i64::try_from(labelled).unwrap_or(i64::MAX))
                         }}
                     </span>
                     <span class="stat-unit">"labelled reviews written"</span>
@@ -176,6 +178,17 @@ pub fn SentimentCell() -> impl IntoView {
                     <span class="stat-unit">"reviews not yet committed"</span>
                 </div>
             </div>
+            {move || {
+                let skipped = stage.counter("skipped")();
+                (skipped > 0).then(|| view! {
+                    <p class="explain" data-testid="sentiment-skipped">
+                        {format!(
+                            "{} company records skipped: a company has no text to classify, so each goes on to reviews.sentiment unlabelled, where cell 4 counts it by country and industry.",
+                            thousands(i64::try_from(skipped).unwrap_or(i64::MAX)),
+                        )}
+                    </p>
+                })
+            }}
             <super::load::StageLoadPanel stage="sentiment" default_group="pipebook-sentiment" />
             <div class="two-col">
                 <div>

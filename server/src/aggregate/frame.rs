@@ -13,24 +13,35 @@ const LOWER: &str = "_lower_boundary";
 const UPPER: &str = "_upper_boundary";
 const BUSINESS: &str = "business";
 const HASHTAG: &str = "hashtag";
+const COUNTRY: &str = "country";
+const INDUSTRY: &str = "industry";
 
-/// The batch as columns: time (datetime, ms), sentiment (0 positive, 1 negative, 2 neutral),
-/// score, stars, business (null for a tweet: its key is a user, not a business to list).
+/// The batch as columns: time (datetime, ms), sentiment (0 positive, 1 negative, 2 neutral;
+/// null for a company, which has no label), score, stars, business (a review's only: a tweet's
+/// key is a user, a company's its id, not a business to list), and a company's country and
+/// industry (null for the others).
 pub fn events_frame(events: &[Event]) -> PolarsResult<LazyFrame> {
     let time: Vec<i64> = events.iter().map(|e| e.time).collect();
-    let sentiment: Vec<i32> = events.iter().map(|e| e.sentiment.index() as i32).collect();
+    let sentiment: Vec<Option<i32>> = events
+        .iter()
+        .map(|e| e.sentiment.map(|s| s.index() as i32))
+        .collect();
     let score: Vec<f64> = events.iter().map(|e| e.score).collect();
     let stars: Vec<i32> = events.iter().map(|e| i32::from(e.stars)).collect();
     let business: Vec<Option<&str>> = events
         .iter()
-        .map(|e| (e.dataset != DatasetKind::Tweets).then_some(e.business_id.as_str()))
+        .map(|e| (e.dataset == DatasetKind::Yelp).then_some(e.business_id.as_str()))
         .collect();
+    let country: Vec<Option<&str>> = events.iter().map(|e| e.country.as_deref()).collect();
+    let industry: Vec<Option<&str>> = events.iter().map(|e| e.industry.as_deref()).collect();
     let frame = df!(
         TIME => time,
         "sentiment" => sentiment,
         "score" => score,
         "stars" => stars,
-        "business" => business,
+        BUSINESS => business,
+        COUNTRY => country,
+        INDUSTRY => industry,
     )?;
     Ok(timed(frame))
 }
@@ -88,6 +99,11 @@ pub fn window_counts(frame: LazyFrame, size_ms: i64, every_ms: i64) -> PolarsRes
         count_of("sentiment", 0, "positive"),
         count_of("sentiment", 1, "negative"),
         count_of("sentiment", 2, "neutral"),
+        col("sentiment")
+            .is_null()
+            .cast(DataType::UInt64)
+            .sum()
+            .alias("unlabelled"),
         col("score").sum().alias("score_sum"),
         col("stars").cast(DataType::UInt64).sum().alias("stars_sum"),
     ];
@@ -105,7 +121,7 @@ pub fn window_counts(frame: LazyFrame, size_ms: i64, every_ms: i64) -> PolarsRes
         .collect()
 }
 
-/// Rows per value of `key` (a business, a hashtag) and window; rows without one are left out.
+/// Rows per value of `key` (a business, a hashtag, a country, an industry) and window; rows without one are left out.
 fn key_counts(frame: LazyFrame, key: &str, size_ms: i64, every_ms: i64) -> PolarsResult<DataFrame> {
     frame
         .filter(col(key).is_not_null())
@@ -122,6 +138,7 @@ pub fn window_partials(events: &[Event], spec: &Spec) -> PolarsResult<Partials> 
     let frame = events_frame(events)?;
     let hashtags = hashtags_frame(events)?;
     let any_hashtag = events.iter().any(|e| !e.hashtags.is_empty());
+    let any_company = events.iter().any(|e| e.dataset == DatasetKind::Companies);
     let mut partials = Vec::new();
     for (kind, size, every) in [
         (WindowKind::Tumbling, spec.tumbling_ms, spec.tumbling_ms),
@@ -135,6 +152,16 @@ pub fn window_partials(events: &[Event], spec: &Spec) -> PolarsResult<Partials> 
         if any_hashtag {
             let tags = key_counts(hashtags.clone(), HASHTAG, size, every)?;
             add_keys(kind, &tags, HASHTAG, &mut windows, |agg| &mut agg.hashtags)?;
+        }
+        if any_company {
+            let countries = key_counts(frame.clone(), COUNTRY, size, every)?;
+            add_keys(kind, &countries, COUNTRY, &mut windows, |agg| {
+                &mut agg.countries
+            })?;
+            let industries = key_counts(frame.clone(), INDUSTRY, size, every)?;
+            add_keys(kind, &industries, INDUSTRY, &mut windows, |agg| {
+                &mut agg.industries
+            })?;
         }
         partials.extend(windows.into_iter().filter(|(_, agg)| agg.total() > 0));
     }
@@ -156,6 +183,7 @@ fn read_counts(kind: WindowKind, frame: &DataFrame) -> PolarsResult<BTreeMap<Win
         .map(|s| f64s(frame, &format!("score_stars_{s}")))
         .collect::<PolarsResult<_>>()?;
     let stars_sums = u64s(frame, "stars_sum")?;
+    let unlabelled = u64s(frame, "unlabelled")?;
     let mut windows = BTreeMap::new();
     for row in 0..frame.height() {
         let agg = Agg {
@@ -172,6 +200,9 @@ fn read_counts(kind: WindowKind, frame: &DataFrame) -> PolarsResult<BTreeMap<Win
             score_by_stars: std::array::from_fn(|i| score_by_stars[i][row]),
             businesses: BTreeMap::new(),
             hashtags: BTreeMap::new(),
+            unlabelled: unlabelled[row],
+            countries: BTreeMap::new(),
+            industries: BTreeMap::new(),
         };
         let id = WindowId {
             kind,
@@ -253,19 +284,33 @@ mod tests {
         (0..n)
             .map(|i| {
                 let i = i as i64;
+                // Every third record a tweet with 0–2 of three hashtags; some others companies
+                // (no label, no stars; a country and an industry).
+                let dataset = if i % 3 == 0 {
+                    DatasetKind::Tweets
+                } else if i % 5 == 4 {
+                    DatasetKind::Companies
+                } else {
+                    DatasetKind::Yelp
+                };
+                let company = dataset == DatasetKind::Companies;
+                let pick = |values: &[&str], n: i64| {
+                    company.then(|| values[(n % values.len() as i64) as usize].to_owned())
+                };
                 Event {
                     review_id: format!("r{i}"),
                     time: (i * 7_919 % 2_400_000) - 600_000 + (i % 13) * 1_000,
-                    sentiment: Sentiment::ALL[(i % 3) as usize],
-                    score: (i % 11) as f64 / 10.0 - 0.5,
-                    stars: (i % 5 + 1) as u8,
-                    business_id: format!("b{}", i % 4),
-                    // Every third record a tweet with 0–2 of three hashtags.
-                    dataset: if i % 3 == 0 {
-                        DatasetKind::Tweets
+                    sentiment: (!company).then_some(Sentiment::ALL[(i % 3) as usize]),
+                    score: if company {
+                        0.0
                     } else {
-                        DatasetKind::Yelp
+                        (i % 11) as f64 / 10.0 - 0.5
                     },
+                    stars: if company { 0 } else { (i % 5 + 1) as u8 },
+                    business_id: format!("b{}", i % 4),
+                    country: pick(&["Chile", "France", "Japan", "Peru"], i / 7),
+                    industry: pick(&["Energy", "Media", "Retail"], i / 11),
+                    dataset,
                     hashtags: if i % 3 == 0 {
                         ["#a", "#b", "#c"]
                             .iter()
@@ -306,6 +351,9 @@ mod tests {
             assert_eq!(ap.stars_sum, ar.stars_sum);
             assert_eq!(ap.businesses, ar.businesses, "{wp:?}");
             assert_eq!(ap.hashtags, ar.hashtags, "{wp:?}");
+            assert_eq!(ap.unlabelled, ar.unlabelled, "{wp:?}");
+            assert_eq!(ap.countries, ar.countries, "{wp:?}");
+            assert_eq!(ap.industries, ar.industries, "{wp:?}");
             assert!((ap.score_sum - ar.score_sum).abs() < 1e-9);
             for (p, r) in ap.score_by_stars.iter().zip(ar.score_by_stars) {
                 assert!((p - r).abs() < 1e-9, "{wp:?}");
@@ -333,6 +381,33 @@ mod tests {
         let counted: u64 = tumbling.iter().flat_map(|a| a.hashtags.values()).sum();
         assert!(tagged > 0);
         assert_eq!(counted, tagged, "each tweet once per hashtag");
+        assert!(tumbling.iter().all(|a| a.businesses.is_empty()));
+    }
+
+    #[test]
+    fn a_window_counts_its_companies_by_country_and_by_industry() {
+        let companies: Vec<Event> = events(200)
+            .into_iter()
+            .filter(|e| e.dataset == DatasetKind::Companies)
+            .collect();
+        let spec = Spec {
+            tumbling_ms: 3_600_000,
+            ..spec()
+        };
+        let partials = window_partials(&companies, &spec).expect("polars");
+        let tumbling: Vec<&Agg> = partials
+            .iter()
+            .filter(|(w, _)| w.kind == WindowKind::Tumbling)
+            .map(|(_, agg)| agg)
+            .collect();
+        let sum = |of: fn(&Agg) -> u64| tumbling.iter().map(|a| of(a)).sum::<u64>();
+        let n = companies.len() as u64;
+        assert!(n > 0);
+        // Each company once by country and once by industry, none by sentiment or business.
+        assert_eq!(sum(|a| a.countries.values().sum()), n);
+        assert_eq!(sum(|a| a.industries.values().sum()), n);
+        assert_eq!((sum(Agg::total), sum(|a| a.unlabelled)), (n, n));
+        assert_eq!(sum(Agg::labelled), 0);
         assert!(tumbling.iter().all(|a| a.businesses.is_empty()));
     }
 

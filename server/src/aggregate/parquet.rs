@@ -73,6 +73,9 @@ crate::counters! {
     pub struct ParquetMetrics {
         counters {
             rows, files, dlq,
+            /// Records without a label (companies: no text) left out: there is no table for
+            /// them, and a window counts them instead.
+            skipped,
             /// Microseconds writing files and dead letters / waiting for records / (nothing
             /// downstream holds the sink back: it writes to local disk).
             busy_us, idle_us, backpressured_us,
@@ -355,6 +358,9 @@ async fn write_files(
             Ok(Labelled::Tweet(tweet)) => {
                 let day = day_of(&tweet.created_at);
                 tweets.entry(day).or_default().push(tweet);
+            }
+            Ok(Labelled::Unlabelled(_)) => {
+                setup.metrics.skipped.fetch_add(1, Ordering::Relaxed);
             }
             Err(reason) => {
                 let origin = format!("{TOPIC_SENTIMENT}/{}@{}", record.partition, record.offset);

@@ -169,12 +169,14 @@ mod tests {
         Event {
             review_id: id.into(),
             time: minute * MIN,
-            sentiment: Sentiment::Positive,
+            sentiment: Some(Sentiment::Positive),
             score: 0.5,
             stars: 4,
             business_id: business.into(),
             dataset: app::api::DatasetKind::Yelp,
             hashtags: Vec::new(),
+            country: None,
+            industry: None,
         }
     }
 
@@ -251,15 +253,20 @@ mod tests {
         use proptest::prelude::*;
 
         /// One generated record: business, seconds from the start (out of order by up to ±5
-        /// minutes), sentiment, stars, score in quarters (exact sums in any order), and hashtags
-        /// (a bit set of four; a record with any is a tweet, keyed by its "business" as by user).
+        /// minutes), sentiment (3: none, a company), stars, score in quarters (exact sums in
+        /// any order), and hashtags (a bit set of four; a record with any is a tweet, keyed by
+        /// its "business" as by user). A company (sentiment 3, no hashtags) is keyed by its
+        /// "business" as by company id; its country and industry come from its time and score,
+        /// so one country's companies are in several partitions.
         type Raw = (u8, i64, u8, u8, i8, u8);
 
         const TAGS: [&str; 4] = ["#kafka", "#rust", "#polars", "#flink"];
+        const COUNTRIES: [&str; 3] = ["Chile", "France", "Japan"];
+        const INDUSTRIES: [&str; 2] = ["Energy", "Retail"];
 
         fn raw() -> impl Strategy<Value = Vec<Raw>> {
             prop::collection::vec(
-                (0u8..7, -300i64..300, 0u8..3, 1u8..=5, -4i8..=4, 0u8..16),
+                (0u8..7, -300i64..300, 0u8..4, 1u8..=5, -4i8..=4, 0u8..16),
                 1..80,
             )
         }
@@ -271,24 +278,41 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(
-                    |(i, (business, jitter, sentiment, stars, quarters, tags))| Event {
-                        review_id: format!("r{i}"),
-                        time: (i as i64 * 20 + jitter) * 1000,
-                        sentiment: Sentiment::ALL[usize::from(*sentiment)],
-                        score: f64::from(*quarters) / 4.0,
-                        stars: if *tags > 0 { 0 } else { *stars },
-                        business_id: format!("b{business}"),
-                        dataset: if *tags > 0 {
-                            app::api::DatasetKind::Tweets
-                        } else {
-                            app::api::DatasetKind::Yelp
-                        },
-                        hashtags: TAGS
-                            .iter()
-                            .enumerate()
-                            .filter(|(bit, _)| tags & (1 << bit) != 0)
-                            .map(|(_, tag)| (*tag).to_owned())
-                            .collect(),
+                    |(i, (business, jitter, sentiment, stars, quarters, tags))| {
+                        let company = *sentiment == 3 && *tags == 0;
+                        let pick = |values: &[&str], n: i64| {
+                            company.then(|| {
+                                values[n.rem_euclid(values.len() as i64) as usize].to_owned()
+                            })
+                        };
+                        Event {
+                            review_id: format!("r{i}"),
+                            time: (i as i64 * 20 + jitter) * 1000,
+                            sentiment: (!company)
+                                .then_some(Sentiment::ALL[usize::from(*sentiment % 3)]),
+                            score: if company {
+                                0.0
+                            } else {
+                                f64::from(*quarters) / 4.0
+                            },
+                            stars: if *tags > 0 || company { 0 } else { *stars },
+                            business_id: format!("b{business}"),
+                            dataset: if *tags > 0 {
+                                app::api::DatasetKind::Tweets
+                            } else if company {
+                                app::api::DatasetKind::Companies
+                            } else {
+                                app::api::DatasetKind::Yelp
+                            },
+                            hashtags: TAGS
+                                .iter()
+                                .enumerate()
+                                .filter(|(bit, _)| tags & (1 << bit) != 0)
+                                .map(|(_, tag)| (*tag).to_owned())
+                                .collect(),
+                            country: pick(&COUNTRIES, *jitter),
+                            industry: pick(&INDUSTRIES, i64::from(*quarters)),
+                        }
                     },
                 )
                 .collect();
@@ -373,8 +397,9 @@ mod tests {
             /// windows of 1–4 partitions, cut into any triggers and moved between processes at
             /// any point, are the windows of one partition reading the whole stream in one
             /// trigger: every window (tumbling, sliding, session) with the same counts, star
-            /// counts, sums and averages, top businesses, top hashtags (a hashtag's tweets are in
-            /// several partitions: their counts add up) and closed flag; and the same counted,
+            /// counts, sums and averages, top businesses, top hashtags, countries and industries
+            /// (a hashtag's tweets, a country's companies, are in several partitions: their
+            /// counts add up), unlabelled counts and closed flag; and the same counted,
             /// duplicate and late totals.
             #[test]
             fn merged_partitions_give_the_one_partition_windows(

@@ -510,12 +510,14 @@ fn event(record: &Record, time: TimeDomain, now: i64) -> Result<Event, String> {
     Ok(Event {
         review_id: review.review_id,
         time,
-        sentiment: enriched.sentiment,
+        sentiment: Some(enriched.sentiment),
         score: enriched.score,
         stars: review.stars,
         business_id: review.business_id,
         dataset: DatasetKind::Yelp,
         hashtags: Vec::new(),
+        country: None,
+        industry: None,
     })
 }
 
@@ -530,10 +532,11 @@ fn time_of(domain: TimeDomain, field: &str, value: &str, now: i64) -> Result<i64
     })
 }
 
-/// A labelled record of another dataset (a tweet, tagged by the producer): counted by its label
-/// like a review, without stars; its key field keys its sessions (per user), and a window lists
-/// its hashtags where a review's business would be. `None` when the record names no other
-/// dataset.
+/// A record of another dataset (tagged by the producer): a labelled tweet is counted by its
+/// label like a review, without stars, and a window lists its hashtags where a review's
+/// business would be; a company (no text: sentiment forwards it unlabelled) is counted without
+/// a label, by its country and industry. Its key field keys its sessions (per user, per
+/// company). `None` when the record names no other dataset.
 fn dataset_event(payload: &[u8], domain: TimeDomain, now: i64) -> Option<Result<Event, String>> {
     #[derive(serde::Deserialize)]
     struct Label {
@@ -552,15 +555,27 @@ fn dataset_event(payload: &[u8], domain: TimeDomain, now: i64) -> Option<Result<
             .and_then(|v| v.as_str())
             .unwrap_or_default()
     };
+    let first = |name: &str| {
+        crate::records::dimension_values(record.fields.get(name))
+            .into_iter()
+            .next()
+    };
+    let company = description.name == DatasetKind::Companies;
     Some((|| {
-        let label: Label = serde_json::from_slice(payload)
-            .map_err(|e| format!("a {name} record without its sentiment label: {e}"))?;
+        // Nothing to label without text: sentiment skipped it, and says so in `skipped`.
+        let label = match description.text_field {
+            None => None,
+            Some(_) => Some(
+                serde_json::from_slice::<Label>(payload)
+                    .map_err(|e| format!("a {name} record without its sentiment label: {e}"))?,
+            ),
+        };
         let time_field = &description.time_field;
         Ok(Event {
             review_id: field(&description.id_field).to_owned(),
             time: time_of(domain, time_field, field(time_field), now)?,
-            sentiment: label.sentiment,
-            score: label.score,
+            sentiment: label.as_ref().map(|l| l.sentiment),
+            score: label.map_or(0.0, |l| l.score),
             stars: 0,
             business_id: record.key.clone(),
             dataset: description.name,
@@ -570,6 +585,8 @@ fn dataset_event(payload: &[u8], domain: TimeDomain, now: i64) -> Option<Result<
                 }
                 DatasetKind::Yelp | DatasetKind::Companies => Vec::new(),
             },
+            country: company.then(|| first("country")).flatten(),
+            industry: company.then(|| first("industry")).flatten(),
         })
     })())
 }
@@ -839,7 +856,7 @@ mod tests {
         );
         assert_eq!(
             (counted.sentiment, counted.stars),
-            (app::api::Sentiment::Positive, 0)
+            (Some(app::api::Sentiment::Positive), 0)
         );
         assert_eq!(counted.time, 1_704_099_600_000);
         assert_eq!(
@@ -860,5 +877,25 @@ mod tests {
         let reason =
             event(&record(serde_json::json!({"x": 1})), TimeDomain::Event, 0).expect_err("neither");
         assert!(reason.starts_with("not an enriched review"), "{reason}");
+    }
+
+    #[test]
+    fn a_skipped_company_counts_without_a_label_by_country_and_industry() {
+        let company = serde_json::json!({"dataset": "companies", "company_id": "c7",
+            "name": "Acme", "country": "Peru", "industry": "Energy", "employees": 40,
+            "founded": 1999, "created_at": "2024-01-01 09:00:00",
+            "skipped": "companies has no text field: nothing to classify",
+            "processed_at": "2026-11-23T10:00:00.000Z", "worker": "worker-1"});
+        let counted = event(&record(company), TimeDomain::Event, 0).expect("counted");
+        assert_eq!(
+            (counted.review_id.as_str(), counted.business_id.as_str()),
+            ("c7", "c7")
+        );
+        assert_eq!((counted.sentiment, counted.stars), (None, 0));
+        assert_eq!(
+            (counted.country.as_deref(), counted.industry.as_deref()),
+            (Some("Peru"), Some("Energy"))
+        );
+        assert_eq!(counted.time, 1_704_099_600_000);
     }
 }

@@ -18,14 +18,19 @@ const CLOSED_KEPT: usize = 120;
 const TOP_BUSINESSES: usize = 3;
 /// Hashtags listed per window.
 pub const TOP_HASHTAGS: usize = 5;
+/// Countries, and industries, listed per window of companies: seed 002's dashboard groups by
+/// six of each, so a window of generated companies lists them all (a file with more countries
+/// shows its top six).
+pub const TOP_COMPANY_GROUPS: usize = 6;
 
-/// One enriched review (or labelled tweet), reduced to what the windows need.
+/// One enriched review (or labelled tweet, or company), reduced to what the windows need.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub review_id: String,
     /// Event or processing time, milliseconds since the Unix epoch.
     pub time: i64,
-    pub sentiment: Sentiment,
+    /// `None` for a record sentiment skipped (a company: no text to classify).
+    pub sentiment: Option<Sentiment>,
     pub score: f64,
     pub stars: u8,
     /// The record key: a review's business, a tweet's user. Sessions are per key.
@@ -34,6 +39,9 @@ pub struct Event {
     pub dataset: DatasetKind,
     /// A tweet's hashtags (empty for a review).
     pub hashtags: Vec<String>,
+    /// A company's country and industry (`None` for a review or a tweet).
+    pub country: Option<String>,
+    pub industry: Option<String>,
 }
 
 /// Window sizes in milliseconds, the watermark delay and the output mode.
@@ -65,12 +73,33 @@ pub struct Agg {
     /// user), so a partition's top hashtags need not hold the merged top ones.
     #[serde(default)]
     pub hashtags: BTreeMap<String, u64>,
+    /// Records counted without a label (companies: sentiment skipped them, no text).
+    #[serde(default)]
+    pub unlabelled: u64,
+    /// Companies per country and per industry. Never cut down either: companies are keyed by
+    /// id, so one country's companies are spread over partitions.
+    #[serde(default)]
+    pub countries: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub industries: BTreeMap<String, u64>,
+}
+
+/// Adds `theirs` to `mine`, key by key.
+fn add_counts(mine: &mut BTreeMap<String, u64>, theirs: &BTreeMap<String, u64>) {
+    for (key, count) in theirs {
+        *mine.entry(key.clone()).or_default() += count;
+    }
 }
 
 impl Agg {
     pub fn add(&mut self, event: &Event) {
-        self.counts[event.sentiment.index()] += 1;
-        self.score_sum += event.score;
+        match event.sentiment {
+            Some(sentiment) => {
+                self.counts[sentiment.index()] += 1;
+                self.score_sum += event.score;
+            }
+            None => self.unlabelled += 1,
+        }
         self.stars_sum += u64::from(event.stars);
         let star = usize::from(event.stars).wrapping_sub(1);
         if let (Some(count), Some(sum)) =
@@ -86,7 +115,18 @@ impl Agg {
                     *self.hashtags.entry(tag.clone()).or_default() += 1;
                 }
             }
-            DatasetKind::Yelp | DatasetKind::Companies => {
+            // A company's id is its key (sessions per company), not a business to list.
+            DatasetKind::Companies => {
+                for (counts, value) in [
+                    (&mut self.countries, &event.country),
+                    (&mut self.industries, &event.industry),
+                ] {
+                    if let Some(value) = value {
+                        *counts.entry(value.clone()).or_default() += 1;
+                    }
+                }
+            }
+            DatasetKind::Yelp => {
                 *self
                     .businesses
                     .entry(event.business_id.clone())
@@ -107,16 +147,21 @@ impl Agg {
         for (mine, theirs) in self.score_by_stars.iter_mut().zip(other.score_by_stars) {
             *mine += theirs;
         }
-        for (business, count) in &other.businesses {
-            *self.businesses.entry(business.clone()).or_default() += count;
-        }
-        for (tag, count) in &other.hashtags {
-            *self.hashtags.entry(tag.clone()).or_default() += count;
-        }
+        self.unlabelled += other.unlabelled;
+        add_counts(&mut self.businesses, &other.businesses);
+        add_counts(&mut self.hashtags, &other.hashtags);
+        add_counts(&mut self.countries, &other.countries);
+        add_counts(&mut self.industries, &other.industries);
     }
 
-    pub fn total(&self) -> u64 {
+    /// Records with a sentiment label.
+    pub fn labelled(&self) -> u64 {
         self.counts.iter().sum()
+    }
+
+    /// Every record counted, labelled or not.
+    pub fn total(&self) -> u64 {
+        self.labelled() + self.unlabelled
     }
 
     /// Keeps only the `n` businesses a window lists (most reviews first, then by id). Done when
@@ -534,7 +579,8 @@ mod as_pairs {
 
 /// A window as the API shows it.
 pub fn row(window: &WindowId, agg: &Agg, closed: bool) -> WindowRow {
-    let n = agg.total();
+    // The average score is over labelled records: none in a window of companies.
+    let n = agg.labelled();
     let counts: SentimentCounts = Sentiment::ALL
         .iter()
         .map(|s| (*s, agg.counts[s.index()]))
@@ -546,6 +592,7 @@ pub fn row(window: &WindowId, agg: &Agg, closed: bool) -> WindowRow {
         end: window.end,
         key: window.key.clone(),
         counts,
+        unlabelled: agg.unlabelled,
         avg_score: (n > 0).then(|| agg.score_sum / n as f64),
         // Over the records with stars only: a tweet has none (every review has 1–5).
         avg_stars: (starred > 0).then(|| agg.stars_sum as f64 / starred as f64),
@@ -555,6 +602,8 @@ pub fn row(window: &WindowId, agg: &Agg, closed: bool) -> WindowRow {
         }),
         top_businesses: top(&agg.businesses, TOP_BUSINESSES),
         top_hashtags: top(&agg.hashtags, TOP_HASHTAGS),
+        top_countries: top(&agg.countries, TOP_COMPANY_GROUPS),
+        top_industries: top(&agg.industries, TOP_COMPANY_GROUPS),
         closed,
     }
 }
@@ -612,7 +661,7 @@ mod tests {
         Event {
             review_id: id.into(),
             time: minute_tenths * MIN / 10,
-            sentiment,
+            sentiment: Some(sentiment),
             score: match sentiment {
                 Sentiment::Positive => 0.5,
                 Sentiment::Negative => -0.5,
@@ -626,6 +675,21 @@ mod tests {
             business_id: business.into(),
             dataset: DatasetKind::Yelp,
             hashtags: Vec::new(),
+            country: None,
+            industry: None,
+        }
+    }
+
+    /// A company as the windows see it: no label, no stars, its country and industry.
+    fn company(id: &str, minute_tenths: i64, country: &str, industry: &str) -> Event {
+        Event {
+            sentiment: None,
+            score: 0.0,
+            stars: 0,
+            dataset: DatasetKind::Companies,
+            country: Some(country.into()),
+            industry: Some(industry.into()),
+            ..event(id, minute_tenths, Sentiment::Neutral, id)
         }
     }
 
@@ -925,6 +989,89 @@ mod tests {
         );
         assert!(shown.top_businesses.is_empty(), "a user is not a business");
         assert_eq!((shown.total(), shown.avg_stars), (9, None));
+    }
+
+    #[test]
+    fn a_company_window_counts_countries_and_industries_and_no_sentiment() {
+        // Two partitions' shares of one window: companies are keyed by id, so one country's
+        // companies are in both, and a partition's top five need not hold the merged top five.
+        let mut first = Agg::default();
+        for (i, (country, industry)) in [
+            ("France", "Retail"),
+            ("France", "Retail"),
+            ("Chile", "Energy"),
+            ("Peru", "Energy"),
+            ("Japan", "Media"),
+            ("Kenya", "Media"),
+            ("Oman", "Mining"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            first.add(&company(&format!("a{i}"), 1, country, industry));
+        }
+        let mut second = Agg::default();
+        for (i, (country, industry)) in [
+            ("Spain", "Energy"),
+            ("Spain", "Farming"),
+            ("Spain", "Farming"),
+            ("Chile", "Banking"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            second.add(&company(&format!("b{i}"), 1, country, industry));
+        }
+        first.merge(&second);
+        let window = WindowId {
+            kind: Tu,
+            start: 0,
+            end: MIN,
+            key: None,
+        };
+        let shown = row(&window, &first, false);
+        let listed = |terms: &[TermCount]| -> Vec<(String, u64)> {
+            terms.iter().map(|t| (t.key.clone(), t.count)).collect()
+        };
+        let pairs = |items: &[(&str, u64)]| -> Vec<(String, u64)> {
+            items.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
+        };
+        // Counts add up across partitions (Chile 1 + 1, Energy 2 + 1); most first, ties by key,
+        // six at most (Peru, last of the ones, is left out).
+        assert_eq!(
+            listed(&shown.top_countries),
+            pairs(&[
+                ("Spain", 3),
+                ("Chile", 2),
+                ("France", 2),
+                ("Japan", 1),
+                ("Kenya", 1),
+                ("Oman", 1)
+            ])
+        );
+        assert_eq!(
+            listed(&shown.top_industries),
+            pairs(&[
+                ("Energy", 3),
+                ("Farming", 2),
+                ("Media", 2),
+                ("Retail", 2),
+                ("Banking", 1),
+                ("Mining", 1)
+            ])
+        );
+        let by_country: u64 = first.countries.values().sum();
+        assert_eq!((by_country, shown.total(), shown.unlabelled), (11, 11, 11));
+        // No label: zero sentiment counts, and no average to divide by zero for.
+        assert!(shown.counts.values().all(|n| *n == 0));
+        assert_eq!((shown.avg_score, shown.avg_stars), (None, None));
+        assert!(shown.avg_score_by_stars.iter().all(Option::is_none));
+        assert!(shown.top_businesses.is_empty() && shown.top_hashtags.is_empty());
+        // A company's session is its own, as any key's.
+        let mut state = WindowState::default();
+        let spec = spec(OutputMode::Update);
+        let out = process(&mut state, &spec, vec![company("c1", 2, "Peru", "Energy")]);
+        assert!(summary(&out.emitted).contains(&(Se, 2, 12, 1)));
     }
 
     #[test]

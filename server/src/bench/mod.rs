@@ -222,12 +222,14 @@ pub fn window_events(n: usize) -> Vec<crate::aggregate::windows::Event> {
             crate::aggregate::windows::Event {
                 review_id: i.to_string(),
                 time: start + i as i64 * 10 + rng.random_range(0..10),
-                sentiment: Sentiment::ALL[rng.random_range(0..3)],
+                sentiment: Some(Sentiment::ALL[rng.random_range(0..3)]),
                 score: rng.random_range(-1.0..1.0),
                 stars,
                 business_id: format!("b{}", rng.random_range(0..250)),
                 dataset: app::api::DatasetKind::Yelp,
                 hashtags: Vec::new(),
+                country: None,
+                industry: None,
             }
         })
         .collect()
@@ -271,7 +273,10 @@ pub fn write_window_events(
             file,
             "{},{},{},{},{}",
             e.time,
-            e.sentiment.index(),
+            // Empty (a CSV null) for a record without a label.
+            e.sentiment
+                .map(|s| s.index().to_string())
+                .unwrap_or_default(),
             e.score,
             e.stars,
             e.business_id

@@ -95,12 +95,15 @@ pub(crate) mod tests {
             end: end * 1000,
             key: (kind == WindowKind::Session).then(|| format!("b_{}", start % 11)),
             counts: [(Sentiment::Positive, reviews)].into_iter().collect(),
+            unlabelled: 0,
             avg_score: Some(0.25),
             avg_stars: Some(4.0),
             stars: by_stars,
             avg_score_by_stars: score,
             top_businesses: vec![],
             top_hashtags: vec![],
+            top_countries: vec![],
+            top_industries: vec![],
             closed: end < 500,
         }
     }

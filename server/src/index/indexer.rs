@@ -21,7 +21,7 @@ use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
 use crate::kafka::inspect::{GroupRegistry, RegisteringContext};
 use crate::members::MemberFigures;
-use crate::records::{DeadLetter, deliver_dead_letter, parse_labelled};
+use crate::records::{DeadLetter, Labelled, deliver_dead_letter, parse_labelled};
 use crate::stage::{PhaseClock, StageContext};
 use crate::sync::LockExt;
 use crate::trace::recent::{BatchIds, BatchMark, RecentBatches};
@@ -69,6 +69,8 @@ crate::counters! {
     pub struct IndexerMetrics {
         counters {
             consumed, indexed, dlq, retries, bulks,
+            /// Records without a label (companies: no text) left out: nothing to search.
+            skipped,
             /// Microseconds building documents / waiting on poll / waiting on the search engine.
             busy_us, idle_us, backpressured_us,
         }
@@ -251,9 +253,12 @@ async fn index_batch(
     let mut sources = Vec::with_capacity(batch.len());
     for record in batch {
         match document(&record.payload) {
-            Ok(doc) => {
+            Ok(Some(doc)) => {
                 docs.push(doc);
                 sources.push(record);
+            }
+            Ok(None) => {
+                setup.metrics.skipped.fetch_add(1, Ordering::Relaxed);
             }
             Err(reason) => letters.push(dead_letter(record, reason)),
         }
@@ -315,9 +320,13 @@ fn record_indexed(
     metrics.bulks_indexed.record(mark, ids);
 }
 
-/// A review's or a tweet's document (`SearchDoc`); anything else is refused with the reason.
-fn document(payload: &[u8]) -> Result<SearchDoc, String> {
-    SearchDoc::from_labelled(parse_labelled(payload)?)
+/// A review's or a tweet's document (`SearchDoc`); `None` for a record without a label (a
+/// company: no text to search); anything else is refused with the reason.
+fn document(payload: &[u8]) -> Result<Option<SearchDoc>, String> {
+    match parse_labelled(payload)? {
+        Labelled::Unlabelled(_) => Ok(None),
+        labelled => SearchDoc::from_labelled(labelled).map(Some),
+    }
 }
 
 fn dead_letter(record: &Record, reason: String) -> DeadLetter {
@@ -397,5 +406,8 @@ mod tests {
     fn malformed_records_get_a_reason() {
         let reason = document(b"{\"review_id\": 1}").expect_err("malformed");
         assert!(reason.starts_with("not an enriched review"), "{reason}");
+        // A company, as sentiment forwards it unlabelled: skipped, not refused.
+        let company = br#"{"dataset":"companies","company_id":"c1","name":"A","country":"Peru","industry":"Energy","employees":3,"founded":1999,"created_at":"2024-01-01 09:00:00","skipped":"companies has no text field: nothing to classify"}"#;
+        assert!(matches!(document(company), Ok(None)));
     }
 }

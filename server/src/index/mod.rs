@@ -116,6 +116,10 @@ impl SearchDoc {
         match labelled {
             Labelled::Review(review) => Self::from_enriched(review),
             Labelled::Tweet(tweet) => Self::from_tweet(tweet),
+            Labelled::Unlabelled(dataset) => Err(format!(
+                "{} records have no text and no label to search",
+                dataset.as_str()
+            )),
         }
     }
 

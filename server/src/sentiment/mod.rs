@@ -72,11 +72,11 @@ pub fn unclassifiable(text: &str) -> Option<String> {
 /// Most extra work per review a slow consumer may be given (`slow_ms`).
 pub const MAX_SLOW_MS: u32 = 1_000;
 
-/// Why the sentiment stage does not run on a dataset without text (the 400 of its start, and
-/// the dead letter of such a record should one reach a running worker).
-pub fn no_text_reason(dataset: app::api::DatasetKind) -> String {
+/// Why a record of a dataset without text (a company) is forwarded unlabelled: the `skipped`
+/// field of its output on `reviews.sentiment`.
+pub fn skipped_reason(dataset: app::api::DatasetKind) -> String {
     format!(
-        "{} has no text field: nothing to classify; skip to cell 4",
+        "{} has no text field: nothing to classify",
         dataset.as_str()
     )
 }
@@ -183,6 +183,8 @@ crate::counters! {
     pub struct WorkerMetrics {
         counters {
             consumed, produced, dlq, fallbacks, commits,
+            /// Records written on unlabelled (a company: no text), also counted in `produced`.
+            skipped,
             /// Microseconds classifying / waiting on poll / waiting for the broker's acks.
             busy_us, idle_us, backpressured_us,
         }

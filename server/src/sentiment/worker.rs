@@ -20,7 +20,8 @@ use super::{Classifier, SentimentRuntime, WorkerMetrics};
 use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
 use crate::records::{
-    CheckedRecord, DeadLetter, deliver_dead_letter, parse_dataset_record, parse_review,
+    CheckedRecord, DeadLetter, SKIPPED_FIELD, deliver_dead_letter, parse_dataset_record,
+    parse_review,
 };
 use crate::stage::{PhaseClock, StageContext};
 use tokio_util::sync::CancellationToken;
@@ -272,9 +273,11 @@ async fn deliver_all(
     futures::future::join_all(sends).await;
 }
 
-/// What one input becomes: an enriched review, or a dead letter.
+/// What one input becomes: an enriched review, a record written on unlabelled (a company:
+/// no text), or a dead letter.
 enum Output {
     Enriched(String),
+    Skipped(String),
     Dead(DeadLetter),
 }
 
@@ -357,8 +360,14 @@ async fn enrich_record(
 ) -> Output {
     let dead =
         |reason: String| Output::Dead(DeadLetter::new(STAGE, reason, &input.payload, origin));
+    if description.text_field.is_none() {
+        return skipped(setup, description, record);
+    }
     let Some(text) = record.text(description).map(str::to_owned) else {
-        return dead(super::no_text_reason(description.name));
+        return dead(format!(
+            "{} has no text to classify",
+            description.name.as_str()
+        ));
     };
     if text.trim().is_empty() {
         return dead("text is empty: nothing to classify".to_owned());
@@ -402,6 +411,25 @@ async fn enrich_record(
     Output::Enriched(serde_json::Value::Object(record.fields).to_string())
 }
 
+/// A record of a dataset without text (a company) is not an error: it goes on to
+/// `reviews.sentiment` as it came, without a label, with `skipped` saying why (and when and
+/// by whom, as a label would), so the windows can count it by its dimensions.
+fn skipped(
+    setup: &WorkerSetup,
+    description: &DatasetDescription,
+    mut record: CheckedRecord,
+) -> Output {
+    let fields = serde_json::json!({
+        SKIPPED_FIELD: super::skipped_reason(description.name),
+        "processed_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "worker": setup.id,
+    });
+    if let serde_json::Value::Object(fields) = fields {
+        record.fields.extend(fields);
+    }
+    Output::Skipped(serde_json::Value::Object(record.fields).to_string())
+}
+
 /// Produces one output, retrying until the broker acknowledges it (or the worker is stopped).
 /// `cancel`: the worker is stopping (a dead letter that cannot be delivered is not waited for).
 async fn deliver(
@@ -418,7 +446,7 @@ async fn deliver(
             }
             return;
         }
-        Output::Enriched(json) => json,
+        Output::Enriched(json) | Output::Skipped(json) => json,
     };
     loop {
         let mut record = FutureRecord::<[u8], str>::to(TOPIC_SENTIMENT).payload(json);
@@ -428,6 +456,9 @@ async fn deliver(
         match producer.send(record, Timeout::Never).await {
             Ok(_) => {
                 setup.metrics.produced.fetch_add(1, Ordering::Relaxed);
+                if matches!(output, Output::Skipped(_)) {
+                    setup.metrics.skipped.fetch_add(1, Ordering::Relaxed);
+                }
                 return;
             }
             Err((error, _)) if !cancel.is_cancelled() => {
