@@ -6,7 +6,7 @@
 
 use leptos::prelude::*;
 
-use super::charts::{SparkSeries, Sparkline};
+use super::charts::{SparkSeries, sparkline};
 use super::thousands;
 use crate::live::Live;
 use crate::ops::{RATE_POINTS, StageLoad, StageRates, min_avg_max};
@@ -122,27 +122,25 @@ fn RatesSparkline(stage: &'static str, history: StageRates) -> impl IntoView {
     };
     let (input_mean, processed_mean) = (mean(&history.input), mean(&history.processed));
     let label = format!(
-        "{stage}, records/s each second over the last {} s: in {} now (mean {input_mean}, max {}), processed {} now (mean {processed_mean}, max {})",
+        "{stage}, records/s over the last {} samples (one a second): in {} now (mean {input_mean}, max {}), processed {} now (mean {processed_mean}, max {})",
         history.input.len(),
         now(input),
         peak(&history.input),
         now(processed),
         peak(&history.processed),
     );
-    // Input drawn last: its dashes stay visible where the two lines coincide.
-    let lines = vec![
-        SparkSeries {
-            class: "spark-processed",
-            values: history.processed,
-        },
-        SparkSeries {
-            class: "spark-input",
-            values: history.input,
-        },
-    ];
+    // Input drawn in front: its dashes stay visible where the two lines coincide.
+    let processed_line = SparkSeries {
+        class: "spark-processed",
+        values: history.processed,
+    };
+    let input_line = SparkSeries {
+        class: "spark-input",
+        values: history.input,
+    };
     view! {
         <p class="rates-spark">
-            <Sparkline lines slots=RATE_POINTS label testid="rates-sparkline" />
+            {sparkline(processed_line, input_line, RATE_POINTS, label, "rates-sparkline")}
             <span class="spark-key-input">{format!("in {}/s", now(input))}</span>
             " · "
             <span class="spark-key-processed">{format!("processed {}/s", now(processed))}</span>
