@@ -165,6 +165,7 @@ mod tests {
             last_error: None,
             config: None,
             load: None,
+            rates: None,
             members: Vec::new(),
         }
     }

@@ -233,6 +233,35 @@ impl StageLoad {
     }
 }
 
+/// Points of a stage's rate history the snapshot carries: about a minute, one per sample.
+pub const RATE_POINTS: usize = 60;
+
+/// A consumer stage's input rate against its processing rate over the last [`RATE_POINTS`]
+/// samples of the engine (one a second), oldest first, in whole records/s (in its
+/// [`crate::api::StageStatus`] while it runs). Sampled on the server (`server/src/rates.rs`),
+/// so a reload keeps the sparkline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct StageRates {
+    /// When the newest sample was taken, ms since the epoch.
+    pub at: i64,
+    /// Records/s appended to the stage's input topic; `null` for a second the broker was not
+    /// read.
+    pub input: Vec<Option<u32>>,
+    /// Records/s the stage processed; `null` for a second its counter went back (a worker
+    /// removed, a restart).
+    pub processed: Vec<Option<u32>>,
+}
+
+impl StageRates {
+    /// The newest known `(input, processed)`.
+    pub fn latest(&self) -> (Option<u32>, Option<u32>) {
+        (
+            self.input.last().copied().flatten(),
+            self.processed.last().copied().flatten(),
+        )
+    }
+}
+
 /// The windows stage's state and its latest checkpoints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct OperatorState {

@@ -86,6 +86,16 @@ test("stage health panels and the update-mode changelog", async ({ page, request
   }
   await expect(page.getByTestId("operator-state")).toContainText("checkpoints", { timeout: 60_000 });
   await expect(page.getByTestId("operator-state")).toContainText("min / avg / max");
+  // Each panel's sparkline: input against processed, a point a second from the server's history.
+  for (const stage of ["sentiment", "aggregate", "indexer"]) {
+    const spark = page.getByTestId(`${stage}-load`).getByTestId("rates-sparkline");
+    await expect(spark).toHaveAttribute("aria-label", /records\/s over the last \d+ samples/);
+    // Each point of a line's path is one "x,y" pair.
+    const points = async (line: string) =>
+      ((await spark.locator(`path.${line}`).getAttribute("d")) ?? "").split(",").length - 1;
+    await expect.poll(() => points("spark-input"), { timeout: 30_000 }).toBeGreaterThanOrEqual(3);
+    await expect.poll(() => points("spark-processed"), { timeout: 30_000 }).toBeGreaterThanOrEqual(3);
+  }
 
   // The newest 30 results can all be first results (+I) for a while: the job may be working
   // through a backlog other tests left, where every session is new. Read again, as a learner

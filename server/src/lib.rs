@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod ops;
 pub mod pipeline;
 pub mod producer;
+pub mod rates;
 pub mod reach;
 pub mod records;
 pub mod secret;

@@ -34,6 +34,7 @@ use crate::lab::{DeliveryLab, LabError};
 use crate::lesson::{Action, Lesson};
 use crate::members::{self, Identity, MemberBook};
 use crate::producer::ProducerMetrics;
+use crate::rates::RateBook;
 use crate::reach::NetworkReach;
 use crate::sentiment::{SentimentError, SentimentRuntime};
 use crate::stage::{StageError, StageId};
@@ -143,6 +144,9 @@ pub struct Engine {
     stages: BTreeMap<StageId, Box<dyn Control>>,
     /// Every group's lag history, recorded by the sampler (`kafka/lag.rs`).
     lag: LagBook,
+    /// Every consumer stage's input and processing rate history, recorded by the sampler
+    /// (`crate::rates`).
+    rates: RateBook,
     // What the API, the snapshot and the trace read of the stages besides their status.
     streamer_metrics: Arc<StreamerMetrics>,
     sentiment_runtime: Arc<SentimentRuntime>,
@@ -268,6 +272,7 @@ impl Engine {
                 .map(|stage| (stage.id(), stage))
                 .collect(),
             lag: LagBook::default(),
+            rates: RateBook::default(),
             streamer_metrics,
             sentiment_runtime,
             aggregate_metrics,
@@ -383,7 +388,7 @@ impl Engine {
     /// Parquet sink draw them from here).
     pub fn pipeline_status(&self) -> PipelineStatus {
         let now = std::time::Instant::now();
-        PipelineStatus {
+        let mut status = PipelineStatus {
             kafka: self.kafka_status(),
             stages: self
                 .stages
@@ -397,7 +402,9 @@ impl Engine {
                 })
                 .collect(),
             network_sockets_allowed: self.reach.allow_network,
-        }
+        };
+        self.rates.annotate(&mut status.stages);
+        status
     }
 
     /// The stage called `id` (any of [`StageId::ALL`]); 404 for anything else.
@@ -777,7 +784,7 @@ impl Engine {
     async fn sample(&self, previous: &Snapshot) -> Snapshot {
         let at = chrono::Utc::now().timestamp_millis();
         let mut pipeline = self.pipeline_status();
-        let (topics, groups) = match self.inspector.topics().await {
+        let (topics, groups, fresh) = match self.inspector.topics().await {
             Ok(mut topics) => {
                 add_rates(&mut topics, previous, at);
                 let groups = match self.inspector.groups(&topics).await {
@@ -792,13 +799,17 @@ impl Engine {
                         previous.groups.clone()
                     }
                 };
-                (topics, groups)
+                (topics, groups, true)
             }
             Err(error) => {
                 pipeline.kafka.last_error = Some(format!("cannot reach Kafka: {error}"));
-                (previous.topics.clone(), previous.groups.clone())
+                (previous.topics.clone(), previous.groups.clone(), false)
             }
         };
+        // The previous sample's topics would read as a second with nothing appended.
+        let read = fresh.then_some(topics.as_slice());
+        self.rates.record(at, &pipeline.stages, read);
+        self.rates.annotate(&mut pipeline.stages);
         let elapsed = Duration::from_millis(u64::try_from(at - previous.at).unwrap_or(1000));
         let mut snapshot = Snapshot {
             at,

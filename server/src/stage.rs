@@ -422,6 +422,7 @@ impl Lifecycle {
             last_error: inner.last_error.clone(),
             config: inner.config.clone(),
             load: None,
+            rates: None,
             members: Vec::new(),
         }
     }

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use app::ops::{CHECKPOINTS_KEPT, StageLoad};
+use app::ops::{CHECKPOINTS_KEPT, RATE_POINTS, StageLoad};
 use common::{counter, eventually, start_engine, stream_reviews};
 use pipebook::pipeline::Engine;
 use serde_json::json;
@@ -185,6 +185,70 @@ async fn a_running_windows_stage_reports_its_checkpoints_and_state_size() {
         .filter(|name| !queried.contains(**name))
         .collect();
     assert!(unpanelled.is_empty(), "no panel for {unpanelled:?}");
+    engine.shutdown().await;
+}
+
+/// A running consumer stage's input and processing rates are sampled by the server every second
+/// into a bounded history that the snapshot carries (what the health panel's sparkline draws,
+/// and what a reloaded page gets in its first snapshot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_stage_has_a_history_of_input_and_processing_rates() {
+    let t = start_engine().await;
+    let engine = t.engine.clone();
+    engine
+        .start_stage("sentiment", json!({"workers": 1}))
+        .await
+        .expect("sentiment");
+    engine
+        .start_stage("producer", json!({}))
+        .await
+        .expect("producer");
+    engine
+        .start_stage(
+            "streamer",
+            json!({"rate": 100, "chunk_size": 20, "seed": 5}),
+        )
+        .await
+        .expect("streamer");
+    let rates_of = |stage: &str| {
+        engine
+            .subscribe()
+            .borrow()
+            .pipeline
+            .stage(stage)
+            .and_then(|s| s.rates.clone())
+    };
+    let rates = eventually(
+        "seconds with records arriving and processed",
+        Duration::from_secs(90),
+        || async {
+            let rates = rates_of("sentiment")?;
+            let known = |v: &[Option<u32>]| v.iter().flatten().any(|r| *r > 0);
+            (rates.input.len() >= 3 && known(&rates.input) && known(&rates.processed))
+                .then_some(rates)
+        },
+    )
+    .await;
+    assert_eq!(rates.input.len(), rates.processed.len());
+    assert!(rates.input.len() <= RATE_POINTS);
+    // The series run up to the latest sample.
+    assert!(rates.at <= engine.subscribe().borrow().at);
+    // `/api/pipeline` carries the same history (at most a sample newer).
+    let status = engine.pipeline_status();
+    let served = status
+        .stage("sentiment")
+        .and_then(|s| s.rates.as_ref())
+        .expect("served");
+    assert!(served.at >= rates.at);
+    // Stages not running carry none (their panel is not shown).
+    assert_eq!(rates_of("indexer"), None);
+    engine.stop_stage("sentiment").await.expect("stops");
+    eventually(
+        "a stopped stage's rates left out",
+        Duration::from_secs(10),
+        || async { rates_of("sentiment").is_none().then_some(()) },
+    )
+    .await;
     engine.shutdown().await;
 }
 

@@ -79,6 +79,9 @@ pub struct StageStatus {
     /// until a stage has run a second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<crate::ops::StageLoad>,
+    /// A consumer stage's input and processing rate, a minute of them, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rates: Option<crate::ops::StageRates>,
     /// The members of the stage's groups, in this server or in `pipebook worker` processes,
     /// from their heartbeats on `pipebook.workers` (filled by the server; none for stages that
     /// are no group's member).

@@ -6,9 +6,10 @@
 
 use leptos::prelude::*;
 
+use super::charts::{SparkSeries, sparkline};
 use super::thousands;
 use crate::live::Live;
-use crate::ops::{StageLoad, min_avg_max};
+use crate::ops::{RATE_POINTS, StageLoad, StageRates, min_avg_max};
 
 #[component]
 pub fn StageLoadPanel(stage: &'static str, default_group: &'static str) -> impl IntoView {
@@ -31,13 +32,14 @@ pub fn StageLoadPanel(stage: &'static str, default_group: &'static str) -> impl 
             .watermark
             .filter(|_| stage == "aggregate")
             .map(|w| snapshot.at - w);
-        Some((load, input, watermark_lag))
+        Some((load, input, watermark_lag, status.rates.clone()))
     });
     move || {
-        figures.get().map(|(load, input, watermark_lag)| {
+        figures.get().map(|(load, input, watermark_lag, history)| {
             view! {
                 <div class="stage-load" data-testid=format!("{stage}-load")>
                     <LoadBar load=load.clone() />
+                    {history.map(|history| view! { <RatesSparkline stage history /> })}
                     <p class="muted">
                         {rates(&load, input)}
                         {watermark_lag.map(|ms| format!(" · watermark {} behind wall time", span(ms)))}
@@ -99,6 +101,53 @@ fn LoadBar(load: StageLoad) -> impl IntoView {
                 .collect_view()}
         </div>
         <p class="load-legend">{label}</p>
+    }
+}
+
+/// The last minute of input against processing, one point a second: the newest second's values
+/// (which swing more than the smoothed figures under the bar) and the minute's means.
+#[component]
+fn RatesSparkline(stage: &'static str, history: StageRates) -> impl IntoView {
+    let (input, processed) = history.latest();
+    let now = |rate: Option<u32>| rate.map_or("–".to_owned(), |r| thousands(i64::from(r)));
+    let mean = |rates: &[Option<u32>]| {
+        let known: Vec<u32> = rates.iter().flatten().copied().collect();
+        let sum: u64 = known.iter().map(|r| u64::from(*r)).sum();
+        thousands((sum / known.len().max(1) as u64) as i64)
+    };
+    let peak = |rates: &[Option<u32>]| {
+        thousands(i64::from(
+            rates.iter().flatten().max().copied().unwrap_or(0),
+        ))
+    };
+    let (input_mean, processed_mean) = (mean(&history.input), mean(&history.processed));
+    let label = format!(
+        "{stage}, records/s over the last {} samples (one a second): in {} now (mean {input_mean}, max {}), processed {} now (mean {processed_mean}, max {})",
+        history.input.len(),
+        now(input),
+        peak(&history.input),
+        now(processed),
+        peak(&history.processed),
+    );
+    // Input drawn in front: its dashes stay visible where the two lines coincide.
+    let processed_line = SparkSeries {
+        class: "spark-processed",
+        values: history.processed,
+    };
+    let input_line = SparkSeries {
+        class: "spark-input",
+        values: history.input,
+    };
+    view! {
+        <p class="rates-spark">
+            {sparkline(processed_line, input_line, RATE_POINTS, label, "rates-sparkline")}
+            <span class="spark-key-input">{format!("in {}/s", now(input))}</span>
+            " · "
+            <span class="spark-key-processed">{format!("processed {}/s", now(processed))}</span>
+            <span class="muted">
+                {format!(" this second (last minute's mean {input_mean} / {processed_mean})")}
+            </span>
+        </p>
     }
 }
 

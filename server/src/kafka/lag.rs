@@ -58,16 +58,46 @@ type Timestamps = HashMap<(String, i32, i64), i64>;
 /// Per partition, the offsets whose record timestamps are wanted.
 type Wanted = BTreeMap<PartitionKey, Vec<i64>>;
 
-/// One series of lag points: full resolution for the recent span, downsampled before it.
-#[derive(Debug, Clone)]
-pub struct LagSeries {
-    fine: VecDeque<LagPoint>,
-    coarse: VecDeque<LagPoint>,
-    /// The coarse bucket being filled from points leaving the fine history: (bucket, point).
-    pending: Option<(i64, LagPoint)>,
+/// A point a [`Series`] holds: stamped with its time (ms), and folded into its coarse bucket
+/// when it leaves the fine history.
+pub trait SeriesPoint: Copy {
+    fn at(&self) -> i64;
+    /// Folds `later`, the `n`th point of the same coarse bucket (from 2 on), into this one.
+    fn merge(&mut self, later: Self, n: u32);
 }
 
-impl Default for LagSeries {
+/// A lag point's bucket keeps the *largest* lag (so a spike stays visible) and the last position.
+impl SeriesPoint for LagPoint {
+    fn at(&self) -> i64 {
+        self.at
+    }
+
+    fn merge(&mut self, later: Self, _n: u32) {
+        self.lag = self.lag.max(later.lag);
+        self.lag_seconds = match (self.lag_seconds, later.lag_seconds) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.position = later.position;
+        self.at = later.at;
+    }
+}
+
+/// One series of points: full resolution for the recent span, downsampled before it. The lag
+/// history's and the stages' rate history's ring (`crate::rates`).
+#[derive(Debug, Clone)]
+pub struct Series<P> {
+    fine: VecDeque<P>,
+    coarse: VecDeque<P>,
+    /// The coarse bucket being filled from points leaving the fine history: (bucket, point,
+    /// points merged into it).
+    pending: Option<(i64, P, u32)>,
+}
+
+/// One partition's lag history.
+pub type LagSeries = Series<LagPoint>;
+
+impl<P> Default for Series<P> {
     fn default() -> Self {
         Self {
             fine: VecDeque::with_capacity(FINE_MAX_POINTS),
@@ -77,16 +107,16 @@ impl Default for LagSeries {
     }
 }
 
-impl LagSeries {
+impl<P: SeriesPoint> Series<P> {
     /// Adds the newest point; points older than the fine span move into the coarse history.
     /// A point not newer than the last one is ignored (time only moves forward here).
-    pub fn push(&mut self, point: LagPoint) {
-        if self.fine.back().is_some_and(|last| last.at >= point.at) {
+    pub fn push(&mut self, point: P) {
+        if self.fine.back().is_some_and(|last| last.at() >= point.at()) {
             return;
         }
         // Make room first: the buffers keep their first allocation.
         while let Some(oldest) = self.fine.front().copied() {
-            let too_old = oldest.at <= point.at - FINE_SPAN_MS;
+            let too_old = oldest.at() <= point.at() - FINE_SPAN_MS;
             if !too_old && self.fine.len() < FINE_MAX_POINTS {
                 break;
             }
@@ -94,26 +124,21 @@ impl LagSeries {
             self.downsample(oldest);
         }
         self.fine.push_back(point);
-        let horizon = point.at - FINE_SPAN_MS - COARSE_SPAN_MS;
-        while self.coarse.front().is_some_and(|p| p.at <= horizon) {
+        let horizon = point.at() - FINE_SPAN_MS - COARSE_SPAN_MS;
+        while self.coarse.front().is_some_and(|p| p.at() <= horizon) {
             self.coarse.pop_front();
         }
     }
 
-    fn downsample(&mut self, point: LagPoint) {
-        let bucket = point.at.div_euclid(COARSE_STEP_MS);
+    fn downsample(&mut self, point: P) {
+        let bucket = point.at().div_euclid(COARSE_STEP_MS);
         match &mut self.pending {
-            Some((current, merged)) if *current == bucket => {
-                merged.lag = merged.lag.max(point.lag);
-                merged.lag_seconds = match (merged.lag_seconds, point.lag_seconds) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
-                };
-                merged.position = point.position;
-                merged.at = point.at;
+            Some((current, merged, n)) if *current == bucket => {
+                *n += 1;
+                merged.merge(point, *n);
             }
             _ => {
-                if let Some((_, done)) = self.pending.replace((bucket, point)) {
+                if let Some((_, done, _)) = self.pending.replace((bucket, point, 1)) {
                     if self.coarse.len() >= COARSE_MAX_POINTS {
                         self.coarse.pop_front();
                     }
@@ -124,12 +149,17 @@ impl LagSeries {
     }
 
     /// Every point kept, oldest first: the coarse history, the bucket being filled, the fine.
-    pub fn points(&self) -> Vec<LagPoint> {
+    pub fn points(&self) -> Vec<P> {
         let mut out = Vec::with_capacity(self.len());
         out.extend(self.coarse.iter().copied());
-        out.extend(self.pending.map(|(_, p)| p));
+        out.extend(self.pending.map(|(_, p, _)| p));
         out.extend(self.fine.iter().copied());
         out
+    }
+
+    /// The newest `n` points at full resolution, oldest first.
+    pub fn newest(&self, n: usize) -> impl Iterator<Item = &P> {
+        self.fine.iter().skip(self.fine.len().saturating_sub(n))
     }
 
     pub fn len(&self) -> usize {
@@ -140,19 +170,19 @@ impl LagSeries {
         self.len() == 0
     }
 
-    pub fn latest(&self) -> Option<LagPoint> {
+    pub fn latest(&self) -> Option<P> {
         self.fine.back().copied()
     }
 
     /// Bytes the series holds in its buffers (for the memory figure in docs/benchmarks.md).
     pub fn heap_bytes(&self) -> usize {
-        (self.fine.capacity() + self.coarse.capacity()) * std::mem::size_of::<LagPoint>()
+        (self.fine.capacity() + self.coarse.capacity()) * std::mem::size_of::<P>()
     }
 
-    /// The fine points at or after `since` (ms), oldest first.
-    fn recent(&self, since: i64) -> impl Iterator<Item = &LagPoint> {
+    /// The fine points at or after `since` (ms), newest first.
+    fn recent(&self, since: i64) -> impl Iterator<Item = &P> {
         // From the newest back: a few dozen points, not the whole 15 minutes.
-        self.fine.iter().rev().take_while(move |p| p.at >= since)
+        self.fine.iter().rev().take_while(move |p| p.at() >= since)
     }
 }
 
