@@ -1,6 +1,6 @@
 # Pipebook's image: the workbench (`pipebook serve`) and its worker processes
 # (`pipebook worker --stage …`) from one binary. Built from the workspace with the same script as
-# ./scripts/run (plain cargo + wasm-bindgen + wasm-opt, the `serve` profile), so the image and a
+# ./scripts/run (plain cargo + wasm-split-cli + wasm-bindgen + wasm-opt, the `serve` profile), so the image and a
 # laptop run the same build. Used by docker-compose.yml; see docs/scale-out.md.
 #
 #   docker build -t pipebook .

@@ -19,6 +19,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BINARYEN_VERSION="132.0.0"      # Debian's binaryen 108 makes a release .wasm that fails to hydrate
 OSMEM_VERSION="0.1.6"
 KAFKA_PYTHON_VERSION="3.0.12"   # the broker conformance suite's client that is not librdkafka
+# The tool that cuts the deferred cells' code out of the page's wasm (app/src/cells/deferred.rs);
+# its binary is behind the crate's build-binary feature. 0.2.4 reads the split points that
+# wasm_split_macros 0.2.2 (leptos 0.8.23's) writes.
+WASM_SPLIT_VERSION="0.2.4"
 
 source "$ROOT/scripts/steps.sh"
 
@@ -30,7 +34,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 # Incremental caches pay off for an editing session, not for clean clones; they were most of the
 # disk the shared target dir used.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
-export PATH="$HOME/.cargo/bin:$ROOT/.tools/node_modules/.bin:$PATH"
+export PATH="$HOME/.cargo/bin:$ROOT/.tools/wasm-split/bin:$ROOT/.tools/node_modules/.bin:$PATH"
 # leptos_config bakes this in at compile time; setting it for every build (tests included) keeps
 # one set of artifacts instead of rebuilding leptos when switching between cargo and cargo-leptos.
 export LEPTOS_OUTPUT_NAME=pipebook
@@ -52,6 +56,12 @@ install_wasm_tools() {
   if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != *"$wb"* ]]; then
     step "installing wasm-bindgen-cli $wb from crates.io (must equal the wasm-bindgen crate in Cargo.lock)" "~2.5 min"
     fast_install wasm-bindgen-cli --version "=$wb"
+  fi
+  if [[ ! -x "$ROOT/.tools/wasm-split/bin/wasm-split-cli" ]] || [[ "$(cat "$ROOT/.tools/wasm-split/version" 2>/dev/null || true)" != "$WASM_SPLIT_VERSION" ]]; then
+    step "installing wasm-split-cli $WASM_SPLIT_VERSION from crates.io (splits the page's wasm)" "~2 min"
+    fast_install --locked wasm_split_cli_support --version "=$WASM_SPLIT_VERSION" \
+      --features build-binary --root "$ROOT/.tools/wasm-split"
+    echo "$WASM_SPLIT_VERSION" > "$ROOT/.tools/wasm-split/version"
   fi
 }
 

@@ -68,14 +68,27 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn provide() -> Self {
+    /// `hold`: the feed does not start while it is true. The cells that hydrate after the page
+    /// (`cells::deferred`) must hydrate from the snapshot the server rendered them with: a newer
+    /// one (other rows, a stage now running) would not match their HTML.
+    pub fn provide(hold: Signal<bool>) -> Self {
         let live = Live {
             snapshot: RwSignal::new(initial_snapshot()),
             connected: RwSignal::new(false),
         };
         provide_context(live);
-        // Effects run only in the browser, after hydration.
-        Effect::new(move |_| live.subscribe());
+        // Effects run only in the browser, after hydration. Once subscribed, it reads no signal,
+        // so it does not run again.
+        Effect::new(move |subscribed: Option<bool>| {
+            if subscribed == Some(true) {
+                return true;
+            }
+            if hold.get() {
+                return false;
+            }
+            live.subscribe();
+            true
+        });
         live
     }
 

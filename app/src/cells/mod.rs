@@ -4,6 +4,7 @@ mod aggregate;
 mod changelog;
 mod charts;
 mod compare;
+mod deferred;
 mod groups;
 mod incidents;
 mod kafka;
@@ -22,18 +23,22 @@ use leptos::prelude::*;
 
 use crate::api::StageState;
 use crate::live::Live;
+use deferred::{Deferred, DeferredCell};
 
 /// The whole lesson: a header with the cluster's state, then the cells.
 #[component]
 pub fn Notebook() -> impl IntoView {
-    let live = Live::provide();
+    // The cells after the first hydrate when their code has loaded (see `deferred`); the live feed
+    // waits for them.
+    let deferred = deferred::Pending::provide();
+    let live = Live::provide(Signal::derive(move || deferred.any()));
     let viewer = crate::session::provide() == crate::api::Role::Viewer;
     // The server renders the page from the live snapshot, so it looks ready before the wasm has
     // hydrated it; until then its buttons would do nothing (or submit a form the old way).
     // Effects run only in the browser, after hydration.
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
-    let waiting = move || !hydrated.get();
+    let waiting = move || !hydrated.get() || deferred.any();
     view! {
         <header class="topbar" class:viewer=viewer>
             <h1>"Pipebook"</h1>
@@ -54,13 +59,13 @@ pub fn Notebook() -> impl IntoView {
             <strip::PipelineStrip />
             <fieldset class="control-set" disabled=waiting>
                 <streamer::StreamerCell />
-                <kafka::KafkaCell />
-                <sentiment::SentimentCell />
-                <aggregate::AggregateCell />
-                <search::SearchCell />
-                <lab::LabCell />
-                <trace::TraceCell />
-                <incidents::IncidentsCell />
+                <Deferred cell=DeferredCell::Kafka />
+                <Deferred cell=DeferredCell::Sentiment />
+                <Deferred cell=DeferredCell::Aggregate />
+                <Deferred cell=DeferredCell::Search />
+                <Deferred cell=DeferredCell::Lab />
+                <Deferred cell=DeferredCell::Trace />
+                <Deferred cell=DeferredCell::Incidents />
             </fieldset>
         </main>
     }
