@@ -28,6 +28,7 @@ import json
 import sys
 import tempfile
 import time
+import urllib.error
 
 from pbclient import Server, call, counter, free_port, stage, wait
 
@@ -46,7 +47,12 @@ def main():
     parser.add_argument("--bin", default="target/debug/pipebook")
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--timeout", type=int, default=7200, help="seconds for the whole run")
+    parser.add_argument("--resume", metavar="DIR",
+                        help="the data dir of a run that stopped after its crash: start the "
+                             "consumers on it again, wait for them to catch up and count")
     args = parser.parse_args()
+    if args.resume:
+        return resume(args)
     data = tempfile.mkdtemp(prefix="pipebook-soak-")
     port, broker_port = free_port(), free_port()
     log = open(f"{data}.log", "wb")
@@ -88,14 +94,7 @@ def main():
         for stage_id, config in CONSUMERS:
             call(base, f"/api/stages/{stage_id}/start", config)
         event("server started again on the same data dir; consumers started")
-        wait("every group caught up",
-             lambda: all(lag(base, g) == 0 for g in GROUPS), timeout=args.timeout, every=2)
-        event("every group's lag is 0")
-        # The windows checkpoint every trigger and the indexer commits after each bulk: give
-        # the last ones a moment to land before reading the figures.
-        time.sleep(5)
-        results = count(base, broker_port, args.n)
-        event("counted")
+        results = catch_up_and_count(base, broker_port, args, event)
     finally:
         server.stop()
         log.close()
@@ -103,8 +102,49 @@ def main():
     return 0 if all(ok for _, _, ok in results) else 1
 
 
+def resume(args):
+    data, port, broker_port = args.resume, free_port(), free_port()
+    started = time.monotonic()
+    events = []
+
+    def event(what):
+        events.append((time.monotonic() - started, what))
+        print(f"{events[-1][0]:7.1f} s  {what}", flush=True)
+
+    log = open(f"{data}.resume.log", "wb")
+    server = Server(args.bin, data, port, broker_port, log)
+    try:
+        for stage_id, config in CONSUMERS:
+            call(server.base, f"/api/stages/{stage_id}/start", config)
+        event(f"server started on {data}; consumers started")
+        results = catch_up_and_count(server.base, broker_port, args, event)
+    finally:
+        server.stop()
+        log.close()
+    print_report(args.n, events, results)
+    return 0 if all(ok for _, _, ok in results) else 1
+
+
+def catch_up_and_count(base, broker_port, args, event):
+    wait("every group caught up",
+         lambda: all(lag(base, g) == 0 for g in GROUPS), timeout=args.timeout, every=2)
+    event("every group's lag is 0")
+    # The windows checkpoint every trigger and the indexer commits after each bulk: give the
+    # last ones a moment to land before reading the figures.
+    time.sleep(5)
+    results = count(base, broker_port, args.n)
+    event("counted")
+    return results
+
+
 def lag(base, group):
-    for g in call(base, "/api/kafka/groups"):
+    """The group's lag in records; None when the server could not tell this time (busy: 503)."""
+    try:
+        groups = call(base, "/api/kafka/groups")
+    except (urllib.error.URLError, TimeoutError) as error:
+        print(f"          (lag not read: {error})", flush=True)
+        return None
+    for g in groups:
         if g["group"] == group:
             return sum(p["lag"] for p in g["partitions"])
     return 0

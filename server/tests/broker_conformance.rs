@@ -264,28 +264,8 @@ async fn idempotent_produce_with_retries_writes_each_record_once() {
     const N: usize = 3_000;
     let c = cluster().await;
     c.topic("idem", 3).await;
-    let settings = c.settings.clone();
     let sent = Arc::new(AtomicUsize::new(0));
-    // Spawned now (not on first await): it must run while the broker is stopped under it.
-    let sending = {
-        let sent = sent.clone();
-        tokio::task::spawn_blocking(move || {
-            let producer = producer(&settings, &[("retry.backoff.ms", "50")]);
-            for i in 0..N {
-                send(
-                    &producer,
-                    "idem",
-                    &format!("k{}", i % 11),
-                    &format!("r{i:05}"),
-                );
-                sent.store(i + 1, Ordering::SeqCst);
-                if i % 100 == 99 {
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-            producer.flush(Duration::from_secs(120)).expect("flush");
-        })
-    };
+    let sending = send_in_background(c.settings.clone(), "idem", N, sent.clone());
     // Pull the broker out from under the producer mid-stream.
     eventually("a third sent", || {
         (sent.load(Ordering::SeqCst) > N / 3).then_some(())
@@ -302,6 +282,33 @@ async fn idempotent_produce_with_retries_writes_each_record_once() {
     assert_eq!(distinct.len(), N, "every record landed");
     assert_eq!(seen.len(), N, "no record landed twice");
     c.stop().await;
+}
+
+/// Sends `n` records (keys `k0…k10`, values `r00000…`) from a blocking thread started now (not on
+/// first await: it must run while the broker is stopped under it), counting them in `sent`, and
+/// waits for every acknowledgement.
+fn send_in_background(
+    settings: KafkaSettings,
+    topic: &'static str,
+    n: usize,
+    sent: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        let producer = producer(&settings, &[("retry.backoff.ms", "50")]);
+        for i in 0..n {
+            send(
+                &producer,
+                topic,
+                &format!("k{}", i % 11),
+                &format!("r{i:05}"),
+            );
+            sent.store(i + 1, Ordering::SeqCst);
+            if i % 100 == 99 {
+                producer.poll(Duration::from_millis(10));
+            }
+        }
+        producer.flush(Duration::from_secs(120)).expect("flush");
+    })
 }
 
 /// Three consumers in one group split three partitions, commit what they consumed, and the
@@ -1473,21 +1480,7 @@ async fn a_consumer_reading_through_a_broker_restart_skips_no_offset() {
     let c = cluster().await;
     c.topic("through", 3).await;
     let sent = Arc::new(AtomicUsize::new(0));
-    let sending = {
-        let (settings, sent) = (c.settings.clone(), sent.clone());
-        tokio::task::spawn_blocking(move || {
-            let producer = producer(&settings, &[("retry.backoff.ms", "50")]);
-            for i in 0..N {
-                let (key, value) = (format!("k{}", i % 101), format!("r{i:05}"));
-                send(&producer, "through", &key, &value);
-                sent.store(i + 1, Ordering::SeqCst);
-                if i % 100 == 99 {
-                    producer.poll(Duration::from_millis(1));
-                }
-            }
-            producer.flush(Duration::from_secs(120)).expect("flush");
-        })
-    };
+    let sending = send_in_background(c.settings.clone(), "through", N, sent.clone());
     eventually("a third sent", || {
         (sent.load(Ordering::SeqCst) > N / 3).then_some(())
     })
