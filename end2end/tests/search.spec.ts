@@ -46,7 +46,7 @@ test("indexed reviews are searchable by word and sentiment, and the aggregations
   for (const label of await hits.getByTestId("hit-sentiment").allInnerTexts()) {
     expect(label).toBe("NEGATIVE");
   }
-  await expect(page.getByTestId("search-total")).toContainText("matching reviews");
+  await expect(page.getByTestId("search-total")).toContainText("matching documents");
 
   // The search engine's aggregations: bars per sentiment, per stars and over time, all non-zero.
   for (const chart of ["chart-sentiment", "chart-stars", "chart-time"]) {

@@ -190,7 +190,7 @@ fn SearchHits(words: String, found: SearchResults) -> impl IntoView {
         .map(str::to_lowercase)
         .collect();
     let summary = format!(
-        "{} matching reviews · showing {} · {:.1} ms",
+        "{} matching documents · showing {} · {:.1} ms",
         thousands(i64::try_from(found.total).unwrap_or(i64::MAX)),
         found.hits.len(),
         found.took_ms
