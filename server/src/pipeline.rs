@@ -385,10 +385,18 @@ impl Engine {
     }
 
     /// Each stage with its group's members as their heartbeats show them (cells 5 and the
-    /// Parquet sink draw them from here).
+    /// Parquet sink draw them from here) and, while it runs, its rate history.
     pub fn pipeline_status(&self) -> PipelineStatus {
+        let mut status = self.pipeline_status_without_rates();
+        self.rates.annotate(&mut status.stages);
+        status
+    }
+
+    /// [`Self::pipeline_status`] before the rate histories are added: the sampler records this
+    /// second's rates from it first.
+    fn pipeline_status_without_rates(&self) -> PipelineStatus {
         let now = std::time::Instant::now();
-        let mut status = PipelineStatus {
+        PipelineStatus {
             kafka: self.kafka_status(),
             stages: self
                 .stages
@@ -402,9 +410,7 @@ impl Engine {
                 })
                 .collect(),
             network_sockets_allowed: self.reach.allow_network,
-        };
-        self.rates.annotate(&mut status.stages);
-        status
+        }
     }
 
     /// The stage called `id` (any of [`StageId::ALL`]); 404 for anything else.
@@ -783,7 +789,7 @@ impl Engine {
 
     async fn sample(&self, previous: &Snapshot) -> Snapshot {
         let at = chrono::Utc::now().timestamp_millis();
-        let mut pipeline = self.pipeline_status();
+        let mut pipeline = self.pipeline_status_without_rates();
         let (topics, groups, fresh) = match self.inspector.topics().await {
             Ok(mut topics) => {
                 add_rates(&mut topics, previous, at);
