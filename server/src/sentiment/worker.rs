@@ -355,7 +355,7 @@ async fn enrich_record(
     setup: &WorkerSetup,
     input: &Record,
     description: &DatasetDescription,
-    mut record: CheckedRecord,
+    record: CheckedRecord,
     origin: Option<String>,
 ) -> Output {
     let dead =
@@ -402,32 +402,32 @@ async fn enrich_record(
         "score": classification.score,
         "classifier": classifier,
         "model": classification.model,
-        "processed_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "worker": setup.id,
     });
-    if let serde_json::Value::Object(labels) = labels {
-        record.fields.extend(labels);
+    Output::Enriched(written(setup, record, labels))
+}
+
+/// The output record: the input's fields, `added` (its label, or why it has none), and when and
+/// by which worker it was processed.
+fn written(setup: &WorkerSetup, mut record: CheckedRecord, added: serde_json::Value) -> String {
+    if let serde_json::Value::Object(added) = added {
+        record.fields.extend(added);
     }
-    Output::Enriched(serde_json::Value::Object(record.fields).to_string())
+    let processed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    record
+        .fields
+        .insert("processed_at".to_owned(), processed_at.into());
+    record
+        .fields
+        .insert("worker".to_owned(), setup.id.clone().into());
+    serde_json::Value::Object(record.fields).to_string()
 }
 
 /// A record of a dataset without text (a company) is not an error: it goes on to
 /// `reviews.sentiment` as it came, without a label, with `skipped` saying why (and when and
 /// by whom, as a label would), so the windows can count it by its dimensions.
-fn skipped(
-    setup: &WorkerSetup,
-    description: &DatasetDescription,
-    mut record: CheckedRecord,
-) -> Output {
-    let fields = serde_json::json!({
-        SKIPPED_FIELD: super::skipped_reason(description.name),
-        "processed_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "worker": setup.id,
-    });
-    if let serde_json::Value::Object(fields) = fields {
-        record.fields.extend(fields);
-    }
-    Output::Skipped(serde_json::Value::Object(record.fields).to_string())
+fn skipped(setup: &WorkerSetup, description: &DatasetDescription, record: CheckedRecord) -> Output {
+    let reason = serde_json::json!({ SKIPPED_FIELD: super::skipped_reason(description.name) });
+    Output::Skipped(written(setup, record, reason))
 }
 
 /// Produces one output, retrying until the broker acknowledges it (or the worker is stopped).
