@@ -71,6 +71,13 @@ impl Cluster {
         .expect("create topic");
     }
 
+    /// Stops the broker under its clients and starts it again half a second later.
+    async fn restart_broker(&self) {
+        self.broker.stop().await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.broker.start().await.expect("broker restarts");
+    }
+
     async fn stop(self) {
         self.broker.stop().await;
     }
@@ -264,16 +271,9 @@ async fn idempotent_produce_with_retries_writes_each_record_once() {
     const N: usize = 3_000;
     let c = cluster().await;
     c.topic("idem", 3).await;
-    let sent = Arc::new(AtomicUsize::new(0));
-    let sending = send_in_background(c.settings.clone(), "idem", N, sent.clone());
+    let sending = sending_a_third_sent(c.settings.clone(), "idem", N).await;
     // Pull the broker out from under the producer mid-stream.
-    eventually("a third sent", || {
-        (sent.load(Ordering::SeqCst) > N / 3).then_some(())
-    })
-    .await;
-    c.broker.stop().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    c.broker.start().await.expect("broker restarts");
+    c.restart_broker().await;
     sending.await.expect("sending thread");
 
     let settings = c.settings.clone();
@@ -284,31 +284,39 @@ async fn idempotent_produce_with_retries_writes_each_record_once() {
     c.stop().await;
 }
 
-/// Sends `n` records (keys `k0…k10`, values `r00000…`) from a blocking thread started now (not on
-/// first await: it must run while the broker is stopped under it), counting them in `sent`, and
-/// waits for every acknowledgement.
-fn send_in_background(
+/// Starts sending `n` records (keys `k0…k10`, values `r00000…`) from a blocking thread (started
+/// now, not on first await: it must run while the broker is stopped under it) that waits for
+/// every acknowledgement, and returns it once a third of them have been sent.
+async fn sending_a_third_sent(
     settings: KafkaSettings,
     topic: &'static str,
     n: usize,
-    sent: Arc<AtomicUsize>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::task::spawn_blocking(move || {
-        let producer = producer(&settings, &[("retry.backoff.ms", "50")]);
-        for i in 0..n {
-            send(
-                &producer,
-                topic,
-                &format!("k{}", i % 11),
-                &format!("r{i:05}"),
-            );
-            sent.store(i + 1, Ordering::SeqCst);
-            if i % 100 == 99 {
-                producer.poll(Duration::from_millis(10));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let sending = {
+        let sent = sent.clone();
+        tokio::task::spawn_blocking(move || {
+            let producer = producer(&settings, &[("retry.backoff.ms", "50")]);
+            for i in 0..n {
+                send(
+                    &producer,
+                    topic,
+                    &format!("k{}", i % 11),
+                    &format!("r{i:05}"),
+                );
+                sent.store(i + 1, Ordering::SeqCst);
+                if i % 100 == 99 {
+                    producer.poll(Duration::from_millis(10));
+                }
             }
-        }
-        producer.flush(Duration::from_secs(120)).expect("flush");
+            producer.flush(Duration::from_secs(120)).expect("flush");
+        })
+    };
+    eventually("a third sent", || {
+        (sent.load(Ordering::SeqCst) > n / 3).then_some(())
     })
+    .await;
+    sending
 }
 
 /// Three consumers in one group split three partitions, commit what they consumed, and the
@@ -1479,12 +1487,7 @@ async fn a_consumer_reading_through_a_broker_restart_skips_no_offset() {
     const N: usize = 30_000;
     let c = cluster().await;
     c.topic("through", 3).await;
-    let sent = Arc::new(AtomicUsize::new(0));
-    let sending = send_in_background(c.settings.clone(), "through", N, sent.clone());
-    eventually("a third sent", || {
-        (sent.load(Ordering::SeqCst) > N / 3).then_some(())
-    })
-    .await;
+    let sending = sending_a_third_sent(c.settings.clone(), "through", N).await;
     // Read as the stages do: in batches (`next_batch`), a failed read retried after a pause. It
     // starts behind, so its batches are full and gathering when the broker goes away.
     let done = tokio_util::sync::CancellationToken::new();
@@ -1498,9 +1501,7 @@ async fn a_consumer_reading_through_a_broker_restart_skips_no_offset() {
         (handed.load(Ordering::SeqCst) > 1_000).then_some(())
     })
     .await;
-    c.broker.stop().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    c.broker.start().await.expect("broker restarts");
+    c.restart_broker().await;
     sending.await.expect("sending thread");
     let settings = c.settings.clone();
     let highs: Vec<i64> = blocking(move || {
