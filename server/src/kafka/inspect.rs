@@ -57,6 +57,8 @@ pub enum InspectError {
     UnknownTopic(String),
     #[error("topic {topic:?} has no partition {partition}")]
     UnknownPartition { topic: String, partition: i32 },
+    #[error("the broker gave no watermark for {topic}-{partition}")]
+    NoWatermark { topic: String, partition: i32 },
     #[error("inspection task failed: {0}")]
     Join(String),
 }
@@ -432,30 +434,31 @@ impl Inspector {
 
     fn topics_blocking(&self) -> Result<Vec<TopicInfo>, InspectError> {
         let metadata = self.metadata.fetch_metadata(None, REQUEST_TIMEOUT)?;
-        let mut topics = Vec::new();
+        let mut all = TopicPartitionList::new();
         for topic in metadata.topics() {
             if topic.name().starts_with("__") {
                 continue;
             }
-            let mut partitions = Vec::new();
             for partition in topic.partitions() {
-                let (low, high) = self.metadata.fetch_watermarks(
-                    topic.name(),
-                    partition.id(),
-                    REQUEST_TIMEOUT,
-                )?;
-                partitions.push(PartitionInfo {
-                    id: partition.id(),
-                    low,
-                    high,
-                    rate: 0.0,
-                });
+                all.add_partition(topic.name(), partition.id());
             }
-            partitions.sort_by_key(|p| p.id);
-            topics.push(TopicInfo {
-                name: topic.name().to_owned(),
-                partitions,
-            });
+        }
+        let watermarks = watermarks(&self.metadata, &all)?;
+        let mut topics: Vec<TopicInfo> = Vec::new();
+        for ((name, id), (low, high)) in watermarks {
+            let partition = PartitionInfo {
+                id,
+                low,
+                high,
+                rate: 0.0,
+            };
+            match topics.last_mut() {
+                Some(topic) if topic.name == name => topic.partitions.push(partition),
+                _ => topics.push(TopicInfo {
+                    name,
+                    partitions: vec![partition],
+                }),
+            }
         }
         topics.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(topics)
@@ -474,18 +477,22 @@ impl Inspector {
         let mut described = self.broker_groups(None)?;
         // ListGroups leaves out groups that only have committed offsets (and groups that do not
         // exist yet): ask for the declared ones by name.
-        for name in registered.keys() {
-            if !described.contains_key(name) {
-                described.extend(self.broker_groups(Some(name))?);
-            }
+        let unlisted: Vec<&String> = registered
+            .keys()
+            .filter(|name| !described.contains_key(*name))
+            .collect();
+        for found in in_parallel(&unlisted, |name| self.broker_groups(Some(name))) {
+            described.extend(found?);
         }
         let mut names: Vec<&String> = registered.keys().chain(described.keys()).collect();
         names.sort();
         names.dedup();
-        let mut groups = Vec::new();
-        for name in names {
+        let partitions = in_parallel(&names, |name| {
             let group_topics = self.group_topics(name, &registered, &described, topics);
-            let partitions = self.group_partitions(name, &group_topics, topics)?;
+            self.group_partitions(name, &group_topics, topics)
+        });
+        let mut groups = Vec::new();
+        for (name, partitions) in names.into_iter().zip(partitions) {
             // A group the broker has no record of is what Kafka calls Dead.
             let (state, members) = described
                 .get(name)
@@ -496,7 +503,7 @@ impl Inspector {
                 group: name.clone(),
                 state,
                 members,
-                partitions,
+                partitions: partitions?,
                 lag: Default::default(),
                 state_history: self.states.history(name),
             });
@@ -1115,6 +1122,78 @@ fn lag_consumer(settings: &KafkaSettings) -> Result<BaseConsumer, KafkaError> {
         .create()
 }
 
+/// A topic's name and a partition number.
+type TopicPartition = (String, i32);
+
+/// Requests to the broker one listing sends at once, each from its own thread.
+const PARALLEL_REQUESTS: usize = 8;
+
+/// `read` of every item, up to [`PARALLEL_REQUESTS`] at a time, in the items' order.
+///
+/// A group listing asks the broker one OffsetFetch per group; one after the other, they add up
+/// to several seconds when every round trip queues behind a loaded broker's writes. librdkafka's
+/// calls block, so each runs on a scoped thread of its own.
+fn in_parallel<T: Sync, R: Send>(items: &[T], read: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let read = &read;
+    let mut results = Vec::with_capacity(items.len());
+    for chunk in items.chunks(PARALLEL_REQUESTS) {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = chunk
+                .iter()
+                .map(|item| scope.spawn(move || read(item)))
+                .collect();
+            for thread in running {
+                match thread.join() {
+                    Ok(result) => results.push(result),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+    }
+    results
+}
+
+/// Low and high watermarks of every partition in `partitions`, sorted by topic and partition.
+///
+/// Two ListOffsets requests per broker for the whole list (earliest, then latest), where
+/// `fetch_watermarks` costs two per partition: the once-a-second sampler and `GET
+/// /api/kafka/groups` read ~20 partitions, and under load every round trip queues behind the
+/// broker's writes.
+fn watermarks(
+    reader: &BaseConsumer,
+    partitions: &TopicPartitionList,
+) -> Result<BTreeMap<TopicPartition, (i64, i64)>, InspectError> {
+    let mut found = BTreeMap::new();
+    if partitions.count() == 0 {
+        return Ok(found);
+    }
+    let ends = |end: Offset| -> Result<BTreeMap<TopicPartition, i64>, InspectError> {
+        let mut asked = TopicPartitionList::new();
+        for element in partitions.elements() {
+            asked.add_partition_offset(element.topic(), element.partition(), end)?;
+        }
+        let answered = reader.offsets_for_times(asked, REQUEST_TIMEOUT)?;
+        let mut offsets = BTreeMap::new();
+        for element in answered.elements() {
+            element.error()?;
+            let Offset::Offset(offset) = element.offset() else {
+                return Err(InspectError::NoWatermark {
+                    topic: element.topic().to_owned(),
+                    partition: element.partition(),
+                });
+            };
+            offsets.insert((element.topic().to_owned(), element.partition()), offset);
+        }
+        Ok(offsets)
+    };
+    let lows = ends(Offset::Beginning)?;
+    for (at, high) in ends(Offset::End)? {
+        let low = lows.get(&at).copied().unwrap_or(high);
+        found.insert(at, (low, high));
+    }
+    Ok(found)
+}
+
 async fn blocking<T, F>(f: F) -> Result<T, InspectError>
 where
     F: FnOnce() -> Result<T, InspectError> + Send + 'static,
@@ -1141,6 +1220,22 @@ pub(crate) fn is_connection_event(error: &KafkaError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parallel_reads_answer_in_the_items_order_and_at_most_a_chunk_at_once() {
+        let running = AtomicU64::new(0);
+        let most = AtomicU64::new(0);
+        let items: Vec<u64> = (0..20).collect();
+        let answers = in_parallel(&items, |item| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(20 - item));
+            running.fetch_sub(1, Ordering::SeqCst);
+            item * 10
+        });
+        assert_eq!(answers, items.iter().map(|i| i * 10).collect::<Vec<_>>());
+        assert!(most.load(Ordering::SeqCst) <= PARALLEL_REQUESTS as u64);
+    }
 
     #[test]
     fn a_scan_from_a_time_never_matches_an_older_record() {
