@@ -116,7 +116,7 @@ pub fn AggregateCell() -> impl IntoView {
             <super::load::StageLoadPanel stage="aggregate" default_group="pipebook-aggregate" />
             <PartitionWatermarks view=view.into() />
             <super::sentiment::StageMembers
-                members=Signal::derive(move || view.get().members)
+                members=stage.members()
                 stage="aggregate"
                 topic="reviews.sentiment"
                 holds="each holds the partitions listed, restored from the changelog. Kill one and its partitions, with their windows, move to the others."

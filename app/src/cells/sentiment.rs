@@ -208,7 +208,7 @@ pub fn SentimentCell() -> impl IntoView {
                 <em>"left"</em> " after committing its work. Its partitions move to the others either way."
             </p>
             <MembersTable
-                members=Signal::derive(move || view_data.get().members)
+                members=stage.members()
                 now=Signal::derive(move || live.snapshot.get().map_or(0, |s| s.at))
                 stage="sentiment"
                 topic="reviews"
