@@ -164,6 +164,10 @@ pub struct ParquetFile {
     pub path: String,
     pub rows: u64,
     pub bytes: u64,
+    /// The partitions of `reviews.sentiment` its rows came from; empty for a file found on disk
+    /// at start (Parquet does not record it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<i32>,
 }
 
 /// Tumbling, sliding or session.

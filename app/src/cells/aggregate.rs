@@ -215,7 +215,7 @@ fn ParquetSink() -> impl IntoView {
             members=stage.members()
             stage="parquet"
             topic="reviews.sentiment"
-            holds="each writes the records of the partitions listed to files on its own disk (those of this server are listed below). Kill one and its partitions move to the others, which write again what it had not committed."
+            holds="each writes the records of the partitions listed to files on its own disk; under each member, its folder on its host and its newest files, from its heartbeat (this server's are also listed below). Kill one and its partitions move to the others, which write again what it had not committed."
         />
         <p class="muted" data-testid="parquet-summary">
             {move || format!("{} files · {} reviews on disk", counter("files_on_disk")(), thousands(i64::try_from(counter("rows_on_disk")()).unwrap_or(i64::MAX)))}

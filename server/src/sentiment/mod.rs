@@ -568,6 +568,7 @@ impl SentimentRuntime {
                     "stopped" => Some(Ended::Left),
                     _ => Some(Ended::Crashed),
                 },
+                output: None,
             })
             .collect()
     }
