@@ -8,10 +8,12 @@ use serde_json::json;
 
 use super::charts::{Bar, BarChart, sentiment_class};
 use super::lesson::FaultButton;
-use super::{Cell, ErrorLine, LiveStage, StatePill, restore_form_once, set_field, thousands};
+use super::{
+    Cell, ErrorLine, LiveStage, StatePill, restore_form_once, set_field, thousands, typed,
+};
 use crate::api::{
-    AggregateView, LIVE_SESSIONS, LIVE_WINDOWS_PER_KIND, Sentiment, TermCount, WindowKind,
-    WindowRow,
+    AggregateView, LIVE_SESSIONS, LIVE_WINDOWS_PER_KIND, ParquetConfig, Sentiment, TermCount,
+    WindowKind, WindowRow,
 };
 use crate::client;
 use crate::live::Live;
@@ -181,7 +183,11 @@ fn ParquetSink() -> impl IntoView {
         client::post_reporting(
             error,
             "/api/stages/parquet/start".into(),
-            json!({"roll_rows": roll_rows, "roll_secs": roll_secs}),
+            typed(ParquetConfig {
+                roll_rows,
+                roll_secs,
+                ..ParquetConfig::default()
+            }),
         );
     };
     let stop = move |_| {
