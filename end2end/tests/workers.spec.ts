@@ -65,3 +65,25 @@ test("cell 4 lists the aggregate job among its group's members", async ({ page, 
   await expect(own.locator("td").first()).toHaveText("aggregate");
   await request.post("/api/stages/aggregate/stop", { data: {} });
 });
+
+test("the Parquet sink's member lists its folder and its newest files", async ({ page, request }) => {
+  const starts: [string, object][] = [
+    ["streamer", { rate: 200 }],
+    ["producer", {}],
+    ["sentiment", { workers: 1 }],
+    ["parquet", { roll_secs: 2 }],
+  ];
+  for (const [stage, body] of starts) {
+    expect((await request.post(`/api/stages/${stage}/start`, { data: body })).ok()).toBeTruthy();
+  }
+  await page.goto("/#cell-4");
+  // From the sink's heartbeat: where its files are on its host, then the newest of them.
+  const files = page.getByTestId("parquet-members").getByTestId("member-files");
+  await expect(files).toHaveCount(1, { timeout: 30_000 });
+  await expect(files.getByTestId("member-files-dir")).toHaveText(/\/parquet$/);
+  const newest = files.locator("li").first();
+  await expect(newest).toContainText(/part-\d+-\d+\.parquet · [\d,]+ rows/, { timeout: 60_000 });
+  await expect(newest).toContainText("from reviews.sentiment-");
+  await page.locator("#cell-4").screenshot({ path: "screenshots/05c-parquet-member-files.png" });
+  await stopAllStages(request);
+});

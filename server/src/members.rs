@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use app::api::{MemberState, MemberView, TOPIC_WORKERS};
+use app::api::{MEMBER_FILES, MemberOutput, MemberState, MemberView, TOPIC_WORKERS};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -61,6 +61,10 @@ pub struct Heartbeat {
     /// Milliseconds since the Unix epoch, by the sender's clock.
     pub started_at: i64,
     pub sent_at: i64,
+    /// A Parquet sink's folder and newest files (at most [`MEMBER_FILES`]); absent for the
+    /// other stages and from older senders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<MemberOutput>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +149,8 @@ pub struct MemberReport {
     pub started_at: i64,
     /// `None` while it runs.
     pub ended: Option<Ended>,
+    /// The files it wrote (the Parquet sink), for its heartbeat.
+    pub output: Option<MemberOutput>,
 }
 
 /// What a one-member stage (the aggregate, the indexer, the Parquet sink) heartbeats of its run:
@@ -216,6 +222,7 @@ impl Beats {
                             errors: report.errors,
                             started_at: report.started_at,
                             sent_at: now_ms(),
+                            output: report.output.clone().map(bounded),
                         }),
                     ));
                 }
@@ -248,6 +255,27 @@ impl Beats {
     pub fn goodbye(&mut self) -> Vec<Beat> {
         self.sent.drain().map(|(key, _)| (key, None)).collect()
     }
+}
+
+/// Longest folder or file path a heartbeat carries; a longer one is cut (with `…`).
+const MAX_PATH_CHARS: usize = 240;
+
+/// At most [`MEMBER_FILES`] files, and paths no longer than [`MAX_PATH_CHARS`]: a heartbeat of
+/// ten files stays around 1.5 KB, far below [`MAX_HEARTBEAT_BYTES`], whatever the folder's name.
+/// Applied when sending and again when reading (anyone can write to the topic).
+fn bounded(mut output: MemberOutput) -> MemberOutput {
+    fn cut(path: &mut String) {
+        if let Some((at, _)) = path.char_indices().nth(MAX_PATH_CHARS) {
+            path.truncate(at);
+            path.push('…');
+        }
+    }
+    cut(&mut output.dir);
+    output.files.truncate(MEMBER_FILES);
+    for file in &mut output.files {
+        cut(&mut file.path);
+    }
+    output
 }
 
 /// The producer heartbeats go out with: nothing waits for them, and one not delivered within a
@@ -458,6 +486,8 @@ impl MemberBook {
                     started_at: beat.started_at,
                     last_seen: entry.seen_ms,
                     state,
+                    // Kept when it is gone: the files are where it left them.
+                    output: beat.output.clone().map(bounded),
                 }
             })
             .collect();
@@ -541,6 +571,7 @@ mod tests {
             errors: 1,
             started_at: 1_000,
             ended,
+            output: None,
         }
     }
 
@@ -584,6 +615,68 @@ mod tests {
             assert!(json.get(field).is_some(), "{field} missing: {json}");
         }
         assert_eq!(json["stage"], "sentiment");
+    }
+
+    #[test]
+    fn a_sinks_files_travel_in_its_heartbeat_bounded_and_stay_when_it_is_gone() {
+        let file = |n: usize| app::api::ParquetFile {
+            path: format!("date=2024-01-01/part-{n}-0.parquet"),
+            rows: 10,
+            bytes: 2_048,
+            partitions: vec![1, 2],
+        };
+        let output = MemberOutput {
+            dir: format!("/data/{}", "x".repeat(1_000)),
+            files: (0..MEMBER_FILES + 20).map(file).collect(),
+            total_files: 30,
+            total_rows: 300,
+        };
+        let mut sink = report("p4242-parquet", 300, None);
+        sink.stage = StageId::Parquet;
+        sink.output = Some(output);
+        let mut beats = Beats::new(identity());
+        let start = Instant::now();
+        let sent = beats.tick(&[sink], start);
+        let (key, Some(heartbeat)) = &sent[0] else {
+            panic!("a heartbeat: {sent:?}")
+        };
+        let encoded = heartbeat.encode();
+        assert!(encoded.len() < 4 * 1024, "{} bytes", encoded.len());
+        let book = MemberBook::default();
+        book.observe(key, Some(encoded.as_bytes()), start);
+        let gone = start + GONE_AFTER + Duration::from_secs(1);
+        let view = book.view(Some(StageId::Parquet), gone);
+        assert_eq!(view[0].state, MemberState::Gone);
+        let listed = view[0].output.as_ref().expect("its files");
+        assert_eq!(listed.files.len(), MEMBER_FILES);
+        assert_eq!(listed.files[0], file(0));
+        assert_eq!((listed.total_files, listed.total_rows), (30, 300));
+        assert_eq!(
+            listed.dir.chars().count(),
+            MAX_PATH_CHARS + 1,
+            "cut, with …"
+        );
+        // A heartbeat from another sender with 100 files is cut when read as well.
+        let mut loud = heartbeat.clone();
+        loud.output = Some(MemberOutput {
+            files: (0..100).map(file).collect(),
+            ..MemberOutput::default()
+        });
+        book.observe(key, Some(loud.encode().as_bytes()), gone);
+        let view = book.view(None, gone);
+        assert_eq!(
+            view[0].output.as_ref().map(|o| o.files.len()),
+            Some(MEMBER_FILES)
+        );
+        // Other stages carry none.
+        assert!(!encoded.is_empty());
+        let sentiment = beats.tick(&[report("w", 1, None)], gone);
+        assert!(
+            sentiment
+                .iter()
+                .filter_map(|(_, h)| h.as_ref())
+                .all(|h| h.output.is_none() && !h.encode().contains("output"))
+        );
     }
 
     #[test]

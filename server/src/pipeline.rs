@@ -560,18 +560,12 @@ impl Engine {
         self.data_dir.join("parquet")
     }
 
-    /// The aggregate stage's windows of one kind (all kinds when `None`).
-    /// With the stage's group members, as the heartbeats show them.
+    /// The aggregate stage's windows of one kind (all kinds when `None`). Its group's members
+    /// are in the stage's status (`GET /api/pipeline`), not here.
     pub fn aggregates(&self, kind: Option<WindowKind>) -> AggregateView {
-        let view = match kind {
+        match kind {
             Some(kind) => self.aggregate_metrics.view_of(kind),
             None => self.aggregate_metrics.view(),
-        };
-        AggregateView {
-            members: self
-                .members
-                .view(Some(StageId::Aggregate), std::time::Instant::now()),
-            ..view
         }
     }
 
@@ -822,19 +816,10 @@ impl Engine {
             pipeline,
             topics,
             groups,
-            sentiment: app::api::SentimentView {
-                members: self
-                    .members
-                    .view(Some(StageId::Sentiment), std::time::Instant::now()),
-                ..self.sentiment_runtime.view(elapsed)
-            },
+            // The stages' group members are in `pipeline.stages[].members` only.
+            sentiment: self.sentiment_runtime.view(elapsed),
             search: self.search_status().await,
-            aggregate: app::api::AggregateView {
-                members: self
-                    .members
-                    .view(Some(StageId::Aggregate), std::time::Instant::now()),
-                ..self.aggregate_metrics.view()
-            },
+            aggregate: self.aggregate_metrics.view(),
             parquet: self.parquet_metrics.newest(),
             lab: self.lab.view(),
             lesson: Default::default(),

@@ -396,9 +396,15 @@ impl Stage for ParquetStage {
         Ok(run_loop(move |ctx| parquet_sink::run(setup, ctx)))
     }
 
+    /// With the files it wrote: a worker process's are on its own disk, so its heartbeat is
+    /// how the notebook learns where they went.
     fn member_reports(&self, life: &Lifecycle) -> Vec<MemberReport> {
         let figures = self.metrics.figures();
-        one_member(Self::ID, life, &self.registry, &self.member, figures)
+        let mut reports = one_member(Self::ID, life, &self.registry, &self.member, figures);
+        for report in &mut reports {
+            report.output = Some(self.metrics.output(&self.root));
+        }
+        reports
     }
 }
 
@@ -477,6 +483,7 @@ fn one_member(
         errors: figures.errors,
         started_at: figures.started_at,
         ended: member_ended(life),
+        output: None,
     }]
 }
 

@@ -87,11 +87,12 @@ fn members(engine: &Engine) -> Vec<MemberView> {
     engine
         .subscribe()
         .borrow()
-        .sentiment
-        .members
-        .iter()
+        .pipeline
+        .stage("sentiment")
+        .map(|stage| stage.members.clone())
+        .unwrap_or_default()
+        .into_iter()
         .filter(|m| m.group == GROUP)
-        .cloned()
         .collect()
 }
 
@@ -356,17 +357,11 @@ async fn an_aggregate_worker_process_and_the_servers_aggregate_are_members() {
         workers,
     )
     .await;
-    // The snapshot's `aggregate.members` and `GET /api/aggregates` carry the same members.
+    // The members are in the stage's status only (`pipeline.stages[].members`), which is
+    // where `settled` was read; the aggregate view carries none of its own.
     assert!(settled.iter().any(|m| m.pid == pid));
-    let snapshot_members = engine.subscribe().borrow().aggregate.members.clone();
-    assert!(snapshot_members.iter().any(|m| m.pid == pid));
-    assert!(
-        engine
-            .aggregates(None)
-            .members
-            .iter()
-            .any(|m| m.pid == pid && m.stage == "aggregate")
-    );
+    let view = serde_json::to_value(engine.aggregates(None)).expect("JSON");
+    assert!(view.get("members").is_none(), "{view}");
     engine.shutdown().await;
 }
 
@@ -410,7 +405,7 @@ async fn a_parquet_worker_process_and_the_servers_sink_are_members() {
     let elsewhere = tempfile::tempdir().expect("temp dir");
     let dir = elsewhere.path().to_string_lossy().into_owned();
     let workers = Workers::spawn_with("parquet", &brokers(engine), 1, &["--parquet-dir", &dir]);
-    one_worker_process_shares_and_survives_a_kill_9(
+    let settled = one_worker_process_shares_and_survives_a_kill_9(
         engine,
         "parquet",
         GROUP_PARQUET,
@@ -418,5 +413,19 @@ async fn a_parquet_worker_process_and_the_servers_sink_are_members() {
         workers,
     )
     .await;
+    // Each sink's heartbeat says where its files are: the process's folder on its own disk,
+    // the server's under its data dir.
+    let output = |in_server: bool| {
+        settled
+            .iter()
+            .find(|m| m.in_server == in_server)
+            .and_then(|m| m.output.clone())
+            .unwrap_or_else(|| panic!("a sink's heartbeat carries its files: {settled:?}"))
+    };
+    assert_eq!(std::path::Path::new(&output(false).dir), elsewhere.path());
+    assert_eq!(
+        std::path::Path::new(&output(true).dir),
+        t.dir.path().join("parquet")
+    );
     engine.shutdown().await;
 }

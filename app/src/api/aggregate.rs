@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::{MemberView, Sentiment, TermCount};
+use super::{Sentiment, TermCount};
 
 /// Consumer group of the aggregate stage, unless its config names another.
 pub const GROUP_AGGREGATE: &str = "pipebook-aggregate";
@@ -164,6 +164,10 @@ pub struct ParquetFile {
     pub path: String,
     pub rows: u64,
     pub bytes: u64,
+    /// The partitions of `reviews.sentiment` its rows came from; empty for a file found on disk
+    /// at start (Parquet does not record it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<i32>,
 }
 
 /// Tumbling, sliding or session.
@@ -283,10 +287,6 @@ pub struct AggregateView {
     /// figures above add them up).
     #[serde(default)]
     pub partitions: Vec<PartitionProgress>,
-    /// Every member of the stage's groups, in this server or in `pipebook worker --stage
-    /// aggregate` processes, from their heartbeats on `pipebook.workers` (filled by the server).
-    #[serde(default)]
-    pub members: Vec<MemberView>,
 }
 
 /// How many windows of one kind there are, and how many of them are open.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MemberView, Review};
+use super::Review;
 
 /// The label a classifier gives a review.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -192,10 +192,6 @@ pub struct SentimentView {
     /// Label vs stars: `confusion[row][col]`, rows = stars read as POSITIVE (≥4), NEGATIVE (≤2),
     /// NEUTRAL (3); columns = predicted POSITIVE, NEGATIVE, NEUTRAL.
     pub confusion: [[u64; 3]; 3],
-    /// Every member of the stage's groups, in-server or `pipebook worker` processes, from their
-    /// heartbeats on `pipebook.workers`; members silent for more than 5 s are `gone`.
-    #[serde(default)]
-    pub members: Vec<MemberView>,
 }
 
 /// `POST /api/sentiment/compare`: two classifiers on the same newest records of `reviews`.

@@ -55,4 +55,23 @@ pub struct MemberView {
     /// clock (so a remote machine's clock does not decide who is gone).
     pub last_seen: i64,
     pub state: MemberState,
+    /// Where a member that writes files (the Parquet sink) writes them, and its newest files:
+    /// they are on that member's machine, which the notebook cannot read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<MemberOutput>,
+}
+
+/// Most files a member's heartbeat lists (its newest).
+pub const MEMBER_FILES: usize = 10;
+
+/// The files a member wrote, as its heartbeat carries them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct MemberOutput {
+    /// The folder the files are under, on the member's host (absolute).
+    pub dir: String,
+    /// Its newest files (at most [`MEMBER_FILES`]), newest first; paths relative to `dir`.
+    pub files: Vec<super::ParquetFile>,
+    /// Files and rows it knows of under `dir`, listed or not.
+    pub total_files: u64,
+    pub total_rows: u64,
 }

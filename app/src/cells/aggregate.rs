@@ -8,10 +8,12 @@ use serde_json::json;
 
 use super::charts::{Bar, BarChart, sentiment_class};
 use super::lesson::FaultButton;
-use super::{Cell, ErrorLine, LiveStage, StatePill, restore_form_once, set_field, thousands};
+use super::{
+    Cell, ErrorLine, LiveStage, StatePill, restore_form_once, set_field, thousands, typed,
+};
 use crate::api::{
-    AggregateView, LIVE_SESSIONS, LIVE_WINDOWS_PER_KIND, Sentiment, TermCount, WindowKind,
-    WindowRow,
+    AggregateView, LIVE_SESSIONS, LIVE_WINDOWS_PER_KIND, ParquetConfig, Sentiment, TermCount,
+    WindowKind, WindowRow,
 };
 use crate::client;
 use crate::live::Live;
@@ -116,7 +118,7 @@ pub fn AggregateCell() -> impl IntoView {
             <super::load::StageLoadPanel stage="aggregate" default_group="pipebook-aggregate" />
             <PartitionWatermarks view=view.into() />
             <super::sentiment::StageMembers
-                members=Signal::derive(move || view.get().members)
+                members=stage.members()
                 stage="aggregate"
                 topic="reviews.sentiment"
                 holds="each holds the partitions listed, restored from the changelog. Kill one and its partitions, with their windows, move to the others."
@@ -181,7 +183,11 @@ fn ParquetSink() -> impl IntoView {
         client::post_reporting(
             error,
             "/api/stages/parquet/start".into(),
-            json!({"roll_rows": roll_rows, "roll_secs": roll_secs}),
+            typed(ParquetConfig {
+                roll_rows,
+                roll_secs,
+                ..ParquetConfig::default()
+            }),
         );
     };
     let stop = move |_| {
@@ -215,7 +221,7 @@ fn ParquetSink() -> impl IntoView {
             members=stage.members()
             stage="parquet"
             topic="reviews.sentiment"
-            holds="each writes the records of the partitions listed to files on its own disk (those of this server are listed below). Kill one and its partitions move to the others, which write again what it had not committed."
+            holds="each writes the records of the partitions listed to files on its own disk; under each member, its folder on its host and its newest files, from its heartbeat (this server's are also listed below). Kill one and its partitions move to the others, which write again what it had not committed."
         />
         <p class="muted" data-testid="parquet-summary">
             {move || format!("{} files · {} reviews on disk", counter("files_on_disk")(), thousands(i64::try_from(counter("rows_on_disk")()).unwrap_or(i64::MAX)))}

@@ -223,6 +223,13 @@ fn restore_form_once(
     });
 }
 
+/// A stage's typed config as the body of its start request: every field named, the defaults
+/// from the config's own `Default` rather than copied into the cell.
+fn typed(config: impl serde::Serialize) -> serde_json::Value {
+    // A config is strings and numbers: it always serialises.
+    serde_json::to_value(config).unwrap_or_default()
+}
+
 /// Sets a text field from a config value (numbers and strings as they are; null = empty).
 fn set_field(field: RwSignal<String>, value: &serde_json::Value) {
     let text = match value {

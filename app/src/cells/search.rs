@@ -9,8 +9,10 @@ use serde_json::json;
 
 use super::charts::{Bar, BarChart, sentiment_class};
 use super::lesson::FaultButton;
-use super::{Cell, ErrorLine, LiveStage, StatePill, thousands};
-use crate::api::{DatasetKind, GROUP_INDEXER, SearchAggregations, SearchResults, Sentiment};
+use super::{Cell, ErrorLine, LiveStage, StatePill, thousands, typed};
+use crate::api::{
+    DatasetKind, GROUP_INDEXER, IndexerConfig, SearchAggregations, SearchResults, Sentiment,
+};
 use crate::client;
 use crate::live::Live;
 
@@ -32,8 +34,8 @@ pub fn SearchCell() -> impl IntoView {
             .status
             .get()
             .and_then(|s| s.config)
-            .and_then(|c| c["group"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| GROUP_INDEXER.to_owned());
+            .and_then(|c| serde_json::from_value::<IndexerConfig>(c).ok())
+            .map_or_else(|| GROUP_INDEXER.to_owned(), |config| config.group);
         live.snapshot
             .get()
             .and_then(|s| s.groups.into_iter().find(|g| g.group == group))
@@ -43,7 +45,10 @@ pub fn SearchCell() -> impl IntoView {
         client::post_reporting(
             error,
             "/api/stages/indexer/start".to_owned(),
-            json!({"group": group.get().trim()}),
+            typed(IndexerConfig {
+                group: group.get().trim().to_owned(),
+                ..IndexerConfig::default()
+            }),
         );
     };
     let stop = move |_| {

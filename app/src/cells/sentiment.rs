@@ -208,7 +208,7 @@ pub fn SentimentCell() -> impl IntoView {
                 <em>"left"</em> " after committing its work. Its partitions move to the others either way."
             </p>
             <MembersTable
-                members=Signal::derive(move || view_data.get().members)
+                members=stage.members()
                 now=Signal::derive(move || live.snapshot.get().map_or(0, |s| s.at))
                 stage="sentiment"
                 topic="reviews"
@@ -341,6 +341,7 @@ pub(crate) fn MembersTable(
                         let ago = (now - m.last_seen).max(0) as f64 / 1000.0;
                         let state = m.state.as_str();
                         let place = if m.in_server { "in-server" } else { "remote" };
+                        let output = m.output.map(|output| view! { <MemberFiles output topic /> });
                         view! {
                             <tr class=format!("member-{state} member-{place}") data-testid="member">
                                 <td>{m.name}</td>
@@ -358,11 +359,50 @@ pub(crate) fn MembersTable(
                                     </span>
                                 </td>
                             </tr>
+                            {output}
                         }
                     }).collect_view().into_any()
                 }}
             </tbody>
         </table>
+    }
+}
+
+/// Under a member that writes files (a Parquet sink): where they are on its host and its newest
+/// ones, from its heartbeat — a worker process's files are on its own disk.
+#[component]
+fn MemberFiles(output: crate::api::MemberOutput, topic: &'static str) -> impl IntoView {
+    let summary = format!(
+        "{} files · {} rows under ",
+        thousands(i64::try_from(output.total_files).unwrap_or(i64::MAX)),
+        thousands(i64::try_from(output.total_rows).unwrap_or(i64::MAX)),
+    );
+    let files = output
+        .files
+        .into_iter()
+        .map(|f| {
+            let from = if f.partitions.is_empty() {
+                String::new()
+            } else {
+                let list: Vec<String> = f.partitions.iter().map(|p| format!("{topic}-{p}")).collect();
+                format!(" · from {}", list.join(", "))
+            };
+            view! {
+                <li>
+                    <code>{f.path}</code>
+                    {format!(" · {} rows · {:.1} KB{from}", thousands(i64::try_from(f.rows).unwrap_or(i64::MAX)), f.bytes as f64 / 1024.0)}
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <tr class="member-files" data-testid="member-files">
+            <td colspan="10">
+                <span class="muted">{summary}</span>
+                <code data-testid="member-files-dir">{output.dir}</code>
+                <ul class="member-file-list">{files}</ul>
+            </td>
+        </tr>
     }
 }
 

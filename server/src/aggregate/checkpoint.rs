@@ -7,6 +7,20 @@
 //!
 //! The changelog has as many partitions as the input; input partition `p` is checkpointed to
 //! changelog partition `p mod n`, so restoring one partition reads one changelog partition.
+//!
+//! **Zombie fencing.** A member that lost a partition without knowing it (paused by a long GC
+//! or `kill -STOP` until its session expired and the group moved the partition) may wake up in
+//! the middle of a trigger and write the partition's checkpoint after the new owner has written
+//! its own. Every record carries the group *generation* of the assignment that wrote it (the
+//! number the coordinator gives each round of assignments, [`crate::kafka::generation`]), and a
+//! restore reads a partition's records in order keeping the latest, except one written in an
+//! older generation than a record already read: a zombie's, ignored ([`Restoring`]). A member
+//! whose own generation is older than a record it restores has itself lost the partition, and
+//! takes nothing ([`CheckpointError::Fenced`]). A start marker ([`mark_start`], written from
+//! outside the group while it has no members) has no generation and starts the order over.
+//! Why not Kafka's own transactional fencing (KIP-447, `send_offsets_to_transaction` with the
+//! consumer's group metadata): the embedded broker (tansu 0.6) stores a `TxnOffsetCommit`
+//! without checking its generation against the group, so the broker would fence nothing here.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -47,6 +61,18 @@ pub enum CheckpointError {
         "changelog {TOPIC_AGGREGATE_CHANGELOG} partition {partition} not read to its end within {RESTORE_TIMEOUT:?}"
     )]
     Timeout { partition: i32 },
+    /// This member's assignment is older than one another member already checkpointed under:
+    /// the group moved on without it. Not a failure of the stage: it rejoins at its next
+    /// heartbeat. (If the group was deleted and created again, its generations start over:
+    /// write start markers or use another group.)
+    #[error(
+        "partition {partition} was checkpointed in group generation {newer}, after this member's assignment (generation {ours}): it lost the partition"
+    )]
+    Fenced {
+        partition: i32,
+        ours: i32,
+        newer: i32,
+    },
 }
 
 /// One changelog record: a partition's state with the offset it covers.
@@ -58,6 +84,59 @@ pub struct ChangelogRecord {
     /// The stage's configuration when written, as JSON (a changed query starts over).
     pub config: serde_json::Value,
     pub held: PartitionState,
+    /// The group generation of the assignment that wrote it (the fencing token); `None` for a
+    /// start marker, and for records written before records carried it.
+    #[serde(default)]
+    pub generation: Option<i32>,
+}
+
+/// One partition's records as a restore reads them, in changelog order.
+#[derive(Debug, Default)]
+pub struct Restoring {
+    /// The record to resume from.
+    pub latest: Option<ChangelogRecord>,
+    /// The newest generation read since the last start marker.
+    pub newest_generation: Option<i32>,
+    /// Records ignored as a zombie's: written in an older generation than one read before.
+    pub fenced: u64,
+}
+
+impl Restoring {
+    /// Takes the next record of the partition (`None`: a tombstone).
+    pub fn read(&mut self, record: Option<ChangelogRecord>) {
+        let Some(record) = record else {
+            // The state was deleted: nothing to resume, and no order to keep.
+            self.latest = None;
+            self.newest_generation = None;
+            return;
+        };
+        match record.generation {
+            // A start marker: whatever comes after it counts.
+            None => self.newest_generation = None,
+            Some(generation) if self.newest_generation.is_some_and(|n| generation < n) => {
+                tracing::warn!(
+                    key = %key(&record.group, record.partition),
+                    generation,
+                    newer = self.newest_generation,
+                    offset = record.held.offset,
+                    "changelog record of an older group generation than one before it (a zombie's write); ignored"
+                );
+                self.fenced += 1;
+                return;
+            }
+            Some(generation) => self.newest_generation = Some(generation),
+        }
+        self.latest = Some(record);
+    }
+}
+
+/// What a restore found for the partitions asked for.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// The record each partition resumes from (absent: none, start from the beginning).
+    pub records: BTreeMap<i32, ChangelogRecord>,
+    /// Zombie writes ignored, over all the partitions.
+    pub fenced: u64,
 }
 
 /// The changelog topic, compacted, with one partition per input partition.
@@ -101,13 +180,51 @@ pub fn partition_count<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Result
         .unwrap_or(0))
 }
 
-/// The latest record of each of `partitions` of `group`, read to the end of the changelog.
+/// The latest record of each of `partitions` of `group`, read to the end of the changelog,
+/// ignoring zombie writes ([`Restoring`]). `generation`: the group generation of the assignment
+/// restoring them; a record written in a newer one means this member lost the partitions
+/// ([`CheckpointError::Fenced`]).
 /// Blocking: call it on a blocking thread (a rebalance callback runs on the polling one).
 pub fn restore(
     kafka: &KafkaSettings,
     group: &str,
     partitions: &[i32],
-) -> Result<BTreeMap<i32, ChangelogRecord>, CheckpointError> {
+    generation: Option<i32>,
+) -> Result<Restored, CheckpointError> {
+    let read = read_partitions(kafka, group, partitions)?;
+    settle(read, generation)
+}
+
+/// What a member assigned in `generation` resumes from, given each partition's records as read.
+pub fn settle(
+    read: BTreeMap<i32, Restoring>,
+    generation: Option<i32>,
+) -> Result<Restored, CheckpointError> {
+    let mut restored = Restored::default();
+    for (partition, restoring) in read {
+        if let (Some(ours), Some(newer)) = (generation, restoring.newest_generation)
+            && newer > ours
+        {
+            return Err(CheckpointError::Fenced {
+                partition,
+                ours,
+                newer,
+            });
+        }
+        restored.fenced += restoring.fenced;
+        if let Some(record) = restoring.latest {
+            restored.records.insert(partition, record);
+        }
+    }
+    Ok(restored)
+}
+
+/// Each of `partitions` of `group` as read to the end of the changelog.
+fn read_partitions(
+    kafka: &KafkaSettings,
+    group: &str,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, Restoring>, CheckpointError> {
     let reader: BaseConsumer = kafka
         .client_config()
         .set("group.id", "pipebook-changelog-restore")
@@ -172,13 +289,11 @@ pub fn restore(
         let Some(partition) = wanted.get(record_key.as_ref()) else {
             continue;
         };
-        let Some(payload) = message.payload() else {
-            // A tombstone: the partition's state was deleted.
-            restored.remove(partition);
-            continue;
+        let record = match message.payload() {
+            Some(payload) => Some(decode(&record_key, payload)?),
+            None => None,
         };
-        let record = decode(&record_key, payload)?;
-        restored.insert(*partition, record);
+        restored.entry(*partition).or_default().read(record);
     }
     Ok(restored)
 }
@@ -250,6 +365,8 @@ pub async fn mark_start(
                 start: *offset,
                 ..PartitionState::default()
             },
+            // Written from outside the group: no generation, so the order starts over here.
+            generation: None,
         };
         save(&producer, &record, changelog_partitions, &cancel).await;
     }
@@ -275,6 +392,7 @@ mod tests {
             partition: 2,
             config: serde_json::json!({"a": 1}),
             held,
+            generation: Some(4),
         };
         let bytes = serde_json::to_vec(&record).expect("encode");
         assert_eq!(decode("g/2", &bytes).expect("decode"), record);
@@ -285,5 +403,92 @@ mod tests {
         assert!(err.to_string().contains("version 1"), "{err}");
         assert_eq!(key("pipebook-aggregate", 0), "pipebook-aggregate/0");
         assert_eq!(changelog_partition(4, 3), 1);
+    }
+
+    fn written(offset: i64, generation: Option<i32>) -> ChangelogRecord {
+        ChangelogRecord {
+            version: VERSION,
+            group: "g".into(),
+            partition: 0,
+            config: serde_json::Value::Null,
+            held: PartitionState {
+                offset,
+                ..PartitionState::default()
+            },
+            generation,
+        }
+    }
+
+    fn read(records: Vec<Option<ChangelogRecord>>) -> Restoring {
+        let mut restoring = Restoring::default();
+        for record in records {
+            restoring.read(record);
+        }
+        restoring
+    }
+
+    #[test]
+    fn a_zombies_late_write_is_ignored_and_the_new_owners_checkpoint_kept() {
+        // The owner of generation 3 checkpoints; the partition moves to generation 4, whose
+        // owner checkpoints twice; the old owner wakes up and writes its trigger anyway.
+        let restoring = read(vec![
+            Some(written(100, Some(3))),
+            Some(written(180, Some(4))),
+            Some(written(250, Some(4))),
+            Some(written(130, Some(3))),
+        ]);
+        assert_eq!(restoring.latest.map(|r| r.held.offset), Some(250));
+        assert_eq!(restoring.fenced, 1);
+        assert_eq!(restoring.newest_generation, Some(4));
+    }
+
+    #[test]
+    fn later_generations_start_markers_and_tombstones_are_taken_in_order() {
+        let restoring = read(vec![Some(written(10, Some(7))), Some(written(20, Some(9)))]);
+        assert_eq!(restoring.latest.map(|r| r.held.offset), Some(20));
+        // A start marker (a reset from outside the group) resets the order: generation 2
+        // after it counts (the group may even have been created again).
+        let restoring = read(vec![
+            Some(written(20, Some(9))),
+            Some(written(5, None)),
+            Some(written(6, Some(2))),
+        ]);
+        assert_eq!(restoring.latest.map(|r| r.held.offset), Some(6));
+        assert_eq!(restoring.fenced, 0);
+        let restoring = read(vec![Some(written(20, Some(9))), None]);
+        assert!(restoring.latest.is_none() && restoring.newest_generation.is_none());
+        // Records written before they carried a generation read as `None`.
+        let mut old = serde_json::to_value(written(3, Some(1))).expect("JSON");
+        old.as_object_mut()
+            .map(|fields| fields.remove("generation"));
+        let decoded = decode("g/0", old.to_string().as_bytes()).expect("an older record");
+        assert_eq!(decoded.generation, None);
+    }
+
+    #[test]
+    fn a_member_assigned_in_an_older_generation_than_a_checkpoint_is_fenced() {
+        let partitions = |records: Vec<Option<ChangelogRecord>>| {
+            BTreeMap::from([(0, read(records)), (1, Restoring::default())])
+        };
+        let restored = settle(partitions(vec![Some(written(180, Some(4)))]), Some(4))
+            .expect("the owner of generation 4");
+        assert_eq!(restored.records[&0].held.offset, 180);
+        assert!(!restored.records.contains_key(&1));
+        let restored =
+            settle(partitions(vec![Some(written(180, Some(4)))]), Some(6)).expect("a later owner");
+        assert_eq!(restored.records.len(), 1);
+        let err = settle(partitions(vec![Some(written(180, Some(4)))]), Some(3))
+            .expect_err("the zombie of generation 3");
+        assert!(matches!(
+            err,
+            CheckpointError::Fenced {
+                partition: 0,
+                ours: 3,
+                newer: 4
+            }
+        ));
+        assert!(err.to_string().contains("generation 4"), "{err}");
+        // Without a generation of its own (not known), nothing is refused.
+        settle(partitions(vec![Some(written(180, Some(4)))]), None).expect("no generation");
     }
 }

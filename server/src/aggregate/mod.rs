@@ -105,6 +105,10 @@ crate::counters! {
             consumed, late_to_topic, dlq, emitted, triggers, batch_ms, checkpoint_ms, last_batch,
             /// The last checkpoint's bytes, and the state held: windows, sessions, dedup ids.
             checkpoint_bytes, open_windows, sessions, dedup_ids,
+            /// Zombie fencing (`checkpoint`): changelog records of an older group generation
+            /// ignored on restore; assignments refused because the partition was already
+            /// checkpointed in a newer generation.
+            fenced_records, fenced_assignments,
             /// Microseconds windowing / waiting for the trigger and input / waiting on the
             /// broker's acks of outputs and checkpoints.
             busy_us, idle_us, backpressured_us,

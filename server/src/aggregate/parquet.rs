@@ -5,13 +5,15 @@
 //! files are on disk: a crash in between writes those records again in a new file
 //! (at-least-once).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use app::api::{EnrichedReview, ParquetConfig, ParquetFile, TOPIC_SENTIMENT};
+use app::api::{
+    EnrichedReview, MEMBER_FILES, MemberOutput, ParquetConfig, ParquetFile, TOPIC_SENTIMENT,
+};
 use polars::prelude::*;
 // Parquet through polars-io directly: polars' own `parquet` feature also compiles its streaming
 // engine (polars-stream), which the sink never uses.
@@ -133,8 +135,30 @@ impl ParquetMetrics {
         self.written.lock_or_recover()
     }
 
-    /// The newest files, newest first (names start with the time they were written).
+    /// The newest files the cell lists, newest first.
     pub fn newest(&self) -> Vec<ParquetFile> {
+        self.newest_n(FILES_SHOWN)
+    }
+
+    /// What this sink's heartbeat says of its files (`crate::members`): the folder, as an
+    /// absolute path on this machine, its newest [`MEMBER_FILES`] files and the totals. A
+    /// worker process writes on its own disk, which the server cannot list.
+    pub fn output(&self, root: &Path) -> MemberOutput {
+        let dir = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
+        let (total_files, total_rows) = {
+            let on_disk = self.lock();
+            (on_disk.len() as u64, on_disk.values().map(|f| f.rows).sum())
+        };
+        MemberOutput {
+            dir: dir.to_string_lossy().into_owned(),
+            files: self.newest_n(MEMBER_FILES),
+            total_files,
+            total_rows,
+        }
+    }
+
+    /// The newest `n` files, newest first (names start with the time they were written).
+    fn newest_n(&self, n: usize) -> Vec<ParquetFile> {
         let mut files: Vec<ParquetFile> = self.lock().values().cloned().collect();
         let written_at = |f: &ParquetFile| {
             f.path
@@ -146,7 +170,7 @@ impl ParquetMetrics {
                 .unwrap_or(0)
         };
         files.sort_by_key(|f| std::cmp::Reverse((written_at(f), f.path.clone())));
-        files.truncate(FILES_SHOWN);
+        files.truncate(n);
         files
     }
 
@@ -249,6 +273,7 @@ fn describe(root: &Path, path: &Path) -> Option<ParquetFile> {
         path: relative,
         rows,
         bytes,
+        partitions: Vec::new(),
     })
 }
 
@@ -346,18 +371,21 @@ async fn write_files(
     ctx: &StageContext,
     buffer: &[Record],
 ) -> Result<(), ParquetError> {
-    let mut reviews: BTreeMap<String, Vec<EnrichedReview>> = BTreeMap::new();
-    let mut tweets: BTreeMap<String, Vec<LabelledTweet>> = BTreeMap::new();
+    // Per table and day: the rows, and the input partitions they came from.
+    let mut reviews: BTreeMap<String, (Vec<EnrichedReview>, BTreeSet<i32>)> = BTreeMap::new();
+    let mut tweets: BTreeMap<String, (Vec<LabelledTweet>, BTreeSet<i32>)> = BTreeMap::new();
     let day_of = |time: &str| time.get(..10).unwrap_or("unknown").to_owned();
     for record in buffer {
         match parse_labelled(&record.payload) {
             Ok(Labelled::Review(review)) => {
-                let day = day_of(&review.review.date);
-                reviews.entry(day).or_default().push(review);
+                let (rows, partitions) = reviews.entry(day_of(&review.review.date)).or_default();
+                rows.push(review);
+                partitions.insert(record.partition);
             }
             Ok(Labelled::Tweet(tweet)) => {
-                let day = day_of(&tweet.created_at);
-                tweets.entry(day).or_default().push(tweet);
+                let (rows, partitions) = tweets.entry(day_of(&tweet.created_at)).or_default();
+                rows.push(tweet);
+                partitions.insert(record.partition);
             }
             Ok(Labelled::Unlabelled(_)) => {
                 setup.metrics.skipped.fetch_add(1, Ordering::Relaxed);
@@ -373,20 +401,21 @@ async fn write_files(
     }
     let files = reviews
         .into_iter()
-        .map(|(day, rows)| (Table::Reviews, day, Rows::Reviews(rows)))
+        .map(|(day, (rows, from))| (Table::Reviews, day, Rows::Reviews(rows), from))
         .chain(
             tweets
                 .into_iter()
-                .map(|(day, rows)| (Table::Tweets, day, Rows::Tweets(rows))),
+                .map(|(day, (rows, from))| (Table::Tweets, day, Rows::Tweets(rows), from)),
         );
     let written_at = chrono::Utc::now().timestamp_millis();
-    for (sequence, (table, day, rows)) in files.enumerate() {
+    for (sequence, (table, day, rows, from)) in files.enumerate() {
         let root = setup.root.clone();
         let name = table.file_name(&day, written_at, sequence);
         let count = rows.len() as u64;
-        let listed = tokio::task::spawn_blocking(move || write_file(&root, &name, &rows))
+        let mut listed = tokio::task::spawn_blocking(move || write_file(&root, &name, &rows))
             .await
             .map_err(|e| ParquetError::Task(e.to_string()))??;
+        listed.partitions = from.into_iter().collect();
         setup.metrics.rows.fetch_add(count, Ordering::Relaxed);
         setup.metrics.files.fetch_add(1, Ordering::Relaxed);
         setup.metrics.lock().insert(listed.path.clone(), listed);
@@ -587,6 +616,39 @@ mod tests {
         metrics.scan(dir.path());
         assert_eq!(metrics.counters()["files_on_disk"], 2);
         assert_eq!(metrics.counters()["rows_on_disk"], 3);
+    }
+
+    #[test]
+    fn the_heartbeat_lists_the_newest_files_bounded_with_the_absolute_folder() {
+        let dir = tempfile::tempdir().expect("dir");
+        let metrics = ParquetMetrics::default();
+        for n in 0..(MEMBER_FILES as i64 + 5) {
+            let mut listed = write_file(
+                dir.path(),
+                &Table::Reviews.file_name("2024-01-01", 1_000 + n, 0),
+                &Rows::Reviews(vec![review(&format!("r{n}"), "2024-01-01 09:00:00")]),
+            )
+            .expect("write");
+            listed.partitions = vec![i32::try_from(n % 3).unwrap_or_default()];
+            metrics.lock().insert(listed.path.clone(), listed);
+        }
+        let output = metrics.output(dir.path());
+        assert_eq!(output.files.len(), MEMBER_FILES, "bounded");
+        assert_eq!(output.total_files, MEMBER_FILES as u64 + 5);
+        assert_eq!(output.total_rows, MEMBER_FILES as u64 + 5);
+        assert_eq!(
+            output.files[0].path,
+            format!(
+                "date=2024-01-01/part-{}-0.parquet",
+                1_000 + MEMBER_FILES as i64 + 4
+            ),
+            "newest first"
+        );
+        assert_eq!(output.files[0].partitions, [(MEMBER_FILES as i32 + 4) % 3]);
+        assert!(Path::new(&output.dir).is_absolute());
+        // A relative --parquet-dir is made absolute: the teacher must find it on that machine.
+        let relative = metrics.output(Path::new("parquet"));
+        assert!(Path::new(&relative.dir).is_absolute(), "{}", relative.dir);
     }
 
     #[test]

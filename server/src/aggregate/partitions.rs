@@ -153,8 +153,6 @@ pub fn merged_view(partitions: &Partitions) -> AggregateView {
                 duplicates: held.state.duplicates,
             })
             .collect(),
-        // Filled by the engine from the heartbeats (`crate::members`).
-        members: Vec::new(),
     }
 }
 

@@ -82,11 +82,19 @@ enum Change {
     /// Partitions assigned, with the changelog record of those that had one for this query.
     Assigned {
         partitions: Vec<i32>,
+        /// The group generation of this assignment: every checkpoint written for these
+        /// partitions carries it (the fencing token, see `checkpoint`).
+        generation: Option<i32>,
         restored: BTreeMap<i32, ChangelogRecord>,
         /// Partitions whose changelog record was written by another query (started over),
         /// with the offset each starts over from.
         changed_query: BTreeMap<i32, i64>,
+        /// Zombie writes the restore ignored.
+        fenced: u64,
     },
+    /// The assignment is older than a checkpoint already written by a later one: this member
+    /// lost the partitions (a zombie) and takes none; it rejoins at its next heartbeat.
+    Fenced(String),
     Revoked(Vec<i32>),
     /// Everything is gone (a rebalance error): the loop drops what it holds.
     RevokedAll,
@@ -123,8 +131,21 @@ impl AggregateContext {
             .iter()
             .map(|e| e.partition())
             .collect();
-        let restored = match checkpoint::restore(&self.kafka, &self.group, &partitions) {
+        let generation = crate::kafka::generation::of(consumer);
+        let restored = match checkpoint::restore(&self.kafka, &self.group, &partitions, generation)
+        {
             Ok(restored) => restored,
+            Err(error @ CheckpointError::Fenced { .. }) => {
+                tracing::warn!(group = %self.group, member = %self.member, %error, "assignment fenced: holding no partition until the group assigns again");
+                if let Err(error) = consumer.unassign() {
+                    tracing::debug!(%error, "aggregate unassign");
+                }
+                if let Some(registry) = &self.registry {
+                    registry.set_assignment(&self.group, &self.member, Vec::new());
+                }
+                self.push(Change::Fenced(error.to_string()));
+                return;
+            }
             Err(error) => {
                 // Reading without the state would count records twice: take nothing.
                 self.push(Change::Failed(error.to_string()));
@@ -133,8 +154,9 @@ impl AggregateContext {
         };
         // A start marker (config null, see `checkpoint::mark_start`) holds no windows: any
         // query resumes from it.
+        let fenced = restored.fenced;
         let (restored, other): (BTreeMap<_, _>, BTreeMap<_, _>) =
-            restored.into_iter().partition(|(_, record)| {
+            restored.records.into_iter().partition(|(_, record)| {
                 record.config.is_null() || same_query(&record.config, &self.config)
             });
         // A changed query starts over from where the partition's count began.
@@ -169,8 +191,10 @@ impl AggregateContext {
         }
         self.push(Change::Assigned {
             partitions,
+            generation,
             restored,
             changed_query,
+            fenced,
         });
     }
 
@@ -281,6 +305,8 @@ async fn aggregate_until_stopped(
     (changelog, changelog_partitions): (&FutureProducer, i32),
 ) -> Result<(), AggregateError> {
     let mut held = Partitions::new();
+    // The group generation each held partition was assigned in: its checkpoints carry it.
+    let mut generations: Generations = BTreeMap::new();
     let mut triggers = 0u64;
     // "Once": the end of each partition when it was first assigned.
     let mut end: BTreeMap<i32, i64> = BTreeMap::new();
@@ -299,7 +325,7 @@ async fn aggregate_until_stopped(
         let changes = consumer.context().take();
         let mut batch = drained.before;
         if !changes.is_empty() {
-            let revoked = apply(&mut held, changes, ctx)?;
+            let revoked = apply(&mut held, &mut generations, changes, ctx, &setup.metrics)?;
             // Read before the rebalance from a partition given up (perhaps given back, then
             // restored from its checkpoint, which does not have them): not ours to count.
             batch.retain(|r| !revoked.contains(&r.partition));
@@ -316,7 +342,7 @@ async fn aggregate_until_stopped(
                 ctx,
                 consumer,
                 (producer, changelog, changelog_partitions),
-                &mut held,
+                (&mut held, &generations),
                 batch,
                 (triggers, &mut clock),
             )
@@ -355,28 +381,48 @@ async fn changelog_partitions(consumer: &Arc<AggregateConsumer>) -> Result<i32, 
         .map_err(AggregateError::from)
 }
 
+/// Partition → the group generation it was assigned in (`None`: not known).
+type Generations = BTreeMap<i32, Option<i32>>;
+
 /// Applies the rebalance changes to the partitions held; returns those revoked meanwhile.
 fn apply(
     held: &mut Partitions,
+    generations: &mut Generations,
     changes: Vec<Change>,
     ctx: &StageContext,
+    metrics: &AggregateMetrics,
 ) -> Result<BTreeSet<i32>, AggregateError> {
     let mut revoked = BTreeSet::new();
     for change in changes {
         match change {
             Change::Failed(error) => return Err(AggregateError::Restore(error)),
-            Change::RevokedAll => revoked.extend(std::mem::take(held).into_keys()),
+            Change::RevokedAll => {
+                generations.clear();
+                revoked.extend(std::mem::take(held).into_keys());
+            }
             Change::Revoked(partitions) => {
                 for partition in partitions {
                     held.remove(&partition);
+                    generations.remove(&partition);
                     revoked.insert(partition);
                 }
             }
+            Change::Fenced(reason) => {
+                metrics.fenced_assignments.fetch_add(1, Ordering::Relaxed);
+                generations.clear();
+                revoked.extend(std::mem::take(held).into_keys());
+                ctx.set_detail(format!(
+                    "holding no partition: {reason}; rejoining the group"
+                ));
+            }
             Change::Assigned {
                 partitions,
+                generation,
                 restored,
                 changed_query,
+                fenced,
             } => {
+                metrics.fenced_records.fetch_add(fenced, Ordering::Relaxed);
                 let mut resumed = Vec::new();
                 for partition in &partitions {
                     let state = match restored.get(partition) {
@@ -397,6 +443,7 @@ fn apply(
                         }
                     };
                     held.insert(*partition, state);
+                    generations.insert(*partition, generation);
                 }
                 let list =
                     |ps: &[i32]| ps.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
@@ -406,6 +453,14 @@ fn apply(
                         "; resumed from checkpoint (changelog): {}",
                         resumed.join(", ")
                     ));
+                }
+                if fenced > 0 {
+                    detail.push_str(&format!(
+                        "; {fenced} checkpoint(s) of an older group generation ignored (a member that lost its partitions wrote them late)"
+                    ));
+                }
+                if let Some(generation) = generation {
+                    detail.push_str(&format!("; group generation {generation}"));
                 }
                 if !changed_query.is_empty() {
                     let from: Vec<String> = changed_query
@@ -599,7 +654,7 @@ async fn trigger_once(
     ctx: &StageContext,
     consumer: &Arc<AggregateConsumer>,
     (producer, changelog, changelog_partitions): (&FutureProducer, &FutureProducer, i32),
-    held: &mut Partitions,
+    (held, generations): (&mut Partitions, &Generations),
     batch: Vec<Record>,
     (trigger, clock): (u64, &mut PhaseClock),
 ) -> Result<bool, AggregateError> {
@@ -675,6 +730,10 @@ async fn trigger_once(
         // Stopped while writing: do not checkpoint a batch whose outputs may be missing.
         return Ok(false);
     }
+    // Nothing local can tell this member it lost its partitions meanwhile: it learns of a
+    // rebalance only when it polls, and a paused process polls nothing. Its checkpoints carry
+    // the generation of its assignment, and a restore ignores them once a later generation
+    // has written (`checkpoint`, zombie fencing).
 
     let saving = Instant::now();
     let config = serde_json::to_value(&setup.config).unwrap_or_default();
@@ -687,6 +746,7 @@ async fn trigger_once(
                 partition: o.partition,
                 config: config.clone(),
                 held: held.get(&o.partition)?.clone(),
+                generation: generations.get(&o.partition).copied().flatten(),
             })
         })
         .collect();

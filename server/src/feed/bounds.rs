@@ -45,8 +45,6 @@ fn aggregate(view: &AggregateView) -> AggregateView {
             .collect(),
         totals: Some(view.totals()),
         partitions: view.partitions.clone(),
-        // Already bounded: at most `members::MAX_MEMBERS`, forgotten a while after they go.
-        members: view.members.clone(),
     }
 }
 
@@ -72,8 +70,6 @@ fn sentiment(view: &SentimentView) -> SentimentView {
             .cloned()
             .collect(),
         confusion: view.confusion,
-        // Already bounded: at most `members::MAX_MEMBERS`, forgotten a while after they go.
-        members: view.members.clone(),
     }
 }
 
@@ -131,7 +127,6 @@ pub(crate) mod tests {
             windows,
             totals: None,
             partitions: Vec::new(),
-            members: Vec::new(),
         }
     }
 

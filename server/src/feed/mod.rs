@@ -399,6 +399,7 @@ mod tests {
                             path: format!("date=2024-01-01/part-{i}.parquet"),
                             rows: u64::from(seed),
                             bytes: 1_024,
+                            partitions: vec![0],
                         })
                         .collect();
                 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod batch;
 pub mod broker;
+pub mod generation;
 pub mod group_states;
 pub mod inspect;
 pub mod lag;

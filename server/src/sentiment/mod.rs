@@ -546,8 +546,6 @@ impl SentimentRuntime {
             rebalances: lock(&self.events).iter().rev().cloned().collect(),
             latest: lock(&self.latest).iter().cloned().collect(),
             confusion: *lock(&self.confusion),
-            // Filled by the engine from the heartbeats (`crate::members`).
-            members: Vec::new(),
         }
     }
 
@@ -570,6 +568,7 @@ impl SentimentRuntime {
                     "stopped" => Some(Ended::Left),
                     _ => Some(Ended::Crashed),
                 },
+                output: None,
             })
             .collect()
     }
