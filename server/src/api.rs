@@ -474,15 +474,9 @@ async fn resend_newest(
     Ok(Json(serde_json::json!({ "resent": sent })))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OutageRequest {
-    down: bool,
-}
-
 async fn search_outage(
     State(engine): State<Arc<Engine>>,
-    JsonBody(request): JsonBody<OutageRequest>,
+    JsonBody(request): JsonBody<app::api::SearchOutageRequest>,
 ) -> ApiResult<serde_json::Value> {
     engine.set_search_outage(request.down);
     Ok(Json(serde_json::json!({ "down": request.down })))

@@ -100,6 +100,13 @@ impl LessonView {
     }
 }
 
+/// Body of `POST /api/faults/search-outage`: the search engine refuses every bulk while `down`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchOutageRequest {
+    pub down: bool,
+}
+
 /// Body of `POST /api/faults/malformed` and `POST /api/faults/resend`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,16 +4,16 @@
 use leptos::prelude::*;
 
 use crate::session::Controls;
-use serde_json::json;
 
 use super::charts::{Bar, BarChart, sentiment_class};
 use super::lesson::FaultButton;
 use super::{
-    Cell, ErrorLine, LiveStage, StatePill, restore_form_once, set_field, thousands, typed,
+    Cell, ErrorLine, LiveStage, StatePill, choice, form_from_running_config, set_field, thousands,
+    typed,
 };
 use crate::api::{
-    AggregateView, LIVE_SESSIONS, LIVE_WINDOWS_PER_KIND, ParquetConfig, Sentiment, TermCount,
-    WindowKind, WindowRow,
+    AggregateConfig, AggregateView, FaultRequest, LIVE_SESSIONS, LIVE_WINDOWS_PER_KIND,
+    ParquetConfig, Sentiment, TermCount, WindowKind, WindowRow,
 };
 use crate::client;
 use crate::live::Live;
@@ -29,7 +29,7 @@ pub fn AggregateCell() -> impl IntoView {
     let view = Memo::new(move |_| live.snapshot.get().map(|s| s.aggregate).unwrap_or_default());
     let counter = move |name: &'static str| stage.counter(name);
     let form = AggregateForm::new();
-    restore_form_once(stage.status, move |config| form.restore(config));
+    form_from_running_config(stage.status, move |config| form.restore(config));
     let error = RwSignal::new(None::<String>);
     let running = move || stage.running();
     let start = move |_| match form.body() {
@@ -83,7 +83,7 @@ pub fn AggregateCell() -> impl IntoView {
                 <FaultButton
                     label="Send newest 100 again"
                     path="/api/faults/resend"
-                    body=json!({"count": 100})
+                    body=typed(FaultRequest { count: 100 })
                     testid="fault-resend"
                     title="Write the newest 100 reviews to reviews a second time, as a producer retry would: the windows must skip them as duplicates"
                 />
@@ -292,16 +292,17 @@ impl AggregateForm {
                 .parse::<u64>()
                 .map_err(|_| format!("{field}: enter a whole number, got {value:?}"))
         };
-        Ok(json!({
-            "time": self.time.get(),
-            "trigger_ms": number("trigger", self.trigger)?,
-            "tumbling_secs": number("tumbling", self.tumbling)?,
-            "sliding_secs": number("sliding", self.sliding)?,
-            "slide_secs": number("slide", self.slide)?,
-            "session_gap_secs": number("session gap", self.gap)?,
-            "allowed_lateness_secs": number("allowed lateness", self.lateness)?,
-            "late_policy": self.late_policy.get(),
-            "output_mode": self.mode.get(),
+        Ok(typed(AggregateConfig {
+            time: choice("time", self.time.get())?,
+            trigger_ms: number("trigger", self.trigger)?,
+            tumbling_secs: number("tumbling", self.tumbling)?,
+            sliding_secs: number("sliding", self.sliding)?,
+            slide_secs: number("slide", self.slide)?,
+            session_gap_secs: number("session gap", self.gap)?,
+            allowed_lateness_secs: number("allowed lateness", self.lateness)?,
+            late_policy: choice("late policy", self.late_policy.get())?,
+            output_mode: choice("output mode", self.mode.get())?,
+            ..AggregateConfig::default()
         }))
     }
 }

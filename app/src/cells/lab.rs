@@ -4,20 +4,14 @@
 use leptos::prelude::*;
 
 use crate::session::Controls;
-use serde_json::json;
 
-use super::{Cell, ErrorLine, thousands};
-use crate::api::{DeliveryLabView, DeliveryMode, DeliveryResult, LAB_DEFAULT_RECORDS, LabState};
+use super::{Cell, ErrorLine, thousands, typed, whole_number};
+use crate::api::{
+    DeliveryChoice, DeliveryLabRequest, DeliveryLabView, DeliveryMode, DeliveryResult,
+    LAB_DEFAULT_RECORDS, LabState,
+};
 use crate::client;
 use crate::live::Live;
-
-/// Reads a whole number from a form field; the message names the field.
-fn whole_number(field: &str, value: &str) -> Result<u64, String> {
-    value
-        .trim()
-        .parse::<u64>()
-        .map_err(|_| format!("{field}: enter a whole number, got {value:?}"))
-}
 
 fn count(value: u64) -> String {
     thousands(i64::try_from(value).unwrap_or(i64::MAX))
@@ -34,10 +28,10 @@ pub fn LabCell() -> impl IntoView {
 
     let run = move |_| {
         let body = (|| -> Result<serde_json::Value, String> {
-            Ok(json!({
-                "mode": "all",
-                "records": whole_number("records", &records.get())?,
-                "crash_after": whole_number("crash after", &crash_after.get())?,
+            Ok(typed(DeliveryLabRequest {
+                mode: DeliveryChoice::All,
+                records: whole_number("records", &records.get())?,
+                crash_after: Some(whole_number("crash after", &crash_after.get())?),
             }))
         })();
         match body {

@@ -200,27 +200,36 @@ impl LiveStage {
     }
 }
 
-/// After a page load, fills a cell's form once from the configuration its stage is running with
-/// (the server is the source of truth), so a reload mid-stream shows the same settings. A stage
-/// that is not running leaves the form at its defaults; later edits are never overwritten.
-fn restore_form_once(
+/// Fills a cell's form, as the cell is made, from the configuration its stage is running with
+/// in the snapshot the page was rendered from (the server is the source of truth), so a reload
+/// mid-stream shows the same settings in the first paint. The server renders the form from the
+/// same snapshot the browser hydrates from, so both make the same fields. A stage that is not
+/// running leaves the form at its defaults; later edits are never overwritten.
+fn form_from_running_config(
     status: Memo<Option<crate::api::StageStatus>>,
-    apply: impl Fn(&serde_json::Value) + 'static,
+    apply: impl Fn(&serde_json::Value),
 ) {
-    let done = StoredValue::new(false);
-    Effect::new(move |_| {
-        if done.get_value() {
-            return;
-        }
-        let Some(status) = status.get() else {
-            return;
-        };
-        done.set_value(true);
-        let active = matches!(status.state, StageState::Running | StageState::Paused);
-        if let Some(config) = status.config.filter(|_| active) {
-            apply(&config);
-        }
-    });
+    let Some(status) = status.get_untracked() else {
+        return;
+    };
+    let active = matches!(status.state, StageState::Running | StageState::Paused);
+    if let Some(config) = status.config.filter(|_| active) {
+        apply(&config);
+    }
+}
+
+/// A form's text field as a whole number of the config field's type.
+fn whole_number<T: std::str::FromStr>(field: &str, value: &str) -> Result<T, String> {
+    value
+        .trim()
+        .parse::<T>()
+        .map_err(|_| format!("{field}: enter a whole number, got {value:?}"))
+}
+
+/// A form's choice (a `<select>`'s value) as the config's enum, by the enum's own wire name.
+fn choice<T: serde::de::DeserializeOwned>(field: &str, value: String) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(value.clone()))
+        .map_err(|_| format!("{field}: {value:?} is not one of the choices"))
 }
 
 /// A stage's typed config as the body of its start request: every field named, the defaults
@@ -311,7 +320,37 @@ pub(crate) fn thousands(value: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use super::{choice, thousands, typed, whole_number};
+    use crate::api::{AggregateConfig, OutputMode, StreamerConfig};
+
+    #[test]
+    fn form_fields_become_a_typed_config_or_a_message_naming_the_field() {
+        assert_eq!(whole_number::<u32>("rate", " 250 "), Ok(250));
+        assert_eq!(
+            whole_number::<u32>("rate", "-1"),
+            Err("rate: enter a whole number, got \"-1\"".to_owned())
+        );
+        assert_eq!(
+            choice::<OutputMode>("output mode", "update".into()),
+            Ok(OutputMode::Update)
+        );
+        assert_eq!(
+            choice::<OutputMode>("output mode", "upsert".into()),
+            Err("output mode: \"upsert\" is not one of the choices".to_owned())
+        );
+        // A body names every field, with the config's own defaults where the form has none.
+        let body = typed(AggregateConfig {
+            output_mode: OutputMode::Update,
+            ..AggregateConfig::default()
+        });
+        assert_eq!(body["group"], AggregateConfig::default().group.as_str());
+        assert_eq!(body["output_mode"], "update");
+        let streamer = typed(StreamerConfig::default());
+        assert_eq!(
+            streamer["listen"],
+            StreamerConfig::default().listen.as_str()
+        );
+    }
 
     #[test]
     fn thousands_groups_digits() {

@@ -5,13 +5,13 @@
 use leptos::prelude::*;
 
 use crate::session::Controls;
-use serde_json::json;
 
 use super::charts::{Bar, BarChart, sentiment_class};
 use super::lesson::FaultButton;
 use super::{Cell, ErrorLine, LiveStage, StatePill, thousands, typed};
 use crate::api::{
-    DatasetKind, GROUP_INDEXER, IndexerConfig, SearchAggregations, SearchResults, Sentiment,
+    DatasetKind, GROUP_INDEXER, IndexerConfig, SearchAggregations, SearchOutageRequest,
+    SearchResults, Sentiment,
 };
 use crate::client;
 use crate::live::Live;
@@ -523,7 +523,7 @@ fn OutageToggle(paused: Signal<bool>) -> impl IntoView {
             <FaultButton
                 label
                 path="/api/faults/search-outage"
-                body=json!({"down": down})
+                body=typed(SearchOutageRequest { down })
                 testid
                 title
             />

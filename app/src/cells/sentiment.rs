@@ -7,12 +7,12 @@ use std::collections::VecDeque;
 use leptos::prelude::*;
 
 use crate::session::Controls;
-use serde_json::json;
 
 use super::lesson::FaultButton;
-use super::{Cell, ErrorLine, LiveStage, StatePill, thousands};
+use super::{Cell, ErrorLine, LiveStage, StatePill, choice, thousands, typed};
 use crate::api::{
-    LIVE_LATEST_REVIEWS, LIVE_REBALANCES, MemberState, MemberView, Sentiment, SentimentView,
+    FaultRequest, LIVE_LATEST_REVIEWS, LIVE_REBALANCES, MemberState, MemberView, Sentiment,
+    SentimentConfig, SentimentView,
 };
 use crate::client;
 use crate::live::Live;
@@ -78,10 +78,16 @@ pub fn SentimentCell() -> impl IntoView {
         let Ok(n) = workers.get().trim().parse::<u8>() else {
             return error.set(Some("workers: enter a whole number 1–8".to_owned()));
         };
-        post(
-            "/api/stages/sentiment/start".to_owned(),
-            json!({"workers": n, "classifier": classifier.get()}),
-        );
+        let classifier = match choice("classifier", classifier.get()) {
+            Ok(classifier) => classifier,
+            Err(message) => return error.set(Some(message)),
+        };
+        let config = SentimentConfig {
+            workers: n,
+            classifier,
+            ..SentimentConfig::default()
+        };
+        post("/api/stages/sentiment/start".to_owned(), typed(config));
     };
     let running = move || stage.running();
     let group_name = move || view_data.with(|v| v.group.clone());
@@ -145,7 +151,7 @@ pub fn SentimentCell() -> impl IntoView {
                     <FaultButton
                         label="Flood 100 malformed records"
                         path="/api/faults/malformed"
-                        body=json!({"count": 100})
+                        body=typed(FaultRequest { count: 100 })
                         testid="fault-malformed"
                         title="Write 100 broken records into reviews: the workers send each to reviews.dlq with its reason and go on"
                     />

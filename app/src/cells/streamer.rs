@@ -5,11 +5,14 @@
 use leptos::prelude::*;
 
 use crate::session::Controls;
-use serde_json::json;
 
-use super::{Cell, ErrorLine, StatePill, restore_form_once, set_field, thousands};
+use super::{
+    Cell, ErrorLine, StatePill, choice, form_from_running_config, set_field, thousands, typed,
+    whole_number,
+};
 use crate::api::{
-    DatasetInfo, DatasetKind, DatasetList, SOURCE_GENERATOR, StageState, StageStatus, human_bytes,
+    DatasetInfo, DatasetKind, DatasetList, ProducerConfig, SOURCE_GENERATOR, StageState,
+    StageStatus, StreamerConfig, human_bytes,
 };
 use crate::client;
 use crate::live::Live;
@@ -22,13 +25,6 @@ fn counter(stage: &Option<StageStatus>, name: &str) -> i64 {
 }
 
 /// Reads a whole number from a form field, naming the field when it is not one.
-fn whole_number(field: &str, value: &str) -> Result<u64, String> {
-    value
-        .trim()
-        .parse::<u64>()
-        .map_err(|_| format!("{field}: enter a whole number, got {value:?}"))
-}
-
 #[component]
 pub fn StreamerCell() -> impl IntoView {
     let live = Live::use_context();
@@ -54,7 +50,7 @@ pub fn StreamerCell() -> impl IntoView {
     let late_percent = RwSignal::new("0".to_owned());
     let late_by = RwSignal::new("120".to_owned());
     let error = RwSignal::new(None::<String>);
-    restore_form_once(streamer, move |config| {
+    form_from_running_config(streamer, move |config| {
         set_field(rate, &config["rate"]);
         set_field(chunk, &config["chunk_size"]);
         set_field(source, &config["source"]);
@@ -69,19 +65,20 @@ pub fn StreamerCell() -> impl IntoView {
 
     let start = move |_| {
         let body = (|| -> Result<serde_json::Value, String> {
-            Ok(json!({
-                "rate": whole_number("rate", &rate.get())?,
-                "chunk_size": whole_number("chunk size", &chunk.get())?,
-                "source": source.get().trim(),
-                "dataset": dataset.get(),
-                "seed": whole_number("seed", &seed.get())?,
-                "limit": match limit.get().trim() {
+            Ok(typed(StreamerConfig {
+                rate: whole_number("rate", &rate.get())?,
+                chunk_size: whole_number("chunk size", &chunk.get())?,
+                source: source.get().trim().to_owned(),
+                dataset: choice("dataset", dataset.get())?,
+                seed: whole_number("seed", &seed.get())?,
+                limit: match limit.get().trim() {
                     "" => None,
                     value => Some(whole_number("stop after", value)?),
                 },
-                "clock": clock.get(),
-                "late_share": whole_number("late %", &late_percent.get())? as f64 / 100.0,
-                "late_by_secs": whole_number("late by", &late_by.get())?,
+                clock: choice("clock", clock.get())?,
+                late_share: f64::from(whole_number::<u32>("late %", &late_percent.get())?) / 100.0,
+                late_by_secs: whole_number("late by", &late_by.get())?,
+                ..StreamerConfig::default()
             }))
         })();
         let body = match body {
@@ -98,7 +95,11 @@ pub fn StreamerCell() -> impl IntoView {
                 return error.set(Some(message));
             }
             if !producer_running
-                && let Err(message) = client::post("/api/stages/producer/start", json!({})).await
+                && let Err(message) = client::post(
+                    "/api/stages/producer/start",
+                    typed(ProducerConfig::default()),
+                )
+                .await
             {
                 error.set(Some(message));
             }
