@@ -51,7 +51,7 @@ test("tumbling and sliding windows fill live; late reviews are counted behind th
   await expect(page.getByTestId("aggregate-partitions").locator("tbody tr")).toHaveCount(3);
   await expect(page.getByTestId("aggregate-operator-watermark")).toContainText("least of the partitions");
   // Average score per stars value: five bars, each noted with its average.
-  await expect(page.getByTestId("chart-score-by-stars").locator("text.bar-note")).toHaveCount(5);
+  await expect(page.getByTestId("chart-score-by-stars").locator(".bar-note")).toHaveCount(5);
   expect(await number(page, "aggregate-late")).toBe(0);
   await page.locator("#cell-4").screenshot({ path: "screenshots/08-windows.png" });
 

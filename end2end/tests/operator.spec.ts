@@ -127,7 +127,8 @@ test("the lag chart keeps its history across a reload", async ({ page, request }
     expect((await request.post(`/api/stages/${stage}/start`, { data: body })).ok()).toBeTruthy();
   }
   const samples = async () => {
-    const points = await page.getByTestId("lag-chart").locator("polyline").first().getAttribute("points");
+    // One "M x,y" or "L x,y" per sample of the first partition's line.
+    const points = await page.getByTestId("lag-chart").locator("path.lag-line").first().getAttribute("d");
     return points ? points.trim().split(/\s+/).length : 0;
   };
   await expect.poll(samples, { timeout: 60_000 }).toBeGreaterThanOrEqual(20);

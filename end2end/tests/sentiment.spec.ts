@@ -23,7 +23,7 @@ test("two workers label reviews live; killing one rebalances and the lag returns
   await expect(workers).toHaveCount(2);
   // The latest-reviews table and the lag chart fill.
   await expect(page.getByTestId("latest-reviews").locator("tbody tr").first()).toBeVisible();
-  await expect(page.getByTestId("lag-chart").locator("polyline")).toHaveCount(3);
+  await expect(page.getByTestId("lag-chart").locator("path.lag-line")).toHaveCount(3);
   await expect.poll(() => number(page, "sentiment-produced")).toBeGreaterThan(0);
   await page.locator("#cell-3").screenshot({ path: "screenshots/04-sentiment.png" });
 

@@ -6,7 +6,7 @@
 
 use leptos::prelude::*;
 
-use super::charts::{SparkSeries, sparkline};
+use super::charts::{TimeChart, TimeLine, TimeLines};
 use super::thousands;
 use crate::live::Live;
 use crate::ops::{RATE_POINTS, StageLoad, StageRates, min_avg_max};
@@ -130,24 +130,42 @@ fn RatesSparkline(stage: &'static str, history: StageRates) -> impl IntoView {
         peak(&history.processed),
     );
     // Input drawn in front: its dashes stay visible where the two lines coincide.
-    let processed_line = SparkSeries {
-        class: "spark-processed",
-        values: history.processed,
+    let slots = history.input.len().max(history.processed.len());
+    let line = |name: &str, class: &str, values: &[Option<u32>]| TimeLine {
+        name: name.to_owned(),
+        class: class.to_owned(),
+        // Aligned at the newest second: a shorter series starts later.
+        values: std::iter::repeat_n(None, slots - values.len())
+            .chain(values.iter().map(|v| v.map(f64::from)))
+            .collect(),
     };
-    let input_line = SparkSeries {
-        class: "spark-input",
-        values: history.input,
-    };
+    let data = TimeLines::per_second(
+        history.at,
+        slots,
+        vec![
+            line("processed", "spark-processed", &history.processed),
+            line("in", "spark-input", &history.input),
+        ],
+    );
     view! {
-        <p class="rates-spark">
-            {sparkline(processed_line, input_line, RATE_POINTS, label, "rates-sparkline")}
-            <span class="spark-key-input">{format!("in {}/s", now(input))}</span>
-            " · "
-            <span class="spark-key-processed">{format!("processed {}/s", now(processed))}</span>
-            <span class="muted">
-                {format!(" this second (last minute's mean {input_mean} / {processed_mean})")}
-            </span>
-        </p>
+        <div class="rates-spark">
+            <TimeChart
+                data=Signal::stored(data)
+                window_ms=(RATE_POINTS as i64 - 1) * 1_000
+                unit="records/s"
+                label
+                testid="rates-sparkline"
+                compact=true
+            />
+            <p>
+                <span class="spark-key-input">{format!("in {}/s", now(input))}</span>
+                " · "
+                <span class="spark-key-processed">{format!("processed {}/s", now(processed))}</span>
+                <span class="muted">
+                    {format!(" this second (last minute's mean {input_mean} / {processed_mean})")}
+                </span>
+            </p>
+        </div>
     }
 }
 

@@ -8,6 +8,7 @@ use leptos::prelude::*;
 
 use crate::session::Controls;
 
+use super::charts::{TimeChart, TimeLine, TimeLines};
 use super::lesson::FaultButton;
 use super::{Cell, ErrorLine, LiveStage, StatePill, choice, thousands, typed};
 use crate::api::{
@@ -20,6 +21,8 @@ use crate::ops::{GroupLagHistory, PartitionLag};
 
 /// Samples kept for the lag chart (about a minute at one per second).
 const LAG_HISTORY: usize = 60;
+/// The time the lag chart spans, ending at its newest sample.
+const LAG_WINDOW_MS: i64 = 60_000;
 
 #[component]
 pub fn SentimentCell() -> impl IntoView {
@@ -34,7 +37,7 @@ pub fn SentimentCell() -> impl IntoView {
 
     // Lag per partition over time: the server's history first (it samples every second, so a
     // reload keeps the chart), then each live snapshot's.
-    let lag_history = RwSignal::new(VecDeque::<Vec<i64>>::new());
+    let lag_history = RwSignal::new(VecDeque::<LagSample>::new());
     Effect::new(move |_| {
         let Some(group) = live.snapshot.get_untracked().map(|s| s.sentiment.group) else {
             return;
@@ -65,7 +68,10 @@ pub fn SentimentCell() -> impl IntoView {
         partitions.sort_by_key(|p| p.partition);
         let lags: Vec<i64> = partitions.iter().map(|p| p.lag).collect();
         lag_history.update(|history| {
-            history.push_back(lags);
+            history.push_back(LagSample {
+                at: snapshot.at,
+                lags,
+            });
             while history.len() > LAG_HISTORY {
                 history.pop_front();
             }
@@ -438,9 +444,17 @@ pub(crate) fn StageMembers(
     }
 }
 
+/// One sample of the lag chart: when it was taken (ms since the epoch) and the lag of each
+/// partition, in partition order.
+#[derive(Debug, Clone, PartialEq)]
+struct LagSample {
+    at: i64,
+    lags: Vec<i64>,
+}
+
 /// The last `n` samples of the server's lag history, one lag per partition each, oldest first
-/// (the partitions' histories aligned at their newest point).
-fn server_history(found: &GroupLagHistory, n: usize) -> VecDeque<Vec<i64>> {
+/// (the partitions' histories aligned at their newest point; the time is the first one's).
+fn server_history(found: &GroupLagHistory, n: usize) -> VecDeque<LagSample> {
     let mut partitions: Vec<&PartitionLag> = found.partitions.iter().collect();
     partitions.sort_by_key(|p| p.partition);
     let len = partitions
@@ -450,62 +464,46 @@ fn server_history(found: &GroupLagHistory, n: usize) -> VecDeque<Vec<i64>> {
         .unwrap_or(0);
     (len.saturating_sub(n)..len)
         .map(|i| {
-            partitions
-                .iter()
-                .map(|p| p.history[p.history.len() - len + i].lag)
-                .collect()
+            let point = |p: &PartitionLag| p.history[p.history.len() - len + i];
+            LagSample {
+                at: partitions.first().map_or(0, |p| point(p).at),
+                lags: partitions.iter().map(|p| point(p).lag).collect(),
+            }
         })
         .collect()
 }
 
-/// Lag per partition as lines over the last minute, drawn as SVG.
+/// Lag per partition over the last minute: a line per partition on a time axis, with the
+/// records behind on the value axis and each second's figures in its tooltip.
 #[component]
-fn LagChart(history: Signal<VecDeque<Vec<i64>>>) -> impl IntoView {
-    const W: f64 = 360.0;
-    const H: f64 = 140.0;
-    const COLORS: [&str; 8] = [
-        "#2f6fed", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#1098ad", "#f08c00", "#5c940d",
-    ];
-    let lines = move || {
-        let history = history.get();
-        let max = history.iter().flatten().copied().max().unwrap_or(0).max(1) as f64;
-        let partitions = history.back().map_or(0, Vec::len);
-        (0..partitions)
-            .map(|p| {
-                // Newest sample at the right edge, one step per second to the left.
-                let offset = LAG_HISTORY.saturating_sub(history.len());
-                let points: Vec<String> = history
-                    .iter()
-                    .enumerate()
-                    .map(|(i, lags)| {
-                        let x = (i + offset) as f64 / (LAG_HISTORY - 1) as f64 * W;
-                        let y = H - lags.get(p).copied().unwrap_or(0) as f64 / max * (H - 10.0);
-                        format!("{x:.1},{y:.1}")
+fn LagChart(history: Signal<VecDeque<LagSample>>) -> impl IntoView {
+    let data = Signal::derive(move || {
+        history.with(|history| {
+            let partitions = history.back().map_or(0, |s| s.lags.len());
+            TimeLines {
+                times: history.iter().map(|s| s.at).collect(),
+                lines: (0..partitions)
+                    .map(|p| TimeLine {
+                        name: format!("reviews-{p}"),
+                        class: format!("lag-line series-{}", p % 8),
+                        values: history
+                            .iter()
+                            .map(|s| s.lags.get(p).map(|&lag| lag as f64))
+                            .collect(),
                     })
-                    .collect();
-                (p, points.join(" "))
-            })
-            .collect::<Vec<_>>()
-    };
-    let max_label = move || thousands(history.get().iter().flatten().copied().max().unwrap_or(0));
+                    .collect(),
+            }
+        })
+    });
+    let label = Signal::derive(move || {
+        let max = history.with(|h| h.iter().flat_map(|s| s.lags.iter()).copied().max());
+        format!(
+            "Lag per partition over the last minute, in records (max {})",
+            thousands(max.unwrap_or(0))
+        )
+    });
     view! {
-        <figure class="chart" data-testid="lag-chart">
-            <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img" aria-label="lag per partition">
-                <line x1="0" y1=H x2=W y2=H class="axis" />
-                {move || lines().into_iter().map(|(p, points)| view! {
-                    <polyline points=points fill="none" stroke=COLORS[p % COLORS.len()] stroke-width="2" class="lag-line" />
-                }).collect_view()}
-            </svg>
-            <figcaption>
-                "max " {max_label} " · "
-                {move || {
-                    let partitions = history.get().back().map_or(0, Vec::len);
-                    (0..partitions).map(|p| view! {
-                        <span class="legend" style=format!("color:{}", COLORS[p % COLORS.len()])>{format!("■ reviews-{p} ")}</span>
-                    }).collect_view()
-                }}
-            </figcaption>
-        </figure>
+        <TimeChart data window_ms=LAG_WINDOW_MS unit="records behind" label testid="lag-chart" />
     }
 }
 
@@ -606,8 +604,9 @@ mod tests {
             lag_seconds: None,
             history: lags
                 .iter()
-                .map(|&lag| LagPoint {
-                    at: 0,
+                .enumerate()
+                .map(|(i, &lag)| LagPoint {
+                    at: 1_000 * i as i64,
                     lag,
                     lag_seconds: None,
                     position: 0,
@@ -622,9 +621,19 @@ mod tests {
             coarse_step_secs: 10,
             partitions: vec![partition(1, &[7, 8, 9]), partition(0, &[1, 2, 3, 4])],
         };
+        // Partition 0 is sorted first; its newest points carry the times.
         assert_eq!(
             server_history(&found, 2),
-            VecDeque::from([vec![3, 8], vec![4, 9]])
+            VecDeque::from([
+                LagSample {
+                    at: 2_000,
+                    lags: vec![3, 8]
+                },
+                LagSample {
+                    at: 3_000,
+                    lags: vec![4, 9]
+                },
+            ])
         );
         assert_eq!(server_history(&found, 60).len(), 3);
     }
