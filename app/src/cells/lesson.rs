@@ -82,6 +82,7 @@ pub fn ViewToggles() -> impl IntoView {
 #[component]
 pub fn TryThis(cell: u8) -> impl IntoView {
     let live = Live::use_context();
+    let dataset = super::streamed_dataset();
     let steps = Memo::new(move |_| {
         live.snapshot
             .get()
@@ -100,6 +101,9 @@ pub fn TryThis(cell: u8) -> impl IntoView {
             view! {
                 <aside class="try-this" aria-label="Try this">
                     <h3>"Try this"</h3>
+                    {move || written_for_yelp(dataset.get()).map(|note| view! {
+                        <p class="muted" data-testid="lesson-dataset-note">{note}</p>
+                    })}
                     <ol>{steps.into_iter().map(|step| {
                         let open = newest.as_ref() == Some(&step.id);
                         view! { <StepItem step open /> }
@@ -247,5 +251,20 @@ pub fn FaultButton(
             "⚡ " {label}
         </button>
         <ErrorLine error />
+    }
+}
+
+/// Said in every "Try this" box while another dataset streams: the lesson's steps, predictions
+/// and explanations are written for Yelp reviews, and what that means for this dataset.
+fn written_for_yelp(dataset: crate::api::DatasetKind) -> Option<&'static str> {
+    use crate::api::DatasetKind;
+    match dataset {
+        DatasetKind::Yelp => None,
+        DatasetKind::Tweets => Some(
+            "Written for Yelp reviews: streaming tweets, these steps still tick (a tweet is keyed, labelled, windowed, re-sent and indexed like a review), but figures about stars stay at 0.",
+        ),
+        DatasetKind::Companies => Some(
+            "Written for Yelp reviews: company records have no text, so the steps about labels and search documents see only what was streamed before. Choose yelp in cell 1 to follow the lesson as written.",
+        ),
     }
 }
