@@ -1,4 +1,4 @@
-import { expect, test, type APIRequestContext, type Page } from "@playwright/test";
+import { expect, test, type APIRequestContext, type Locator, type Page } from "@playwright/test";
 import { mkdirSync } from "node:fs";
 import { stopAllStages } from "./reset";
 
@@ -29,6 +29,23 @@ async function newestRecordOf(request: APIRequestContext, dataset: string): Prom
     }
   }
   throw new Error(`no ${dataset} record among the newest of reviews`);
+}
+
+// A screenshot of `what` with a margin, taken from the whole page scrolled to its top, so the
+// sticky top bar stays up there instead of covering it.
+async function shot(page: Page, what: Locator, path: string) {
+  await what.scrollIntoViewIfNeeded();
+  const box = await what.boundingBox();
+  if (box === null) throw new Error(`nothing to photograph for ${path}`);
+  const top = box.y + (await page.evaluate(() => window.scrollY));
+  await page.evaluate(() => window.scrollTo(0, 0));
+  const width = page.viewportSize()?.width ?? 1280;
+  const x = Math.max(0, box.x - 12);
+  await page.screenshot({
+    path,
+    fullPage: true,
+    clip: { x, y: Math.max(0, top - 12), width: Math.min(width - x, box.width + 24), height: box.height + 24 },
+  });
 }
 
 // Traces `id` in cell 7 and waits until `hop` shows `state`.
@@ -102,8 +119,7 @@ test("switching the dataset to tweets and to companies explains it, labels tweet
   mkdirSync(shots, { recursive: true });
   for (const [width, name] of [[1280, "desktop"], [390, "390"]] as const) {
     await page.setViewportSize({ width, height: 900 });
-    await page.locator("#cell-7").scrollIntoViewIfNeeded();
-    await page.locator("#cell-7").screenshot({ path: `${shots}/datasets-trace-tweets-${name}.png` });
+    await shot(page, page.locator("#cell-7"), `${shots}/datasets-trace-tweets-${name}.png`);
   }
   await page.setViewportSize({ width: 1280, height: 800 });
 
@@ -112,14 +128,13 @@ test("switching the dataset to tweets and to companies explains it, labels tweet
   await page.getByTestId("compare-b").selectOption("textblob");
   await page.getByTestId("compare-run").click();
   await expect(page.getByTestId("compare-agree")).toContainText(/agree on \d+ of \d+ tweets/, { timeout: 60_000 });
-  await expect(page.getByTestId("compare-accuracy").first()).toHaveText("n/a — tweets carry no stars");
+  await expect(page.getByTestId("compare-accuracy").first()).toHaveText("n/a — no stars");
   await expect(page.getByTestId("compare-stars")).toContainText("n/a — tweets carry no stars");
   await expect(page.getByTestId("compare-scores")).toContainText("Tweets/s");
   await expect(page.getByTestId("compare-matrix").locator("tbody tr")).toHaveCount(3);
   for (const [width, name] of [[1280, "desktop"], [390, "390"]] as const) {
     await page.setViewportSize({ width, height: 900 });
-    await page.getByTestId("compare-panel").scrollIntoViewIfNeeded();
-    await page.getByTestId("compare-panel").screenshot({ path: `${shots}/datasets-ab-tweets-${name}.png` });
+    await shot(page, page.getByTestId("compare-panel"), `${shots}/datasets-ab-tweets-${name}.png`);
   }
   await page.setViewportSize({ width: 1280, height: 800 });
   await page.getByTestId("indexer-stop").click();
@@ -155,7 +170,7 @@ test("switching the dataset to tweets and to companies explains it, labels tweet
   await expect(page.getByTestId("trace-hop-search").getByTestId("hop-state")).toHaveText("not indexed: no text");
   await expect(page.getByTestId("trace-summary")).toContainText("nothing more to wait for");
   await expect(page.getByTestId("trace-hop-reviews")).toContainText(`Keyed by company_id "${company.company_id}"`);
-  await page.locator("#cell-7").screenshot({ path: `${shots}/datasets-trace-companies-desktop.png` });
+  await shot(page, page.locator("#cell-7"), `${shots}/datasets-trace-companies-desktop.png`);
   // Cell 3's A/B view says plainly that companies have no text to compare.
   await expect(page.getByTestId("compare-panel").getByTestId("compare-no-text").first()).toContainText(
     "Streaming company records: they have no text field",

@@ -97,11 +97,14 @@ pub fn TryThis(cell: u8) -> impl IntoView {
             .filter_map(|s| Some((s.done_at?, s.id.clone())))
             .max();
         let newest = newest.map(|(_, id)| id);
+        let note = written_for_yelp(dataset.get());
         (!steps.is_empty()).then(|| {
             view! {
                 <aside class="try-this" aria-label="Try this">
                     <h3>"Try this"</h3>
-                    {move || written_for_yelp(dataset.get()).map(|note| view! {
+                    // Read in the box's own closure, not a closure nested in it: a nested
+                    // closure's empty output did not hydrate (it expected the <ol> after it).
+                    {note.map(|note| view! {
                         <p class="muted" data-testid="lesson-dataset-note">{note}</p>
                     })}
                     <ol>{steps.into_iter().map(|step| {

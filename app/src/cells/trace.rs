@@ -207,7 +207,10 @@ fn WindowList(windows: Vec<TraceWindow>) -> impl IntoView {
     view! {
         <ul class="hop-windows" data-testid="hop-windows">
             {windows.into_iter().map(|w| {
-                let count = w.count.map_or(String::new(), |c| format!(" · {} records now", thousands(i64::try_from(c).unwrap_or(i64::MAX))));
+                let count = w.count.map_or(String::new(), |c| {
+                    let noun = if c == 1 { "record" } else { "records" };
+                    format!(" · {} {noun} now", thousands(i64::try_from(c).unwrap_or(i64::MAX)))
+                });
                 let closed = if w.closed { " · closed" } else { "" };
                 view! {
                     <li>{format!("{} {} → {}{count}{closed}", w.kind.as_str(), clock(w.start), clock(w.end))}</li>
@@ -235,11 +238,18 @@ fn notice(hop: TraceHopKind, dataset: DatasetKind) -> String {
         TraceHopKind::Socket => format!(
             "A socket carries bytes, not records: the streamer writes chunks of lines, and the producer splits them back into {records}."
         ),
-        TraceHopKind::Reviews => format!(
-            "Key → partition: the same {owner} ({key}) always hashes to the same partition, so its {records} stay in order. The offset is the {record}'s address in that partition's log.",
-            owner = dataset.key_owner(),
-            key = dataset.key_field(),
-        ),
+        TraceHopKind::Reviews => {
+            let (owner, key) = (dataset.key_owner(), dataset.key_field());
+            // "the same business (business_id)", but "the same user", not "user (user)".
+            let named = if owner == key {
+                owner.to_owned()
+            } else {
+                format!("{owner} ({key})")
+            };
+            format!(
+                "Key → partition: the same {named} always hashes to the same partition, so its {records} stay in order. The offset is the {record}'s address in that partition's log."
+            )
+        }
         TraceHopKind::Sentiment if !has_text => format!(
             "A {record} has no text: the worker writes it on unlabelled instead of failing or dead-lettering it, so the stages after it still see it. Which worker did depends on who owned that partition at the time."
         ),
@@ -329,7 +339,10 @@ mod tests {
         assert!(notice(TraceHopKind::Sentiment, company).contains("unlabelled"));
         assert!(notice(TraceHopKind::Search, company).contains("company records are skipped"));
         let tweets = DatasetKind::Tweets;
-        assert!(notice(TraceHopKind::Reviews, tweets).contains("same user (user)"));
+        assert!(notice(TraceHopKind::Reviews, tweets).contains("the same user always"));
+        assert!(
+            notice(TraceHopKind::Reviews, DatasetKind::Yelp).contains("business (business_id)")
+        );
         assert!(notice(TraceHopKind::Search, tweets).contains("tweet_id"));
         assert!(!notice(TraceHopKind::Window, tweets).contains("review"));
     }

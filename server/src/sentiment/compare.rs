@@ -159,7 +159,7 @@ pub fn dataset_counts(read: &[Readable]) -> Vec<DatasetCount> {
         })
         .filter(|c| c.records > 0)
         .collect();
-    counts.sort_by(|x, y| y.records.cmp(&x.records));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.records));
     counts
 }
 
