@@ -41,7 +41,7 @@ test("the next review is traced hop by hop until every hop is found", async ({ p
   // An unknown id: the server's 404 message is shown.
   await page.getByTestId("trace-id").fill("no-such-review");
   await page.getByTestId("trace-submit").click();
-  await expect(page.locator("#cell-7 .error")).toContainText("no review \"no-such-review\"", {
+  await expect(page.locator("#cell-7 .error")).toContainText("no record with id \"no-such-review\"", {
     timeout: 30_000,
   });
 });

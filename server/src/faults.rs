@@ -14,7 +14,7 @@ use rdkafka::util::Timeout;
 use crate::error::ConfigError;
 use crate::kafka::KafkaSettings;
 use crate::kafka::inspect::{InspectError, Inspector, MAX_BROWSE};
-use crate::records::parse_review;
+use crate::records::{parse_dataset_record, parse_review};
 
 /// How long a fault press waits for the broker to acknowledge its records.
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -119,8 +119,9 @@ pub async fn resend_newest(
     Ok(sent)
 }
 
-/// The newest valid reviews of `reviews`, about `count` in all, taken evenly from its partitions
-/// (records that are not reviews, such as a malformed flood, are passed over).
+/// The newest valid records of `reviews` — reviews, tweets, companies — about `count` in all,
+/// taken evenly from its partitions (records of no dataset, such as a malformed flood, are
+/// passed over).
 async fn newest_records(inspector: &Inspector, count: usize) -> Result<Vec<Message>, FaultError> {
     let topics = inspector.topics().await?;
     let Some(reviews) = topics.iter().find(|t| t.name == TOPIC_REVIEWS) else {
@@ -139,13 +140,19 @@ async fn newest_records(inspector: &Inspector, count: usize) -> Result<Vec<Messa
             .await?;
         let valid: Vec<Message> = messages
             .into_iter()
-            .filter(|m| parse_review(m.value.as_bytes()).is_ok())
+            .filter(|m| is_a_datasets_record(m.value.as_bytes()))
             .collect();
         let skip = valid.len().saturating_sub(per_partition);
         newest.extend(valid.into_iter().skip(skip));
     }
     newest.truncate(count);
     Ok(newest)
+}
+
+/// A Yelp review, or a record of another dataset that passes its description's check: what a
+/// producer retry could send again.
+fn is_a_datasets_record(payload: &[u8]) -> bool {
+    parse_review(payload).is_ok() || matches!(parse_dataset_record(payload), Some(Ok(_)))
 }
 
 /// Produces every record (partition, key, value, headers) to `reviews` and waits for all acks.
@@ -200,6 +207,25 @@ mod tests {
         assert!(reasons[1].contains("missing field"), "{reasons:?}");
         assert!(reasons[2].starts_with("stars must be"), "{reasons:?}");
         assert!(reasons[3].starts_with("date must look like"), "{reasons:?}");
+    }
+
+    #[test]
+    fn a_retry_resends_any_datasets_records_but_no_malformed_one() {
+        let tweet = br#"{"dataset":"tweets","tweet_id":"t1","user":"ana","text":"x","hashtags":[],"created_at":"2024-01-01 09:00:00"}"#;
+        let company = br#"{"dataset":"companies","company_id":"c1","name":"n","country":"France","industry":"Retail","created_at":"2024-01-01 09:00:00"}"#;
+        let review = br#"{"review_id":"r1","user_id":"u","business_id":"b","stars":5,"text":"x","date":"2024-01-01 09:00:00"}"#;
+        assert!(is_a_datasets_record(tweet));
+        assert!(is_a_datasets_record(company));
+        assert!(is_a_datasets_record(review));
+        for n in 0..4 {
+            assert!(!is_a_datasets_record(malformed_record(n).as_bytes()), "{n}");
+        }
+        let untagged_tweet =
+            br#"{"tweet_id":"t1","user":"ana","text":"x","created_at":"2024-01-01 09:00:00"}"#;
+        assert!(
+            !is_a_datasets_record(untagged_tweet),
+            "the producer tags what it checked"
+        );
     }
 
     #[test]

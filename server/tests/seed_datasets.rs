@@ -588,3 +588,292 @@ async fn tweets_land_in_their_parquet_table_and_the_search_index_beside_reviews(
     assert!(!tables.iter().any(|t| t.contains("compan")), "{tables:?}");
     engine.shutdown().await;
 }
+
+/// The hops of a trace, as (hop, state), in pipeline order.
+fn hop_states(trace: &app::api::Trace) -> Vec<(app::api::TraceHopKind, app::api::TraceHopState)> {
+    trace.hops.iter().map(|h| (h.hop, h.state)).collect()
+}
+
+fn fact<'a>(hop: &'a app::api::TraceHop, name: &str) -> Option<&'a str> {
+    hop.facts
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| f.value.as_str())
+}
+
+/// Issue 17's "every cell adapts", for cells 7 and 3: a tweet is traced end to end by its
+/// `tweet_id` (socket chunk, `reviews` keyed by its user, its label in `reviews.sentiment`, its
+/// windows, its search document), a company by its `company_id` through the hops it really
+/// takes (sentiment forwards it unlabelled: "not labelled: no text"; the indexer leaves it out:
+/// "not indexed: no text"), the next record produced is traced when it is a tweet, and the A/B
+/// view compares two classifiers on tweets' text — agreement and throughput, no accuracy, the
+/// companies among the newest records counted but not compared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tweet_is_traced_end_to_end_a_company_through_its_own_hops_and_ab_compares_tweets() {
+    use app::api::{
+        ClassifierChoice, CompareRequest, DatasetKind, TraceHopKind as Hop, TraceHopState as State,
+    };
+    use pipebook::trace::path::partition_for_key;
+    const TRACED_TWEETS: u64 = 300;
+    const TRACED_COMPANIES: u64 = 60;
+    let t = start_engine().await;
+    let engine = &t.engine;
+    // Tweets through every stage (day-long windows: every record counts), companies after.
+    engine
+        .start_stage(
+            "streamer",
+            json!({"dataset": "tweets", "rate": 0, "chunk_size": 50, "limit": TRACED_TWEETS, "seed": 21, "clock": "replay"}),
+        )
+        .await
+        .expect("streamer starts on tweets");
+    for (stage, config) in [
+        ("producer", json!({})),
+        ("sentiment", json!({"workers": 2})),
+        ("aggregate", day_windows()),
+        ("indexer", json!({})),
+    ] {
+        engine
+            .start_stage(stage, config)
+            .await
+            .unwrap_or_else(|e| panic!("{stage} starts: {e}"));
+    }
+    eventually(
+        "tweets labelled, counted and indexed",
+        Duration::from_secs(120),
+        || async {
+            (counter(engine, "indexer", "indexed") >= TRACED_TWEETS
+                && counter(engine, "aggregate", "counted") >= TRACED_TWEETS)
+                .then_some(())
+        },
+    )
+    .await;
+    let tweets_produced: Vec<(app::api::Message, Value)> = read_all(engine, TOPIC_REVIEWS)
+        .await
+        .into_iter()
+        .map(|m| {
+            let value = json_of(&m);
+            (m, value)
+        })
+        .collect();
+    let produced = &tweets_produced;
+
+    // A tweet, by its tweet_id: every hop found, each in a tweet's words. The generator's
+    // tweet 123 went out in chunk 3 (chunks of 50).
+    let generated = pipebook::streamer::seeds::TweetGenerator::new(21)
+        .nth(123)
+        .expect("tweet 123");
+    let (record, tweet) = produced
+        .iter()
+        .find(|(_, v)| v["tweet_id"] == generated.tweet_id.as_str())
+        .cloned()
+        .expect("tweet 123 produced");
+    let tweet_id = tweet["tweet_id"].as_str().expect("tweet_id");
+    let user = tweet["user"].as_str().expect("user");
+    let trace = engine.trace(tweet_id).await.expect("a tweet is traced");
+    assert_eq!(trace.review_id, tweet_id);
+    assert_eq!(trace.dataset, DatasetKind::Tweets);
+    assert!(trace.complete, "{trace:?}");
+    assert_eq!(
+        hop_states(&trace),
+        Hop::ALL
+            .iter()
+            .map(|&h| (h, State::Found))
+            .collect::<Vec<_>>(),
+        "{trace:#?}"
+    );
+    let socket = trace.hop(Hop::Socket).expect("socket");
+    assert_eq!(fact(socket, "chunk"), Some("3"), "{socket:?}");
+    let reviews = trace.hop(Hop::Reviews).expect("reviews");
+    assert_eq!(
+        (reviews.partition, reviews.offset),
+        (Some(record.partition), Some(record.offset))
+    );
+    assert_eq!(fact(reviews, "key (user)"), Some(user));
+    assert_eq!(
+        partition_for_key(user.as_bytes(), 3),
+        Some(record.partition),
+        "the user's hash chose it"
+    );
+    assert!(
+        reviews.detail.contains("Keyed by user"),
+        "{}",
+        reviews.detail
+    );
+    assert!(
+        reviews.detail.contains("every tweet of this user"),
+        "{}",
+        reviews.detail
+    );
+    let tags: Vec<&str> = tweet["hashtags"]
+        .as_array()
+        .expect("hashtags")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let listed = if tags.is_empty() {
+        "none".to_owned()
+    } else {
+        tags.join(" ")
+    };
+    assert_eq!(fact(reviews, "hashtags"), Some(listed.as_str()));
+    assert_eq!(
+        fact(reviews, "event time (created_at)"),
+        tweet["created_at"].as_str()
+    );
+    // Its label, read back from reviews.sentiment ourselves.
+    let labelled = read_all(engine, TOPIC_SENTIMENT).await;
+    let out = labelled
+        .iter()
+        .find(|m| json_of(m)["tweet_id"] == tweet_id)
+        .expect("its output");
+    let sentiment = trace.hop(Hop::Sentiment).expect("sentiment");
+    assert_eq!(
+        (sentiment.partition, sentiment.offset),
+        (Some(out.partition), Some(out.offset))
+    );
+    assert_eq!(fact(sentiment, "label"), json_of(out)["sentiment"].as_str());
+    let window = trace.hop(Hop::Window).expect("window");
+    assert_eq!(fact(window, "late"), Some("no"));
+    assert!(
+        fact(window, "time").is_some_and(|t| t.contains("the tweet's created_at")),
+        "{window:?}"
+    );
+    assert!(
+        window
+            .windows
+            .iter()
+            .any(|w| w.kind == app::api::WindowKind::Tumbling)
+    );
+    let search = trace.hop(Hop::Search).expect("search");
+    assert_eq!(fact(search, "document id"), Some(tweet_id));
+    assert!(search.detail.contains("its tweet_id"), "{}", search.detail);
+    assert!(fact(search, "stars").is_none(), "a tweet has no stars");
+    for hop in &trace.hops {
+        assert!(
+            !hop.detail.contains("review "),
+            "{:?}: {}",
+            hop.hop,
+            hop.detail
+        );
+    }
+
+    // A company, by its company_id: the hops it takes, the two it is passed by said as such.
+    let total = TRACED_TWEETS + TRACED_COMPANIES;
+    stream(
+        engine,
+        json!({"dataset": "companies", "rate": 0, "chunk_size": 20, "limit": TRACED_COMPANIES, "seed": 22, "clock": "replay"}),
+        total,
+    )
+    .await;
+    eventually(
+        "companies skipped and counted",
+        Duration::from_secs(120),
+        || async {
+            (counter(engine, "indexer", "skipped") >= TRACED_COMPANIES
+                && counter(engine, "aggregate", "counted") >= total)
+                .then_some(())
+        },
+    )
+    .await;
+    let company = pipebook::streamer::seeds::CompanyGenerator::new(22)
+        .nth(7)
+        .expect("company 7");
+    let company = serde_json::to_value(&company).expect("company JSON");
+    let company_id = company["company_id"].as_str().expect("company_id");
+    let trace = engine.trace(company_id).await.expect("a company is traced");
+    assert_eq!(trace.dataset, DatasetKind::Companies);
+    assert!(trace.complete, "{trace:?}");
+    assert_eq!(
+        hop_states(&trace),
+        vec![
+            (Hop::Socket, State::Found),
+            (Hop::Reviews, State::Found),
+            (Hop::Sentiment, State::Skipped),
+            (Hop::Window, State::Found),
+            (Hop::Search, State::Skipped),
+        ],
+        "{trace:#?}"
+    );
+    let sentiment = trace.hop(Hop::Sentiment).expect("sentiment");
+    assert_eq!(sentiment.state_label(), "not labelled: no text");
+    assert_eq!(
+        sentiment.topic.as_deref(),
+        Some(TOPIC_SENTIMENT),
+        "it was written on"
+    );
+    assert!(sentiment.at_ms.is_some() && sentiment.latency_ms.is_some());
+    assert_eq!(
+        fact(sentiment, "skipped"),
+        Some("companies has no text field: nothing to classify")
+    );
+    let reviews = trace.hop(Hop::Reviews).expect("reviews");
+    assert_eq!(fact(reviews, "key (company_id)"), Some(company_id));
+    assert_eq!(fact(reviews, "country"), company["country"].as_str());
+    let window = trace.hop(Hop::Window).expect("window");
+    assert!(
+        window.detail.contains("by its country and industry"),
+        "{}",
+        window.detail
+    );
+    let search = trace.hop(Hop::Search).expect("search");
+    assert_eq!(search.state_label(), "not indexed: no text");
+    assert!(
+        search.detail.contains("company records"),
+        "{}",
+        search.detail
+    );
+
+    // A/B on the newest 200 records: tweets compared on their text, companies counted apart.
+    let comparison = pipebook::sentiment::compare::compare(
+        engine,
+        &CompareRequest {
+            a: ClassifierChoice::Lexicon,
+            b: ClassifierChoice::TextBlob,
+            limit: 200,
+        },
+    )
+    .await
+    .expect("compare on tweets");
+    let read: u64 = comparison.datasets.iter().map(|d| d.records).sum();
+    // ceil(200 / 3) of each partition, cut to the 200 asked for.
+    assert_eq!(read, 200, "{comparison:?}");
+    assert_eq!(comparison.dataset(), DatasetKind::Tweets);
+    assert!(comparison.without_text() > 0, "companies among the newest");
+    assert_eq!(comparison.n + comparison.without_text(), read);
+    assert_eq!(comparison.with_stars, 0, "tweets carry no stars");
+    assert_eq!(comparison.a.accuracy_vs_stars, None);
+    assert_eq!(comparison.b.accuracy_vs_stars, None);
+    assert_eq!(
+        comparison.agreement.iter().flatten().sum::<u64>(),
+        comparison.n
+    );
+    assert!(comparison.a.reviews_per_s > 0.0 && comparison.b.reviews_per_s > 0.0);
+    let tweet_ids: std::collections::BTreeSet<&str> = produced
+        .iter()
+        .filter_map(|(_, v)| v["tweet_id"].as_str())
+        .collect();
+    assert!(
+        comparison
+            .rows
+            .iter()
+            .all(|r| tweet_ids.contains(r.review_id.as_str()) && r.stars == 0),
+        "{:?}",
+        comparison.rows
+    );
+
+    // The next record produced, a tweet: traced as one (it was refused as "not a review").
+    engine.stop_stage("streamer").await.expect("streamer stops");
+    engine
+        .start_stage(
+            "streamer",
+            json!({"dataset": "tweets", "rate": 20, "chunk_size": 1, "limit": 200, "seed": 23}),
+        )
+        .await
+        .expect("streamer starts");
+    let next = engine.trace_next().await.expect("the next tweet is traced");
+    assert_eq!(next.dataset, DatasetKind::Tweets);
+    let reviews = next.hop(Hop::Reviews).expect("reviews");
+    assert_eq!(reviews.state, State::Found);
+    assert!(fact(reviews, "key (user)").is_some(), "{reviews:?}");
+    engine.shutdown().await;
+}

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Review;
+use super::{DatasetKind, Review};
 
 /// The label a classifier gives a review.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -194,13 +194,15 @@ pub struct SentimentView {
     pub confusion: [[u64; 3]; 3],
 }
 
-/// `POST /api/sentiment/compare`: two classifiers on the same newest records of `reviews`.
+/// `POST /api/sentiment/compare`: two classifiers on the same newest records of `reviews` — a
+/// review's or a tweet's text (its dataset's `text_field`); records without text are counted,
+/// not compared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CompareRequest {
     pub a: ClassifierChoice,
     pub b: ClassifierChoice,
-    /// Newest reviews to compare on, 1..=500 (spread over the partitions).
+    /// Newest records to compare on, 1..=500 (spread over the partitions).
     #[serde(default = "default_compare_limit")]
     pub limit: usize,
 }
@@ -218,8 +220,9 @@ pub struct ClassifierScore {
     /// Reviews whose label agrees with their stars' reading (4–5 POSITIVE, 3 NEUTRAL, 1–2
     /// NEGATIVE), among those with stars 1–5.
     pub correct_vs_stars: u64,
-    /// `correct_vs_stars` over the reviews with stars; 0 when none has stars.
-    pub accuracy_vs_stars: f64,
+    /// `correct_vs_stars` over the reviews with stars; `None` when none has stars (tweets
+    /// carry none: there is nothing to be accurate against).
+    pub accuracy_vs_stars: Option<f64>,
     /// Reviews labelled per second (offline: one after another on one core; LLM: concurrently,
     /// several per request).
     pub reviews_per_s: f64,
@@ -231,10 +234,12 @@ pub struct ClassifierScore {
     pub fallbacks: u64,
 }
 
-/// One review as both classifiers labelled it.
+/// One record as both classifiers labelled it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompareRow {
+    /// The record's id (a review's `review_id`, a tweet's `tweet_id`).
     pub review_id: String,
+    /// 0 for a record without stars (a tweet).
     pub stars: u8,
     /// The first 120 characters.
     pub excerpt: String,
@@ -249,7 +254,7 @@ pub struct CompareRow {
 pub struct ClassifierComparison {
     pub a: ClassifierScore,
     pub b: ClassifierScore,
-    /// Reviews compared.
+    /// Records compared (those with text).
     pub n: u64,
     /// Reviews with stars 1–5 (the accuracies' denominator).
     pub with_stars: u64,
@@ -257,6 +262,39 @@ pub struct ClassifierComparison {
     pub agreement: [[u64; 3]; 3],
     /// Reviews both labelled the same (the matrix's diagonal).
     pub agree: u64,
-    /// Up to 20 reviews, those the two disagree on first.
+    /// Up to 20 records, those the two disagree on first.
     pub rows: Vec<CompareRow>,
+    /// The records read, by dataset, most first: those of a dataset without text (companies)
+    /// were read but not compared.
+    #[serde(default)]
+    pub datasets: Vec<DatasetCount>,
+}
+
+/// How many records of one dataset a comparison read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetCount {
+    pub dataset: DatasetKind,
+    pub records: u64,
+}
+
+impl ClassifierComparison {
+    /// The dataset most of the compared records belong to (Yelp when nothing was read): what
+    /// the view calls them.
+    pub fn dataset(&self) -> DatasetKind {
+        self.datasets
+            .iter()
+            .find(|d| d.dataset.text_field().is_some())
+            .or(self.datasets.first())
+            .map(|d| d.dataset)
+            .unwrap_or_default()
+    }
+
+    /// Records read that have no text to classify (companies), and so were not compared.
+    pub fn without_text(&self) -> u64 {
+        self.datasets
+            .iter()
+            .filter(|d| d.dataset.text_field().is_none())
+            .map(|d| d.records)
+            .sum()
+    }
 }

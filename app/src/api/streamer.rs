@@ -178,56 +178,109 @@ impl DatasetKind {
         }
     }
 
+    /// One record, as the cells' sentences name it ("a review", "a tweet").
+    pub fn record_noun(self) -> &'static str {
+        match self {
+            DatasetKind::Yelp => "review",
+            DatasetKind::Tweets => "tweet",
+            DatasetKind::Companies => "company record",
+        }
+    }
+
+    /// Whose records one key groups: the same key, the same partition, in order.
+    pub fn key_owner(self) -> &'static str {
+        match self {
+            DatasetKind::Yelp => "business",
+            DatasetKind::Tweets => "user",
+            DatasetKind::Companies => "company",
+        }
+    }
+
+    /// The field whose value is the Kafka key (the description's `key_field`).
+    pub fn key_field(self) -> &'static str {
+        match self {
+            DatasetKind::Yelp => "business_id",
+            DatasetKind::Tweets => "user",
+            DatasetKind::Companies => "company_id",
+        }
+    }
+
+    /// The field that identifies one record (the description's `id_field`): what the trace
+    /// follows and the search document's id.
+    pub fn id_field(self) -> &'static str {
+        match self {
+            DatasetKind::Yelp => "review_id",
+            DatasetKind::Tweets => "tweet_id",
+            DatasetKind::Companies => "company_id",
+        }
+    }
+
+    /// The field holding text to classify, if any (the description's `text_field`).
+    pub fn text_field(self) -> Option<&'static str> {
+        match self {
+            DatasetKind::Yelp | DatasetKind::Tweets => Some("text"),
+            DatasetKind::Companies => None,
+        }
+    }
+
+    /// The event-time field (the description's `time_field`).
+    pub fn time_field(self) -> &'static str {
+        match self {
+            DatasetKind::Yelp => "date",
+            DatasetKind::Tweets | DatasetKind::Companies => "created_at",
+        }
+    }
+
+    /// Whether its records carry stars a label can be checked against (Yelp reviews only).
+    pub fn has_stars(self) -> bool {
+        self == DatasetKind::Yelp
+    }
+
     /// The built-in description of this kind.
     pub fn description(self) -> DatasetDescription {
         let fields = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
+        let described = |dimensions: &[&str], explanation: &str| DatasetDescription {
+            name: self,
+            key_field: self.key_field().to_owned(),
+            id_field: self.id_field().to_owned(),
+            text_field: self.text_field().map(str::to_owned),
+            time_field: self.time_field().to_owned(),
+            dimensions: fields(dimensions),
+            explanation: explanation.to_owned(),
+        };
         match self {
-            DatasetKind::Yelp => DatasetDescription {
-                name: self,
-                key_field: "business_id".to_owned(),
-                id_field: "review_id".to_owned(),
-                text_field: Some("text".to_owned()),
-                time_field: "date".to_owned(),
-                dimensions: fields(&["business_id", "stars"]),
-                explanation: "Yelp reviews, as seed 000 streams them: each review is keyed by \
+            DatasetKind::Yelp => described(
+                &["business_id", "stars"],
+                "Yelp reviews, as seed 000 streams them: each review is keyed by \
                     its business, so one business's reviews stay in one partition, in order. \
                     Sentiment reads the text and can be checked against the stars the reviewer \
-                    gave; windows count reviews by sentiment."
-                    .to_owned(),
-            },
-            DatasetKind::Tweets => DatasetDescription {
-                name: self,
-                key_field: "user".to_owned(),
-                id_field: "tweet_id".to_owned(),
-                text_field: Some("text".to_owned()),
-                time_field: "created_at".to_owned(),
-                dimensions: fields(&["hashtags"]),
-                explanation: "Tweets, as seeds 001, 003 and 004 stream them: keyed by user, so \
+                    gave; windows count reviews by sentiment.",
+            ),
+            DatasetKind::Tweets => described(
+                &["hashtags"],
+                "Tweets, as seeds 001, 003 and 004 stream them: keyed by user, so \
                     one user's tweets stay in order in one partition and a chatty user makes a \
                     hot partition. Sentiment reads the short text, but there are no stars to \
-                    check it against: the accuracy matrix stays empty. The windows count tweets \
+                    check it against: the accuracy matrix stays empty, and cell 3's A/B view \
+                    compares two classifiers with each other only (accuracy n/a). The trace \
+                    follows a tweet by its tweet_id. The windows count tweets \
                     by sentiment, sessions per user, and list each window's top five hashtags \
                     (a list, so one tweet counts in several groups; partitions' counts add up). \
                     The Parquet sink \
                     writes them to a table of their own (parquet/tweets/, hashtags as a list) \
-                    and the search index holds them beside reviews, without stars."
-                    .to_owned(),
-            },
-            DatasetKind::Companies => DatasetDescription {
-                name: self,
-                key_field: "company_id".to_owned(),
-                id_field: "company_id".to_owned(),
-                text_field: None,
-                time_field: "created_at".to_owned(),
-                dimensions: fields(&["country", "industry"]),
-                explanation: "Companies, as seed 002's faker source makes them: records with \
+                    and the search index holds them beside reviews, without stars.",
+            ),
+            DatasetKind::Companies => described(
+                &["country", "industry"],
+                "Companies, as seed 002's faker source makes them: records with \
                     no text at all, keyed by company id. There is nothing for sentiment to \
                     classify, so cell 3 skips them: each goes on to reviews.sentiment unlabelled \
                     and is counted as skipped. The windows count them by country and by industry \
                     (as seed 002 does; partitions' counts add up) instead of by sentiment, with \
-                    sessions per company; the Parquet sink and the indexer skip them."
-                    .to_owned(),
-            },
+                    sessions per company; the Parquet sink and the indexer skip them. The \
+                    trace follows a company by its company_id through the hops it takes, and \
+                    the A/B view has no text to compare.",
+            ),
         }
     }
 }

@@ -1,10 +1,11 @@
-//! Trace a record (`GET /api/trace`, `GET /api/trace/next`): one review followed hop by hop.
+//! Trace a record (`GET /api/trace`, `GET /api/trace/next`): one record — a review, a tweet, a
+//! company — followed hop by hop, by the id field its dataset's description names.
 
 use serde::{Deserialize, Serialize};
 
-use super::WindowKind;
+use super::{DatasetKind, WindowKind};
 
-/// The places a review passes through, in pipeline order.
+/// The places a record passes through, in pipeline order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TraceHopKind {
@@ -52,6 +53,9 @@ pub enum TraceHopState {
     NotRunning,
     /// Cannot tell (e.g. older than what is remembered or scanned); `detail` says why.
     Unknown,
+    /// The stage passes this record by, by design: a company has no text, so sentiment
+    /// forwards it unlabelled and the indexer leaves it out. `detail` says why.
+    Skipped,
 }
 
 impl TraceHopState {
@@ -61,6 +65,7 @@ impl TraceHopState {
             TraceHopState::NotYet => "not yet",
             TraceHopState::NotRunning => "stage not running",
             TraceHopState::Unknown => "unknown",
+            TraceHopState::Skipped => "skipped",
         }
     }
 }
@@ -79,7 +84,7 @@ pub struct TraceWindow {
     /// Start (inclusive) and end (exclusive), milliseconds since the Unix epoch.
     pub start: i64,
     pub end: i64,
-    /// Reviews the window holds now, when the aggregate stage still shows it.
+    /// Records the window holds now, when the aggregate stage still shows it.
     pub count: Option<u64>,
     pub closed: bool,
 }
@@ -92,7 +97,7 @@ pub struct TraceHop {
     pub topic: Option<String>,
     pub partition: Option<i32>,
     pub offset: Option<i64>,
-    /// When the review got here, milliseconds since the Unix epoch.
+    /// When the record got here, milliseconds since the Unix epoch.
     pub at_ms: Option<i64>,
     /// Milliseconds since the previous hop with a time.
     pub latency_ms: Option<i64>,
@@ -105,10 +110,26 @@ pub struct TraceHop {
     pub windows: Vec<TraceWindow>,
 }
 
-/// `GET /api/trace?review_id=…`: a review's path through the pipeline.
+impl TraceHop {
+    /// What the hop's state pill says: a skipped hop says what was not done and why.
+    pub fn state_label(&self) -> &'static str {
+        match (self.state, self.hop) {
+            (TraceHopState::Skipped, TraceHopKind::Sentiment) => "not labelled: no text",
+            (TraceHopState::Skipped, TraceHopKind::Search) => "not indexed: no text",
+            (state, _) => state.as_str(),
+        }
+    }
+}
+
+/// `GET /api/trace?review_id=…`: a record's path through the pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trace {
+    /// The traced record's id: a review's `review_id`, a tweet's `tweet_id`, a company's
+    /// `company_id` (its dataset's `id_field`).
     pub review_id: String,
+    /// What the record is: its dataset names its key, id and event-time fields.
+    #[serde(default)]
+    pub dataset: DatasetKind,
     /// In pipeline order: socket, reviews, sentiment, window, search.
     pub hops: Vec<TraceHop>,
     /// No hop is `not_yet`: tracing again will not show more.

@@ -40,19 +40,25 @@ pub fn AggregateCell() -> impl IntoView {
         move |_| client::post_reporting(error, path.to_owned(), serde_json::Value::Null)
     };
 
+    let dataset = super::streamed_dataset();
+    let (record, records) = (
+        move || dataset.get().record_noun(),
+        move || dataset.get().records_noun(),
+    );
     view! {
         <Cell number=4 title="Windows & aggregates">
             <p class="explain">
                 "A " <em>"micro-batch"</em> " job reads " <code>"reviews.sentiment"</code>
-                " every " <em>"trigger"</em> " and counts reviews per window with Polars. " <em>"Event time"</em>
-                " is when a review was written (its " <code>"date"</code> "); " <em>"processing time"</em>
+                " every " <em>"trigger"</em> {move || format!(" and counts {} per window with Polars. ", records())} <em>"Event time"</em>
+                {move || format!(" is when a {} was written (its ", record())} <code>{move || dataset.get().time_field()}</code> "); " <em>"processing time"</em>
                 " is when the job reads it. The " <em>"watermark"</em>
-                " trails the latest event time by the allowed lateness: a window closes when the watermark passes its end, and a review older than the watermark is "
+                {move || format!(" trails the latest event time by the allowed lateness: a window closes when the watermark passes its end, and a {} older than the watermark is ", record())}
                 <em>"late"</em> " — counted apart, dropped or kept in " <code>"reviews.late"</code>
-                ". Duplicates (same review id) are skipped. The state is kept per partition of "
+                ". Duplicates (same " <code>{move || dataset.get().id_field()}</code> ") are skipped. The state is kept per partition of "
                 <code>"reviews.sentiment"</code> ", as in Kafka Streams: after every trigger each partition's windows and the offset they cover are "
                 <em>"checkpointed"</em> " together, as one record of the compacted topic " <code>"pipebook.aggregate.changelog"</code>
-                ". Crash the job, start it again — or run more members in its group — and whoever is assigned a partition resumes it without losing or double-counting a review. Streaming tweets instead, each window also counts their "
+                {move || format!(". Crash the job, start it again — or run more members in its group — and whoever is assigned a partition resumes it without losing or double-counting a {}.", record())}
+                " Streaming tweets instead, each window also counts their "
                 <em>"hashtags"</em> " (a tweet with three counts once for each) and lists its top five; partitions' counts add up, as the sentiment counts do. Companies have no text, so sentiment writes them on unlabelled: a window counts them by "
                 <em>"country"</em> " and by " <em>"industry"</em> " (the top six of each, drawn in the accent colour) and its sentiment counts stay at zero."
             </p>
@@ -85,7 +91,7 @@ pub fn AggregateCell() -> impl IntoView {
                     path="/api/faults/resend"
                     body=typed(FaultRequest { count: 100 })
                     testid="fault-resend"
-                    title="Write the newest 100 reviews to reviews a second time, as a producer retry would: the windows must skip them as duplicates"
+                    title="Write the newest 100 records (reviews, tweets or companies) to reviews a second time, as a producer retry would: the windows must skip them as duplicates"
                 />
             </div>
             </Controls>
@@ -97,7 +103,7 @@ pub fn AggregateCell() -> impl IntoView {
                     <span class="stat-value" data-testid="aggregate-counted">
                         {move || thousands(i64::try_from(view.get().counted).unwrap_or(i64::MAX))}
                     </span>
-                    <span class="stat-unit">"reviews counted in windows"</span>
+                    <span class="stat-unit">{move || format!("{} counted in windows", records())}</span>
                     <span class="stat-detail">
                         {move || format!(
                             "{} triggers · last batch {} · {} ms · checkpoint {} ms · {} results written",
@@ -151,7 +157,7 @@ pub fn AggregateCell() -> impl IntoView {
                     <ScoreByStars view=view.into() />
                 </div>
                 <div>
-                    <h4>"Sessions per key " <span class="muted">{move || format!("· a review's business, a tweet's user · gap {} s", form.gap.get())}</span></h4>
+                    <h4>"Sessions per key " <span class="muted">{move || format!("· per {} ({}) · gap {} s", dataset.get().key_owner(), dataset.get().key_field(), form.gap.get())}</span></h4>
                     <SessionTable view=view.into() />
                 </div>
             </div>
@@ -201,13 +207,14 @@ fn ParquetSink() -> impl IntoView {
     view! {
         <h4>"Parquet sink " <StatePill state /></h4>
         <p class="muted">
-            "Enriched reviews written by Polars as Parquet files, one folder per event date ("
+            "Labelled records written by Polars as Parquet files — reviews under " <code>"parquet/"</code>
+            ", tweets under " <code>"parquet/tweets/"</code> ", company records skipped (no label) — one folder per event date ("
             <code>"date=YYYY-MM-DD"</code> "), a new file per roll — the seed tutorials' "
             <code>"writeStream.format(\"parquet\")"</code> "."
         </p>
         <Controls>
         <form class="controls" on:submit=|ev| ev.prevent_default()>
-            <label>"Roll after (reviews)" <input type="number" min="1" name="roll_rows" bind:value=rows /></label>
+            <label>"Roll after (rows)" <input type="number" min="1" name="roll_rows" bind:value=rows /></label>
             <label>"or after (s)" <input type="number" min="1" name="roll_secs" bind:value=secs /></label>
             <div class="buttons">
                 <button class="btn" data-testid="parquet-start" on:click=start disabled=running>"Start sink"</button>
@@ -224,7 +231,7 @@ fn ParquetSink() -> impl IntoView {
             holds="each writes the records of the partitions listed to files on its own disk; under each member, its folder on its host and its newest files, from its heartbeat (this server's are also listed below). Kill one and its partitions move to the others, which write again what it had not committed."
         />
         <p class="muted" data-testid="parquet-summary">
-            {move || format!("{} files · {} reviews on disk", counter("files_on_disk")(), thousands(i64::try_from(counter("rows_on_disk")()).unwrap_or(i64::MAX)))}
+            {move || format!("{} files · {} rows on disk", counter("files_on_disk")(), thousands(i64::try_from(counter("rows_on_disk")()).unwrap_or(i64::MAX)))}
         </p>
         <table class="latest" data-testid="parquet-files">
             <thead><tr><th>"File (under <data dir>/parquet)"</th><th>"Rows"</th><th>"Size"</th></tr></thead>

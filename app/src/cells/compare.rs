@@ -1,16 +1,18 @@
-//! Cell 3's A/B view: two classifiers on the same newest reviews, side by side — how often they
+//! Cell 3's A/B view: two classifiers on the same newest records, side by side — how often they
 //! agree (the agreement matrix), how often each agrees with the stars, how fast each is and, for
-//! the LLM, how long a label takes (`POST /api/sentiment/compare`).
+//! the LLM, how long a label takes (`POST /api/sentiment/compare`). On tweets (no stars) the
+//! accuracy reads "n/a" while agreement and throughput stay; on companies (no text) it says there
+//! is nothing to compare.
 
 use leptos::prelude::*;
 use serde_json::json;
 
-use super::ErrorLine;
-use crate::api::{ClassifierComparison, ClassifierScore, Sentiment};
+use super::{ErrorLine, capitalized, streamed_dataset};
+use crate::api::{ClassifierComparison, ClassifierScore, DatasetKind, Sentiment};
 use crate::client;
 use crate::session::Controls;
 
-/// Reviews a comparison reads.
+/// Records a comparison reads.
 const LIMIT: usize = 200;
 
 const CHOICES: [(&str, &str); 3] = [
@@ -43,6 +45,7 @@ pub fn ClassifierCompare() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let result = RwSignal::new(None::<ClassifierComparison>);
     let busy = RwSignal::new(false);
+    let dataset = streamed_dataset();
     let run = move |_| {
         error.set(None);
         busy.set(true);
@@ -56,11 +59,18 @@ pub fn ClassifierCompare() -> impl IntoView {
         });
     };
     view! {
+        <div class="compare-panel" data-testid="compare-panel">
         <h3>"Compare two classifiers"</h3>
-        <p class="explain">
-            "Label the same newest " {LIMIT} " reviews of " <code>"reviews"</code>
-            " with two classifiers: where they disagree, how often each agrees with the stars (4–5★ POSITIVE, 3★ NEUTRAL, 1–2★ NEGATIVE) and how fast each is. The workers are not disturbed: the records are read like the message browser reads them."
+        <p class="explain" data-testid="compare-explain">
+            {move || format!("Label the same newest {LIMIT} {} of ", dataset.get().records_noun())}
+            <code>"reviews"</code>
+            {move || format!(
+                " with two classifiers, reading their {}: where they disagree, {}, and how fast each is. The workers are not disturbed: the records are read like the message browser reads them.",
+                dataset.get().text_field().unwrap_or("text"),
+                stars_reading(dataset.get()),
+            )}
         </p>
+        {move || no_text(dataset.get(), None).map(|why| view! { <p class="note" data-testid="compare-no-text">{why}</p> })}
         <Controls>
             <form class="controls" on:submit=|ev| ev.prevent_default()>
                 <label>"A" <ChoiceSelect name="a" choice=a /></label>
@@ -74,6 +84,50 @@ pub fn ClassifierCompare() -> impl IntoView {
         </Controls>
         <ErrorLine error />
         {move || result.get().map(|c| view! { <ComparisonView c /> })}
+        </div>
+    }
+}
+
+/// How the view checks labels against stars, for this dataset.
+fn stars_reading(dataset: DatasetKind) -> String {
+    if dataset.has_stars() {
+        "how often each agrees with the stars (4–5★ POSITIVE, 3★ NEUTRAL, 1–2★ NEGATIVE)".to_owned()
+    } else {
+        format!(
+            "how often they agree with each other ({} carry no stars, so there is no accuracy to measure)",
+            dataset.records_noun()
+        )
+    }
+}
+
+/// Why there is nothing to compare, for a dataset without text: streaming it (`read` = None), or
+/// having read `read` of its records and none with text.
+fn no_text(dataset: DatasetKind, read: Option<u64>) -> Option<String> {
+    if dataset.text_field().is_some() {
+        return None;
+    }
+    let newest = match read {
+        Some(n) => format!(
+            "The newest {n} records of reviews are {}: ",
+            dataset.records_noun()
+        ),
+        None => format!("Streaming {}: ", dataset.records_noun()),
+    };
+    Some(format!(
+        "{newest}they have no text field, so there is nothing for a classifier to read and nothing to compare. Stream reviews or tweets in cell 1 to compare classifiers."
+    ))
+}
+
+/// The accuracy column: "n/a" when no compared record has stars (the sentence above the table
+/// says why in full; the cell stays short so the table fits a phone).
+fn accuracy(s: &ClassifierScore, with_stars: u64) -> String {
+    match s.accuracy_vs_stars {
+        Some(_) if with_stars > 0 => format!(
+            "{} / {with_stars} ({})",
+            s.correct_vs_stars,
+            percent(s.correct_vs_stars, with_stars)
+        ),
+        _ => "n/a — no stars".to_owned(),
     }
 }
 
@@ -85,7 +139,12 @@ fn percent(part: u64, whole: u64) -> String {
     }
 }
 
-fn score_row(name: &'static str, s: ClassifierScore, with_stars: u64) -> impl IntoView {
+fn score_row(
+    name: &'static str,
+    s: ClassifierScore,
+    with_stars: u64,
+    dataset: DatasetKind,
+) -> impl IntoView {
     let classifier = match &s.model {
         Some(model) => format!("{} ({model})", s.classifier),
         None => s.classifier.clone(),
@@ -94,7 +153,9 @@ fn score_row(name: &'static str, s: ClassifierScore, with_stars: u64) -> impl In
         <tr>
             <th>{name}</th>
             <td>{classifier}</td>
-            <td>{format!("{} / {with_stars} ({})", s.correct_vs_stars, percent(s.correct_vs_stars, with_stars))}</td>
+            <td data-testid="compare-accuracy" title=format!("{} carry no stars to check a label against", dataset.records_noun())>
+                {accuracy(&s, with_stars)}
+            </td>
             <td>{format!("{:.0}", s.reviews_per_s)}</td>
             <td>{s.mean_latency_ms.map_or("–".to_owned(), |ms| format!("{ms:.0} ms"))}</td>
             <td>{s.fallbacks}</td>
@@ -104,22 +165,48 @@ fn score_row(name: &'static str, s: ClassifierScore, with_stars: u64) -> impl In
 
 #[component]
 fn ComparisonView(c: ClassifierComparison) -> impl IntoView {
+    let dataset = c.dataset();
+    let without_text = c.without_text();
+    if c.n == 0 {
+        let why = no_text(dataset, Some(without_text)).unwrap_or_else(|| {
+            "There were no records with text in reviews to compare: stream some in cell 1."
+                .to_owned()
+        });
+        return view! {
+            <div data-testid="compare-result">
+                <p class="note" data-testid="compare-no-text">{why}</p>
+            </div>
+        }
+        .into_any();
+    }
+    let records = dataset.records_noun();
     let (a_name, b_name) = (c.a.classifier.clone(), c.b.classifier.clone());
+    let stars = if c.with_stars == 0 {
+        format!("; accuracy against stars: n/a — {records} carry no stars.")
+    } else {
+        format!("; {} have stars.", c.with_stars)
+    };
+    let left_out = (without_text > 0).then(|| {
+        format!(
+            "{without_text} of the newest records had no text (company records) and were left out."
+        )
+    });
     view! {
         <div data-testid="compare-result">
             <p>
-                <strong data-testid="compare-agree">{format!("A and B agree on {} of {} reviews ({})", c.agree, c.n, percent(c.agree, c.n))}</strong>
-                {format!("; {} have stars.", c.with_stars)}
+                <strong data-testid="compare-agree">{format!("A and B agree on {} of {} {records} ({})", c.agree, c.n, percent(c.agree, c.n))}</strong>
+                <span data-testid="compare-stars">{stars}</span>
             </p>
+            {left_out.map(|note| view! { <p class="muted">{note}</p> })}
             <div class="two-col">
                 <div>
                     <table class="compare-scores" data-testid="compare-scores">
                         <thead>
-                            <tr><th></th><th>"Classifier"</th><th>"Agrees with stars"</th><th>"Reviews/s"</th><th>"Latency"</th><th>"Fallbacks"</th></tr>
+                            <tr><th></th><th>"Classifier"</th><th>"Agrees with stars"</th><th>{format!("{}/s", capitalized(records))}</th><th>"Latency"</th><th>"Fallbacks"</th></tr>
                         </thead>
                         <tbody>
-                            {score_row("A", c.a.clone(), c.with_stars)}
-                            {score_row("B", c.b.clone(), c.with_stars)}
+                            {score_row("A", c.a.clone(), c.with_stars, dataset)}
+                            {score_row("B", c.b.clone(), c.with_stars, dataset)}
                         </tbody>
                     </table>
                 </div>
@@ -146,13 +233,13 @@ fn ComparisonView(c: ClassifierComparison) -> impl IntoView {
             </div>
             <table class="latest" data-testid="compare-rows">
                 <thead>
-                    <tr><th>"Review"</th><th>"Stars"</th><th>"A"</th><th>"B"</th></tr>
+                    <tr><th>{capitalized(dataset.record_noun())}</th><th>"Stars"</th><th>"A"</th><th>"B"</th></tr>
                 </thead>
                 <tbody>
                     {c.rows.into_iter().map(|r| view! {
                         <tr class=if r.a == r.b { "" } else { "disagree" }>
                             <td class="excerpt">{r.excerpt}"…"</td>
-                            <td>{"★".repeat(usize::from(r.stars))}</td>
+                            <td>{if r.stars == 0 { "n/a".to_owned() } else { "★".repeat(usize::from(r.stars)) }}</td>
                             <td><span class=format!("label label-{}", r.a.as_str().to_lowercase())>{r.a.as_str()}</span>{format!(" {:+.3}", r.a_score)}</td>
                             <td><span class=format!("label label-{}", r.b.as_str().to_lowercase())>{r.b.as_str()}</span>{format!(" {:+.3}", r.b_score)}</td>
                         </tr>
@@ -160,5 +247,38 @@ fn ComparisonView(c: ClassifierComparison) -> impl IntoView {
                 </tbody>
             </table>
         </div>
+    }
+    .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn score(correct: u64, accuracy: Option<f64>) -> ClassifierScore {
+        ClassifierScore {
+            classifier: "lexicon".into(),
+            model: None,
+            correct_vs_stars: correct,
+            accuracy_vs_stars: accuracy,
+            reviews_per_s: 1000.0,
+            elapsed_ms: 1.0,
+            mean_latency_ms: None,
+            fallbacks: 0,
+        }
+    }
+
+    #[test]
+    fn tweets_read_n_a_for_accuracy_and_companies_have_nothing_to_compare() {
+        assert_eq!(accuracy(&score(0, None), 0), "n/a — no stars");
+        assert_eq!(accuracy(&score(3, Some(0.75)), 4), "3 / 4 (75.0%)");
+        assert!(stars_reading(DatasetKind::Tweets).contains("tweets carry no stars"));
+        assert_eq!(no_text(DatasetKind::Tweets, None), None);
+        let why = no_text(DatasetKind::Companies, Some(200)).expect("companies");
+        assert!(
+            why.starts_with("The newest 200 records of reviews are company records"),
+            "{why}"
+        );
+        assert!(why.contains("nothing to compare"));
     }
 }

@@ -6,8 +6,8 @@
 use leptos::prelude::*;
 use serde_json::json;
 
-use super::{Cell, ErrorLine, thousands};
-use crate::api::{ActiveIncident, IncidentPhase, IncidentsView};
+use super::{Cell, ErrorLine, streamed_dataset, thousands};
+use crate::api::{ActiveIncident, DatasetKind, IncidentPhase, IncidentsView};
 use crate::client;
 use crate::live::Live;
 use crate::session::Controls;
@@ -55,6 +55,7 @@ pub fn IncidentsCell() -> impl IntoView {
     };
     let catalogue = move || view_signal.get().map(|v| v.incidents).unwrap_or_default();
     let active = Memo::new(move |_| view_signal.get().and_then(|v| v.active));
+    let dataset = streamed_dataset();
 
     view! {
         <Cell number=8 title="Incidents">
@@ -63,6 +64,9 @@ pub fn IncidentsCell() -> impl IntoView {
                 "The same seed gives the same incident, so a class can work on the same one. The table compares the figures that tell the story "
                 <em>"before"</em> " the trouble with " <em>"now"</em> "; ask for hints one at a time."
             </p>
+            {move || yelp_only(dataset.get()).map(|note| view! {
+                <p class="note" data-testid="incidents-dataset-note">{note}</p>
+            })}
             <Controls>
                 <form class="controls" on:submit=|ev| ev.prevent_default()>
                     <label>"Seed" <input type="number" min="0" name="incident_seed" bind:value=seed /></label>
@@ -196,5 +200,29 @@ fn Active(
                 </div>
             })}
         </div>
+    }
+}
+
+/// Said in place when the pipeline streams another dataset: incidents replay Yelp reviews (their
+/// figures, hints and checks are about reviews), so starting one switches the streamer back.
+fn yelp_only(dataset: DatasetKind) -> Option<String> {
+    (dataset != DatasetKind::Yelp).then(|| {
+        format!(
+            "Incidents replay Yelp reviews: starting one stops every stage (the streamer of {records} too) and writes its seeded reviews to reviews; an incident that streams starts the streamer again on Yelp reviews. The {records} already in the topics stay behind: each consumer group starts from the end, so the figures count only the incident's reviews.",
+            records = dataset.records_noun(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incidents_say_they_replay_yelp_only_when_another_dataset_streams() {
+        assert_eq!(yelp_only(DatasetKind::Yelp), None);
+        let note = yelp_only(DatasetKind::Tweets).expect("tweets");
+        assert!(note.starts_with("Incidents replay Yelp reviews"), "{note}");
+        assert!(note.contains("streamer of tweets"), "{note}");
     }
 }

@@ -82,6 +82,7 @@ pub fn ViewToggles() -> impl IntoView {
 #[component]
 pub fn TryThis(cell: u8) -> impl IntoView {
     let live = Live::use_context();
+    let dataset = super::streamed_dataset();
     let steps = Memo::new(move |_| {
         live.snapshot
             .get()
@@ -96,10 +97,16 @@ pub fn TryThis(cell: u8) -> impl IntoView {
             .filter_map(|s| Some((s.done_at?, s.id.clone())))
             .max();
         let newest = newest.map(|(_, id)| id);
+        let note = written_for_yelp(dataset.get());
         (!steps.is_empty()).then(|| {
             view! {
                 <aside class="try-this" aria-label="Try this">
                     <h3>"Try this"</h3>
+                    // Read in the box's own closure, not a closure nested in it: a nested
+                    // closure's empty output did not hydrate (it expected the <ol> after it).
+                    {note.map(|note| view! {
+                        <p class="muted" data-testid="lesson-dataset-note">{note}</p>
+                    })}
                     <ol>{steps.into_iter().map(|step| {
                         let open = newest.as_ref() == Some(&step.id);
                         view! { <StepItem step open /> }
@@ -247,5 +254,20 @@ pub fn FaultButton(
             "⚡ " {label}
         </button>
         <ErrorLine error />
+    }
+}
+
+/// Said in every "Try this" box while another dataset streams: the lesson's steps, predictions
+/// and explanations are written for Yelp reviews, and what that means for this dataset.
+fn written_for_yelp(dataset: crate::api::DatasetKind) -> Option<&'static str> {
+    use crate::api::DatasetKind;
+    match dataset {
+        DatasetKind::Yelp => None,
+        DatasetKind::Tweets => Some(
+            "Written for Yelp reviews: streaming tweets, these steps still tick (a tweet is keyed, labelled, windowed, re-sent and indexed like a review), but figures about stars stay at 0.",
+        ),
+        DatasetKind::Companies => Some(
+            "Written for Yelp reviews: company records have no text, so the steps about labels and search documents see only what was streamed before. Choose yelp in cell 1 to follow the lesson as written.",
+        ),
     }
 }

@@ -21,7 +21,7 @@ mod trace;
 
 use leptos::prelude::*;
 
-use crate::api::StageState;
+use crate::api::{DatasetKind, StageState, StageStatus};
 use crate::live::Live;
 use deferred::{Deferred, DeferredCell};
 
@@ -200,6 +200,34 @@ impl LiveStage {
     }
 }
 
+/// The dataset the pipeline carries: the streamer's running (or last) run's, Yelp before it
+/// ever ran. The one place every cell's wording reads it from (with [`DatasetKind`]'s nouns and
+/// fields), so the cells' sentences change together when the dataset is switched.
+fn streamed_dataset() -> Memo<DatasetKind> {
+    let live = Live::use_context();
+    Memo::new(move |_| {
+        live.snapshot
+            .with(|s| dataset_of(s.as_ref().and_then(|s| s.pipeline.stage("streamer"))))
+    })
+}
+
+/// The dataset of a streamer's config (see [`streamed_dataset`]).
+fn dataset_of(streamer: Option<&StageStatus>) -> DatasetKind {
+    streamer
+        .and_then(|s| s.config.as_ref())
+        .and_then(|c| c["dataset"].as_str())
+        .and_then(DatasetKind::parse)
+        .unwrap_or_default()
+}
+
+/// A noun at the start of a sentence or a heading: "tweets" → "Tweets".
+fn capitalized(words: &str) -> String {
+    let mut chars = words.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
 /// Fills a cell's form, as the cell is made, from the configuration its stage is running with
 /// in the snapshot the page was rendered from (the server is the source of truth), so a reload
 /// mid-stream shows the same settings in the first paint. The server renders the form from the
@@ -320,8 +348,28 @@ pub(crate) fn thousands(value: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{choice, thousands, typed, whole_number};
+    use super::{
+        DatasetKind, StageStatus, capitalized, choice, dataset_of, thousands, typed, whole_number,
+    };
     use crate::api::{AggregateConfig, OutputMode, StreamerConfig};
+
+    #[test]
+    fn the_cells_word_the_dataset_the_streamer_last_ran() {
+        assert_eq!(dataset_of(None), DatasetKind::Yelp, "before any run");
+        let streamer = |config: serde_json::Value| StageStatus {
+            config: Some(config),
+            ..StageStatus::default()
+        };
+        let tweets = streamer(serde_json::json!({"dataset": "tweets", "rate": 5}));
+        assert_eq!(dataset_of(Some(&tweets)), DatasetKind::Tweets);
+        let old = streamer(serde_json::json!({"rate": 5}));
+        assert_eq!(dataset_of(Some(&old)), DatasetKind::Yelp, "no field: Yelp");
+        assert_eq!(
+            capitalized(DatasetKind::Companies.records_noun()),
+            "Company records"
+        );
+        assert_eq!(capitalized(""), "");
+    }
 
     #[test]
     fn form_fields_become_a_typed_config_or_a_message_naming_the_field() {

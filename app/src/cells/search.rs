@@ -66,15 +66,30 @@ pub fn SearchCell() -> impl IntoView {
             .or_else(|| status.get().last_error)
     };
 
+    let dataset = super::streamed_dataset();
+    let (record, records) = (
+        move || dataset.get().record_noun(),
+        move || dataset.get().records_noun(),
+    );
     view! {
         <Cell number=5 title="Search & dashboards">
             <p class="explain">
                 "The " <em>"indexer"</em> " is one more consumer group, on " <code>"reviews.sentiment"</code>
-                ". It sends reviews to a search engine in " <em>"bulk"</em>
+                {move || format!(". It sends {} to a search engine in ", records())} <em>"bulk"</em>
                 " requests and commits its offsets only after the engine accepted them. Each document's id is its "
-                <code>"review_id"</code> ", so a review delivered twice overwrites itself: at-least-once delivery plus an "
-                <em>"idempotent sink"</em> " gives each review exactly once in the index. Start a second pass in a new group and watch the count stay put."
+                <code>{move || dataset.get().id_field()}</code>
+                {move || format!(", so a {} delivered twice overwrites itself: at-least-once delivery plus an ", record())}
+                <em>"idempotent sink"</em>
+                {move || format!(" gives each {} exactly once in the index. Start a second pass in a new group and watch the count stay put.", record())}
             </p>
+            {move || dataset.get().text_field().is_none().then(|| view! {
+                <p class="note" data-testid="search-no-text">
+                    {format!(
+                        "Streaming {}: they have no text to search and no label to filter by, so the indexer skips them (counted as skipped) and commits past them; the index keeps the reviews and tweets streamed before.",
+                        records(),
+                    )}
+                </p>
+            })}
             <Controls>
             <form class="controls" on:submit=|ev| ev.prevent_default()>
                 <label>
@@ -158,7 +173,7 @@ fn SearchBox() -> impl IntoView {
         <h3>"Search"</h3>
         <form class="controls" on:submit=search data-testid="search-form">
             <label class="wide">
-                "Words in the review"
+                "Words in the text"
                 <input type="search" name="q" placeholder="e.g. service" bind:value=q data-testid="search-q" />
             </label>
             <label>

@@ -107,15 +107,27 @@ pub fn SentimentCell() -> impl IntoView {
             .map_or(0, |g| g.total_lag())
     };
 
+    let dataset = super::streamed_dataset();
+    let records = move || dataset.get().records_noun();
     view! {
         <Cell number=3 title="Sentiment">
             <p class="explain">
                 "Workers in one " <em>"consumer group"</em> " ("<code>{group_name}</code>
                 ") share the partitions of " <code>"reviews"</code>
-                ": each partition is read by exactly one worker. Each worker labels reviews POSITIVE, NEGATIVE or NEUTRAL and writes them to "
+                {move || match dataset.get().text_field() {
+                    Some(text) => format!(
+                        ": each partition is read by exactly one worker. Each worker labels {} POSITIVE, NEGATIVE or NEUTRAL from their {text} and writes them to ",
+                        records(),
+                    ),
+                    None => format!(
+                        ": each partition is read by exactly one worker. {} have no text to label: each worker writes them on unlabelled, saying why, to ",
+                        super::capitalized(records()),
+                    ),
+                }}
                 <code>"reviews.sentiment"</code> ". It " <em>"commits"</em>
                 " its offsets only after Kafka acknowledged the output — at-least-once: kill a worker and its partitions move to the others (a "
-                <em>"rebalance"</em> "), which re-read from the last commit, so nothing is lost and a few reviews may be labelled twice. "
+                <em>"rebalance"</em>
+                {move || format!("), which re-read from the last commit, so nothing is lost and a few {} may be processed twice. ", records())}
                 <em>"Lag"</em> " is how far the group is behind the end of the log."
             </p>
             <Controls>
@@ -182,12 +194,12 @@ pub fn SentimentCell() -> impl IntoView {
                             thousands(i64::try_from(labelled).unwrap_or(i64::MAX))
                         }}
                     </span>
-                    <span class="stat-unit">"labelled reviews written"</span>
+                    <span class="stat-unit">{move || format!("labelled {} written", records())}</span>
                 </div>
                 <div class="stat">
                     <span class="stat-label">"Group lag"</span>
                     <span class="stat-value" data-testid="sentiment-lag">{move || thousands(total_lag())}</span>
-                    <span class="stat-unit">"reviews not yet committed"</span>
+                    <span class="stat-unit">"records not yet committed"</span>
                 </div>
             </div>
             {move || {
@@ -232,10 +244,15 @@ pub fn SentimentCell() -> impl IntoView {
                 </div>
                 <div>
                     <h3>"Labels vs stars"</h3>
+                    {move || (!dataset.get().has_stars()).then(|| view! {
+                        <p class="muted" data-testid="confusion-no-stars">
+                            {format!("{} carry no stars: there is nothing to check a label against, so only reviews fill this table.", super::capitalized(records()))}
+                        </p>
+                    })}
                     <Confusion view_data=view_data.into() />
                 </div>
             </div>
-            <h3>"Latest labelled reviews"</h3>
+            <h3>{move || format!("Latest labelled {}", records())}</h3>
             <LatestTable view_data=view_data.into() />
             <super::compare::ClassifierCompare />
         </Cell>
@@ -569,14 +586,15 @@ fn LatestTable(view_data: Signal<SentimentView>) -> impl IntoView {
     view! {
         <table class="latest" data-testid="latest-reviews">
             <thead>
-                <tr><th>"Review"</th><th>"Stars"</th><th>"Label"</th><th>"Score"</th><th>"By"</th></tr>
+                <tr><th>"Text"</th><th>"Stars"</th><th>"Label"</th><th>"Score"</th><th>"By"</th></tr>
             </thead>
             <tbody>
                 {move || {
                     view_data.get().latest.into_iter().take(LIVE_LATEST_REVIEWS).map(|r| view! {
                         <tr>
                             <td class="excerpt">{r.excerpt}"…"</td>
-                            <td>{"★".repeat(usize::from(r.stars))}</td>
+                            // A tweet has no stars (0): a dash, not an empty cell.
+                            <td>{if r.stars == 0 { "–".to_owned() } else { "★".repeat(usize::from(r.stars)) }}</td>
                             <td><span class=format!("label label-{}", r.sentiment.as_str().to_lowercase())>{r.sentiment.as_str()}</span></td>
                             <td>{format!("{:+.3}", r.score)}</td>
                             <td class="muted">{format!("{} · {}", r.classifier, r.worker)}</td>

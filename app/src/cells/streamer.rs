@@ -7,8 +7,8 @@ use leptos::prelude::*;
 use crate::session::Controls;
 
 use super::{
-    Cell, ErrorLine, StatePill, choice, form_from_running_config, set_field, thousands, typed,
-    whole_number,
+    Cell, ErrorLine, StatePill, choice, dataset_of, form_from_running_config, set_field, thousands,
+    typed, whole_number,
 };
 use crate::api::{
     DatasetInfo, DatasetKind, DatasetList, ProducerConfig, SOURCE_GENERATOR, StageState,
@@ -111,21 +111,29 @@ pub fn StreamerCell() -> impl IntoView {
     let active = move || matches!(state.get(), StageState::Running | StageState::Paused);
 
     let datasets = Datasets::fetch();
+    // The dataset chosen in the form: the words of this cell's form follow it before it starts.
+    let chosen = move || DatasetKind::parse(&dataset.get()).unwrap_or_default();
     view! {
         <Cell number=1 title="Socket streamer">
             <p class="explain">
-                "A TCP server sends reviews as JSON lines, " <em>"in chunks"</em>
-                ", at the rate you choose — the way seed tutorials feed Spark from a socket. A producer connects as its client and writes each review to the Kafka topic "
-                <code>"reviews"</code> ", keyed by " <code>"business_id"</code>
-                " (or the chosen dataset's key: a tweet's " <code>"user"</code>", a company's "<code>"company_id"</code>"). Lines that are not valid reviews go to " <code>"reviews.dlq"</code>
+                {move || format!("A TCP server sends {} as JSON lines, ", chosen().records_noun())}
+                <em>"in chunks"</em>
+                {move || format!(", at the rate you choose — the way seed tutorials feed Spark from a socket. A producer connects as its client and writes each {} to the Kafka topic ", chosen().record_noun())}
+                <code>"reviews"</code> ", keyed by " <code>{move || chosen().key_field()}</code>
+                {move || format!(
+                    " (so one {owner}'s {records} share a partition, in order). Lines that are not valid {records} go to ",
+                    owner = chosen().key_owner(),
+                    records = chosen().records_noun(),
+                )}
+                <code>"reviews.dlq"</code>
                 " with the reason: nothing is dropped. The source is a seeded generator or a "
                 <em>"dataset"</em>
-                ": a Yelp-format JSON-lines file in the server's datasets folder — upload your own below."
+                ": a JSON-lines file of the chosen dataset's records in the server's datasets folder — upload your own below."
             </p>
             <Controls>
             <form class="controls" on:submit=|ev| ev.prevent_default()>
                 <label>
-                    "Rate (reviews/s)"
+                    {move || format!("Rate ({}/s)", chosen().records_noun())}
                     <input type="number" min="0" name="rate" bind:value=rate />
                 </label>
                 <label>
@@ -225,7 +233,7 @@ pub fn StreamerCell() -> impl IntoView {
                     <span class="stat-value" data-testid="streamer-sent">
                         {move || thousands(counter(&streamer.get(), "sent"))}
                     </span>
-                    <span class="stat-unit">{move || format!("{} sent", streamed_noun(&streamer.get()))}</span>
+                    <span class="stat-unit">{move || format!("{} sent", dataset_of(streamer.get().as_ref()).records_noun())}</span>
                     <span class="stat-detail">
                         {move || streamer.get().and_then(|s| s.detail).unwrap_or_default()}
                     </span>
@@ -261,17 +269,6 @@ pub fn StreamerCell() -> impl IntoView {
     }
 }
 
-/// What the streamer's records are called: those of the dataset it streams (reviews when idle).
-fn streamed_noun(streamer: &Option<StageStatus>) -> &'static str {
-    streamer
-        .as_ref()
-        .and_then(|s| s.config.as_ref())
-        .and_then(|c| c["dataset"].as_str())
-        .and_then(DatasetKind::parse)
-        .unwrap_or_default()
-        .records_noun()
-}
-
 /// How far a streamer with a "stop after" limit has got, as a progress bar.
 #[component]
 fn LimitProgress(streamer: Memo<Option<StageStatus>>) -> impl IntoView {
@@ -293,7 +290,7 @@ fn LimitProgress(streamer: Memo<Option<StageStatus>>) -> impl IntoView {
                             "{} of {} {} sent",
                             thousands(sent),
                             thousands(limit),
-                            streamed_noun(&streamer.get()),
+                            dataset_of(streamer.get().as_ref()).records_noun(),
                         )}
                     </span>
                 </p>

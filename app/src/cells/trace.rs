@@ -1,13 +1,15 @@
-//! Cell 7 · Trace a record: pick a review (by id, or the next one produced) and watch it move
-//! hop by hop — socket chunk, `reviews`, sentiment worker, windows, search document — with the
-//! time it reached each hop and the latency from the hop it came from.
+//! Cell 7 · Trace a record: pick a record — a review, a tweet, a company — by its id (the id
+//! field its dataset names), or the next one produced, and watch it move hop by hop — socket
+//! chunk, `reviews`, sentiment worker, windows, search document — with the time it reached each
+//! hop and the latency from the hop it came from. A hop its dataset passes by (a company has no
+//! text to label or index) says so instead of waiting.
 
 use leptos::prelude::*;
 
 use super::aggregate::clock;
 use super::search::query_component;
-use super::{Cell, ErrorLine, thousands, time_ms};
-use crate::api::{Trace, TraceHop, TraceHopKind, TraceHopState, TraceWindow};
+use super::{Cell, ErrorLine, capitalized, streamed_dataset, thousands, time_ms};
+use crate::api::{DatasetKind, Trace, TraceHop, TraceHopKind, TraceHopState, TraceWindow};
 use crate::client;
 
 /// How often an unfinished trace is asked again, and for how long at most.
@@ -45,31 +47,36 @@ pub fn TraceCell() -> impl IntoView {
         ));
     };
     let next = move |_| follow("/api/trace/next".to_owned());
+    let dataset = streamed_dataset();
 
     view! {
         <Cell number=7 title="Trace a record">
-            <p class="explain">
-                "Follow one review through the whole pipeline. Type a " <code>"review_id"</code>
-                " (copy one from the sentiment cell's table or the message browser), or take the next review the producer writes, and watch it move: the time it reached each hop, and how long it waited since the hop it came from."
+            <p class="explain" data-testid="trace-explain">
+                {move || format!("Follow one {} through the whole pipeline. Type its ", dataset.get().record_noun())}
+                <code>{move || dataset.get().id_field()}</code>
+                {move || format!(
+                    " (copy one from the sentiment cell's table or the message browser), or take the next {} the producer writes, and watch it move: the time it reached each hop, and how long it waited since the hop it came from. A record is followed by the id field its dataset names — a review's review_id, a tweet's tweet_id, a company's company_id.",
+                    dataset.get().record_noun(),
+                )}
             </p>
             <form class="controls" on:submit=by_id data-testid="trace-form">
                 <label class="wide">
-                    "review_id"
-                    <input type="text" name="review_id" placeholder="e.g. r-000042-…" bind:value=review_id data-testid="trace-id" />
+                    {move || dataset.get().id_field()}
+                    <input type="text" name="review_id" placeholder="an id from cell 2 or 3" bind:value=review_id data-testid="trace-id" />
                 </label>
                 <div class="buttons">
                     <button class="btn" type="submit" data-testid="trace-submit" disabled=move || following.get()>
                         "Trace"
                     </button>
                     <button class="btn btn-primary" type="button" data-primary data-testid="trace-next" on:click=next disabled=move || following.get()>
-                        "Trace the next review"
+                        {move || format!("Trace the next {}", dataset.get().record_noun())}
                     </button>
                 </div>
             </form>
             <ErrorLine error />
             {move || following.get().then(|| view! {
                 <p class="muted" data-testid="trace-following">
-                    {move || if trace.get().is_some() { "Following it: asking again every second…" } else { "Waiting for a review…" }}
+                    {move || if trace.get().is_some() { "Following it: asking again every second…".to_owned() } else { format!("Waiting for a {}…", dataset.get().record_noun()) }}
                 </p>
             })}
             {move || trace.get().map(|t| view! { <Timeline trace=t /> })}
@@ -133,8 +140,11 @@ async fn pause(_ms: u32) {}
 
 #[component]
 fn Timeline(trace: Trace) -> impl IntoView {
+    let dataset = trace.dataset;
     let summary = format!(
-        "{} · {} · searched {} records in {} ms",
+        "{} {} = {} · {} · searched {} records in {} ms",
+        capitalized(dataset.record_noun()),
+        dataset.id_field(),
         trace.review_id,
         if trace.complete {
             "nothing more to wait for"
@@ -147,14 +157,15 @@ fn Timeline(trace: Trace) -> impl IntoView {
     view! {
         <p class="muted" data-testid="trace-summary">{summary}</p>
         <ol class="hop-timeline" data-testid="trace-timeline">
-            {trace.hops.into_iter().map(|hop| view! { <HopItem hop /> }).collect_view()}
+            {trace.hops.into_iter().map(|hop| view! { <HopItem hop dataset /> }).collect_view()}
         </ol>
     }
 }
 
 #[component]
-fn HopItem(hop: TraceHop) -> impl IntoView {
+fn HopItem(hop: TraceHop, dataset: DatasetKind) -> impl IntoView {
     let state = hop.state;
+    let label = hop.state_label();
     let place = place(&hop);
     let time = hop.at_ms.map(time_ms);
     // A negative latency is two clocks' rounding: shown as it is, with one sign.
@@ -173,7 +184,7 @@ fn HopItem(hop: TraceHop) -> impl IntoView {
             <div class="hop-head">
                 <strong>{title(hop.hop)}</strong>
                 <span class=format!("pill hop-state-{}", state_class(state)) data-testid="hop-state">
-                    {state.as_str()}
+                    {label}
                 </span>
                 {place.map(|p| view! { <code data-testid="hop-place">{p}</code> })}
                 {time.map(|t| view! { <span class="muted">{t}</span> })}
@@ -186,7 +197,7 @@ fn HopItem(hop: TraceHop) -> impl IntoView {
                 </dl>
             })}
             {(!windows.is_empty()).then(|| view! { <WindowList windows /> })}
-            <p class="hop-notice">{notice(hop.hop)}</p>
+            <p class="hop-notice">{notice(hop.hop, dataset)}</p>
         </li>
     }
 }
@@ -196,7 +207,10 @@ fn WindowList(windows: Vec<TraceWindow>) -> impl IntoView {
     view! {
         <ul class="hop-windows" data-testid="hop-windows">
             {windows.into_iter().map(|w| {
-                let count = w.count.map_or(String::new(), |c| format!(" · {} reviews now", thousands(i64::try_from(c).unwrap_or(i64::MAX))));
+                let count = w.count.map_or(String::new(), |c| {
+                    let noun = if c == 1 { "record" } else { "records" };
+                    format!(" · {} {noun} now", thousands(i64::try_from(c).unwrap_or(i64::MAX)))
+                });
                 let closed = if w.closed { " · closed" } else { "" };
                 view! {
                     <li>{format!("{} {} → {}{count}{closed}", w.kind.as_str(), clock(w.start), clock(w.end))}</li>
@@ -216,24 +230,43 @@ fn title(hop: TraceHopKind) -> &'static str {
     }
 }
 
-/// What the learner should notice at each hop.
-fn notice(hop: TraceHopKind) -> &'static str {
+/// What the learner should notice at each hop, in the words of the traced record's dataset.
+fn notice(hop: TraceHopKind, dataset: DatasetKind) -> String {
+    let (record, records) = (dataset.record_noun(), dataset.records_noun());
+    let has_text = dataset.text_field().is_some();
     match hop {
-        TraceHopKind::Socket => {
-            "A socket carries bytes, not records: the streamer writes chunks of lines, and the producer splits them back into reviews."
-        }
+        TraceHopKind::Socket => format!(
+            "A socket carries bytes, not records: the streamer writes chunks of lines, and the producer splits them back into {records}."
+        ),
         TraceHopKind::Reviews => {
-            "Key → partition: the same business always hashes to the same partition, so its reviews stay in order. The offset is the review's address in that partition's log."
+            let (owner, key) = (dataset.key_owner(), dataset.key_field());
+            // "the same business (business_id)", but "the same user", not "user (user)".
+            let named = if owner == key {
+                owner.to_owned()
+            } else {
+                format!("{owner} ({key})")
+            };
+            format!(
+                "Key → partition: the same {named} always hashes to the same partition, so its {records} stay in order. The offset is the {record}'s address in that partition's log."
+            )
         }
+        TraceHopKind::Sentiment if !has_text => format!(
+            "A {record} has no text: the worker writes it on unlabelled instead of failing or dead-lettering it, so the stages after it still see it. Which worker did depends on who owned that partition at the time."
+        ),
         TraceHopKind::Sentiment => {
-            "Which worker of the consumer group handled it depends on who owned that partition at the time: kill a worker and its partitions move to another."
+            "Which worker of the consumer group handled it depends on who owned that partition at the time: kill a worker and its partitions move to another.".to_owned()
         }
-        TraceHopKind::Window => {
-            "Windows follow the review's event time, not when it arrived: a review behind the watermark is late and not counted."
-        }
-        TraceHopKind::Search => {
-            "Document id = review_id makes the sink idempotent: indexing the same review twice overwrites it instead of counting it twice."
-        }
+        TraceHopKind::Window => format!(
+            "Windows follow the {record}'s event time ({time}), not when it arrived: a {record} behind the watermark is late and not counted.",
+            time = dataset.time_field(),
+        ),
+        TraceHopKind::Search if !has_text => format!(
+            "A sink keeps only what it can use: with no text to search and no label to filter by, {records} are skipped and counted, and the indexer commits past them."
+        ),
+        TraceHopKind::Search => format!(
+            "Document id = {id} makes the sink idempotent: indexing the same {record} twice overwrites it instead of counting it twice.",
+            id = dataset.id_field(),
+        ),
     }
 }
 
@@ -252,6 +285,7 @@ fn state_class(state: TraceHopState) -> &'static str {
         TraceHopState::NotYet => "not_yet",
         TraceHopState::NotRunning => "not_running",
         TraceHopState::Unknown => "unknown",
+        TraceHopState::Skipped => "skipped",
     }
 }
 
@@ -276,5 +310,40 @@ mod tests {
         assert_eq!(place(&hop).as_deref(), Some("reviews[2]@41"));
         assert_eq!(time_ms(1_704_099_600_123), "09:00:00.123");
         assert_eq!(state_class(TraceHopState::NotYet), "not_yet");
+    }
+
+    #[test]
+    fn a_companys_skipped_hops_say_so_in_its_own_words() {
+        let skipped = |kind| TraceHop {
+            hop: kind,
+            state: TraceHopState::Skipped,
+            topic: None,
+            partition: None,
+            offset: None,
+            at_ms: None,
+            latency_ms: None,
+            detail: String::new(),
+            facts: Vec::new(),
+            windows: Vec::new(),
+        };
+        assert_eq!(
+            skipped(TraceHopKind::Sentiment).state_label(),
+            "not labelled: no text"
+        );
+        assert_eq!(
+            skipped(TraceHopKind::Search).state_label(),
+            "not indexed: no text"
+        );
+        assert_eq!(state_class(TraceHopState::Skipped), "skipped");
+        let company = DatasetKind::Companies;
+        assert!(notice(TraceHopKind::Sentiment, company).contains("unlabelled"));
+        assert!(notice(TraceHopKind::Search, company).contains("company records are skipped"));
+        let tweets = DatasetKind::Tweets;
+        assert!(notice(TraceHopKind::Reviews, tweets).contains("the same user always"));
+        assert!(
+            notice(TraceHopKind::Reviews, DatasetKind::Yelp).contains("business (business_id)")
+        );
+        assert!(notice(TraceHopKind::Search, tweets).contains("tweet_id"));
+        assert!(!notice(TraceHopKind::Window, tweets).contains("review"));
     }
 }

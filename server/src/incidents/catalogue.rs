@@ -192,12 +192,14 @@ fn storm(seed: u64, base: &Baseline) -> Vec<BurstRecord> {
     burst
 }
 
+// Incidents replay Yelp reviews whatever the learner streamed last (their figures, hints and
+// checks are about reviews): the dataset is named, not left to a default.
 fn streamer(seed: u64) -> serde_json::Value {
-    json!({"seed": seed, "rate": SLOW_RATE})
+    json!({"seed": seed, "rate": SLOW_RATE, "dataset": "yelp"})
 }
 
 fn late_streamer(seed: u64) -> serde_json::Value {
-    json!({"seed": seed, "rate": 50, "late_share": 0.25, "late_by_secs": LATE_BY_SECS})
+    json!({"seed": seed, "rate": 50, "late_share": 0.25, "late_by_secs": LATE_BY_SECS, "dataset": "yelp"})
 }
 
 fn none(_: u64) -> serde_json::Value {

@@ -151,7 +151,11 @@ enum Source {
         time_field: String,
         id_field: String,
     },
-    File(Lines<BufReader<File>>),
+    File {
+        lines: Lines<BufReader<File>>,
+        /// The dataset's id field: what the chunk log remembers of each line, for the trace.
+        id_field: &'static str,
+    },
 }
 
 /// A serialisable record as a JSON object (the generators' records always are).
@@ -233,16 +237,27 @@ struct SourceLine {
     review_id: Option<String>,
 }
 
-/// The `review_id` of a file line, without parsing the rest of the review.
-fn review_id_of(line: &str) -> Option<String> {
+/// The id of a file line (the dataset's `id_field`), for the chunk log. A review's is read
+/// without parsing the rest of it (Yelp files are the large ones); another dataset's line is
+/// parsed as an object.
+fn id_of(line: &str, id_field: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Id<'a> {
         #[serde(borrow)]
         review_id: std::borrow::Cow<'a, str>,
     }
-    serde_json::from_str::<Id<'_>>(line)
-        .ok()
-        .map(|id| id.review_id.into_owned())
+    if id_field == DatasetKind::Yelp.id_field() {
+        return serde_json::from_str::<Id<'_>>(line)
+            .ok()
+            .map(|id| id.review_id.into_owned());
+    }
+    match serde_json::from_str::<serde_json::Value>(line).ok()? {
+        serde_json::Value::Object(mut fields) => match fields.remove(id_field)? {
+            serde_json::Value::String(id) => Some(id),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 impl Source {
@@ -267,9 +282,10 @@ impl Source {
             (SourceInput::Generator, DatasetKind::Companies) => records(Box::new(
                 seeds::CompanyGenerator::new(config.seed).map(as_object),
             )),
-            (SourceInput::File(file), _) => {
-                Source::File(BufReader::new(File::from_std(file)).lines())
-            }
+            (SourceInput::File(file), dataset) => Source::File {
+                lines: BufReader::new(File::from_std(file)).lines(),
+                id_field: dataset.id_field(),
+            },
         }
     }
 
@@ -328,13 +344,13 @@ impl Source {
                     review_id: id,
                 }))
             }
-            Source::File(lines) => loop {
+            Source::File { lines, id_field } => loop {
                 match lines.next_line().await? {
                     Some(line) if line.trim().is_empty() => continue,
                     other => {
                         return Ok(other.map(|line| {
                             let text = times.restamp_line(line);
-                            let review_id = review_id_of(&text);
+                            let review_id = id_of(&text, id_field);
                             SourceLine { text, review_id }
                         }));
                     }
@@ -388,8 +404,9 @@ pub async fn run(
         match serve_client(socket, &config, &mut source, &mut times, &metrics, &ctx).await {
             Ok(Served::SourceEnded) => {
                 ctx.set_detail(format!(
-                    "finished: sent {} reviews",
-                    metrics.sent.load(Ordering::Relaxed)
+                    "finished: sent {} {}",
+                    metrics.sent.load(Ordering::Relaxed),
+                    config.dataset.records_noun()
                 ));
                 break;
             }
@@ -538,6 +555,20 @@ mod tests {
         });
         let line = r#"{"tweet_id":"1","created_at":"2018-07-07 22:09:11"}"#.to_owned();
         assert!(!times.restamp_line(line).contains("2018-07-07"));
+    }
+
+    #[test]
+    fn a_file_lines_id_is_read_from_its_datasets_id_field() {
+        let review = r#"{"review_id":"r1","business_id":"b","date":"2018-07-07 22:09:11"}"#;
+        let tweet = r#"{"tweet_id":"t1","user":"ana","created_at":"2018-07-07 22:09:11"}"#;
+        let company = r#"{"company_id":"c1","name":"Blue Labs"}"#;
+        assert_eq!(id_of(review, "review_id").as_deref(), Some("r1"));
+        assert_eq!(id_of(tweet, "tweet_id").as_deref(), Some("t1"));
+        assert_eq!(id_of(company, "company_id").as_deref(), Some("c1"));
+        // The chunk log remembers no id it cannot name: a tweet has no review_id.
+        assert_eq!(id_of(tweet, "review_id"), None);
+        assert_eq!(id_of(r#"{"tweet_id":7}"#, "tweet_id"), None);
+        assert_eq!(id_of("not json", "tweet_id"), None);
     }
 
     #[test]

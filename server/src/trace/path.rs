@@ -1,7 +1,7 @@
 //! The pure parts of a trace: which partition a key hashes to, which windows an event time falls
 //! into, and the latency between hops.
 
-use app::api::{TraceHop, TraceHopKind, WindowKind};
+use app::api::{DatasetKind, TraceHop, TraceHopKind, WindowKind};
 
 use crate::aggregate::windows::Spec;
 
@@ -66,11 +66,20 @@ pub fn fill_latencies(hops: &mut [TraceHop]) {
     }
 }
 
-/// The bytes a record's JSON payload holds when its `review_id` is `review_id`: the producer
-/// and the sentiment workers write `{"review_id":"…",…}` with serde_json, without spaces.
-pub fn review_id_needle(review_id: &str) -> Vec<u8> {
-    let quoted = serde_json::to_string(review_id).unwrap_or_default();
-    format!("\"review_id\":{quoted}").into_bytes()
+/// The bytes a record's JSON payload holds when its `field` is `id`: the producer and the
+/// sentiment workers write `{"review_id":"…",…}` with serde_json, without spaces.
+pub fn id_needle(field: &str, id: &str) -> Vec<u8> {
+    let quoted = serde_json::to_string(id).unwrap_or_default();
+    format!("\"{field}\":{quoted}").into_bytes()
+}
+
+/// The needles of a record with this id in any dataset: a review's `review_id`, a tweet's
+/// `tweet_id`, a company's `company_id` (each dataset's `id_field`).
+pub fn id_needles(id: &str) -> Vec<Vec<u8>> {
+    DatasetKind::ALL
+        .iter()
+        .map(|kind| id_needle(kind.id_field(), id))
+        .collect()
 }
 
 /// Whether `payload` contains `needle` (a cheap filter before parsing the few candidates).
@@ -180,8 +189,25 @@ mod tests {
     fn the_needle_matches_serde_json_output_only_for_that_id() {
         let payload =
             serde_json::to_vec(&serde_json::json!({"review_id": "r\"1", "x": 1})).expect("json");
-        assert!(contains(&payload, &review_id_needle("r\"1")));
-        assert!(!contains(&payload, &review_id_needle("r")));
-        assert!(!contains(b"", &review_id_needle("r")));
+        assert!(contains(&payload, &id_needle("review_id", "r\"1")));
+        assert!(!contains(&payload, &id_needle("review_id", "r")));
+        assert!(!contains(b"", &id_needle("review_id", "r")));
+    }
+
+    #[test]
+    fn a_tweet_and_a_company_are_found_by_their_own_id_fields() {
+        let tweet = serde_json::to_vec(&serde_json::json!({
+            "dataset": "tweets", "tweet_id": "t-9", "user": "ana", "text": "review_id"
+        }))
+        .expect("json");
+        let company =
+            serde_json::to_vec(&serde_json::json!({"company_id": "c-9", "name": "Blue Labs"}))
+                .expect("json");
+        let found = |payload: &[u8], id: &str| id_needles(id).iter().any(|n| contains(payload, n));
+        assert!(found(&tweet, "t-9"));
+        assert!(found(&company, "c-9"));
+        assert!(!found(&tweet, "ana"), "a key is not an id");
+        assert!(!found(&company, "t-9"));
+        assert_eq!(id_needles("x").len(), DatasetKind::ALL.len());
     }
 }
