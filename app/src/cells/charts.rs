@@ -164,6 +164,29 @@ fn column_title(lines: &TimeLines, i: usize, newest: i64, unit: &str) -> String 
 /// Lines over time with a value axis (round ticks, grid lines), a time axis ("−30 s" … "now",
 /// the newest point at the right edge), a legend, and a tooltip per sample: hovering a column
 /// highlights it and shows the time and every line's value there.
+/// The value axis's labels, one per tick, placed by their share of the axis's top.
+fn value_labels((top, ticks): (f64, Vec<f64>)) -> impl IntoView {
+    ticks
+        .into_iter()
+        .map(|v| {
+            let style = format!("bottom:{:.2}%", v / top * 100.0);
+            view! { <span style=style>{short_number(v)}</span> }
+        })
+        .collect_view()
+}
+
+/// A horizontal grid line at every tick but the axis itself.
+fn grid_lines((top, ticks): (f64, Vec<f64>)) -> impl IntoView {
+    ticks
+        .into_iter()
+        .skip(1)
+        .map(|v| {
+            let y = format!("{:.1}", H - v / top * H);
+            view! { <line class="grid" x1="0" x2=W y1=y.clone() y2=y /> }
+        })
+        .collect_view()
+}
+
 #[component]
 pub fn TimeChart(
     data: Signal<TimeLines>,
@@ -180,27 +203,8 @@ pub fn TimeChart(
     compact: bool,
 ) -> impl IntoView {
     let ticks = move || value_ticks(data.with(TimeLines::max), if compact { 2 } else { 4 });
-    let y_ticks = move || {
-        let (top, ticks) = ticks();
-        ticks
-            .into_iter()
-            .map(|v| {
-                let style = format!("bottom:{:.2}%", v / top * 100.0);
-                view! { <span style=style>{short_number(v)}</span> }
-            })
-            .collect_view()
-    };
-    let grid = move || {
-        let (top, ticks) = ticks();
-        ticks
-            .into_iter()
-            .skip(1)
-            .map(|v| {
-                let y = format!("{:.1}", H - v / top * H);
-                view! { <line class="grid" x1="0" x2=W y1=y.clone() y2=y /> }
-            })
-            .collect_view()
-    };
+    let y_ticks = move || value_labels(ticks());
+    let grid = move || grid_lines(ticks());
     // The time axis is relative to the newest sample, so its ticks never change.
     let x_ticks = time_ticks(window_ms)
         .into_iter()
@@ -370,27 +374,8 @@ pub fn BarChart(
         let max = bars.with(|bars| bars.iter().map(Bar::total).max().unwrap_or(0));
         value_ticks(max as f64, 4)
     };
-    let y_ticks = move || {
-        let (top, ticks) = ticks();
-        ticks
-            .into_iter()
-            .map(|v| {
-                let style = format!("bottom:{:.2}%", v / top * 100.0);
-                view! { <span style=style>{short_number(v)}</span> }
-            })
-            .collect_view()
-    };
-    let grid = move || {
-        let (top, ticks) = ticks();
-        ticks
-            .into_iter()
-            .skip(1)
-            .map(|v| {
-                let y = format!("{:.1}", H - v / top * H);
-                view! { <line class="grid" x1="0" x2=W y1=y.clone() y2=y /> }
-            })
-            .collect_view()
-    };
+    let y_ticks = move || value_labels(ticks());
+    let grid = move || grid_lines(ticks());
     let slot = move || W / bars.with(Vec::len).max(1) as f64;
     let drawn = move || {
         let (top, _) = ticks();
