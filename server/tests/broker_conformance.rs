@@ -81,6 +81,12 @@ impl Cluster {
     async fn stop(self) {
         self.broker.stop().await;
     }
+
+    /// [`read_all`] of `topic` off the async runtime.
+    async fn read_all(&self, topic: &'static str, isolation: &'static str) -> Vec<Seen> {
+        let settings = self.settings.clone();
+        blocking(move || read_all(&settings, topic, isolation)).await
+    }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -135,6 +141,16 @@ fn send(producer: &BaseProducer, topic: &str, key: &str, value: &str) {
         .send(BaseRecord::to(topic).key(key).payload(value))
         .map_err(|(error, _)| error)
         .expect("enqueue");
+}
+
+/// Begins a transaction and writes `n` records valued `{prefix}0…` in it, acknowledged (flushed),
+/// leaving the transaction open.
+fn write_in_new_transaction(producer: &BaseProducer, topic: &str, prefix: &str, n: usize) {
+    producer.begin_transaction().expect("begin");
+    for i in 0..n {
+        send(producer, topic, "k", &format!("{prefix}{i}"));
+    }
+    producer.flush(CALL).expect("flush");
 }
 
 fn consumer_config(settings: &KafkaSettings, group: &str) -> rdkafka::ClientConfig {
@@ -983,11 +999,7 @@ async fn aborted_and_open_transactions_are_invisible_to_read_committed() {
     let settings = c.settings.clone();
     let producer = blocking(move || {
         let producer = transactional(&settings, "t-abort");
-        producer.begin_transaction().expect("begin");
-        for i in 0..10 {
-            send(&producer, "txn.abort", "k", &format!("aborted{i}"));
-        }
-        producer.flush(CALL).expect("flush");
+        write_in_new_transaction(&producer, "txn.abort", "aborted", 10);
         producer.abort_transaction(CALL).expect("abort_transaction");
         producer.begin_transaction().expect("begin");
         for i in 0..5 {
@@ -997,11 +1009,7 @@ async fn aborted_and_open_transactions_are_invisible_to_read_committed() {
             .commit_transaction(CALL)
             .expect("commit_transaction");
         // A third transaction stays open.
-        producer.begin_transaction().expect("begin");
-        for i in 0..3 {
-            send(&producer, "txn.abort", "k", &format!("open{i}"));
-        }
-        producer.flush(CALL).expect("flush");
+        write_in_new_transaction(&producer, "txn.abort", "open", 3);
         producer
     })
     .await;
@@ -1033,11 +1041,7 @@ async fn a_crashed_transactional_producer_is_fenced_by_its_successor() {
     let settings = c.settings.clone();
     let (zombie_commit, successor_commit) = blocking(move || {
         let zombie = transactional(&settings, "t-fence");
-        zombie.begin_transaction().expect("begin");
-        for i in 0..10 {
-            send(&zombie, "txn.fence", "k", &format!("zombie{i}"));
-        }
-        zombie.flush(CALL).expect("flush");
+        write_in_new_transaction(&zombie, "txn.fence", "zombie", 10);
         // The successor starts with the same transactional.id: the zombie's epoch is over.
         let successor = transactional(&settings, "t-fence");
         let zombie_commit = zombie.commit_transaction(CALL);
@@ -1072,11 +1076,7 @@ async fn an_abandoned_transaction_is_aborted_after_its_timeout() {
     let settings = c.settings.clone();
     let zombie = blocking(move || {
         let zombie = transactional_with_timeout(&settings, "t-timeout", ABANDONED_TXN_TIMEOUT_MS);
-        zombie.begin_transaction().expect("begin");
-        for i in 0..10 {
-            send(&zombie, "txn.timeout", "k", &format!("abandoned{i}"));
-        }
-        zombie.flush(CALL).expect("flush");
+        write_in_new_transaction(&zombie, "txn.timeout", "abandoned", 10);
         zombie
     })
     .await;
@@ -1093,8 +1093,7 @@ async fn an_abandoned_transaction_is_aborted_after_its_timeout() {
     );
     // The abandoned records were written (a read_uncommitted reader sees them): the broker
     // aborted them, it did not lose them.
-    let settings = c.settings.clone();
-    let everything = blocking(move || read_all(&settings, "txn.timeout", "read_uncommitted")).await;
+    let everything = c.read_all("txn.timeout", "read_uncommitted").await;
     let abandoned = everything
         .iter()
         .filter(|s| s.value.starts_with("abandoned"))
@@ -1104,8 +1103,7 @@ async fn an_abandoned_transaction_is_aborted_after_its_timeout() {
     let late_commit = blocking(move || zombie.commit_transaction(CALL)).await;
     let error = late_commit.expect_err("the timed-out producer cannot commit");
     println!("zombie's late commit: {error}");
-    let settings = c.settings.clone();
-    let after = blocking(move || read_all(&settings, "txn.timeout", "read_committed")).await;
+    let after = c.read_all("txn.timeout", "read_committed").await;
     assert_eq!(values(&after), values(&seen), "{after:?}");
     c.stop().await;
 }
