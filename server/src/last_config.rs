@@ -66,11 +66,9 @@ mod tests {
         let last = LastStreamerConfig::new(dir.path());
         assert_eq!(last.load(), None, "before the first run");
 
-        let config = crate::stage_config::check(
-            StageId::Streamer,
-            json!({"dataset": "tweets", "rate": 20}),
-        )
-        .expect("a valid config");
+        let config =
+            crate::stage_config::check(StageId::Streamer, json!({"dataset": "tweets", "rate": 20}))
+                .expect("a valid config");
         last.save(&config);
         let loaded = last.load().expect("saved");
         assert_eq!(loaded, config);

@@ -17,7 +17,6 @@ use tokio::sync::watch;
 
 use crate::aggregate::AggregateMetrics;
 use crate::aggregate::parquet::ParquetMetrics;
-use crate::last_config::LastStreamerConfig;
 use crate::bounds::{Bounded, Bounds};
 use crate::config::ServeArgs;
 use crate::error::ConfigError;
@@ -32,6 +31,7 @@ use crate::kafka::broker::{BrokerError, EmbeddedBroker};
 use crate::kafka::inspect::{GroupRegistry, InspectError, Inspector};
 use crate::kafka::lag::LagBook;
 use crate::lab::{DeliveryLab, LabError};
+use crate::last_config::LastStreamerConfig;
 use crate::lesson::{Action, Lesson};
 use crate::members::{self, Identity, MemberBook};
 use crate::producer::ProducerMetrics;

@@ -246,7 +246,14 @@ impl DatasetKind {
         if self == DatasetKind::Yelp {
             // A Yelp line is read as a review (the server's `records::parse_review`): its
             // fields without a default.
-            return vec!["review_id", "user_id", "business_id", "stars", "text", "date"];
+            return vec![
+                "review_id",
+                "user_id",
+                "business_id",
+                "stars",
+                "text",
+                "date",
+            ];
         }
         let mut fields = vec![self.id_field(), self.key_field()];
         fields.extend(self.text_field());

@@ -451,10 +451,7 @@ fn WindowChart(
     // Counted over every window of the kind, not only the ones drawn (nor sent by the feed).
     let caption = Signal::derive(move || {
         let count = view.get().count_of(kind);
-        format!(
-            "{} windows ({} open)",
-            count.windows, count.open
-        )
+        format!("{} windows ({} open)", count.windows, count.open)
     });
     view! { <BarChart bars label=format!("{} windows", kind.as_str()) testid caption /> }
 }

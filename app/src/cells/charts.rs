@@ -181,7 +181,10 @@ fn one_line(title: &str) -> String {
 /// column's left edge and width, from halfway to the previous sample to halfway to the next.
 fn columns(times: &[i64], window_ms: i64) -> Vec<(usize, f64, f64)> {
     let newest = times.last().copied().unwrap_or(0);
-    let xs: Vec<f64> = times.iter().map(|at| x_of(*at, newest, window_ms)).collect();
+    let xs: Vec<f64> = times
+        .iter()
+        .map(|at| x_of(*at, newest, window_ms))
+        .collect();
     (0..xs.len())
         .filter(|&i| xs[i] >= 0.0)
         .map(|i| {
@@ -425,6 +428,24 @@ fn labels_that_fit(bars: &[Bar]) -> usize {
     }
 }
 
+/// Where the label under bar `i` of `n` goes, as a share of the plot's width, and how it is
+/// anchored: centred under its bar, except near an edge, where a centred label would stick out
+/// of the plot (the first of 14 windows' times did, 390 px wide): it then starts at its bar's
+/// left edge, or ends at the last bar's right edge.
+fn bar_label_anchor(i: usize, n: usize) -> (&'static str, f64) {
+    /// Half a clock time's width ("17:32:10") in a plot 390 px wide, in per cent.
+    const EDGE_PCT: f64 = 8.0;
+    let slot = 100.0 / n.max(1) as f64;
+    let centre = (i as f64 + 0.5) * slot;
+    if centre < EDGE_PCT {
+        ("start", i as f64 * slot)
+    } else if centre > 100.0 - EDGE_PCT {
+        ("end", (i as f64 + 1.0) * slot)
+    } else {
+        ("", centre)
+    }
+}
+
 /// Stacked bars with a value axis (round ticks, grid lines) from 0; labels under the bars when
 /// there is room for them (every few bars when there is not), notes above them, and a tooltip
 /// per bar with its segments.
@@ -514,13 +535,12 @@ pub fn BarChart(
     let x_labels = move || {
         let bars = bars.get();
         let every = bars.len().div_ceil(labels_that_fit(&bars)).max(1);
-        let pct = 100.0 / bars.len().max(1) as f64;
         bars.iter()
             .enumerate()
             .filter(|(i, _)| i % every == 0)
             .map(|(i, bar)| {
-                let style = format!("left:{:.2}%", (i as f64 + 0.5) * pct);
-                view! { <span style=style>{bar.label.clone()}</span> }
+                let (edge, left) = bar_label_anchor(i, bars.len());
+                view! { <span class=edge style=format!("left:{left:.2}%")>{bar.label.clone()}</span> }
             })
             .collect_view()
     };
@@ -630,13 +650,22 @@ mod tests {
         let columns = columns(&[-1_000, 0, 2_000, 4_000], 4_000);
         assert_eq!(
             columns,
-            [
-                (1, 0.0, 250.0),
-                (2, 250.0, 500.0),
-                (3, 750.0, 250.0)
-            ]
+            [(1, 0.0, 250.0), (2, 250.0, 500.0), (3, 750.0, 250.0)]
         );
         assert_eq!(one_line("a\nb: 1\nc: 2"), "a · b: 1 · c: 2");
+    }
+
+    #[test]
+    fn bar_labels_near_an_edge_are_anchored_inside_the_plot() {
+        // 14 windows: the first bar's centre is 3.6 % from the left edge.
+        assert_eq!(bar_label_anchor(0, 14), ("start", 0.0));
+        assert_eq!(bar_label_anchor(13, 14), ("end", 100.0));
+        let (edge, left) = bar_label_anchor(6, 14);
+        assert_eq!(edge, "");
+        assert!((left - 46.43).abs() < 0.01, "{left}");
+        // Three bars: each label centred under its bar.
+        assert_eq!(bar_label_anchor(0, 3).0, "");
+        assert_eq!(bar_label_anchor(2, 3).0, "");
     }
 
     #[test]

@@ -141,18 +141,29 @@ fn percent(part: u64, whole: u64) -> String {
 
 /// The scores table, A and B side by side, one row per figure: two columns of values fit a
 /// phone's width, where a column per figure made the table scroll sideways.
-fn score_table(c: &ClassifierComparison, dataset: DatasetKind) -> impl IntoView {
+fn score_table(
+    (a, b): (ClassifierScore, ClassifierScore),
+    with_stars: u64,
+    dataset: DatasetKind,
+) -> impl IntoView {
     let name = |s: &ClassifierScore| match &s.model {
         Some(model) => format!("{} ({model})", s.classifier),
         None => s.classifier.clone(),
     };
-    let latency = |s: &ClassifierScore| s.mean_latency_ms.map_or("–".to_owned(), |ms| format!("{ms:.0} ms"));
-    let no_stars = (c.with_stars == 0)
-        .then(|| format!("{} carry no stars to check a label against", dataset.records_noun()));
+    let latency = |s: &ClassifierScore| {
+        s.mean_latency_ms
+            .map_or("–".to_owned(), |ms| format!("{ms:.0} ms"))
+    };
+    let no_stars = (with_stars == 0).then(|| {
+        format!(
+            "{} carry no stars to check a label against",
+            dataset.records_noun()
+        )
+    });
     let row = |figure: String, a: String, b: String| {
         view! { <tr><th scope="row">{figure}</th><td>{a}</td><td>{b}</td></tr> }
     };
-    let (a, b) = (&c.a, &c.b);
+    let (a, b) = (&a, &b);
     view! {
         <table class="compare-scores" data-testid="compare-scores">
             <thead>
@@ -162,8 +173,8 @@ fn score_table(c: &ClassifierComparison, dataset: DatasetKind) -> impl IntoView 
                 {row("Classifier".to_owned(), name(a), name(b))}
                 <tr>
                     <th scope="row">"Agrees with stars"</th>
-                    <td data-testid="compare-accuracy" title=no_stars.clone()>{accuracy(a, c.with_stars)}</td>
-                    <td data-testid="compare-accuracy" title=no_stars>{accuracy(b, c.with_stars)}</td>
+                    <td data-testid="compare-accuracy" title=no_stars.clone()>{accuracy(a, with_stars)}</td>
+                    <td data-testid="compare-accuracy" title=no_stars>{accuracy(b, with_stars)}</td>
                 </tr>
                 {row(format!("{}/s", capitalized(dataset.records_noun())), format!("{:.0}", a.reviews_per_s), format!("{:.0}", b.reviews_per_s))}
                 {row("Latency".to_owned(), latency(a), latency(b))}
@@ -210,7 +221,7 @@ fn ComparisonView(c: ClassifierComparison) -> impl IntoView {
             {left_out.map(|note| view! { <p class="muted">{note}</p> })}
             <div class="two-col">
                 <div>
-                    {score_table(&c, dataset)}
+                    {score_table((c.a.clone(), c.b.clone()), c.with_stars, dataset)}
                 </div>
                 <div>
                     <table class="confusion" data-testid="compare-matrix">

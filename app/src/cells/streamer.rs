@@ -538,6 +538,9 @@ mod tests {
             "a .jsonl file of tweets: one JSON object a line with tweet_id, user, text, created_at and hashtags"
         );
         assert!(upload_format(DatasetKind::Yelp).starts_with("a .jsonl file of reviews: "));
-        assert!(upload_format(DatasetKind::Companies).contains("company_id, created_at, country and industry"));
+        assert!(
+            upload_format(DatasetKind::Companies)
+                .contains("company_id, created_at, country and industry")
+        );
     }
 }
