@@ -26,6 +26,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
+                // Named here, or the browser asks for /favicon.ico and logs its 404.
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
                 // Theme, font size and keyboard: before the first paint, and before hydration.
                 <script src="/notebook.js"></script>
                 <AutoReload options=options.clone() />

@@ -63,11 +63,14 @@ test("tumbling and sliding windows fill live; late reviews are counted behind th
   await expect.poll(() => number(page, "aggregate-late"), { timeout: 60_000 }).toBeGreaterThan(10);
   await page.locator("#cell-4").screenshot({ path: "screenshots/09-windows-late.png" });
 
-  // The Parquet sink rolls a file within seconds and lists it with its row count.
+  // The Parquet sink rolls a file within seconds and lists it with its row count, under its
+  // member (from its heartbeat), and only there: not again in a table of its own.
   await page.getByLabel("or after (s)").fill("2");
   await page.getByTestId("parquet-start").click();
-  await expect(page.getByTestId("parquet-files").locator("tbody tr").first()).toContainText("date=", {
-    timeout: 30_000,
-  });
+  const newest = page.getByTestId("parquet-members").getByTestId("member-files").locator("li").first();
+  await expect(newest).toContainText(/date=\S+\.parquet · [\d,]+ rows/, { timeout: 30_000 });
+  const path = (await newest.locator("code").textContent()) ?? "";
+  expect(path).toContain("date=");
+  await expect(page.locator("#cell-4").getByText(path, { exact: true })).toHaveCount(1);
   await page.getByTestId("parquet-stop").click();
 });

@@ -42,4 +42,22 @@ test("workers label with TextBlob; the A/B view compares VADER and TextBlob on t
   await page.getByTestId("streamer-stop").click();
   await result.scrollIntoViewIfNeeded();
   await page.locator("#cell-3").screenshot({ path: "screenshots/06-sentiment-compare.png" });
+
+  // On a phone every table of the comparison fits its width: none scrolls sideways (each A/B
+  // figure is a row, with A and B as the two columns).
+  await page.setViewportSize({ width: 390, height: 844 });
+  const tables = result.locator("table");
+  await expect(tables).toHaveCount(3);
+  for (const table of await tables.all()) {
+    const [scroll, client] = await table.evaluate((t) => [t.scrollWidth, t.clientWidth]);
+    expect(scroll, await table.getAttribute("data-testid")).toBeLessThanOrEqual(client);
+  }
+  await expect(page.getByTestId("compare-scores").locator("tbody th")).toHaveText([
+    "Classifier",
+    "Agrees with stars",
+    "Reviews/s",
+    "Latency",
+    "Fallbacks",
+  ]);
+  await result.screenshot({ path: "screenshots/06-sentiment-compare-390.png" });
 });

@@ -52,3 +52,25 @@ test("J/K move between cells, Shift+Enter runs the focused cell, theme and size 
   await page.getByTestId("toggle-size").click();
   await page.getByTestId("toggle-theme").click();
 });
+
+// A page load leaves the browser's console clean: no failed request (a missing favicon is a
+// 404 logged as an error), no script error, while the page hydrates and loads its deferred cells.
+test("loading the notebook logs no console error", async ({ page }) => {
+  const errors: string[] = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(`${message.text()} (${message.location().url})`);
+  });
+  page.on("pageerror", (error) => errors.push(error.message));
+  page.on("response", (response) => {
+    if (response.status() >= 400) errors.push(`${response.status()} ${response.url()}`);
+  });
+  await page.goto("/");
+  await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
+  // Hydrated, the deferred cells too: the notebook's controls are enabled only then (Compare
+  // in cell 3 is, whatever runs).
+  await expect(page.getByTestId("compare-run")).toBeEnabled();
+  // The browser asks for the page's icon after the load event (the live feed keeps a request
+  // open, so there is no network idle to wait for): give it a moment to answer.
+  await page.waitForTimeout(1_500);
+  expect(errors).toEqual([]);
+});

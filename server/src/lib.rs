@@ -16,6 +16,7 @@ pub mod incidents;
 pub mod index;
 pub mod kafka;
 pub mod lab;
+pub mod last_config;
 pub mod lesson;
 pub mod members;
 pub mod metrics;

@@ -31,6 +31,7 @@ use crate::kafka::broker::{BrokerError, EmbeddedBroker};
 use crate::kafka::inspect::{GroupRegistry, InspectError, Inspector};
 use crate::kafka::lag::LagBook;
 use crate::lab::{DeliveryLab, LabError};
+use crate::last_config::LastStreamerConfig;
 use crate::lesson::{Action, Lesson};
 use crate::members::{self, Identity, MemberBook};
 use crate::producer::ProducerMetrics;
@@ -152,6 +153,8 @@ pub struct Engine {
     sentiment_runtime: Arc<SentimentRuntime>,
     aggregate_metrics: Arc<AggregateMetrics>,
     data_dir: PathBuf,
+    /// The streamer's last config, kept over restarts (the dataset the cells word).
+    last_streamer: LastStreamerConfig,
     parquet_metrics: Arc<ParquetMetrics>,
     indexer_metrics: Arc<IndexerMetrics>,
     search: Arc<Backend>,
@@ -277,6 +280,7 @@ impl Engine {
             sentiment_runtime,
             aggregate_metrics,
             data_dir: settings.data_dir.clone(),
+            last_streamer: LastStreamerConfig::new(&settings.data_dir),
             parquet_metrics,
             indexer_metrics,
             search,
@@ -296,6 +300,12 @@ impl Engine {
             group_watch,
         });
         engine.parquet_metrics.scan(&engine.parquet_root());
+        if let (Some(config), Some(streamer)) = (
+            engine.last_streamer.load(),
+            engine.stages.get(&StageId::Streamer),
+        ) {
+            streamer.restore_config(config);
+        }
         engine.start_heartbeats();
         // Ended with the other background tasks (shutdown, or the engine dropped).
         tokio::spawn(
@@ -443,6 +453,11 @@ impl Engine {
         body: serde_json::Value,
     ) -> Result<(), EngineError> {
         stage.start(body).await?;
+        if stage.id() == StageId::Streamer
+            && let Some(config) = stage.config()
+        {
+            self.last_streamer.save(&config);
+        }
         self.lesson.record(Action::Started(stage.id()));
         self.rebalancing();
         Ok(())

@@ -367,6 +367,35 @@ mod tests {
     }
 
     #[test]
+    fn the_fields_the_upload_form_names_are_exactly_the_ones_a_record_needs() {
+        use serde_json::Value;
+        let value = |field: &str| match field {
+            "date" | "created_at" => Value::from("2024-01-01 09:00:00"),
+            "stars" => Value::from(4),
+            "hashtags" => serde_json::json!(["#kafka"]),
+            other => Value::from(format!("{other}-1")),
+        };
+        let check = |kind: DatasetKind, record: &serde_json::Map<String, Value>| {
+            let raw = Value::Object(record.clone()).to_string();
+            match kind {
+                DatasetKind::Yelp => parse_review(raw.as_bytes()).map(|_| ()),
+                _ => check_record(&kind.description(), raw.as_bytes()).map(|_| ()),
+            }
+        };
+        for kind in DatasetKind::ALL {
+            let fields = kind.required_fields();
+            let full: serde_json::Map<String, Value> =
+                fields.iter().map(|f| ((*f).to_owned(), value(f))).collect();
+            assert_eq!(check(kind, &full), Ok(()), "{kind:?} with {fields:?}");
+            for field in &fields {
+                let mut without = full.clone();
+                without.remove(*field);
+                assert!(check(kind, &without).is_err(), "{kind:?} without {field}");
+            }
+        }
+    }
+
+    #[test]
     fn tagged_records_name_their_dataset_and_reviews_are_not_tagged() {
         assert!(parse_dataset_record(GOOD.as_bytes()).is_none());
         assert!(parse_dataset_record(br#"{"dataset":"yelp"}"#).is_none());

@@ -285,6 +285,15 @@ impl Lifecycle {
         self.lock().config.clone()
     }
 
+    /// Takes the config of a run before this process started, so the status words the stage as
+    /// it last ran (`crate::last_config`); ignored once a run started here.
+    pub fn restore_config(&self, config: serde_json::Value) {
+        let mut inner = self.lock();
+        if inner.run.is_none() && inner.config.is_none() {
+            inner.config = Some(config);
+        }
+    }
+
     /// Starts `run` in a task. When it returns Ok the stage is `stopped` (it finished its work);
     /// when it returns Err the stage is `failed` with the error shown.
     pub fn launch<F, Fut, E>(

@@ -47,6 +47,8 @@ pub trait Control: Send + Sync {
     fn is_active(&self) -> bool;
     /// The config of the current (or last) run, as started.
     fn config(&self) -> Option<serde_json::Value>;
+    /// Takes the config of the last run before a restart (see [`crate::last_config`]).
+    fn restore_config(&self, _config: serde_json::Value) {}
     /// `None` for the broker, whose state is shown as Kafka's.
     fn status(&self) -> Option<StageStatus>;
     /// Waits for a crashed run loop to finish closing (shutdown).
@@ -115,6 +117,10 @@ impl<S: Stage> Control for Slot<S> {
 
     fn config(&self) -> Option<serde_json::Value> {
         self.life.config()
+    }
+
+    fn restore_config(&self, config: serde_json::Value) {
+        self.life.restore_config(config);
     }
 
     fn status(&self) -> Option<StageStatus> {

@@ -191,3 +191,49 @@ async fn the_producer_follows_a_restarted_streamer_to_its_new_port() {
     assert!(counter(engine, "producer", "reconnects") <= 50);
     engine.shutdown().await;
 }
+
+/// After a restart on the same data dir the streamer's status still carries its last run's
+/// config (stopped), so the cells word what the topics hold — tweets, not the default reviews —
+/// until a new run replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_streamers_last_config_survives_a_restart() {
+    use app::api::StageState;
+    use pipebook::pipeline::{Engine, EngineSettings};
+
+    let dataset_of = |engine: &Engine| {
+        let streamer = engine
+            .pipeline_status()
+            .stages
+            .into_iter()
+            .find(|s| s.id == "streamer")
+            .expect("the streamer's status");
+        let dataset = streamer.config.map(|c| c["dataset"].clone());
+        (streamer.state, dataset)
+    };
+    let t = start_engine().await;
+    t.engine
+        .start_stage("streamer", json!({"dataset": "tweets", "rate": 10}))
+        .await
+        .expect("streamer starts");
+    t.engine.stop_stage("streamer").await.expect("stops");
+    t.engine.shutdown().await;
+    let common::TestEngine { engine, dir } = t;
+    drop(engine);
+
+    let engine = Engine::start(EngineSettings::embedded(dir.path()))
+        .await
+        .expect("restarted on the same data dir");
+    assert_eq!(
+        dataset_of(&engine),
+        (StageState::Stopped, Some(json!("tweets")))
+    );
+    engine
+        .start_stage("streamer", json!({"rate": 10}))
+        .await
+        .expect("streamer starts again");
+    assert_eq!(
+        dataset_of(&engine),
+        (StageState::Running, Some(json!("yelp")))
+    );
+    engine.shutdown().await;
+}

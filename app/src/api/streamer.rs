@@ -231,6 +231,41 @@ impl DatasetKind {
         }
     }
 
+    /// The fields a window can group its records by (the description's `dimensions`).
+    pub fn dimensions(self) -> &'static [&'static str] {
+        match self {
+            DatasetKind::Yelp => &["business_id", "stars"],
+            DatasetKind::Tweets => &["hashtags"],
+            DatasetKind::Companies => &["country", "industry"],
+        }
+    }
+
+    /// The fields every record of a file of this kind must have (what the producer checks;
+    /// other fields pass through): the upload form names them.
+    pub fn required_fields(self) -> Vec<&'static str> {
+        if self == DatasetKind::Yelp {
+            // A Yelp line is read as a review (the server's `records::parse_review`): its
+            // fields without a default.
+            return vec![
+                "review_id",
+                "user_id",
+                "business_id",
+                "stars",
+                "text",
+                "date",
+            ];
+        }
+        let mut fields = vec![self.id_field(), self.key_field()];
+        fields.extend(self.text_field());
+        fields.push(self.time_field());
+        for dimension in self.dimensions() {
+            if !fields.contains(dimension) {
+                fields.push(dimension);
+            }
+        }
+        fields
+    }
+
     /// Whether its records carry stars a label can be checked against (Yelp reviews only).
     pub fn has_stars(self) -> bool {
         self == DatasetKind::Yelp
@@ -239,25 +274,23 @@ impl DatasetKind {
     /// The built-in description of this kind.
     pub fn description(self) -> DatasetDescription {
         let fields = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
-        let described = |dimensions: &[&str], explanation: &str| DatasetDescription {
+        let described = |explanation: &str| DatasetDescription {
             name: self,
             key_field: self.key_field().to_owned(),
             id_field: self.id_field().to_owned(),
             text_field: self.text_field().map(str::to_owned),
             time_field: self.time_field().to_owned(),
-            dimensions: fields(dimensions),
+            dimensions: fields(self.dimensions()),
             explanation: explanation.to_owned(),
         };
         match self {
             DatasetKind::Yelp => described(
-                &["business_id", "stars"],
                 "Yelp reviews, as seed 000 streams them: each review is keyed by \
                     its business, so one business's reviews stay in one partition, in order. \
                     Sentiment reads the text and can be checked against the stars the reviewer \
                     gave; windows count reviews by sentiment.",
             ),
             DatasetKind::Tweets => described(
-                &["hashtags"],
                 "Tweets, as seeds 001, 003 and 004 stream them: keyed by user, so \
                     one user's tweets stay in order in one partition and a chatty user makes a \
                     hot partition. Sentiment reads the short text, but there are no stars to \
@@ -271,7 +304,6 @@ impl DatasetKind {
                     and the search index holds them beside reviews, without stars.",
             ),
             DatasetKind::Companies => described(
-                &["country", "industry"],
                 "Companies, as seed 002's faker source makes them: records with \
                     no text at all, keyed by company id. There is nothing for sentiment to \
                     classify, so cell 3 skips them: each goes on to reviews.sentiment unlabelled \

@@ -228,23 +228,13 @@ fn ParquetSink() -> impl IntoView {
             members=stage.members()
             stage="parquet"
             topic="reviews.sentiment"
-            holds="each writes the records of the partitions listed to files on its own disk; under each member, its folder on its host and its newest files, from its heartbeat (this server's are also listed below). Kill one and its partitions move to the others, which write again what it had not committed."
+            holds="each writes the records of the partitions listed to files on its own disk; under each member, its folder on its host and its newest files, from its heartbeat. Kill one and its partitions move to the others, which write again what it had not committed."
         />
+        // The files themselves are listed under the sink's member above (its heartbeat's
+        // newest files, with the partitions they came from); this line counts all of them.
         <p class="muted" data-testid="parquet-summary">
-            {move || format!("{} files · {} rows on disk", counter("files_on_disk")(), thousands(i64::try_from(counter("rows_on_disk")()).unwrap_or(i64::MAX)))}
+            {move || format!("{} files · {} rows on disk under <data dir>/parquet", counter("files_on_disk")(), thousands(i64::try_from(counter("rows_on_disk")()).unwrap_or(i64::MAX)))}
         </p>
-        <table class="latest" data-testid="parquet-files">
-            <thead><tr><th>"File (under <data dir>/parquet)"</th><th>"Rows"</th><th>"Size"</th></tr></thead>
-            <tbody>
-                {move || live.snapshot.get().map(|s| s.parquet).unwrap_or_default().into_iter().map(|f| view! {
-                    <tr>
-                        <td><code>{f.path}</code></td>
-                        <td>{thousands(i64::try_from(f.rows).unwrap_or(i64::MAX))}</td>
-                        <td>{format!("{:.1} KiB", f.bytes as f64 / 1024.0)}</td>
-                    </tr>
-                }).collect_view()}
-            </tbody>
-        </table>
     }
 }
 
@@ -461,10 +451,7 @@ fn WindowChart(
     // Counted over every window of the kind, not only the ones drawn (nor sent by the feed).
     let caption = Signal::derive(move || {
         let count = view.get().count_of(kind);
-        format!(
-            "{} windows ({} open) · hover a bar for its count",
-            count.windows, count.open
-        )
+        format!("{} windows ({} open)", count.windows, count.open)
     });
     view! { <BarChart bars label=format!("{} windows", kind.as_str()) testid caption /> }
 }

@@ -6,7 +6,9 @@
 //! legend are spans placed at the same percentages beside it. So text is never stretched, it
 //! follows the page's font size (the large-font mode) and both themes' colours (CSS variables),
 //! and a chart is as readable 390 px wide as 1280. Everything renders on the server and hydrates
-//! as is; no script of its own: a tooltip is the SVG `<title>` of a bar or of a hover column.
+//! as is. A tooltip is the SVG `<title>` of a bar or of a hover column; a touch screen never
+//! shows those, so a tap (or a hover) on a column or bar also writes its values into a readout
+//! line under the chart: one pointer handler per chart, reading the column's `data-i`.
 //!
 //! A maintained library was measured first (leptos-chartistry 0.2.3; docs/benchmarks.md,
 //! "Charts"): it renders nothing on the server ("Loading..." until the browser measured the
@@ -161,9 +163,43 @@ fn column_title(lines: &TimeLines, i: usize, newest: i64, unit: &str) -> String 
     title
 }
 
-/// Lines over time with a value axis (round ticks, grid lines), a time axis ("−30 s" … "now",
-/// the newest point at the right edge), a legend, and a tooltip per sample: hovering a column
-/// highlights it and shows the time and every line's value there.
+/// The index a hover column or bar carries in its `data-i`, for the element a pointer is over
+/// (`None` over anything else: an axis, the plot's background).
+fn pointed_index(ev: &leptos::ev::PointerEvent) -> Option<usize> {
+    event_target::<leptos::web_sys::Element>(ev)
+        .get_attribute("data-i")?
+        .parse()
+        .ok()
+}
+
+/// A tooltip as one line, for the readout under a chart.
+fn one_line(title: &str) -> String {
+    title.replace('\n', " · ")
+}
+
+/// The hover columns of a time chart: for each sample inside the window, its index and the
+/// column's left edge and width, from halfway to the previous sample to halfway to the next.
+fn columns(times: &[i64], window_ms: i64) -> Vec<(usize, f64, f64)> {
+    let newest = times.last().copied().unwrap_or(0);
+    let xs: Vec<f64> = times
+        .iter()
+        .map(|at| x_of(*at, newest, window_ms))
+        .collect();
+    (0..xs.len())
+        .filter(|&i| xs[i] >= 0.0)
+        .map(|i| {
+            let left = if i == 0 {
+                xs[i]
+            } else {
+                (xs[i - 1] + xs[i]) / 2.0
+            };
+            let right = xs.get(i + 1).map_or(W, |next| (xs[i] + next) / 2.0);
+            let left = left.max(0.0);
+            (i, left, (right - left).max(1.0))
+        })
+        .collect()
+}
+
 /// The value axis's labels, one per tick, placed by their share of the axis's top.
 fn value_labels((top, ticks): (f64, Vec<f64>)) -> impl IntoView {
     ticks
@@ -187,6 +223,10 @@ fn grid_lines((top, ticks): (f64, Vec<f64>)) -> impl IntoView {
         .collect_view()
 }
 
+/// Lines over time with a value axis (round ticks, grid lines), a time axis ("−30 s" … "now",
+/// the newest point at the right edge), a legend, and a tooltip per sample: hovering a column
+/// highlights it and shows the time and every line's value there; tapping or hovering it also
+/// reads them out under the chart.
 #[component]
 pub fn TimeChart(
     data: Signal<TimeLines>,
@@ -230,31 +270,56 @@ pub fn TimeChart(
                 .collect_view()
         })
     };
-    // One column per sample, from halfway to the previous sample to halfway to the next.
-    let hover =
-        move || {
-            data.with(|d| {
-                let newest = d.times.last().copied().unwrap_or(0);
-                let xs: Vec<f64> = d
-                    .times
-                    .iter()
-                    .map(|at| x_of(*at, newest, window_ms))
-                    .collect();
-                (0..xs.len())
-                .filter(|&i| xs[i] >= 0.0)
-                .map(|i| {
-                    let left = if i == 0 { xs[i] } else { (xs[i - 1] + xs[i]) / 2.0 };
-                    let right = xs.get(i + 1).map_or(W, |next| (xs[i] + next) / 2.0);
+    // One column per sample; its `data-i` tells the pointer handler which sample it is.
+    let hover = move || {
+        data.with(|d| {
+            let newest = d.times.last().copied().unwrap_or(0);
+            columns(&d.times, window_ms)
+                .into_iter()
+                .map(|(i, left, width)| {
                     view! {
-                        <rect class="hover" x=format!("{:.1}", left.max(0.0))
-                            y="0" width=format!("{:.1}", (right - left.max(0.0)).max(1.0)) height=H>
+                        <rect class="hover" data-i=i x=format!("{left:.1}") y="0"
+                            width=format!("{width:.1}") height=H>
                             <title>{column_title(d, i, newest, unit)}</title>
                         </rect>
                     }
                 })
                 .collect_view()
+        })
+    };
+    // The sample tapped or hovered last, by its time: the readout stays on that second while
+    // newer samples arrive, until it leaves the window.
+    let picked = RwSignal::new(None::<i64>);
+    let pick = move |ev: leptos::ev::PointerEvent| {
+        if let Some(i) = pointed_index(&ev) {
+            picked.set(data.with_untracked(|d| d.times.get(i).copied()));
+        }
+    };
+    let picked_index = move || {
+        let at = picked.get()?;
+        data.with(|d| d.times.iter().position(|t| *t == at))
+    };
+    let highlight = move || {
+        let i = picked_index()?;
+        data.with(|d| {
+            let (_, left, width) = columns(&d.times, window_ms)
+                .into_iter()
+                .find(|(column, _, _)| *column == i)?;
+            Some(view! {
+                <rect class="picked" x=format!("{left:.1}") y="0" width=format!("{width:.1}") height=H />
             })
-        };
+        })
+    };
+    // `None` (nothing at all, not an empty text) hydrates as the server rendered it.
+    let readout = move || match picked_index() {
+        Some(i) => Some(data.with(|d| {
+            let newest = d.times.last().copied().unwrap_or(0);
+            one_line(&column_title(d, i, newest, unit))
+        })),
+        // A compact chart's panel has no room for the hint: its readout appears on a tap.
+        None if compact => None,
+        None => Some("Tap or hover the chart to read a second's values here.".to_owned()),
+    };
     let legend = move || {
         data.with(|d| {
             d.lines
@@ -276,15 +341,18 @@ pub fn TimeChart(
         <figure class="chart time-chart" class:compact=compact data-testid=testid aria-label=label>
             <div class="plot">
                 <div class="y-ticks" aria-hidden="true">{y_ticks}</div>
-                <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" aria-hidden="true">
+                <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" aria-hidden="true"
+                    on:pointerover=pick on:pointerdown=pick>
                     {grid}
                     <line class="axis" x1="0" y1=H x2=W y2=H />
                     <line class="axis" x1="0" y1="0" x2="0" y2=H />
                     {lines}
+                    {highlight}
                     {hover}
                 </svg>
                 <div class="x-ticks" aria-hidden="true">{x_ticks}</div>
             </div>
+            <p class="chart-readout" data-testid="chart-readout">{readout}</p>
             <figcaption class="chart-legend">{legend}</figcaption>
         </figure>
     }
@@ -356,7 +424,27 @@ fn labels_that_fit(bars: &[Bar]) -> usize {
     {
         0..=3 => 12,
         4..=6 => 7,
-        _ => 5,
+        // A clock time: four, so the first one, moved inside the plot's left edge (see
+        // [`bar_label_anchor`]), still clears the next (five overlapped, 390 px wide).
+        _ => 4,
+    }
+}
+
+/// Where the label under bar `i` of `n` goes, as a share of the plot's width, and how it is
+/// anchored: centred under its bar, except near an edge, where a centred label would stick out
+/// of the plot (the first of 14 windows' times did, 390 px wide): it then starts at its bar's
+/// left edge, or ends at the last bar's right edge.
+fn bar_label_anchor(i: usize, n: usize) -> (&'static str, f64) {
+    /// Half a clock time's width ("17:32:10") in a plot 390 px wide, in per cent.
+    const EDGE_PCT: f64 = 8.0;
+    let slot = 100.0 / n.max(1) as f64;
+    let centre = (i as f64 + 0.5) * slot;
+    if centre < EDGE_PCT {
+        ("start", i as f64 * slot)
+    } else if centre > 100.0 - EDGE_PCT {
+        ("end", (i as f64 + 1.0) * slot)
+    } else {
+        ("", centre)
     }
 }
 
@@ -407,11 +495,12 @@ pub fn BarChart(
                         }
                     })
                     .collect_view();
-                // The tooltip covers the whole slot, up to the top: short bars are easy to hover.
+                // The tooltip covers the whole slot, up to the top: short bars are easy to hover
+                // and to tap.
                 view! {
                     <g class:faded=bar.faded>
                         {segments}
-                        <rect class="hover" x=format!("{:.1}", i as f64 * slot) y="0"
+                        <rect class="hover" data-i=i x=format!("{:.1}", i as f64 * slot) y="0"
                             width=format!("{slot:.1}") height=H>
                             <title>{bar_title(&bar)}</title>
                         </rect>
@@ -420,17 +509,40 @@ pub fn BarChart(
             })
             .collect_view()
     };
+    // The bar tapped or hovered last, by its label: windows move left as new ones open, and
+    // the readout follows its bar until it is gone.
+    let picked = RwSignal::new(None::<String>);
+    let pick = move |ev: leptos::ev::PointerEvent| {
+        if let Some(i) = pointed_index(&ev) {
+            picked.set(bars.with_untracked(|bars| bars.get(i).map(|b| b.label.clone())));
+        }
+    };
+    let picked_index = move || {
+        let label = picked.get()?;
+        bars.with(|bars| bars.iter().position(|b| b.label == label))
+    };
+    let highlight = move || {
+        let i = picked_index()?;
+        let slot = slot();
+        Some(view! {
+            <rect class="picked" x=format!("{:.1}", i as f64 * slot) y="0" width=format!("{slot:.1}") height=H />
+        })
+    };
+    let readout = move || {
+        picked_index()
+            .and_then(|i| bars.with(|bars| bars.get(i).map(|bar| one_line(&bar_title(bar)))))
+            .unwrap_or_else(|| "Tap or hover a bar to read its values here.".to_owned())
+    };
     // Labels under the bars: as many as fit a phone's width, every n-th bar's beyond that.
     let x_labels = move || {
         let bars = bars.get();
         let every = bars.len().div_ceil(labels_that_fit(&bars)).max(1);
-        let pct = 100.0 / bars.len().max(1) as f64;
         bars.iter()
             .enumerate()
             .filter(|(i, _)| i % every == 0)
             .map(|(i, bar)| {
-                let style = format!("left:{:.2}%", (i as f64 + 0.5) * pct);
-                view! { <span style=style>{bar.label.clone()}</span> }
+                let (edge, left) = bar_label_anchor(i, bars.len());
+                view! { <span class=edge style=format!("left:{left:.2}%")>{bar.label.clone()}</span> }
             })
             .collect_view()
     };
@@ -456,16 +568,19 @@ pub fn BarChart(
             <div class="plot">
                 <div class="y-ticks" aria-hidden="true">{y_ticks}</div>
                 <div class="marks">
-                    <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" aria-hidden="true">
+                    <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" aria-hidden="true"
+                        on:pointerover=pick on:pointerdown=pick>
                         {grid}
                         <line class="axis" x1="0" y1=H x2=W y2=H />
                         <line class="axis" x1="0" y1="0" x2="0" y2=H />
+                        {highlight}
                         {drawn}
                     </svg>
                     <div class="notes" aria-hidden="true">{notes}</div>
                 </div>
                 <div class="x-ticks bar-labels" aria-hidden="true">{x_labels}</div>
             </div>
+            <p class="chart-readout" data-testid="chart-readout">{readout}</p>
             {caption.map(|caption| view! { <figcaption>{caption}</figcaption> })}
         </figure>
     }
@@ -531,6 +646,31 @@ mod tests {
     }
 
     #[test]
+    fn each_sample_in_the_window_gets_a_column_between_its_neighbours() {
+        // A 4 s window: 0 s is the left edge, 2 s the middle, 4 s the right edge; a sample
+        // older than the window has no column, and the first one in it starts at the edge.
+        let columns = columns(&[-1_000, 0, 2_000, 4_000], 4_000);
+        assert_eq!(
+            columns,
+            [(1, 0.0, 250.0), (2, 250.0, 500.0), (3, 750.0, 250.0)]
+        );
+        assert_eq!(one_line("a\nb: 1\nc: 2"), "a · b: 1 · c: 2");
+    }
+
+    #[test]
+    fn bar_labels_near_an_edge_are_anchored_inside_the_plot() {
+        // 14 windows: the first bar's centre is 3.6 % from the left edge.
+        assert_eq!(bar_label_anchor(0, 14), ("start", 0.0));
+        assert_eq!(bar_label_anchor(13, 14), ("end", 100.0));
+        let (edge, left) = bar_label_anchor(6, 14);
+        assert_eq!(edge, "");
+        assert!((left - 46.43).abs() < 0.01, "{left}");
+        // Three bars: each label centred under its bar.
+        assert_eq!(bar_label_anchor(0, 3).0, "");
+        assert_eq!(bar_label_anchor(2, 3).0, "");
+    }
+
+    #[test]
     fn long_bar_labels_are_thinned_out() {
         let bars = |n: usize, label: &str| -> Vec<Bar> {
             (0..n)
@@ -543,7 +683,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(labels_that_fit(&bars(5, "5★")), 12);
-        assert_eq!(labels_that_fit(&bars(20, "17:32:10")), 5);
+        assert_eq!(labels_that_fit(&bars(20, "17:32:10")), 4);
     }
 
     #[test]

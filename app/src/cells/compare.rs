@@ -139,27 +139,48 @@ fn percent(part: u64, whole: u64) -> String {
     }
 }
 
-fn score_row(
-    name: &'static str,
-    s: ClassifierScore,
+/// The scores table, A and B side by side, one row per figure: two columns of values fit a
+/// phone's width, where a column per figure made the table scroll sideways.
+fn score_table(
+    (a, b): (ClassifierScore, ClassifierScore),
     with_stars: u64,
     dataset: DatasetKind,
 ) -> impl IntoView {
-    let classifier = match &s.model {
+    let name = |s: &ClassifierScore| match &s.model {
         Some(model) => format!("{} ({model})", s.classifier),
         None => s.classifier.clone(),
     };
+    let latency = |s: &ClassifierScore| {
+        s.mean_latency_ms
+            .map_or("–".to_owned(), |ms| format!("{ms:.0} ms"))
+    };
+    let no_stars = (with_stars == 0).then(|| {
+        format!(
+            "{} carry no stars to check a label against",
+            dataset.records_noun()
+        )
+    });
+    let row = |figure: String, a: String, b: String| {
+        view! { <tr><th scope="row">{figure}</th><td>{a}</td><td>{b}</td></tr> }
+    };
+    let (a, b) = (&a, &b);
     view! {
-        <tr>
-            <th>{name}</th>
-            <td>{classifier}</td>
-            <td data-testid="compare-accuracy" title=format!("{} carry no stars to check a label against", dataset.records_noun())>
-                {accuracy(&s, with_stars)}
-            </td>
-            <td>{format!("{:.0}", s.reviews_per_s)}</td>
-            <td>{s.mean_latency_ms.map_or("–".to_owned(), |ms| format!("{ms:.0} ms"))}</td>
-            <td>{s.fallbacks}</td>
-        </tr>
+        <table class="compare-scores" data-testid="compare-scores">
+            <thead>
+                <tr><th></th><th scope="col">"A"</th><th scope="col">"B"</th></tr>
+            </thead>
+            <tbody>
+                {row("Classifier".to_owned(), name(a), name(b))}
+                <tr>
+                    <th scope="row">"Agrees with stars"</th>
+                    <td data-testid="compare-accuracy" title=no_stars.clone()>{accuracy(a, with_stars)}</td>
+                    <td data-testid="compare-accuracy" title=no_stars>{accuracy(b, with_stars)}</td>
+                </tr>
+                {row(format!("{}/s", capitalized(dataset.records_noun())), format!("{:.0}", a.reviews_per_s), format!("{:.0}", b.reviews_per_s))}
+                {row("Latency".to_owned(), latency(a), latency(b))}
+                {row("Fallbacks".to_owned(), a.fallbacks.to_string(), b.fallbacks.to_string())}
+            </tbody>
+        </table>
     }
 }
 
@@ -200,15 +221,7 @@ fn ComparisonView(c: ClassifierComparison) -> impl IntoView {
             {left_out.map(|note| view! { <p class="muted">{note}</p> })}
             <div class="two-col">
                 <div>
-                    <table class="compare-scores" data-testid="compare-scores">
-                        <thead>
-                            <tr><th></th><th>"Classifier"</th><th>"Agrees with stars"</th><th>{format!("{}/s", capitalized(records))}</th><th>"Latency"</th><th>"Fallbacks"</th></tr>
-                        </thead>
-                        <tbody>
-                            {score_row("A", c.a.clone(), c.with_stars, dataset)}
-                            {score_row("B", c.b.clone(), c.with_stars, dataset)}
-                        </tbody>
-                    </table>
+                    {score_table((c.a.clone(), c.b.clone()), c.with_stars, dataset)}
                 </div>
                 <div>
                     <table class="confusion" data-testid="compare-matrix">

@@ -200,7 +200,8 @@ impl LiveStage {
     }
 }
 
-/// The dataset the pipeline carries: the streamer's running (or last) run's, Yelp before it
+/// The dataset the pipeline carries: the streamer's running (or last) run's — also one from
+/// before a server restart, which the server keeps in `<data dir>/streamer.json` — Yelp before it
 /// ever ran. The one place every cell's wording reads it from (with [`DatasetKind`]'s nouns and
 /// fields), so the cells' sentences change together when the dataset is switched.
 fn streamed_dataset() -> Memo<DatasetKind> {

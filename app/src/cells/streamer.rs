@@ -150,7 +150,7 @@ pub fn StreamerCell() -> impl IntoView {
                         <option value="companies">"companies"</option>
                     </select>
                 </label>
-                <SourcePicker source datasets />
+                <SourcePicker source datasets dataset=Signal::derive(chosen) />
                 <label>
                     "Stop after"
                     <input type="number" min="1" name="limit" placeholder="never" bind:value=limit />
@@ -222,7 +222,7 @@ pub fn StreamerCell() -> impl IntoView {
                 {move || DatasetKind::parse(&dataset.get()).map(|kind| kind.description().explanation)}
             </p>
             <Controls>
-                <DatasetUpload source datasets />
+                <DatasetUpload source datasets dataset=Signal::derive(chosen) />
             </Controls>
             <SocketsNote />
             <ErrorLine error />
@@ -365,7 +365,11 @@ fn dataset_label(dataset: &DatasetInfo) -> String {
 
 /// The source: the built-in generator, or one of the datasets on the server.
 #[component]
-fn SourcePicker(source: RwSignal<String>, datasets: Datasets) -> impl IntoView {
+fn SourcePicker(
+    source: RwSignal<String>,
+    datasets: Datasets,
+    dataset: Signal<DatasetKind>,
+) -> impl IntoView {
     let options = move || {
         let listed = datasets.list.get().map(|l| l.datasets).unwrap_or_default();
         let chosen = source.get();
@@ -391,7 +395,10 @@ fn SourcePicker(source: RwSignal<String>, datasets: Datasets) -> impl IntoView {
             <select
                 name="source"
                 data-testid="streamer-source"
-                title="the built-in generator, or a Yelp-format JSON-lines file in the server's datasets folder"
+                title=move || format!(
+                    "the built-in generator, or a JSON-lines file of {} in the server's datasets folder",
+                    dataset.get().records_noun(),
+                )
                 prop:value=move || source.get()
                 on:change=move |ev| source.set(event_target_value(&ev))
             >
@@ -404,9 +411,29 @@ fn SourcePicker(source: RwSignal<String>, datasets: Datasets) -> impl IntoView {
     }
 }
 
-/// Upload a JSON-lines file into the datasets folder; on success it becomes the source.
+/// What a file of the chosen dataset must hold, for the upload's label: "a .jsonl file of
+/// tweets: one JSON object a line with tweet_id, user, text, created_at and hashtags".
+fn upload_format(dataset: DatasetKind) -> String {
+    let fields = dataset.required_fields();
+    let listed = match fields.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    format!(
+        "a .jsonl file of {}: one JSON object a line with {listed}",
+        dataset.records_noun()
+    )
+}
+
+/// Upload a JSON-lines file into the datasets folder; on success it becomes the source. Its
+/// label names the fields the dataset chosen in the form needs.
 #[component]
-fn DatasetUpload(source: RwSignal<String>, datasets: Datasets) -> impl IntoView {
+fn DatasetUpload(
+    source: RwSignal<String>,
+    datasets: Datasets,
+    dataset: Signal<DatasetKind>,
+) -> impl IntoView {
     let file_input = NodeRef::<leptos::html::Input>::new();
     let replace = RwSignal::new(false);
     let uploading = RwSignal::new(false);
@@ -442,7 +469,9 @@ fn DatasetUpload(source: RwSignal<String>, datasets: Datasets) -> impl IntoView 
     view! {
         <form class="controls dataset-upload" on:submit=|ev| ev.prevent_default()>
             <label class="wide">
-                {move || format!("Add a dataset: a Yelp-format .jsonl file{}", limit())}
+                <span data-testid="dataset-upload-format">
+                    {move || format!("Add a dataset: {}{}", upload_format(dataset.get()), limit())}
+                </span>
                 <input
                     type="file"
                     name="dataset"
@@ -495,5 +524,23 @@ fn SocketsNote() -> impl IntoView {
                 }
             }}
         </p>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upload_label_names_the_chosen_datasets_fields() {
+        assert_eq!(
+            upload_format(DatasetKind::Tweets),
+            "a .jsonl file of tweets: one JSON object a line with tweet_id, user, text, created_at and hashtags"
+        );
+        assert!(upload_format(DatasetKind::Yelp).starts_with("a .jsonl file of reviews: "));
+        assert!(
+            upload_format(DatasetKind::Companies)
+                .contains("company_id, created_at, country and industry")
+        );
     }
 }

@@ -1,0 +1,64 @@
+import { expect, test, type Locator } from "@playwright/test";
+import { stopAllStages } from "./reset";
+
+// A phone: 390 px wide, a touch screen (no hover, so no `<title>` tooltips).
+test.use({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true });
+
+test.beforeEach(async ({ request }) => {
+  await stopAllStages(request);
+});
+
+test.afterEach(async ({ request }) => {
+  await stopAllStages(request);
+});
+
+/** How far `inner`'s box reaches past `outer`'s on the left and on the right (0 when inside). */
+async function overhang(inner: Locator, outer: Locator): Promise<number> {
+  const [a, b] = [await inner.boundingBox(), await outer.boundingBox()];
+  if (!a || !b) throw new Error("not laid out");
+  return Math.max(0, b.x - a.x, a.x + a.width - (b.x + b.width));
+}
+
+test("on a phone a tap on a chart reads out its values, and the time axis stays inside", async ({
+  page,
+  request,
+}) => {
+  for (const [stage, body] of [
+    ["producer", {}],
+    ["sentiment", {}],
+    ["aggregate", { tumbling_secs: 5 }],
+    ["streamer", { rate: 100 }],
+  ] as const) {
+    expect((await request.post(`/api/stages/${stage}/start`, { data: body })).ok()).toBeTruthy();
+  }
+  await page.goto("/#cell-3");
+  await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
+
+  // The lag chart: tap the newest second; the line under it names each partition's lag.
+  const lag = page.getByTestId("lag-chart");
+  await expect(lag.locator("path.lag-line")).toHaveCount(3, { timeout: 60_000 });
+  const readout = lag.getByTestId("chart-readout");
+  await expect(readout).toHaveText(/^Tap or hover/);
+  await lag.locator("rect.hover").last().tap();
+  await expect(readout).toContainText(/\d\d:\d\d:\d\d UTC \(now\) · reviews-0: [\d,]+ records behind/);
+  await expect(lag.locator("rect.picked")).toHaveCount(1);
+
+  // Every time label of the lag chart and of the stage's rates sparkline within its chart.
+  for (const chart of [lag, page.locator("#cell-3").getByTestId("rates-sparkline").first()]) {
+    const labels = chart.locator(".x-ticks span");
+    expect(await labels.count()).toBeGreaterThan(1);
+    for (const label of await labels.all()) {
+      expect(await overhang(label, chart), await label.innerText()).toBeLessThanOrEqual(0.5);
+    }
+  }
+  await lag.screenshot({ path: "screenshots/charts-lag-tapped-390.png" });
+
+  // A bar chart: cell 4's tumbling windows; a tap on a bar reads out its count.
+  await page.goto("/#cell-4");
+  const windows = page.getByTestId("chart-tumbling");
+  await expect(windows.locator("rect.bar-seg").first()).toBeAttached({ timeout: 60_000 });
+  const bar = windows.locator("rect.hover").first();
+  await bar.tap();
+  await expect(windows.getByTestId("chart-readout")).toContainText(/^\d\d:\d\d:\d\d: [\d,]+/);
+  await windows.screenshot({ path: "screenshots/charts-bar-tapped-390.png" });
+});
