@@ -50,13 +50,20 @@ const EXTERNAL_ENV: &str = "PIPEBOOK_CONFORMANCE_EXTERNAL";
 const EXTERNAL_RESTART_ENV: &str = "PIPEBOOK_CONFORMANCE_EXTERNAL_RESTART";
 
 fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.trim().is_empty())
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
 }
 
 /// The broker a case runs against.
 enum Served {
-    Embedded { broker: EmbeddedBroker, _dir: TempDir },
-    External { restart: Option<String> },
+    Embedded {
+        broker: EmbeddedBroker,
+        _dir: TempDir,
+    },
+    External {
+        restart: Option<String>,
+    },
 }
 
 struct Cluster {
@@ -347,7 +354,10 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 /// record lands exactly once (retries of requests the broker already wrote are not duplicated).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_produce_with_retries_writes_each_record_once() {
-    if skipped_on_external("idempotent_produce_with_retries_writes_each_record_once", Needs::Restart) {
+    if skipped_on_external(
+        "idempotent_produce_with_retries_writes_each_record_once",
+        Needs::Restart,
+    ) {
         return;
     }
     const N: usize = 3_000;
@@ -1348,7 +1358,10 @@ impl rdkafka::producer::ProducerContext for Acked {
 /// offsets are where they were.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_serving_process_loses_no_acknowledged_record() {
-    if skipped_on_external("kill_9_of_the_serving_process_loses_no_acknowledged_record", Needs::EmbeddedServer) {
+    if skipped_on_external(
+        "kill_9_of_the_serving_process_loses_no_acknowledged_record",
+        Needs::EmbeddedServer,
+    ) {
         return;
     }
     let data = tempfile::tempdir().expect("data dir");
@@ -1507,7 +1520,10 @@ fn offsets_of(list: &TopicPartitionList) -> BTreeMap<i32, i64> {
 /// anyone, for ever (every stage of a killed and restarted workbench but the sentiment group).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_whose_leader_died_with_the_server_is_assigned_again_after_the_restart() {
-    if skipped_on_external("a_group_whose_leader_died_with_the_server_is_assigned_again_after_the_restart", Needs::EmbeddedServer) {
+    if skipped_on_external(
+        "a_group_whose_leader_died_with_the_server_is_assigned_again_after_the_restart",
+        Needs::EmbeddedServer,
+    ) {
         return;
     }
     let data = tempfile::tempdir().expect("data dir");
@@ -1572,7 +1588,10 @@ async fn a_group_whose_leader_died_with_the_server_is_assigned_again_after_the_r
 /// the broker's going away surfaced as a read error mid-batch).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_reading_through_a_broker_restart_skips_no_offset() {
-    if skipped_on_external("a_consumer_reading_through_a_broker_restart_skips_no_offset", Needs::Restart) {
+    if skipped_on_external(
+        "a_consumer_reading_through_a_broker_restart_skips_no_offset",
+        Needs::Restart,
+    ) {
         return;
     }
     const N: usize = 30_000;
