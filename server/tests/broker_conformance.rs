@@ -58,7 +58,8 @@ fn non_empty_env(name: &str) -> Option<String> {
 /// The broker a case runs against.
 enum Served {
     Embedded {
-        broker: EmbeddedBroker,
+        // Boxed: the broker is large, and clippy weighs the variants.
+        broker: Box<EmbeddedBroker>,
         _dir: TempDir,
     },
     External {
@@ -88,7 +89,10 @@ async fn cluster() -> Cluster {
     broker.start().await.expect("broker starts");
     let settings = KafkaSettings::plaintext(broker.bootstrap_servers(), 3);
     Cluster {
-        served: Served::Embedded { broker, _dir: dir },
+        served: Served::Embedded {
+            broker: Box::new(broker),
+            _dir: dir,
+        },
         settings,
     }
 }
