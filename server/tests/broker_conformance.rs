@@ -162,6 +162,12 @@ impl Cluster {
             broker.stop().await;
         }
     }
+
+    /// [`read_all`] of `topic` off the async runtime.
+    async fn read_all(&self, topic: &'static str, isolation: &'static str) -> Vec<Seen> {
+        let settings = self.settings.clone();
+        blocking(move || read_all(&settings, topic, isolation)).await
+    }
 }
 
 /// Waits until the broker answers a metadata request.
@@ -190,11 +196,17 @@ fn producer(settings: &KafkaSettings, extra: &[(&str, &str)]) -> BaseProducer {
 }
 
 fn transactional(settings: &KafkaSettings, id: &str) -> BaseProducer {
+    transactional_with_timeout(settings, id, 60_000)
+}
+
+/// A transactional producer whose transactions the broker aborts after `timeout_ms`.
+fn transactional_with_timeout(settings: &KafkaSettings, id: &str, timeout_ms: u32) -> BaseProducer {
+    let timeout_ms = timeout_ms.to_string();
     let producer = producer(
         settings,
         &[
             ("transactional.id", id),
-            ("transaction.timeout.ms", "60000"),
+            ("transaction.timeout.ms", &timeout_ms),
         ],
     );
     producer.init_transactions(CALL).expect("init_transactions");
@@ -219,6 +231,16 @@ fn send(producer: &BaseProducer, topic: &str, key: &str, value: &str) {
         .send(BaseRecord::to(topic).key(key).payload(value))
         .map_err(|(error, _)| error)
         .expect("enqueue");
+}
+
+/// Begins a transaction and writes `n` records valued `{prefix}0…` in it, acknowledged (flushed),
+/// leaving the transaction open.
+fn write_in_new_transaction(producer: &BaseProducer, topic: &str, prefix: &str, n: usize) {
+    producer.begin_transaction().expect("begin");
+    for i in 0..n {
+        send(producer, topic, "k", &format!("{prefix}{i}"));
+    }
+    producer.flush(CALL).expect("flush");
 }
 
 fn consumer_config(settings: &KafkaSettings, group: &str) -> rdkafka::ClientConfig {
@@ -1073,11 +1095,7 @@ async fn aborted_and_open_transactions_are_invisible_to_read_committed() {
     let settings = c.settings.clone();
     let producer = blocking(move || {
         let producer = transactional(&settings, "t-abort");
-        producer.begin_transaction().expect("begin");
-        for i in 0..10 {
-            send(&producer, "txn.abort", "k", &format!("aborted{i}"));
-        }
-        producer.flush(CALL).expect("flush");
+        write_in_new_transaction(&producer, "txn.abort", "aborted", 10);
         producer.abort_transaction(CALL).expect("abort_transaction");
         producer.begin_transaction().expect("begin");
         for i in 0..5 {
@@ -1087,11 +1105,7 @@ async fn aborted_and_open_transactions_are_invisible_to_read_committed() {
             .commit_transaction(CALL)
             .expect("commit_transaction");
         // A third transaction stays open.
-        producer.begin_transaction().expect("begin");
-        for i in 0..3 {
-            send(&producer, "txn.abort", "k", &format!("open{i}"));
-        }
-        producer.flush(CALL).expect("flush");
+        write_in_new_transaction(&producer, "txn.abort", "open", 3);
         producer
     })
     .await;
@@ -1123,11 +1137,7 @@ async fn a_crashed_transactional_producer_is_fenced_by_its_successor() {
     let settings = c.settings.clone();
     let (zombie_commit, successor_commit) = blocking(move || {
         let zombie = transactional(&settings, "t-fence");
-        zombie.begin_transaction().expect("begin");
-        for i in 0..10 {
-            send(&zombie, "txn.fence", "k", &format!("zombie{i}"));
-        }
-        zombie.flush(CALL).expect("flush");
+        write_in_new_transaction(&zombie, "txn.fence", "zombie", 10);
         // The successor starts with the same transactional.id: the zombie's epoch is over.
         let successor = transactional(&settings, "t-fence");
         let zombie_commit = zombie.commit_transaction(CALL);
@@ -1148,6 +1158,94 @@ async fn a_crashed_transactional_producer_is_fenced_by_its_successor() {
         (0..5).map(|i| format!("successor{i}")).collect::<Vec<_>>()
     );
     c.stop().await;
+}
+
+/// A transactional producer abandoned inside a transaction (it never commits, aborts or
+/// returns) holds the partition's last stable offset only until its `transaction.timeout.ms`:
+/// the broker then aborts the transaction, so read_committed readers move on to what another
+/// producer wrote after it and never see the abandoned records, and the zombie's late commit
+/// is refused (its epoch is fenced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_transaction_is_aborted_after_its_timeout() {
+    let c = cluster().await;
+    c.topic("txn.timeout", 1).await;
+    let settings = c.settings.clone();
+    let zombie = blocking(move || {
+        let zombie = transactional_with_timeout(&settings, "t-timeout", ABANDONED_TXN_TIMEOUT_MS);
+        write_in_new_transaction(&zombie, "txn.timeout", "abandoned", 10);
+        zombie
+    })
+    .await;
+    // Another producer writes after the open transaction: a read_committed reader cannot see
+    // its records while the transaction holds the last stable offset below them.
+    produce_numbered(&c.settings, "txn.timeout", 5).await;
+
+    let settings = c.settings.clone();
+    let seen = blocking(move || read_committed_until(&settings, "txn.timeout", 5)).await;
+    assert_eq!(
+        values(&seen),
+        (0..5).map(|i| format!("r{i:04}")).collect::<Vec<_>>(),
+        "read_committed saw the abandoned transaction's records: {seen:?}"
+    );
+    // The abandoned records were written (a read_uncommitted reader sees them): the broker
+    // aborted them, it did not lose them.
+    let everything = c.read_all("txn.timeout", "read_uncommitted").await;
+    let abandoned = everything
+        .iter()
+        .filter(|s| s.value.starts_with("abandoned"))
+        .count();
+    assert_eq!(abandoned, 10, "{everything:?}");
+
+    let late_commit = blocking(move || zombie.commit_transaction(CALL)).await;
+    let error = late_commit.expect_err("the timed-out producer cannot commit");
+    println!("zombie's late commit: {error}");
+    let after = c.read_all("txn.timeout", "read_committed").await;
+    assert_eq!(values(&after), values(&seen), "{after:?}");
+    c.stop().await;
+}
+
+/// The abandoned producer's `transaction.timeout.ms`: short, so the test does not wait long.
+const ABANDONED_TXN_TIMEOUT_MS: u32 = 3000;
+
+/// Reads `topic` as read_committed from the start until `expected` records are seen (or
+/// [`PATIENCE`] runs out), failing at once on a record of an aborted ("abandoned")
+/// transaction.
+fn read_committed_until(settings: &KafkaSettings, topic: &str, expected: usize) -> Vec<Seen> {
+    let consumer: BaseConsumer = consumer_config(settings, &format!("reader-{topic}"))
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("reader");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    while seen.len() < expected {
+        assert!(
+            Instant::now() < deadline,
+            "read_committed saw {} of {expected} records of {topic}: {seen:?}",
+            seen.len()
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let value =
+                    String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+                assert!(
+                    !value.starts_with("abandoned"),
+                    "read_committed delivered {value} of the abandoned transaction"
+                );
+                seen.push(Seen {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    value,
+                });
+            }
+            Some(Err(error)) => panic!("reading {topic}: {error}"),
+            None => {}
+        }
+    }
+    seen
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ pub fn AggregateCell() -> impl IntoView {
                 " is when the job reads it. The " <em>"watermark"</em>
                 {move || format!(" trails the latest event time by the allowed lateness: a window closes when the watermark passes its end, and a {} older than the watermark is ", record())}
                 <em>"late"</em> " — counted apart, dropped or kept in " <code>"reviews.late"</code>
-                ". Duplicates (same " <code>{move || dataset.get().id_field()}</code> ") are skipped. The state is kept per partition of "
+                ". Duplicates (same " <code>{move || dataset.get().id_field()}</code> ") are skipped: streaming again with a seed used before sends the same ids, which count as duplicates. The state is kept per partition of "
                 <code>"reviews.sentiment"</code> ", as in Kafka Streams: after every trigger each partition's windows and the offset they cover are "
                 <em>"checkpointed"</em> " together, as one record of the compacted topic " <code>"pipebook.aggregate.changelog"</code>
                 {move || format!(". Crash the job, start it again — or run more members in its group — and whoever is assigned a partition resumes it without losing or double-counting a {}.", record())}

@@ -155,7 +155,7 @@ pub fn StreamerCell() -> impl IntoView {
                     "Stop after"
                     <input type="number" min="1" name="limit" placeholder="never" bind:value=limit />
                 </label>
-                <label>
+                <label title="the same seed sends the same records with the same ids: stream it again and the windows stage skips them as duplicates; another seed sends new ones">
                     "Seed"
                     <input type="number" min="0" name="seed" bind:value=seed />
                 </label>

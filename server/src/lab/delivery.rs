@@ -289,7 +289,9 @@ fn describe(result: &mut DeliveryResult, measured: &Measured) {
         DeliveryMode::ExactlyOnce if counts.lost == 0 && counts.duplicated == 0 => format!(
             "Crashed inside the transaction holding {batch} and its offsets: the restart \
              aborted it and redid the batch in a new transaction; read_committed readers never \
-             saw the aborted copies."
+             saw the aborted copies. Had the job never come back, the broker would have aborted \
+             it once it was open longer than the producer's transaction.timeout.ms (60 s by \
+             default)."
         ),
         DeliveryMode::ExactlyOnce => {
             let failed = format!(

@@ -48,6 +48,10 @@ use tracing::{Instrument, Level, debug, error, span};
 use url::Url;
 use uuid::Uuid;
 
+/// Pipebook patch (vendor/PATCHES.md, "transaction timeout"): the period of the check that
+/// aborts transactions open longer than their producer's `transaction.timeout.ms`.
+const TXN_EXPIRY_INTERVAL: Duration = Duration::from_secs(10);
+
 #[derive(Clone, Debug)]
 pub struct Broker<G, S> {
     node_id: i32,
@@ -240,6 +244,12 @@ where
         let mut interval =
             time::interval(self.maintenance_interval.unwrap_or(Duration::from_mins(10)));
 
+        // Pipebook patch (vendor/PATCHES.md, "transaction timeout"): how often open
+        // transactions are checked against their timeout; Kafka's
+        // transaction.abort.timed.out.transaction.cleanup.interval.ms defaults to 10 s. The
+        // first tick is at once, so what timed out while the broker was down ends at start.
+        let mut txn_expiry = time::interval(TXN_EXPIRY_INTERVAL);
+
         let mut set = JoinSet::new();
 
         let m = MultiProgress::new();
@@ -347,6 +357,21 @@ where
 
                         }.instrument(span).await
 
+                    });
+
+                    debug!(?handle);
+                }
+
+                _ = txn_expiry.tick() => {
+                    let storage = self.storage.clone();
+
+                    let handle = set.spawn(async move {
+                        _ = storage
+                            .txn_expire(SystemTime::now())
+                            .await
+                            .inspect(|aborted| debug!(aborted))
+                            .inspect_err(|err| error!(?err))
+                            .ok();
                     });
 
                     debug!(?handle);

@@ -1533,6 +1533,15 @@ pub trait Storage: Clone + Debug + Send + Sync + 'static {
         Ok(())
     }
 
+    /// Pipebook patch (vendor/PATCHES.md, "transaction timeout"): abort every transaction open
+    /// longer than the `transaction.timeout.ms` its producer sent in InitProducerId, as of
+    /// `now`, and bump its producer epoch so the producer is fenced. Answers how many were
+    /// aborted. The broker calls it periodically; engines that do not track transactions keep
+    /// this default.
+    async fn txn_expire(&self, _now: SystemTime) -> Result<u64> {
+        Ok(0)
+    }
+
     async fn cluster_id(&self) -> Result<String>;
 
     async fn node(&self) -> Result<i32>;
@@ -2897,6 +2906,37 @@ impl Storage for StorageContainer {
             Self::Turso(engine) => {
                 engine.txn_end(transaction_id, producer_id, producer_epoch, committed)
             }
+        }
+        .await
+        .inspect(|_| {
+            STORAGE_CONTAINER_REQUESTS.add(1, &attributes);
+        })
+        .inspect_err(|_| {
+            STORAGE_CONTAINER_ERRORS.add(1, &attributes);
+        })
+    }
+
+    #[instrument(skip_all)]
+    async fn txn_expire(&self, now: SystemTime) -> Result<u64> {
+        let attributes = [KeyValue::new("method", "txn_expire")];
+
+        match self {
+            #[cfg(feature = "dynostore")]
+            Self::DynoStore(engine) => engine.txn_expire(now),
+
+            #[cfg(feature = "libsql")]
+            Self::Lite(engine) => engine.txn_expire(now),
+
+            Self::Null(engine) => engine.txn_expire(now),
+
+            #[cfg(feature = "postgres")]
+            Self::Postgres(engine) => engine.txn_expire(now),
+
+            #[cfg(feature = "slatedb")]
+            Self::Slate(engine) => engine.txn_expire(now),
+
+            #[cfg(feature = "turso")]
+            Self::Turso(engine) => engine.txn_expire(now),
         }
         .await
         .inspect(|_| {

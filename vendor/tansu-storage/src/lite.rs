@@ -76,7 +76,7 @@ use tansu_schema::{
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, instrument};
+use tracing::{debug, error, info, instrument};
 use url::Url;
 use uuid::Uuid;
 
@@ -1950,6 +1950,18 @@ impl Storage for Engine {
                     &[KeyValue::new("operation", "txn_end")],
                 )
             })
+    }
+
+    // Pipebook patch (vendor/PATCHES.md, "transaction timeout").
+    #[instrument(skip_all)]
+    async fn txn_expire(&self, now: SystemTime) -> Result<u64> {
+        let start = SystemTime::now();
+        self.inner.txn_expire(now).await.inspect(|_| {
+            ENGINE_REQUEST_DURATION.record(
+                elapsed_millis(start),
+                &[KeyValue::new("operation", "txn_expire")],
+            )
+        })
     }
 
     #[instrument(skip_all)]
@@ -4267,6 +4279,19 @@ impl Storage for Delegate {
             transaction_id, producer_id, producer_epoch, group_id
         );
 
+        // Pipebook patch (vendor/PATCHES.md, "transaction timeout"): adding offsets begins the
+        // transaction and starts its timer, as adding a partition does (Kafka: whichever comes
+        // first); a transaction already begun keeps its start.
+        _ = self
+            .connection()
+            .await?
+            .execute(
+                "txn_detail_update_started_at.sql",
+                (self.cluster.as_str(), transaction_id, producer_id, producer_epoch),
+            )
+            .await
+            .inspect_err(|err| error!(?err, transaction_id, producer_id, producer_epoch))?;
+
         Ok(ErrorCode::None).inspect(|_| {
             DELEGATE_REQUEST_DURATION.record(
                 elapsed_millis(start),
@@ -4545,6 +4570,92 @@ impl Storage for Delegate {
             DELEGATE_REQUEST_DURATION.record(
                 elapsed_millis(start),
                 &[KeyValue::new("operation", "txn_end")],
+            )
+        })
+    }
+
+    // Pipebook patch (vendor/PATCHES.md, "transaction timeout"): what Kafka's transaction
+    // coordinator does every transaction.abort.timed.out.transaction.cleanup.interval.ms.
+    async fn txn_expire(&self, now: SystemTime) -> Result<u64> {
+        let start = SystemTime::now();
+
+        let now_secs = i64::try_from(
+            now.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs()),
+        )?;
+
+        let pc = self.connection().await?;
+        let tx = pc.transaction().await?;
+
+        let mut expired = vec![];
+        let mut rows = pc
+            .query(
+                "txn_select_expired.sql",
+                (self.cluster.as_str(), now_secs),
+            )
+            .await
+            .inspect_err(|err| error!(?err))?;
+
+        while let Some(row) = rows.next().await? {
+            expired.push((
+                row.get::<String>(0)?,
+                row.get::<i64>(1)?,
+                row.get::<i32>(2)? as i16,
+                row.get::<i32>(3)?,
+            ));
+        }
+
+        for (transaction_id, producer_id, producer_epoch, transaction_timeout_ms) in &expired {
+            // Written exactly as the producer's own EndTxn(abort) would be: abort markers,
+            // aborted ranges, offsets from the transaction dropped, status ABORTED.
+            let error = self
+                .end_in_tx(transaction_id, *producer_id, *producer_epoch, false, &pc)
+                .await?;
+
+            if error != ErrorCode::None {
+                return Err(Error::Api(error));
+            }
+
+            // Fenced as a successor's InitProducerId would: a new epoch with its own (not yet
+            // begun) transaction row. The timed-out producer's EndTxn is now PRODUCER_FENCED
+            // (txn_end) and its produce a stale epoch (idempotent_sequence_check).
+            let epoch = pc
+                .query_one(
+                    "producer_epoch_insert.sql",
+                    (self.cluster.as_str(), *producer_id),
+                )
+                .await?
+                .get::<i32>(0)? as i16;
+
+            _ = pc
+                .execute(
+                    "txn_detail_insert.sql",
+                    (
+                        self.cluster.as_str(),
+                        transaction_id.as_str(),
+                        *producer_id,
+                        epoch,
+                        *transaction_timeout_ms,
+                    ),
+                )
+                .await?;
+
+            info!(
+                transaction_id = transaction_id.as_str(),
+                producer_id,
+                producer_epoch,
+                transaction_timeout_ms,
+                fenced_by_epoch = epoch,
+                "transaction timed out: aborted"
+            );
+        }
+
+        pc.commit(tx).await?;
+
+        Ok(expired.len() as u64).inspect(|_| {
+            DELEGATE_REQUEST_DURATION.record(
+                elapsed_millis(start),
+                &[KeyValue::new("operation", "txn_expire")],
             )
         })
     }

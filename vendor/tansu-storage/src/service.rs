@@ -188,6 +188,8 @@ pub enum Request {
         committed: bool,
     },
     Maintain(SystemTime),
+    // Pipebook patch (vendor/PATCHES.md, "transaction timeout").
+    TxnExpire(SystemTime),
     ClusterId,
     Node,
     AdvertisedListener,
@@ -237,6 +239,7 @@ impl Display for Request {
             Self::TxnAddOffsets { .. } => f.write_str("TxnAddOffsets"),
             Self::TxnAddPartitions(_) => f.write_str("TxnAddPartitions"),
             Self::TxnEnd { .. } => f.write_str("TxnEnd"),
+            Self::TxnExpire(_) => f.write_str("TxnExpire"),
             Self::TxnOffsetCommit(_) => f.write_str("TxnOffsetCommit"),
             Self::UpdateGroup { .. } => f.write_str("UpdateGroup"),
             Self::DeleteUserScramCredential { .. } => f.write_str("DeleteUserScramCredential"),
@@ -278,6 +281,7 @@ pub enum Response {
     TxnAddOffsets(Result<ErrorCode>),
     TxnAddPartitions(Result<TxnAddPartitionsResponse>),
     TxnEnd(Result<ErrorCode>),
+    TxnExpire(Result<u64>),
     TxnOffsetCommit(Result<Vec<TxnOffsetCommitResponseTopic>>),
     UpdateGroup(Result<Version, UpdateError<GroupDetail>>),
     UpsertUserScramCredential(Result<()>),
@@ -1053,6 +1057,20 @@ impl Storage for RequestChannelService {
     }
 
     #[instrument(skip_all)]
+    async fn txn_expire(&self, now: SystemTime) -> Result<u64> {
+        self.serve(Context::default(), Request::TxnExpire(now))
+            .await
+            .and_then(|response| {
+                if let Response::TxnExpire(inner) = response {
+                    inner.map_err(Into::into)
+                } else {
+                    Err(Error::UnexpectedServiceResponse(Box::new(response)).into())
+                }
+            })
+            .map_err(Into::into)
+    }
+
+    #[instrument(skip_all)]
     async fn maintain(&self, now: SystemTime) -> Result<()> {
         self.serve(Context::default(), Request::Maintain(now))
             .await
@@ -1455,6 +1473,9 @@ where
                     .await,
             )),
             Request::Maintain(now) => Ok(Response::Maintain(self.storage.maintain(now).await)),
+            Request::TxnExpire(now) => {
+                Ok(Response::TxnExpire(self.storage.txn_expire(now).await))
+            }
             Request::ClusterId => Ok(Response::ClusterId(self.storage.cluster_id().await)),
             Request::Node => Ok(Response::Node(self.storage.node().await)),
             Request::AdvertisedListener => Ok(Response::AdvertisedListener(

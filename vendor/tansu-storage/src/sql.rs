@@ -402,6 +402,11 @@ pub(crate) static SQL: LazyLock<Cache> = LazyLock::new(|| {
             "txn_aborted_insert.sql",
             include_sql!("sql/txn_aborted_insert.sql"),
         ),
+        // Pipebook patch (vendor/PATCHES.md, "transaction timeout").
+        (
+            "txn_select_expired.sql",
+            include_sql!("sql/txn_select_expired.sql"),
+        ),
         (
             "watermark_update.sql",
             include_sql!("sql/watermark_update.sql"),
