@@ -106,6 +106,12 @@ struct BenchArgs {
     /// --viewers: streamer rate, reviews/s.
     #[arg(long, default_value_t = 1_000)]
     rate: u32,
+    /// Instead of the embedded broker, a broker process of another make for every measurement
+    /// that needs a fresh broker: a command line run by `sh -c`, with `{addr}` and `{data}`
+    /// standing for a free 127.0.0.1 port and a new data dir (the broker bake-off in
+    /// docs/benchmarks.md).
+    #[arg(long)]
+    broker_cmd: Option<String>,
 }
 
 #[tokio::main]
@@ -170,12 +176,16 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             interpreter,
             scripts: args.scripts.clone(),
         });
+    let broker = args
+        .broker_cmd
+        .map(pipebook::bench::broker_process::BrokerCommand);
     let options = if args.smoke {
         pipebook::bench::BenchOptions {
             n: 2_000,
             window_events: 20_000,
             latency_loads: vec![(1_000, 2)],
             python,
+            broker,
         }
     } else {
         pipebook::bench::BenchOptions {
@@ -183,6 +193,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             window_events: pipebook::bench::WINDOW_EVENTS,
             latency_loads: vec![(1_000, 20), (10_000, 10)],
             python,
+            broker,
         }
     };
     let dir = tempfile::tempdir().context("cannot create a temporary data dir")?;

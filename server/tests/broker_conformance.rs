@@ -4,6 +4,13 @@
 //!
 //! Any embedded candidate must pass all of these. What failed on stock tansu 0.6.0 and what the
 //! patch carried in `vendor/` changes is listed in `vendor/PATCHES.md`.
+//!
+//! With `PIPEBOOK_CONFORMANCE_EXTERNAL=host:port` every case runs against a broker the operator
+//! started instead (a candidate that is not embedded yet: the bake-off in `docs/benchmarks.md`).
+//! Cases share that broker and reuse topic and group names across cases, so give each case a
+//! fresh one: `scripts/conformance-external` does. A case that restarts the broker runs only when
+//! `PIPEBOOK_CONFORMANCE_EXTERNAL_RESTART` is a shell command that does it (same address, same
+//! data); the cases that kill `pipebook serve` test the embedded broker and always skip.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -37,24 +44,80 @@ const PYTHON_ENV: &str = "PIPEBOOK_TEST_KAFKA_PYTHON";
 const CHILD_ENV: &str = "PIPEBOOK_CONFORMANCE_CHILD_BROKER";
 /// The child's session timeout in ms, when not [`consumer_config`]'s.
 const CHILD_SESSION_ENV: &str = "PIPEBOOK_CONFORMANCE_CHILD_SESSION_MS";
+/// `host:port` of a broker the operator started: every case runs against it (module docs).
+const EXTERNAL_ENV: &str = "PIPEBOOK_CONFORMANCE_EXTERNAL";
+/// A shell command that restarts the external broker on the same address and data.
+const EXTERNAL_RESTART_ENV: &str = "PIPEBOOK_CONFORMANCE_EXTERNAL_RESTART";
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+}
+
+/// The broker a case runs against.
+enum Served {
+    Embedded {
+        // Boxed: the broker is large, and clippy weighs the variants.
+        broker: Box<EmbeddedBroker>,
+        _dir: TempDir,
+    },
+    External {
+        restart: Option<String>,
+    },
+}
 
 struct Cluster {
-    broker: EmbeddedBroker,
+    served: Served,
     settings: KafkaSettings,
-    _dir: TempDir,
 }
 
 async fn cluster() -> Cluster {
+    if let Some(addr) = non_empty_env(EXTERNAL_ENV) {
+        let settings = KafkaSettings::plaintext(addr, 3);
+        broker_answers(&settings).await;
+        return Cluster {
+            served: Served::External {
+                restart: non_empty_env(EXTERNAL_RESTART_ENV),
+            },
+            settings,
+        };
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let broker =
         EmbeddedBroker::new(dir.path(), "127.0.0.1:0".parse().expect("addr")).expect("broker");
     broker.start().await.expect("broker starts");
     let settings = KafkaSettings::plaintext(broker.bootstrap_servers(), 3);
     Cluster {
-        broker,
+        served: Served::Embedded {
+            broker: Box::new(broker),
+            _dir: dir,
+        },
         settings,
-        _dir: dir,
     }
+}
+
+/// Whether `case` cannot run against the external broker of this run (it restarts the broker and
+/// no restart command was given, or it kills `pipebook serve`, whose embedded broker it tests);
+/// says so on stderr, as the kafka-python case does when Python is missing.
+fn skipped_on_external(case: &str, needs: Needs) -> bool {
+    let Some(addr) = non_empty_env(EXTERNAL_ENV) else {
+        return false;
+    };
+    let why = match needs {
+        Needs::Restart if non_empty_env(EXTERNAL_RESTART_ENV).is_some() => return false,
+        Needs::Restart => format!("it restarts the broker and {EXTERNAL_RESTART_ENV} is not set"),
+        Needs::EmbeddedServer => "it kills `pipebook serve` and its embedded broker".to_owned(),
+    };
+    eprintln!("\n!!!!! SKIPPED {case} against the external broker {addr}: {why} !!!!!\n");
+    true
+}
+
+/// What a case needs of the broker beyond the wire protocol.
+#[derive(Clone, Copy)]
+enum Needs {
+    Restart,
+    EmbeddedServer,
 }
 
 impl Cluster {
@@ -71,15 +134,33 @@ impl Cluster {
         .expect("create topic");
     }
 
-    /// Stops the broker under its clients and starts it again half a second later.
+    /// Stops the broker under its clients and starts it again half a second later (an external
+    /// one: runs its restart command, then waits until it answers).
     async fn restart_broker(&self) {
-        self.broker.stop().await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        self.broker.start().await.expect("broker restarts");
+        match &self.served {
+            Served::Embedded { broker, .. } => {
+                broker.stop().await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                broker.start().await.expect("broker restarts");
+            }
+            Served::External { restart } => {
+                let command = restart
+                    .clone()
+                    .expect("cases that restart skip themselves without a restart command");
+                let status = blocking(move || Command::new("sh").arg("-c").arg(command).status())
+                    .await
+                    .expect("run the restart command");
+                assert!(status.success(), "{EXTERNAL_RESTART_ENV} failed: {status}");
+                broker_answers(&self.settings).await;
+            }
+        }
     }
 
+    /// Stops an embedded broker; an external one is its operator's.
     async fn stop(self) {
-        self.broker.stop().await;
+        if let Served::Embedded { broker, .. } = &self.served {
+            broker.stop().await;
+        }
     }
 
     /// [`read_all`] of `topic` off the async runtime.
@@ -87,6 +168,15 @@ impl Cluster {
         let settings = self.settings.clone();
         blocking(move || read_all(&settings, topic, isolation)).await
     }
+}
+
+/// Waits until the broker answers a metadata request.
+async fn broker_answers(settings: &KafkaSettings) {
+    let client: Arc<BaseConsumer> = Arc::new(settings.client_config().create().expect("client"));
+    eventually("the broker answers", || {
+        client.fetch_metadata(None, Duration::from_secs(2)).ok()
+    })
+    .await;
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -290,6 +380,12 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 /// record lands exactly once (retries of requests the broker already wrote are not duplicated).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_produce_with_retries_writes_each_record_once() {
+    if skipped_on_external(
+        "idempotent_produce_with_retries_writes_each_record_once",
+        Needs::Restart,
+    ) {
+        return;
+    }
     const N: usize = 3_000;
     let c = cluster().await;
     c.topic("idem", 3).await;
@@ -1364,6 +1460,12 @@ impl rdkafka::producer::ProducerContext for Acked {
 /// offsets are where they were.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_serving_process_loses_no_acknowledged_record() {
+    if skipped_on_external(
+        "kill_9_of_the_serving_process_loses_no_acknowledged_record",
+        Needs::EmbeddedServer,
+    ) {
+        return;
+    }
     let data = tempfile::tempdir().expect("data dir");
     let broker = format!("127.0.0.1:{}", free_port());
     let settings = KafkaSettings::plaintext(broker.clone(), 3);
@@ -1520,6 +1622,12 @@ fn offsets_of(list: &TopicPartitionList) -> BTreeMap<i32, i64> {
 /// anyone, for ever (every stage of a killed and restarted workbench but the sentiment group).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_whose_leader_died_with_the_server_is_assigned_again_after_the_restart() {
+    if skipped_on_external(
+        "a_group_whose_leader_died_with_the_server_is_assigned_again_after_the_restart",
+        Needs::EmbeddedServer,
+    ) {
+        return;
+    }
     let data = tempfile::tempdir().expect("data dir");
     let broker = format!("127.0.0.1:{}", free_port());
     let settings = KafkaSettings::plaintext(broker.clone(), 3);
@@ -1582,6 +1690,12 @@ async fn a_group_whose_leader_died_with_the_server_is_assigned_again_after_the_r
 /// the broker's going away surfaced as a read error mid-batch).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_reading_through_a_broker_restart_skips_no_offset() {
+    if skipped_on_external(
+        "a_consumer_reading_through_a_broker_restart_skips_no_offset",
+        Needs::Restart,
+    ) {
+        return;
+    }
     const N: usize = 30_000;
     let c = cluster().await;
     c.topic("through", 3).await;

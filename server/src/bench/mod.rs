@@ -1,7 +1,9 @@
 //! `pipebook bench`: throughput of the pipeline on the embedded defaults, measured end to end with
-//! the real broker. Results are written up in `docs/benchmarks.md`; nothing here is asserted.
+//! the real broker (or, with `--broker-cmd`, a broker process of another make: the bake-off).
+//! Results are written up in `docs/benchmarks.md`; nothing here is asserted.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use app::api::{Sentiment, TOPIC_REVIEWS, TOPIC_SENTIMENT};
@@ -16,7 +18,10 @@ use crate::sentiment::lexicon::{LexiconClassifier, Thresholds};
 use crate::streamer::generator::ReviewGenerator;
 
 pub mod baseline;
+pub mod broker_process;
 pub mod viewers;
+
+use broker_process::{BrokerCommand, BrokerProcess};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Measurement {
@@ -67,6 +72,9 @@ pub struct BenchOptions {
     pub latency_loads: Vec<(u32, u64)>,
     /// The Python baselines' interpreter and scripts; `None` = Pipebook's figures only.
     pub python: Option<baseline::Python>,
+    /// `None` = the embedded broker; otherwise every measurement's fresh broker is a process this
+    /// command starts (see [`broker_process`]).
+    pub broker: Option<BrokerCommand>,
 }
 
 /// Runs every measurement; files the baselines read are written under `data_dir`.
@@ -75,14 +83,28 @@ pub async fn run(data_dir: &Path, options: &BenchOptions) -> Result<Vec<Measurem
     let python = options.python.as_ref();
     let mut results = vec![lexicon_against_python(data_dir, n, python)];
 
-    let engine = Engine::start(EngineSettings::embedded(data_dir.join("broker"))).await?;
+    let broker = options.broker.as_ref();
+    let fresh = fresh_engine(data_dir, "broker", broker).await?;
+    let engine = fresh.engine.clone();
     let (idle, _) = memory_mib();
     results.push(Measurement::new(
-        "RSS idle: server process (engine + embedded broker), no stage running",
+        if broker.is_some() {
+            "RSS idle: server process (engine only, the broker is external), no stage running"
+        } else {
+            "RSS idle: server process (engine + embedded broker), no stage running"
+        },
         idle,
         "MiB",
         0,
     ));
+    if let Some(process) = &fresh.broker {
+        results.push(Measurement::new(
+            "RSS idle: broker process, no stage running",
+            process.memory_mib().0,
+            "MiB",
+            0,
+        ));
+    }
     let ceiling = broker_ceiling(&engine, n).await?;
     let consume_ceiling = ceiling.get(1).map(|m| m.value);
     results.extend(ceiling);
@@ -109,9 +131,10 @@ pub async fn run(data_dir: &Path, options: &BenchOptions) -> Result<Vec<Measurem
     }
     results.push(indexer_stage(&engine).await?);
     results.push(aggregate_stage(&engine).await?);
-    engine.shutdown().await;
+    drop(engine);
+    results.extend(fresh.shutdown("stage measurements").await);
 
-    let (labelled, indexed) = end_to_end(data_dir, n).await?;
+    let (labelled, indexed, broker_peak) = end_to_end(data_dir, n, broker).await?;
     results.push(labelled.clone().against(
         "Python pipeline, same stages",
         from_python("end_to_end_per_s"),
@@ -124,8 +147,9 @@ pub async fn run(data_dir: &Path, options: &BenchOptions) -> Result<Vec<Measurem
         ..labelled.against("rdkafka consume-only", consume_ceiling)
     });
     results.push(indexed);
+    results.extend(broker_peak);
     for &(rate, seconds) in &options.latency_loads {
-        results.extend(latency_at(data_dir, rate, seconds).await?);
+        results.extend(latency_at(data_dir, rate, seconds, broker).await?);
     }
     let (_, peak) = memory_mib();
     results.push(Measurement::new(
@@ -670,7 +694,12 @@ fn raw_produce_consume(
 
 /// Resident memory of this process (`VmRSS`) and its peak (`VmHWM`), in MiB, from /proc.
 pub fn memory_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    memory_in("/proc/self/status")
+}
+
+/// `VmRSS` and `VmHWM` in MiB from a /proc status file (0 where unreadable).
+fn memory_in(status_file: &str) -> (f64, f64) {
+    let status = std::fs::read_to_string(status_file).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -682,17 +711,65 @@ pub fn memory_mib() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// A fresh engine for one end-to-end measurement, so no earlier record is counted.
-async fn fresh_engine(root: &Path, name: &str) -> Result<std::sync::Arc<Engine>, EngineError> {
+/// An engine on a fresh broker: embedded, or with `--broker-cmd` a broker process of its own.
+struct Fresh {
+    engine: Arc<Engine>,
+    broker: Option<BrokerProcess>,
+}
+
+impl Fresh {
+    /// Shuts the engine down, then its broker process (if any): that broker's peak memory over
+    /// the measurement `what`.
+    async fn shutdown(self, what: &str) -> Option<Measurement> {
+        self.engine.shutdown().await;
+        let broker = self.broker?;
+        Some(Measurement::new(
+            &format!("RSS peak: broker process, {what}"),
+            broker.memory_mib().1,
+            "MiB",
+            0,
+        ))
+    }
+}
+
+/// A fresh engine (and broker) for one measurement, so no earlier record is counted.
+async fn fresh_engine(
+    root: &Path,
+    name: &str,
+    broker: Option<&BrokerCommand>,
+) -> Result<Fresh, EngineError> {
     let dir = root.join(name);
     let _ = std::fs::remove_dir_all(&dir);
-    Engine::start(EngineSettings::embedded(dir)).await
+    let mut settings = EngineSettings::embedded(&dir);
+    let process = match broker.cloned() {
+        Some(command) => {
+            let data = dir.join("external-broker");
+            let process = tokio::task::spawn_blocking(move || command.start(&data))
+                .await
+                .map_err(|e| EngineError::BadRequest(format!("starting the broker: {e}")))??;
+            settings.external_kafka = Some(crate::kafka::KafkaSettings::plaintext(
+                process.bootstrap_servers(),
+                settings.topic_partitions,
+            ));
+            Some(process)
+        }
+        None => None,
+    };
+    Ok(Fresh {
+        engine: Engine::start(settings).await?,
+        broker: process,
+    })
 }
 
 /// Socket → producer → `reviews` → sentiment (2 workers) → `reviews.sentiment` → indexer, all
 /// running at once on a fresh broker: reviews/s until the last one is labelled, and indexed.
-async fn end_to_end(root: &Path, n: u64) -> Result<(Measurement, Measurement), EngineError> {
-    let engine = fresh_engine(root, "e2e").await?;
+async fn end_to_end(
+    root: &Path,
+    n: u64,
+    broker: Option<&BrokerCommand>,
+) -> Result<(Measurement, Measurement, Option<Measurement>), EngineError> {
+    let fresh = fresh_engine(root, "e2e", broker).await?;
+    let engine = fresh.engine.clone();
     let started = Instant::now();
     engine
         .start_stage("indexer", serde_json::Value::Null)
@@ -713,7 +790,8 @@ async fn end_to_end(root: &Path, n: u64) -> Result<(Measurement, Measurement), E
     .await;
     let indexed_in = started.elapsed();
     let indexed = counter(&engine, "indexer", "indexed");
-    engine.shutdown().await;
+    drop(engine);
+    let broker_peak = fresh.shutdown("end to end").await;
     Ok((
         Measurement::new(
             "end to end: socket → reviews → sentiment (2 workers) → reviews.sentiment",
@@ -727,14 +805,21 @@ async fn end_to_end(root: &Path, n: u64) -> Result<(Measurement, Measurement), E
             "reviews/s",
             indexed,
         ),
+        broker_peak,
     ))
 }
 
 /// Latency at a fixed offered load: the streamer sends `rate` reviews/s (live clock) for
 /// `seconds`; for each review, the time from its record in `reviews` to its enriched record in
 /// `reviews.sentiment` (both broker timestamps, ms). p50/p95/p99 over every review.
-async fn latency_at(root: &Path, rate: u32, seconds: u64) -> Result<Vec<Measurement>, EngineError> {
-    let engine = fresh_engine(root, &format!("latency-{rate}")).await?;
+async fn latency_at(
+    root: &Path,
+    rate: u32,
+    seconds: u64,
+    broker: Option<&BrokerCommand>,
+) -> Result<Vec<Measurement>, EngineError> {
+    let fresh = fresh_engine(root, &format!("latency-{rate}"), broker).await?;
+    let engine = fresh.engine.clone();
     let n = u64::from(rate) * seconds;
     engine
         .start_sentiment_in_group(2, "pipebook-sentiment")
@@ -767,7 +852,10 @@ async fn latency_at(root: &Path, rate: u32, seconds: u64) -> Result<Vec<Measurem
     .await;
     let sent = timestamps(&engine, TOPIC_REVIEWS).await?;
     let labelled = timestamps(&engine, TOPIC_SENTIMENT).await?;
-    engine.shutdown().await;
+    drop(engine);
+    let broker_peak = fresh
+        .shutdown(&format!("latency at {rate} reviews/s"))
+        .await;
     let mut millis: Vec<u64> = labelled
         .iter()
         .filter_map(|(id, out)| Some(u64::try_from(out - sent.get(id)?).unwrap_or(0)))
@@ -783,6 +871,7 @@ async fn latency_at(root: &Path, rate: u32, seconds: u64) -> Result<Vec<Measurem
                 millis.len() as u64,
             )
         })
+        .chain(broker_peak)
         .collect())
 }
 
