@@ -4,18 +4,15 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use app::api::{
     AggregateConfig, AggregateView, OutputMode, StageState, TOPIC_AGGREGATES, TOPIC_LATE,
     TOPIC_SENTIMENT, WindowKind,
 };
+use common::aggregate::{assert_same_windows, member};
 use common::{counter, eventually, group_lag, high_sum, read_all, start_engine};
-use pipebook::aggregate::AggregateMetrics;
-use pipebook::aggregate::run::{AggregateSetup, run};
 use pipebook::pipeline::{Engine, EngineSettings};
-use pipebook::stage::Lifecycle;
 use serde_json::json;
 
 const N: u64 = 50_000;
@@ -262,66 +259,6 @@ async fn the_parquet_sink_writes_every_review_into_date_folders() {
     dates.sort();
     assert_eq!(dates, ["date=2024-01-01"], "{dates:?}");
     engine.shutdown().await;
-}
-
-/// Starts the aggregate run loop as a process of its own would (`pipebook worker --stage
-/// aggregate`): its own consumer in `config.group`, its own producers and metrics.
-fn member(
-    engine: &Engine,
-    name: &str,
-    config: &AggregateConfig,
-) -> (Arc<Lifecycle>, Arc<AggregateMetrics>) {
-    let spec = pipebook::aggregate::validate(config).expect("valid config");
-    let metrics = Arc::new(AggregateMetrics::default());
-    let life = Lifecycle::new(name, false, true);
-    let setup = AggregateSetup {
-        config: config.clone(),
-        spec,
-        kafka: engine.kafka().clone(),
-        metrics: metrics.clone(),
-        member: name.to_owned(),
-        registry: None,
-    };
-    life.launch(json!({}), move |ctx| run(setup, ctx))
-        .expect("launch");
-    (life, metrics)
-}
-
-/// Same windows: the same kinds, bounds, keys, counts per sentiment and per star, top
-/// businesses and closed flags; averages equal up to float rounding (sums are added in another
-/// order when triggers cut the stream elsewhere).
-fn assert_same_windows(got: &AggregateView, want: &AggregateView) {
-    assert_eq!(got.windows.len(), want.windows.len(), "window count");
-    for (g, w) in got.windows.iter().zip(&want.windows) {
-        assert_eq!(
-            (
-                g.kind,
-                g.start,
-                g.end,
-                &g.key,
-                &g.counts,
-                g.stars,
-                &g.top_businesses,
-                g.closed
-            ),
-            (
-                w.kind,
-                w.start,
-                w.end,
-                &w.key,
-                &w.counts,
-                w.stars,
-                &w.top_businesses,
-                w.closed
-            ),
-        );
-        let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) => (a - b).abs() < 1e-9,
-            (a, b) => a == b,
-        };
-        assert!(close(g.avg_score, w.avg_score), "{g:?} vs {w:?}");
-        assert!(close(g.avg_stars, w.avg_stars), "{g:?} vs {w:?}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
