@@ -141,19 +141,19 @@ impl<T: Clone + Send + Sync + 'static> From<Posts<T>> for Signal<Option<String>>
 /// [`LocalResource`]: it reads `path()` again whenever the signals that function reads change
 /// (set one to ask again, even for the same path). A refusal keeps the last answer on screen
 /// beside the error.
-pub struct Read<T: 'static> {
+pub struct Read<T: Send + Sync + 'static> {
     latest: LocalResource<Option<Result<T, String>>>,
     /// The newest answer that was not a refusal.
     kept: Memo<Option<T>>,
 }
 
-impl<T> Clone for Read<T> {
+impl<T: Send + Sync> Clone for Read<T> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<T> Copy for Read<T> {}
+impl<T: Send + Sync> Copy for Read<T> {}
 
 impl<T: DeserializeOwned + Clone + Send + Sync + 'static> Read<T> {
     /// Reads `path()`; `None` reads nothing (yet).
@@ -190,9 +190,7 @@ impl<T: DeserializeOwned + Clone + Send + Sync + 'static> Read<T> {
     }
 }
 
-impl<T: DeserializeOwned + Clone + Send + Sync + 'static> From<Read<T>>
-    for Signal<Option<String>>
-{
+impl<T: DeserializeOwned + Clone + Send + Sync + 'static> From<Read<T>> for Signal<Option<String>> {
     /// For `<ErrorLine error=read />`.
     fn from(read: Read<T>) -> Self {
         Signal::derive(move || read.error())

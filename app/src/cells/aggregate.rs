@@ -15,8 +15,8 @@ use crate::api::{
     AggregateConfig, AggregateView, FaultRequest, LIVE_SESSIONS, LIVE_WINDOWS_PER_KIND,
     ParquetConfig, Sentiment, TermCount, WindowKind, WindowRow,
 };
-use crate::requests::Posts;
 use crate::live::Live;
+use crate::requests::Posts;
 
 /// Windows drawn per chart (the latest ones); the live feed sends no more.
 const BARS: usize = LIVE_WINDOWS_PER_KIND;

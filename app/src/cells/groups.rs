@@ -7,8 +7,8 @@ use leptos::prelude::*;
 use super::{ErrorLine, thousands};
 use crate::api::{GroupInfo, GroupMember, group_state_explanation};
 use crate::live::Live;
-use crate::requests::Posts;
 use crate::ops::{LagTrend, ResetOutcome};
+use crate::requests::Posts;
 
 /// How the group table is ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

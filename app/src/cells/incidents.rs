@@ -25,11 +25,11 @@ pub fn IncidentsCell() -> impl IntoView {
         Some("/api/incidents".to_owned())
     });
     let start = move |id: String| match seed.get().trim().parse::<u64>() {
-        Ok(seed) => posts.send(format!("/api/incidents/{id}/start"), json!({ "seed": seed })),
-        Err(_) => posts.refuse(format!(
-            "seed: enter a whole number, got {:?}",
-            seed.get()
-        )),
+        Ok(seed) => posts.send(
+            format!("/api/incidents/{id}/start"),
+            json!({ "seed": seed }),
+        ),
+        Err(_) => posts.refuse(format!("seed: enter a whole number, got {:?}", seed.get())),
     };
     let error = Signal::derive(move || posts.error().or_else(|| incidents.error()));
     let catalogue = move || incidents.answer().map(|v| v.incidents).unwrap_or_default();
@@ -75,10 +75,7 @@ pub fn IncidentsCell() -> impl IntoView {
 }
 
 #[component]
-fn Active(
-    incident: ActiveIncident,
-    posts: Posts,
-) -> impl IntoView {
+fn Active(incident: ActiveIncident, posts: Posts) -> impl IntoView {
     let phase = match incident.phase {
         IncidentPhase::SettingUp => "setting up",
         IncidentPhase::Running => "running",

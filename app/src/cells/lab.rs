@@ -10,8 +10,8 @@ use crate::api::{
     DeliveryChoice, DeliveryLabRequest, DeliveryLabView, DeliveryMode, DeliveryResult,
     LAB_DEFAULT_RECORDS, LabState,
 };
-use crate::requests::Posts;
 use crate::live::Live;
+use crate::requests::Posts;
 
 fn count(value: u64) -> String {
     thousands(i64::try_from(value).unwrap_or(i64::MAX))

@@ -16,8 +16,8 @@ use crate::api::{
     SentimentConfig, SentimentView,
 };
 use crate::live::Live;
-use crate::requests::{Posts, Read};
 use crate::ops::{GroupLagHistory, PartitionLag};
+use crate::requests::{Posts, Read};
 
 /// Samples kept for the lag chart (about a minute at one per second).
 const LAG_HISTORY: usize = 60;
@@ -258,10 +258,7 @@ pub fn SentimentCell() -> impl IntoView {
 }
 
 #[component]
-fn WorkerTable(
-    view_data: Signal<SentimentView>,
-    posts: Posts,
-) -> impl IntoView {
+fn WorkerTable(view_data: Signal<SentimentView>, posts: Posts) -> impl IntoView {
     view! {
         <table class="workers" data-testid="workers">
             <thead>
@@ -281,11 +278,7 @@ fn WorkerTable(
 }
 
 #[component]
-fn WorkerRow(
-    id: String,
-    view_data: Signal<SentimentView>,
-    posts: Posts,
-) -> impl IntoView {
+fn WorkerRow(id: String, view_data: Signal<SentimentView>, posts: Posts) -> impl IntoView {
     let current = {
         let id = id.clone();
         Memo::new(move |_| view_data.get().workers.into_iter().find(|w| w.id == id))

@@ -330,7 +330,9 @@ impl Datasets {
 
     /// Why the folder could not be listed.
     fn error(self) -> Option<String> {
-        self.list.error().map(|message| format!("datasets: {message}"))
+        self.list
+            .error()
+            .map(|message| format!("datasets: {message}"))
     }
 }
 
@@ -354,7 +356,11 @@ fn dataset_label(dataset: &DatasetInfo) -> String {
 #[component]
 fn SourcePicker(source: RwSignal<String>, datasets: Datasets) -> impl IntoView {
     let options = move || {
-        let listed = datasets.list.answer().map(|l| l.datasets).unwrap_or_default();
+        let listed = datasets
+            .list
+            .answer()
+            .map(|l| l.datasets)
+            .unwrap_or_default();
         let chosen = source.get();
         // A source the folder no longer has (a stage restored from its config) stays visible.
         let missing = (chosen != SOURCE_GENERATOR && !listed.iter().any(|d| d.name == chosen))

@@ -69,4 +69,3 @@ pub fn assert_same_windows(got: &AggregateView, want: &AggregateView) {
         assert!(close(g.avg_stars, w.avg_stars), "{g:?} vs {w:?}");
     }
 }
-
