@@ -10,7 +10,7 @@ use app::api::{
     AggregateConfig, AggregateView, OutputMode, StageState, TOPIC_AGGREGATES, TOPIC_LATE,
     TOPIC_SENTIMENT, WindowKind,
 };
-use common::aggregate::{assert_same_windows, member};
+use common::aggregate::{assert_counted_as_one, member, one_member_alone};
 use common::{counter, eventually, group_lag, high_sum, read_all, start_engine};
 use pipebook::pipeline::{Engine, EngineSettings};
 use serde_json::json;
@@ -333,43 +333,14 @@ async fn two_members_one_crashed_give_the_windows_of_one() {
     assert_eq!(b.state(), StageState::Running);
 
     // One member alone, over the same input, in one go.
-    let single = AggregateConfig {
-        group: "single".into(),
-        trigger_ms: 0,
-        ..config.clone()
-    };
-    let (one, one_metrics) = member(engine, "single", &single);
-    eventually(
-        "the single member done",
-        Duration::from_secs(180),
-        || async { (one.state() != StageState::Running).then_some(()) },
-    )
-    .await;
-    assert_eq!(
-        one.state(),
-        StageState::Stopped,
-        "{:?}",
-        one.status(Default::default())
-    );
-    let reference = one_metrics.view();
-
-    assert!(reference.late_records > 0, "the test needs late records");
-    assert_eq!(
-        (survivor.counted, survivor.late_records, survivor.duplicates),
-        (
-            reference.counted,
-            reference.late_records,
-            reference.duplicates
-        ),
-        "counted, late, duplicates"
-    );
+    let reference = one_member_alone(engine, &config).await;
+    assert_counted_as_one(&survivor, &reference);
     assert_eq!(
         survivor.counted + survivor.late_records + survivor.duplicates,
         records,
         "every record once"
     );
     assert!(survivor.counted <= N);
-    assert_same_windows(&survivor, &reference);
     let progress = |v: &AggregateView| {
         v.partitions
             .iter()

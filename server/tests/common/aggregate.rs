@@ -2,8 +2,9 @@
 //! aggregate` would start it, and the comparison of two stages' windows.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use app::api::{AggregateConfig, AggregateView};
+use app::api::{AggregateConfig, AggregateView, StageState};
 use pipebook::aggregate::AggregateMetrics;
 use pipebook::aggregate::run::{AggregateSetup, run};
 use pipebook::pipeline::Engine;
@@ -68,4 +69,44 @@ pub fn assert_same_windows(got: &AggregateView, want: &AggregateView) {
         assert!(close(g.avg_score, w.avg_score), "{g:?} vs {w:?}");
         assert!(close(g.avg_stars, w.avg_stars), "{g:?} vs {w:?}");
     }
+}
+
+/// The windows one member alone (group `single`) makes of everything in `reviews.sentiment`, in
+/// one go, with `config`'s window settings.
+pub async fn one_member_alone(engine: &Engine, config: &AggregateConfig) -> AggregateView {
+    let single = AggregateConfig {
+        group: "single".into(),
+        trigger_ms: 0,
+        ..config.clone()
+    };
+    let (one, metrics) = member(engine, "single", &single);
+    super::eventually(
+        "the single member done",
+        Duration::from_secs(180),
+        || async { (one.state() != StageState::Running).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        one.state(),
+        StageState::Stopped,
+        "{:?}",
+        one.status(Default::default())
+    );
+    metrics.view()
+}
+
+/// `got` counted as one member alone did (`reference`): the same records counted, late and
+/// skipped as duplicates, and the same windows.
+pub fn assert_counted_as_one(got: &AggregateView, reference: &AggregateView) {
+    assert!(reference.late_records > 0, "the test needs late records");
+    assert_eq!(
+        (got.counted, got.late_records, got.duplicates),
+        (
+            reference.counted,
+            reference.late_records,
+            reference.duplicates
+        ),
+        "counted, late, duplicates"
+    );
+    assert_same_windows(got, reference);
 }
