@@ -1,42 +1,9 @@
-//! Calls to the JSON API from the browser. On the server these are never called (event handlers
-//! and effects run only after hydration), so the SSR build gets stubs.
+//! Calls to the JSON API from the browser. On the server these are never called (event handlers,
+//! actions and local resources run only after hydration), so the SSR build gets stubs. The cells
+//! reach them through [`crate::requests`].
 
 use crate::api::{ApiError, DatasetInfo};
 use serde::de::DeserializeOwned;
-
-/// Fires a POST from an event handler and shows its error (or clears it) in `error`.
-pub fn post_reporting(
-    error: leptos::prelude::RwSignal<Option<String>>,
-    path: String,
-    body: serde_json::Value,
-) {
-    use leptos::prelude::Set;
-    error.set(None);
-    leptos::task::spawn_local(async move {
-        if let Err(message) = post(&path, body).await {
-            error.set(Some(message));
-        }
-    });
-}
-
-/// Fires a GET from an event handler or effect: the decoded answer goes to `done` and clears
-/// `error`; a failure is shown in `error`.
-pub fn get_reporting<T: DeserializeOwned + 'static>(
-    error: leptos::prelude::RwSignal<Option<String>>,
-    path: String,
-    done: impl FnOnce(T) + 'static,
-) {
-    use leptos::prelude::Set;
-    leptos::task::spawn_local(async move {
-        match get::<T>(&path).await {
-            Ok(found) => {
-                error.set(None);
-                done(found);
-            }
-            Err(message) => error.set(Some(message)),
-        }
-    });
-}
 
 /// POSTs a JSON body; on a 4xx/5xx returns the server's error message.
 #[cfg(feature = "hydrate")]

@@ -9,6 +9,7 @@ mod client;
 pub mod health;
 mod live;
 pub mod ops;
+mod requests;
 mod session;
 
 pub use live::InitialSnapshot;

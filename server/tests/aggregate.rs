@@ -4,18 +4,15 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use app::api::{
     AggregateConfig, AggregateView, OutputMode, StageState, TOPIC_AGGREGATES, TOPIC_LATE,
     TOPIC_SENTIMENT, WindowKind,
 };
+use common::aggregate::{assert_counted_as_one, member, one_member_alone};
 use common::{counter, eventually, group_lag, high_sum, read_all, start_engine};
-use pipebook::aggregate::AggregateMetrics;
-use pipebook::aggregate::run::{AggregateSetup, run};
 use pipebook::pipeline::{Engine, EngineSettings};
-use pipebook::stage::Lifecycle;
 use serde_json::json;
 
 const N: u64 = 50_000;
@@ -264,66 +261,6 @@ async fn the_parquet_sink_writes_every_review_into_date_folders() {
     engine.shutdown().await;
 }
 
-/// Starts the aggregate run loop as a process of its own would (`pipebook worker --stage
-/// aggregate`): its own consumer in `config.group`, its own producers and metrics.
-fn member(
-    engine: &Engine,
-    name: &str,
-    config: &AggregateConfig,
-) -> (Arc<Lifecycle>, Arc<AggregateMetrics>) {
-    let spec = pipebook::aggregate::validate(config).expect("valid config");
-    let metrics = Arc::new(AggregateMetrics::default());
-    let life = Lifecycle::new(name, false, true);
-    let setup = AggregateSetup {
-        config: config.clone(),
-        spec,
-        kafka: engine.kafka().clone(),
-        metrics: metrics.clone(),
-        member: name.to_owned(),
-        registry: None,
-    };
-    life.launch(json!({}), move |ctx| run(setup, ctx))
-        .expect("launch");
-    (life, metrics)
-}
-
-/// Same windows: the same kinds, bounds, keys, counts per sentiment and per star, top
-/// businesses and closed flags; averages equal up to float rounding (sums are added in another
-/// order when triggers cut the stream elsewhere).
-fn assert_same_windows(got: &AggregateView, want: &AggregateView) {
-    assert_eq!(got.windows.len(), want.windows.len(), "window count");
-    for (g, w) in got.windows.iter().zip(&want.windows) {
-        assert_eq!(
-            (
-                g.kind,
-                g.start,
-                g.end,
-                &g.key,
-                &g.counts,
-                g.stars,
-                &g.top_businesses,
-                g.closed
-            ),
-            (
-                w.kind,
-                w.start,
-                w.end,
-                &w.key,
-                &w.counts,
-                w.stars,
-                &w.top_businesses,
-                w.closed
-            ),
-        );
-        let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) => (a - b).abs() < 1e-9,
-            (a, b) => a == b,
-        };
-        assert!(close(g.avg_score, w.avg_score), "{g:?} vs {w:?}");
-        assert!(close(g.avg_stars, w.avg_stars), "{g:?} vs {w:?}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_members_one_crashed_give_the_windows_of_one() {
     let t = start_engine().await;
@@ -396,43 +333,14 @@ async fn two_members_one_crashed_give_the_windows_of_one() {
     assert_eq!(b.state(), StageState::Running);
 
     // One member alone, over the same input, in one go.
-    let single = AggregateConfig {
-        group: "single".into(),
-        trigger_ms: 0,
-        ..config.clone()
-    };
-    let (one, one_metrics) = member(engine, "single", &single);
-    eventually(
-        "the single member done",
-        Duration::from_secs(180),
-        || async { (one.state() != StageState::Running).then_some(()) },
-    )
-    .await;
-    assert_eq!(
-        one.state(),
-        StageState::Stopped,
-        "{:?}",
-        one.status(Default::default())
-    );
-    let reference = one_metrics.view();
-
-    assert!(reference.late_records > 0, "the test needs late records");
-    assert_eq!(
-        (survivor.counted, survivor.late_records, survivor.duplicates),
-        (
-            reference.counted,
-            reference.late_records,
-            reference.duplicates
-        ),
-        "counted, late, duplicates"
-    );
+    let reference = one_member_alone(engine, &config).await;
+    assert_counted_as_one(&survivor, &reference);
     assert_eq!(
         survivor.counted + survivor.late_records + survivor.duplicates,
         records,
         "every record once"
     );
     assert!(survivor.counted <= N);
-    assert_same_windows(&survivor, &reference);
     let progress = |v: &AggregateView| {
         v.partitions
             .iter()

@@ -4,7 +4,8 @@
 //! `pipebook.workers`) shows who is alive, who is gone and who left cleanly. An aggregate, an
 //! indexer and a Parquet worker process, each beside the server's own member of its stage,
 //! share the partitions and show as members; a `kill -9`ed one is shown gone and the server's
-//! takes its partitions.
+//! takes its partitions. Two aggregate worker processes, one `kill -9`ed, give the windows of
+//! one member over the same input.
 
 mod common;
 
@@ -13,14 +14,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use app::api::{
-    EnrichedReview, GROUP_AGGREGATE, GROUP_INDEXER, GROUP_PARQUET, MemberState, MemberView,
-    TOPIC_SENTIMENT,
+    AggregateConfig, EnrichedReview, GROUP_AGGREGATE, GROUP_INDEXER, GROUP_PARQUET, MemberState,
+    MemberView, TOPIC_SENTIMENT,
 };
+use common::aggregate::{assert_counted_as_one, one_member_alone};
 use common::elastic::TestElasticsearch;
 use common::{
     TestEngine, eventually, group_lag, high_sum, read_all, start_engine, start_engine_with,
     stream_reviews,
 };
+use pipebook::aggregate::checkpoint;
+use pipebook::aggregate::partitions::{Partitions, merged_view};
 use pipebook::index::SearchSettings;
 use pipebook::pipeline::{Engine, EngineSettings};
 use pipebook::sentiment::GROUP;
@@ -427,5 +431,115 @@ async fn a_parquet_worker_process_and_the_servers_sink_are_members() {
         std::path::Path::new(&output(true).dir),
         t.dir.path().join("parquet")
     );
+    engine.shutdown().await;
+}
+
+/// Two `pipebook worker --stage aggregate` processes in one group share the 3 partitions of
+/// `reviews.sentiment`; one is `kill -9`ed mid-way, with no last checkpoint and no commit, and
+/// the other takes its partitions over from the changelog. The windows merged from the group's
+/// changelog (each partition's latest state, as whoever is assigned it restores it) equal those
+/// of one member over the same input: the same counts, nothing counted twice, the same late
+/// records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_aggregate_processes_one_killed_give_the_windows_of_one() {
+    const PAIR: &str = "aggregate-processes";
+    const N: u64 = 6_000;
+    let t = start_engine().await;
+    let engine = &t.engine;
+    let partitions = engine.kafka().topic_partitions;
+    assert_eq!(partitions, 3, "the test splits 3 partitions");
+    engine
+        .start_stage("producer", json!({}))
+        .await
+        .expect("producer");
+    engine
+        .start_stage("sentiment", json!({"workers": 2}))
+        .await
+        .expect("sentiment");
+    let mut workers = Workers::spawn_with("aggregate", &brokers(engine), 2, &["--group", PAIR]);
+    let pair_members = || {
+        engine
+            .members()
+            .into_iter()
+            .filter(|m| m.stage == "aggregate" && m.group == PAIR)
+            .collect::<Vec<_>>()
+    };
+    eventually(
+        "both processes holding partitions",
+        Duration::from_secs(120),
+        || async {
+            let members = pair_members();
+            (count(&members, MemberState::Alive) == 2
+                && members.iter().all(|m| !m.partitions.is_empty()))
+            .then_some(())
+        },
+    )
+    .await;
+    // Reviews at 1,000/s, a tenth of them 10 minutes late (the default lateness is 30 s).
+    engine
+        .start_stage(
+            "streamer",
+            json!({"rate": 1000, "chunk_size": 100, "limit": N, "seed": 64,
+                   "late_share": 0.1, "late_by_secs": 600}),
+        )
+        .await
+        .expect("streamer");
+    eventually("a third labelled", Duration::from_secs(120), || async {
+        (high_sum(engine, TOPIC_SENTIMENT).await >= (N / 3) as i64).then_some(())
+    })
+    .await;
+    let victim = pair_members()
+        .into_iter()
+        .find(|m| m.state == MemberState::Alive && !m.partitions.is_empty())
+        .expect("a process holding partitions");
+    workers.kill_9(victim.pid);
+    eventually("all labelled", Duration::from_secs(300), || async {
+        (group_lag(engine, GROUP).await == Some(0)
+            && high_sum(engine, TOPIC_SENTIMENT).await >= N as i64)
+            .then_some(())
+    })
+    .await;
+    let records = high_sum(engine, TOPIC_SENTIMENT).await as u64;
+
+    // The survivor holds every partition once the group's session of the killed one ends, and
+    // checkpoints each after reading it to its end.
+    let kafka = engine.kafka().clone();
+    let merged = eventually(
+        "the pair's changelog covering every record",
+        Duration::from_secs(240),
+        || {
+            let kafka = kafka.clone();
+            async move {
+                let all: Vec<i32> = (0..partitions).collect();
+                let restored = tokio::task::spawn_blocking(move || {
+                    checkpoint::restore(&kafka, PAIR, &all, None)
+                })
+                .await
+                .expect("restore task")
+                .ok()?;
+                let held: Partitions = restored
+                    .records
+                    .into_iter()
+                    .map(|(partition, record)| (partition, record.held))
+                    .collect();
+                let view = merged_view(&held);
+                (held.len() == partitions as usize
+                    && view.counted + view.late_records + view.duplicates == records)
+                    .then_some(view)
+            }
+        },
+    )
+    .await;
+    let survivor = pair_members()
+        .into_iter()
+        .find(|m| m.pid != victim.pid)
+        .expect("the survivor");
+    assert_eq!(survivor.state, MemberState::Alive, "{survivor:?}");
+
+    // One member alone, in this process, over the same input in one go.
+    let reference = one_member_alone(engine, &AggregateConfig::default()).await;
+    assert_counted_as_one(&merged, &reference);
+    assert!(merged.counted <= N, "nothing counted twice");
+    drop(workers);
     engine.shutdown().await;
 }

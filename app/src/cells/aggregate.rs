@@ -15,8 +15,8 @@ use crate::api::{
     AggregateConfig, AggregateView, FaultRequest, LIVE_SESSIONS, LIVE_WINDOWS_PER_KIND,
     ParquetConfig, Sentiment, TermCount, WindowKind, WindowRow,
 };
-use crate::client;
 use crate::live::Live;
+use crate::requests::Posts;
 
 /// Windows drawn per chart (the latest ones); the live feed sends no more.
 const BARS: usize = LIVE_WINDOWS_PER_KIND;
@@ -30,15 +30,10 @@ pub fn AggregateCell() -> impl IntoView {
     let counter = move |name: &'static str| stage.counter(name);
     let form = AggregateForm::new();
     form_from_running_config(stage.status, move |config| form.restore(config));
-    let error = RwSignal::new(None::<String>);
+    let posts = Posts::new();
     let running = move || stage.running();
-    let start = move |_| match form.body() {
-        Ok(body) => client::post_reporting(error, "/api/stages/aggregate/start".into(), body),
-        Err(message) => error.set(Some(message)),
-    };
-    let act = move |path: &'static str| {
-        move |_| client::post_reporting(error, path.to_owned(), serde_json::Value::Null)
-    };
+    let start = move |_| posts.send_checked("/api/stages/aggregate/start", form.body());
+    let act = move |path: &'static str| move |_| posts.send(path, serde_json::Value::Null);
 
     let dataset = super::streamed_dataset();
     let (record, records) = (
@@ -65,10 +60,10 @@ pub fn AggregateCell() -> impl IntoView {
             <Controls>
             <AggregateControls form />
             <div class="buttons">
-                <button class="btn btn-primary" data-primary data-testid="aggregate-start" on:click=start disabled=running>
+                <button class="btn btn-primary" data-primary data-testid="aggregate-start" on:click=start disabled=move || running() || posts.pending()>
                     "Start"
                 </button>
-                <button class="btn" data-testid="aggregate-stop" on:click=act("/api/stages/aggregate/stop") disabled=move || !running()>
+                <button class="btn" data-testid="aggregate-stop" on:click=act("/api/stages/aggregate/stop") disabled=move || !running() || posts.pending()>
                     "Stop"
                 </button>
                 <button
@@ -76,7 +71,7 @@ pub fn AggregateCell() -> impl IntoView {
                     data-testid="aggregate-crash"
                     title="Kill the job without a final checkpoint, as a crash would"
                     on:click=act("/api/stages/aggregate/crash")
-                    disabled=move || !running()
+                    disabled=move || !running() || posts.pending()
                 >
                     "Crash"
                 </button>
@@ -95,7 +90,7 @@ pub fn AggregateCell() -> impl IntoView {
                 />
             </div>
             </Controls>
-            <ErrorLine error />
+            <ErrorLine error=posts />
             {move || stage.status.get().and_then(|s| s.detail).map(|d| view! { <p class="muted">{d}</p> })}
             <div class="stats">
                 <div class="stat">
@@ -178,17 +173,16 @@ fn ParquetSink() -> impl IntoView {
     let running = move || stage.running();
     let rows = RwSignal::new("10000".to_owned());
     let secs = RwSignal::new("10".to_owned());
-    let error = RwSignal::new(None::<String>);
+    let posts = Posts::new();
     let start = move |_| {
         let (Ok(roll_rows), Ok(roll_secs)) = (
             rows.get().trim().parse::<u32>(),
             secs.get().trim().parse::<u32>(),
         ) else {
-            return error.set(Some("roll: enter whole numbers".to_owned()));
+            return posts.refuse("roll: enter whole numbers".to_owned());
         };
-        client::post_reporting(
-            error,
-            "/api/stages/parquet/start".into(),
+        posts.send(
+            "/api/stages/parquet/start",
             typed(ParquetConfig {
                 roll_rows,
                 roll_secs,
@@ -196,13 +190,7 @@ fn ParquetSink() -> impl IntoView {
             }),
         );
     };
-    let stop = move |_| {
-        client::post_reporting(
-            error,
-            "/api/stages/parquet/stop".into(),
-            serde_json::Value::Null,
-        )
-    };
+    let stop = move |_| posts.send("/api/stages/parquet/stop", serde_json::Value::Null);
     let counter = move |name: &'static str| stage.counter(name);
     view! {
         <h4>"Parquet sink " <StatePill state /></h4>
@@ -217,12 +205,12 @@ fn ParquetSink() -> impl IntoView {
             <label>"Roll after (rows)" <input type="number" min="1" name="roll_rows" bind:value=rows /></label>
             <label>"or after (s)" <input type="number" min="1" name="roll_secs" bind:value=secs /></label>
             <div class="buttons">
-                <button class="btn" data-testid="parquet-start" on:click=start disabled=running>"Start sink"</button>
-                <button class="btn" data-testid="parquet-stop" on:click=stop disabled=move || !running()>"Stop"</button>
+                <button class="btn" data-testid="parquet-start" on:click=start disabled=move || running() || posts.pending()>"Start sink"</button>
+                <button class="btn" data-testid="parquet-stop" on:click=stop disabled=move || !running() || posts.pending()>"Stop"</button>
             </div>
         </form>
         </Controls>
-        <ErrorLine error />
+        <ErrorLine error=posts />
         <super::load::StageLoadPanel stage="parquet" default_group="pipebook-parquet" />
         <super::sentiment::StageMembers
             members=stage.members()

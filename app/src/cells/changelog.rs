@@ -7,8 +7,8 @@ use leptos::prelude::*;
 
 use super::ErrorLine;
 use crate::api::{Message, TOPIC_AGGREGATES};
-use crate::client;
 use crate::live::Live;
+use crate::requests::Read;
 
 /// Results read at once: the newest ones.
 const READ: i64 = 30;
@@ -26,21 +26,18 @@ struct Change {
 #[component]
 pub fn ChangelogView() -> impl IntoView {
     let live = Live::use_context();
-    let lines = RwSignal::new(Vec::<Change>::new());
-    let error = RwSignal::new(None::<String>);
+    let asked = RwSignal::new(None::<String>);
+    let results = Read::<Vec<Message>>::new(move || asked.get());
     let read = move |_| {
         let high = live
             .snapshot
             .get_untracked()
             .and_then(|s| s.topic(TOPIC_AGGREGATES).map(|t| t.high_sum()))
             .unwrap_or(0);
-        let path = format!(
+        asked.set(Some(format!(
             "/api/kafka/topics/{TOPIC_AGGREGATES}/messages?partition=0&offset={}&limit={READ}",
             (high - READ).max(0)
-        );
-        client::get_reporting(error, path, move |found: Vec<Message>| {
-            lines.set(found.iter().rev().flat_map(changes).collect())
-        });
+        )));
     };
     view! {
         <p class="muted">
@@ -57,7 +54,7 @@ pub fn ChangelogView() -> impl IntoView {
                 "Read the newest 30 results"
             </button>
         </div>
-        <ErrorLine error />
+        <ErrorLine error=results />
         <div class="changelog-box">
         <table class="messages changelog" data-testid="changelog">
             <thead>
@@ -65,9 +62,12 @@ pub fn ChangelogView() -> impl IntoView {
             </thead>
             <tbody>
                 {move || {
-                    lines
-                        .get()
-                        .into_iter()
+                    results
+                        .answer()
+                        .unwrap_or_default()
+                        .iter()
+                        .rev()
+                        .flat_map(changes)
                         .map(|c| {
                             view! {
                                 <tr class=format!("change change-{}", marker_class(c.marker))>

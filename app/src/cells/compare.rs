@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{ErrorLine, capitalized, streamed_dataset};
 use crate::api::{ClassifierComparison, ClassifierScore, DatasetKind, Sentiment};
-use crate::client;
+use crate::requests::Posts;
 use crate::session::Controls;
 
 /// Records a comparison reads.
@@ -42,22 +42,13 @@ fn ChoiceSelect(name: &'static str, choice: RwSignal<String>) -> impl IntoView {
 pub fn ClassifierCompare() -> impl IntoView {
     let a = RwSignal::new("lexicon".to_owned());
     let b = RwSignal::new("textblob".to_owned());
-    let error = RwSignal::new(None::<String>);
-    let result = RwSignal::new(None::<ClassifierComparison>);
-    let busy = RwSignal::new(false);
+    let posts = Posts::<ClassifierComparison>::answered();
     let dataset = streamed_dataset();
     let run = move |_| {
-        error.set(None);
-        busy.set(true);
-        leptos::task::spawn_local(async move {
-            let body = json!({"a": a.get_untracked(), "b": b.get_untracked(), "limit": LIMIT});
-            match client::post_json::<ClassifierComparison>("/api/sentiment/compare", body).await {
-                Ok(comparison) => result.set(Some(comparison)),
-                Err(message) => error.set(Some(message)),
-            }
-            busy.set(false);
-        });
+        let body = json!({"a": a.get_untracked(), "b": b.get_untracked(), "limit": LIMIT});
+        posts.send("/api/sentiment/compare", body);
     };
+    let busy = move || posts.pending();
     view! {
         <div class="compare-panel" data-testid="compare-panel">
         <h3>"Compare two classifiers"</h3>
@@ -76,14 +67,14 @@ pub fn ClassifierCompare() -> impl IntoView {
                 <label>"A" <ChoiceSelect name="a" choice=a /></label>
                 <label>"B" <ChoiceSelect name="b" choice=b /></label>
                 <div class="buttons">
-                    <button class="btn" data-testid="compare-run" on:click=run disabled=move || busy.get()>
-                        {move || if busy.get() { "Comparing…" } else { "Compare" }}
+                    <button class="btn" data-testid="compare-run" on:click=run disabled=busy>
+                        {move || if busy() { "Comparing…" } else { "Compare" }}
                     </button>
                 </div>
             </form>
         </Controls>
-        <ErrorLine error />
-        {move || result.get().map(|c| view! { <ComparisonView c /> })}
+        <ErrorLine error=posts />
+        {move || posts.answer().map(|c| view! { <ComparisonView c /> })}
         </div>
     }
 }

@@ -6,9 +6,9 @@ use leptos::prelude::*;
 
 use super::{ErrorLine, thousands};
 use crate::api::{GroupInfo, GroupMember, group_state_explanation};
-use crate::client;
 use crate::live::Live;
 use crate::ops::{LagTrend, ResetOutcome};
+use crate::requests::Posts;
 
 /// How the group table is ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,9 +173,8 @@ pub fn OffsetReset(groups: Signal<Vec<GroupInfo>>) -> impl IntoView {
     let to = RwSignal::new("earliest".to_owned());
     let value = RwSignal::new(String::new());
     let partitions = RwSignal::new(String::new());
-    let outcome = RwSignal::new(None::<ResetOutcome>);
-    let error = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(false);
+    // A refused reset clears the last outcome: it no longer says where the offsets are.
+    let posts = Posts::<ResetOutcome>::answered();
     let read_only = crate::session::read_only();
     let chosen_group = move || {
         let named = group.get();
@@ -201,24 +200,12 @@ pub fn OffsetReset(groups: Signal<Vec<GroupInfo>>) -> impl IntoView {
             now,
         ) {
             Ok(body) => body,
-            Err(message) => {
-                error.set(Some(message));
-                return;
-            }
+            Err(message) => return posts.refuse(message),
         };
-        let path = format!("/api/kafka/groups/{}/reset", encode(&chosen_group()));
-        busy.set(true);
-        error.set(None);
-        leptos::task::spawn_local(async move {
-            match client::post_json::<ResetOutcome>(&path, body).await {
-                Ok(answer) => outcome.set(Some(answer)),
-                Err(message) => {
-                    outcome.set(None);
-                    error.set(Some(message));
-                }
-            }
-            busy.set(false);
-        });
+        posts.send(
+            format!("/api/kafka/groups/{}/reset", encode(&chosen_group())),
+            body,
+        );
     };
     let value_label = move || match to.get().as_str() {
         "offset" => "Offset",
@@ -274,19 +261,19 @@ pub fn OffsetReset(groups: Signal<Vec<GroupInfo>>) -> impl IntoView {
             </label>
             <div class="buttons">
                 <button class="btn" type="button" data-testid="reset-dry-run"
-                    disabled=move || busy.get() || groups.get().is_empty()
+                    disabled=move || posts.pending() || groups.get().is_empty()
                     on:click=move |_| send(true)>
                     "Dry run"
                 </button>
                 <button class="btn" data-primary type="button" data-testid="reset-execute"
-                    disabled=move || read_only || busy.get() || groups.get().is_empty()
+                    disabled=move || read_only || posts.pending() || groups.get().is_empty()
                     on:click=move |_| send(false)>
                     "Reset"
                 </button>
             </div>
         </form>
-        <ErrorLine error />
-        {move || outcome.get().map(|o| view! { <ResetTable outcome=o /> })}
+        <ErrorLine error=posts />
+        {move || posts.answer().map(|o| view! { <ResetTable outcome=o /> })}
     }
 }
 

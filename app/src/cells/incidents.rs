@@ -8,53 +8,32 @@ use serde_json::json;
 
 use super::{Cell, ErrorLine, streamed_dataset, thousands};
 use crate::api::{ActiveIncident, DatasetKind, IncidentPhase, IncidentsView};
-use crate::client;
 use crate::live::Live;
+use crate::requests::{Posts, Read};
 use crate::session::Controls;
-
-/// POSTs `body` to `path` and shows the answer (the incidents view) or the refusal.
-fn post_view(
-    path: String,
-    body: serde_json::Value,
-    view: RwSignal<Option<IncidentsView>>,
-    error: RwSignal<Option<String>>,
-) {
-    error.set(None);
-    leptos::task::spawn_local(async move {
-        match client::post_json::<IncidentsView>(&path, body).await {
-            Ok(answer) => view.set(Some(answer)),
-            Err(message) => error.set(Some(message)),
-        }
-    });
-}
 
 #[component]
 pub fn IncidentsCell() -> impl IntoView {
     let live = Live::use_context();
-    let view_signal = RwSignal::new(None::<IncidentsView>);
-    let error = RwSignal::new(None::<String>);
+    let posts = Posts::new();
     let seed = RwSignal::new("17".to_owned());
-    // The server moves the incident on once a second, with each snapshot: read it as often.
-    Effect::new(move |_| {
+    // The server moves the incident on once a second, with each snapshot: read it as often, and
+    // at once after each change this cell asked for.
+    let incidents = Read::<IncidentsView>::new(move || {
         live.snapshot.track();
-        client::get_reporting(error, "/api/incidents".to_owned(), move |v| {
-            view_signal.set(Some(v));
-        });
+        posts.done();
+        Some("/api/incidents".to_owned())
     });
     let start = move |id: String| match seed.get().trim().parse::<u64>() {
-        Ok(seed) => post_view(
+        Ok(seed) => posts.send(
             format!("/api/incidents/{id}/start"),
             json!({ "seed": seed }),
-            view_signal,
-            error,
         ),
-        Err(_) => error.set(Some(format!(
-            "seed: enter a whole number, got {:?}",
-            seed.get()
-        ))),
+        Err(_) => posts.refuse(format!("seed: enter a whole number, got {:?}", seed.get())),
     };
-    let catalogue = move || view_signal.get().map(|v| v.incidents).unwrap_or_default();
-    let active = Memo::new(move |_| view_signal.get().and_then(|v| v.active));
+    let error = Signal::derive(move || posts.error().or_else(|| incidents.error()));
+    let catalogue = move || incidents.answer().map(|v| v.incidents).unwrap_or_default();
+    let active = Memo::new(move |_| incidents.answer().and_then(|v| v.active));
     let dataset = streamed_dataset();
 
     view! {
@@ -78,6 +57,7 @@ pub fn IncidentsCell() -> impl IntoView {
                             view! {
                                 <li>
                                     <button class="btn btn-small" data-testid=format!("incident-start-{}", incident.id)
+                                        disabled=move || posts.pending()
                                         on:click=move |_| start(id.clone())>"Start"</button>
                                     <strong>{incident.title}</strong>
                                     <span class="muted">{format!(" · cell {} · ", incident.cell)}</span>
@@ -89,17 +69,13 @@ pub fn IncidentsCell() -> impl IntoView {
                 </ul>
             </Controls>
             <ErrorLine error />
-            {move || active.get().map(|a| view! { <Active incident=a view=view_signal error /> })}
+            {move || active.get().map(|a| view! { <Active incident=a posts /> })}
         </Cell>
     }
 }
 
 #[component]
-fn Active(
-    incident: ActiveIncident,
-    view: RwSignal<Option<IncidentsView>>,
-    error: RwSignal<Option<String>>,
-) -> impl IntoView {
+fn Active(incident: ActiveIncident, posts: Posts) -> impl IntoView {
     let phase = match incident.phase {
         IncidentPhase::SettingUp => "setting up",
         IncidentPhase::Running => "running",
@@ -117,7 +93,7 @@ fn Active(
         (incident.hints.len() + 1).min(incident.hints_total),
         incident.hints_total
     );
-    let hint = move |_| post_view("/api/incidents/hint".into(), json!({}), view, error);
+    let hint = move |_| posts.send("/api/incidents/hint", json!({}));
     let rows = incident
         .figures
         .iter()
@@ -155,7 +131,8 @@ fn Active(
                 let body = json!({ "choice": choice.clone() });
                 view! {
                     <button class="btn btn-small" data-testid=format!("incident-choice-{i}")
-                        on:click=move |_| post_view("/api/incidents/answer".into(), body.clone(), view, error)>
+                        disabled=move || posts.pending()
+                        on:click=move |_| posts.send("/api/incidents/answer", body.clone())>
                         {choice}
                     </button>
                 }
@@ -189,7 +166,7 @@ fn Active(
                 {incident.hints.into_iter().map(|h| view! { <li>{h}</li> }).collect_view()}
             </ol>
             <Controls>
-                <button class="btn btn-small" data-testid="incident-hint" on:click=hint disabled=!more_hints>
+                <button class="btn btn-small" data-testid="incident-hint" on:click=hint disabled=move || !more_hints || posts.pending()>
                     {hint_label}
                 </button>
             </Controls>

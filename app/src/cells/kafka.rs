@@ -5,8 +5,8 @@ use leptos::prelude::*;
 
 use super::{BrokerToggle, Cell, ErrorLine, TopicSelect, thousands};
 use crate::api::{Message, TOPIC_REVIEWS, TopicInfo};
-use crate::client;
 use crate::live::Live;
+use crate::requests::Read;
 
 #[component]
 pub fn KafkaCell() -> impl IntoView {
@@ -118,16 +118,15 @@ fn MessageBrowser(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
     let topic = RwSignal::new(TOPIC_REVIEWS.to_owned());
     let partition = RwSignal::new("0".to_owned());
     let offset = RwSignal::new("0".to_owned());
-    let messages = RwSignal::new(Vec::<Message>::new());
-    let error = RwSignal::new(None::<String>);
+    let asked = RwSignal::new(None::<String>);
+    let messages = Read::<Vec<Message>>::new(move || asked.get());
     let fetch = move |_| {
-        let path = format!(
+        asked.set(Some(format!(
             "/api/kafka/topics/{}/messages?partition={}&offset={}&limit=10",
             topic.get(),
             partition.get().trim(),
             offset.get().trim()
-        );
-        client::get_reporting(error, path, move |found: Vec<Message>| messages.set(found));
+        )));
     };
     view! {
         <form class="controls" on:submit=|ev| ev.prevent_default()>
@@ -146,12 +145,13 @@ fn MessageBrowser(topics: Signal<Vec<TopicInfo>>) -> impl IntoView {
                 </button>
             </div>
         </form>
-        <ErrorLine error />
+        <ErrorLine error=messages />
         <table class="messages" data-testid="messages">
             <tbody>
                 {move || {
                     messages
-                        .get()
+                        .answer()
+                        .unwrap_or_default()
                         .into_iter()
                         .map(|m| {
                             let excerpt: String = m.value.chars().take(160).collect();

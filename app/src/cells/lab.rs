@@ -10,8 +10,8 @@ use crate::api::{
     DeliveryChoice, DeliveryLabRequest, DeliveryLabView, DeliveryMode, DeliveryResult,
     LAB_DEFAULT_RECORDS, LabState,
 };
-use crate::client;
 use crate::live::Live;
+use crate::requests::Posts;
 
 fn count(value: u64) -> String {
     thousands(i64::try_from(value).unwrap_or(i64::MAX))
@@ -23,7 +23,7 @@ pub fn LabCell() -> impl IntoView {
     let lab = Memo::new(move |_| live.snapshot.get().map(|s| s.lab).unwrap_or_default());
     let records = RwSignal::new(LAB_DEFAULT_RECORDS.to_string());
     let crash_after = RwSignal::new((LAB_DEFAULT_RECORDS / 2).to_string());
-    let error = RwSignal::new(None::<String>);
+    let posts = Posts::new();
     let running = move || lab.get().running;
 
     let run = move |_| {
@@ -34,10 +34,7 @@ pub fn LabCell() -> impl IntoView {
                 crash_after: Some(whole_number("crash after", &crash_after.get())?),
             }))
         })();
-        match body {
-            Ok(body) => client::post_reporting(error, "/api/lab/delivery".to_owned(), body),
-            Err(message) => error.set(Some(message)),
-        }
+        posts.send_checked("/api/lab/delivery", body);
     };
 
     view! {
@@ -64,13 +61,13 @@ pub fn LabCell() -> impl IntoView {
                     <input type="number" min="0" name="crash_after" bind:value=crash_after />
                 </label>
                 <div class="buttons">
-                    <button class="btn btn-primary" data-primary data-testid="lab-run" on:click=run disabled=running>
+                    <button class="btn btn-primary" data-primary data-testid="lab-run" on:click=run disabled=move || running() || posts.pending()>
                         "Run all three"
                     </button>
                 </div>
             </form>
             </Controls>
-            <ErrorLine error />
+            <ErrorLine error=posts />
             <Progress lab=lab.into() />
             <ResultTable lab=lab.into() />
         </Cell>

@@ -8,8 +8,8 @@ use crate::session::Controls;
 
 use super::{ErrorLine, thousands};
 use crate::api::{LessonStep, StepPrediction};
-use crate::client;
 use crate::live::Live;
+use crate::requests::Posts;
 
 /// Progress through the lesson, with run-all, stop-all and start-over.
 #[component]
@@ -22,10 +22,8 @@ pub fn LessonBar() -> impl IntoView {
         let (right, judged) = lesson.get().predictions_right();
         format!("{right} / {judged}")
     };
-    let error = RwSignal::new(None::<String>);
-    let act = move |path: &'static str| {
-        move |_| client::post_reporting(error, path.to_owned(), serde_json::Value::Null)
-    };
+    let posts = Posts::new();
+    let act = move |path: &'static str| move |_| posts.send(path, serde_json::Value::Null);
     view! {
         <div class="lesson-bar" data-testid="lesson-progress">
             <span class="lesson-count">
@@ -40,19 +38,19 @@ pub fn LessonBar() -> impl IntoView {
                 "predictions right: " <strong data-testid="predictions-right">{right}</strong>
             </span>
             <Controls>
-            <button class="btn btn-small" data-testid="run-all" on:click=act("/api/pipeline/start-all")
+            <button class="btn btn-small" data-testid="run-all" disabled=move || posts.pending() on:click=act("/api/pipeline/start-all")
                 title="Start every stage that is not running, with its defaults">
                 "Run all"
             </button>
-            <button class="btn btn-small" data-testid="stop-all" on:click=act("/api/pipeline/stop-all")>
+            <button class="btn btn-small" data-testid="stop-all" disabled=move || posts.pending() on:click=act("/api/pipeline/stop-all")>
                 "Stop all"
             </button>
-            <button class="btn btn-small" data-testid="lesson-reset" on:click=act("/api/lesson/reset")
+            <button class="btn btn-small" data-testid="lesson-reset" disabled=move || posts.pending() on:click=act("/api/lesson/reset")
                 title="Mark every step as not done">
                 "Start over"
             </button>
             </Controls>
-            <ErrorLine error />
+            <ErrorLine error=posts />
         </div>
     }
 }
@@ -154,17 +152,17 @@ fn StepItem(step: LessonStep, open: bool) -> impl IntoView {
 #[component]
 fn Predict(id: String, p: StepPrediction) -> impl IntoView {
     let picked = RwSignal::new(p.choice);
-    let error = RwSignal::new(None::<String>);
+    let posts = Posts::new();
     let read_only = crate::session::read_only();
     let choices = p.choices.into_iter().enumerate().map(|(i, text)| {
         let path = format!("/api/lesson/steps/{id}/prediction");
         let pick = move |_| {
             picked.set(Some(i));
-            client::post_reporting(error, path.clone(), serde_json::json!({ "choice": i }));
+            posts.send(path.clone(), serde_json::json!({ "choice": i }));
         };
         view! {
             <button class="btn btn-small choice" data-testid=format!("predict-{id}-{i}")
-                aria-pressed=move || (picked.get() == Some(i)).to_string() on:click=pick disabled=read_only>
+                aria-pressed=move || (picked.get() == Some(i)).to_string() on:click=pick disabled=move || read_only || posts.pending()>
                 {text}
             </button>
         }
@@ -173,7 +171,7 @@ fn Predict(id: String, p: StepPrediction) -> impl IntoView {
         <div class="predict" data-testid=format!("predict-{id}")>
             <p><strong>"Predict first: "</strong>{p.question}</p>
             <div class="choices" role="group" aria-label="your prediction">{choices.collect_view()}</div>
-            <ErrorLine error />
+            <ErrorLine error=posts />
         </div>
     }
 }
@@ -234,26 +232,15 @@ pub fn FaultButton(
     title: &'static str,
     #[prop(optional, into)] disabled: Option<Signal<bool>>,
 ) -> impl IntoView {
-    let error = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(false);
-    let click = move |_| {
-        let body = body.clone().unwrap_or(serde_json::Value::Null);
-        busy.set(true);
-        error.set(None);
-        leptos::task::spawn_local(async move {
-            if let Err(message) = client::post(path, body).await {
-                error.set(Some(message));
-            }
-            busy.set(false);
-        });
-    };
+    let posts = Posts::new();
+    let click = move |_| posts.send(path, body.clone().unwrap_or(serde_json::Value::Null));
     let read_only = crate::session::read_only();
-    let disabled = move || read_only || busy.get() || disabled.is_some_and(|d| d.get());
+    let disabled = move || read_only || posts.pending() || disabled.is_some_and(|d| d.get());
     view! {
         <button class="btn btn-fault" data-testid=testid title=title on:click=click disabled=disabled>
             "⚡ " {label}
         </button>
-        <ErrorLine error />
+        <ErrorLine error=posts />
     }
 }
 

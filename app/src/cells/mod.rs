@@ -23,6 +23,7 @@ use leptos::prelude::*;
 
 use crate::api::{DatasetKind, StageState, StageStatus};
 use crate::live::Live;
+use crate::requests::Posts;
 use deferred::{Deferred, DeferredCell};
 
 /// The whole lesson: a header with the cluster's state, then the cells.
@@ -77,9 +78,8 @@ fn BrokerToggle(testid: &'static str) -> impl IntoView {
     let live = Live::use_context();
     let kafka = move || live.snapshot.get().map(|s| s.pipeline.kafka);
     let running = move || kafka().is_some_and(|k| k.state == StageState::Running);
-    let busy = RwSignal::new(false);
     // The POST's refusal (the broker could not start, …) is shown, not dropped.
-    let error = RwSignal::new(None::<String>);
+    let posts = Posts::new();
     let read_only = crate::session::read_only();
     let toggle = move |_| {
         let path = if running() {
@@ -87,21 +87,15 @@ fn BrokerToggle(testid: &'static str) -> impl IntoView {
         } else {
             "/api/stages/broker/start"
         };
-        busy.set(true);
-        error.set(None);
-        leptos::task::spawn_local(async move {
-            let outcome = crate::client::post(path, serde_json::Value::Null).await;
-            error.set(outcome.err());
-            busy.set(false);
-        });
+        posts.send(path, serde_json::Value::Null);
     };
     move || {
         kafka().filter(|k| k.mode == "embedded").map(|_| {
             view! {
-                <button class="btn btn-small" data-testid=testid on:click=toggle disabled=move || read_only || busy.get()>
+                <button class="btn btn-small" data-testid=testid on:click=toggle disabled=move || read_only || posts.pending()>
                     {if running() { "Stop broker" } else { "Start broker" }}
                 </button>
-                {move || error.get().map(|e| view! { <span class="error" role="alert">{e}</span> })}
+                {move || posts.error().map(|e| view! { <span class="error" role="alert">{e}</span> })}
             }
         })
     }
@@ -278,9 +272,10 @@ fn set_field(field: RwSignal<String>, value: &serde_json::Value) {
     field.set(text);
 }
 
-/// The last error of a cell's action, if any.
+/// The last error of a cell's action or read, if any (a [`Posts`] or a [`crate::requests::Read`]
+/// converts into the signal).
 #[component]
-fn ErrorLine(error: RwSignal<Option<String>>) -> impl IntoView {
+fn ErrorLine(#[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
     move || {
         error
             .get()

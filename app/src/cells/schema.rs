@@ -5,19 +5,19 @@
 use leptos::prelude::*;
 
 use super::ErrorLine;
-use crate::client;
 use crate::ops::TopicSchema;
+use crate::requests::Read;
 
 /// The schema of the topic `topic` names, read when the learner asks.
 #[component]
 pub fn TopicSchemaView(topic: RwSignal<String>) -> impl IntoView {
-    let schema = RwSignal::new(None::<TopicSchema>);
-    let error = RwSignal::new(None::<String>);
+    let asked = RwSignal::new(None::<String>);
+    let schema = Read::<TopicSchema>::new(move || asked.get());
     let read = move |_| {
-        let path = format!("/api/kafka/topics/{}/schema?sample=200", topic.get());
-        client::get_reporting(error, path, move |found: TopicSchema| {
-            schema.set(Some(found))
-        });
+        asked.set(Some(format!(
+            "/api/kafka/topics/{}/schema?sample=200",
+            topic.get()
+        )));
     };
     view! {
         <div class="buttons">
@@ -25,8 +25,8 @@ pub fn TopicSchemaView(topic: RwSignal<String>) -> impl IntoView {
                 "Infer the schema (newest 200)"
             </button>
         </div>
-        <ErrorLine error />
-        {move || schema.get().map(|s| view! { <SchemaTables schema=s /> })}
+        <ErrorLine error=schema />
+        {move || schema.answer().map(|s| view! { <SchemaTables schema=s /> })}
     }
 }
 

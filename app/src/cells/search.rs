@@ -13,8 +13,8 @@ use crate::api::{
     DatasetKind, GROUP_INDEXER, IndexerConfig, SearchAggregations, SearchOutageRequest,
     SearchResults, Sentiment,
 };
-use crate::client;
 use crate::live::Live;
+use crate::requests::{Posts, Read};
 
 /// Histogram intervals a learner can pick.
 const INTERVALS: [&str; 5] = ["15m", "1h", "6h", "1d", "7d"];
@@ -27,7 +27,7 @@ pub fn SearchCell() -> impl IntoView {
     let status = Memo::new(move |_| live.snapshot.get().map(|s| s.search).unwrap_or_default());
     let counter = move |name: &'static str| stage.counter(name);
     let group = RwSignal::new(GROUP_INDEXER.to_owned());
-    let error = RwSignal::new(None::<String>);
+    let posts = Posts::new();
     let running = move || stage.running();
     let lag = move || {
         let group = stage
@@ -42,22 +42,15 @@ pub fn SearchCell() -> impl IntoView {
             .map_or(0, |g| g.total_lag())
     };
     let start = move |_| {
-        client::post_reporting(
-            error,
-            "/api/stages/indexer/start".to_owned(),
+        posts.send(
+            "/api/stages/indexer/start",
             typed(IndexerConfig {
                 group: group.get().trim().to_owned(),
                 ..IndexerConfig::default()
             }),
         );
     };
-    let stop = move |_| {
-        client::post_reporting(
-            error,
-            "/api/stages/indexer/stop".to_owned(),
-            serde_json::Value::Null,
-        );
-    };
+    let stop = move |_| posts.send("/api/stages/indexer/stop", serde_json::Value::Null);
     let problem = move || {
         stage
             .status
@@ -97,17 +90,17 @@ pub fn SearchCell() -> impl IntoView {
                     <input type="text" name="group" bind:value=group />
                 </label>
                 <div class="buttons">
-                    <button class="btn btn-primary" data-primary data-testid="indexer-start" on:click=start disabled=running>
+                    <button class="btn btn-primary" data-primary data-testid="indexer-start" on:click=start disabled=move || running() || posts.pending()>
                         "Start indexer"
                     </button>
-                    <button class="btn" data-testid="indexer-stop" on:click=stop disabled=move || !running()>
+                    <button class="btn" data-testid="indexer-stop" on:click=stop disabled=move || !running() || posts.pending()>
                         "Stop"
                     </button>
                     <OutageToggle paused=Signal::derive(move || status.get().paused) />
                 </div>
             </form>
             </Controls>
-            <ErrorLine error />
+            <ErrorLine error=posts />
             {move || problem().map(|p| view! { <p class="warning" role="status" data-testid="indexer-problem">{p}</p> })}
             <div class="stats">
                 <div class="stat">
@@ -154,7 +147,9 @@ fn SearchBox() -> impl IntoView {
     let q = RwSignal::new(String::new());
     let sentiment = RwSignal::new(String::new());
     let stars_min = RwSignal::new(String::new());
-    let results = RwSignal::new(None::<Result<(String, SearchResults), String>>);
+    // The words and the path of the search asked last; the words mark the hits.
+    let asked = RwSignal::new(None::<(String, String)>);
+    let results = Read::<SearchResults>::new(move || asked.get().map(|(_, path)| path));
     let search = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let path = format!(
@@ -163,11 +158,7 @@ fn SearchBox() -> impl IntoView {
             sentiment.get(),
             stars_min.get()
         );
-        let words = q.get();
-        leptos::task::spawn_local(async move {
-            let found = client::get::<SearchResults>(&path).await;
-            results.set(Some(found.map(|found| (words, found))));
-        });
+        asked.set(Some((q.get(), path)));
     };
     view! {
         <h3>"Search"</h3>
@@ -194,10 +185,14 @@ fn SearchBox() -> impl IntoView {
                 <button class="btn btn-primary" type="submit" data-testid="search-submit">"Search"</button>
             </div>
         </form>
-        {move || match results.get() {
-            None => None,
-            Some(Err(message)) => Some(view! { <p class="error" role="alert">{message}</p> }.into_any()),
-            Some(Ok((words, found))) => Some(view! { <SearchHits words found /> }.into_any()),
+        // A refused search shows the refusal alone, not the hits of the search before it.
+        {move || match (results.error(), results.answer()) {
+            (Some(message), _) => Some(view! { <p class="error" role="alert">{message}</p> }.into_any()),
+            (None, Some(found)) => {
+                let words = asked.with(|a| a.as_ref().map(|(words, _)| words.clone()).unwrap_or_default());
+                Some(view! { <SearchHits words found /> }.into_any())
+            }
+            (None, None) => None,
         }}
     }
 }
@@ -249,15 +244,14 @@ fn SearchHits(words: String, found: SearchResults) -> impl IntoView {
 #[component]
 fn Dashboards(documents: Signal<u64>) -> impl IntoView {
     let interval = RwSignal::new("1h".to_owned());
-    let aggregations = RwSignal::new(SearchAggregations::default());
-    let failure = RwSignal::new(None::<String>);
-    Effect::new(move |_| {
-        let (_, interval) = (documents.get(), interval.get());
-        let path = format!("/api/search/aggregations?interval={interval}");
-        client::get_reporting(failure, path, move |result: SearchAggregations| {
-            aggregations.set(result)
-        });
+    let read = Read::<SearchAggregations>::new(move || {
+        documents.track();
+        Some(format!(
+            "/api/search/aggregations?interval={}",
+            interval.get()
+        ))
     });
+    let aggregations = Signal::derive(move || read.answer().unwrap_or_default());
     let by_sentiment = Signal::derive(move || {
         let aggs = aggregations.get();
         Sentiment::ALL
@@ -364,7 +358,7 @@ fn Dashboards(documents: Signal<u64>) -> impl IntoView {
                 </select>
             </label>
         </div>
-        {move || failure.get().map(|f| view! { <p class="warning">{f}</p> })}
+        {move || read.error().map(|f| view! { <p class="warning">{f}</p> })}
         <div class="three-col">
             <div>
                 <h4>"By sentiment " <span class="muted">"· terms"</span></h4>

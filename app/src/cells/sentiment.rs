@@ -15,9 +15,9 @@ use crate::api::{
     FaultRequest, LIVE_LATEST_REVIEWS, LIVE_REBALANCES, MemberState, MemberView, Sentiment,
     SentimentConfig, SentimentView,
 };
-use crate::client;
 use crate::live::Live;
 use crate::ops::{GroupLagHistory, PartitionLag};
+use crate::requests::{Posts, Read};
 
 /// Samples kept for the lag chart (about a minute at one per second).
 const LAG_HISTORY: usize = 60;
@@ -33,25 +33,24 @@ pub fn SentimentCell() -> impl IntoView {
         Memo::new(move |_| live.snapshot.get().map(|s| s.sentiment).unwrap_or_default());
     let workers = RwSignal::new("2".to_owned());
     let classifier = RwSignal::new("lexicon".to_owned());
-    let error = RwSignal::new(None::<String>);
 
     // Lag per partition over time: the server's history first (it samples every second, so a
     // reload keeps the chart), then each live snapshot's.
     let lag_history = RwSignal::new(VecDeque::<LagSample>::new());
+    let server_lag = Read::<GroupLagHistory>::new(move || {
+        let group = live.snapshot.get_untracked()?.sentiment.group;
+        Some(format!("/api/kafka/groups/{group}/lag"))
+    });
     Effect::new(move |_| {
-        let Some(group) = live.snapshot.get_untracked().map(|s| s.sentiment.group) else {
+        // No history yet (the group was never sampled, the read refused): the chart starts from
+        // the feed.
+        let Some(found) = server_lag.answer() else {
             return;
         };
-        leptos::task::spawn_local(async move {
-            let path = format!("/api/kafka/groups/{group}/lag");
-            // No history yet (the group was never sampled): the chart starts from the feed.
-            if let Ok(found) = client::get::<GroupLagHistory>(&path).await {
-                let seeded = server_history(&found, LAG_HISTORY);
-                lag_history.update(|history| {
-                    if seeded.len() > history.len() {
-                        *history = seeded;
-                    }
-                });
+        let seeded = server_history(&found, LAG_HISTORY);
+        lag_history.update(|history| {
+            if seeded.len() > history.len() {
+                *history = seeded;
             }
         });
     });
@@ -78,22 +77,21 @@ pub fn SentimentCell() -> impl IntoView {
         });
     });
 
-    let post =
-        move |path: String, body: serde_json::Value| client::post_reporting(error, path, body);
+    let posts = Posts::new();
     let start = move |_| {
         let Ok(n) = workers.get().trim().parse::<u8>() else {
-            return error.set(Some("workers: enter a whole number 1–8".to_owned()));
+            return posts.refuse("workers: enter a whole number 1–8".to_owned());
         };
         let classifier = match choice("classifier", classifier.get()) {
             Ok(classifier) => classifier,
-            Err(message) => return error.set(Some(message)),
+            Err(message) => return posts.refuse(message),
         };
         let config = SentimentConfig {
             workers: n,
             classifier,
             ..SentimentConfig::default()
         };
-        post("/api/stages/sentiment/start".to_owned(), typed(config));
+        posts.send("/api/stages/sentiment/start", typed(config));
     };
     let running = move || stage.running();
     let group_name = move || view_data.with(|v| v.group.clone());
@@ -145,22 +143,22 @@ pub fn SentimentCell() -> impl IntoView {
                     </select>
                 </label>
                 <div class="buttons">
-                    <button class="btn btn-primary" data-primary data-testid="sentiment-start" on:click=start disabled=running>
+                    <button class="btn btn-primary" data-primary data-testid="sentiment-start" on:click=start disabled=move || running() || posts.pending()>
                         "Start"
                     </button>
                     <button
                         class="btn"
                         data-testid="sentiment-add"
-                        on:click=move |_| post("/api/stages/sentiment/workers".to_owned(), serde_json::Value::Null)
-                        disabled=move || !running()
+                        on:click=move |_| posts.send("/api/stages/sentiment/workers", serde_json::Value::Null)
+                        disabled=move || !running() || posts.pending()
                     >
                         "Add worker"
                     </button>
                     <button
                         class="btn"
                         data-testid="sentiment-stop"
-                        on:click=move |_| post("/api/stages/sentiment/stop".to_owned(), serde_json::Value::Null)
-                        disabled=move || !running()
+                        on:click=move |_| posts.send("/api/stages/sentiment/stop", serde_json::Value::Null)
+                        disabled=move || !running() || posts.pending()
                     >
                         "Stop"
                     </button>
@@ -182,7 +180,7 @@ pub fn SentimentCell() -> impl IntoView {
                 </div>
             </form>
             </Controls>
-            <ErrorLine error />
+            <ErrorLine error=posts />
             <div class="stats">
                 <div class="stat">
                     <span class="stat-label">"Stage " <StatePill state /></span>
@@ -217,7 +215,7 @@ pub fn SentimentCell() -> impl IntoView {
             <div class="two-col">
                 <div>
                     <h3>"Workers"</h3>
-                    <WorkerTable view_data=view_data.into() on_kill=post />
+                    <WorkerTable view_data=view_data.into() posts />
                 </div>
                 <div>
                     <h3>"Lag per partition (last minute)"</h3>
@@ -260,10 +258,7 @@ pub fn SentimentCell() -> impl IntoView {
 }
 
 #[component]
-fn WorkerTable(
-    view_data: Signal<SentimentView>,
-    on_kill: impl Fn(String, serde_json::Value) + Copy + Send + Sync + 'static,
-) -> impl IntoView {
+fn WorkerTable(view_data: Signal<SentimentView>, posts: Posts) -> impl IntoView {
     view! {
         <table class="workers" data-testid="workers">
             <thead>
@@ -275,7 +270,7 @@ fn WorkerTable(
                 <For
                     each=move || view_data.get().workers
                     key=|w| w.id.clone()
-                    children=move |w| view! { <WorkerRow id=w.id view_data on_kill /> }
+                    children=move |w| view! { <WorkerRow id=w.id view_data posts /> }
                 />
             </tbody>
         </table>
@@ -283,11 +278,7 @@ fn WorkerTable(
 }
 
 #[component]
-fn WorkerRow(
-    id: String,
-    view_data: Signal<SentimentView>,
-    on_kill: impl Fn(String, serde_json::Value) + Copy + Send + Sync + 'static,
-) -> impl IntoView {
+fn WorkerRow(id: String, view_data: Signal<SentimentView>, posts: Posts) -> impl IntoView {
     let current = {
         let id = id.clone();
         Memo::new(move |_| view_data.get().workers.into_iter().find(|w| w.id == id))
@@ -318,10 +309,13 @@ fn WorkerRow(
                     <button
                         class="btn btn-small btn-danger"
                         data-testid="kill-worker"
-                        disabled=crate::session::read_only()
+                        disabled={
+                            let read_only = crate::session::read_only();
+                            move || read_only || posts.pending()
+                        }
                         on:click={
                             let path = kill_path.clone();
-                            move |_| on_kill(path.clone(), serde_json::Value::Null)
+                            move |_| posts.send(path.clone(), serde_json::Value::Null)
                         }
                     >
                         "Kill"

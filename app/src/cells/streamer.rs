@@ -14,8 +14,8 @@ use crate::api::{
     DatasetInfo, DatasetKind, DatasetList, ProducerConfig, SOURCE_GENERATOR, StageState,
     StageStatus, StreamerConfig, human_bytes,
 };
-use crate::client;
 use crate::live::Live;
+use crate::requests::{Posts, Read};
 
 fn counter(stage: &Option<StageStatus>, name: &str) -> i64 {
     stage
@@ -49,7 +49,7 @@ pub fn StreamerCell() -> impl IntoView {
     let clock = RwSignal::new("live".to_owned());
     let late_percent = RwSignal::new("0".to_owned());
     let late_by = RwSignal::new("120".to_owned());
-    let error = RwSignal::new(None::<String>);
+    let posts = Posts::new();
     form_from_running_config(streamer, move |config| {
         set_field(rate, &config["rate"]);
         set_field(chunk, &config["chunk_size"]);
@@ -83,31 +83,22 @@ pub fn StreamerCell() -> impl IntoView {
         })();
         let body = match body {
             Ok(body) => body,
-            Err(message) => return error.set(Some(message)),
+            Err(message) => return posts.refuse(message),
         };
         let producer_running = matches!(
             producer_state.get_untracked(),
             StageState::Running | StageState::Paused
         );
-        error.set(None);
-        leptos::task::spawn_local(async move {
-            if let Err(message) = client::post("/api/stages/streamer/start", body).await {
-                return error.set(Some(message));
-            }
-            if !producer_running
-                && let Err(message) = client::post(
-                    "/api/stages/producer/start",
-                    typed(ProducerConfig::default()),
-                )
-                .await
-            {
-                error.set(Some(message));
-            }
-        });
+        let mut requests = vec![("/api/stages/streamer/start".to_owned(), body)];
+        if !producer_running {
+            requests.push((
+                "/api/stages/producer/start".to_owned(),
+                typed(ProducerConfig::default()),
+            ));
+        }
+        posts.send_all(requests);
     };
-    let act = move |path: &'static str| {
-        move |_| client::post_reporting(error, path.to_owned(), serde_json::Value::Null)
-    };
+    let act = move |path: &'static str| move |_| posts.send(path, serde_json::Value::Null);
     let active = move || matches!(state.get(), StageState::Running | StageState::Paused);
 
     let datasets = Datasets::fetch();
@@ -180,7 +171,7 @@ pub fn StreamerCell() -> impl IntoView {
                         data-primary
                         data-testid="streamer-start"
                         on:click=start
-                        disabled=active
+                        disabled=move || active() || posts.pending()
                     >
                         "Start"
                     </button>
@@ -192,7 +183,7 @@ pub fn StreamerCell() -> impl IntoView {
                                     class="btn"
                                     data-testid="streamer-pause"
                                     on:click=act("/api/stages/streamer/pause")
-                                    disabled=move || state.get() != StageState::Running
+                                    disabled=move || state.get() != StageState::Running || posts.pending()
                                 >
                                     "Pause"
                                 </button>
@@ -203,6 +194,7 @@ pub fn StreamerCell() -> impl IntoView {
                             class="btn"
                             data-testid="streamer-resume"
                             on:click=act("/api/stages/streamer/resume")
+                            disabled=move || posts.pending()
                         >
                             "Resume"
                         </button>
@@ -211,7 +203,7 @@ pub fn StreamerCell() -> impl IntoView {
                         class="btn"
                         data-testid="streamer-stop"
                         on:click=act("/api/stages/streamer/stop")
-                        disabled=move || !active()
+                        disabled=move || !active() || posts.pending()
                     >
                         "Stop"
                     </button>
@@ -225,7 +217,7 @@ pub fn StreamerCell() -> impl IntoView {
                 <DatasetUpload source datasets dataset=Signal::derive(chosen) />
             </Controls>
             <SocketsNote />
-            <ErrorLine error />
+            <ErrorLine error=posts />
             <LimitProgress streamer />
             <div class="stats">
                 <div class="stat">
@@ -302,37 +294,28 @@ fn LimitProgress(streamer: Memo<Option<StageStatus>>) -> impl IntoView {
 /// The datasets folder as last listed, and a way to list it again.
 #[derive(Clone, Copy)]
 struct Datasets {
-    list: RwSignal<Option<DatasetList>>,
+    list: Read<DatasetList>,
     /// Bumped to list again (after an upload, or while lines are still being counted).
     refresh: RwSignal<u32>,
-    error: RwSignal<Option<String>>,
 }
 
 impl Datasets {
     /// Lists the folder once hydrated, and again whenever `refresh` changes. Lines still being
     /// counted on the server (`null`) are asked for again two seconds later.
     fn fetch() -> Self {
-        let datasets = Self {
-            list: RwSignal::new(None),
-            refresh: RwSignal::new(0),
-            error: RwSignal::new(None),
-        };
+        let refresh = RwSignal::new(0_u32);
+        let list = Read::new(move || {
+            refresh.track();
+            Some("/api/datasets".to_owned())
+        });
+        let datasets = Self { list, refresh };
         Effect::new(move |_| {
-            datasets.refresh.track();
-            leptos::task::spawn_local(async move {
-                match crate::client::get::<DatasetList>("/api/datasets").await {
-                    Ok(list) => {
-                        if list.datasets.iter().any(|d| d.lines.is_none()) {
-                            set_timeout(
-                                move || datasets.reload(),
-                                std::time::Duration::from_secs(2),
-                            );
-                        }
-                        datasets.list.set(Some(list));
-                    }
-                    Err(message) => datasets.error.set(Some(format!("datasets: {message}"))),
-                }
-            });
+            let counting = list
+                .answer()
+                .is_some_and(|l| l.datasets.iter().any(|d| d.lines.is_none()));
+            if counting {
+                set_timeout(move || datasets.reload(), std::time::Duration::from_secs(2));
+            }
         });
         datasets
     }
@@ -342,8 +325,14 @@ impl Datasets {
     }
 
     fn max_upload_bytes(self) -> u64 {
+        untrack(|| self.list.answer().map_or(0, |l| l.max_upload_bytes))
+    }
+
+    /// Why the folder could not be listed.
+    fn error(self) -> Option<String> {
         self.list
-            .with_untracked(|l| l.as_ref().map_or(0, |l| l.max_upload_bytes))
+            .error()
+            .map(|message| format!("datasets: {message}"))
     }
 }
 
@@ -371,7 +360,11 @@ fn SourcePicker(
     dataset: Signal<DatasetKind>,
 ) -> impl IntoView {
     let options = move || {
-        let listed = datasets.list.get().map(|l| l.datasets).unwrap_or_default();
+        let listed = datasets
+            .list
+            .answer()
+            .map(|l| l.datasets)
+            .unwrap_or_default();
         let chosen = source.get();
         // A source the folder no longer has (a stage restored from its config) stays visible.
         let missing = (chosen != SOURCE_GENERATOR && !listed.iter().any(|d| d.name == chosen))
@@ -436,33 +429,41 @@ fn DatasetUpload(
 ) -> impl IntoView {
     let file_input = NodeRef::<leptos::html::Input>::new();
     let replace = RwSignal::new(false);
-    let uploading = RwSignal::new(false);
-    let done = RwSignal::new(None::<String>);
-    let error = datasets.error;
-    let upload = move |_| {
-        error.set(None);
-        done.set(None);
-        uploading.set(true);
-        let max = datasets.max_upload_bytes();
-        leptos::task::spawn_local(async move {
-            match crate::client::upload_dataset(file_input, replace.get_untracked(), max).await {
-                Ok(info) => {
-                    source.set(info.name.clone());
-                    done.set(Some(format!(
-                        "Uploaded {} — now the selected source.",
-                        dataset_label(&info)
-                    )));
-                    datasets.reload();
-                }
-                Err(message) => error.set(Some(message)),
-            }
-            uploading.set(false);
-        });
+    // The upload reads the chosen file from the input itself: its input is only the limits.
+    let upload = Action::new_unsync(move |&(replace, max): &(bool, u64)| {
+        crate::client::upload_dataset(file_input, replace, max)
+    });
+    let (uploading, uploaded) = (upload.pending(), upload.value());
+    // A new file chosen: the last upload's answer no longer applies.
+    let chosen = RwSignal::new(false);
+    Effect::new(move |_| {
+        if let Some(Ok(info)) = uploaded.get() {
+            source.set(info.name.clone());
+            datasets.reload();
+        }
+    });
+    let done = move || match uploaded.get() {
+        Some(Ok(info)) if !chosen.get() && !uploading.get() => Some(format!(
+            "Uploaded {} — now the selected source.",
+            dataset_label(&info)
+        )),
+        _ => None,
+    };
+    let error = Signal::derive(move || {
+        let refused = match uploaded.get() {
+            Some(Err(message)) if !chosen.get() && !uploading.get() => Some(message),
+            _ => None,
+        };
+        refused.or_else(|| datasets.error())
+    });
+    let start_upload = move |_| {
+        chosen.set(false);
+        upload.dispatch((replace.get_untracked(), datasets.max_upload_bytes()));
     };
     let limit = move || {
         datasets
             .list
-            .get()
+            .answer()
             .map(|l| format!(" (up to {})", human_bytes(l.max_upload_bytes)))
             .unwrap_or_default()
     };
@@ -478,10 +479,7 @@ fn DatasetUpload(
                     accept=".jsonl,.json,application/x-ndjson"
                     data-testid="dataset-file"
                     node_ref=file_input
-                    on:change=move |_| {
-                        error.set(None);
-                        done.set(None);
-                    }
+                    on:change=move |_| chosen.set(true)
                 />
             </label>
             <label class="check" title="replace a dataset of the same name">
@@ -492,7 +490,7 @@ fn DatasetUpload(
                 type="submit"
                 class="btn"
                 data-testid="dataset-upload"
-                on:click=upload
+                on:click=start_upload
                 disabled=move || uploading.get()
             >
                 {move || if uploading.get() { "Uploading…" } else { "Upload" }}
@@ -500,7 +498,7 @@ fn DatasetUpload(
         </form>
         <ErrorLine error />
         {move || {
-            done.get().map(|note| view! { <p class="note" data-testid="dataset-uploaded">{note}</p> })
+            done().map(|note| view! { <p class="note" data-testid="dataset-uploaded">{note}</p> })
         }}
     }
 }

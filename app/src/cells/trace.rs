@@ -19,24 +19,22 @@ const MAX_POLLS: u32 = 60;
 #[component]
 pub fn TraceCell() -> impl IntoView {
     let review_id = RwSignal::new(String::new());
+    // The trace as last read: a follow updates it each time it asks again.
     let trace = RwSignal::new(None::<Trace>);
-    let error = RwSignal::new(None::<String>);
-    let following = RwSignal::new(false);
-    // Each new trace bumps this; an older polling loop sees it and stops.
-    let run = RwSignal::new(0_u32);
+    // One follow at a time: its buttons are disabled while it is pending.
+    let follow = Action::new_unsync(move |path: &String| {
+        follow_until_complete(path.clone(), trace, review_id)
+    });
+    let (following, outcome) = (follow.pending(), follow.value());
+    let error = Signal::derive(move || {
+        if following.get() {
+            return None;
+        }
+        outcome.get().and_then(Result::err)
+    });
     let follow = move |path: String| {
-        let this_run = run.get_untracked() + 1;
-        run.set(this_run);
-        error.set(None);
         trace.set(None);
-        following.set(true);
-        let still_mine = move || run.get_untracked() == this_run;
-        leptos::task::spawn_local(async move {
-            follow_until_complete(path, trace, error, review_id, still_mine).await;
-            if still_mine() {
-                following.set(false);
-            }
-        });
+        follow.dispatch(path);
     };
     let by_id = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -84,49 +82,28 @@ pub fn TraceCell() -> impl IntoView {
     }
 }
 
-/// Asks for the trace at `path`, then again every second until no hop is waiting any more.
+/// Asks for the trace at `path`, then again every second until no hop is waiting any more,
+/// showing each answer in `trace`; a refusal ends the follow.
 async fn follow_until_complete(
     path: String,
     trace: RwSignal<Option<Trace>>,
-    error: RwSignal<Option<String>>,
     review_id: RwSignal<String>,
-    still_mine: impl Fn() -> bool,
-) {
-    let first = match client::get::<Trace>(&path).await {
-        Ok(first) => first,
-        Err(message) => {
-            if still_mine() {
-                error.set(Some(message));
-            }
-            return;
-        }
-    };
-    if !still_mine() {
-        return;
-    }
+) -> Result<(), String> {
+    let first = client::get::<Trace>(&path).await?;
     let again = format!("/api/trace?review_id={}", query_component(&first.review_id));
     review_id.set(first.review_id.clone());
     let mut complete = first.complete;
     trace.set(Some(first));
     for _ in 0..MAX_POLLS {
-        if complete || !still_mine() {
-            return;
+        if complete {
+            break;
         }
         pause(POLL_MS).await;
-        match client::get::<Trace>(&again).await {
-            Ok(next) if still_mine() => {
-                complete = next.complete;
-                trace.set(Some(next));
-            }
-            Ok(_) => return,
-            Err(message) => {
-                if still_mine() {
-                    error.set(Some(message));
-                }
-                return;
-            }
-        }
+        let next = client::get::<Trace>(&again).await?;
+        complete = next.complete;
+        trace.set(Some(next));
     }
+    Ok(())
 }
 
 #[cfg(feature = "hydrate")]

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod aggregate;
 pub mod elastic;
 
 use std::future::Future;
