@@ -43,15 +43,7 @@ impl LastStreamerConfig {
     /// Keeps the config a run started with (written to a temporary file, then renamed: a crash
     /// mid-write leaves the previous one).
     pub fn save(&self, config: &serde_json::Value) {
-        let json = match serde_json::to_vec_pretty(config) {
-            Ok(json) => json,
-            Err(error) => return tracing::warn!(%error, "cannot serialise the streamer's config"),
-        };
-        let tmp = self.path.with_extension("json.tmp");
-        let written = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &self.path));
-        if let Err(error) = written {
-            tracing::warn!(path = %self.path.display(), %error, "cannot save the streamer's config");
-        }
+        crate::saved::save_json(&self.path, config, "the streamer's config");
     }
 }
 

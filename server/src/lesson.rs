@@ -1447,15 +1447,7 @@ impl Lesson {
 
     /// Writes the progress atomically (temp file, then rename); a failure is logged, not fatal.
     fn save(&self) {
-        let json = match serde_json::to_vec_pretty(&*self.lock()) {
-            Ok(json) => json,
-            Err(error) => return tracing::warn!(%error, "cannot serialise lesson progress"),
-        };
-        let tmp = self.path.with_extension("json.tmp");
-        let written = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &self.path));
-        if let Err(error) = written {
-            tracing::warn!(path = %self.path.display(), %error, "cannot save lesson progress");
-        }
+        crate::saved::save_json(&self.path, &*self.lock(), "lesson progress");
     }
 }
 

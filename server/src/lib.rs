@@ -26,6 +26,7 @@ pub mod producer;
 pub mod rates;
 pub mod reach;
 pub mod records;
+pub mod saved;
 pub mod secret;
 pub mod sentiment;
 pub mod stage;

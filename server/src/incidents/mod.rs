@@ -203,14 +203,7 @@ impl Incidents {
         let Some(path) = &self.path else {
             return;
         };
-        let json = match serde_json::to_vec_pretty(&Saved::from(running)) {
-            Ok(json) => json,
-            Err(error) => return tracing::warn!(%error, "cannot serialise the incident"),
-        };
-        let tmp = path.with_extension("json.tmp");
-        if let Err(error) = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, path)) {
-            tracing::warn!(path = %path.display(), %error, "cannot save the incident");
-        }
+        crate::saved::save_json(path, &Saved::from(running), "the incident");
     }
 
     /// The trouble of an incident restored as running, to start again (a restart stopped
