@@ -11,7 +11,7 @@ use app::api::{
     TOPIC_SENTIMENT, WindowKind,
 };
 use common::aggregate::{assert_counted_as_one, member, one_member_alone};
-use common::{counter, eventually, group_lag, high_sum, read_all, start_engine};
+use common::{counter, eventually, group_lag, high_sum, read_all, start_engine, start_labelling};
 use pipebook::pipeline::{Engine, EngineSettings};
 use serde_json::json;
 
@@ -50,14 +50,7 @@ async fn windows_count_every_review_once_across_a_crash_and_a_restart() {
         )
         .await
         .expect("streamer");
-    engine
-        .start_stage("producer", json!({}))
-        .await
-        .expect("producer");
-    engine
-        .start_stage("sentiment", json!({"workers": 2}))
-        .await
-        .expect("sentiment");
+    start_labelling(&engine, 2).await;
     engine
         .start_stage("aggregate", config())
         .await
@@ -136,14 +129,7 @@ async fn windows_count_every_review_once_across_a_crash_and_a_restart() {
 async fn late_reviews_are_counted_and_kept_in_reviews_late() {
     let t = start_engine().await;
     let engine = &t.engine;
-    engine
-        .start_stage("producer", json!({}))
-        .await
-        .expect("producer");
-    engine
-        .start_stage("sentiment", json!({"workers": 1}))
-        .await
-        .expect("sentiment");
+    start_labelling(engine, 1).await;
     engine
         .start_stage(
             "aggregate",
@@ -231,14 +217,7 @@ async fn the_parquet_sink_writes_every_review_into_date_folders() {
         )
         .await
         .expect("streamer");
-    engine
-        .start_stage("producer", json!({}))
-        .await
-        .expect("producer");
-    engine
-        .start_stage("sentiment", json!({"workers": 1}))
-        .await
-        .expect("sentiment");
+    start_labelling(engine, 1).await;
     engine
         .start_stage("parquet", json!({"roll_secs": 1}))
         .await
@@ -265,14 +244,7 @@ async fn the_parquet_sink_writes_every_review_into_date_folders() {
 async fn two_members_one_crashed_give_the_windows_of_one() {
     let t = start_engine().await;
     let engine = &t.engine;
-    engine
-        .start_stage("producer", json!({}))
-        .await
-        .expect("producer");
-    engine
-        .start_stage("sentiment", json!({"workers": 2}))
-        .await
-        .expect("sentiment");
+    start_labelling(engine, 2).await;
     // Short windows over live event time, and reviews 10 minutes late with 3 s allowed.
     let config = AggregateConfig {
         group: "pair".into(),

@@ -21,7 +21,7 @@ use common::aggregate::{assert_counted_as_one, one_member_alone};
 use common::elastic::TestElasticsearch;
 use common::{
     TestEngine, eventually, group_lag, high_sum, read_all, start_engine, start_engine_with,
-    stream_reviews,
+    start_labelling, stream_reviews,
 };
 use pipebook::aggregate::checkpoint;
 use pipebook::aggregate::partitions::{Partitions, merged_view};
@@ -448,14 +448,7 @@ async fn two_aggregate_processes_one_killed_give_the_windows_of_one() {
     let engine = &t.engine;
     let partitions = engine.kafka().topic_partitions;
     assert_eq!(partitions, 3, "the test splits 3 partitions");
-    engine
-        .start_stage("producer", json!({}))
-        .await
-        .expect("producer");
-    engine
-        .start_stage("sentiment", json!({"workers": 2}))
-        .await
-        .expect("sentiment");
+    start_labelling(engine, 2).await;
     let mut workers = Workers::spawn_with("aggregate", &brokers(engine), 2, &["--group", PAIR]);
     let pair_members = || {
         engine

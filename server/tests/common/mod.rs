@@ -116,6 +116,19 @@ pub async fn stream_reviews(engine: &pipebook::pipeline::Engine, n: u64, seed: u
     .await;
 }
 
+/// Starts what labels reviews: the producer (socket → `reviews`) and the sentiment stage with
+/// `workers` workers (`reviews` → `reviews.sentiment`).
+pub async fn start_labelling(engine: &pipebook::pipeline::Engine, workers: u32) {
+    engine
+        .start_stage("producer", serde_json::json!({}))
+        .await
+        .expect("producer");
+    engine
+        .start_stage("sentiment", serde_json::json!({ "workers": workers }))
+        .await
+        .expect("sentiment");
+}
+
 pub async fn group_lag(engine: &pipebook::pipeline::Engine, group: &str) -> Option<i64> {
     let groups = engine.groups().await.ok()?;
     let group = groups.iter().find(|g| g.group == group)?;
