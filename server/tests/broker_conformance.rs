@@ -581,16 +581,20 @@ async fn delete_topics_removes_the_topic_and_its_records() {
     c.stop().await;
 }
 
-/// Reads `topic` partition 0 in a group, from the start, until `stop` is set; returns the values.
-/// The group id matters: the crash this guards against came from a group member's fetches.
-fn read_until(settings: &KafkaSettings, topic: &str, stop: &AtomicBool) -> Vec<String> {
-    let consumer: BaseConsumer = consumer_config(settings, &format!("tail-{topic}"))
-        .create()
-        .expect("reader");
+/// A consumer made from `config`, assigned `topic` partition 0 from its first record.
+fn from_the_start(config: rdkafka::ClientConfig, topic: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = config.create().expect("reader");
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)
         .expect("tpl");
     consumer.assign(&tpl).expect("assign");
+    consumer
+}
+
+/// Reads `topic` partition 0 in a group, from the start, until `stop` is set; returns the values.
+/// The group id matters: the crash this guards against came from a group member's fetches.
+fn read_until(settings: &KafkaSettings, topic: &str, stop: &AtomicBool) -> Vec<String> {
+    let consumer = from_the_start(consumer_config(settings, &format!("tail-{topic}")), topic);
     let mut seen = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         // Errors (e.g. "unknown topic" once a topic is gone) are what a reader may see; the
@@ -1211,14 +1215,9 @@ const ABANDONED_TXN_TIMEOUT_MS: u32 = 3000;
 /// [`PATIENCE`] runs out), failing at once on a record of an aborted ("abandoned")
 /// transaction.
 fn read_committed_until(settings: &KafkaSettings, topic: &str, expected: usize) -> Vec<Seen> {
-    let consumer: BaseConsumer = consumer_config(settings, &format!("reader-{topic}"))
-        .set("isolation.level", "read_committed")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .expect("tpl");
-    consumer.assign(&tpl).expect("assign");
+    let mut config = consumer_config(settings, &format!("reader-{topic}"));
+    config.set("isolation.level", "read_committed");
+    let consumer = from_the_start(config, topic);
     let mut seen = Vec::new();
     let deadline = Instant::now() + PATIENCE;
     while seen.len() < expected {
