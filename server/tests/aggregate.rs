@@ -10,7 +10,7 @@ use app::api::{
     AggregateConfig, AggregateView, OutputMode, StageState, TOPIC_AGGREGATES, TOPIC_LATE,
     TOPIC_SENTIMENT, WindowKind,
 };
-use common::aggregate::{assert_counted_as_one, member, one_member_alone};
+use common::aggregate::{assert_counted_as_one, member, one_member_alone, stream_with_late_tenth};
 use common::{counter, eventually, group_lag, high_sum, read_all, start_engine, start_labelling};
 use pipebook::pipeline::{Engine, EngineSettings};
 use serde_json::json;
@@ -260,14 +260,7 @@ async fn two_members_one_crashed_give_the_windows_of_one() {
     let (a, a_metrics) = member(engine, "member-a", &config);
     let (b, b_metrics) = member(engine, "member-b", &config);
     const N: u64 = 6_000;
-    engine
-        .start_stage(
-            "streamer",
-            json!({"rate": 1000, "chunk_size": 100, "limit": N, "seed": 64,
-                   "late_share": 0.1, "late_by_secs": 600}),
-        )
-        .await
-        .expect("streamer");
+    stream_with_late_tenth(engine, N).await;
     // Crash member A mid-stream, holding partitions: no checkpoint of its trigger in hand, no
     // commit.
     let held = eventually(

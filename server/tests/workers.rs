@@ -17,7 +17,7 @@ use app::api::{
     AggregateConfig, EnrichedReview, GROUP_AGGREGATE, GROUP_INDEXER, GROUP_PARQUET, MemberState,
     MemberView, TOPIC_SENTIMENT,
 };
-use common::aggregate::{assert_counted_as_one, one_member_alone};
+use common::aggregate::{assert_counted_as_one, one_member_alone, stream_with_late_tenth};
 use common::elastic::TestElasticsearch;
 use common::{
     TestEngine, eventually, group_lag, high_sum, read_all, start_engine, start_engine_with,
@@ -468,15 +468,7 @@ async fn two_aggregate_processes_one_killed_give_the_windows_of_one() {
         },
     )
     .await;
-    // Reviews at 1,000/s, a tenth of them 10 minutes late (the default lateness is 30 s).
-    engine
-        .start_stage(
-            "streamer",
-            json!({"rate": 1000, "chunk_size": 100, "limit": N, "seed": 64,
-                   "late_share": 0.1, "late_by_secs": 600}),
-        )
-        .await
-        .expect("streamer");
+    stream_with_late_tenth(engine, N).await;
     eventually("a third labelled", Duration::from_secs(120), || async {
         (high_sum(engine, TOPIC_SENTIMENT).await >= (N / 3) as i64).then_some(())
     })

@@ -71,6 +71,19 @@ pub fn assert_same_windows(got: &AggregateView, want: &AggregateView) {
     }
 }
 
+/// Streams `n` reviews at 1,000/s, a tenth of them 10 minutes late (beyond the default 30 s
+/// lateness): the input the crash tests split between members and compare with one alone.
+pub async fn stream_with_late_tenth(engine: &Engine, n: u64) {
+    engine
+        .start_stage(
+            "streamer",
+            json!({"rate": 1000, "chunk_size": 100, "limit": n, "seed": 64,
+                   "late_share": 0.1, "late_by_secs": 600}),
+        )
+        .await
+        .expect("streamer");
+}
+
 /// The windows one member alone (group `single`) makes of everything in `reviews.sentiment`, in
 /// one go, with `config`'s window settings.
 pub async fn one_member_alone(engine: &Engine, config: &AggregateConfig) -> AggregateView {
