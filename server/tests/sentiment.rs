@@ -75,19 +75,22 @@ async fn killing_a_worker_mid_way_rebalances_and_loses_nothing() {
         .start_stage("sentiment", json!({"workers": 3}))
         .await
         .expect("sentiment starts");
-    eventually("work under way", Duration::from_secs(60), || async {
-        (counter(engine, "sentiment", "consumed") > 3_000).then_some(())
+    // Wait for a worker that owns partitions while work is under way: between two snapshots the
+    // group may be mid-rebalance, with every worker's assignment momentarily empty.
+    let victim = eventually("work under way", Duration::from_secs(60), || async {
+        if counter(engine, "sentiment", "consumed") <= 3_000 {
+            return None;
+        }
+        engine
+            .subscribe()
+            .borrow()
+            .sentiment
+            .workers
+            .iter()
+            .find(|w| !w.partitions.is_empty())
+            .map(|w| w.id.clone())
     })
     .await;
-    let victim = engine
-        .subscribe()
-        .borrow()
-        .sentiment
-        .workers
-        .iter()
-        .find(|w| !w.partitions.is_empty())
-        .map(|w| w.id.clone())
-        .expect("a worker with partitions");
     engine.kill_sentiment_worker(&victim).expect("kill");
     wait_for_lag_zero(engine).await;
 
