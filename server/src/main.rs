@@ -91,19 +91,20 @@ struct BenchArgs {
     /// running; see docs/benchmarks.md, "Live feed for a room").
     #[arg(long)]
     viewers: Option<usize>,
-    /// --viewers: length of each phase (no viewer, viewers, no viewer), seconds.
+    /// --viewers: length of each phase (no viewer, viewers, no viewer), seconds;
+    /// --worker-processes: length of the latency phase.
     #[arg(long, default_value_t = 60)]
     secs: u64,
     /// --viewers: how long every stage runs before the first phase, seconds.
     #[arg(long, default_value_t = 60)]
     warmup: u64,
-    /// --viewers: the pipebook binary to serve with (default: this one).
+    /// --viewers, --worker-processes: the pipebook binary to run (default: this one).
     #[arg(long)]
     server: Option<std::path::PathBuf>,
     /// --viewers: viewers do not accept gzip.
     #[arg(long)]
     no_gzip: bool,
-    /// --viewers: streamer rate, reviews/s.
+    /// --viewers, --worker-processes: streamer rate, reviews/s.
     #[arg(long, default_value_t = 1_000)]
     rate: u32,
     /// Instead of the embedded broker, a broker process of another make for every measurement
@@ -112,6 +113,11 @@ struct BenchArgs {
     /// docs/benchmarks.md).
     #[arg(long)]
     broker_cmd: Option<String>,
+    /// Instead: the sentiment stage as this many `pipebook worker` processes, each count on a
+    /// fresh embedded broker, e.g. `1,2,3`: reviews/s over a backlog of `--n`, then p50 / p99
+    /// latency at `--rate` reviews/s for `--secs` (docs/benchmarks.md).
+    #[arg(long, value_delimiter = ',')]
+    worker_processes: Vec<u8>,
 }
 
 #[tokio::main]
@@ -170,6 +176,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(viewers) = args.viewers {
         return bench_viewers(viewers, args).await;
     }
+    if !args.worker_processes.is_empty() {
+        return bench_worker_processes(args).await;
+    }
     let python = args
         .python
         .map(|interpreter| pipebook::bench::baseline::Python {
@@ -200,15 +209,42 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let results = pipebook::bench::run(dir.path(), &options)
         .await
         .context("benchmark failed")?;
-    let table = pipebook::bench::to_markdown(&results);
+    write_results(&results, args.out.as_deref(), "results")
+}
+
+/// `pipebook bench --worker-processes 1,2,3`: the sentiment stage as separate processes.
+async fn bench_worker_processes(args: BenchArgs) -> anyhow::Result<()> {
+    let options = pipebook::bench::worker_processes::WorkerBenchOptions {
+        processes: args.worker_processes,
+        n: args.n,
+        rate: args.rate,
+        secs: args.secs,
+        binary: match args.server {
+            Some(binary) => binary,
+            None => std::env::current_exe().context("cannot find this binary")?,
+        },
+    };
+    let dir = tempfile::tempdir().context("cannot create a temporary data dir")?;
+    let results = pipebook::bench::worker_processes::run(dir.path(), &options)
+        .await
+        .context("worker benchmark failed")?;
+    write_results(&results, args.out.as_deref(), "workers")
+}
+
+/// Prints the table; with `--out`, writes `NAME.md` and `NAME.json` there too.
+fn write_results(
+    results: &[pipebook::bench::Measurement],
+    out: Option<&std::path::Path>,
+    name: &str,
+) -> anyhow::Result<()> {
+    let table = pipebook::bench::to_markdown(results);
     println!("{table}");
-    if let Some(out) = args.out {
-        std::fs::create_dir_all(&out)
-            .with_context(|| format!("cannot create {}", out.display()))?;
-        std::fs::write(out.join("results.md"), &table)?;
+    if let Some(out) = out {
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        std::fs::write(out.join(format!("{name}.md")), &table)?;
         std::fs::write(
-            out.join("results.json"),
-            serde_json::to_string_pretty(&results)?,
+            out.join(format!("{name}.json")),
+            serde_json::to_string_pretty(results)?,
         )?;
     }
     Ok(())

@@ -20,6 +20,7 @@ use crate::streamer::generator::ReviewGenerator;
 pub mod baseline;
 pub mod broker_process;
 pub mod viewers;
+pub mod worker_processes;
 
 use broker_process::{BrokerCommand, BrokerProcess};
 
@@ -515,6 +516,15 @@ async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) {
     while !done() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Records ever appended to `topic`, summed over its partitions (0 before it exists).
+async fn high_sum(engine: &Engine, topic: &str) -> Result<i64, EngineError> {
+    let topics = engine.topics().await?;
+    Ok(topics
+        .iter()
+        .find(|t| t.name == topic)
+        .map_or(0, app::api::TopicInfo::high_sum))
 }
 
 fn counter(engine: &Engine, stage: &str, name: &str) -> u64 {
