@@ -1208,6 +1208,42 @@ async fn an_abandoned_transaction_is_aborted_after_its_timeout() {
     c.stop().await;
 }
 
+/// A transactional producer may not ask for a transaction timeout above the broker's
+/// `transaction.max.timeout.ms` (Kafka's default, 15 minutes): InitProducerId refuses it with
+/// INVALID_TRANSACTION_TIMEOUT, so no client can hold a partition's last stable offset longer;
+/// the maximum itself is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_timeout_above_the_maximum_is_refused() {
+    let c = cluster().await;
+    let settings = c.settings.clone();
+    let (too_long, longest) = blocking(move || {
+        let init = |timeout_ms: u32| {
+            let timeout_ms = timeout_ms.to_string();
+            producer(
+                &settings,
+                &[
+                    ("transactional.id", &format!("t-max-{timeout_ms}")),
+                    ("transaction.timeout.ms", &timeout_ms),
+                ],
+            )
+            .init_transactions(CALL)
+        };
+        (init(MAX_TXN_TIMEOUT_MS + 1), init(MAX_TXN_TIMEOUT_MS))
+    })
+    .await;
+    let error = too_long.expect_err("a timeout above the maximum is refused");
+    assert_eq!(
+        error.rdkafka_error_code(),
+        Some(rdkafka::types::RDKafkaErrorCode::InvalidTransactionTimeout),
+        "{error}"
+    );
+    longest.expect("the maximum itself is accepted");
+    c.stop().await;
+}
+
+/// Kafka's default `transaction.max.timeout.ms`, which the embedded broker enforces.
+const MAX_TXN_TIMEOUT_MS: u32 = 900_000;
+
 /// The abandoned producer's `transaction.timeout.ms`: short, so the test does not wait long.
 const ABANDONED_TXN_TIMEOUT_MS: u32 = 3000;
 

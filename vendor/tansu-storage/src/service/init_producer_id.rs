@@ -13,7 +13,7 @@
 // limitations under the License.
 
 use rama::{Context, Service};
-use tansu_sans_io::{ApiKey, InitProducerIdRequest, InitProducerIdResponse};
+use tansu_sans_io::{ApiKey, ErrorCode, InitProducerIdRequest, InitProducerIdResponse};
 use tracing::instrument;
 
 use crate::{Error, Result, Storage};
@@ -85,6 +85,10 @@ use crate::{Error, Result, Storage};
 #[derive(Clone, Copy, Debug, Default, Eq, Hash, Ord, PartialEq, PartialOrd)]
 pub struct InitProducerIdService;
 
+/// Kafka's `transaction.max.timeout.ms` default (15 minutes): the longest transaction timeout a
+/// producer may ask for (Pipebook patch, vendor/PATCHES.md, "transaction timeout").
+const TRANSACTION_MAX_TIMEOUT_MS: i32 = 900_000;
+
 impl ApiKey for InitProducerIdService {
     const KEY: i16 = InitProducerIdRequest::KEY;
 }
@@ -102,6 +106,20 @@ where
         ctx: Context<G>,
         req: InitProducerIdRequest,
     ) -> Result<Self::Response, Self::Error> {
+        // Pipebook patch (vendor/PATCHES.md, "transaction timeout"): Kafka's coordinator refuses
+        // a transactional producer whose transaction.timeout.ms is not positive or is above the
+        // broker's transaction.max.timeout.ms, so a client cannot hold a partition's last
+        // stable offset longer than the operator allows.
+        if req.transactional_id.as_deref().is_some_and(|id| !id.is_empty())
+            && !(1..=TRANSACTION_MAX_TIMEOUT_MS).contains(&req.transaction_timeout_ms)
+        {
+            return Ok(InitProducerIdResponse::default()
+                .throttle_time_ms(0)
+                .error_code(ErrorCode::InvalidTransactionTimeout.into())
+                .producer_id(-1)
+                .producer_epoch(-1));
+        }
+
         ctx.state()
             .init_producer(
                 req.transactional_id.as_deref(),
