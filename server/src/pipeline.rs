@@ -835,7 +835,6 @@ impl Engine {
             sentiment: self.sentiment_runtime.view(elapsed),
             search: self.search_status().await,
             aggregate: self.aggregate_metrics.view(),
-            parquet: self.parquet_metrics.newest(),
             lab: self.lab.view(),
             lesson: Default::default(),
         };

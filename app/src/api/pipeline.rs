@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::{AggregateView, DeliveryLabView, LessonView, ParquetFile, SearchStatus, SentimentView};
+use super::{AggregateView, DeliveryLabView, LessonView, SearchStatus, SentimentView};
 
 /// Topic the producer stage writes raw reviews to.
 pub const TOPIC_REVIEWS: &str = "reviews";
@@ -246,9 +246,6 @@ pub struct Snapshot {
     pub search: SearchStatus,
     #[serde(default)]
     pub aggregate: AggregateView,
-    /// The newest Parquet files, newest first.
-    #[serde(default)]
-    pub parquet: Vec<ParquetFile>,
     #[serde(default)]
     pub lesson: LessonView,
     /// The delivery-semantics lab's latest run.
@@ -284,9 +281,6 @@ impl Snapshot {
         if let Some(aggregate) = parts.aggregate {
             self.aggregate = aggregate;
         }
-        if let Some(parquet) = parts.parquet {
-            self.parquet = parquet;
-        }
         if let Some(lesson) = parts.lesson {
             self.lesson = lesson;
         }
@@ -300,14 +294,13 @@ impl Snapshot {
 
 /// The parts of a [`Snapshot`] the live feed sends on their own (every field but `at`), named
 /// as in its JSON.
-pub const SNAPSHOT_PARTS: [&str; 9] = [
+pub const SNAPSHOT_PARTS: [&str; 8] = [
     "pipeline",
     "topics",
     "groups",
     "sentiment",
     "search",
     "aggregate",
-    "parquet",
     "lesson",
     "lab",
 ];
@@ -349,8 +342,6 @@ pub struct SnapshotParts {
     pub search: Option<SearchStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate: Option<AggregateView>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parquet: Option<Vec<ParquetFile>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lesson: Option<LessonView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -35,8 +35,6 @@ use crate::sync::LockExt;
 const STAGE: &str = "parquet";
 /// The server's sink's name in its group (a `pipebook worker` process's is `p<pid>-parquet`).
 pub const MEMBER: &str = "parquet-1";
-/// Files listed in the cell.
-const FILES_SHOWN: usize = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParquetError {
@@ -133,11 +131,6 @@ impl ParquetMetrics {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ParquetFile>> {
         self.written.lock_or_recover()
-    }
-
-    /// The newest files the cell lists, newest first.
-    pub fn newest(&self) -> Vec<ParquetFile> {
-        self.newest_n(FILES_SHOWN)
     }
 
     /// What this sink's heartbeat says of its files (`crate::members`): the folder, as an
@@ -549,7 +542,7 @@ mod tests {
         let metrics = ParquetMetrics::default();
         metrics.scan(dir.path());
         assert_eq!(metrics.counters()["rows_on_disk"], 2);
-        assert_eq!(metrics.newest()[0].path, listed.path);
+        assert_eq!(metrics.output(dir.path()).files[0].path, listed.path);
     }
 
     #[test]

@@ -17,8 +17,6 @@ pub fn for_viewers(snapshot: &Snapshot) -> Snapshot {
         sentiment: sentiment(&snapshot.sentiment),
         search: snapshot.search.clone(),
         aggregate: aggregate(&snapshot.aggregate),
-        // Already cut to the files the sink's table lists.
-        parquet: snapshot.parquet.clone(),
         lesson: snapshot.lesson.clone(),
         lab: snapshot.lab.clone(),
     }

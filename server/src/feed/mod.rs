@@ -156,7 +156,6 @@ fn serialised_parts(s: &Snapshot) -> [Option<String>; PARTS] {
         json(&s.sentiment),
         json(&s.search),
         json(&s.aggregate),
-        json(&s.parquet),
         json(&s.lesson),
         json(&s.lab),
     ]
@@ -311,8 +310,8 @@ mod tests {
         use super::super::*;
         use crate::feed::bounds::tests::window;
         use app::api::{
-            DeliveryLabView, GroupInfo, LatestReview, LessonStep, ParquetFile, PartitionInfo,
-            RebalanceEvent, Sentiment, StageStatus, TopicInfo, WindowKind,
+            DeliveryLabView, GroupInfo, LatestReview, LessonStep, PartitionInfo, RebalanceEvent,
+            Sentiment, StageStatus, TopicInfo, WindowKind,
         };
         use proptest::prelude::*;
 
@@ -394,16 +393,6 @@ mod tests {
                         .sort_by(|a, b| (a.kind, a.start, &a.key).cmp(&(b.kind, b.start, &b.key)));
                 }
                 6 => {
-                    snapshot.parquet = (0..n % 13)
-                        .map(|i| ParquetFile {
-                            path: format!("date=2024-01-01/part-{i}.parquet"),
-                            rows: u64::from(seed),
-                            bytes: 1_024,
-                            partitions: vec![0],
-                        })
-                        .collect();
-                }
-                7 => {
                     snapshot.lesson.steps = (0..n % 5)
                         .map(|i| LessonStep {
                             id: format!("step-{i}"),
