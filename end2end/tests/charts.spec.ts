@@ -62,3 +62,53 @@ test("on a phone a tap on a chart reads out its values, and the time axis stays 
   await expect(windows.getByTestId("chart-readout")).toContainText(/^\d\d:\d\d:\d\d: [\d,]+/);
   await windows.screenshot({ path: "screenshots/charts-bar-tapped-390.png" });
 });
+
+test("by keyboard, a chart takes the focus and the arrow keys step its readout, spoken as it changes", async ({
+  page,
+  request,
+}) => {
+  for (const [stage, body] of [
+    ["producer", {}],
+    ["sentiment", {}],
+    ["streamer", { rate: 100 }],
+  ] as const) {
+    expect((await request.post(`/api/stages/${stage}/start`, { data: body })).ok()).toBeTruthy();
+  }
+  await page.goto("/#cell-3");
+  const lag = page.getByTestId("lag-chart");
+  await expect(lag.locator("path.lag-line")).toHaveCount(3, { timeout: 60_000 });
+  // Wait for a few seconds of samples, so there is a column left of the newest.
+  await expect.poll(() => lag.locator("rect.hover").count(), { timeout: 30_000 }).toBeGreaterThan(3);
+  const readout = lag.getByTestId("chart-readout");
+  await expect(readout).toHaveAttribute("aria-live", "polite");
+
+  // The second a readout names, as seconds of the day (UTC).
+  const secondOfDay = async () => {
+    const m = (await readout.innerText()).match(/^(\d\d):(\d\d):(\d\d) UTC/);
+    if (!m) throw new Error(`no time in the readout: ${await readout.innerText()}`);
+    return Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]);
+  };
+
+  await lag.focus();
+  await expect(lag).toBeFocused();
+  await page.keyboard.press("End");
+  // The newest second; the readout then stays on it while newer seconds arrive.
+  await expect(readout).toContainText(/UTC \((now|−\d+ s)\) · reviews-0: [\d,]+ records behind/);
+  await expect(lag.locator("rect.picked")).toHaveCount(1);
+  const newest = await secondOfDay();
+  await page.keyboard.press("ArrowLeft");
+  await page.keyboard.press("ArrowLeft");
+  // Two samples back: an earlier second, still with every partition's lag.
+  await expect
+    .poll(async () => (newest - (await secondOfDay()) + 86_400) % 86_400)
+    .toBeGreaterThanOrEqual(2);
+  await expect(readout).toContainText(/ · reviews-2: [\d,]+ records behind/);
+  await page.keyboard.press("Home");
+  await expect
+    .poll(async () => (newest - (await secondOfDay()) + 86_400) % 86_400)
+    .toBeGreaterThan(2);
+  await lag.screenshot({ path: "screenshots/charts-lag-keyboard-390.png" });
+  // Tab leaves the chart (the key is the page's, not the chart's).
+  await page.keyboard.press("Tab");
+  await expect(lag).not.toBeFocused();
+});

@@ -8,7 +8,10 @@
 //! and a chart is as readable 390 px wide as 1280. Everything renders on the server and hydrates
 //! as is. A tooltip is the SVG `<title>` of a bar or of a hover column; a touch screen never
 //! shows those, so a tap (or a hover) on a column or bar also writes its values into a readout
-//! line under the chart: one pointer handler per chart, reading the column's `data-i`.
+//! line under the chart: one pointer handler per chart, reading the column's `data-i`. The
+//! chart itself takes the keyboard focus, and ← → Home End step the readout through its
+//! columns or bars; the readout is an `aria-live` region, so a screen reader speaks each value
+//! (the SVG is hidden from it; the figure's `aria-label` names the chart).
 //!
 //! A maintained library was measured first (leptos-chartistry 0.2.3; docs/benchmarks.md,
 //! "Charts"): it renders nothing on the server ("Loading..." until the browser measured the
@@ -172,6 +175,20 @@ fn pointed_index(ev: &leptos::ev::PointerEvent) -> Option<usize> {
         .ok()
 }
 
+/// The column or bar a key moves the readout to, of `len`: ← / → one step (from the newest
+/// when none is picked yet), Home / End the first / the last; `None` for any other key, which
+/// the chart leaves to the page (Tab moves on).
+fn stepped(key: &str, current: Option<usize>, len: usize) -> Option<usize> {
+    let last = len.checked_sub(1)?;
+    match key {
+        "ArrowLeft" => Some(current.map_or(last, |i| i.saturating_sub(1))),
+        "ArrowRight" => Some(current.map_or(last, |i| (i + 1).min(last))),
+        "Home" => Some(0),
+        "End" => Some(last),
+        _ => None,
+    }
+}
+
 /// A tooltip as one line, for the readout under a chart.
 fn one_line(title: &str) -> String {
     title.replace('\n', " · ")
@@ -299,6 +316,18 @@ pub fn TimeChart(
         let at = picked.get()?;
         data.with(|d| d.times.iter().position(|t| *t == at))
     };
+    // A keyboard (or a screen reader's) user focuses the chart and steps through its seconds.
+    let step = move |ev: leptos::ev::KeyboardEvent| {
+        data.with_untracked(|d| {
+            let current = picked
+                .get_untracked()
+                .and_then(|at| d.times.iter().position(|t| *t == at));
+            if let Some(i) = stepped(&ev.key(), current, d.times.len()) {
+                ev.prevent_default();
+                picked.set(d.times.get(i).copied());
+            }
+        });
+    };
     let highlight = move || {
         let i = picked_index()?;
         data.with(|d| {
@@ -318,7 +347,10 @@ pub fn TimeChart(
         })),
         // A compact chart's panel has no room for the hint: its readout appears on a tap.
         None if compact => None,
-        None => Some("Tap or hover the chart to read a second's values here.".to_owned()),
+        None => Some(
+            "Tap or hover the chart (or focus it and press ← →) to read a second's values here."
+                .to_owned(),
+        ),
     };
     let legend = move || {
         data.with(|d| {
@@ -338,7 +370,8 @@ pub fn TimeChart(
         })
     };
     view! {
-        <figure class="chart time-chart" class:compact=compact data-testid=testid aria-label=label>
+        <figure class="chart time-chart" class:compact=compact data-testid=testid aria-label=label
+            tabindex="0" on:keydown=step>
             <div class="plot">
                 <div class="y-ticks" aria-hidden="true">{y_ticks}</div>
                 <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" aria-hidden="true"
@@ -352,7 +385,7 @@ pub fn TimeChart(
                 </svg>
                 <div class="x-ticks" aria-hidden="true">{x_ticks}</div>
             </div>
-            <p class="chart-readout" data-testid="chart-readout">{readout}</p>
+            <p class="chart-readout" data-testid="chart-readout" aria-live="polite">{readout}</p>
             <figcaption class="chart-legend">{legend}</figcaption>
         </figure>
     }
@@ -521,6 +554,16 @@ pub fn BarChart(
         let label = picked.get()?;
         bars.with(|bars| bars.iter().position(|b| b.label == label))
     };
+    let step = move |ev: leptos::ev::KeyboardEvent| {
+        bars.with_untracked(|bars| {
+            let current = picked
+                .with_untracked(|label| bars.iter().position(|b| Some(&b.label) == label.as_ref()));
+            if let Some(i) = stepped(&ev.key(), current, bars.len()) {
+                ev.prevent_default();
+                picked.set(bars.get(i).map(|b| b.label.clone()));
+            }
+        });
+    };
     let highlight = move || {
         let i = picked_index()?;
         let slot = slot();
@@ -531,7 +574,10 @@ pub fn BarChart(
     let readout = move || {
         picked_index()
             .and_then(|i| bars.with(|bars| bars.get(i).map(|bar| one_line(&bar_title(bar)))))
-            .unwrap_or_else(|| "Tap or hover a bar to read its values here.".to_owned())
+            .unwrap_or_else(|| {
+                "Tap or hover a bar (or focus the chart and press ← →) to read its values here."
+                    .to_owned()
+            })
     };
     // Labels under the bars: as many as fit a phone's width, every n-th bar's beyond that.
     let x_labels = move || {
@@ -564,7 +610,8 @@ pub fn BarChart(
             .collect_view()
     };
     view! {
-        <figure class="chart bar-chart" data-testid=testid aria-label=label>
+        <figure class="chart bar-chart" data-testid=testid aria-label=label tabindex="0"
+            on:keydown=step>
             <div class="plot">
                 <div class="y-ticks" aria-hidden="true">{y_ticks}</div>
                 <div class="marks">
@@ -580,7 +627,7 @@ pub fn BarChart(
                 </div>
                 <div class="x-ticks bar-labels" aria-hidden="true">{x_labels}</div>
             </div>
-            <p class="chart-readout" data-testid="chart-readout">{readout}</p>
+            <p class="chart-readout" data-testid="chart-readout" aria-live="polite">{readout}</p>
             {caption.map(|caption| view! { <figcaption>{caption}</figcaption> })}
         </figure>
     }
@@ -684,6 +731,27 @@ mod tests {
         };
         assert_eq!(labels_that_fit(&bars(5, "5★")), 12);
         assert_eq!(labels_that_fit(&bars(20, "17:32:10")), 4);
+    }
+
+    #[test]
+    fn arrow_keys_step_through_the_columns_and_stop_at_the_ends() {
+        assert_eq!(
+            stepped("ArrowLeft", None, 5),
+            Some(4),
+            "starts at the newest"
+        );
+        assert_eq!(stepped("ArrowRight", None, 5), Some(4));
+        assert_eq!(stepped("ArrowLeft", Some(2), 5), Some(1));
+        assert_eq!(stepped("ArrowLeft", Some(0), 5), Some(0));
+        assert_eq!(stepped("ArrowRight", Some(4), 5), Some(4));
+        assert_eq!(stepped("Home", Some(3), 5), Some(0));
+        assert_eq!(stepped("End", None, 5), Some(4));
+        assert_eq!(
+            stepped("Tab", Some(1), 5),
+            None,
+            "other keys are the page's"
+        );
+        assert_eq!(stepped("ArrowLeft", None, 0), None, "an empty chart");
     }
 
     #[test]
