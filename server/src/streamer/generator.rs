@@ -209,6 +209,17 @@ mod tests {
     }
 
     #[test]
+    fn every_review_validates_against_the_yelp_description() {
+        let description = app::api::DatasetKind::Yelp.description();
+        for review in ReviewGenerator::new(7).take(1_000) {
+            let raw = serde_json::to_vec(&review).expect("json");
+            let checked = crate::records::check_record(&description, &raw)
+                .unwrap_or_else(|e| panic!("{e}: {review:?}"));
+            assert_eq!(checked.key, review.business_id, "keyed by business_id");
+        }
+    }
+
+    #[test]
     fn reviews_look_like_yelp_reviews() {
         let reviews: Vec<Review> = ReviewGenerator::new(1).take(2_000).collect();
         let mean_len = reviews.iter().map(|r| r.text.len()).sum::<usize>() / reviews.len();
