@@ -118,27 +118,40 @@ test("stage health panels and the update-mode changelog", async ({ page, request
     .toBe(true);
 });
 
-// Cell 3's lag chart starts from the server's history (sampled every second), so a reload keeps
-// it instead of starting again from one point.
-test("the lag chart keeps its history across a reload", async ({ page, request }) => {
+// Cell 3's and cell 5's lag charts start from the server's history (sampled every second), so a
+// reload keeps them instead of starting again from one point.
+test("the lag charts keep their history across a reload", async ({ page, request }) => {
   await page.goto("/#cell-3");
   await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
   for (const [stage, body] of [
     ["producer", {}],
     ["sentiment", {}],
+    ["indexer", {}],
     ["streamer", { rate: 50 }],
   ] as const) {
     expect((await request.post(`/api/stages/${stage}/start`, { data: body })).ok()).toBeTruthy();
   }
-  const samples = async () => {
+  // The sentiment group's partitions are those of `reviews`, the indexer's those of
+  // `reviews.sentiment`.
+  const charts = [
+    ["lag-chart", "reviews-0"],
+    ["indexer-lag-chart", "reviews.sentiment-0"],
+  ] as const;
+  const samples = async (testId: string) => {
     // One "M x,y" or "L x,y" per sample of the first partition's line.
-    const points = await page.getByTestId("lag-chart").locator("path.lag-line").first().getAttribute("d");
+    const points = await page.getByTestId(testId).locator("path.lag-line").first().getAttribute("d");
     return points ? points.trim().split(/\s+/).length : 0;
   };
-  await expect.poll(samples, { timeout: 60_000 }).toBeGreaterThanOrEqual(20);
+  for (const [testId, firstLine] of charts) {
+    await expect(page.getByTestId(testId).locator("path.lag-line")).toHaveCount(3, { timeout: 60_000 });
+    await expect(page.getByTestId(testId).locator(".chart-legend")).toContainText(firstLine);
+    await expect.poll(() => samples(testId), { timeout: 60_000 }).toBeGreaterThanOrEqual(20);
+  }
   await page.reload();
   // A chart fed only by the live feed would have a point or two now, one more each second.
-  await expect.poll(samples, { timeout: 5_000 }).toBeGreaterThanOrEqual(15);
+  for (const [testId] of charts) {
+    await expect.poll(() => samples(testId), { timeout: 5_000 }).toBeGreaterThanOrEqual(15);
+  }
 });
 
 // The tail's time range as local dates and times (datetime-local inputs): from an hour ago to an

@@ -9,6 +9,7 @@ mod groups;
 mod incidents;
 mod kafka;
 mod lab;
+mod lag;
 mod lesson;
 mod load;
 mod schema;

@@ -29,13 +29,17 @@ pub fn SearchCell() -> impl IntoView {
     let group = RwSignal::new(GROUP_INDEXER.to_owned());
     let posts = Posts::new();
     let running = move || stage.running();
-    let lag = move || {
-        let group = stage
+    // The running config's group (a run may name its own); the default before any run.
+    let running_group = move || {
+        stage
             .status
             .get()
             .and_then(|s| s.config)
             .and_then(|c| serde_json::from_value::<IndexerConfig>(c).ok())
-            .map_or_else(|| GROUP_INDEXER.to_owned(), |config| config.group);
+            .map_or_else(|| GROUP_INDEXER.to_owned(), |config| config.group)
+    };
+    let lag = move || {
+        let group = running_group();
         live.snapshot
             .get()
             .and_then(|s| s.groups.into_iter().find(|g| g.group == group))
@@ -128,6 +132,12 @@ pub fn SearchCell() -> impl IntoView {
                     <span class="stat-detail">{move || status.get().location}</span>
                 </div>
             </div>
+            <h3>"Indexer lag per partition (last minute)"</h3>
+            <super::lag::GroupLagChart
+                group=Signal::derive(running_group)
+                topic="reviews.sentiment"
+                testid="indexer-lag-chart"
+            />
             <super::load::StageLoadPanel stage="indexer" default_group="pipebook-indexer" />
             <super::sentiment::StageMembers
                 members=stage.members()

@@ -2,13 +2,11 @@
 //! partitions, group lag per partition as a live chart, the rebalance timeline, the latest
 //! labelled reviews and how labels line up with stars.
 
-use std::collections::VecDeque;
-
 use leptos::prelude::*;
 
 use crate::session::Controls;
 
-use super::charts::{TimeChart, TimeLine, TimeLines};
+use super::lag::GroupLagChart;
 use super::lesson::FaultButton;
 use super::{Cell, ErrorLine, LiveStage, StatePill, choice, thousands, typed};
 use crate::api::{
@@ -16,13 +14,7 @@ use crate::api::{
     SentimentConfig, SentimentView,
 };
 use crate::live::Live;
-use crate::ops::{GroupLagHistory, PartitionLag};
-use crate::requests::{Posts, Read};
-
-/// Samples kept for the lag chart (about a minute at one per second).
-const LAG_HISTORY: usize = 60;
-/// The time the lag chart spans, ending at its newest sample.
-const LAG_WINDOW_MS: i64 = 60_000;
+use crate::requests::Posts;
 
 #[component]
 pub fn SentimentCell() -> impl IntoView {
@@ -33,49 +25,6 @@ pub fn SentimentCell() -> impl IntoView {
         Memo::new(move |_| live.snapshot.get().map(|s| s.sentiment).unwrap_or_default());
     let workers = RwSignal::new("2".to_owned());
     let classifier = RwSignal::new("lexicon".to_owned());
-
-    // Lag per partition over time: the server's history first (it samples every second, so a
-    // reload keeps the chart), then each live snapshot's.
-    let lag_history = RwSignal::new(VecDeque::<LagSample>::new());
-    let server_lag = Read::<GroupLagHistory>::new(move || {
-        let group = live.snapshot.get_untracked()?.sentiment.group;
-        Some(format!("/api/kafka/groups/{group}/lag"))
-    });
-    Effect::new(move |_| {
-        // No history yet (the group was never sampled, the read refused): the chart starts from
-        // the feed.
-        let Some(found) = server_lag.answer() else {
-            return;
-        };
-        let seeded = server_history(&found, LAG_HISTORY);
-        lag_history.update(|history| {
-            if seeded.len() > history.len() {
-                *history = seeded;
-            }
-        });
-    });
-    Effect::new(move |_| {
-        let Some(snapshot) = live.snapshot.get() else {
-            return;
-        };
-        // The running config's group (a run may name its own), as the stage reports it.
-        let name = &snapshot.sentiment.group;
-        let Some(group) = snapshot.groups.iter().find(|g| &g.group == name) else {
-            return;
-        };
-        let mut partitions = group.partitions.clone();
-        partitions.sort_by_key(|p| p.partition);
-        let lags: Vec<i64> = partitions.iter().map(|p| p.lag).collect();
-        lag_history.update(|history| {
-            history.push_back(LagSample {
-                at: snapshot.at,
-                lags,
-            });
-            while history.len() > LAG_HISTORY {
-                history.pop_front();
-            }
-        });
-    });
 
     let posts = Posts::new();
     let start = move |_| {
@@ -219,7 +168,11 @@ pub fn SentimentCell() -> impl IntoView {
                 </div>
                 <div>
                     <h3>"Lag per partition (last minute)"</h3>
-                    <LagChart history=lag_history.into() />
+                    <GroupLagChart
+                        group=Signal::derive(move || view_data.with(|v| v.group.clone()))
+                        topic="reviews"
+                        testid="lag-chart"
+                    />
                 </div>
             </div>
             <h3>"Group members (heartbeats on " <code>"pipebook.workers"</code> ")"</h3>
@@ -455,69 +408,6 @@ pub(crate) fn StageMembers(
     }
 }
 
-/// One sample of the lag chart: when it was taken (ms since the epoch) and the lag of each
-/// partition, in partition order.
-#[derive(Debug, Clone, PartialEq)]
-struct LagSample {
-    at: i64,
-    lags: Vec<i64>,
-}
-
-/// The last `n` samples of the server's lag history, one lag per partition each, oldest first
-/// (the partitions' histories aligned at their newest point; the time is the first one's).
-fn server_history(found: &GroupLagHistory, n: usize) -> VecDeque<LagSample> {
-    let mut partitions: Vec<&PartitionLag> = found.partitions.iter().collect();
-    partitions.sort_by_key(|p| p.partition);
-    let len = partitions
-        .iter()
-        .map(|p| p.history.len())
-        .min()
-        .unwrap_or(0);
-    (len.saturating_sub(n)..len)
-        .map(|i| {
-            let point = |p: &PartitionLag| p.history[p.history.len() - len + i];
-            LagSample {
-                at: partitions.first().map_or(0, |p| point(p).at),
-                lags: partitions.iter().map(|p| point(p).lag).collect(),
-            }
-        })
-        .collect()
-}
-
-/// Lag per partition over the last minute: a line per partition on a time axis, with the
-/// records behind on the value axis and each second's figures in its tooltip.
-#[component]
-fn LagChart(history: Signal<VecDeque<LagSample>>) -> impl IntoView {
-    let data = Signal::derive(move || {
-        history.with(|history| {
-            let partitions = history.back().map_or(0, |s| s.lags.len());
-            TimeLines {
-                times: history.iter().map(|s| s.at).collect(),
-                lines: (0..partitions)
-                    .map(|p| TimeLine {
-                        name: format!("reviews-{p}"),
-                        class: format!("lag-line series-{}", p % 8),
-                        values: history
-                            .iter()
-                            .map(|s| s.lags.get(p).map(|&lag| lag as f64))
-                            .collect(),
-                    })
-                    .collect(),
-            }
-        })
-    });
-    let label = Signal::derive(move || {
-        let max = history.with(|h| h.iter().flat_map(|s| s.lags.iter()).copied().max());
-        format!(
-            "Lag per partition over the last minute, in records (max {})",
-            thousands(max.unwrap_or(0))
-        )
-    });
-    view! {
-        <TimeChart data window_ms=LAG_WINDOW_MS unit="records behind" label testid="lag-chart" />
-    }
-}
-
 #[component]
 fn Timeline(view_data: Signal<SentimentView>) -> impl IntoView {
     view! {
@@ -597,56 +487,5 @@ fn LatestTable(view_data: Signal<SentimentView>) -> impl IntoView {
                 }}
             </tbody>
         </table>
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ops::{GroupLag, LagPoint};
-
-    #[test]
-    fn the_server_history_is_aligned_at_the_newest_point() {
-        let partition = |id: i32, lags: &[i64]| PartitionLag {
-            topic: "reviews".into(),
-            partition: id,
-            committed: None,
-            high: 0,
-            lag: *lags.last().unwrap_or(&0),
-            lag_seconds: None,
-            history: lags
-                .iter()
-                .enumerate()
-                .map(|(i, &lag)| LagPoint {
-                    at: 1_000 * i as i64,
-                    lag,
-                    lag_seconds: None,
-                    position: 0,
-                })
-                .collect(),
-        };
-        let found = GroupLagHistory {
-            group: "g".into(),
-            at: 0,
-            now: GroupLag::default(),
-            fine_step_secs: 1,
-            coarse_step_secs: 10,
-            partitions: vec![partition(1, &[7, 8, 9]), partition(0, &[1, 2, 3, 4])],
-        };
-        // Partition 0 is sorted first; its newest points carry the times.
-        assert_eq!(
-            server_history(&found, 2),
-            VecDeque::from([
-                LagSample {
-                    at: 2_000,
-                    lags: vec![3, 8]
-                },
-                LagSample {
-                    at: 3_000,
-                    lags: vec![4, 9]
-                },
-            ])
-        );
-        assert_eq!(server_history(&found, 60).len(), 3);
     }
 }
