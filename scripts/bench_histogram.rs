@@ -32,8 +32,13 @@ fn main() {
     // What the sentiment worker and the producer add per record: reading the wall clock.
     let started = Instant::now();
     for _ in 0..n {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        one.observe_between_ms(black_box(now.as_millis() as i64 - 40), now.as_millis() as i64);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        one.observe_between_ms(
+            black_box(now.as_millis() as i64 - 40),
+            now.as_millis() as i64,
+        );
     }
     let per = started.elapsed().as_nanos() as f64 / n as f64;
     println!("clock read + observe_between:  {per:.1} ns");

@@ -170,7 +170,11 @@ mod tests {
         assert_eq!(at(f64::INFINITY), Some(6));
         assert_eq!(snapshot.count(), 6);
         assert!((snapshot.sum_seconds() - 400.406).abs() < 1e-9);
-        assert!(cumulative.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+        assert!(
+            cumulative
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1)
+        );
     }
 
     #[test]

@@ -437,10 +437,12 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, String> {
         }
         let of_current = current.as_deref().is_some_and(|family| {
             family == name
-                || (matches!(typed.get(family).map(String::as_str), Some("histogram" | "summary"))
-                    && name
-                        .strip_prefix(family)
-                        .is_some_and(|suffix| matches!(suffix, "_bucket" | "_sum" | "_count")))
+                || (matches!(
+                    typed.get(family).map(String::as_str),
+                    Some("histogram" | "summary")
+                ) && name
+                    .strip_prefix(family)
+                    .is_some_and(|suffix| matches!(suffix, "_bucket" | "_sum" | "_count")))
         });
         if !of_current {
             return Err(at(if finished.contains(name) {
@@ -555,7 +557,12 @@ mod tests {
             counter: "acked",
             histogram: histogram.snapshot(),
         };
-        let text = render(&status(), &[("producer".into(), latency)], &snapshot(), true);
+        let text = render(
+            &status(),
+            &[("producer".into(), latency)],
+            &snapshot(),
+            true,
+        );
         let samples = parse(&text).expect("valid exposition");
         // The histogram: cumulative buckets with `le` as Prometheus writes it, `_sum`, `_count`.
         let ack = "pipebook_producer_ack_latency_seconds";

@@ -340,7 +340,11 @@ async fn latency_histograms_parse_as_prometheus_and_count_what_the_api_counts() 
     }
     let elapsed = started.elapsed().as_secs_f64();
     for (metric, stage, counter) in [
-        ("pipebook_sentiment_review_latency_seconds", "sentiment", "produced"),
+        (
+            "pipebook_sentiment_review_latency_seconds",
+            "sentiment",
+            "produced",
+        ),
         ("pipebook_indexer_bulk_duration_seconds", "indexer", "bulks"),
         ("pipebook_producer_ack_latency_seconds", "producer", "acked"),
     ] {
@@ -371,7 +375,10 @@ async fn latency_histograms_parse_as_prometheus_and_count_what_the_api_counts() 
         assert!(api > 0.0, "{stage} {counter}");
         assert_eq!(count, api, "{metric}_count = the API's {stage} {counter}");
         // In seconds: something was measured, and no latency outlasts the test itself.
-        assert!(sum > 0.0 && sum / count <= elapsed, "{metric}: sum {sum}, count {count}");
+        assert!(
+            sum > 0.0 && sum / count <= elapsed,
+            "{metric}: sum {sum}, count {count}"
+        );
     }
     // Every review's latency counted once: as many labelled as produced into `reviews`.
     assert_eq!(status.counter("sentiment", "produced"), REVIEWS);
