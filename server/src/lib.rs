@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod faults;
 pub mod feed;
+pub mod histogram;
 pub mod incidents;
 pub mod index;
 pub mod kafka;

@@ -1,7 +1,8 @@
 //! `GET /metrics`: the pipeline in Prometheus' text exposition format (version 0.0.4), written
 //! by hand — a few dozen lines of text do not need a metrics registry, and everything exported
 //! is already measured: the stages' counters as `GET /api/pipeline` shows them (read live), the
-//! partitions' watermarks and the groups' lag as the once-a-second snapshot holds them.
+//! partitions' watermarks and the groups' lag as the once-a-second snapshot holds them; and the
+//! stages' latency histograms ([`crate::histogram`]), which they observe per record or request.
 //!
 //! [`parse`] reads the format back strictly; the tests use it to check what is served.
 
@@ -9,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use app::api::{PipelineStatus, Snapshot, StageState};
+
+use crate::histogram::StageLatency;
 
 /// The `Content-Type` of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -38,9 +41,15 @@ const STATES: [(StageState, &str); 4] = [
     (StageState::Failed, "failed"),
 ];
 
-/// The exposition: `live` is the pipeline status now (stage counters), `snapshot` the latest
-/// sample (topics, groups, search); `broker_up` whether the cluster answered that sample.
-pub fn render(live: &PipelineStatus, snapshot: &Snapshot, broker_up: bool) -> String {
+/// The exposition: `live` is the pipeline status now (stage counters), `latencies` the stages'
+/// histograms by stage id, `snapshot` the latest sample (topics, groups, search); `broker_up`
+/// whether the cluster answered that sample.
+pub fn render(
+    live: &PipelineStatus,
+    latencies: &[(String, StageLatency)],
+    snapshot: &Snapshot,
+    broker_up: bool,
+) -> String {
     let mut out = Exposition::default();
     out.family(
         "pipebook_broker_up",
@@ -91,6 +100,10 @@ pub fn render(live: &PipelineStatus, snapshot: &Snapshot, broker_up: bool) -> St
                 *value as f64,
             );
         }
+    }
+
+    for (stage, latency) in latencies {
+        out.histogram(stage, latency);
     }
 
     out.family(
@@ -257,6 +270,9 @@ struct Exposition {
 
 impl Exposition {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
+        if self.heads.contains_key(name) {
+            return;
+        }
         self.order.push(name.to_owned());
         self.heads.insert(
             name.to_owned(),
@@ -267,8 +283,31 @@ impl Exposition {
         );
     }
 
+    /// A histogram family: its cumulative `_bucket` series (`le` ascending, `+Inf` last, equal
+    /// to `_count`), `_sum` in seconds and `_count`, labelled with the stage.
+    fn histogram(&mut self, stage: &str, latency: &StageLatency) {
+        let family = latency.metric;
+        self.family(family, "histogram", latency.help);
+        let bucket = format!("{family}_bucket");
+        for (le, count) in latency.histogram.cumulative() {
+            let le = format_value(le);
+            let labels = [("stage", stage), ("le", le.as_str())];
+            self.series(family, &bucket, &labels, count as f64);
+        }
+        let labels = [("stage", stage)];
+        let sum = latency.histogram.sum_seconds();
+        self.series(family, &format!("{family}_sum"), &labels, sum);
+        let count = latency.histogram.count() as f64;
+        self.series(family, &format!("{family}_count"), &labels, count);
+    }
+
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        let line = self.samples.entry(name.to_owned()).or_default();
+        self.series(name, name, labels, value);
+    }
+
+    /// A sample of `family` (a histogram's series are named apart from their family).
+    fn series(&mut self, family: &str, name: &str, labels: &[(&str, &str)], value: f64) {
+        let line = self.samples.entry(family.to_owned()).or_default();
         line.push_str(name);
         if !labels.is_empty() {
             line.push('{');
@@ -340,7 +379,7 @@ pub fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<
 }
 
 /// Reads the text format strictly: every sample belongs to a family declared by a `# TYPE`
-/// line before it, families are not interleaved, names and label names are valid, label values
+/// line before it (a histogram's `_bucket`, `_sum` and `_count` to the histogram), families are not interleaved, names and label names are valid, label values
 /// are quoted and escaped, values are numbers, and no series appears twice.
 pub fn parse(text: &str) -> Result<Vec<Sample>, String> {
     let mut samples = Vec::new();
@@ -396,7 +435,16 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, String> {
         if !valid_name(name) {
             return Err(at("bad metric name"));
         }
-        if current.as_deref() != Some(name) {
+        let of_current = current.as_deref().is_some_and(|family| {
+            family == name
+                || (matches!(
+                    typed.get(family).map(String::as_str),
+                    Some("histogram" | "summary")
+                ) && name
+                    .strip_prefix(family)
+                    .is_some_and(|suffix| matches!(suffix, "_bucket" | "_sum" | "_count")))
+        });
+        if !of_current {
             return Err(at(if finished.contains(name) {
                 "family interleaved with another"
             } else {
@@ -500,8 +548,35 @@ mod tests {
 
     #[test]
     fn what_is_rendered_parses_back_to_the_same_figures() {
-        let text = render(&status(), &snapshot(), true);
+        let histogram = crate::histogram::LatencyHistogram::default();
+        histogram.observe(std::time::Duration::from_millis(3));
+        histogram.observe(std::time::Duration::from_secs(2));
+        let latency = StageLatency {
+            metric: "pipebook_producer_ack_latency_seconds",
+            help: "Ack latency.",
+            counter: "acked",
+            histogram: histogram.snapshot(),
+        };
+        let text = render(
+            &status(),
+            &[("producer".into(), latency)],
+            &snapshot(),
+            true,
+        );
         let samples = parse(&text).expect("valid exposition");
+        // The histogram: cumulative buckets with `le` as Prometheus writes it, `_sum`, `_count`.
+        let ack = "pipebook_producer_ack_latency_seconds";
+        let bucket = |le: &str| value(&samples, &format!("{ack}_bucket"), &[("le", le)]);
+        assert_eq!(bucket("0.0025"), Some(0.0));
+        assert_eq!(bucket("0.005"), Some(1.0));
+        assert_eq!(bucket("1"), Some(1.0));
+        assert_eq!(bucket("2.5"), Some(2.0));
+        assert_eq!(bucket("+Inf"), Some(2.0));
+        let count = value(&samples, &format!("{ack}_count"), &[("stage", "producer")]);
+        assert_eq!(count, Some(2.0));
+        let sum = value(&samples, &format!("{ack}_sum"), &[]).expect("sum");
+        assert!((sum - 2.003).abs() < 1e-9, "{sum}");
+        assert!(text.contains(&format!("# TYPE {ack} histogram\n")));
         let find = |name: &str, label: (&str, &str)| value(&samples, name, &[label]);
         assert_eq!(
             find("pipebook_stage_events_total", ("counter", "acked")),
@@ -556,5 +631,9 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
         assert!(parse("# HELP x a\n# TYPE x counter\nx{a=\"1\",b=\"\"} 2.5\nx 3\n").is_ok());
+        // A histogram's series carry its name with a suffix; another family's do not.
+        let histogram = "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 0.5\nh_count 1\n";
+        assert!(parse(histogram).is_ok());
+        assert!(parse("# TYPE g gauge\ng_count 1\n").is_err());
     }
 }

@@ -81,7 +81,8 @@ async fn metrics(State(engine): State<Arc<Engine>>) -> Response {
     let snapshot = engine.subscribe().borrow().clone();
     let broker_up =
         live.kafka.state == StageState::Running && snapshot.pipeline.kafka.last_error.is_none();
-    let text = crate::metrics::render(&live, &snapshot, broker_up);
+    let latencies = engine.latencies();
+    let text = crate::metrics::render(&live, &latencies, &snapshot, broker_up);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 

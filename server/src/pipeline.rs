@@ -394,6 +394,18 @@ impl Engine {
         }
     }
 
+    /// Every stage's latency histograms (`GET /metrics`), by stage id. Read a moment after
+    /// [`Self::pipeline_status`], so a histogram's count equals its counter once the stage is idle.
+    pub fn latencies(&self) -> Vec<(String, crate::histogram::StageLatency)> {
+        self.stages
+            .iter()
+            .flat_map(|(id, stage)| {
+                let id = id.to_string();
+                stage.latencies().into_iter().map(move |l| (id.clone(), l))
+            })
+            .collect()
+    }
+
     /// Each stage with its group's members as their heartbeats show them (cells 5 and the
     /// Parquet sink draw them from here) and, while it runs, its rate history.
     pub fn pipeline_status(&self) -> PipelineStatus {

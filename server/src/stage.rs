@@ -139,6 +139,11 @@ pub trait Stage: Send + Sync + 'static {
         None
     }
 
+    /// The latency histograms it keeps (`GET /metrics`), reset with its counters.
+    fn latencies(&self) -> Vec<crate::histogram::StageLatency> {
+        Vec::new()
+    }
+
     /// Checks that need the engine (sockets, files, LLM settings), resets the metrics and
     /// returns the run loop. Called only while the stage is not running.
     fn prepare(&self, config: Self::Config, checked: Self::Checked)

@@ -18,6 +18,7 @@ use crate::aggregate::parquet::{self as parquet_sink, ParquetMetrics, ParquetSet
 use crate::aggregate::run::AggregateSetup;
 use crate::aggregate::{self, AggregateMetrics};
 use crate::error::ConfigError;
+use crate::histogram::StageLatency;
 use crate::index::Backend;
 use crate::index::indexer::{self, IndexerMetrics, IndexerSetup};
 use crate::kafka::KafkaSettings;
@@ -55,6 +56,10 @@ pub trait Control: Send + Sync {
     fn settle(&self) -> BoxFuture<'_, ()>;
     /// The group members it runs, for their heartbeats ([`Stage::member_reports`]).
     fn member_reports(&self) -> Vec<MemberReport> {
+        Vec::new()
+    }
+    /// Its latency histograms ([`Stage::latencies`]).
+    fn latencies(&self) -> Vec<StageLatency> {
         Vec::new()
     }
 }
@@ -140,6 +145,10 @@ impl<S: Stage> Control for Slot<S> {
 
     fn member_reports(&self) -> Vec<MemberReport> {
         self.stage.member_reports(&self.life)
+    }
+
+    fn latencies(&self) -> Vec<StageLatency> {
+        self.stage.latencies()
     }
 }
 
@@ -235,6 +244,10 @@ impl Stage for ProducerStage {
         self.metrics.last_delivery_error.lock_or_recover().clone()
     }
 
+    fn latencies(&self) -> Vec<StageLatency> {
+        vec![self.metrics.ack_latency()]
+    }
+
     fn prepare(
         &self,
         config: ProducerConfig,
@@ -277,6 +290,10 @@ impl Stage for SentimentStage {
 
     fn counters(&self) -> BTreeMap<String, u64> {
         self.runtime.counters()
+    }
+
+    fn latencies(&self) -> Vec<StageLatency> {
+        vec![self.runtime.review_latency()]
     }
 
     fn load(&self) -> Option<app::ops::StageLoad> {
@@ -441,6 +458,10 @@ impl Stage for IndexerStage {
 
     fn load(&self) -> Option<app::ops::StageLoad> {
         self.metrics.load()
+    }
+
+    fn latencies(&self) -> Vec<StageLatency> {
+        vec![self.metrics.bulk_duration()]
     }
 
     fn prepare(&self, config: IndexerConfig, (): ()) -> Result<RunLoop, EngineError> {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use app::ops::{CHECKPOINTS_KEPT, RATE_POINTS, StageLoad};
-use common::{counter, eventually, start_engine, stream_reviews};
+use common::{counter, eventually, serve, start_engine, stream_reviews};
 use pipebook::pipeline::Engine;
 use serde_json::json;
 
@@ -124,7 +124,8 @@ async fn a_running_windows_stage_reports_its_checkpoints_and_state_size() {
     // The same figures in /metrics: the phases per stage and the state as gauges.
     let live = engine.pipeline_status();
     let snapshot = engine.subscribe().borrow().clone();
-    let text = pipebook::metrics::render(&live, &snapshot, true);
+    let latencies = engine.latencies();
+    let text = pipebook::metrics::render(&live, &latencies, &snapshot, true);
     let samples = pipebook::metrics::parse(&text).expect("the exposition parses");
     let find =
         |name: &str, labels: &[(&str, &str)]| pipebook::metrics::value(&samples, name, labels);
@@ -249,6 +250,138 @@ async fn a_running_stage_has_a_history_of_input_and_processing_rates() {
         || async { rates_of("sentiment").is_none().then_some(()) },
     )
     .await;
+    engine.shutdown().await;
+}
+
+/// `/metrics` served over HTTP and read by an independent parser (`prometheus-parse`, not
+/// Pipebook's own): every line is a sample it understands, every stage counter equals the API's,
+/// and each latency histogram is well formed (`le` ascending, counts cumulative, `+Inf` equal to
+/// `_count`) and counts what its stage counter counts, in seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_histograms_parse_as_prometheus_and_count_what_the_api_counts() {
+    use prometheus_parse::{Scrape, Value};
+    const REVIEWS: u64 = 300;
+    let started = std::time::Instant::now();
+    let t = start_engine().await;
+    let engine = t.engine.clone();
+    let served = serve(engine.clone()).await;
+    engine
+        .start_stage("sentiment", json!({"workers": 2}))
+        .await
+        .expect("sentiment");
+    engine
+        .start_stage("indexer", json!({}))
+        .await
+        .expect("indexer");
+    stream_reviews(&engine, REVIEWS, 23).await;
+    // `indexed` is counted after its bulk's time is observed: then every figure is still.
+    eventually(
+        "every review labelled and indexed",
+        Duration::from_secs(120),
+        || async {
+            (counter(&engine, "sentiment", "produced") >= REVIEWS
+                && counter(&engine, "indexer", "indexed") >= REVIEWS)
+                .then_some(())
+        },
+    )
+    .await;
+    let status = engine.pipeline_status();
+    let text = reqwest::get(format!("{}/metrics", served.base))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("the body");
+    let lines = text.lines().map(|line| Ok(line.to_owned()));
+    let scrape = Scrape::parse(lines).expect("the exposition parses");
+    // The parser skips lines it cannot read: each sample line must have become a sample (or
+    // one bucket of a histogram).
+    let read: usize = scrape
+        .samples
+        .iter()
+        .map(|s| match &s.value {
+            Value::Histogram(buckets) => buckets.len(),
+            _ => 1,
+        })
+        .sum();
+    let sample_lines = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count();
+    assert_eq!(read, sample_lines, "lines the parser skipped in:\n{text}");
+    let scalar = |metric: &str, labels: &[(&str, &str)]| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
+            .and_then(|s| match s.value {
+                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+                _ => None,
+            })
+    };
+    // Every stage counter as the API shows it. The records are all through, but an idle loop
+    // still counts its waiting time: the scrape's figure lies between the API's before and after.
+    let after = engine.pipeline_status();
+    for stage in &status.stages {
+        for (name, value) in &stage.counters {
+            let labels = [("stage", stage.id.as_str()), ("counter", name.as_str())];
+            let gauge = [("stage", stage.id.as_str()), ("name", name.as_str())];
+            let exported = scalar("pipebook_stage_events_total", &labels)
+                .or_else(|| scalar("pipebook_stage_gauge", &gauge))
+                .unwrap_or_else(|| panic!("{} {name} not exported", stage.id));
+            let later = after.counter(&stage.id, name);
+            let (low, high) = (*value.min(&later) as f64, *value.max(&later) as f64);
+            assert!(
+                (low..=high).contains(&exported),
+                "{} {name}: {exported} not within the API's {value}..{later}",
+                stage.id
+            );
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    for (metric, stage, counter) in [
+        (
+            "pipebook_sentiment_review_latency_seconds",
+            "sentiment",
+            "produced",
+        ),
+        ("pipebook_indexer_bulk_duration_seconds", "indexer", "bulks"),
+        ("pipebook_producer_ack_latency_seconds", "producer", "acked"),
+    ] {
+        assert!(scrape.docs.contains_key(metric), "{metric} has no HELP");
+        let buckets = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && s.labels.get("stage") == Some(stage))
+            .and_then(|s| match &s.value {
+                Value::Histogram(buckets) => Some(buckets.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{metric} is not a histogram of {stage}"));
+        assert!(buckets.len() >= 2, "{metric}: {buckets:?}");
+        assert!(
+            buckets
+                .windows(2)
+                .all(|w| w[0].less_than < w[1].less_than && w[0].count <= w[1].count),
+            "{metric}: bounds ascending, counts cumulative: {buckets:?}"
+        );
+        let last = buckets.last().expect("a bucket");
+        assert_eq!(last.less_than, f64::INFINITY, "{metric}: +Inf last");
+        let labels = [("stage", stage)];
+        let count = scalar(&format!("{metric}_count"), &labels).expect("_count");
+        let sum = scalar(&format!("{metric}_sum"), &labels).expect("_sum");
+        assert_eq!(last.count, count, "{metric}: +Inf = _count");
+        let api = status.counter(stage, counter) as f64;
+        assert!(api > 0.0, "{stage} {counter}");
+        assert_eq!(count, api, "{metric}_count = the API's {stage} {counter}");
+        // In seconds: something was measured, and no latency outlasts the test itself.
+        assert!(
+            sum > 0.0 && sum / count <= elapsed,
+            "{metric}: sum {sum}, count {count}"
+        );
+    }
+    // Every review's latency counted once: as many labelled as produced into `reviews`.
+    assert_eq!(status.counter("sentiment", "produced"), REVIEWS);
     engine.shutdown().await;
 }
 

@@ -528,6 +528,7 @@ async fn drain(consumer: &Arc<AggregateConsumer>) -> Result<Drained, AggregateEr
                         offset: message.offset(),
                         key: message.key().map(<[u8]>::to_vec),
                         payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                        timestamp_ms: message.timestamp().to_millis(),
                     };
                     if rebalanced {
                         after = Some(record);
@@ -901,6 +902,7 @@ mod tests {
             offset: 0,
             key: None,
             payload: payload.to_string().into_bytes(),
+            timestamp_ms: None,
         }
     }
 

@@ -17,6 +17,7 @@ use rdkafka::producer::FutureProducer;
 
 use super::{Backend, SearchBackend, SearchDoc, SearchError};
 use crate::error::ConfigError;
+use crate::histogram::{LatencyHistogram, StageLatency};
 use crate::kafka::KafkaSettings;
 use crate::kafka::batch::{self, BatchLimits, Record, close_off_runtime, next_batch};
 use crate::kafka::inspect::{GroupRegistry, RegisteringContext};
@@ -77,6 +78,8 @@ crate::counters! {
         meter: crate::stage::LoadMeter,
         /// Milliseconds each recent bulk took, oldest first.
         latencies: Mutex<VecDeque<u64>>,
+        /// Every bulk's time since the run started (`/metrics`), one per `bulks`.
+        bulk_histogram: LatencyHistogram,
         /// The reviews each recent bulk indexed, and when the engine accepted them (for tracing).
         pub bulks_indexed: RecentBatches,
         /// When the current run started, ms since the epoch (for its heartbeat).
@@ -99,16 +102,27 @@ impl IndexerMetrics {
         self.started_at
             .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
         self.latencies.lock_or_recover().clear();
+        self.bulk_histogram.reset();
         self.bulks_indexed.clear();
     }
 
     fn record_bulk(&self, took: Duration) {
         self.bulks.fetch_add(1, Ordering::Relaxed);
+        self.bulk_histogram.observe(took);
         let mut latencies = self.latencies.lock_or_recover();
         if latencies.len() == LATENCY_WINDOW {
             latencies.pop_front();
         }
         latencies.push_back(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+    }
+
+    pub fn bulk_duration(&self) -> StageLatency {
+        StageLatency {
+            metric: "pipebook_indexer_bulk_duration_seconds",
+            help: "How long each bulk of documents took until the search engine accepted it, its retries and their back-off while the engine is down included (count = the indexer's bulks).",
+            counter: "bulks",
+            histogram: self.bulk_histogram.snapshot(),
+        }
     }
 
     /// Where the loop spends its time.

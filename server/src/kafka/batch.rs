@@ -16,6 +16,8 @@ pub struct Record {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
+    /// The record's timestamp in ms since the epoch (the producer's create time), when it has one.
+    pub timestamp_ms: Option<i64>,
 }
 
 /// How big a batch may grow and how long it waits to fill.
@@ -68,6 +70,7 @@ pub fn copy(message: &BorrowedMessage<'_>) -> Record {
         offset: message.offset(),
         key: message.key().map(<[u8]>::to_vec),
         payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        timestamp_ms: message.timestamp().to_millis(),
     }
 }
 
@@ -124,6 +127,7 @@ pub(crate) mod tests_support {
             offset,
             key: None,
             payload: Vec::new(),
+            timestamp_ms: None,
         }
     }
 }

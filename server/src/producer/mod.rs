@@ -18,6 +18,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use tokio::net::TcpStream;
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 
+use crate::histogram::{LatencyHistogram, StageLatency};
 use crate::kafka::KafkaSettings;
 use crate::records::{DATASET_FIELD, DeadLetter, check_record, parse_review};
 use crate::stage::StageContext;
@@ -59,12 +60,25 @@ crate::counters! {
     pub struct ProducerMetrics {
         counters { lines, produced, acked, dlq, dlq_acked, delivery_failed, reconnects }
         pub last_delivery_error: Mutex<Option<String>>,
+        /// From a review's hand-over to the client (its create timestamp) to the broker's
+        /// acknowledgement, one per `acked`.
+        ack_latency: LatencyHistogram,
     }
 }
 
 impl ProducerMetrics {
     pub fn reset(&self) {
         self.reset_counters();
+        self.ack_latency.reset();
+    }
+
+    pub fn ack_latency(&self) -> StageLatency {
+        StageLatency {
+            metric: "pipebook_producer_ack_latency_seconds",
+            help: "From a record's hand-over to the Kafka client (its create timestamp) to the broker's acknowledgement, per record acknowledged in reviews (count = the producer's acked).",
+            counter: "acked",
+            histogram: self.ack_latency.snapshot(),
+        }
     }
 
     /// Counts a record the Kafka client refused outright (too large, …): never silently.
@@ -91,8 +105,13 @@ impl ProducerContext for DeliveryCounter {
             Ok(message) if message.topic() == TOPIC_DLQ => {
                 self.metrics.dlq_acked.fetch_add(1, Ordering::Relaxed);
             }
-            Ok(_) => {
+            Ok(message) => {
                 self.metrics.acked.fetch_add(1, Ordering::Relaxed);
+                // librdkafka stamps each record with the wall clock when it is handed over
+                // (the producer sets no timestamp of its own), ms.
+                let sent = message.timestamp().to_millis().unwrap_or_default();
+                let now = chrono::Utc::now().timestamp_millis();
+                self.metrics.ack_latency.observe_between_ms(sent, now);
             }
             Err((error, message)) => {
                 self.metrics.delivery_failed.fetch_add(1, Ordering::Relaxed);

@@ -188,6 +188,9 @@ crate::counters! {
             /// Microseconds classifying / waiting on poll / waiting for the broker's acks.
             busy_us, idle_us, backpressured_us,
         }
+        /// From a review's timestamp in `reviews` to the acknowledgement of its output in
+        /// `reviews.sentiment`, one per `produced`.
+        pub latency: crate::histogram::LatencyHistogram,
     }
 }
 
@@ -513,6 +516,21 @@ impl SentimentRuntime {
         }
         totals.insert("workers".to_owned(), alive);
         totals
+    }
+
+    /// The stage's per-review latency over the same workers as [`Self::counters`], so its count
+    /// equals their `produced`.
+    pub fn review_latency(&self) -> crate::histogram::StageLatency {
+        let mut histogram = crate::histogram::HistogramSnapshot::default();
+        for entry in lock(&self.workers).values() {
+            histogram.add(&entry.metrics.latency.snapshot());
+        }
+        crate::histogram::StageLatency {
+            metric: "pipebook_sentiment_review_latency_seconds",
+            help: "From a review's timestamp in reviews (when the producer handed it over) to the broker's acknowledgement of its labelled record in reviews.sentiment: time waiting in the topic included (count = the sentiment stage's produced).",
+            counter: "produced",
+            histogram,
+        }
     }
 
     /// The live view for the snapshot; rates are per second over `elapsed`.

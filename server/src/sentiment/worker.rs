@@ -456,6 +456,10 @@ async fn deliver(
         match producer.send(record, Timeout::Never).await {
             Ok(_) => {
                 setup.metrics.produced.fetch_add(1, Ordering::Relaxed);
+                // A record without a timestamp (none in this pipeline) counts as no wait.
+                let now = chrono::Utc::now().timestamp_millis();
+                let since = input.timestamp_ms.unwrap_or(now);
+                setup.metrics.latency.observe_between_ms(since, now);
                 if matches!(output, Output::Skipped(_)) {
                     setup.metrics.skipped.fetch_add(1, Ordering::Relaxed);
                 }
