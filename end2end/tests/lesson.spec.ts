@@ -134,6 +134,31 @@ test("a learner completes the whole lesson from a cold start", async ({ page, re
   await done(page, "search-outage", 240_000);
   await done(page, "idempotent-sink");
 
+  // Cell 2: replay. Stop the sentiment stage, move its group's offsets back (a dry run first),
+  // start it again; the index absorbs the re-labelled copies. Back by 300 records a partition,
+  // not ten minutes: on a loaded machine the debug build re-labels tens of thousands slowly.
+  await predict(page, "replay", 1);
+  await page.getByTestId("sentiment-stop").click();
+  await expect.poll(() => stateOf(page, 3), { timeout: 30_000 }).toBe("stopped");
+  const form = page.getByTestId("reset-form");
+  await form.locator("select[name=reset-group]").selectOption("pipebook-sentiment");
+  await form.locator("select[name=reset-to]").selectOption("shift");
+  await form.locator("input[name=reset-value]").fill("-300");
+  await page.getByTestId("reset-dry-run").click();
+  await expect(page.getByTestId("reset-headline")).toContainText("Dry run, nothing committed pipebook-sentiment");
+  // Kafka refuses while the group still has members; the stopped workers leave it within seconds.
+  await expect
+    .poll(
+      async () => {
+        await page.getByTestId("reset-execute").click();
+        return page.getByTestId("reset-headline").innerText();
+      },
+      { timeout: 60_000, intervals: [2_000] },
+    )
+    .toMatch(/^Reset pipebook-sentiment: [\d,]+ to read again/);
+  await page.getByTestId("sentiment-start").click();
+  await done(page, "replay", 240_000);
+
   // Cell 6: the delivery-semantics lab, the same records and the same crash three ways.
   await predict(page, "delivery", 0);
   await page.getByTestId("lab-run").click();

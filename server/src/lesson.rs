@@ -31,6 +31,8 @@ pub enum Action {
     TracedRecord,
     FloodedMalformed,
     ResentReviews,
+    /// Executed (not a dry run) an offset reset of the sentiment stage's group.
+    ResetSentimentGroup,
     /// Started (or restarted) this stage; for the sentiment stage also added a worker. A step
     /// that asks to start a stage needs this: a stage left running from before Start over
     /// shows the same state, and would tick the step without the learner doing anything.
@@ -58,10 +60,11 @@ pub enum Tally {
     Emitted,
     Duplicates,
     IndexerRetries,
+    Labelled,
 }
 
 impl Tally {
-    const ALL: [Tally; 7] = [
+    const ALL: [Tally; 8] = [
         Tally::Acked,
         Tally::DeadLettered,
         Tally::Counted,
@@ -69,6 +72,7 @@ impl Tally {
         Tally::Emitted,
         Tally::Duplicates,
         Tally::IndexerRetries,
+        Tally::Labelled,
     ];
 
     fn read(self, snapshot: &Snapshot) -> u64 {
@@ -81,6 +85,7 @@ impl Tally {
             Tally::Emitted => counter("aggregate", "emitted"),
             Tally::Duplicates => snapshot.aggregate.duplicates,
             Tally::IndexerRetries => counter("indexer", "retries"),
+            Tally::Labelled => counter("sentiment", "produced"),
         }
     }
 }
@@ -980,6 +985,64 @@ const STEPS: &[Step] = &[
             },
             settle_secs: 0,
             explanation: "The indexer commits a batch's offsets only after the search engine accepted it. While search is down it backs off and retries the same batch, so the committed offsets stand still and the lag grows. When search returns, the batch goes through and the backlog drains: nothing is skipped.",
+        },
+    },
+    Step {
+        id: "replay",
+        cell: 2,
+        concepts: &["offset reset", "replay"],
+        task: "Stop the sentiment stage, move its group (pipebook-sentiment) back in cell 2 — to a time ten minutes ago, or by a shift of a few hundred records; a dry run first, then Reset — and start the stage again: it labels those reviews a second time, and once the indexer has caught up the index holds no more documents than before.",
+        parts: &[
+            |o| o.actions.contains(&Action::ResetSentimentGroup),
+            // The reset is refused while the group has members, so a running stage here was
+            // started after it.
+            |o| {
+                running(o, "sentiment")
+                    && sentiment_lag(o) == Some(0)
+                    && since(o, Tally::Labelled) > 0
+            },
+            |o| {
+                running(o, "indexer")
+                    && group_lag(o, "indexer", GROUP_INDEXER) == Some(0)
+                    && o.snapshot
+                        .search
+                        .documents
+                        .is_some_and(|d| count(d) < records(o, TOPIC_SENTIMENT))
+            },
+        ],
+        predict: Prediction {
+            question: "You move the sentiment group's offsets back and start it again. What happens to reviews.sentiment and to the index?",
+            choices: &[
+                "Nothing: a group's committed offsets only move forward",
+                "reviews.sentiment gets the re-read reviews a second time; the index keeps one document per review",
+                "Both grow: the index gets a second document for each re-read review",
+            ],
+            seed: &["offset", "at-least-once", "idempotent processing"],
+            figures: &[
+                Figure {
+                    label: "records in reviews.sentiment",
+                    read: |o| records(o, TOPIC_SENTIMENT),
+                },
+                Figure {
+                    label: "documents in the index",
+                    read: |o| count(o.snapshot.search.documents.unwrap_or(0)),
+                },
+                Figure {
+                    label: "sentiment lag",
+                    read: |o| sentiment_lag(o).unwrap_or(0),
+                },
+            ],
+            outcome: |r| {
+                if r.grew(0) <= 0 {
+                    0
+                } else if r.grew(1) < r.grew(0) {
+                    1
+                } else {
+                    2
+                }
+            },
+            settle_secs: 0,
+            explanation: "A consumer group resumes from its committed offsets, and an operator may move them anywhere while the group has no members — back to re-read, forward to skip. Moving them back makes the stage label those reviews again, so reviews.sentiment holds them twice: replay is at-least-once delivery on purpose. The indexer writes each review under its id, so the copies overwrite their own documents and the index does not grow.",
         },
     },
     Step {

@@ -71,6 +71,10 @@ async fn reset_group(
     JsonBody(request): JsonBody<ResetRequest>,
 ) -> Result<Json<ResetOutcome>, OpsError> {
     let outcome = reset::reset(engine.kafka(), engine.inspector(), &group, request).await?;
+    let sentiment_group = engine.subscribe().borrow().sentiment.group.clone();
+    if outcome.executed && group == sentiment_group {
+        engine.record_action(crate::lesson::Action::ResetSentimentGroup);
+    }
     Ok(Json(outcome))
 }
 
