@@ -233,7 +233,11 @@ async fn dry_run_then_execute(
     assert_eq!(status, 200, "dry run {body}: {answer}");
     let dry = outcome(answer);
     assert!(dry.dry_run && !dry.executed, "{body}");
-    assert_eq!(committed(engine, "g").await, before, "dry run {body} committed");
+    assert_eq!(
+        committed(engine, "g").await,
+        before,
+        "dry run {body} committed"
+    );
 
     let mut run_body = body.clone();
     run_body["dry_run"] = false.into();
@@ -242,7 +246,11 @@ async fn dry_run_then_execute(
     let done = outcome(answer);
     assert!(done.executed, "{body}");
     assert_eq!(done.partitions, dry.partitions, "{body}");
-    assert_eq!((done.reread, done.skipped), (dry.reread, dry.skipped), "{body}");
+    assert_eq!(
+        (done.reread, done.skipped),
+        (dry.reread, dry.skipped),
+        "{body}"
+    );
     let committed_now = committed(engine, "g").await;
     let expected: Vec<Option<i64>> = before
         .iter()

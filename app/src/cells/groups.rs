@@ -370,7 +370,8 @@ pub fn reset_body(
                 (_, None) => {
                     // Fractions too: "0.5" is half a minute ago.
                     let minutes = value.trim().parse::<f64>().ok().filter(|m| m.is_finite());
-                    let minutes = minutes.ok_or_else(|| "minutes ago: a number, please".to_owned())?;
+                    let minutes =
+                        minutes.ok_or_else(|| "minutes ago: a number, please".to_owned())?;
                     (now_ms - (minutes * 60_000.0) as i64).into()
                 }
                 ("", Some(at)) => at.into(),
