@@ -1,5 +1,6 @@
 import { expect, test, type Locator, type Page } from "@playwright/test";
 import { mkdirSync } from "node:fs";
+import { inferDeadLetters, startUpdatingPipeline } from "./pipeline";
 import { stopAllStages } from "./reset";
 
 // The operator's views, each filled with live data and shot at 1280 px in the light and the dark
@@ -53,17 +54,7 @@ test("the operator views in both themes", async ({ page, request }) => {
   await stopAllStages(request);
   await page.goto("/");
   await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
-  for (const [stage, body] of [
-    ["producer", {}],
-    ["sentiment", {}],
-    ["aggregate", { output_mode: "update", trigger_ms: 1000 }],
-    ["indexer", {}],
-    // A seed of its own, so the windows see new review ids and write updates.
-    ["streamer", { rate: 50, seed: Date.now() % 1_000_000_007 }],
-  ] as const) {
-    const started = await request.post(`/api/stages/${stage}/start`, { data: body });
-    expect(started.ok(), `${stage}: ${await started.text()}`).toBeTruthy();
-  }
+  await startUpdatingPipeline(request);
   // Malformed records, for the dead letters' reasons.
   expect((await request.post("/api/faults/malformed", { data: { count: 5 } })).ok()).toBeTruthy();
 
@@ -98,16 +89,7 @@ test("the operator views in both themes", async ({ page, request }) => {
   await expect(page.getByTestId("tail-status")).toContainText("paused");
 
   // The dead letters' schema and reasons.
-  await page.locator("#cell-2 select[name=topic]").selectOption("reviews.dlq");
-  await expect
-    .poll(
-      async () => {
-        await page.getByTestId("schema").click();
-        return page.getByTestId("dead-letter-reasons").locator("tbody tr").count();
-      },
-      { timeout: 60_000, intervals: [2_000] },
-    )
-    .toBeGreaterThan(0);
+  await inferDeadLetters(page);
   await expect(page.getByTestId("schema-fields").locator("tbody tr").first()).toBeVisible();
 
   // The changelog in update mode, read until an update is among the newest results.
