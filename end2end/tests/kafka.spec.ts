@@ -1,4 +1,5 @@
 import { expect, test } from "@playwright/test";
+import { inferDeadLetters } from "./pipeline";
 import { stopAllStages } from "./reset";
 
 test.beforeEach(async ({ request }) => {
@@ -79,16 +80,7 @@ test("the schema of reviews is inferred, and the dead letters' reasons are group
   // Malformed records into `reviews`; the sentiment stage refuses them into reviews.dlq.
   expect((await request.post("/api/stages/sentiment/start", { data: {} })).ok()).toBeTruthy();
   expect((await request.post("/api/faults/malformed", { data: { count: 5 } })).ok()).toBeTruthy();
-  await page.locator("#cell-2 select[name=topic]").selectOption("reviews.dlq");
-  await expect
-    .poll(
-      async () => {
-        await page.getByTestId("schema").click();
-        return page.getByTestId("dead-letter-reasons").locator("tbody tr").count();
-      },
-      { timeout: 60_000 },
-    )
-    .toBeGreaterThan(0);
+  await inferDeadLetters(page);
   await expect(page.getByTestId("dead-letter-reasons")).toContainText("sentiment");
   await page.locator("#cell-2").screenshot({ path: "screenshots/03-kafka-schema.png" });
 });

@@ -1,4 +1,5 @@
 import { expect, test, type Page } from "@playwright/test";
+import { startUpdatingPipeline } from "./pipeline";
 import { stopAllStages } from "./reset";
 
 test.beforeEach(async ({ request }) => {
@@ -72,18 +73,7 @@ test("the tail's key filter shows only that key", async ({ page, request }) => {
 test("stage health panels and the update-mode changelog", async ({ page, request }) => {
   await page.goto("/#cell-4");
   await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
-  for (const [stage, body] of [
-    ["producer", {}],
-    ["sentiment", {}],
-    ["aggregate", { output_mode: "update", trigger_ms: 1000 }],
-    ["indexer", {}],
-    // A seed of its own: earlier specs on this server streamed the default seed's reviews, and
-    // the same seed sends the same review ids again, which the windows skip as duplicates (no
-    // window would change, so no update would be written).
-    ["streamer", { rate: 50, seed: Date.now() % 1_000_000_007 }],
-  ] as const) {
-    expect((await request.post(`/api/stages/${stage}/start`, { data: body })).ok()).toBeTruthy();
-  }
+  await startUpdatingPipeline(request);
   for (const stage of ["sentiment", "aggregate", "indexer"]) {
     await expect(page.getByTestId(`${stage}-load`)).toContainText("ms", { timeout: 60_000 });
   }

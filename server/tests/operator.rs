@@ -218,6 +218,54 @@ fn afters(outcome: &ResetOutcome) -> Vec<i64> {
     outcome.partitions.iter().map(|p| p.after).collect()
 }
 
+/// A dry run of `body` on group "g" (it commits nothing), then the same reset executed: the
+/// execution's outcome is the dry run's, partition by partition. Returns the execution's.
+async fn dry_run_then_execute(
+    engine: &Engine,
+    http: &reqwest::Client,
+    base: &str,
+    body: Value,
+) -> ResetOutcome {
+    let before = committed(engine, "g").await;
+    let mut dry_body = body.clone();
+    dry_body["dry_run"] = true.into();
+    let (status, answer) = reset(http, base, "g", dry_body).await;
+    assert_eq!(status, 200, "dry run {body}: {answer}");
+    let dry = outcome(answer);
+    assert!(dry.dry_run && !dry.executed, "{body}");
+    assert_eq!(
+        committed(engine, "g").await,
+        before,
+        "dry run {body} committed"
+    );
+
+    let mut run_body = body.clone();
+    run_body["dry_run"] = false.into();
+    let (status, answer) = reset(http, base, "g", run_body).await;
+    assert_eq!(status, 200, "execute {body}: {answer}");
+    let done = outcome(answer);
+    assert!(done.executed, "{body}");
+    assert_eq!(done.partitions, dry.partitions, "{body}");
+    assert_eq!(
+        (done.reread, done.skipped),
+        (dry.reread, dry.skipped),
+        "{body}"
+    );
+    let committed_now = committed(engine, "g").await;
+    let expected: Vec<Option<i64>> = before
+        .iter()
+        .enumerate()
+        .map(|(partition, was)| {
+            done.partitions
+                .iter()
+                .find(|p| p.partition == partition as i32)
+                .map_or(*was, |p| Some(p.after))
+        })
+        .collect();
+    assert_eq!(committed_now, expected, "{body}");
+    done
+}
+
 async fn committed(engine: &Engine, group: &str) -> Vec<Option<i64>> {
     let mut out = Vec::new();
     for partition in 0..3 {
@@ -330,15 +378,13 @@ async fn offsets_reset_to_every_target_with_a_dry_run_and_never_under_a_live_gro
 
     // By timestamp: the first record at or after base + 50 s, i.e. records 50..100 left to read.
     let at = stamped_from + 50_000;
-    let (status, body) = reset(
+    let timed = dry_run_then_execute(
+        &engine,
         &http,
         &base,
-        "g",
-        json!({"to": "timestamp", "timestamp_ms": at, "dry_run": false}),
+        json!({"to": "timestamp", "timestamp_ms": at}),
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    let timed = outcome(body);
     // Partition p holds records p, p + 3, …: 17, 17 and 16 of them are older than 50 s.
     assert_eq!(afters(&timed), [17, 17, 16]);
     assert_eq!((timed.reread, timed.skipped), (0, 50));
@@ -348,32 +394,29 @@ async fn offsets_reset_to_every_target_with_a_dry_run_and_never_under_a_live_gro
     );
 
     // Shift back by 10 on every partition: 30 records to read again.
-    let (status, body) = reset(
-        &http,
-        &base,
-        "g",
-        json!({"to": "shift", "shift": -10, "dry_run": false}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let shifted = outcome(body);
+    let shifted =
+        dry_run_then_execute(&engine, &http, &base, json!({"to": "shift", "shift": -10})).await;
     assert_eq!(afters(&shifted), [7, 7, 6]);
     assert_eq!(shifted.reread, 30);
     // One partition to a given offset (clamped to its log), the others untouched.
-    let (status, body) = reset(
+    let pinned = dry_run_then_execute(
+        &engine,
         &http,
         &base,
-        "g",
-        json!({"to": "offset", "offset": 1000, "partitions": [2], "dry_run": false}),
+        json!({"to": "offset", "offset": 1000, "partitions": [2]}),
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(afters(&outcome(body)), [33]);
+    assert_eq!(afters(&pinned), [33]);
     assert_eq!(committed(&engine, "g").await, [Some(7), Some(7), Some(33)]);
-    // Latest.
-    let (status, body) = reset(&http, &base, "g", json!({"to": "latest", "dry_run": false})).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(outcome(body).skipped, 27 + 26);
+    // And inside the log, on every partition: back to 5 on each.
+    let middle =
+        dry_run_then_execute(&engine, &http, &base, json!({"to": "offset", "offset": 5})).await;
+    assert_eq!(afters(&middle), [5, 5, 5]);
+    assert_eq!((middle.reread, middle.skipped), (2 + 2 + 28, 0));
+    assert_eq!(committed(&engine, "g").await, [Some(5), Some(5), Some(5)]);
+    // Latest: from 5 on every partition to the end, 29 + 28 + 28 skipped.
+    let latest = dry_run_then_execute(&engine, &http, &base, json!({"to": "latest"})).await;
+    assert_eq!((latest.reread, latest.skipped), (0, 29 + 28 + 28));
     assert_eq!(
         committed(&engine, "g").await,
         [Some(34), Some(33), Some(33)]

@@ -172,6 +172,8 @@ pub fn OffsetReset(groups: Signal<Vec<GroupInfo>>) -> impl IntoView {
     let group = RwSignal::new(String::new());
     let to = RwSignal::new("earliest".to_owned());
     let value = RwSignal::new(String::new());
+    // "A time" is minutes ago or a local date and time (to the second), not both.
+    let at = RwSignal::new(String::new());
     let partitions = RwSignal::new(String::new());
     // A refused reset clears the last outcome: it no longer says where the offsets are.
     let posts = Posts::<ResetOutcome>::answered();
@@ -192,9 +194,18 @@ pub fn OffsetReset(groups: Signal<Vec<GroupInfo>>) -> impl IntoView {
         let now = live
             .snapshot
             .with_untracked(|s| s.as_ref().map_or(0, |s| s.at));
+        let at_text = at.get_untracked();
+        let at_ms = match at_text.trim() {
+            "" => None,
+            text => match super::tail::local_ms(text) {
+                Some(ms) => Some(ms),
+                None => return posts.refuse(format!("time: not a date and time: {text}")),
+            },
+        };
         let body = match reset_body(
             &to.get_untracked(),
             &value.get_untracked(),
+            at_ms,
             &partitions.get_untracked(),
             dry_run,
             now,
@@ -250,9 +261,20 @@ pub fn OffsetReset(groups: Signal<Vec<GroupInfo>>) -> impl IntoView {
                 {value_label}
                 <input
                     type="number"
+                    step="any"
                     name="reset-value"
                     bind:value=value
                     disabled=move || matches!(to.get().as_str(), "earliest" | "latest")
+                />
+            </label>
+            <label>
+                "or at (local time)"
+                <input
+                    type="datetime-local"
+                    step="1"
+                    name="reset-at"
+                    bind:value=at
+                    disabled=move || to.get() != "timestamp"
                 />
             </label>
             <label>
@@ -322,11 +344,13 @@ fn ResetTable(outcome: ResetOutcome) -> impl IntoView {
     }
 }
 
-/// The request body for the form's values; `now_ms` is the server's time (the live feed's)
-/// for "minutes ago". The server checks the values again and names the field it refuses.
+/// The request body for the form's values; `at_ms` is the local date and time field (already
+/// read as ms since the epoch), `now_ms` the server's time (the live feed's) for "minutes ago".
+/// The server checks the values again and names the field it refuses.
 pub fn reset_body(
     to: &str,
     value: &str,
+    at_ms: Option<i64>,
     partitions: &str,
     dry_run: bool,
     now_ms: i64,
@@ -342,8 +366,17 @@ pub fn reset_body(
         "offset" => body["offset"] = number()?.into(),
         "shift" => body["shift"] = number()?.into(),
         "timestamp" => {
-            let minutes = number()?;
-            body["timestamp_ms"] = (now_ms - minutes.saturating_mul(60_000)).into();
+            body["timestamp_ms"] = match (value.trim(), at_ms) {
+                (_, None) => {
+                    // Fractions too: "0.5" is half a minute ago.
+                    let minutes = value.trim().parse::<f64>().ok().filter(|m| m.is_finite());
+                    let minutes =
+                        minutes.ok_or_else(|| "minutes ago: a number, please".to_owned())?;
+                    (now_ms - (minutes * 60_000.0) as i64).into()
+                }
+                ("", Some(at)) => at.into(),
+                (_, Some(_)) => return Err("time: minutes ago or a time, not both".into()),
+            };
         }
         _ => {}
     }
@@ -459,16 +492,28 @@ mod tests {
 
     #[test]
     fn the_form_becomes_the_request_body() {
-        let body = reset_body("timestamp", "10", "0, 2", false, 1_000_000).expect("body");
+        let body = reset_body("timestamp", "10", None, "0, 2", false, 1_000_000).expect("body");
         assert_eq!(
             body,
             serde_json::json!({"to": "timestamp", "timestamp_ms": 400_000, "partitions": [0, 2], "dry_run": false})
         );
-        let body = reset_body("earliest", "ignored", "", true, 0).expect("body");
-        assert_eq!(body, serde_json::json!({"to": "earliest", "dry_run": true}));
-        assert!(reset_body("shift", "-x", "", true, 0).is_err_and(|e| e.starts_with("shift")));
+        let body = reset_body("timestamp", "0.5", None, "", true, 100_000).expect("body");
+        assert_eq!(body["timestamp_ms"], 70_000);
+        // A local date and time is sent as it is, whatever the clock says.
+        let body = reset_body("timestamp", "", Some(1_234_567), "", true, 9_999_999).expect("body");
+        assert_eq!(body["timestamp_ms"], 1_234_567);
         assert!(
-            reset_body("latest", "", "1,a", true, 0).is_err_and(|e| e.starts_with("partitions"))
+            reset_body("timestamp", "3", Some(1), "", true, 0)
+                .is_err_and(|e| e.ends_with("not both"))
+        );
+        let body = reset_body("earliest", "ignored", None, "", true, 0).expect("body");
+        assert_eq!(body, serde_json::json!({"to": "earliest", "dry_run": true}));
+        assert!(
+            reset_body("shift", "-x", None, "", true, 0).is_err_and(|e| e.starts_with("shift"))
+        );
+        assert!(
+            reset_body("latest", "", None, "1,a", true, 0)
+                .is_err_and(|e| e.starts_with("partitions"))
         );
         assert_eq!(encode("pipebook sentiment/1"), "pipebook%20sentiment%2F1");
     }

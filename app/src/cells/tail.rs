@@ -318,7 +318,7 @@ fn encode(value: &str) -> String {
 
 /// A `datetime-local` value ("2026-12-07T06:30:15") as ms since the epoch, read in the browser's
 /// time zone (an ISO date-time without an offset is local time to `Date.parse`).
-fn local_ms(text: &str) -> Option<i64> {
+pub(crate) fn local_ms(text: &str) -> Option<i64> {
     #[cfg(feature = "hydrate")]
     {
         let ms = date_parse(text);
