@@ -145,7 +145,7 @@ test("a learner completes the whole lesson from a cold start", async ({ page, re
   await form.locator("select[name=reset-to]").selectOption("shift");
   await form.locator("input[name=reset-value]").fill("-300");
   await page.getByTestId("reset-dry-run").click();
-  await expect(page.getByTestId("reset-headline")).toContainText("Dry run, nothing committed pipebook-sentiment");
+  await expect(page.getByTestId("reset-headline")).toContainText("Dry run for pipebook-sentiment, nothing committed");
   // Kafka refuses while the group still has members; the stopped workers leave it within seconds.
   await expect
     .poll(

@@ -117,7 +117,7 @@ test("a reset by timestamp through the form re-reads exactly the records after t
   await form.locator("input[name=reset-at]").fill(localSeconds(split));
   await page.getByTestId("reset-dry-run").click();
   const headline = page.getByTestId("reset-headline");
-  await expect(headline).toHaveText(`Dry run, nothing committed ${GROUP}: ${BATCH_B} to read again, 0 skipped`);
+  await expect(headline).toHaveText(`Dry run for ${GROUP}, nothing committed: ${BATCH_B} to read again, 0 skipped`);
   const dry = await resetRows(page);
   expect([...dry.keys()].sort()).toEqual([...highs.keys()].sort());
   for (const [partition, row] of dry) {

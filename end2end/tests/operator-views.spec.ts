@@ -77,7 +77,7 @@ test("the operator views in both themes", async ({ page, request }) => {
   await form.locator("select[name=reset-to]").selectOption("shift");
   await form.locator("input[name=reset-value]").fill("-10");
   await page.getByTestId("reset-dry-run").click();
-  await expect(page.getByTestId("reset-headline")).toContainText("Dry run, nothing committed pipebook-sentiment");
+  await expect(page.getByTestId("reset-headline")).toContainText("Dry run for pipebook-sentiment, nothing committed");
   await expect(page.getByTestId("reset-table").locator("tbody tr")).toHaveCount(3);
 
   // The live tail of reviews, paused so the shots hold still.

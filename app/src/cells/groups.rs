@@ -301,17 +301,16 @@ pub fn OffsetReset(groups: Signal<Vec<GroupInfo>>) -> impl IntoView {
 
 #[component]
 fn ResetTable(outcome: ResetOutcome) -> impl IntoView {
-    let headline = format!(
-        "{} {}: {} to read again, {} skipped",
-        if outcome.executed {
-            "Reset"
-        } else {
-            "Dry run, nothing committed"
-        },
-        outcome.group,
+    let counts = format!(
+        "{} to read again, {} skipped",
         thousands(outcome.reread),
-        thousands(outcome.skipped),
+        thousands(outcome.skipped)
     );
+    let headline = if outcome.executed {
+        format!("Reset {}: {counts}", outcome.group)
+    } else {
+        format!("Dry run for {}, nothing committed: {counts}", outcome.group)
+    };
     view! {
         <p class="headline" data-testid="reset-headline">{headline}</p>
         <table class="reset" data-testid="reset-table">
