@@ -1,4 +1,5 @@
 import { expect, test, type Locator } from "@playwright/test";
+import { startStages } from "./pipeline";
 import { stopAllStages } from "./reset";
 
 // A phone: 390 px wide, a touch screen (no hover, so no `<title>` tooltips).
@@ -23,14 +24,12 @@ test("on a phone a tap on a chart reads out its values, and the time axis stays 
   page,
   request,
 }) => {
-  for (const [stage, body] of [
+  await startStages(request, [
     ["producer", {}],
     ["sentiment", {}],
     ["aggregate", { tumbling_secs: 5 }],
     ["streamer", { rate: 100 }],
-  ] as const) {
-    expect((await request.post(`/api/stages/${stage}/start`, { data: body })).ok()).toBeTruthy();
-  }
+  ]);
   await page.goto("/#cell-3");
   await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
 
@@ -67,13 +66,11 @@ test("by keyboard, a chart takes the focus and the arrow keys step its readout, 
   page,
   request,
 }) => {
-  for (const [stage, body] of [
+  await startStages(request, [
     ["producer", {}],
     ["sentiment", {}],
     ["streamer", { rate: 100 }],
-  ] as const) {
-    expect((await request.post(`/api/stages/${stage}/start`, { data: body })).ok()).toBeTruthy();
-  }
+  ]);
   await page.goto("/#cell-3");
   const lag = page.getByTestId("lag-chart");
   await expect(lag.locator("path.lag-line")).toHaveCount(3, { timeout: 60_000 });

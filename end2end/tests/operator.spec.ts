@@ -1,5 +1,5 @@
 import { expect, test, type Page } from "@playwright/test";
-import { startUpdatingPipeline } from "./pipeline";
+import { startStages, startUpdatingPipeline } from "./pipeline";
 import { stopAllStages } from "./reset";
 
 test.beforeEach(async ({ request }) => {
@@ -113,14 +113,12 @@ test("stage health panels and the update-mode changelog", async ({ page, request
 test("the lag charts keep their history across a reload", async ({ page, request }) => {
   await page.goto("/#cell-3");
   await expect(page.getByTestId("cluster")).toContainText("running", { timeout: 60_000 });
-  for (const [stage, body] of [
+  await startStages(request, [
     ["producer", {}],
     ["sentiment", {}],
     ["indexer", {}],
     ["streamer", { rate: 50 }],
-  ] as const) {
-    expect((await request.post(`/api/stages/${stage}/start`, { data: body })).ok()).toBeTruthy();
-  }
+  ]);
   // The sentiment group's partitions are those of `reviews`, the indexer's those of
   // `reviews.sentiment`.
   const charts = [

@@ -1,9 +1,20 @@
 import { expect, type APIRequestContext, type Page } from "@playwright/test";
 
+// Starts each stage with its JSON config, in order, and fails naming a stage that was refused.
+export async function startStages(
+  request: APIRequestContext,
+  stages: ReadonlyArray<readonly [string, object]>,
+) {
+  for (const [stage, body] of stages) {
+    const started = await request.post(`/api/stages/${stage}/start`, { data: body });
+    expect(started.ok(), `${stage}: ${await started.text()}`).toBeTruthy();
+  }
+}
+
 // Starts every stage of the pipeline with the aggregate in update mode, so window results are
 // revised (−U/+U) and each consumer stage has a health panel.
 export async function startUpdatingPipeline(request: APIRequestContext) {
-  for (const [stage, body] of [
+  await startStages(request, [
     ["producer", {}],
     ["sentiment", {}],
     ["aggregate", { output_mode: "update", trigger_ms: 1000 }],
@@ -12,10 +23,7 @@ export async function startUpdatingPipeline(request: APIRequestContext) {
     // the same seed sends the same review ids again, which the windows skip as duplicates (no
     // window would change, so no update would be written).
     ["streamer", { rate: 50, seed: Date.now() % 1_000_000_007 }],
-  ] as const) {
-    const started = await request.post(`/api/stages/${stage}/start`, { data: body });
-    expect(started.ok(), `${stage}: ${await started.text()}`).toBeTruthy();
-  }
+  ]);
 }
 
 // Cell 2's schema of reviews.dlq, read again until the dead letters' reasons are listed (the
