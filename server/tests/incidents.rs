@@ -200,6 +200,36 @@ async fn late_data_is_fixed_by_allowing_more_lateness() {
     engine.shutdown().await;
 }
 
+/// The incident's other reference fix: keep the lateness, but send the late reviews to
+/// `reviews.late` instead of dropping them; they then show up in that topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_data_is_fixed_by_keeping_late_reviews_in_their_topic() {
+    let t = start_engine().await;
+    let engine = &t.engine;
+    replay_and_wait(engine, "late-data").await;
+    engine.stop_stage("aggregate").await.expect("stop");
+    engine
+        .start_stage("aggregate", json!({"late_policy": "topic"}))
+        .await
+        .expect("aggregate keeping late reviews");
+    solved(engine, "late-data").await;
+    eventually(
+        "late reviews in reviews.late",
+        Duration::from_secs(60),
+        || async {
+            let incident = active(engine)?;
+            let kept = incident
+                .figures
+                .iter()
+                .find(|f| f.name == "records in reviews.late")?
+                .now?;
+            (kept > 0).then_some(())
+        },
+    )
+    .await;
+    engine.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage_is_fixed_by_starting_the_broker_and_loses_nothing() {
     let t = start_engine().await;
