@@ -209,7 +209,8 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let results = pipebook::bench::run(dir.path(), &options)
         .await
         .context("benchmark failed")?;
-    write_results(&results, args.out.as_deref(), "results")
+    let table = pipebook::bench::to_markdown(&results);
+    write_results(&table, &results, args.out.as_deref(), "results")
 }
 
 /// `pipebook bench --worker-processes 1,2,3`: the sentiment stage as separate processes.
@@ -219,29 +220,27 @@ async fn bench_worker_processes(args: BenchArgs) -> anyhow::Result<()> {
         n: args.n,
         rate: args.rate,
         secs: args.secs,
-        binary: match args.server {
-            Some(binary) => binary,
-            None => std::env::current_exe().context("cannot find this binary")?,
-        },
+        binary: server_binary(args.server)?,
     };
     let dir = tempfile::tempdir().context("cannot create a temporary data dir")?;
     let results = pipebook::bench::worker_processes::run(dir.path(), &options)
         .await
         .context("worker benchmark failed")?;
-    write_results(&results, args.out.as_deref(), "workers")
+    let table = pipebook::bench::to_markdown(&results);
+    write_results(&table, &results, args.out.as_deref(), "workers")
 }
 
-/// Prints the table; with `--out`, writes `NAME.md` and `NAME.json` there too.
+/// Prints the table; with `--out`, writes it as `NAME.md` and `results` as `NAME.json` there too.
 fn write_results(
-    results: &[pipebook::bench::Measurement],
+    table: &str,
+    results: &impl serde::Serialize,
     out: Option<&std::path::Path>,
     name: &str,
 ) -> anyhow::Result<()> {
-    let table = pipebook::bench::to_markdown(results);
     println!("{table}");
     if let Some(out) = out {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-        std::fs::write(out.join(format!("{name}.md")), &table)?;
+        std::fs::write(out.join(format!("{name}.md")), table)?;
         std::fs::write(
             out.join(format!("{name}.json")),
             serde_json::to_string_pretty(results)?,
@@ -250,12 +249,17 @@ fn write_results(
     Ok(())
 }
 
+/// The `pipebook` binary `--server` names, or this one.
+fn server_binary(server: Option<std::path::PathBuf>) -> anyhow::Result<std::path::PathBuf> {
+    match server {
+        Some(binary) => Ok(binary),
+        None => std::env::current_exe().context("cannot find this binary"),
+    }
+}
+
 /// `pipebook bench --viewers N`: the live feed shared by a room.
 async fn bench_viewers(viewers: usize, args: BenchArgs) -> anyhow::Result<()> {
-    let server = match args.server {
-        Some(server) => server,
-        None => std::env::current_exe().context("cannot find this binary")?,
-    };
+    let server = server_binary(args.server)?;
     let options = pipebook::bench::viewers::ViewerOptions {
         viewers,
         secs: args.secs,
@@ -267,18 +271,12 @@ async fn bench_viewers(viewers: usize, args: BenchArgs) -> anyhow::Result<()> {
     let report = pipebook::bench::viewers::run(&options)
         .await
         .context("viewer benchmark failed")?;
-    let table = report.to_markdown();
-    println!("{table}");
-    if let Some(out) = args.out {
-        std::fs::create_dir_all(&out)
-            .with_context(|| format!("cannot create {}", out.display()))?;
-        std::fs::write(out.join("viewers.md"), &table)?;
-        std::fs::write(
-            out.join("viewers.json"),
-            serde_json::to_string_pretty(&report)?,
-        )?;
-    }
-    Ok(())
+    write_results(
+        &report.to_markdown(),
+        &report,
+        args.out.as_deref(),
+        "viewers",
+    )
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -379,8 +379,9 @@ pub fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<
 }
 
 /// Reads the text format strictly: every sample belongs to a family declared by a `# TYPE`
-/// line before it (a histogram's `_bucket`, `_sum` and `_count` to the histogram), families are not interleaved, names and label names are valid, label values
-/// are quoted and escaped, values are numbers, and no series appears twice.
+/// line before it (a histogram's `_bucket`, `_sum` and `_count` to the histogram), families are
+/// not interleaved, names and label names are valid, label values are quoted and escaped,
+/// values are numbers, and no series appears twice.
 pub fn parse(text: &str) -> Result<Vec<Sample>, String> {
     let mut samples = Vec::new();
     let mut typed: BTreeMap<String, String> = BTreeMap::new();

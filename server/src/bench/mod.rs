@@ -860,17 +860,11 @@ async fn latency_at(
         counter(&engine, "sentiment", "produced") >= n
     })
     .await;
-    let sent = timestamps(&engine, TOPIC_REVIEWS).await?;
-    let labelled = timestamps(&engine, TOPIC_SENTIMENT).await?;
+    let millis = hop_millis(&engine, i64::MIN).await?;
     drop(engine);
     let broker_peak = fresh
         .shutdown(&format!("latency at {rate} reviews/s"))
         .await;
-    let mut millis: Vec<u64> = labelled
-        .iter()
-        .filter_map(|(id, out)| Some(u64::try_from(out - sent.get(id)?).unwrap_or(0)))
-        .collect();
-    millis.sort_unstable();
     Ok([("p50", 0.50), ("p95", 0.95), ("p99", 0.99)]
         .into_iter()
         .map(|(name, q)| {
@@ -883,6 +877,23 @@ async fn latency_at(
         })
         .chain(broker_peak)
         .collect())
+}
+
+/// For every review labelled in `reviews.sentiment` whose record in `reviews` is stamped at or
+/// after `since` (ms since the epoch), the time between its two records' broker timestamps, in
+/// ms, sorted.
+async fn hop_millis(engine: &Engine, since: i64) -> Result<Vec<u64>, EngineError> {
+    let sent = timestamps(engine, TOPIC_REVIEWS).await?;
+    let labelled = timestamps(engine, TOPIC_SENTIMENT).await?;
+    let mut millis: Vec<u64> = labelled
+        .iter()
+        .filter_map(|(id, out)| {
+            let at = *sent.get(id)?;
+            (at >= since).then(|| u64::try_from(out - at).unwrap_or(0))
+        })
+        .collect();
+    millis.sort_unstable();
+    Ok(millis)
 }
 
 /// review_id → broker timestamp (ms) of every record of `topic`.
