@@ -1,8 +1,9 @@
 //! `pipebook bench --worker-processes 1,2,3`: the sentiment stage run as K `pipebook worker`
 //! processes (no in-server worker), each K on a fresh embedded broker. Two figures per K:
 //!
-//! - **throughput**: N reviews already in `reviews`, then the K processes join a group and label
-//!   them; reviews/s between 10 % and 90 % of N in `reviews.sentiment`, so joining is outside it;
+//! - **throughput**: the K processes join a group and settle (Stable with K members), then N
+//!   reviews are streamed at full speed; reviews/s while `reviews.sentiment` goes from 10 % to
+//!   90 % of N, so joining is outside it;
 //! - **latency**: with the group settled and caught up, the streamer sends `rate` reviews/s for
 //!   `secs`; for each of those reviews the time from its record in `reviews` to its record in
 //!   `reviews.sentiment` (broker timestamps), p50 / p99.
@@ -11,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use app::api::{TOPIC_REVIEWS, TOPIC_SENTIMENT};
+use app::api::TOPIC_SENTIMENT;
 
-use super::{Measurement, fresh_engine, percentile, start_source, timestamps, wait_until};
+use super::{Measurement, fresh_engine, percentile, start_source, wait_until};
 use crate::pipeline::{Engine, EngineError};
 
 /// The consumer group of the worker processes.
@@ -104,19 +105,21 @@ async fn settled(engine: &Engine, k: usize) -> Result<(), EngineError> {
     )))
 }
 
-/// Reviews/s while `reviews.sentiment` goes from 10 % to 90 % of `n`.
+/// Reviews/s while `reviews.sentiment` goes from 10 % to 90 % of `n`: from the last sample
+/// below 10 % to the first at or above 90 % (with a small `n` both may fall between two
+/// samples; the span then starts where the labelling did, at 0).
 async fn labelled_rate(engine: &Engine, n: u64) -> Result<f64, EngineError> {
     let (low, high) = (n / 10, n * 9 / 10);
-    let mut from: Option<(Instant, u64)> = None;
+    let mut below_low = (Instant::now(), 0);
     let deadline = Instant::now() + Duration::from_secs(900);
     while Instant::now() < deadline {
         let labelled = u64::try_from(super::high_sum(engine, TOPIC_SENTIMENT).await?).unwrap_or(0);
-        match from {
-            None if labelled >= low => from = Some((Instant::now(), labelled)),
-            Some((at, start)) if labelled >= high => {
-                return Ok((labelled - start) as f64 / at.elapsed().as_secs_f64());
-            }
-            _ => {}
+        let (at, start) = below_low;
+        if labelled >= high {
+            return Ok((labelled - start) as f64 / at.elapsed().as_secs_f64());
+        }
+        if labelled < low {
+            below_low = (Instant::now(), labelled);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -145,17 +148,7 @@ async fn latency(engine: &Engine, n: u64, rate: u32, secs: u64) -> Result<Vec<u6
     {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let sent = timestamps(engine, TOPIC_REVIEWS).await?;
-    let labelled = timestamps(engine, TOPIC_SENTIMENT).await?;
-    let mut millis: Vec<u64> = labelled
-        .iter()
-        .filter_map(|(id, out)| {
-            let at = *sent.get(id)?;
-            (at >= since).then(|| u64::try_from(out - at).unwrap_or(0))
-        })
-        .collect();
-    millis.sort_unstable();
-    Ok(millis)
+    super::hop_millis(engine, since).await
 }
 
 /// The K worker processes; killed and reaped when dropped.
