@@ -201,16 +201,26 @@ fn transactional(settings: &KafkaSettings, id: &str) -> BaseProducer {
 
 /// A transactional producer whose transactions the broker aborts after `timeout_ms`.
 fn transactional_with_timeout(settings: &KafkaSettings, id: &str, timeout_ms: u32) -> BaseProducer {
+    let producer = uninitialised_transactional(settings, id, timeout_ms);
+    producer.init_transactions(CALL).expect("init_transactions");
+    producer
+}
+
+/// A producer with a `transactional.id` and its `transaction.timeout.ms`, before
+/// `init_transactions` (which asks the broker to accept them).
+fn uninitialised_transactional(
+    settings: &KafkaSettings,
+    id: &str,
+    timeout_ms: u32,
+) -> BaseProducer {
     let timeout_ms = timeout_ms.to_string();
-    let producer = producer(
+    producer(
         settings,
         &[
             ("transactional.id", id),
             ("transaction.timeout.ms", &timeout_ms),
         ],
-    );
-    producer.init_transactions(CALL).expect("init_transactions");
-    producer
+    )
 }
 
 /// Writes `n` records keyed `k0…` with values `r0000…` to `topic`, acknowledged.
@@ -1218,15 +1228,8 @@ async fn a_transaction_timeout_above_the_maximum_is_refused() {
     let settings = c.settings.clone();
     let (too_long, longest) = blocking(move || {
         let init = |timeout_ms: u32| {
-            let timeout_ms = timeout_ms.to_string();
-            producer(
-                &settings,
-                &[
-                    ("transactional.id", &format!("t-max-{timeout_ms}")),
-                    ("transaction.timeout.ms", &timeout_ms),
-                ],
-            )
-            .init_transactions(CALL)
+            uninitialised_transactional(&settings, &format!("t-max-{timeout_ms}"), timeout_ms)
+                .init_transactions(CALL)
         };
         (init(MAX_TXN_TIMEOUT_MS + 1), init(MAX_TXN_TIMEOUT_MS))
     })

@@ -88,6 +88,15 @@ fn answer(engine: &Engine, choice: &str) {
         .expect("a valid choice");
 }
 
+/// Stops the windows stage and starts it again with `config` (the fixes that change it).
+async fn restart_aggregate(engine: &Engine, config: serde_json::Value) {
+    engine.stop_stage("aggregate").await.expect("stop");
+    engine
+        .start_stage("aggregate", config.clone())
+        .await
+        .unwrap_or_else(|e| panic!("aggregate restarts with {config}: {e}"));
+}
+
 fn figure(before: &[(String, i64)], name: &str) -> i64 {
     before
         .iter()
@@ -191,11 +200,7 @@ async fn late_data_is_fixed_by_allowing_more_lateness() {
     let t = start_engine().await;
     let engine = &t.engine;
     replay_and_wait(engine, "late-data").await;
-    engine.stop_stage("aggregate").await.expect("stop");
-    engine
-        .start_stage("aggregate", json!({"allowed_lateness_secs": 900}))
-        .await
-        .expect("aggregate with more lateness");
+    restart_aggregate(engine, json!({"allowed_lateness_secs": 900})).await;
     solved(engine, "late-data").await;
     engine.shutdown().await;
 }
@@ -207,11 +212,7 @@ async fn late_data_is_fixed_by_keeping_late_reviews_in_their_topic() {
     let t = start_engine().await;
     let engine = &t.engine;
     replay_and_wait(engine, "late-data").await;
-    engine.stop_stage("aggregate").await.expect("stop");
-    engine
-        .start_stage("aggregate", json!({"late_policy": "topic"}))
-        .await
-        .expect("aggregate keeping late reviews");
+    restart_aggregate(engine, json!({"late_policy": "topic"})).await;
     solved(engine, "late-data").await;
     eventually(
         "late reviews in reviews.late",
@@ -429,11 +430,7 @@ async fn the_aggregate_counts_only_the_incidents_records() {
     assert!(now <= 200, "{figures:?}");
 
     // Another query starts over — from the incident's start.
-    engine.stop_stage("aggregate").await.expect("stop");
-    engine
-        .start_stage("aggregate", json!({"allowed_lateness_secs": 900}))
-        .await
-        .expect("aggregate, another query");
+    restart_aggregate(engine, json!({"allowed_lateness_secs": 900})).await;
     eventually(
         "the burst counted again",
         Duration::from_secs(90),
