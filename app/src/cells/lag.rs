@@ -28,9 +28,20 @@ pub fn GroupLagChart(
     let live = Live::use_context();
     // Only a new name asks the server again, not every snapshot the name is read from.
     let group = Memo::new(move |_| group.get());
+    // The server keeps a history only of groups it has sampled (others answer 404): ask once the
+    // group is in the snapshot, and again if it leaves and comes back.
+    let sampled = Memo::new(move |_| {
+        let name = group.get();
+        live.snapshot.with(|s| {
+            s.as_ref()
+                .is_some_and(|s| s.groups.iter().any(|g| g.group == name))
+        })
+    });
     let history = RwSignal::new(VecDeque::<LagSample>::new());
     let server_lag = Read::<GroupLagHistory>::new(move || {
-        Some(format!("/api/kafka/groups/{}/lag", group.get()))
+        sampled
+            .get()
+            .then(|| format!("/api/kafka/groups/{}/lag", group.get()))
     });
     Effect::new(move |_| {
         // No history yet (the group was never sampled, the read refused): the chart starts from
